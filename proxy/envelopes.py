@@ -1,0 +1,36 @@
+"""BPJS-shaped JSON answers Tenang gives the SIMRS itself (queued, refused, failed).
+
+Every answer keeps the service's own envelope (ARCHITECTURE.md §5): ``metaData`` with a
+string code for VClaim, ``metadata`` with a numeric code for Antrean/Aplicare, number
+for iCare; always ``code``, ``message`` and ``response: null``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+QUEUED_MESSAGE = (
+    "Diterima dan diantrekan oleh Tenang; akan dikirim ke BPJS. "
+    "/ Accepted and queued by Tenang; it will be delivered to BPJS."
+)
+
+
+def envelope(preset: str | None, code: int, message: str) -> bytes:
+    """The answer body; ``preset`` None (no upstream matched) carries both spellings."""
+    doc: dict[str, Any]
+    if preset is None:
+        doc = {"metaData": {"code": str(code), "message": message},
+               "metadata": {"code": code, "message": message}}
+    elif preset == "vclaim":
+        doc = {"metaData": {"code": str(code), "message": message}}
+    elif preset == "icare":
+        doc = {"metaData": {"code": code, "message": message}}
+    else:
+        doc = {"metadata": {"code": code, "message": message}}
+    doc["response"] = None
+    return json.dumps(doc, ensure_ascii=False).encode()
+
+
+def queued(preset: str) -> bytes:
+    return envelope(preset, 202, QUEUED_MESSAGE)

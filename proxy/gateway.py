@@ -1,0 +1,111 @@
+"""SIMRS-facing intake: match a configured upstream, persist, answer only after commit.
+
+Handlers stay thin: parse, call the store, serialise. Anything outside a configured
+prefix is refused (Tenang is never an open proxy).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from proxy.config import Config, UpstreamConfig
+from proxy.envelopes import envelope, queued
+from proxy.ids import new_request_id
+from proxy.relay import Relay
+from proxy.store.base import Headers, NewRequest, Store, StoreError
+
+log = logging.getLogger("tenang.gateway")
+
+# Never stored: hop-by-hop headers (RFC 9110 §7.6.1), values the client recomputes, and
+# X-signature, which is a credential bound to the SIMRS's own timestamp.
+DROPPED_HEADERS = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+    "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+    "x-signature",
+})
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    upstream: UpstreamConfig
+    queued_body: bytes
+
+
+class Gateway:
+    def __init__(self, config: Config, store: Store, relay: Relay | None) -> None:
+        self.config = config
+        self.store = store
+        self.relay = relay
+        self.routes = [(u.prefix.lower(), Route(u, queued(u.preset))) for u in config.upstreams]
+        self.admin_base = f"http://{config.server.admin_listen}/api/v1/requests/"
+
+    def match(self, path: str) -> Route | None:
+        lowered = path.lower()
+        for prefix, route in self.routes:
+            if lowered == prefix or lowered.startswith(prefix + "/"):
+                return route
+        return None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        route = self.match(request.path)
+        if route is None:
+            return refuse(None, 404, "Tidak ada upstream untuk path ini / no upstream is "
+                          f"configured for {request.path!r}; Tenang is not an open proxy")
+        preset = route.upstream.preset
+        if any(seg in ("..", ".") for seg in request.path.split("/")):
+            return refuse(preset, 400, "Path tidak valid / path must not contain . or .. "
+                          "segments")
+        limit = self.config.server.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return too_large(preset, limit)
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            return too_large(preset, limit)
+        received_at = time.time()
+        call = NewRequest(
+            id=new_request_id(received_at), upstream=route.upstream.name,
+            method=request.method, path=request.raw_path.split("?", 1)[0],
+            query=request.query_string, headers=kept_headers(request), body=body,
+            received_at=received_at,
+        )
+        try:
+            await self.store.enqueue(call)
+        except StoreError as exc:
+            log.error("intake refused, store error: %s", exc,
+                      extra={"upstream": call.upstream})
+            return refuse(preset, 503, f"Tenang tidak dapat menyimpan permintaan / "
+                          f"request not stored: {exc.reason}. Kirim ulang / please retry.")
+        if self.relay is not None:
+            self.relay.wake(call.upstream)
+        return web.Response(
+            status=202, body=route.queued_body, content_type="application/json",
+            headers={"X-Tenang-Request-Id": call.id, "Location": self.admin_base + call.id},
+        )
+
+
+def kept_headers(request: web.Request) -> Headers:
+    listed = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
+    return tuple(
+        (name, value) for name, value in request.headers.items()
+        if name.lower() not in DROPPED_HEADERS and name.lower() not in listed
+    )
+
+
+def refuse(preset: str | None, status: int, message: str) -> web.Response:
+    return web.Response(status=status, body=envelope(preset, status, message),
+                        content_type="application/json")
+
+
+def too_large(preset: str, limit: int) -> web.Response:
+    return refuse(preset, 413, f"Isi permintaan terlalu besar / request body larger than "
+                  f"{limit} bytes (server.max_body_bytes); not stored")
+
+
+def create_gateway_app(gateway: Gateway) -> web.Application:
+    app = web.Application(client_max_size=gateway.config.server.max_body_bytes)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    return app

@@ -1,0 +1,1 @@
+"""Delivery policies: retry schedule, circuit breaking, outcome classification, pacing."""

@@ -1,0 +1,128 @@
+"""A pybreaker circuit breaker driven from asyncio, with one half-open probe at a time.
+
+pybreaker's own ``call`` is synchronous (its async path needs tornado), so the send
+happens outside it: ``try_acquire`` asks for permission before sending and ``record``
+reports the result afterwards, which pybreaker counts through its normal state
+machine. Results of sends that started before the breaker opened are ignored, so a
+burst of late failures cannot re-open it and a late success cannot close it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pybreaker
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    HALF_OPEN = "half-open"
+    OPEN = "open"
+
+
+class _TransientFailure(Exception):
+    """Stand-in raised inside pybreaker so it counts one failure."""
+
+
+StateListener = Callable[[str, BreakerState, BreakerState], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Permit:
+    probe: bool
+    generation: int
+
+
+class _Listener(pybreaker.CircuitBreakerListener):
+    def __init__(self, owner: AsyncBreaker) -> None:
+        self._owner = owner
+
+    def state_change(self, cb: pybreaker.CircuitBreaker,
+                     old_state: pybreaker.CircuitBreakerState | None,
+                     new_state: pybreaker.CircuitBreakerState) -> None:
+        old = BreakerState(old_state.name) if old_state else BreakerState.CLOSED
+        self._owner._changed(old, BreakerState(new_state.name))
+
+
+class AsyncBreaker:
+    def __init__(self, name: str, fail_max: int, reset_timeout_s: float,
+                 on_change: StateListener | None = None) -> None:
+        self.name = name
+        self.reset_timeout_s = reset_timeout_s
+        self._on_change = on_change
+        self._probe_in_flight = False
+        self._generation = 0  # bumps on every state change; stale results are dropped
+        self.opened_at: float | None = None
+        self._cb = pybreaker.CircuitBreaker(
+            fail_max=fail_max, reset_timeout=reset_timeout_s, name=name,
+            listeners=[_Listener(self)], throw_new_error_on_trip=False,
+        )
+
+    @property
+    def state(self) -> BreakerState:
+        return BreakerState(self._cb.current_state)
+
+    @property
+    def probe_at(self) -> float | None:
+        """Wall-clock time of the next half-open probe while open."""
+        if self.state is BreakerState.OPEN and self.opened_at is not None:
+            return self.opened_at + self.reset_timeout_s
+        return None
+
+    def try_acquire(self, now: float | None = None) -> Permit | None:
+        """Permission to send one request now, or None while the circuit forbids it."""
+        state = self.state
+        if state is BreakerState.CLOSED:
+            return Permit(probe=False, generation=self._generation)
+        if self._probe_in_flight:
+            return None
+        probe_at = self.probe_at
+        if state is BreakerState.OPEN and probe_at is not None and \
+                (time.time() if now is None else now) < probe_at:
+            return None
+        if state is BreakerState.OPEN:
+            self._cb.half_open()
+        self._probe_in_flight = True
+        return Permit(probe=True, generation=self._generation)
+
+    def record(self, permit: Permit, *, failure: bool) -> None:
+        """Report the result of a send made under ``permit``."""
+        if permit.probe:
+            self._probe_in_flight = False
+        elif permit.generation != self._generation:
+            return
+        if failure:
+            # pybreaker re-raises after counting; opening is reported via state_change.
+            with contextlib.suppress(_TransientFailure, pybreaker.CircuitBreakerError):
+                self._cb.call(_raise_transient)
+        else:
+            self._cb.call(_succeed)
+
+    def cancel(self, permit: Permit) -> None:
+        """The permitted send never happened (e.g. nothing was due)."""
+        if permit.probe:
+            self._probe_in_flight = False
+
+    def force_open(self) -> None:
+        self._cb.open()
+
+    def _changed(self, old: BreakerState, new: BreakerState) -> None:
+        self._generation += 1
+        if new is BreakerState.OPEN:
+            self.opened_at = time.time()
+        elif new is BreakerState.CLOSED:
+            self.opened_at = None
+        if self._on_change is not None:
+            self._on_change(self.name, old, new)
+
+
+def _raise_transient() -> None:
+    raise _TransientFailure
+
+
+def _succeed() -> None:
+    return None

@@ -1,0 +1,170 @@
+"""The Store protocol: durable state of every accepted request, in domain verbs.
+
+Backends persist what ``proxy.calls`` decides; they never decide transitions. No driver
+exception escapes a backend: everything is wrapped in ``StoreError`` subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from proxy.calls import Status, Transition, Verdict
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; ``reason`` is safe to show a client."""
+
+    reason = "store unavailable"
+
+
+class StoreUnavailable(StoreError):
+    reason = "store unavailable (database locked or closed)"
+
+
+class StoreFull(StoreError):
+    reason = "store full (no space left on the disk holding the queue)"
+
+
+class Conflict(StoreError):
+    """The row was not in the state the caller expected (someone else moved it)."""
+
+    reason = "request changed state concurrently"
+
+
+@dataclass(frozen=True, slots=True)
+class NewRequest:
+    id: str
+    upstream: str
+    method: str
+    path: str
+    query: str
+    headers: Headers
+    body: bytes
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRequest:
+    id: str
+    upstream: str
+    method: str
+    path: str
+    query: str
+    headers: Headers
+    body: bytes
+    received_at: float
+    status: Status
+    attempts: int
+    next_attempt_at: float | None
+    updated_at: float
+    reason: str | None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One delivery attempt, persisted together with the transition it caused."""
+
+    number: int
+    started_at: float
+    duration_s: float
+    verdict: Verdict
+    http_status: int | None
+    error: str | None
+    response_body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAttempt:
+    request_id: str
+    number: int
+    started_at: float
+    duration_s: float
+    verdict: Verdict
+    http_status: int | None
+    error: str | None
+    response_body: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: Sequence[StoredRequest]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSummary:
+    counts: Mapping[Status, int] = field(default_factory=dict)
+    oldest_pending_at: float | None = None
+    last_attempt_at: float | None = None
+    last_verdict: Verdict | None = None
+
+
+class Store(Protocol):
+    """Durable queue of accepted requests. Every method is safe to call concurrently."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema. Idempotent."""
+
+    async def close(self) -> None:
+        """Flush outstanding writes and release the database. Idempotent."""
+
+    async def enqueue(self, request: NewRequest) -> None:
+        """Return only once ``request`` is committed to durable storage (status pending).
+
+        Raises StoreFull / StoreUnavailable when it could not be stored.
+        """
+
+    async def claim_due(
+        self, upstream: str, now: float, limit: int, owner: str, lease_until: float
+    ) -> list[StoredRequest]:
+        """Lease up to ``limit`` due requests of ``upstream`` (oldest first) as in_flight."""
+
+    async def complete_attempt(
+        self, request_id: str, owner: str, attempt: AttemptRecord | None, transition: Transition,
+        now: float,
+    ) -> None:
+        """Persist an attempt (None: finished without one) and the transition, if ``owner``
+        still holds the lease.
+
+        Raises Conflict when the lease was lost (the result is then not recorded twice).
+        """
+
+    async def release(self, request_id: str, owner: str, now: float) -> None:
+        """Return a leased, unsent request to pending without counting an attempt."""
+
+    async def take_over_expired(
+        self, upstream: str, now: float, owner: str, lease_until: float
+    ) -> list[StoredRequest]:
+        """Lease to ``owner`` the in_flight requests whose lease ended before ``now``.
+
+        Their earlier worker died mid-delivery; the caller records the ambiguous attempt.
+        """
+
+    async def transition(
+        self, request_id: str, expected: Status, transition: Transition, now: float
+    ) -> None:
+        """Move a request that is still in ``expected`` state; otherwise raise Conflict."""
+
+    async def get(self, request_id: str) -> StoredRequest | None: ...
+
+    async def attempts(self, request_id: str) -> list[StoredAttempt]: ...
+
+    async def search(
+        self, *, status: Status | None, upstream: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        """Newest first, keyset-paginated by id."""
+
+    async def summary(self) -> dict[str, UpstreamSummary]:
+        """Per-upstream counts by status, oldest pending receive time, last attempt."""
+
+    async def next_due_at(self, upstream: str) -> float | None:
+        """When the earliest pending request of ``upstream`` becomes due."""
+
+    async def check_writable(self) -> None:
+        """Raise StoreError unless a write can be committed right now."""

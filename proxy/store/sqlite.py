@@ -1,0 +1,254 @@
+"""SQLite Store (WAL, synchronous=FULL): the embedded default.
+
+Writes go through ``SqliteWriter`` (one thread, group commit); reads use a separate
+aiosqlite connection, which WAL lets run beside the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from proxy.calls import Status, Transition, Verdict
+from proxy.store.base import (
+    AttemptRecord,
+    Conflict,
+    Headers,
+    NewRequest,
+    Page,
+    StoredAttempt,
+    StoredRequest,
+    StoreUnavailable,
+    UpstreamSummary,
+)
+from proxy.store.sqlite_schema import migrate
+from proxy.store.sqlite_writer import SqliteWriter, connect_writer, translate
+
+T = TypeVar("T")
+
+_COLUMNS = ("id, upstream, method, path, query, headers, body, received_at, status, attempts, "
+            "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at")
+_INSERT = ("INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at,"
+           " status, next_attempt_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?)")
+
+
+def _headers_json(headers: Headers) -> str:
+    return json.dumps([list(h) for h in headers], ensure_ascii=False, separators=(",", ":"))
+
+
+def _row(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
+    headers = tuple((str(k), str(v)) for k, v in json.loads(r[5]))
+    return StoredRequest(
+        id=r[0], upstream=r[1], method=r[2], path=r[3], query=r[4], headers=headers,
+        body=bytes(r[6]), received_at=r[7], status=Status(r[8]), attempts=r[9],
+        next_attempt_at=r[10], updated_at=r[11], reason=r[12], lease_owner=r[13],
+        lease_expires_at=r[14],
+    )
+
+
+def _lease_sql(where: str) -> str:
+    return (f"UPDATE requests SET status='in_flight', lease_owner=?, lease_expires_at=?, "
+            f"updated_at=? WHERE id IN (SELECT id FROM requests WHERE {where}) "
+            f"RETURNING {_COLUMNS}")
+
+
+_CLAIM = _lease_sql("upstream=? AND status='pending' AND next_attempt_at<=? "
+                    "ORDER BY next_attempt_at, id LIMIT ?")
+_TAKE_OVER = _lease_sql("upstream=? AND status='in_flight' AND lease_expires_at<?")
+
+
+class SqliteStore:
+    def __init__(self, path: Path, busy_timeout_ms: int = 5_000) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: SqliteWriter | None = None
+        self._reader: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect_writer(self._path, self._busy_timeout_ms)
+            try:
+                migrate(conn)
+            finally:
+                conn.close()
+            self._reader = await aiosqlite.connect(self._path)
+            await self._reader.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open {self._path}: {exc.strerror}") from exc
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        writer = SqliteWriter(lambda: connect_writer(self._path, self._busy_timeout_ms), _INSERT)
+        writer.start(asyncio.get_running_loop())
+        self._writer = writer
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        if writer is not None:
+            await writer.stop()
+        if reader is not None:
+            await reader.close()
+
+    def _w(self) -> SqliteWriter:
+        if self._writer is None:
+            raise StoreUnavailable("store is closed")
+        return self._writer
+
+    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        if self._reader is None:
+            raise StoreUnavailable("store is closed")
+        try:
+            async with self._reader.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        result: T = await self._w().submit(op)
+        return result
+
+    async def enqueue(self, request: NewRequest) -> None:
+        r = request
+        await self._w().insert((
+            r.id, r.upstream, r.method, r.path, r.query, _headers_json(r.headers), r.body,
+            r.received_at, r.received_at, r.received_at,
+        ))
+
+    async def claim_due(
+        self, upstream: str, now: float, limit: int, owner: str, lease_until: float
+    ) -> list[StoredRequest]:
+        rows = await self._write(lambda c: c.execute(
+            _CLAIM, (owner, lease_until, now, upstream, now, limit)).fetchall())
+        return sorted((_row(r) for r in rows), key=lambda r: (r.next_attempt_at or 0, r.id))
+
+    async def take_over_expired(
+        self, upstream: str, now: float, owner: str, lease_until: float
+    ) -> list[StoredRequest]:
+        rows = await self._write(lambda c: c.execute(
+            _TAKE_OVER, (owner, lease_until, now, upstream, now)).fetchall())
+        return sorted((_row(r) for r in rows), key=lambda r: r.id)
+
+    async def complete_attempt(
+        self, request_id: str, owner: str, attempt: AttemptRecord | None, transition: Transition,
+        now: float,
+    ) -> None:
+        a, t = attempt, transition
+
+        def op(c: sqlite3.Connection) -> int:
+            n = c.execute(
+                "UPDATE requests SET status=?, reason=?, next_attempt_at=?, "
+                "attempts=COALESCE(?, attempts), updated_at=?, lease_owner=NULL, "
+                "lease_expires_at=NULL WHERE id=? AND status='in_flight' AND lease_owner=?",
+                (t.status.value, t.reason, t.next_attempt_at, a.number if a else None, now,
+                 request_id, owner),
+            ).rowcount
+            if n and a is not None:
+                c.execute(
+                    "INSERT INTO attempts (request_id, number, upstream, started_at, duration_s,"
+                    " verdict, http_status, error, response_body) "
+                    "SELECT id, ?, upstream, ?, ?, ?, ?, ?, ? FROM requests WHERE id=?",
+                    (a.number, a.started_at, a.duration_s, a.verdict.value, a.http_status,
+                     a.error, a.response_body, request_id),
+                )
+            return n
+
+        if not await self._write(op):
+            raise Conflict(f"{request_id}: lease not held by {owner}")
+
+    async def release(self, request_id: str, owner: str, now: float) -> None:
+        n = await self._write(lambda c: c.execute(
+            "UPDATE requests SET status='pending', updated_at=?, lease_owner=NULL, "
+            "lease_expires_at=NULL WHERE id=? AND status='in_flight' AND lease_owner=?",
+            (now, request_id, owner)).rowcount)
+        if not n:
+            raise Conflict(f"{request_id}: lease not held by {owner}")
+
+    async def transition(
+        self, request_id: str, expected: Status, transition: Transition, now: float
+    ) -> None:
+        t = transition
+        n = await self._write(lambda c: c.execute(
+            "UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=? "
+            "WHERE id=? AND status=?",
+            (t.status.value, t.reason, t.next_attempt_at, now, request_id, expected.value),
+        ).rowcount)
+        if not n:
+            raise Conflict(f"{request_id}: not {expected.value}")
+
+    async def get(self, request_id: str) -> StoredRequest | None:
+        rows = await self._read(f"SELECT {_COLUMNS} FROM requests WHERE id=?", (request_id,))
+        return _row(rows[0]) if rows else None
+
+    async def attempts(self, request_id: str) -> list[StoredAttempt]:
+        rows = await self._read(
+            "SELECT request_id, number, started_at, duration_s, verdict, http_status, error, "
+            "response_body FROM attempts WHERE request_id=? ORDER BY number", (request_id,))
+        return [
+            StoredAttempt(request_id=r[0], number=r[1], started_at=r[2], duration_s=r[3],
+                          verdict=Verdict(r[4]), http_status=r[5], error=r[6],
+                          response_body=None if r[7] is None else bytes(r[7]))
+            for r in rows
+        ]
+
+    async def search(
+        self, *, status: Status | None, upstream: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        where, params = ["1=1"], []
+        for clause, value in (("status=?", status.value if status else None),
+                              ("upstream=?", upstream), ("id<?", cursor)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM requests WHERE {' AND '.join(where)} "
+            f"ORDER BY id DESC LIMIT ?", (*params, limit + 1))
+        items = [_row(r) for r in rows[:limit]]
+        return Page(items, items[-1].id if len(rows) > limit else None)
+
+    async def summary(self) -> dict[str, UpstreamSummary]:
+        counts = await self._read(
+            "SELECT upstream, status, COUNT(*) FROM requests GROUP BY upstream, status")
+        oldest = await self._read(
+            "SELECT upstream, MIN(received_at) FROM requests WHERE status='pending' "
+            "GROUP BY upstream")
+        last = await self._read(
+            "SELECT a.upstream, a.started_at, a.verdict FROM attempts a "
+            "JOIN (SELECT upstream, MAX(started_at) AS t FROM attempts GROUP BY upstream) m "
+            "ON a.upstream=m.upstream AND a.started_at=m.t")
+        out: dict[str, UpstreamSummary] = {}
+        by_status: dict[str, dict[Status, int]] = {}
+        for upstream, status, n in counts:
+            by_status.setdefault(upstream, {})[Status(status)] = n
+        first = {u: t for u, t in oldest}
+        latest = {u: (t, Verdict(v)) for u, t, v in last}
+        for name in by_status.keys() | latest.keys():
+            out[name] = UpstreamSummary(
+                counts=by_status.get(name, {}), oldest_pending_at=first.get(name),
+                last_attempt_at=latest[name][0] if name in latest else None,
+                last_verdict=latest[name][1] if name in latest else None,
+            )
+        return out
+
+    async def next_due_at(self, upstream: str) -> float | None:
+        rows = await self._read(
+            "SELECT MIN(next_attempt_at) FROM requests WHERE upstream=? AND status='pending'",
+            (upstream,))
+        value = rows[0][0] if rows else None
+        return float(value) if value is not None else None
+
+    async def check_writable(self) -> None:
+        await self._write(lambda c: c.execute(
+            "INSERT INTO health (id, checked_at) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET checked_at=excluded.checked_at", (time.time(),)))
+
+

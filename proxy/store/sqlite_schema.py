@@ -1,0 +1,67 @@
+"""SQLite schema and its migrations (applied in order, tracked by PRAGMA user_version)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from proxy.store.base import StoreError
+from proxy.store.sqlite_writer import translate
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE requests (
+        id               TEXT PRIMARY KEY,
+        upstream         TEXT NOT NULL,
+        method           TEXT NOT NULL,
+        path             TEXT NOT NULL,
+        query            TEXT NOT NULL,
+        headers          TEXT NOT NULL,
+        body             BLOB NOT NULL,
+        received_at      REAL NOT NULL,
+        status           TEXT NOT NULL,
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  REAL,
+        updated_at       REAL NOT NULL,
+        reason           TEXT,
+        lease_owner      TEXT,
+        lease_expires_at REAL
+    );
+    CREATE INDEX requests_due ON requests (upstream, status, next_attempt_at);
+    CREATE INDEX requests_status ON requests (status, id);
+    CREATE TABLE attempts (
+        request_id    TEXT NOT NULL REFERENCES requests (id),
+        number        INTEGER NOT NULL,
+        upstream      TEXT NOT NULL,
+        started_at    REAL NOT NULL,
+        duration_s    REAL NOT NULL,
+        verdict       TEXT NOT NULL,
+        http_status   INTEGER,
+        error         TEXT,
+        response_body BLOB,
+        PRIMARY KEY (request_id, number)
+    );
+    CREATE INDEX attempts_upstream_time ON attempts (upstream, started_at);
+    CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL NOT NULL);
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the newest version; returns the version reached."""
+    try:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"database schema v{current} is newer than this Tenang (v{len(MIGRATIONS)})"
+            )
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in filter(str.strip, script.split(";")):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={version}")
+            conn.execute("COMMIT")
+        return len(MIGRATIONS)
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise translate(exc) from exc
