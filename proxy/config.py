@@ -118,8 +118,9 @@ def _host_port(value: Any, key: str) -> HostPort:
     if not isinstance(value, str) or ":" not in value:
         raise ConfigError(f"{key}: expected \"host:port\", got {value!r}")
     host, _, port = value.rpartition(":")
-    if not port.isdigit() or not 0 < int(port) < 65536 or not host:
-        raise ConfigError(f"{key}: expected \"host:port\" with a port 1-65535, got {value!r}")
+    if not port.isdigit() or not 0 <= int(port) < 65536 or not host:
+        raise ConfigError(f"{key}: expected \"host:port\" with a port 0-65535 "
+                          f"(0: any free port), got {value!r}")
     return HostPort(host.strip("[]"), int(port))
 
 

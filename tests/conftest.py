@@ -1,0 +1,108 @@
+"""Shared harness: a real stand-in upstream over loopback, real SQLite files, and
+Tenang itself on ephemeral ports. Synchronise by polling with a deadline, never sleep."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from proxy.app import Tenang
+from proxy.config import Config, parse_config
+from proxy.standin import StandinState, create_standin_app
+
+ADMIN_TOKEN = "test-admin-token"
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool] | bool], timeout_s: float = 10.0,
+                     interval_s: float = 0.02, what: str = "condition") -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(interval_s)
+
+
+class Standin:
+    def __init__(self, url: str, state: StandinState) -> None:
+        self.url = url
+        self.state = state
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[Standin]:
+    state = StandinState()
+    runner = web.AppRunner(create_standin_app(state), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield Standin(f"http://{host}:{port}", state)
+    await runner.cleanup()
+
+
+def make_config(tmp_path: Path, target: str, **upstream: Any) -> Config:
+    """A config on ephemeral ports with one Antrean-like upstream at ``target``.
+
+    Keyword arguments override upstream keys; ``retry``/``breaker``/``rate`` dicts merge.
+    """
+    up: dict[str, Any] = {
+        "name": "antrean", "prefix": "/antreanrs", "target": target + "/antreanrs",
+        "preset": "antrean", "timeout_s": 2.0,
+        "retry": {"max_attempts": 5, "initial_delay_s": 0.05, "max_delay_s": 0.2,
+                  "jitter": "none"},
+        "breaker": {"fail_max": 3, "reset_timeout_s": 0.5},
+        "rate": {"per_second": 10_000.0, "max_concurrency": 64},
+    }
+    relay = upstream.pop("relay", {})
+    server = upstream.pop("server", {})
+    for key, value in upstream.items():
+        if isinstance(value, dict):
+            up[key] = {**up.get(key, {}), **value}
+        else:
+            up[key] = value
+    raw = {
+        "server": {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", **server},
+        "store": {"url": "sqlite:///./tenang.db"},
+        "relay": {"poll_interval_s": 0.05, "lease_margin_s": 1.0, "shutdown_grace_s": 2.0,
+                  **relay},
+        "upstreams": [up],
+    }
+    return parse_config(raw, tmp_path, {"TENANG_ADMIN_TOKEN": ADMIN_TOKEN})
+
+
+@pytest.fixture
+async def start_tenang() -> AsyncIterator[Callable[..., Awaitable[Tenang]]]:
+    """Factory: ``await start_tenang(config)`` starts Tenang; all are stopped at the end."""
+    started: list[Tenang] = []
+
+    async def start(config: Config, **kwargs: Any) -> Tenang:
+        tenang = Tenang(config, **kwargs)
+        await tenang.start()
+        started.append(tenang)
+        return tenang
+
+    yield start
+    for tenang in started:
+        await tenang.stop()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
