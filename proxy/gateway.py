@@ -60,10 +60,10 @@ class Gateway:
             return refuse(preset, 400, "Path tidak valid / path must not contain . or .. "
                           "segments")
         limit = self.config.server.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            return too_large(preset, limit)
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
+        try:
+            # Reads to EOF (chunked or not); past client_max_size it raises instead.
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
             return too_large(preset, limit)
         received_at = time.time()
         call = NewRequest(

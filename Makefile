@@ -1,0 +1,23 @@
+# The two newcomer commands: `make demo` and `make test`. Both create .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: demo test lint bench
+demo: $(VENV)/.installed
+	$(VENV)/bin/tenang demo
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --strict proxy admin_ui
+
+test: lint
+	$(VENV)/bin/pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) bench/intake_bench.py
