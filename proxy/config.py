@@ -58,7 +58,7 @@ class StoreConfig:
 class AdminConfig:
     token_env: str = "TENANG_ADMIN_TOKEN"
     # Read from the environment variable named by token_env; never written to config.
-    token: str | None = field(default=None, metadata={"derived": True})
+    token: str | None = field(default=None, metadata={"derived": True}, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +192,7 @@ def _validate_upstream(up: UpstreamConfig, key: str) -> None:
     _check(r.max_delay_s >= r.initial_delay_s, f"{key}.retry.max_delay_s",
            "must be >= initial_delay_s")
     _check(r.max_age_s > 0, f"{key}.retry.max_age_s", "must be > 0")
+    _check(r.max_retry_after_s >= 0, f"{key}.retry.max_retry_after_s", "must be >= 0")
     _check(up.breaker.fail_max >= 1, f"{key}.breaker.fail_max", "must be >= 1")
     _check(up.breaker.reset_timeout_s > 0, f"{key}.breaker.reset_timeout_s", "must be > 0")
     _check(up.rate.per_second > 0, f"{key}.rate.per_second", "must be > 0")
@@ -202,6 +203,9 @@ def _validate(cfg: Config) -> None:
     _check(cfg.server.max_body_bytes > 0, "server.max_body_bytes", "must be > 0")
     _check(cfg.store.url.startswith("sqlite:///"), "store.url",
            'only "sqlite:///PATH" is supported in this version')
+    _check(cfg.store.busy_timeout_ms >= 0, "store.busy_timeout_ms", "must be >= 0")
+    _check(cfg.relay.lease_margin_s >= 0, "relay.lease_margin_s", "must be >= 0")
+    _check(cfg.relay.shutdown_grace_s >= 0, "relay.shutdown_grace_s", "must be >= 0")
     _check(cfg.relay.claim_batch >= 1, "relay.claim_batch", "must be >= 1")
     _check(cfg.relay.poll_interval_s > 0, "relay.poll_interval_s", "must be > 0")
     _check(bool(cfg.upstreams), "upstreams", "configure at least one [[upstreams]]")

@@ -1,0 +1,119 @@
+"""Tenang's own BPJS-shaped answers, request ids and masking of user keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from proxy.envelopes import QUEUED_MESSAGE, envelope, queued
+from proxy.ids import new_request_id
+from proxy.redact import mask, masked_headers
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+# --- envelopes --------------------------------------------------------------------------
+
+
+def test_vclaim_uses_metaData_with_a_string_code() -> None:
+    doc = json.loads(envelope("vclaim", 503, "Tidak tersedia"))
+    assert doc == {"metaData": {"code": "503", "message": "Tidak tersedia"}, "response": None}
+
+
+@pytest.mark.parametrize("preset", ["antrean", "aplicare", "generic"])
+def test_antrean_aplicare_generic_use_metadata_with_a_number(preset: str) -> None:
+    doc = json.loads(envelope(preset, 503, "Tidak tersedia"))
+    assert doc == {"metadata": {"code": 503, "message": "Tidak tersedia"}, "response": None}
+
+
+def test_icare_uses_metaData_with_a_number() -> None:
+    doc = json.loads(envelope("icare", 202, "x"))
+    assert doc == {"metaData": {"code": 202, "message": "x"}, "response": None}
+
+
+def test_no_preset_carries_both_spellings() -> None:
+    doc = json.loads(envelope(None, 404, "no upstream"))
+    assert doc == {"metaData": {"code": "404", "message": "no upstream"},
+                   "metadata": {"code": 404, "message": "no upstream"},
+                   "response": None}
+
+
+def test_envelope_keeps_non_ascii_text() -> None:
+    raw = envelope("antrean", 201, "Pasien tidak ditemukan: Zoë Müller")
+    assert "ë".encode() in raw
+    assert json.loads(raw)["metadata"]["message"] == "Pasien tidak ditemukan: Zoë Müller"
+
+
+def test_queued_answer_is_a_202_in_the_service_envelope() -> None:
+    assert json.loads(queued("vclaim"))["metaData"] == {"code": "202", "message": QUEUED_MESSAGE}
+    assert json.loads(queued("antrean"))["metadata"] == {"code": 202, "message": QUEUED_MESSAGE}
+
+
+# --- request ids ------------------------------------------------------------------------
+
+
+def _decode_ms(request_id: str) -> int:
+    value = 0
+    for ch in request_id[:10]:
+        value = value * 32 + CROCKFORD.index(ch)
+    return value
+
+
+def test_request_id_is_a_26_char_crockford_ulid() -> None:
+    rid = new_request_id()
+    assert len(rid) == 26
+    assert set(rid) <= set(CROCKFORD)
+
+
+def test_request_ids_are_unique() -> None:
+    ids = {new_request_id(1_700_000_000.0) for _ in range(1_000)}
+    assert len(ids) == 1_000
+
+
+def test_request_id_encodes_the_millisecond_time() -> None:
+    assert _decode_ms(new_request_id(1_700_000_000.5)) == 1_700_000_000_500
+
+
+def test_request_ids_sort_by_time() -> None:
+    times = [1_000.0, 1_000.001, 1_000.5, 1_700_000_000.0, 1_700_000_000.002, 4_000_000_000.0]
+    ids = [new_request_id(t) for t in times]
+    assert sorted(ids) == ids
+    assert sorted(reversed(ids)) == ids
+
+
+def test_request_ids_made_now_sort_after_older_ones() -> None:
+    older = new_request_id(1_700_000_000.0)
+    assert new_request_id() > older
+
+
+# --- masking ----------------------------------------------------------------------------
+
+
+def test_mask_hides_all_but_a_short_prefix() -> None:
+    key = "a1b2c3d4e5f6g7h8i9j0"
+    masked = mask(key)
+    assert masked == "a1b2…"
+    assert key[4:] not in masked
+
+
+@pytest.mark.parametrize("key", ["", "abc", "12345678"])
+def test_mask_hides_short_keys_entirely(key: str) -> None:
+    assert mask(key) == "…"
+
+
+def test_masked_headers_hide_user_key_and_authorization_only() -> None:
+    headers = (("X-cons-id", "12345"), ("user_key", "a1b2c3d4e5f6g7h8"),
+               ("X-User-Key", "zzzzyyyyxxxx"), ("Authorization", "Bearer sekret-token"),
+               ("Content-Type", "application/json"))
+    shown = dict(masked_headers(headers))
+    assert shown["X-cons-id"] == "12345"
+    assert shown["Content-Type"] == "application/json"
+    assert shown["user_key"] == "a1b2…"
+    assert shown["X-User-Key"] == "zzzz…"
+    assert "sekret-token" not in shown["Authorization"]
+
+
+def test_masked_headers_match_names_case_insensitively_and_keep_order() -> None:
+    headers = (("USER_KEY", "a1b2c3d4e5f6g7h8"), ("x-timestamp", "1700000000"))
+    assert masked_headers(headers) == [("USER_KEY", "a1b2…"), ("x-timestamp", "1700000000")]
