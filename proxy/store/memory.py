@@ -12,6 +12,7 @@ from proxy.store.base import (
     Page,
     StoredAttempt,
     StoredRequest,
+    StoreError,
     StoreUnavailable,
     UpstreamSummary,
 )
@@ -36,6 +37,8 @@ class MemoryStore:
 
     async def enqueue(self, request: NewRequest) -> None:
         self._live()
+        if request.id in self._rows:
+            raise StoreError(f"request id {request.id} already exists")
         self._rows[request.id] = StoredRequest(
             **dataclasses.asdict(request), status=Status.PENDING, attempts=0,
             next_attempt_at=request.received_at, updated_at=request.received_at, reason=None,
