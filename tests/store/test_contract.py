@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -112,6 +113,15 @@ async def test_get_unknown_id_returns_none(store: Store) -> None:
     await put(store, req(1))
     assert await store.get(new_request_id(T0 + 2)) is None
     assert await store.attempts(new_request_id(T0 + 2)) == []
+
+
+async def test_enqueue_refuses_a_duplicate_id_and_keeps_the_first(store: Store) -> None:
+    first = req(1)
+    await put(store, first)
+    with pytest.raises(StoreError):
+        await store.enqueue(dataclasses.replace(first, body=b"second"))
+    stored = await store.get(first.id)
+    assert stored is not None and stored.body == first.body
 
 
 # --- claim_due -------------------------------------------------------------------------------
