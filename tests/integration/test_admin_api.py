@@ -1,0 +1,311 @@
+"""The admin JSON API over real HTTP: auth, health, lookup, listing, summary, operations."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from proxy.config import Config
+from tests.conftest import admin_headers, make_config, wait_until
+
+USER_KEY = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+
+
+def two_upstreams(config: Config, standin_url: str) -> Config:
+    """``config`` plus a VClaim upstream on the same stand-in."""
+    antrean = config.upstreams[0]
+    vclaim = dataclasses.replace(antrean, name="vclaim", prefix="/vclaim-rest",
+                                 target=standin_url + "/vclaim-rest", preset="vclaim")
+    return dataclasses.replace(config, upstreams=(antrean, vclaim))
+
+
+def parse_iso(value: str) -> float:
+    assert value.endswith("Z"), value
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+async def write(http: aiohttp.ClientSession, gateway_url: str, kodebooking: str,
+                path: str = "/antreanrs/antrean/add", **kwargs: Any) -> str:
+    async with http.post(f"{gateway_url}{path}", json={"kodebooking": kodebooking},
+                         **kwargs) as resp:
+        assert resp.status == 202
+        return resp.headers["X-Tenang-Request-Id"]
+
+
+async def api(http: aiohttp.ClientSession, method: str, url: str,
+              expect: int = 200) -> Any:
+    async with http.request(method, url, headers=admin_headers()) as resp:
+        assert resp.status == expect, (resp.status, await resp.text())
+        return await resp.json()
+
+
+async def wait_status(http: aiohttp.ClientSession, admin_url: str, request_id: str,
+                      status: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        seen.update(await api(http, "GET", f"{admin_url}/api/v1/requests/{request_id}"))
+        return seen["status"] == status
+
+    await wait_until(reached, what=f"{request_id} to become {status}")
+    return seen
+
+
+API_ROUTES = [
+    ("GET", "/api/v1/requests"),
+    ("GET", "/api/v1/requests/01HZZZZZZZZZZZZZZZZZZZZZZZ"),
+    ("GET", "/api/v1/summary"),
+    ("POST", "/api/v1/requests/01HZZZZZZZZZZZZZZZZZZZZZZZ/retry"),
+    ("POST", "/api/v1/requests/01HZZZZZZZZZZZZZZZZZZZZZZZ/cancel"),
+]
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer wrong-token", "test-admin-token",
+                                  "Bearer test-admin-token-but-longer", "Basic dGVzdDp0ZXN0"],
+                         ids=["none", "wrong", "no-scheme", "prefix", "basic"])
+async def test_api_needs_the_bearer_token(tmp_path: Path, standin, start_tenang, http,
+                                          auth: str | None) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    request_id = await write(http, tenang.gateway_url, "KB-AUTH")
+    headers = {"Authorization": auth} if auth else {}
+    for method, path in [*API_ROUTES, ("POST", f"/api/v1/requests/{request_id}/cancel")]:
+        async with http.request(method, f"{tenang.admin_url}{path}", headers=headers) as resp:
+            assert resp.status == 401, (method, path)
+            assert "error" in await resp.json()
+    # Nothing was done without the token.
+    doc = await api(http, "GET", f"{tenang.admin_url}/api/v1/requests/{request_id}")
+    assert doc["status"] == "pending"
+
+
+async def test_health_endpoints_need_no_token_and_readyz_tracks_the_store(
+        tmp_path: Path, standin, start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    async with http.get(f"{tenang.admin_url}/healthz") as resp:
+        assert resp.status == 200
+    async with http.get(f"{tenang.admin_url}/readyz") as resp:
+        assert resp.status == 200
+        assert (await resp.json())["status"] == "ready"
+
+    await tenang.store.close()
+    async with http.get(f"{tenang.admin_url}/readyz") as resp:
+        assert resp.status == 503
+        body = await resp.json()
+    assert isinstance(body["reason"], str) and body["reason"]
+    assert "store" in body["reason"].lower()
+    async with http.get(f"{tenang.admin_url}/healthz") as resp:
+        assert resp.status == 200
+
+
+async def test_request_detail_shows_attempts_and_masks_user_key(
+        tmp_path: Path, standin, start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    standin.state.mode = "down"
+    request_id = await write(http, tenang.gateway_url, "KB-DETAIL", headers={
+        "user_key": USER_KEY, "X-cons-id": "12345", "X-Signature": "c2lnbmF0dXJl"})
+
+    async def attempted() -> bool:
+        doc = await api(http, "GET", f"{tenang.admin_url}/api/v1/requests/{request_id}")
+        return doc["attempt_count"] >= 1
+
+    await wait_until(attempted, what="a first, failing attempt")
+    standin.state.mode = "up"
+    await wait_status(http, tenang.admin_url, request_id, "succeeded")
+
+    async with http.get(f"{tenang.admin_url}/api/v1/requests/{request_id}",
+                        headers=admin_headers()) as resp:
+        assert resp.status == 200
+        raw = await resp.text()
+        doc = await resp.json()
+    assert USER_KEY not in raw
+    assert "c2lnbmF0dXJl" not in raw
+    assert doc["id"] == request_id
+    assert doc["status"] == "succeeded"
+    assert doc["upstream"] == "antrean"
+    assert doc["method"] == "POST"
+    assert doc["path"] == "/antreanrs/antrean/add"
+    received = parse_iso(doc["received_at"])
+    assert parse_iso(doc["updated_at"]) >= received
+
+    headers = {name.lower(): value for name, value in doc["headers"]}
+    assert "user_key" in headers
+    assert headers["user_key"] != USER_KEY
+    assert headers["x-cons-id"] == "12345"
+    assert "x-signature" not in headers
+
+    attempts = doc["attempts"]
+    assert len(attempts) == doc["attempt_count"] == len(standin.state.log) >= 2
+    assert [a["number"] for a in attempts] == list(range(1, len(attempts) + 1))
+    for failed in attempts[:-1]:
+        assert failed["http_status"] == 503
+        assert failed["outcome"] == "transient"
+        assert "503" in failed["error"]
+        assert "Service Temporarily Unavailable" in failed["response"]
+    last = attempts[-1]
+    assert last["http_status"] == 200
+    assert last["outcome"] == "success"
+    assert last["error"] is None
+    assert '"Ok."' in last["response"]
+    for a in attempts:
+        assert isinstance(a["duration_ms"], int | float) and a["duration_ms"] >= 0
+        assert parse_iso(a["started_at"]) >= received - 0.001
+    assert doc["last_response"] == last["response"]
+
+
+async def test_unknown_request_id_is_404(tmp_path: Path, standin, start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    for method, suffix in (("GET", ""), ("POST", "/retry"), ("POST", "/cancel")):
+        body = await api(http, method,
+                         f"{tenang.admin_url}/api/v1/requests/01HNOSUCHREQUEST0000000000{suffix}",
+                         expect=404)
+        assert "error" in body
+
+
+async def test_list_filters_by_status_and_upstream(tmp_path: Path, standin, start_tenang,
+                                                   http) -> None:
+    config = two_upstreams(make_config(tmp_path, standin.url), standin.url)
+    tenang = await start_tenang(config, relay_enabled=False)
+    antrean = [await write(http, tenang.gateway_url, f"KB-A{i}") for i in range(3)]
+    vclaim = [await write(http, tenang.gateway_url, f"KB-V{i}", path="/vclaim-rest/SEP/insert")
+              for i in range(2)]
+    await api(http, "POST", f"{tenang.admin_url}/api/v1/requests/{antrean[0]}/cancel")
+    base = f"{tenang.admin_url}/api/v1/requests"
+
+    async def ids(query: str) -> list[str]:
+        doc = await api(http, "GET", f"{base}?{query}")
+        return [item["id"] for item in doc["items"]]
+
+    assert sorted(await ids("")) == sorted(antrean + vclaim)
+    assert sorted(await ids("upstream=vclaim")) == sorted(vclaim)
+    assert sorted(await ids("status=pending&upstream=antrean")) == sorted(antrean[1:])
+    assert await ids("status=cancelled") == [antrean[0]]
+    assert await ids("status=succeeded") == []
+    assert await ids("upstream=nosuch") == []
+    items = (await api(http, "GET", f"{base}?upstream=vclaim"))["items"]
+    assert {i["upstream"] for i in items} == {"vclaim"}
+    assert {i["status"] for i in items} == {"pending"}
+    assert {i["path"] for i in items} == {"/vclaim-rest/SEP/insert"}
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1000", "limit=x", "limit=-1",
+                                   "limit=2.5", "status=bogus", "status=PENDING"])
+async def test_list_rejects_bad_parameters(tmp_path: Path, standin, start_tenang, http,
+                                           query: str) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    body = await api(http, "GET", f"{tenang.admin_url}/api/v1/requests?{query}", expect=400)
+    assert body["error"]
+
+
+async def test_cursor_pagination_returns_every_request_once(tmp_path: Path, standin,
+                                                            start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    written = [await write(http, tenang.gateway_url, f"KB-PAGE{i}") for i in range(25)]
+    seen: list[str] = []
+    pages: list[int] = []
+    url = f"{tenang.admin_url}/api/v1/requests?limit=10"
+    cursor: str | None = None
+    while True:
+        doc = await api(http, "GET", url + (f"&cursor={cursor}" if cursor else ""))
+        pages.append(len(doc["items"]))
+        seen += [item["id"] for item in doc["items"]]
+        cursor = doc["next_cursor"]
+        if cursor is None:
+            break
+        assert len(pages) < 10, "pagination does not terminate"
+    assert pages == [10, 10, 5]
+    assert len(seen) == len(set(seen)) == 25
+    assert set(seen) == set(written)
+    assert seen == sorted(seen, reverse=True)  # newest first
+
+
+async def test_summary_counts_by_status_per_upstream(tmp_path: Path, standin, start_tenang,
+                                                     http) -> None:
+    config = two_upstreams(make_config(tmp_path, standin.url, breaker={"fail_max": 100}),
+                           standin.url)
+    tenang = await start_tenang(config)
+    summary_url = f"{tenang.admin_url}/api/v1/summary"
+
+    first = (await api(http, "GET", summary_url))["upstreams"]
+    assert set(first) == {"antrean", "vclaim"}
+    for up in first.values():
+        assert set(up["counts"].values()) == {0}
+        assert up["oldest_pending_age_s"] is None
+        assert up["last_attempt_at"] is None
+        assert up["breaker"]["state"] == "closed"
+
+    standin.state.mode = "reject"
+    rejected = await write(http, tenang.gateway_url, "KB-SUM-REJ")
+    await wait_status(http, tenang.admin_url, rejected, "failed")
+    standin.state.mode = "up"
+    for kb in ("KB-SUM-OK1", "KB-SUM-OK2"):
+        await wait_status(http, tenang.admin_url, await write(http, tenang.gateway_url, kb),
+                          "succeeded")
+    standin.state.mode = "down"
+    before_pending = time.time()
+    await write(http, tenang.gateway_url, "KB-SUM-DOWN")
+
+    snapshot: dict[str, Any] = {}
+
+    async def settled() -> bool:
+        snapshot.update(await api(http, "GET", summary_url))
+        counts = snapshot["upstreams"]["antrean"]["counts"]
+        return (counts["pending"], counts["failed"], counts["succeeded"]) == (1, 1, 2) and \
+            snapshot["upstreams"]["antrean"]["last_outcome"] == "transient"
+
+    await wait_until(settled, what="summary with one pending, one failed, two succeeded")
+    antrean = snapshot["upstreams"]["antrean"]
+    assert antrean["counts"] == {"pending": 1, "in_flight": 0, "succeeded": 2, "failed": 1,
+                                 "dead": 0, "held": 0, "cancelled": 0}
+    age = antrean["oldest_pending_age_s"]
+    generated = parse_iso(snapshot["generated_at"])
+    assert 0 <= age <= generated - before_pending + 0.01
+    assert before_pending - 0.01 <= parse_iso(antrean["last_attempt_at"]) <= generated
+    assert antrean["breaker"]["state"] == "closed"
+    vclaim = snapshot["upstreams"]["vclaim"]
+    assert set(vclaim["counts"].values()) == {0}
+    assert vclaim["last_attempt_at"] is None
+
+
+async def test_retry_a_failed_request_delivers_it(tmp_path: Path, standin, start_tenang,
+                                                  http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    standin.state.mode = "reject"
+    request_id = await write(http, tenang.gateway_url, "KB-RETRY")
+    failed = await wait_status(http, tenang.admin_url, request_id, "failed")
+    assert failed["attempt_count"] == 1
+
+    standin.state.mode = "up"
+    doc = await api(http, "POST", f"{tenang.admin_url}/api/v1/requests/{request_id}/retry")
+    assert doc["id"] == request_id
+    assert doc["status"] in ("pending", "in_flight", "succeeded")
+    done = await wait_status(http, tenang.admin_url, request_id, "succeeded")
+    assert done["attempt_count"] == 2
+    assert [a["outcome"] for a in done["attempts"]] == ["permanent", "success"]
+    assert [e["outcome"] for e in standin.state.log] == ["rejected", "ok"]
+    assert standin.state.applied["KB-RETRY/add"] == 1
+
+    body = await api(http, "POST", f"{tenang.admin_url}/api/v1/requests/{request_id}/retry",
+                     expect=409)
+    assert body["error"]
+    again = await api(http, "GET", f"{tenang.admin_url}/api/v1/requests/{request_id}")
+    assert again["status"] == "succeeded"
+
+
+async def test_cancel_a_pending_request(tmp_path: Path, standin, start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    request_id = await write(http, tenang.gateway_url, "KB-CANCEL")
+    url = f"{tenang.admin_url}/api/v1/requests/{request_id}"
+
+    doc = await api(http, "POST", f"{url}/cancel")
+    assert doc["status"] == "cancelled"
+    assert (await api(http, "GET", url))["status"] == "cancelled"
+
+    body = await api(http, "POST", f"{url}/cancel", expect=409)
+    assert body["error"]
+    await api(http, "POST", f"{url}/retry", expect=409)
+    assert (await api(http, "GET", url))["status"] == "cancelled"

@@ -1,0 +1,373 @@
+"""Intake over real HTTP: what the SIMRS gets back, and what lands in the SQLite file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import aiohttp
+import pytest
+from aiohttp import web
+from yarl import URL
+
+from proxy.config import Config
+from proxy.standin import StandinState, create_standin_app
+from tests.conftest import Standin, admin_headers, make_config, wait_until
+
+
+def with_upstream(config: Config, **changes: Any) -> Config:
+    """``config`` with its one upstream changed (make_config cannot override the target)."""
+    return dataclasses.replace(
+        config, upstreams=(dataclasses.replace(config.upstreams[0], **changes),))
+
+
+def db_rows(tmp_path: Path, sql: str = "SELECT * FROM requests",
+            params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    """Read the store's SQLite file through a connection of our own."""
+    with closing(sqlite3.connect(tmp_path / "tenang.db")) as conn:
+        conn.row_factory = sqlite3.Row
+        return list(conn.execute(sql, params))
+
+
+def stored(tmp_path: Path, request_id: str) -> sqlite3.Row:
+    rows = db_rows(tmp_path, "SELECT * FROM requests WHERE id=?", (request_id,))
+    assert len(rows) == 1, f"request {request_id} is not in the database"
+    return rows[0]
+
+
+def stored_headers(row: sqlite3.Row) -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in json.loads(row["headers"])]
+
+
+def header(headers: dict[str, str] | list[tuple[str, str]], name: str) -> list[str]:
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return [v for k, v in pairs if k.lower() == name.lower()]
+
+
+async def status_of(http: aiohttp.ClientSession, admin_url: str, request_id: str) -> str:
+    async with http.get(f"{admin_url}/api/v1/requests/{request_id}",
+                        headers=admin_headers()) as resp:
+        assert resp.status == 200
+        return str((await resp.json())["status"])
+
+
+async def delivered(http: aiohttp.ClientSession, admin_url: str, request_id: str) -> None:
+    async def done() -> bool:
+        return await status_of(http, admin_url, request_id) == "succeeded"
+
+    await wait_until(done, what=f"delivery of {request_id}")
+
+
+class RecordingStandin(Standin):
+    def __init__(self, url: str, state: StandinState, raw_targets: list[str]) -> None:
+        super().__init__(url, state)
+        self.raw_targets = raw_targets  # request-target as sent on the wire, with query
+
+
+@pytest.fixture
+async def recording_standin() -> AsyncIterator[RecordingStandin]:
+    """The ordinary stand-in, plus a record of each raw request-target (path and query)."""
+    state = StandinState()
+    raw_targets: list[str] = []
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        raw_targets.append(request.raw_path)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app = create_standin_app(state)
+    app.middlewares.append(record)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield RecordingStandin(f"http://{host}:{port}", state, raw_targets)
+    await runner.cleanup()
+
+
+async def test_write_is_committed_before_202(tmp_path: Path, standin, start_tenang,
+                                             http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    payload = b'{"kodebooking": "KB-COMMIT", "taskid": 3}'
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/updatewaktu", data=payload,
+                         headers={"Content-Type": "application/json"}) as resp:
+        # Read the file while the answer is in hand: the row must already be committed.
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+        row = stored(tmp_path, request_id)
+        body = await resp.json()
+        location = resp.headers["Location"]
+    assert body["metadata"]["code"] == 202
+    assert isinstance(body["metadata"]["message"], str) and body["metadata"]["message"]
+    assert body["response"] is None
+    assert set(body) == {"metadata", "response"}
+    assert location == f"{tenang.admin_url}/api/v1/requests/{request_id}"
+    assert row["status"] == "pending"
+    assert bytes(row["body"]) == payload
+    assert row["method"] == "POST"
+    assert row["path"] == "/antreanrs/antrean/updatewaktu"
+    assert row["upstream"] == "antrean"
+    assert standin.state.log == []
+
+    async with http.get(location, headers=admin_headers()) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["id"] == request_id
+
+
+async def test_vclaim_preset_answers_with_metaData_and_string_code(
+        tmp_path: Path, standin, start_tenang, http) -> None:
+    config = with_upstream(make_config(tmp_path, standin.url), name="vclaim",
+                           prefix="/vclaim-rest", target=standin.url + "/vclaim-rest",
+                           preset="vclaim")
+    tenang = await start_tenang(config, relay_enabled=False)
+    async with http.post(f"{tenang.gateway_url}/vclaim-rest/SEP/2.0/insert",
+                         data=b'{"request": {"t_sep": {}}}') as resp:
+        assert resp.status == 202
+        body = await resp.json()
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    assert set(body) == {"metaData", "response"}
+    assert body["metaData"]["code"] == "202"
+    assert body["metaData"]["message"]
+    assert body["response"] is None
+    assert stored(tmp_path, request_id)["upstream"] == "vclaim"
+
+
+async def test_body_at_the_limit_is_accepted(tmp_path: Path, standin, start_tenang,
+                                             http) -> None:
+    config = make_config(tmp_path, standin.url, server={"max_body_bytes": 1000})
+    tenang = await start_tenang(config, relay_enabled=False)
+    payload = b"a" * 1000
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add", data=payload) as resp:
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    assert bytes(stored(tmp_path, request_id)["body"]) == payload
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_oversized_body_is_refused_with_413_and_not_stored(
+        tmp_path: Path, standin, start_tenang, http, chunked: bool) -> None:
+    config = make_config(tmp_path, standin.url, server={"max_body_bytes": 1000})
+    tenang = await start_tenang(config)
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for _ in range(6):
+            yield b"b" * 400
+
+    data: Any = pieces() if chunked else b"b" * 2400
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add", data=data) as resp:
+        assert resp.status == 413
+        if chunked:
+            assert resp.request_info.headers.get("Transfer-Encoding") == "chunked"
+        body = json.loads(await resp.read())
+        assert "X-Tenang-Request-Id" not in resp.headers
+    assert body["metadata"]["code"] == 413
+    assert body["metadata"]["message"]
+    assert body["response"] is None
+    assert db_rows(tmp_path) == []
+
+    # A later small write still works and is the only thing that reaches the upstream.
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                         json={"kodebooking": "KB-AFTER-413"}) as resp:
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    await delivered(http, tenang.admin_url, request_id)
+    assert [e["body"] for e in standin.state.log] == ['{"kodebooking": "KB-AFTER-413"}']
+
+
+async def test_unknown_prefix_is_refused_and_never_forwarded(tmp_path: Path, standin,
+                                                             start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    async with http.post(f"{tenang.gateway_url}/vclaim-rest/SEP/2.0/insert",
+                         json={"kodebooking": "KB-NOWHERE"}) as resp:
+        assert resp.status == 404
+        assert resp.content_type == "application/json"
+        body = await resp.json()
+        assert "X-Tenang-Request-Id" not in resp.headers
+    assert body["metaData"]["code"] == "404"
+    assert body["metadata"]["code"] == 404
+    assert body["metadata"]["message"]
+    assert body["response"] is None
+    assert db_rows(tmp_path) == []
+
+    # Barrier: once a later valid write has been delivered, the refused one would have
+    # been too if it had been queued.
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                         json={"kodebooking": "KB-KNOWN"}) as resp:
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    await delivered(http, tenang.admin_url, request_id)
+    assert [e["path"] for e in standin.state.log] == ["/antreanrs/antrean/add"]
+
+
+async def test_prefix_match_is_case_insensitive(tmp_path: Path, standin, start_tenang,
+                                                http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    async with http.post(f"{tenang.gateway_url}/ANTREANRS/antrean/add",
+                         json={"kodebooking": "KB-UPPER"}) as resp:
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    assert stored(tmp_path, request_id)["upstream"] == "antrean"
+    await delivered(http, tenang.admin_url, request_id)
+    assert [e["path"] for e in standin.state.log] == ["/antreanrs/antrean/add"]
+    assert standin.state.applied["KB-UPPER/add"] == 1
+
+
+@pytest.mark.parametrize("raw_path", [
+    "/antreanrs/antrean/../../admin",
+    "/antreanrs/a/../b",
+    "/antreanrs/..",
+    "/antreanrs/%2e%2e/antrean/add",
+    "/antreanrs/%2E%2E/%2E%2E/etc/passwd",
+])
+async def test_dot_dot_segments_are_refused(tmp_path: Path, standin, start_tenang, http,
+                                            raw_path: str) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    url = URL(tenang.gateway_url + raw_path, encoded=True)
+    async with http.post(url, json={"kodebooking": "KB-DOTDOT"}) as resp:
+        assert resp.status == 400
+        body = await resp.json()
+        assert "X-Tenang-Request-Id" not in resp.headers
+    assert body["metadata"]["code"] == 400
+    assert body["response"] is None
+    assert db_rows(tmp_path) == []
+
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                         json={"kodebooking": "KB-BARRIER"}) as resp:
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    await delivered(http, tenang.admin_url, request_id)
+    assert [e["path"] for e in standin.state.log] == ["/antreanrs/antrean/add"]
+
+
+@pytest.mark.parametrize(("content_type", "payload"), [
+    ("application/x-www-form-urlencoded", b'{"noKartu":"0001234567890","tglSEP":"2024-05-01"}'),
+    ("text/plain; charset=utf-8", b'{"kodebooking": "KB-TEXT", "nama": "Sri Wahyuni"}'),
+    ("application/octet-stream", bytes(range(256)) + b"\r\n\x00\xff"),
+    (None, b'{"kodebooking":"KB-NO-CT"}   \n'),
+], ids=["form-urlencoded-json", "text-plain", "binary", "no-content-type"])
+async def test_any_content_type_is_stored_byte_for_byte(
+        tmp_path: Path, standin, start_tenang, http, content_type: str | None,
+        payload: bytes) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    headers = {"Content-Type": content_type} if content_type else {}
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add", data=payload,
+                         headers=headers,
+                         skip_auto_headers=() if content_type else ("Content-Type",)) as resp:
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    row = stored(tmp_path, request_id)
+    assert bytes(row["body"]) == payload
+    assert header(stored_headers(row), "Content-Type") == ([content_type] if content_type
+                                                           else [])
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+async def test_get_and_delete_bodies_are_stored_and_forwarded(
+        tmp_path: Path, standin, start_tenang, http, method: str) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    payload = b'{"kodebooking": "KB-' + method.encode() + b'", "keterangan": "batal"}'
+    async with http.request(method, f"{tenang.gateway_url}/antreanrs/antrean/batal",
+                            data=payload, headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    row = stored(tmp_path, request_id)
+    assert row["method"] == method
+    assert bytes(row["body"]) == payload
+    await delivered(http, tenang.admin_url, request_id)
+    [entry] = standin.state.log
+    assert entry["method"] == method
+    assert entry["body"].encode() == payload
+
+
+async def test_stored_headers_keep_user_key_and_drop_signature_and_hop_by_hop(
+        tmp_path: Path, standin, start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    sent = [
+        ("X-cons-id", "12345"),
+        ("X-timestamp", "1714550400"),
+        ("X-signature", "c2lnbmF0dXJlLW9uZQ=="),
+        ("x-SIGNATURE", "c2lnbmF0dXJlLXR3bw=="),
+        ("user_key", "0123456789abcdef0123456789abcdef"),
+        ("Content-Type", "application/json"),
+        ("Connection", "keep-alive, X-Hop-Token"),
+        ("X-Hop-Token", "only-for-this-hop"),
+        ("Keep-Alive", "timeout=5"),
+        ("Proxy-Authorization", "Basic cHJveHk6c2VjcmV0"),
+        ("TE", "trailers"),
+        ("Trailer", "X-Checksum"),
+        ("X-Rs-Kode", "RS0001"),
+    ]
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add", headers=sent,
+                         data=b'{"kodebooking": "KB-HEADERS"}') as resp:
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    kept = stored_headers(stored(tmp_path, request_id))
+    names = {k.lower() for k, _ in kept}
+    assert header(kept, "user_key") == ["0123456789abcdef0123456789abcdef"]
+    assert header(kept, "X-cons-id") == ["12345"]
+    assert header(kept, "X-timestamp") == ["1714550400"]
+    assert header(kept, "X-Rs-Kode") == ["RS0001"]
+    for dropped in ("x-signature", "x-hop-token", "connection", "keep-alive",
+                    "proxy-authorization", "te", "trailer", "transfer-encoding", "host"):
+        assert dropped not in names, f"{dropped} was stored"
+    raw = db_rows(tmp_path, "SELECT headers FROM requests")[0]["headers"]
+    assert "c2lnbmF0dXJl" not in raw
+    assert "only-for-this-hop" not in raw
+
+    await delivered(http, tenang.admin_url, request_id)
+    [entry] = standin.state.log
+    assert header(entry["headers"], "user_key") == ["0123456789abcdef0123456789abcdef"]
+    assert header(entry["headers"], "X-cons-id") == ["12345"]
+    assert header(entry["headers"], "X-signature") == []
+    assert header(entry["headers"], "X-Hop-Token") == []
+
+
+async def test_delivery_reproduces_method_path_query_body_and_user_key(
+        tmp_path: Path, recording_standin: RecordingStandin, start_tenang, http) -> None:
+    target = recording_standin.url + "/bpjs/antreanrs"
+    tenang = await start_tenang(with_upstream(make_config(tmp_path, recording_standin.url),
+                                              target=target))
+    query = "tanggal=2024-05-01&kode=A%26B&rumus=1%2B1&nama=Budi%20Santoso&kota=K%C3%B6ln"
+    payload = b'{"kodebooking": "KB-REPLAY", "jenispasien": "JKN"}'
+    url = URL(f"{tenang.gateway_url}/antreanrs/antrean/add?{query}", encoded=True)
+    async with http.put(url, data=payload, headers={
+            "user_key": "fedcba9876543210fedcba9876543210",
+            "Content-Type": "application/json"}) as resp:
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    await delivered(http, tenang.admin_url, request_id)
+
+    [entry] = recording_standin.state.log
+    assert entry["method"] == "PUT"
+    assert entry["path"] == "/bpjs/antreanrs/antrean/add"
+    assert entry["body"].encode() == payload
+    assert header(entry["headers"], "user_key") == ["fedcba9876543210fedcba9876543210"]
+    assert header(entry["headers"], "Content-Type") == ["application/json"]
+    [raw_target] = recording_standin.raw_targets
+    raw_path, _, raw_query = raw_target.partition("?")
+    assert raw_path == "/bpjs/antreanrs/antrean/add"
+    assert parse_qsl(raw_query, keep_blank_values=True) == parse_qsl(
+        query, keep_blank_values=True)
+
+
+async def test_store_unavailable_gives_503_with_reason_never_202(
+        tmp_path: Path, standin, start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    await tenang.store.close()
+    for preset_path in ("/antreanrs/antrean/add", "/antreanrs/antrean/updatewaktu"):
+        async with http.post(f"{tenang.gateway_url}{preset_path}",
+                             json={"kodebooking": "KB-NO-STORE"}) as resp:
+            assert resp.status == 503
+            body = await resp.json()
+            assert "X-Tenang-Request-Id" not in resp.headers
+        assert body["metadata"]["code"] == 503
+        assert body["response"] is None
+        message = body["metadata"]["message"].lower()
+        assert "store unavailable" in message or "closed" in message, message
+    assert db_rows(tmp_path) == []
+    assert standin.state.log == []
