@@ -1,0 +1,259 @@
+"""Durable-accept benchmark: Tenang's intake against a plain aiohttp hello-world.
+
+Runs wrk (with a Lua script POSTing an Antrean ``updatewaktu``-like JSON body) first
+against a plain aiohttp server that answers 202 with a small JSON body, then against
+``python -m proxy serve`` whose upstream is a stand-in in "down" mode (the BPJS-outage
+case: every request is queued in SQLite). Prints req/s and p99 for both, the ratio, and a
+JSON summary line, and checks that every 2xx wrk counted is a row in the database.
+
+    .venv/bin/python bench/intake_bench.py [--duration 10] [--connections 64] [--threads 1]
+
+Needs ``wrk`` on PATH (Debian/Ubuntu: ``apt-get install wrk``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PATH = "/antreanrs/antrean/updatewaktu"
+ADMIN_TOKEN = "bench-admin-token"
+TARGET_RATIO = 0.6
+TARGET_P99_MS = 15.0
+
+# ~150 bytes, shaped like an Antrean "update waktu antrean" call.
+BODY = json.dumps({
+    "kodebooking": "20240517RSUD0001A0042", "taskid": 3, "waktu": 1715912345678,
+    "jenisresep": "Non racikan", "catatan": "bench intake tenang; pasien poli umum",
+}, separators=(",", ":"))
+
+LUA = """\
+wrk.method = "POST"
+wrk.body = [[%(body)s]]
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-cons-id"] = "12345"
+wrk.headers["X-timestamp"] = "1715912345"
+wrk.headers["X-signature"] = "c2lnbmF0dXJlLW5vdC1jaGVja2VkLWJ5LXRoZS1iZW5jaA=="
+wrk.headers["user_key"] = "0123456789abcdef0123456789abcdef"
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%%d,"duration_us":%%d,"status_errors":%%d,"connect_errors":%%d,' ..
+    '"read_errors":%%d,"write_errors":%%d,"timeouts":%%d,"p50_us":%%d,"p99_us":%%d,' ..
+    '"max_us":%%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50.0), latency:percentile(99.0), latency.max))
+end
+"""
+
+HELLO_BODY = b'{"metadata":{"code":202,"message":"Diterima"},"response":null}'
+
+
+def serve_hello(port: int) -> None:
+    """The baseline: a plain aiohttp app that reads the body and answers 202."""
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=202, body=HELLO_BODY, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None,
+                backlog=1024)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answered
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not come up within {timeout_s} s")
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s",
+           "--timeout", "5s", "--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"^WRKJSON (.*)$", out, re.MULTILINE)
+    if match is None:
+        raise SystemExit(f"no summary from wrk:\n{out}")
+    stats: dict[str, Any] = json.loads(match.group(1))
+    stats["ok"] = stats["requests"] - stats["status_errors"]  # 2xx/3xx responses
+    stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
+    stats["p50_ms"] = stats["p50_us"] / 1000
+    stats["p99_ms"] = stats["p99_us"] / 1000
+    stats["socket_errors"] = sum(stats[k] for k in ("connect_errors", "read_errors",
+                                                    "write_errors", "timeouts"))
+    return stats
+
+
+def cpu_ticks() -> list[int]:
+    """Aggregate CPU counters from /proc/stat (Linux), [] elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return []
+
+
+def measure(url: str, script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """Warm up, then measure. Returns the measured stats and the 2xx count of both runs."""
+    warm = wrk(url, script, args.warmup, args) if args.warmup > 0 else {"ok": 0}
+    before = cpu_ticks()
+    stats = wrk(url, script, args.duration, args)
+    after = cpu_ticks()
+    # Steal time: CPU the hypervisor gave to other guests; high values make runs noisy.
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    stats["steal_pct"] = round(100 * delta[7] / sum(delta), 1) if len(delta) > 7 else None
+    return stats, warm["ok"] + stats["ok"]
+
+
+def tenang_config(work: Path, port: int, admin_port: int, upstream_port: int) -> Path:
+    path = work / "tenang.toml"
+    path.write_text(f"""\
+[server]
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{admin_port}"
+
+[store]
+url = "sqlite:///./tenang.db"
+
+[[upstreams]]
+name = "antrean"
+prefix = "/antreanrs"
+target = "http://127.0.0.1:{upstream_port}/antreanrs"
+preset = "antrean"
+timeout_s = 5.0
+""")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found on PATH (apt-get install wrk)")
+    py = sys.executable
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="tenang-bench-") as tmp:
+        work = Path(tmp)
+        script = work / "post.lua"
+        script.write_text(LUA % {"body": BODY})
+
+        # (a) plain aiohttp hello-world
+        port = free_port()
+        hello = subprocess.Popen([py, __file__, "--serve-hello", str(port)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/", hello)
+            base, _ = measure(f"http://127.0.0.1:{port}{PATH}", script, args)
+        finally:
+            stop(hello)
+
+        # (b) Tenang, upstream down: every request is stored and queued
+        port, admin_port, up_port = free_port(), free_port(), free_port()
+        config = tenang_config(work, port, admin_port, up_port)
+        log = (work / "tenang.log").open("wb")
+        env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN}
+        standin = subprocess.Popen(
+            [py, "-m", "proxy", "standin", "--listen", f"127.0.0.1:{up_port}", "--mode", "down"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        tenang = subprocess.Popen([py, "-m", "proxy", "serve", "--config", str(config)],
+                                  cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_http(f"http://127.0.0.1:{admin_port}/healthz", tenang)
+            proxied, accepted = measure(f"http://127.0.0.1:{port}{PATH}", script, args)
+            with sqlite3.connect(work / "tenang.db") as db:
+                rows = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+        finally:
+            stop(tenang)
+            stop(standin)
+            log.close()
+        tenang_log = (work / "tenang.log").read_text(errors="replace")
+
+    ratio = proxied["rps"] / base["rps"]
+    durable = rows >= accepted
+    meets = ratio >= TARGET_RATIO and proxied["p99_ms"] <= TARGET_P99_MS
+    print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s "
+          f"(+{args.warmup:g}s warm-up), POST {PATH}, {len(BODY)}-byte body")
+    print(f"{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'sock err':>9}")
+    for name, s in (("aiohttp hello-world", base), ("tenang (durable 202)", proxied)):
+        print(f"{name:<22}{s['rps']:>10.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}"
+              f"{s['status_errors']:>9}{s['socket_errors']:>9}")
+    print(f"ratio tenang/hello-world: {ratio:.2f} (target >= {TARGET_RATIO}); "
+          f"tenang p99 {proxied['p99_ms']:.2f} ms (target <= {TARGET_P99_MS:g} ms): "
+          f"{'MET' if meets else 'MISSED'}")
+    print(f"durability: {rows} rows in requests, {accepted} 2xx answers (incl. warm-up): "
+          f"{'OK' if durable else 'FAIL'}")
+    summary = {
+        "connections": args.connections, "threads": args.threads, "duration_s": args.duration,
+        "hello_rps": round(base["rps"], 1), "hello_p99_ms": round(base["p99_ms"], 2),
+        "tenang_rps": round(proxied["rps"], 1), "tenang_p99_ms": round(proxied["p99_ms"], 2),
+        "ratio": round(ratio, 3), "targets_met": meets, "rows": rows, "accepted_2xx": accepted,
+        "durable": durable, "nproc": os.cpu_count(), "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version, "loadavg_1m_before": round(load_before, 2),
+        "steal_pct": [base["steal_pct"], proxied["steal_pct"]],
+    }
+    print(json.dumps(summary))
+    if not durable:
+        print(tenang_log[-3000:], file=sys.stderr)
+    return 0 if durable else 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration", type=float, default=10.0, help="seconds measured per target")
+    p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per target")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument("--serve-hello", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve_hello:
+        serve_hello(args.serve_hello)
+        return 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
