@@ -13,6 +13,7 @@ from aiohttp import web
 from proxy.app import Tenang
 from proxy.config import ConfigError, load_config
 from proxy.logs import setup_logging
+from proxy.loop import run
 from proxy.standin import MODES, StandinState, create_standin_app
 
 
@@ -73,15 +74,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"note: {cfg.admin.token_env} is not set; `serve` will refuse to start")
             return 0
         if args.command == "serve":
-            asyncio.run(_serve(args.config))
+            run(_serve(args.config))
         elif args.command == "demo":
             from proxy.demo import run_demo
 
-            asyncio.run(run_demo(args.dir.resolve(), args.port, args.admin_port,
+            run(run_demo(args.dir.resolve(), args.port, args.admin_port,
                                  args.duration, args.fail_rate))
         elif args.command == "standin":
             host, _, port = args.listen.rpartition(":")
-            asyncio.run(_standin(host, int(port), args.mode, args.fail_rate))
+            run(_standin(host, int(port), args.mode, args.fail_rate))
     except ConfigError as exc:
         print(f"tenang: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -56,7 +56,7 @@ class Gateway:
             return refuse(None, 404, "Tidak ada upstream untuk path ini / no upstream is "
                           f"configured for {request.path!r}; Tenang is not an open proxy")
         preset = route.upstream.preset
-        if any(seg in ("..", ".") for seg in request.path.split("/")):
+        if "/." in request.path and any(seg in ("..", ".") for seg in request.path.split("/")):
             return refuse(preset, 400, "Path tidak valid / path must not contain . or .. "
                           "segments")
         limit = self.config.server.max_body_bytes
@@ -81,10 +81,10 @@ class Gateway:
                           f"request not stored: {exc.reason}. Kirim ulang / please retry.")
         if self.relay is not None:
             self.relay.wake(call.upstream)
-        return web.Response(
-            status=202, body=route.queued_body, content_type="application/json",
-            headers={"X-Tenang-Request-Id": call.id, "Location": self.admin_base + call.id},
-        )
+        return web.Response(status=202, body=route.queued_body, headers={
+            "Content-Type": "application/json", "X-Tenang-Request-Id": call.id,
+            "Location": self.admin_base + call.id,
+        })
 
 
 def kept_headers(request: web.Request) -> Headers:

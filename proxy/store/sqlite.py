@@ -39,8 +39,12 @@ _INSERT = ("INSERT INTO requests (id, upstream, method, path, query, headers, bo
            " status, next_attempt_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?)")
 
 
+# Built once: json.dumps with non-default options constructs an encoder per call.
+_HEADERS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _headers_json(headers: Headers) -> str:
-    return json.dumps([list(h) for h in headers], ensure_ascii=False, separators=(",", ":"))
+    return _HEADERS_ENCODER.encode(headers)
 
 
 def _row(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
