@@ -80,15 +80,8 @@ class AttemptRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredAttempt:
+class StoredAttempt(AttemptRecord):
     request_id: str
-    number: int
-    started_at: float
-    duration_s: float
-    verdict: Verdict
-    http_status: int | None
-    error: str | None
-    response_body: bytes | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,139 @@
+"""The relay on the in-memory store with a fake clock: schedules are exact, nothing is
+sent early, and a dead worker's lease is taken over and recorded as interrupted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from proxy.app import build_breakers
+from proxy.calls import Status, Verdict
+from proxy.config import Config
+from proxy.ids import new_request_id
+from proxy.relay import Relay
+from proxy.store.base import NewRequest
+from proxy.store.memory import MemoryStore
+from tests.conftest import Standin, make_config
+
+T0 = 1_800_000_000.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def relay_for(config: Config, store: MemoryStore, session: aiohttp.ClientSession,
+              clock: FakeClock, owner: str = "worker-a") -> Relay:
+    return Relay(config, store, session, build_breakers(config), clock=clock, owner=owner)
+
+
+async def enqueue(store: MemoryStore, key: str, at: float) -> str:
+    rid = new_request_id(at)
+    await store.enqueue(NewRequest(
+        id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/add", query="",
+        headers=(("Content-Type", "application/json"),),
+        body=f'{{"kodebooking": "{key}"}}'.encode(), received_at=at))
+    return rid
+
+
+def config_for(tmp_path: Path, standin: Standin) -> Config:
+    return make_config(tmp_path, standin.url, retry={
+        "initial_delay_s": 10.0, "max_delay_s": 60.0, "max_age_s": 3600.0, "jitter": "none"},
+        breaker={"fail_max": 100})
+
+
+async def test_transient_failure_is_scheduled_exactly_and_not_sent_early(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(), MemoryStore()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    rid = await enqueue(store, "KB1", T0)
+    standin.state.mode = "down"
+
+    await relay.drain()
+
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.PENDING
+    assert row.next_attempt_at == T0 + 10.0  # initial_delay_s, no jitter
+    clock.now = T0 + 9.9
+    await relay.drain()
+    assert len(standin.state.log) == 1  # not due yet: nothing sent
+
+    standin.state.mode = "up"
+    clock.now = T0 + 10.0
+    await relay.drain()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.SUCCEEDED
+    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.TRANSIENT,
+                                                              Verdict.SUCCESS]
+
+
+async def test_dead_workers_lease_is_taken_over_and_recorded_as_interrupted(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(), MemoryStore()
+    config = config_for(tmp_path, standin)
+    rid = await enqueue(store, "KB2", T0)
+    # A worker that claimed the request and then died without a word.
+    await store.claim_due("antrean", T0, 10, "dead-worker", lease_until=T0 + 5)
+
+    survivor = relay_for(config, store, session, clock, owner="worker-b")
+    await survivor.drain()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.IN_FLIGHT  # lease still running
+    assert standin.state.log == []
+
+    clock.now = T0 + 6  # the lease has ended
+    await survivor.drain()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.PENDING
+    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.INTERRUPTED]
+
+    clock.now = row.next_attempt_at or clock.now
+    await survivor.drain()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.SUCCEEDED
+    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.INTERRUPTED,
+                                                              Verdict.SUCCESS]
+    assert [e["outcome"] for e in standin.state.log] == ["ok"]
+
+
+async def test_request_past_max_age_dies_without_being_sent(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(), MemoryStore()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    rid = await enqueue(store, "KB3", T0)
+    clock.now = T0 + 3601
+
+    await relay.drain()
+
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.DEAD
+    assert "max age" in (row.reason or "")
+    assert await store.attempts(rid) == []
+    assert standin.state.log == []
+
+
+async def test_drain_delivers_each_pending_request_once(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(), MemoryStore()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    ids = [await enqueue(store, f"KB-{i}", T0 + i / 1000) for i in range(50)]
+    clock.now = T0 + 1  # all received, all due
+
+    await relay.drain()
+
+    rows = [await store.get(i) for i in ids]
+    assert all(r is not None and r.status is Status.SUCCEEDED for r in rows)
+    assert sorted(standin.state.applied.values()) == [1] * 50
