@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from proxy.relay import Relay
 from proxy.store.base import Headers, NewRequest, Store, StoreError
 
 log = logging.getLogger("tenang.gateway")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Never stored: hop-by-hop headers (RFC 9110 §7.6.1), values the client recomputes, and
 # X-signature, which is a credential bound to the SIMRS's own timestamp.
@@ -105,7 +107,22 @@ def too_large(preset: str, limit: int) -> web.Response:
                   f"{limit} bytes (server.max_body_bytes); not stored")
 
 
+@web.middleware
+async def unexpected_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No traceback reaches the SIMRS: an unexpected error still gets an envelope."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("intake failed unexpectedly for %s %s", request.method, request.path)
+        return refuse(None, 500, "Kesalahan internal Tenang; permintaan mungkin tidak "
+                      "tersimpan / internal Tenang error; the request may not have been "
+                      "stored. Kirim ulang / please retry.")
+
+
 def create_gateway_app(gateway: Gateway) -> web.Application:
-    app = web.Application(client_max_size=gateway.config.server.max_body_bytes)
+    app = web.Application(client_max_size=gateway.config.server.max_body_bytes,
+                          middlewares=[unexpected_errors])
     app.router.add_route("*", "/{tail:.*}", gateway.handle)
     return app

@@ -51,6 +51,10 @@ class Lane:
             except StoreError as exc:
                 log.error("relay lane %s: store error: %s", self.up.name, exc)
                 await self._idle(self.relay_cfg.poll_interval_s)
+            except Exception:
+                # A bug must not silently stop deliveries to this upstream for good.
+                log.exception("relay lane %s: unexpected error; carrying on", self.up.name)
+                await self._idle(self.relay_cfg.poll_interval_s)
 
     async def step(self) -> int:
         """Claim and start one batch; wait when there is nothing to do. Returns claimed."""

@@ -36,6 +36,8 @@ def translate(exc: sqlite3.Error) -> StoreError:
         return StoreFull(str(exc))
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
         return StoreUnavailable(str(exc))
+    if code == sqlite3.SQLITE_CANTOPEN or "unable to open" in text:
+        return StoreUnavailable(str(exc))
     if isinstance(exc, sqlite3.OperationalError) and "i/o" in text:
         return StoreUnavailable(str(exc))
     return StoreError(str(exc))
@@ -58,6 +60,7 @@ class SqliteWriter:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = False
+        self._fatal: StoreError | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -74,6 +77,8 @@ class SqliteWriter:
         await asyncio.to_thread(self._thread.join)
 
     def _future(self) -> asyncio.Future[Any]:
+        if self._fatal is not None:
+            raise self._fatal
         if self._loop is None or self._stopped:
             raise StoreUnavailable("store is closed")
         return self._loop.create_future()
@@ -89,7 +94,11 @@ class SqliteWriter:
         return job.future
 
     def _run(self) -> None:
-        conn = self._connect()
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            self._fail_all(translate(exc))
+            return
         try:
             while True:
                 first = self._jobs.get()
@@ -108,6 +117,19 @@ class SqliteWriter:
                 self._deliver(self._run_batch(conn, batch))
         finally:
             conn.close()
+
+    def _fail_all(self, error: StoreError) -> None:
+        """The writer cannot work at all: refuse new jobs and fail every waiting one."""
+        self._fatal = error
+        failed: list[Result] = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                failed.append((job, None, error))
+        self._deliver(failed)
 
     def _run_batch(self, conn: sqlite3.Connection,
                    batch: Sequence[_Job]) -> list[Result]:

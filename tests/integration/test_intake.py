@@ -18,6 +18,8 @@ from yarl import URL
 
 from proxy.config import Config
 from proxy.standin import StandinState, create_standin_app
+from proxy.store.base import NewRequest
+from proxy.store.memory import MemoryStore
 from tests.conftest import Standin, admin_headers, make_config, wait_until
 
 
@@ -371,3 +373,20 @@ async def test_store_unavailable_gives_503_with_reason_never_202(
         assert "store unavailable" in message or "closed" in message, message
     assert db_rows(tmp_path) == []
     assert standin.state.log == []
+
+
+class ExplodingStore(MemoryStore):
+    async def enqueue(self, request: NewRequest) -> None:
+        raise RuntimeError("a bug, not a store error")
+
+
+async def test_unexpected_intake_error_gets_an_envelope_not_a_traceback(
+        tmp_path: Path, standin, start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), store=ExplodingStore())
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                         json={"kodebooking": "KB-500"}) as resp:
+        assert resp.status == 500
+        text = await resp.text()
+    doc = json.loads(text)
+    assert doc["metadata"]["code"] == 500 and doc["response"] is None
+    assert "Traceback" not in text and "a bug" not in text

@@ -386,3 +386,21 @@ async def test_locked_database_raises_unavailable_then_recovers(
     assert await store.get(later.id) is not None
     assert await store.get(blocked.id) is None
     assert count_rows(db_path) == 1
+
+
+async def test_writer_that_cannot_connect_fails_waiters_instead_of_hanging() -> None:
+    def broken_connect() -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    writer = SqliteWriter(broken_connect, sqlite_backend._INSERT)
+    writer.start(asyncio.get_running_loop())
+
+    async def submit_and_wait() -> None:
+        # Refused at once, or failed once the thread finds it cannot connect.
+        await writer.submit(lambda c: None)
+
+    with pytest.raises(StoreUnavailable, match="unable to open"):
+        await asyncio.wait_for(submit_and_wait(), timeout=5)
+    with pytest.raises(StoreUnavailable, match="unable to open"):
+        writer.submit(lambda c: None)  # once known, later jobs are refused at once
+    await writer.stop()

@@ -3,6 +3,7 @@ sent early, and a dead worker's lease is taken over and recorded as interrupted.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,9 +15,9 @@ from proxy.calls import Status, Verdict
 from proxy.config import Config
 from proxy.ids import new_request_id
 from proxy.relay import Relay
-from proxy.store.base import NewRequest
+from proxy.store.base import NewRequest, StoredRequest
 from proxy.store.memory import MemoryStore
-from tests.conftest import Standin, make_config
+from tests.conftest import Standin, make_config, wait_until
 
 T0 = 1_800_000_000.0
 
@@ -137,3 +138,36 @@ async def test_drain_delivers_each_pending_request_once(
     rows = [await store.get(i) for i in ids]
     assert all(r is not None and r.status is Status.SUCCEEDED for r in rows)
     assert sorted(standin.state.applied.values()) == [1] * 50
+
+
+class FlakyClaimStore(MemoryStore):
+    """A store whose first claim blows up with an unexpected (non-store) error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures_left = 1
+
+    async def claim_due(self, upstream: str, now: float, limit: int, owner: str,
+                        lease_until: float) -> list[StoredRequest]:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError("unexpected bug")
+        return await super().claim_due(upstream, now, limit, owner, lease_until)
+
+
+async def test_lane_survives_an_unexpected_error(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    store = FlakyClaimStore()
+    relay = Relay(config_for(tmp_path, standin), store, session,
+                  build_breakers(config_for(tmp_path, standin)))
+    rid = await enqueue(store, "KB-X", time.time())  # real clock here: due now
+    relay.start()
+    try:
+        async def delivered() -> bool:
+            row = await store.get(rid)
+            return row is not None and row.status is Status.SUCCEEDED
+
+        await wait_until(delivered, what="delivery after the lane's error")
+    finally:
+        await relay.stop()
+    assert store.failures_left == 0
