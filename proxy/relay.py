@@ -38,6 +38,9 @@ class Lane:
         self.wakeup = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
         self.stopping = False
+        # Only a lane idle for lack of work is woken by intake; one waiting for the
+        # breaker, for tokens or for a free slot would only spin.
+        self.waiting_for_work = False
         self._next_takeover = 0.0
 
     @property
@@ -81,7 +84,11 @@ class Lane:
         self.bucket.give_back(want - len(claimed))
         if not claimed:
             self.d.breaker.cancel(permit)
-            await self._idle(await self._until_due(now))
+            self.waiting_for_work = True
+            try:
+                await self._idle(await self._until_due(now))
+            finally:
+                self.waiting_for_work = False
             return 0
         for request in claimed:
             self._spawn(self.d.deliver(request, permit), request.id)
@@ -101,7 +108,8 @@ class Lane:
 
     async def _idle(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wakeup.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self.wakeup.wait()
         self.wakeup.clear()
 
     def _spawn(self, coro: object, request_id: str) -> None:
@@ -134,7 +142,9 @@ class Relay:
 
     def wake(self, upstream: str) -> None:
         """New work for ``upstream`` was committed."""
-        self.lanes[upstream].wakeup.set()
+        lane = self.lanes[upstream]
+        if lane.waiting_for_work:
+            lane.wakeup.set()
 
     def start(self) -> None:
         for name, lane in self.lanes.items():
