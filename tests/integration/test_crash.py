@@ -252,3 +252,34 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(
           f"{delivered_before} upstream receipts before the kill, {len(interrupted)} in "
           f"flight at the kill, {len(resent)} re-sent as duplicates; "
           f"{time.monotonic() - started:.1f} s")
+
+
+async def test_sigterm_finishes_in_flight_deliveries_and_exits_cleanly(
+        tmp_path: Path, standin: Standin) -> None:
+    standin.state.latency_ms = 400  # within shutdown_grace_s = 1.0 of write_config
+    port, admin_port = free_port(), free_port()
+    gateway, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
+    tenang = TenangProcess(write_config(tmp_path, standin.url, port, admin_port),
+                           tmp_path / "tenang.log")
+    try:
+        async with aiohttp.ClientSession() as http:
+            tenang.start()
+            await wait_healthy(http, tenang, admin)
+            for n in range(5):
+                async with http.post(f"{gateway}/antreanrs/antrean/updatewaktu",
+                                     json=body_for(n)) as resp:
+                    assert resp.status == 202
+            await wait_until(lambda: len(standin.state.log) == 5,
+                             what="all five deliveries in the upstream's hands")
+            assert all("outcome" not in e for e in standin.state.log)  # still in flight
+
+            assert tenang.proc is not None
+            tenang.proc.terminate()
+            code = await asyncio.to_thread(tenang.proc.wait, 10)
+        assert code == 0, tenang.tail()
+        assert [e["outcome"] for e in standin.state.log] == ["ok"] * 5
+        with sqlite3.connect(tmp_path / "tenang.db") as db:
+            statuses = [s for (s,) in db.execute("SELECT status FROM requests")]
+        assert statuses == ["succeeded"] * 5
+    finally:
+        tenang.kill()
