@@ -57,7 +57,7 @@ def request_brief(r: StoredRequest) -> dict[str, Any]:
         "query": r.query, "status": r.status.value, "reason": r.reason,
         "attempt_count": r.attempts, "received_at": iso(r.received_at),
         "next_attempt_at": iso(r.next_attempt_at) if r.status is Status.PENDING else None,
-        "updated_at": iso(r.updated_at),
+        "updated_at": iso(r.updated_at), "retried_at": iso(r.retried_at),
     }
 
 

@@ -74,18 +74,25 @@ class Transition:
     status: Status
     reason: str
     next_attempt_at: float | None = None
+    # Set by an operator retry: the age limit then counts from this moment, or a request
+    # that died of old age would die again at once instead of being sent.
+    retried_at: float | None = None
 
 
 def after_attempt(
     outcome: Outcome,
     *,
     attempts_made: int,
-    received_at: float,
+    age_from: float,
     policy: RetryPolicy,
     now: float,
     rng: random.Random,
 ) -> Transition:
-    """Decide where a request goes after attempt number ``attempts_made`` ended in ``outcome``."""
+    """Decide where a request goes after attempt number ``attempts_made`` ended in ``outcome``.
+
+    ``age_from`` is when the request's age window began: its receive time, or the latest
+    operator retry.
+    """
     if outcome.verdict in (Verdict.SUCCESS, Verdict.DUPLICATE):
         return Transition(Status.SUCCEEDED, outcome.reason)
     if outcome.verdict is Verdict.PERMANENT:
@@ -98,22 +105,23 @@ def after_attempt(
     if outcome.retry_after_s is not None:
         delay = max(delay, min(outcome.retry_after_s, policy.max_retry_after_s))
     next_at = now + delay
-    if next_at > received_at + policy.max_age_s:
+    if next_at > age_from + policy.max_age_s:
         return Transition(
             Status.DEAD, f"max age reached ({policy.max_age_s:g} s): {outcome.reason}"
         )
     return Transition(Status.PENDING, outcome.reason, next_attempt_at=next_at)
 
 
-def is_expired(received_at: float, policy: RetryPolicy, now: float) -> bool:
+def is_expired(age_from: float, policy: RetryPolicy, now: float) -> bool:
     """True when a request is too old to be sent at all."""
-    return now > received_at + policy.max_age_s
+    return now > age_from + policy.max_age_s
 
 
 def operator_retry(current: Status, now: float) -> Transition:
     if current not in OPERATOR_RETRYABLE:
         raise InvalidTransition(current, Status.PENDING)
-    return Transition(Status.PENDING, "retry requested by operator", next_attempt_at=now)
+    return Transition(Status.PENDING, "retry requested by operator", next_attempt_at=now,
+                      retried_at=now)
 
 
 def operator_cancel(current: Status) -> Transition:

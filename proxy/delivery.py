@@ -39,7 +39,7 @@ class Deliverer:
 
     async def deliver(self, request: StoredRequest, permit: Permit) -> None:
         now = self.clock()
-        if calls.is_expired(request.received_at, self.upstream.retry, now):
+        if calls.is_expired(request.age_from, self.upstream.retry, now):
             self.breaker.cancel(permit)
             reason = f"max age reached ({self.upstream.retry.max_age_s:g} s) before delivery"
             await self.finish(request, None, Transition(calls.Status.DEAD, reason))
@@ -66,7 +66,7 @@ class Deliverer:
 
     def decide(self, request: StoredRequest, outcome: Outcome) -> Transition:
         return calls.after_attempt(
-            outcome, attempts_made=request.attempts + 1, received_at=request.received_at,
+            outcome, attempts_made=request.attempts + 1, age_from=request.age_from,
             policy=self.upstream.retry, now=self.clock(), rng=self.rng,
         )
 

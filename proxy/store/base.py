@@ -64,6 +64,13 @@ class StoredRequest:
     reason: str | None
     lease_owner: str | None = None
     lease_expires_at: float | None = None
+    retried_at: float | None = None
+
+    @property
+    def age_from(self) -> float:
+        """Start of the age window: receive time, or the latest operator retry."""
+        return self.received_at if self.retried_at is None else max(self.received_at,
+                                                                    self.retried_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,6 +118,7 @@ class MemoryStore:
         self._rows[request_id] = dataclasses.replace(
             row, status=transition.status, reason=transition.reason,
             next_attempt_at=transition.next_attempt_at, updated_at=now,
+            retried_at=transition.retried_at or row.retried_at,
         )
 
     async def get(self, request_id: str) -> StoredRequest | None:

@@ -34,7 +34,7 @@ from proxy.store.sqlite_writer import SqliteWriter, connect_writer, translate
 T = TypeVar("T")
 
 _COLUMNS = ("id, upstream, method, path, query, headers, body, received_at, status, attempts, "
-            "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at")
+            "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at, retried_at")
 _INSERT = ("INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at,"
            " status, next_attempt_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?)")
 
@@ -53,7 +53,7 @@ def _row(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
         id=r[0], upstream=r[1], method=r[2], path=r[3], query=r[4], headers=headers,
         body=bytes(r[6]), received_at=r[7], status=Status(r[8]), attempts=r[9],
         next_attempt_at=r[10], updated_at=r[11], reason=r[12], lease_owner=r[13],
-        lease_expires_at=r[14],
+        lease_expires_at=r[14], retried_at=r[15],
     )
 
 
@@ -182,9 +182,10 @@ class SqliteStore:
     ) -> None:
         t = transition
         n = await self._write(lambda c: c.execute(
-            "UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=? "
-            "WHERE id=? AND status=?",
-            (t.status.value, t.reason, t.next_attempt_at, now, request_id, expected.value),
+            "UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=?, "
+            "retried_at=COALESCE(?, retried_at) WHERE id=? AND status=?",
+            (t.status.value, t.reason, t.next_attempt_at, now, t.retried_at, request_id,
+             expected.value),
         ).rowcount)
         if not n:
             raise Conflict(f"{request_id}: not {expected.value}")

@@ -395,6 +395,27 @@ async def test_operator_retry_makes_a_failed_request_due_again(store: Store) -> 
     assert ids(await store.claim_due(UP, T0 + 50, 1, "w1", T0 + 80)) == [r.id]
 
 
+async def test_operator_retry_time_is_kept_across_later_transitions(store: Store) -> None:
+    (r,) = await put(store, req(1))
+    await store.claim_due(UP, T0 + 10, 1, "w1", T0 + 40)
+    await store.complete_attempt(r.id, "w1", None, Transition(Status.FAILED, "rejected"),
+                                 T0 + 11)
+    got = await store.get(r.id)
+    assert got is not None and got.retried_at is None and got.age_from == got.received_at
+
+    await store.transition(
+        r.id, Status.FAILED,
+        Transition(Status.PENDING, "retry", next_attempt_at=T0 + 50, retried_at=T0 + 50),
+        T0 + 50)
+    got = await store.get(r.id)
+    assert got is not None and got.retried_at == T0 + 50 and got.age_from == T0 + 50
+
+    await store.transition(r.id, Status.PENDING, Transition(Status.CANCELLED, "cancel"),
+                           T0 + 60)
+    got = await store.get(r.id)
+    assert got is not None and got.retried_at == T0 + 50
+
+
 # --- search ----------------------------------------------------------------------------------
 
 

@@ -404,3 +404,26 @@ async def test_writer_that_cannot_connect_fails_waiters_instead_of_hanging() -> 
     with pytest.raises(StoreUnavailable, match="unable to open"):
         writer.submit(lambda c: None)  # once known, later jobs are refused at once
     await writer.stop()
+
+
+async def test_version_1_database_is_upgraded_keeping_its_rows(db_path: Path,
+                                                               opened: Any) -> None:
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = raw(db_path)
+    conn.executescript(MIGRATIONS[0] + "; PRAGMA user_version=1;")
+    conn.execute(
+        "INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at,"
+        " status, next_attempt_at, updated_at) VALUES ('01OLD', 'antrean', 'POST', '/x', '',"
+        " '[]', x'7b7d', 1.0, 'dead', NULL, 2.0)")
+    conn.commit()
+    conn.close()
+
+    store = await opened(db_path)
+
+    old = await store.get("01OLD")
+    assert old is not None and old.status is Status.DEAD and old.retried_at is None
+    conn = raw(db_path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    finally:
+        conn.close()

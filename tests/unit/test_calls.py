@@ -29,7 +29,7 @@ TRANSIENT = Outcome(Verdict.TRANSIENT, "HTTP 503 from upstream", trips_breaker=T
 
 def attempt(outcome: Outcome, attempts_made: int = 1, *, received_at: float = NOW,
             policy: RetryPolicy = POLICY, seed: int = 0) -> Transition:
-    return after_attempt(outcome, attempts_made=attempts_made, received_at=received_at,
+    return after_attempt(outcome, attempts_made=attempts_made, age_from=received_at,
                          policy=policy, now=NOW, rng=random.Random(seed))
 
 
@@ -176,7 +176,7 @@ def test_after_attempt_only_makes_allowed_moves_from_in_flight(
                          max_age_s=86_400.0, jitter=jitter,  # type: ignore[arg-type]
                          max_retry_after_s=3_600.0)
     t = after_attempt(Outcome(verdict, "why", retry_after_s=retry_after),
-                      attempts_made=attempts_made, received_at=NOW - age_s, policy=policy,
+                      attempts_made=attempts_made, age_from=NOW - age_s, policy=policy,
                       now=NOW, rng=random.Random(seed))
     assert t.status in ALLOWED[Status.IN_FLIGHT]
     assert t.reason

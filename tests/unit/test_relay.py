@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from proxy import calls
 from proxy.app import build_breakers
 from proxy.calls import Status, Verdict
 from proxy.config import Config
@@ -171,3 +172,22 @@ async def test_lane_survives_an_unexpected_error(
     finally:
         await relay.stop()
     assert store.failures_left == 0
+
+
+async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(), MemoryStore()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    rid = await enqueue(store, "KB-OLD", T0)
+    clock.now = T0 + 3601  # past max_age_s
+    await relay.drain()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.DEAD and standin.state.log == []
+
+    await store.transition(rid, Status.DEAD, calls.operator_retry(row.status, clock.now),
+                           clock.now)
+    await relay.drain()
+
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.SUCCEEDED, row.reason
+    assert [e["outcome"] for e in standin.state.log] == ["ok"]
