@@ -119,7 +119,8 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds:g}s",
+    # wrk takes whole seconds only.
+    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s",
            "--timeout", "5s", "--latency", "-s", str(script), url]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     match = re.search(r"^WRKJSON (.*)$", out, re.MULTILINE)
