@@ -15,7 +15,7 @@ from proxy.config import UpstreamConfig
 from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.policies.classify import classify_error, classify_response
 from proxy.store.base import AttemptRecord, Conflict, Store, StoredRequest, StoreError
-from proxy.upstream import send
+from proxy.upstream import MAX_STORED_RESPONSE_BYTES, send
 
 log = logging.getLogger("tenang.relay")
 
@@ -54,7 +54,8 @@ class Deliverer:
                 reply.status, reply.headers, reply.body, now=self.clock(),
                 envelope_required=self.upstream.preset != "generic",
             )
-            status, body, duration = reply.status, reply.body, reply.duration_s
+            status, duration = reply.status, reply.duration_s
+            body = reply.body[:MAX_STORED_RESPONSE_BYTES]
         self.breaker.record(permit, failure=outcome.trips_breaker)
         attempt = AttemptRecord(
             number=request.attempts + 1, started_at=now, duration_s=duration,

@@ -14,6 +14,8 @@ from proxy.store.base import StoredRequest
 
 # Responses are kept for ops and auditors, but a runaway body must not fill the disk.
 MAX_STORED_RESPONSE_BYTES = 64 * 1024
+# The classifier needs the whole envelope, so far more is read than is stored.
+MAX_READ_RESPONSE_BYTES = 8 * 1024 * 1024
 
 # Set by the HTTP client itself for the upstream connection.
 _RECOMPUTED = frozenset({"host", "content-length"})
@@ -55,6 +57,17 @@ async def send(session: aiohttp.ClientSession, upstream: UpstreamConfig,
         allow_redirects=False, timeout=aiohttp.ClientTimeout(total=upstream.timeout_s),
         skip_auto_headers=("Content-Type", "User-Agent", "Accept", "Accept-Encoding"),
     ) as resp:
-        body = await resp.content.read(MAX_STORED_RESPONSE_BYTES)
+        body = await read_body(resp.content, MAX_READ_RESPONSE_BYTES)
         return Reply(resp.status, CIMultiDict(resp.headers), body,
                      time.perf_counter() - started)
+
+
+async def read_body(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The body to EOF, or its first ``limit`` bytes (``read(n)`` alone stops at the
+    first chunk, which would classify a long success as a non-JSON failure)."""
+    body = bytearray()
+    async for chunk in stream.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])

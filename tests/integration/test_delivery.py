@@ -18,7 +18,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from proxy.upstream import MAX_STORED_RESPONSE_BYTES
 from tests.conftest import admin_headers, make_config, wait_until
 
 
@@ -56,6 +58,13 @@ async def api(http: aiohttp.ClientSession, url: str) -> Any:
     async with http.get(url, headers=admin_headers()) as resp:
         assert resp.status == 200, await resp.text()
         return await resp.json()
+
+
+async def wait_for_status(http: aiohttp.ClientSession, url: str, status: str) -> None:
+    async def reached() -> bool:
+        return (await api(http, url))["status"] == status
+
+    await wait_until(reached, what=f"the request to become {status}")
 
 
 async def breaker(http: aiohttp.ClientSession, admin_url: str) -> dict[str, Any]:
@@ -164,11 +173,7 @@ async def test_permanent_rejection_fails_after_one_attempt(tmp_path: Path, stand
     standin.state.mode = "reject"
     request_id = await write(http, tenang.gateway_url, "KB-REJECT")
     url = f"{tenang.admin_url}/api/v1/requests/{request_id}"
-
-    async def failed() -> bool:
-        return (await api(http, url))["status"] == "failed"
-
-    await wait_until(failed, what="the rejection to be recorded")
+    await wait_for_status(http, url, "failed")
     doc = await api(http, url)
     assert doc["attempt_count"] == 1
     assert len(doc["attempts"]) == 1
@@ -188,11 +193,7 @@ async def test_transient_errors_until_max_attempts_end_dead(tmp_path: Path, stan
     standin.state.mode = "down"
     request_id = await write(http, tenang.gateway_url, "KB-DEAD")
     url = f"{tenang.admin_url}/api/v1/requests/{request_id}"
-
-    async def dead() -> bool:
-        return (await api(http, url))["status"] == "dead"
-
-    await wait_until(dead, what="the request to be given up")
+    await wait_for_status(http, url, "dead")
     doc = await api(http, url)
     assert "retry limit" in doc["reason"]
     assert doc["attempt_count"] == max_attempts
@@ -243,3 +244,33 @@ async def test_graceful_stop_finishes_sends_in_flight(tmp_path: Path, standin,
     assert rows(tmp_path) == {request_id: ("succeeded", 1) for request_id in ids}
     assert_applied_once(standin.state, kodebookings)
     assert len(standin.state.log) == len(ids)
+
+
+async def test_long_success_answer_is_read_whole_and_stored_capped(
+        tmp_path: Path, start_tenang, http) -> None:
+    """A success envelope far larger than one network chunk is still a success (not a
+    "non-JSON" failure re-sent later); what is stored is capped."""
+    big = {"metadata": {"code": 200, "message": "Ok."}, "response": {"list": ["x" * 100] * 3000}}
+    received: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        received.append(request.path)
+        return web.json_response(big)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        tenang = await start_tenang(make_config(tmp_path, f"http://{host}:{port}"))
+        request_id = await write(http, tenang.gateway_url, "KB-BIG")
+        url = f"{tenang.admin_url}/api/v1/requests/{request_id}"
+        await wait_for_status(http, url, "succeeded")
+        doc = await api(http, url)
+    finally:
+        await runner.cleanup()
+    assert len(received) == 1
+    assert [a["outcome"] for a in doc["attempts"]] == ["success"]
+    assert len(doc["last_response"]) == MAX_STORED_RESPONSE_BYTES
