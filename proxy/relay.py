@@ -37,6 +37,7 @@ class Lane:
         self.bucket = TokenBucket(self.up.rate.per_second)
         self.wakeup = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
+        self.delivering: set[str] = set()  # ids of the requests those tasks are sending
         self.stopping = False
         # Only a lane idle for lack of work is woken by intake; one waiting for the
         # breaker, for tokens or for a free slot would only spin.
@@ -97,6 +98,11 @@ class Lane:
     async def _take_over_expired(self, now: float) -> None:
         for request in await self.d.store.take_over_expired(
                 self.up.name, now, self.d.owner, now + self.lease_s):
+            if request.id in self.delivering:
+                # Our own send outlived its lease (a slow commit): it is alive, and the
+                # take-over just renewed its lease. Recording it as interrupted would
+                # throw its real result away and send it again.
+                continue
             log.warning("lease of %s expired mid-delivery; recording it as interrupted",
                         request.id, extra={"request_id": request.id, "upstream": self.up.name})
             await self.d.record_interrupted(request)
@@ -116,10 +122,12 @@ class Lane:
         task: asyncio.Task[None] = asyncio.create_task(coro,  # type: ignore[arg-type]
                                                        name=f"deliver-{request_id}")
         self.in_flight.add(task)
-        task.add_done_callback(self._done)
+        self.delivering.add(request_id)
+        task.add_done_callback(lambda t: self._done(t, request_id))
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[None], request_id: str) -> None:
         self.in_flight.discard(task)
+        self.delivering.discard(request_id)
         self.wakeup.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery task crashed", exc_info=task.exception())

@@ -191,3 +191,25 @@ async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
     row = await store.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED, row.reason
     assert [e["outcome"] for e in standin.state.log] == ["ok"]
+
+
+async def test_own_live_delivery_past_its_lease_is_not_recorded_as_interrupted(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(), MemoryStore()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    lane = relay.lanes["antrean"]
+    rid = await enqueue(store, "KB-SLOW", T0)
+    standin.state.latency_ms = 300  # the send is still running when the lease runs out
+
+    await lane.step()  # claims and starts the delivery
+    await wait_until(lambda: len(standin.state.log) == 1, what="the send to be under way")
+    clock.now = T0 + lane.lease_s + 10  # the lease ends while the send is alive
+    await lane.step()  # runs the lease take-over
+
+    async def finished() -> bool:
+        row = await store.get(rid)
+        return row is not None and row.status is Status.SUCCEEDED
+
+    await wait_until(finished, what="the live delivery to finish")
+    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS]
+    assert [e["outcome"] for e in standin.state.log] == ["ok"]
