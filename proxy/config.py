@@ -222,7 +222,7 @@ def _resolve(cfg: Config, base_dir: Path, env: Mapping[str, str]) -> Config:
     if not path.is_absolute():
         path = (base_dir / path).resolve()
     upstreams = tuple(
-        dataclasses.replace(u, secret=env.get(u.secret_env) or None if u.secret_env else None)
+        dataclasses.replace(u, secret=(env.get(u.secret_env) or None) if u.secret_env else None)
         for u in cfg.upstreams
     )
     return dataclasses.replace(

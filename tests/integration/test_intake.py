@@ -198,10 +198,15 @@ async def test_unknown_prefix_is_refused_and_never_forwarded(tmp_path: Path, sta
     assert body["response"] is None
     assert db_rows(tmp_path) == []
 
-    # Barrier: once a later valid write has been delivered, the refused one would have
-    # been too if it had been queued.
+    await assert_only_the_barrier_reaches_upstream(http, tenang, standin)
+
+
+async def assert_only_the_barrier_reaches_upstream(http: aiohttp.ClientSession, tenang: Any,
+                                                  standin: Standin) -> None:
+    """Send a valid write and wait for its delivery: a refused request sent earlier would
+    have reached the upstream by then if it had been queued."""
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
-                         json={"kodebooking": "KB-KNOWN"}) as resp:
+                         json={"kodebooking": "KB-BARRIER"}) as resp:
         request_id = resp.headers["X-Tenang-Request-Id"]
     await delivered(http, tenang.admin_url, request_id)
     assert [e["path"] for e in standin.state.log] == ["/antreanrs/antrean/add"]
@@ -239,11 +244,7 @@ async def test_dot_dot_segments_are_refused(tmp_path: Path, standin, start_tenan
     assert body["response"] is None
     assert db_rows(tmp_path) == []
 
-    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
-                         json={"kodebooking": "KB-BARRIER"}) as resp:
-        request_id = resp.headers["X-Tenang-Request-Id"]
-    await delivered(http, tenang.admin_url, request_id)
-    assert [e["path"] for e in standin.state.log] == ["/antreanrs/antrean/add"]
+    await assert_only_the_barrier_reaches_upstream(http, tenang, standin)
 
 
 @pytest.mark.parametrize(("content_type", "payload"), [
