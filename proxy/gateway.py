@@ -104,9 +104,22 @@ class Gateway:
 def kept_headers(request: web.Request) -> Headers:
     listed = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
     return tuple(
-        (name, value) for name, value in request.headers.items()
+        (name, header_text(value)) for name, value in request.headers.items()
         if name.lower() not in DROPPED_HEADERS and name.lower() not in listed
     )
+
+
+def header_text(value: str) -> str:
+    """A header value as storable text. Bytes that are not UTF-8 (an old SIMRS sending
+    Latin-1, say "Jos\xe9") reach us as surrogate escapes, which cannot be stored; they
+    are read as Latin-1, HTTP's historical meaning for such bytes (RFC 9110 obs-text)."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("latin-1")
+    return value
 
 
 def refuse(preset: str | None, status: int, message: str) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import sqlite3
@@ -391,3 +392,21 @@ async def test_unexpected_intake_error_gets_an_envelope_not_a_traceback(
     doc = json.loads(text)
     assert doc["metadata"]["code"] == 500 and doc["response"] is None
     assert "Traceback" not in text and "a bug" not in text
+
+
+async def test_latin1_header_is_stored_and_answered_202(tmp_path: Path, standin,
+                                                        start_tenang) -> None:
+    """An old SIMRS may send header bytes that are not UTF-8; the request must still be
+    stored (read as Latin-1), not refused, and not spoil its commit batch."""
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    host, port = tenang.gateway_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = b'{"kodebooking": "KB-LATIN1"}'
+    writer.write(b"POST /antreanrs/antrean/add HTTP/1.1\r\nHost: x\r\n"
+                 b"X-Petugas: Jos\xe9\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    await writer.drain()
+    status_line = (await reader.readline()).decode()
+    writer.close()
+    assert " 202 " in status_line
+    (row,) = db_rows(tmp_path)
+    assert ["X-Petugas", "José"] in json.loads(row["headers"])
