@@ -47,6 +47,51 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE requests ADD COLUMN retried_at REAL;
     """,
+    # v3: BPJS awareness (endpoint, ordering key, service-day deadline, held-by parent)
+    # and the admin side (users, sessions, audit log, maintenance windows).
+    """
+    ALTER TABLE requests ADD COLUMN endpoint TEXT;
+    ALTER TABLE requests ADD COLUMN ordering_key TEXT;
+    ALTER TABLE requests ADD COLUMN expires_at REAL;
+    ALTER TABLE requests ADD COLUMN held_by TEXT;
+    CREATE INDEX requests_ordering ON requests (ordering_key, id)
+        WHERE ordering_key IS NOT NULL;
+    CREATE TABLE users (
+        name          TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role          TEXT NOT NULL,
+        created_at    REAL NOT NULL,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until  REAL
+    );
+    CREATE TABLE sessions (
+        id         TEXT PRIMARY KEY,
+        user_name  TEXT NOT NULL REFERENCES users (name),
+        csrf_token TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE audit_log (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     REAL NOT NULL,
+        actor  TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT
+    );
+    CREATE INDEX audit_log_at ON audit_log (at);
+    CREATE TABLE maintenance_windows (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        upstream     TEXT NOT NULL,
+        starts_at    REAL NOT NULL,
+        ends_at      REAL,
+        reason       TEXT,
+        created_by   TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        cancelled_at REAL
+    );
+    CREATE INDEX maintenance_upstream ON maintenance_windows (upstream, starts_at);
+    """,
 )
 
 
