@@ -45,6 +45,11 @@ class NewRequest:
     headers: Headers
     body: bytes
     received_at: float
+    # Set by the endpoint's rule (proxy/bpjs/presets.py): its name, the key that orders
+    # it behind earlier requests (e.g. "kodebooking=KB1"), and its business deadline.
+    endpoint: str | None = None
+    ordering_key: str | None = None
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,10 @@ class StoredRequest:
     lease_owner: str | None = None
     lease_expires_at: float | None = None
     retried_at: float | None = None
+    endpoint: str | None = None
+    ordering_key: str | None = None
+    expires_at: float | None = None
+    held_by: str | None = None  # the earlier request whose failure holds this one
 
     @property
     def age_from(self) -> float:

@@ -33,10 +33,12 @@ from proxy.store.sqlite_writer import SqliteWriter, connect_writer, translate
 
 T = TypeVar("T")
 
-_COLUMNS = ("id, upstream, method, path, query, headers, body, received_at, status, attempts, "
-            "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at, retried_at")
+COLUMNS = ("id, upstream, method, path, query, headers, body, received_at, status, attempts, "
+           "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at, retried_at, "
+           "endpoint, ordering_key, expires_at, held_by")
 _INSERT = ("INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at,"
-           " status, next_attempt_at, updated_at) VALUES (?,?,?,?,?,?,?,?,'pending',?,?)")
+           " status, next_attempt_at, updated_at, endpoint, ordering_key, expires_at) "
+           "VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?,?,?)")
 
 
 # Built once: json.dumps with non-default options constructs an encoder per call.
@@ -47,20 +49,22 @@ def _headers_json(headers: Headers) -> str:
     return _HEADERS_ENCODER.encode(headers)
 
 
-def _row(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
+def row_to_request(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
+    """A ``requests`` row selected as ``COLUMNS``."""
     headers = tuple((str(k), str(v)) for k, v in json.loads(r[5]))
     return StoredRequest(
         id=r[0], upstream=r[1], method=r[2], path=r[3], query=r[4], headers=headers,
         body=bytes(r[6]), received_at=r[7], status=Status(r[8]), attempts=r[9],
         next_attempt_at=r[10], updated_at=r[11], reason=r[12], lease_owner=r[13],
-        lease_expires_at=r[14], retried_at=r[15],
+        lease_expires_at=r[14], retried_at=r[15], endpoint=r[16], ordering_key=r[17],
+        expires_at=r[18], held_by=r[19],
     )
 
 
 def _lease_sql(where: str) -> str:
     return (f"UPDATE requests SET status='in_flight', lease_owner=?, lease_expires_at=?, "
             f"updated_at=? WHERE id IN (SELECT id FROM requests WHERE {where}) "
-            f"RETURNING {_COLUMNS}")
+            f"RETURNING {COLUMNS}")
 
 
 _CLAIM = _lease_sql("upstream=? AND status='pending' AND next_attempt_at<=? "
@@ -125,7 +129,8 @@ class SqliteStore:
         r = request
         await self._w().insert((
             r.id, r.upstream, r.method, r.path, r.query, _headers_json(r.headers), r.body,
-            r.received_at, r.received_at, r.received_at,
+            r.received_at, r.received_at, r.received_at, r.endpoint, r.ordering_key,
+            r.expires_at,
         ))
 
     async def claim_due(
@@ -133,14 +138,15 @@ class SqliteStore:
     ) -> list[StoredRequest]:
         rows = await self._write(lambda c: c.execute(
             _CLAIM, (owner, lease_until, now, upstream, now, limit)).fetchall())
-        return sorted((_row(r) for r in rows), key=lambda r: (r.next_attempt_at or 0, r.id))
+        claimed = (row_to_request(r) for r in rows)
+        return sorted(claimed, key=lambda r: (r.next_attempt_at or 0, r.id))
 
     async def take_over_expired(
         self, upstream: str, now: float, owner: str, lease_until: float
     ) -> list[StoredRequest]:
         rows = await self._write(lambda c: c.execute(
             _TAKE_OVER, (owner, lease_until, now, upstream, now)).fetchall())
-        return sorted((_row(r) for r in rows), key=lambda r: r.id)
+        return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
 
     async def complete_attempt(
         self, request_id: str, owner: str, attempt: AttemptRecord | None, transition: Transition,
@@ -191,8 +197,8 @@ class SqliteStore:
             raise Conflict(f"{request_id}: not {expected.value}")
 
     async def get(self, request_id: str) -> StoredRequest | None:
-        rows = await self._read(f"SELECT {_COLUMNS} FROM requests WHERE id=?", (request_id,))
-        return _row(rows[0]) if rows else None
+        rows = await self._read(f"SELECT {COLUMNS} FROM requests WHERE id=?", (request_id,))
+        return row_to_request(rows[0]) if rows else None
 
     async def attempts(self, request_id: str) -> list[StoredAttempt]:
         rows = await self._read(
@@ -215,9 +221,9 @@ class SqliteStore:
                 where.append(clause)
                 params.append(value)
         rows = await self._read(
-            f"SELECT {_COLUMNS} FROM requests WHERE {' AND '.join(where)} "
+            f"SELECT {COLUMNS} FROM requests WHERE {' AND '.join(where)} "
             f"ORDER BY id DESC LIMIT ?", (*params, limit + 1))
-        items = [_row(r) for r in rows[:limit]]
+        items = [row_to_request(r) for r in rows[:limit]]
         return Page(items, items[-1].id if len(rows) > limit else None)
 
     async def summary(self) -> dict[str, UpstreamSummary]:
