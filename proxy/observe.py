@@ -1,0 +1,76 @@
+"""The observer seam: what intake and the relay report, and who listens.
+
+Intake calls ``accepted`` after a request is committed; a delivery calls ``attempt``
+for every attempt (interrupted ones included) and ``finished`` after a transition is
+stored. ``Telemetry`` fans each call out to the metrics and the notifier; the default
+``NULL_OBSERVER`` does nothing, so a Gateway or Relay built without one (tests, tools)
+needs no wiring. Observers are called on the event loop and must return at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from proxy.calls import Status, Verdict
+
+if TYPE_CHECKING:  # only types: intake and the relay import this module, keep it light
+    from proxy.metrics import Metrics
+    from proxy.notify import Notifier
+
+log = logging.getLogger("tenang.observe")
+
+
+class Observer(Protocol):
+    def accepted(self, upstream: str, endpoint: str | None, seconds: float) -> None: ...
+
+    def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None: ...
+
+    def finished(self, upstream: str, request_id: str, status: Status, reason: str
+                 ) -> None: ...
+
+
+class NullObserver:
+    def accepted(self, upstream: str, endpoint: str | None, seconds: float) -> None:
+        return None
+
+    def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:
+        return None
+
+    def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
+        return None
+
+
+NULL_OBSERVER = NullObserver()
+
+
+class Telemetry:
+    """Metrics and notifications behind one Observer. A failing listener is logged and
+    never propagates into intake or the relay."""
+
+    def __init__(self, metrics: Metrics | None = None, notifier: Notifier | None = None
+                 ) -> None:
+        self.metrics = metrics
+        self.notifier = notifier
+
+    def accepted(self, upstream: str, endpoint: str | None, seconds: float) -> None:
+        if self.metrics is not None:
+            try:
+                self.metrics.accepted(upstream, endpoint, seconds)
+            except Exception:
+                log.exception("metrics: accepted() failed", extra={"upstream": upstream})
+
+    def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:
+        if self.metrics is not None:
+            try:
+                self.metrics.attempt(upstream, verdict, seconds)
+            except Exception:
+                log.exception("metrics: attempt() failed", extra={"upstream": upstream})
+
+    def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
+        if self.notifier is not None:
+            try:
+                self.notifier.request_finished(upstream, request_id, status, reason)
+            except Exception:
+                log.exception("notify: request_finished() failed",
+                              extra={"upstream": upstream, "request_id": request_id})
