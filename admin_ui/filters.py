@@ -1,0 +1,68 @@
+"""The request-log filter form: query string <-> ``RequestFilter``, with the form's own
+values kept for redisplay and for links to the next page, the CSV and the bulk retry."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from admin_ui.fmt import day_start, next_day_start
+from proxy.admin_api import BREAKERS
+from proxy.calls import Status
+from proxy.store.admin_base import RequestFilter
+
+FIELDS = ("status", "upstream", "endpoint", "from", "to", "q")
+MAX_TEXT = 200
+PAGE_SIZES = (25, 50, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterForm:
+    values: dict[str, str]
+    filter: RequestFilter
+    errors: list[str] = field(default_factory=list)  # message keys
+
+    def query(self, **extra: str) -> str:
+        """The filter as a query string (empty fields dropped), plus ``extra``."""
+        pairs = {k: v for k, v in self.values.items() if v} | {k: v for k, v in extra.items()
+                                                               if v}
+        return urlencode(pairs)
+
+
+def parse(query: Mapping[str, str], upstreams: list[str]) -> FilterForm:
+    """Unknown or malformed values are dropped with an error key, never guessed."""
+    values = {k: query.get(k, "").strip()[:MAX_TEXT] for k in FIELDS}
+    errors: list[str] = []
+    status = None
+    if values["status"]:
+        try:
+            status = Status(values["status"])
+        except ValueError:
+            errors.append("filter.bad_status")
+            values["status"] = ""
+    if values["upstream"] and values["upstream"] not in upstreams:
+        errors.append("filter.bad_upstream")
+        values["upstream"] = ""
+    received_from = day_start(values["from"]) if values["from"] else None
+    received_to = next_day_start(values["to"]) if values["to"] else None
+    for key, parsed in (("from", received_from), ("to", received_to)):
+        if values[key] and parsed is None:
+            errors.append("filter.bad_date")
+            values[key] = ""
+    f = RequestFilter(status=status, upstream=values["upstream"] or None,
+                      endpoint=values["endpoint"] or None, received_from=received_from,
+                      received_to=received_to, text=values["q"] or None)
+    return FilterForm(values, f, errors)
+
+
+def page_size(raw: str | None) -> int:
+    return int(raw) if raw and raw.isdigit() and int(raw) in PAGE_SIZES else PAGE_SIZES[1]
+
+
+def upstream_names(request: web.Request) -> list[str]:
+    """The configured upstreams, in config order."""
+    breakers = request.app[BREAKERS]
+    return list(breakers)

@@ -1,0 +1,61 @@
+"""How the UI writes times, ages and bodies: Asia/Jakarta time (WIB, UTC+7, no daylight
+saving, so a fixed offset is exact and needs no tz database on the server)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from admin_ui.i18n import Translator
+
+WIB = timezone(timedelta(hours=7), "WIB")
+
+
+def wib(ts: float | None, *, seconds: bool = True) -> str:
+    """``2026-11-28 14:03:05 WIB``; an empty string for no time."""
+    if ts is None:
+        return ""
+    pattern = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return datetime.fromtimestamp(ts, WIB).strftime(pattern) + " WIB"
+
+
+def wib_clock(ts: float) -> str:
+    return datetime.fromtimestamp(ts, WIB).strftime("%H:%M")
+
+
+def age(seconds: float | None, t: Translator) -> str:
+    """A short duration: ``45 s``, ``12 m 5 s``, ``3 h 20 m``, ``2 d 4 h`` (localised units)."""
+    if seconds is None:
+        return ""
+    s = max(0, int(seconds))
+    parts = [(s // 86_400, "unit.d"), (s % 86_400 // 3600, "unit.h"), (s % 3600 // 60, "unit.m"),
+             (s % 60, "unit.s")]
+    while len(parts) > 1 and parts[0][0] == 0:
+        parts.pop(0)
+    return " ".join(f"{n} {t(unit)}" for n, unit in parts[:2])
+
+
+def day_start(text: str) -> float | None:
+    """``YYYY-MM-DD`` as midnight WIB (epoch seconds); None when not a date."""
+    try:
+        day = datetime.strptime(text.strip(), "%Y-%m-%d")
+    except ValueError:
+        return None
+    return day.replace(tzinfo=WIB).timestamp()
+
+
+def next_day_start(text: str) -> float | None:
+    start = day_start(text)
+    return None if start is None else start + 86_400
+
+
+def body_text(body: bytes | None) -> str:
+    """A stored body for reading: JSON pretty-printed, other UTF-8 as is, anything else
+    with its undecodable bytes replaced (shown, never interpreted: the page escapes it)."""
+    if body is None:
+        return ""
+    text = body.decode("utf-8", "replace")
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text

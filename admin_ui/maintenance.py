@@ -1,0 +1,80 @@
+"""Maintenance windows on the dashboard: what is scheduled per upstream, and the admin
+forms to schedule or cancel one. The service (``proxy.maintenance.Maintenance``, put on
+the admin app by ``proxy.admin_maintenance_api``) decides and applies windows; these
+views only call it and write the audit log. Without the service nothing is shown."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from aiohttp import web
+
+from admin_ui.fmt import WIB
+from admin_ui.guard import error_page
+from proxy.admin_api import OPS, PRINCIPAL
+from proxy.admin_maintenance_api import MAINTENANCE
+from proxy.maintenance import Maintenance, MaintenanceError, MaintenanceWindow
+
+
+async def windows_by_upstream(maintenance: Maintenance | None,
+                              now: float) -> dict[str, list[MaintenanceWindow]]:
+    """Current and future windows, per upstream (empty without the service)."""
+    out: dict[str, list[MaintenanceWindow]] = {}
+    if maintenance is None:
+        return out
+    for w in await maintenance.windows():
+        if w.cancelled_at is None or w.cancelled_at > now:
+            out.setdefault(w.upstream, []).append(w)
+    return out
+
+
+def _local_time(text: str) -> float | None:
+    """An ``<input type="datetime-local">`` value, read as WIB."""
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M").replace(
+            tzinfo=WIB).timestamp()
+    except ValueError:
+        return None
+
+
+def _service(request: web.Request) -> Maintenance:
+    if MAINTENANCE not in request.app:
+        raise web.HTTPNotFound()  # this Tenang runs without maintenance windows
+    return request.app[MAINTENANCE]
+
+
+async def schedule(request: web.Request) -> web.StreamResponse:
+    service = _service(request)
+    form = await request.post()
+    who = request[PRINCIPAL]
+    starts_text, ends_text = str(form.get("starts_at", "")), str(form.get("ends_at", ""))
+    starts_at = _local_time(starts_text) if starts_text else time.time()
+    ends_at = _local_time(ends_text) if ends_text else None
+    if starts_at is None or (ends_text and ends_at is None):
+        return error_page(request, 400, "maintenance.bad_time")
+    try:
+        window = await service.schedule(
+            str(form.get("upstream", "")), starts_at, ends_at, str(form.get("reason", "")),
+            who.name)
+    except MaintenanceError as exc:
+        return error_page(request, exc.status, "maintenance.invalid")
+    await request.app[OPS].store.audit(
+        who.name, "maintenance_schedule", f"maintenance:{window.id}",
+        f"{window.upstream} from {window.starts_at:.0f} to "
+        f"{'cancel' if window.ends_at is None else f'{window.ends_at:.0f}'}: {window.reason}",
+        time.time())
+    raise web.HTTPSeeOther("/?done=maintenance_scheduled")
+
+
+async def cancel(request: web.Request) -> web.StreamResponse:
+    service = _service(request)
+    who = request[PRINCIPAL]
+    raw = request.match_info["window_id"]
+    try:
+        await service.cancel(int(raw), who.name)
+    except MaintenanceError as exc:
+        return error_page(request, exc.status, "maintenance.invalid")
+    await request.app[OPS].store.audit(who.name, "maintenance_cancel", f"maintenance:{raw}",
+                                       None, time.time())
+    raise web.HTTPSeeOther("/?done=maintenance_cancelled")

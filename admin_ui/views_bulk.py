@@ -1,0 +1,64 @@
+"""Bulk retry: a dry-run count for the request log's current filter, the confirm form,
+and the progress of a started job (polled by live.js)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from admin_ui.filters import parse, upstream_names
+from admin_ui.fmt import wib
+from admin_ui.guard import error_page
+from admin_ui.render import render, translator
+from proxy.admin_api import BULK, PRINCIPAL
+from proxy.bulk import BulkJob, NotRetryable, describe
+
+
+async def preview(request: web.Request) -> web.Response:
+    form = parse(request.query, upstream_names(request))
+    try:
+        count = await request.app[BULK].dry_run(form.filter)
+    except NotRetryable:
+        return render(request, "bulk_preview.html", {"form": form, "count": None},
+                      status=400)
+    return render(request, "bulk_preview.html", {"form": form, "count": count})
+
+
+async def start(request: web.Request) -> web.StreamResponse:
+    post = await request.post()
+    form = parse({k: str(v) for k, v in post.items()}, upstream_names(request))
+    raw = str(post.get("expected", ""))
+    if form.errors or not raw.isdigit():
+        return error_page(request, 400, "bulk.bad_form")
+    try:
+        job = await request.app[BULK].start(form.filter, request[PRINCIPAL].name, int(raw))
+    except NotRetryable:
+        return error_page(request, 400, "bulk.not_retryable")
+    raise web.HTTPSeeOther(f"/bulk/{job.id}")
+
+
+def _job(request: web.Request) -> BulkJob | None:
+    return request.app[BULK].get(int(request.match_info["job_id"]))
+
+
+def _fields(job: BulkJob, request: web.Request) -> dict[str, str]:
+    t = translator(request)
+    state = ("bulk.state.failed" if job.error else
+             "bulk.state.running" if job.running else "bulk.state.done")
+    return {"retried": str(job.retried), "skipped": str(job.skipped), "state": t(state),
+            "finished_at": wib(job.finished_at) or t("none")}
+
+
+async def job_page(request: web.Request) -> web.Response:
+    job = _job(request)
+    if job is None:
+        return error_page(request, 404, "error.not_found")
+    return render(request, "bulk_job.html", {"job": job, "fields": _fields(job, request),
+                                             "filter_text": describe(job.filter)})
+
+
+async def job_json(request: web.Request) -> web.Response:
+    job = _job(request)
+    if job is None:
+        return web.json_response({"error": "no such job"}, status=404)
+    return web.json_response({"fields": _fields(job, request), "states": {
+        "job": "running" if job.running else "done"}, "stop": not job.running})

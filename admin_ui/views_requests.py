@@ -1,0 +1,157 @@
+"""Request log (filters, keyset pages, CSV export), the detail page, retry and cancel."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from admin_ui.filters import FilterForm, page_size, parse, upstream_names
+from admin_ui.fmt import body_text, wib
+from admin_ui.guard import error_page
+from admin_ui.i18n import Translator
+from admin_ui.render import render, translator
+from proxy.admin_api import OPS, PRINCIPAL
+from proxy.auth import Permission
+from proxy.bulk import describe
+from proxy.calls import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, Status
+from proxy.operations import NotFound
+from proxy.redact import masked_headers
+from proxy.store.admin_base import AuditEntry
+from proxy.store.base import Conflict, StoredAttempt, StoredRequest
+
+EXPORT_MAX = 100_000
+CSV_COLUMNS = ("id", "received_at_wib", "upstream", "endpoint", "method", "path", "query",
+               "status", "attempts", "reason", "body")
+# Notices a redirect may ask the detail page to show (never free text from the URL).
+NOTICES = frozenset({"retried", "cancelled", "invalid", "conflict"})
+
+
+def _form(request: web.Request) -> FilterForm:
+    return parse(request.query, upstream_names(request))
+
+
+async def request_log(request: web.Request) -> web.Response:
+    form = _form(request)
+    limit = page_size(request.query.get("limit"))
+    cursor = request.query.get("cursor") or None
+    page = await request.app[OPS].store.find_requests(form.filter, limit=limit, cursor=cursor)
+    who = request[PRINCIPAL]
+    return render(request, "requests.html", {
+        "form": form, "page": page, "cursor": cursor, "limit": limit,
+        "statuses": list(Status), "upstreams": upstream_names(request),
+        "can_export": who.can(Permission.EXPORT), "can_operate": who.can(Permission.OPERATE),
+    })
+
+
+def _cell(value: object) -> str:
+    """CSV cells a spreadsheet would run as formulas are prefixed with a quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _csv_row(r: StoredRequest) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow([_cell(v) for v in (
+        r.id, wib(r.received_at), r.upstream, r.endpoint, r.method, r.path, r.query,
+        r.status.value, r.attempts, r.reason, r.body.decode("utf-8", "replace"))])
+    return out.getvalue()
+
+
+async def request_csv(request: web.Request) -> web.StreamResponse:
+    """The filtered log as CSV, newest first, at most EXPORT_MAX rows; audited."""
+    form = _form(request)
+    store = request.app[OPS].store
+    await store.audit(request[PRINCIPAL].name, "export_csv", None, describe(form.filter),
+                      time.time())
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": 'attachment; filename="tenang-requests.csv"'})
+    await response.prepare(request)
+    await response.write(",".join(CSV_COLUMNS).encode() + b"\r\n")
+    cursor, written = None, 0
+    while written < EXPORT_MAX:
+        page = await store.find_requests(form.filter, limit=min(500, EXPORT_MAX - written),
+                                         cursor=cursor)
+        await response.write("".join(_csv_row(r) for r in page.items).encode())
+        written += len(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    await response.write_eof()
+    return response
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: float
+    what: str
+    who: str
+    detail: str
+
+
+def _history(r: StoredRequest, attempts: list[StoredAttempt], audit: list[AuditEntry],
+             t: Translator) -> list[Event]:
+    """The state history: receipt, every attempt, every operator action, and now."""
+    events = [Event(r.received_at, t("history.received"), "SIMRS", "")]
+    for a in attempts:
+        detail = " · ".join(x for x in (f"HTTP {a.http_status}" if a.http_status else "",
+                                        a.error or "") if x)
+        events.append(Event(a.started_at, t("history.attempt", n=a.number,
+                                             verdict=t("verdict." + a.verdict.value)),
+                            "relay", detail))
+    for e in audit:
+        events.append(Event(e.at, t("action." + e.action), e.actor, e.detail or ""))
+    events.sort(key=lambda e: e.at)
+    events.append(Event(r.updated_at, t("history.now", status=t("status." + r.status.value)),
+                        "", r.reason or ""))
+    return events
+
+
+async def request_detail(request: web.Request) -> web.Response:
+    ops = request.app[OPS]
+    try:
+        r = await ops.get(request.match_info["id"])
+    except NotFound:
+        return error_page(request, 404, "error.not_found")
+    attempts = await ops.store.attempts(r.id)
+    audit = await ops.store.audit_entries(target=r.id, limit=500)
+    who = request[PRINCIPAL]
+    notice = request.query.get("notice", "")
+    return render(request, "detail.html", {
+        "r": r, "headers": masked_headers(r.headers), "body": body_text(r.body),
+        "attempts": [(a, body_text(a.response_body)) for a in attempts],
+        "history": _history(r, attempts, audit, translator(request)),
+        "can_retry": who.can(Permission.OPERATE) and r.status in OPERATOR_RETRYABLE,
+        "can_cancel": who.can(Permission.OPERATE) and r.status in CANCELLABLE,
+        "notice": notice if notice in NOTICES else "",
+    })
+
+
+async def _act(request: web.Request, action: str) -> web.StreamResponse:
+    ops, who = request.app[OPS], request[PRINCIPAL]
+    request_id = request.match_info["id"]
+    notice = "retried" if action == "retry" else "cancelled"
+    try:
+        if action == "retry":
+            await ops.retry(request_id, who.name)
+        else:
+            await ops.cancel(request_id, who.name)
+    except NotFound:
+        return error_page(request, 404, "error.not_found")
+    except InvalidTransition:
+        notice = "invalid"
+    except Conflict:
+        notice = "conflict"
+    raise web.HTTPSeeOther(f"/requests/{request_id}?notice={notice}")
+
+
+async def retry(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "retry")
+
+
+async def cancel(request: web.Request) -> web.StreamResponse:
+    return await _act(request, "cancel")

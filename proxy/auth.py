@@ -1,0 +1,182 @@
+"""Admin logins: argon2 password hashes, sessions, lockout after failed logins, roles.
+
+Used by the admin UI (login form, session cookie) and the admin JSON API (which also
+accepts a logged-in session besides its bearer token). The session cookie carries a
+random token; the store keeps only its SHA-256 digest, so a copy of the database holds
+no usable session. Every login, failed login, lockout and logout goes to the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NoReturn
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from proxy.config import AdminConfig, AdminUserConfig
+from proxy.store.admin_base import ManagedStore, Session
+
+SESSION_COOKIE = "tenang_session"
+MAX_NAME = 64  # longer names are cut before they reach the audit log
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class Permission(StrEnum):
+    READ = "read"
+    OPERATE = "operate"  # retry, cancel, bulk retry
+    EXPORT = "export"  # CSV export of the request log
+    MAINTAIN = "maintain"  # maintenance windows
+
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.VIEWER: frozenset({Permission.READ}),
+    Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE}),
+    Role.AUDITOR: frozenset({Permission.READ, Permission.EXPORT}),
+    Role.ADMIN: frozenset(Permission),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking. ``csrf_token`` is None for the bearer token (not a browser)."""
+
+    name: str
+    role: Role
+    csrf_token: str | None = None
+    session_id: str | None = None
+
+    def can(self, permission: Permission) -> bool:
+        return permission in GRANTS[self.role]
+
+
+_ROLES = frozenset(r.value for r in Role)
+
+# The admin bearer token acts as an admin; the audit log names it so.
+TOKEN_PRINCIPAL = Principal("api-token", Role.ADMIN)
+
+
+class LoginRefused(Exception):
+    """Wrong name or password (one message for both), or the user is locked."""
+
+    def __init__(self, locked_until: float | None = None) -> None:
+        super().__init__("locked" if locked_until else "wrong user name or password")
+        self.locked_until = locked_until
+
+
+_hasher = PasswordHasher()
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash (argon2-cffi's default, RFC 9106 low-memory parameters)."""
+    return _hasher.hash(password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+_dummy_hash: str | None = None
+
+
+def _dummy() -> str:
+    """A hash to verify against for unknown users, so the answer takes as long as for a
+    real user and does not tell which names exist."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = hash_password(secrets.token_urlsafe(16))
+    return _dummy_hash
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def same(a: str | None, b: str | None) -> bool:
+    """Constant-time comparison of two optional secrets (None never matches)."""
+    return a is not None and b is not None and hmac.compare_digest(a.encode(), b.encode())
+
+
+class Auth:
+    def __init__(self, store: ManagedStore, settings: AdminConfig,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._settings = settings
+        self._clock = clock
+
+    async def sync_users(self, users: Sequence[AdminUserConfig]) -> None:
+        """Write the config file's users into the store (their hash and role win over
+        what the store holds; lockout state is kept). Idempotent."""
+        for u in users:
+            await self._store.add_user(u.name, u.password_hash, u.role, self._clock(),
+                                       replace=True)
+
+    async def login(self, name: str, password: str) -> tuple[str, Principal]:
+        """A new session token (for the cookie) and who it belongs to; LoginRefused."""
+        name = name.strip()[:MAX_NAME]
+        now = self._clock()
+        user = await self._store.get_user(name)
+        if user is not None and user.locked_until is not None and user.locked_until > now:
+            await self._store.audit(name, "login_refused", None, "locked", now)
+            raise LoginRefused(user.locked_until)
+        # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
+        ok = await asyncio.to_thread(_verify, user.password_hash if user else _dummy(),
+                                     password)
+        if user is None or not ok or user.role not in _ROLES:
+            await self._failed(name, now, known=user is not None)
+        await self._store.reset_login_failures(name)
+        token = secrets.token_urlsafe(32)
+        session = Session(digest(token), name, secrets.token_urlsafe(32), now,
+                          now + self._settings.session_ttl_s)
+        await self._store.create_session(session)
+        await self._store.delete_expired_sessions(now)
+        await self._store.audit(name, "login", None, None, now)
+        return token, Principal(name, Role(user.role), session.csrf_token, session.id)
+
+    async def _failed(self, name: str, now: float, *, known: bool) -> NoReturn:
+        locked_until = None
+        if known:
+            updated = await self._store.record_login_failure(
+                name, now, lock_after=self._settings.lockout_after,
+                lock_s=self._settings.lockout_s)
+            locked_until = updated.locked_until if updated else None
+        detail = "locked after repeated failures" if locked_until else (
+            "wrong password" if known else "unknown user")
+        await self._store.audit(name, "login_failed", None, detail, now)
+        raise LoginRefused(locked_until)
+
+    async def principal(self, token: str | None) -> Principal | None:
+        """Who holds this session token, or None (unknown, expired, user gone)."""
+        if not token:
+            return None
+        session = await self._store.get_session(digest(token), self._clock())
+        if session is None:
+            return None
+        user = await self._store.get_user(session.user_name)
+        if user is None or user.role not in _ROLES:
+            return None
+        return Principal(user.name, Role(user.role), session.csrf_token, session.id)
+
+    async def logout(self, who: Principal) -> None:
+        """End the session. Idempotent (only the first logout is audited)."""
+        now = self._clock()
+        if who.session_id is not None and \
+                await self._store.get_session(who.session_id, now) is not None:
+            await self._store.delete_session(who.session_id)
+            await self._store.audit(who.name, "logout", None, None, now)

@@ -1,0 +1,115 @@
+"""`tenang user add NAME --role ROLE --config FILE`, `tenang user remove NAME --config
+FILE` and `tenang user hash`: admin UI users.
+
+``add`` writes the user into the store database named by the config file (Tenang may be
+running: SQLite lets a second writer in between its commits). ``hash`` prints an argon2
+hash for a ``[[admin.users]]`` entry. Passwords are prompted for (twice) or read as one
+line from standard input with ``--password-stdin``; they never appear as arguments,
+where ``ps`` and shell history would show them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import re
+import sys
+import time
+from pathlib import Path
+
+from proxy.auth import Role, hash_password
+from proxy.config import load_config
+from proxy.loop import run
+from proxy.store import open_store
+from proxy.store.admin_base import managed
+from proxy.store.base import Conflict, StoreError
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # as config.py checks [[admin.users]]
+MIN_PASSWORD = 8
+
+
+def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    user = sub.add_parser("user", help="manage admin UI users")
+    actions = user.add_subparsers(dest="user_command", required=True)
+    add = actions.add_parser("add", help="add a user to the store database")
+    add.add_argument("name", help="login name: lowercase letters, digits, - and _")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role],
+                     help="viewer: read; operator: retry/cancel; auditor: read + CSV "
+                          "export; admin: everything")
+    add.add_argument("--config", type=Path, required=True, help="path to the TOML config")
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password as one line from standard input")
+    add.add_argument("--replace", action="store_true",
+                     help="set a new password and role for an existing user")
+    remove = actions.add_parser("remove", help="delete a user and end their sessions")
+    remove.add_argument("name")
+    remove.add_argument("--config", type=Path, required=True, help="path to the TOML config")
+    hashing = actions.add_parser("hash", help="print an argon2 hash for [[admin.users]]")
+    hashing.add_argument("--password-stdin", action="store_true",
+                         help="read the password as one line from standard input")
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            raise ValueError("the passwords differ")
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"the password needs at least {MIN_PASSWORD} characters")
+    return password
+
+
+async def _remove(config_path: Path, name: str) -> bool:
+    store = managed(open_store(load_config(config_path).store))
+    await store.open()
+    try:
+        removed = await store.remove_user(name)
+        if removed:
+            await store.audit("cli", "user_remove", name, None, time.time())
+        return removed
+    finally:
+        await store.close()
+
+
+async def _add(config_path: Path, name: str, role: str, password_hash: str,
+               replace: bool) -> None:
+    store = managed(open_store(load_config(config_path).store))
+    await store.open()
+    try:
+        now = time.time()
+        await store.add_user(name, password_hash, role, now, replace=replace)
+        await store.audit("cli", "user_replace" if replace else "user_add", name,
+                          f"role {role}", now)
+    finally:
+        await store.close()
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run `tenang user ...`; ValueError / ConfigError propagate to the CLI's handler."""
+    if args.user_command == "hash":
+        print(hash_password(read_password(args.password_stdin)))
+        return 0
+    if args.user_command == "remove":
+        try:
+            removed = run(_remove(args.config, args.name))
+        except StoreError as exc:
+            print(f"tenang: cannot remove the user: {exc.reason}", file=sys.stderr)
+            return 1
+        print(f"user {args.name} removed" if removed else f"no user {args.name!r}")
+        return 0 if removed else 1
+    if not NAME.match(args.name):
+        raise ValueError(f"user name {args.name!r}: use lowercase letters, digits, - and _")
+    password_hash = hash_password(read_password(args.password_stdin))
+    try:
+        run(_add(args.config, args.name, args.role, password_hash, args.replace))
+    except Conflict:
+        print(f"tenang: user {args.name!r} exists; add --replace to set a new password "
+              "and role", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"tenang: cannot write the user: {exc.reason}", file=sys.stderr)
+        return 1
+    print(f"user {args.name} ({args.role}) saved in {args.config}'s store")
+    return 0

@@ -1,0 +1,27 @@
+"""Putting stored requests into a state without a relay (the ``ui`` fixture has none)."""
+
+from __future__ import annotations
+
+import time
+
+from proxy.calls import Status, Transition, Verdict
+from proxy.store.base import AttemptRecord, Store
+
+
+async def settle(store: Store, request_id: str, status: Status, upstream: str = "antrean",
+                 response: bytes = b'{"metadata":{"code":201,"message":"Data tidak valid"}}'
+                 ) -> None:
+    """Claim ``request_id`` and record one attempt that left it ``status``; any other
+    request claimed on the way goes back to pending untouched."""
+    now = time.time()
+    claimed = await store.claim_due(upstream, now + 3600, 1000, "test", now + 60)
+    assert request_id in [r.id for r in claimed]
+    for r in claimed:
+        if r.id != request_id:
+            await store.release(r.id, "test", now)
+    verdict = Verdict.PERMANENT if status is Status.FAILED else Verdict.TRANSIENT
+    attempt = AttemptRecord(1, now, 0.25, verdict, 201 if status is Status.FAILED else 503,
+                            None if status is Status.FAILED else "upstream answered 503",
+                            response)
+    await store.complete_attempt(request_id, "test", attempt,
+                                 Transition(status, f"test: {status.value}"), now)

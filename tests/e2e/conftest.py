@@ -1,0 +1,83 @@
+"""Browser tests: Playwright driving Debian's Chromium (/usr/bin/chromium, never a
+downloaded browser). Skipped, with the reason, only when that binary is absent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+
+from proxy.app import Tenang
+from tests.admin_ui.conftest import PASSWORD, ui_config
+from tests.conftest import Standin
+
+CHROMIUM = Path("/usr/bin/chromium")
+HAVE_CHROMIUM = CHROMIUM.exists()  # checked once, at collection
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+expect.set_options(timeout=15_000)
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        await browser.close()
+
+
+class Session:
+    """One browser tab plus what it saw: every JavaScript dialog that opened."""
+
+    def __init__(self, page: Page, base: str) -> None:
+        self.page = page
+        self.base = base
+        self.dialogs: list[str] = []
+        page.on("dialog", self._dialog)
+
+    async def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        await dialog.dismiss()
+
+    async def login(self, name: str, password: str = PASSWORD) -> None:
+        await self.page.goto(self.base + "/")
+        await expect(self.page).to_have_url(re.compile(r"/login\?next="))
+        await self.page.get_by_label("Nama pengguna").fill(name)
+        await self.page.get_by_label("Kata sandi").fill(password)
+        await self.page.get_by_role("button", name="Masuk").click()
+        await expect(self.page).to_have_url(self.base + "/")
+
+    async def screenshot(self, name: str) -> None:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+async def tenang(tmp_path: Path, standin: Standin,
+                 start_tenang: Callable[..., Awaitable[Tenang]]) -> Tenang:
+    """Tenang with its relay running; the breaker stays open a minute once tripped, so
+    the dashboard can be read while it is open."""
+    config = ui_config(tmp_path, standin.url, breaker={"fail_max": 3, "reset_timeout_s": 60.0},
+                       retry={"max_attempts": 8, "initial_delay_s": 0.05, "max_delay_s": 0.2})
+    return await start_tenang(config)
+
+
+@pytest.fixture
+async def tab(chromium: Browser, tenang: Tenang) -> AsyncIterator[Session]:
+    context = await chromium.new_context(viewport={"width": 1360, "height": 900})
+    page = await context.new_page()
+    yield Session(page, tenang.admin_url)
+    await context.close()
+
+
+async def set_mode(http: aiohttp.ClientSession, standin: Standin, mode: str) -> None:
+    async with http.post(standin.url + "/_standin/mode", json={"mode": mode}) as resp:
+        assert resp.status == 200

@@ -1,0 +1,142 @@
+"""The admin UI in a real browser: login, live dashboard during an outage, retry from
+the detail page, bulk retry with a dry run, language switch, logout, and untrusted
+bodies shown as text (no script runs, no dialog opens). Writes docs/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import aiohttp
+from playwright.async_api import expect
+
+from proxy.app import Tenang
+from proxy.calls import Status
+from tests.admin_ui.conftest import submit
+from tests.conftest import Standin, wait_until
+from tests.e2e.conftest import Session, set_mode
+
+XSS_SCRIPT = "<script>alert(1)</script>"
+XSS_IMG = '"><img src=x onerror=alert(1)>'
+
+
+async def wait_status(tenang: Tenang, request_ids: list[str], status: Status) -> None:
+    async def reached() -> bool:
+        rows = [await tenang.store.get(i) for i in request_ids]
+        return all(r is not None and r.status is status for r in rows)
+
+    await wait_until(reached, timeout_s=15, what=f"{len(request_ids)} requests to be {status}")
+
+
+async def test_dashboard_shows_backlog_and_open_breaker_live(
+        tab: Session, tenang: Tenang, standin: Standin, http: aiohttp.ClientSession) -> None:
+    page = tab.page
+    await tab.login("adi")
+    await expect(page.get_by_test_id("breaker-antrean")).to_have_text("normal (tertutup)")
+    await expect(page.get_by_test_id("count-antrean-pending")).to_have_text("0")
+
+    await set_mode(http, standin, "down")
+    for i in range(6):
+        await submit(http, tenang.gateway_url,
+                     json.dumps({"kodebooking": f"KB-OUT-{i}", "taskid": 1}))
+
+    # No reload: the page's own polling brings the outage in.
+    await expect(page.get_by_test_id("breaker-antrean")).to_have_text(
+        "terbuka: BPJS dianggap gangguan")
+    await expect(page.get_by_test_id("count-antrean-pending")).to_have_text("6")
+    await expect(page.get_by_test_id("opened-antrean")).to_contain_text("WIB")
+    await expect(page.locator("#upstream-antrean")).to_have_attribute("data-state", "open")
+    await expect(page.locator("#upstream-antrean img")).to_have_js_property("complete", True)
+    await tab.screenshot("dashboard")
+    assert tab.dialogs == []
+
+
+async def test_retry_from_the_detail_page(tab: Session, tenang: Tenang, standin: Standin,
+                                          http: aiohttp.ClientSession) -> None:
+    await set_mode(http, standin, "reject")
+    request_id = await submit(http, tenang.gateway_url, json.dumps(
+        {"kodebooking": "KB-RETRY", "noKartu": "0001234567890", "taskid": 3}))
+    await wait_status(tenang, [request_id], Status.FAILED)
+    await set_mode(http, standin, "up")
+
+    page = tab.page
+    await tab.login("opa")
+    await page.goto(f"{tab.base}/requests/{request_id}")
+    await expect(page.locator("#status")).to_have_text("ditolak")
+    await page.locator("#retry").click()
+    await expect(page.locator("#notice")).to_have_text(
+        "Permintaan dijadwalkan untuk dikirim ulang sekarang.")
+    await wait_status(tenang, [request_id], Status.SUCCEEDED)
+    await page.reload()
+    await expect(page.locator("#status")).to_have_text("berhasil")
+    await expect(page.locator("ol.history")).to_contain_text("dikirim ulang oleh operator")
+    await expect(page.locator("ol.history")).to_contain_text("opa")
+    await tab.screenshot("detail")
+
+
+async def test_bulk_retry_with_a_dry_run(tab: Session, tenang: Tenang, standin: Standin,
+                                         http: aiohttp.ClientSession) -> None:
+    await set_mode(http, standin, "reject")
+    ids = [await submit(http, tenang.gateway_url, json.dumps(
+        {"kodebooking": f"KB-BULK-{i}", "noKartu": f"000{i:010d}", "taskid": 1}))
+        for i in range(4)]
+    await wait_status(tenang, ids, Status.FAILED)
+    await set_mode(http, standin, "up")
+    for i in range(3):  # a few that go through, for a realistic log
+        await submit(http, tenang.gateway_url, json.dumps({"kodebooking": f"KB-OK-{i}"}))
+
+    page = tab.page
+    await tab.login("opa")
+    await page.get_by_role("link", name="Log permintaan").click()
+    await page.locator("select[name=status]").select_option("failed")
+    await page.get_by_role("button", name="Cari").click()
+    await expect(page.locator("table.log tbody tr")).to_have_count(4)
+    await page.locator("#bulk-retry").click()
+    await expect(page.locator("#dry-run")).to_have_text(
+        "Uji coba: 4 permintaan akan dikirim ulang.")
+    await page.locator("#bulk-confirm").click()
+    await expect(page.locator("#job-state")).to_have_text("selesai")
+    await expect(page.locator("#job-retried")).to_have_text("4")
+    await wait_status(tenang, ids, Status.SUCCEEDED)
+
+    await page.goto(f"{tab.base}/requests")
+    await expect(page.locator("table.log tbody tr")).to_have_count(7)
+    await tab.screenshot("requests")
+
+
+async def test_language_switch_and_logout(tab: Session) -> None:
+    page = tab.page
+    await tab.login("vera")
+    await expect(page.locator("h1")).to_have_text("Dasbor")
+    await page.locator("#lang-en").click()
+    await expect(page.locator("h1")).to_have_text("Dashboard")
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await page.get_by_role("link", name="Request log").click()
+    await expect(page.locator("h1")).to_have_text("Request log")
+    await page.locator("#lang-id").click()
+    await expect(page.locator("h1")).to_have_text("Log permintaan")
+    await page.locator("#logout").click()
+    await expect(page).to_have_url(tab.base + "/login")
+    await page.goto(tab.base + "/requests")
+    await expect(page).to_have_url(re.compile(r"/login\?next=(%2F|/)requests$"))
+
+
+async def test_untrusted_bodies_are_text_and_no_dialog_fires(
+        tab: Session, tenang: Tenang, standin: Standin, http: aiohttp.ClientSession) -> None:
+    await set_mode(http, standin, "reject")
+    body = json.dumps({"kodebooking": "KB-XSS", "nama": XSS_SCRIPT, "alamat": XSS_IMG},
+                      ensure_ascii=False)
+    request_id = await submit(http, tenang.gateway_url, body)
+    raw = await submit(http, tenang.gateway_url, XSS_SCRIPT + XSS_IMG)  # not even JSON
+    await wait_status(tenang, [request_id, raw], Status.FAILED)
+
+    page = tab.page
+    await tab.login("adi")
+    for rid in (request_id, raw):
+        await page.goto(f"{tab.base}/requests/{rid}")
+        await expect(page.locator("#request-body")).to_contain_text(XSS_SCRIPT)
+        await expect(page.locator("#request-body")).to_contain_text(XSS_IMG)
+        await expect(page.locator("#request-body img")).to_have_count(0)
+    await page.goto(f"{tab.base}/requests?q=onerror")
+    await expect(page.locator("table.log tbody tr")).to_have_count(2)
+    assert tab.dialogs == []
