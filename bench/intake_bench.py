@@ -41,15 +41,22 @@ ADMIN_TOKEN = "bench-admin-token"
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 15.0
 
-# ~150 bytes, shaped like an Antrean "update waktu antrean" call.
+# ~150 bytes, shaped like an Antrean "update waktu antrean" call. Every request is for
+# its own booking (the placeholder becomes a counter), as at a real front desk: many calls
+# for one kodebooking would queue behind each other by design.
 BODY = json.dumps({
-    "kodebooking": "20240517RSUD0001A0042", "taskid": 3, "waktu": 1715912345678,
+    "kodebooking": "20240517RSUD0001A@N@", "taskid": 3, "waktu": 1715912345678,
     "jenisresep": "Non racikan", "catatan": "bench intake tenang; pasien poli umum",
 }, separators=(",", ":"))
+BODY_HEAD, BODY_TAIL = BODY.split("@N@")
 
 LUA = """\
 wrk.method = "POST"
-wrk.body = [[%(body)s]]
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format(nil, nil, nil, [[%(head)s]] .. n .. [[%(tail)s]])
+end
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-cons-id"] = "12345"
 wrk.headers["X-timestamp"] = "1715912345"
@@ -189,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tenang-bench-") as tmp:
         work = Path(tmp)
         script = work / "post.lua"
-        script.write_text(LUA % {"body": BODY})
+        script.write_text(LUA % {"head": BODY_HEAD, "tail": BODY_TAIL})
         hello_port, port, admin_port, up_port = (free_port() for _ in range(4))
         config = tenang_config(work, port, admin_port, up_port)
         log = (work / "tenang.log").open("wb")
@@ -198,8 +205,10 @@ def run(args: argparse.Namespace) -> int:
         # in this shared VM's speed hits both alike; medians are compared.
         hello = subprocess.Popen([py, __file__, "--serve-hello", str(hello_port)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        standin = subprocess.Popen(
-            [py, "-m", "proxy", "standin", "--listen", f"127.0.0.1:{up_port}", "--mode", "down"],
+        # BPJS is down for the whole run: intake alone is measured, the relay only probes.
+        upstream = subprocess.Popen(
+            [py, "-m", "proxy", "simulate-bpjs", "--listen", f"127.0.0.1:{up_port}",
+             "--cons-id", "bench", "--secret", "bench-secret", "--mode", "down"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         tenang = subprocess.Popen([py, "-m", "proxy", "serve", "--config", str(config)],
                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -223,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
                 rows = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
         finally:
             stop(tenang)
-            stop(standin)
+            stop(upstream)
             stop(hello)
             log.close()
         tenang_log = (work / "tenang.log").read_text(errors="replace")

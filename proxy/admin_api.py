@@ -1,24 +1,30 @@
 """Admin JSON API on the admin port: request lookup, listing, summary, retry, cancel.
 
-Every /api/ route needs ``Authorization: Bearer <token>``; /healthz and /readyz do not.
+Every /api/ route needs ``Authorization: Bearer <token>`` or the session cookie of an
+admin UI login (then a state-changing call also needs the session's ``X-CSRF-Token``
+header and a role that may operate); /healthz and /readyz need neither. The admin UI
+(``admin_ui``) is mounted on the same application and shares its services.
 """
 
 from __future__ import annotations
 
 import base64
-import hmac
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from proxy import calls
+from proxy.auth import SESSION_COOKIE, TOKEN_PRINCIPAL, Auth, Permission, Principal, same
+from proxy.bulk import BulkRetries
 from proxy.calls import InvalidTransition, Status
+from proxy.config import AdminConfig
+from proxy.operations import NotFound, Operations
 from proxy.policies.breaker import AsyncBreaker
 from proxy.redact import masked_headers
 from proxy.relay import Relay
+from proxy.store.admin_base import managed
 from proxy.store.base import Conflict, Store, StoredAttempt, StoredRequest, StoreError
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -26,6 +32,11 @@ STORE = web.AppKey("store", Store)
 TOKEN = web.AppKey("token", str)
 BREAKERS = web.AppKey("breakers", dict[str, AsyncBreaker])
 RELAY = web.AppKey("relay", Relay)
+SETTINGS = web.AppKey("admin_settings", AdminConfig)
+OPS = web.AppKey("operations", Operations)
+AUTH = web.AppKey("auth", Auth)
+BULK = web.AppKey("bulk_retries", BulkRetries)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 MAX_PAGE = 500
 
@@ -58,6 +69,8 @@ def request_brief(r: StoredRequest) -> dict[str, Any]:
         "attempt_count": r.attempts, "received_at": iso(r.received_at),
         "next_attempt_at": iso(r.next_attempt_at) if r.status is Status.PENDING else None,
         "updated_at": iso(r.updated_at), "retried_at": iso(r.retried_at),
+        "endpoint": r.endpoint, "ordering_key": r.ordering_key, "held_by": r.held_by,
+        "expires_at": iso(r.expires_at),
     }
 
 
@@ -77,17 +90,9 @@ async def request_detail(store: Store, r: StoredRequest) -> dict[str, Any]:
     }
 
 
-async def _found(store: Store, request_id: str) -> StoredRequest:
-    r = await store.get(request_id)
-    if r is None:
-        raise ApiError(404, f"no request with id {request_id!r}")
-    return r
-
-
 async def get_request(request: web.Request) -> web.Response:
-    store = request.app[STORE]
-    r = await _found(store, request.match_info["id"])
-    return web.json_response(await request_detail(store, r))
+    r = await request.app[OPS].get(request.match_info["id"])
+    return web.json_response(await request_detail(request.app[STORE], r))
 
 
 def _query_status(raw: str | None) -> Status | None:
@@ -120,46 +125,30 @@ async def list_requests(request: web.Request) -> web.Response:
 
 async def summary(request: web.Request) -> web.Response:
     now = time.time()
-    stored = await request.app[STORE].summary()
     out: dict[str, Any] = {}
-    for name, breaker in request.app[BREAKERS].items():
-        s = stored.get(name)
-        counts: Mapping[Status, int] = s.counts if s else {}
-        oldest = s.oldest_pending_at if s else None
-        out[name] = {
-            "counts": {st.value: counts.get(st, 0) for st in Status},
-            "breaker": {"state": breaker.state.value, "opened_at": iso(breaker.opened_at),
-                        "probe_at": iso(breaker.probe_at)},
+    breakers = request.app[BREAKERS]
+    for u in await request.app[OPS].overview(breakers):
+        oldest = u.oldest_pending_at
+        out[u.name] = {
+            "counts": {st.value: u.counts.get(st, 0) for st in Status},
+            "breaker": {"state": u.breaker_state.value, "opened_at": iso(u.opened_at),
+                        "probe_at": iso(u.probe_at)},
             "oldest_pending_age_s": None if oldest is None else round(now - oldest, 3),
-            "last_attempt_at": iso(s.last_attempt_at if s else None),
-            "last_outcome": s.last_verdict.value if s and s.last_verdict else None,
+            "last_attempt_at": iso(u.last_attempt_at),
+            "last_outcome": u.last_verdict.value if u.last_verdict else None,
+            "sep_not_succeeded": u.sep_open,
         }
     return web.json_response({"upstreams": out, "generated_at": iso(now)})
 
 
-async def _operate(request: web.Request,
-                   decide: Callable[[Status, float], calls.Transition]) -> web.Response:
-    store = request.app[STORE]
-    r = await _found(store, request.match_info["id"])
-    now = time.time()
-    try:
-        await store.transition(r.id, r.status, decide(r.status, now), now)
-    except InvalidTransition as exc:
-        raise ApiError(409, str(exc)) from None
-    except Conflict:
-        raise ApiError(409, "the request changed state meanwhile; reload and try again"
-                       ) from None
-    if RELAY in request.app:
-        request.app[RELAY].wake(r.upstream)
-    return web.json_response(await request_detail(store, await _found(store, r.id)))
-
-
 async def retry(request: web.Request) -> web.Response:
-    return await _operate(request, calls.operator_retry)
+    r = await request.app[OPS].retry(request.match_info["id"], request[PRINCIPAL].name)
+    return web.json_response(await request_detail(request.app[STORE], r))
 
 
 async def cancel(request: web.Request) -> web.Response:
-    return await _operate(request, lambda status, _now: calls.operator_cancel(status))
+    r = await request.app[OPS].cancel(request.match_info["id"], request[PRINCIPAL].name)
+    return web.json_response(await request_detail(request.app[STORE], r))
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -174,28 +163,68 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+async def api_principal(request: web.Request) -> Principal:
+    """Who calls the API: the bearer token, else an admin UI session. A session must
+    also send its CSRF token, and have an operating role, for anything but a read."""
+    given = request.headers.get("Authorization")
+    if given is not None:
+        if request.app[TOKEN] and same(given, "Bearer " + request.app[TOKEN]):
+            return TOKEN_PRINCIPAL
+        raise ApiError(401, "missing or wrong bearer token")
+    who = await request.app[AUTH].principal(request.cookies.get(SESSION_COOKIE))
+    if who is None:
+        raise ApiError(401, "missing or wrong bearer token (or log in to the admin UI)")
+    if request.method not in ("GET", "HEAD"):
+        if not same(request.headers.get("X-CSRF-Token"), who.csrf_token):
+            raise ApiError(403, "missing or wrong X-CSRF-Token header")
+        if not who.can(Permission.OPERATE):
+            raise ApiError(403, f"role {who.role.value} may not change requests")
+    return who
+
+
 @web.middleware
 async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Token check for /api/, and the one place errors become HTTP answers."""
+    """Authentication for /api/, and the one place errors become HTTP answers."""
     try:
         if request.path.startswith("/api/"):
-            given = request.headers.get("Authorization", "")
-            expected = "Bearer " + request.app[TOKEN]
-            if not hmac.compare_digest(given.encode(), expected.encode()):
-                raise ApiError(401, "missing or wrong bearer token")
+            request[PRINCIPAL] = await api_principal(request)
         return await handler(request)
     except ApiError as exc:
         return web.json_response({"error": str(exc)}, status=exc.status)
+    except NotFound as exc:
+        return web.json_response({"error": str(exc.args[0])}, status=404)
+    except InvalidTransition as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    except Conflict:
+        return web.json_response(
+            {"error": "the request changed state meanwhile; reload and try again"}, status=409)
     except StoreError as exc:
         return web.json_response({"error": exc.reason}, status=503)
 
 
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    # Users from the config file must exist before anyone can log in as them.
+    await app[AUTH].sync_users(app[SETTINGS].users)
+    yield
+    await app[BULK].close()
+
+
 def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker],
-                     relay: Relay | None) -> web.Application:
+                     relay: Relay | None, settings: AdminConfig | None = None,
+                     clock: Callable[[], float] = time.time) -> web.Application:
+    """The admin application (JSON API and health checks). ``store`` must implement
+    the admin store verbs too (every backend does)."""
     app = web.Application(middlewares=[errors_and_auth])
+    admin_store = managed(store)
+    settings = settings or AdminConfig()
     app[STORE] = store
     app[TOKEN] = token
     app[BREAKERS] = breakers
+    app[SETTINGS] = settings
+    app[OPS] = Operations(admin_store, relay, clock)
+    app[AUTH] = Auth(admin_store, settings, clock)
+    app[BULK] = BulkRetries(app[OPS], settings.bulk_batch, settings.bulk_interval_s, clock)
+    app.cleanup_ctx.append(_lifecycle)
     if relay is not None:
         app[RELAY] = relay
     app.router.add_get("/healthz", healthz)

@@ -1,4 +1,5 @@
-"""Composition root: the store, the relay, the SIMRS-facing and the admin listeners."""
+"""Composition root: the store, the relay, the SIMRS-facing and the admin listeners,
+and the operations side (metrics, maintenance windows, notifications)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,21 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
+from admin_ui import setup_ui
 from proxy.admin_api import create_admin_app
+from proxy.admin_maintenance_api import add_maintenance_routes
 from proxy.config import Config, HostPort
 from proxy.gateway import Gateway, create_gateway_app
-from proxy.policies.breaker import AsyncBreaker, BreakerState
+from proxy.maintenance import Maintenance
+from proxy.metrics import Metrics, add_metrics_route
+from proxy.notify import Notifier
+from proxy.notify_channels import build_channels
+from proxy.observe import Telemetry
+from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
 from proxy.relay import Relay
 from proxy.store import open_store
 from proxy.store.base import Store
+from proxy.store.maintenance_base import MaintenanceStore
 
 log = logging.getLogger("tenang")
 
@@ -26,12 +35,33 @@ def _log_transition(name: str, old: BreakerState, new: BreakerState) -> None:
                 extra={"upstream": name})
 
 
-def build_breakers(config: Config) -> dict[str, AsyncBreaker]:
+def build_breakers(config: Config, on_change: StateListener | None = None
+                   ) -> dict[str, AsyncBreaker]:
+    """One breaker per upstream; ``on_change`` (default: log it) hears every transition."""
     return {
         up.name: AsyncBreaker(up.name, up.breaker.fail_max, up.breaker.reset_timeout_s,
-                              on_change=_log_transition)
+                              on_change=on_change or _log_transition)
         for up in config.upstreams
     }
+
+
+def _maintenance_store(store: Store) -> MaintenanceStore:
+    if not isinstance(store, MaintenanceStore):
+        raise TypeError(f"{type(store).__name__} lacks the maintenance-window verbs")
+    return store
+
+
+def _check_ops_secrets(config: Config) -> None:
+    if config.metrics.token_env and not config.metrics.token:
+        raise ValueError(f"metrics token missing: set the {config.metrics.token_env} "
+                         "environment variable (or empty metrics.token_env)")
+    n = config.notify
+    if n.telegram.chat_id and not n.telegram.token:
+        log.error("notify.telegram: %s is not set; Telegram notifications are off",
+                  n.telegram.token_env)
+    if n.webhook.url and n.webhook.secret_env and not n.webhook.secret:
+        log.error("notify.webhook: %s is not set; webhook notifications go out unsigned",
+                  n.webhook.secret_env)
 
 
 async def _site(app: web.Application, where: HostPort) -> tuple[web.AppRunner, str]:
@@ -56,15 +86,46 @@ class Tenang:
         self.clock = clock
         self.rng = rng
         self.relay_enabled = relay_enabled
-        self.breakers = build_breakers(config)
+        _check_ops_secrets(config)
+        names = [up.name for up in config.upstreams]
+        self.metrics = Metrics(names, clock=clock)
+        self.notifier = Notifier(config.notify, build_channels(config.notify), clock=clock,
+                                 quiet=self._quiet, summary=self.store.summary,
+                                 on_result=self.metrics.notification)
+        self.breakers = build_breakers(config, on_change=self._breaker_changed)
+        self.maintenance = Maintenance(_maintenance_store(self.store), self.breakers,
+                                       config.maintenance, clock=clock,
+                                       on_change=self._maintenance_changed)
+        self.metrics.watch_store(self.store.summary)
+        self.metrics.watch_maintenance(
+            lambda name: self.maintenance.active(name, self.clock()) is not None)
+        # What intake and the relay report (accepted, attempt, finished) goes here.
+        self.observer = Telemetry(self.metrics, self.notifier)
         self.relay: Relay | None = None
         self.session: aiohttp.ClientSession | None = None
         self._runners: list[web.AppRunner] = []
         self.gateway_url = ""
         self.admin_url = ""
 
+    def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
+        _log_transition(name, old, new)
+        self.metrics.breaker_changed(name, old, new)
+        self.notifier.breaker_changed(name, old, new)
+
+    def _quiet(self, upstream: str, now: float) -> bool:
+        return self.maintenance.quiet(upstream, now)
+
+    def _maintenance_changed(self, upstream: str, active: bool) -> None:
+        if not active and self.relay is not None:
+            # The backlog of the whole window is due at once: pace it up gradually.
+            self.relay.lanes[upstream].bucket.ramp_up(self.config.maintenance.ramp_s)
+
     async def start(self) -> None:
         await self.store.open()
+        # Before the relay starts: a restart inside a window must not send anything.
+        await self.maintenance.tick()
+        self.maintenance.start()
+        self.notifier.start()
         for up in self.config.upstreams:
             if not up.secret:
                 log.warning("upstream %s has no consumer secret configured: stored requests "
@@ -74,14 +135,17 @@ class Tenang:
             auto_decompress=True,
         )
         self.relay = Relay(self.config, self.store, self.session, self.breakers,
-                           clock=self.clock, rng=self.rng)
+                           clock=self.clock, rng=self.rng, observer=self.observer)
         if self.relay_enabled:
             self.relay.start()
         admin = create_admin_app(self.store, self.config.admin.token or "", self.breakers,
-                                 self.relay)
+                                 self.relay, self.config.admin, clock=self.clock)
+        add_metrics_route(admin, self.metrics, self.config.metrics.token)
+        add_maintenance_routes(admin, self.maintenance)
+        setup_ui(admin)  # the admin web UI at /, on the services registered above
         runner, self.admin_url = await _site(admin, self.config.server.admin_listen)
         self._runners.append(runner)
-        gateway = Gateway(self.config, self.store, self.relay)
+        gateway = Gateway(self.config, self.store, self.relay, observer=self.observer)
         gateway.admin_base = f"{self.admin_url}/api/v1/requests/"
         runner, self.gateway_url = await _site(create_gateway_app(gateway),
                                                self.config.server.listen)
@@ -101,4 +165,6 @@ class Tenang:
         if self.session is not None:
             await self.session.close()
             self.session = None
+        await self.maintenance.stop()
+        await self.notifier.stop()
         await self.store.close()

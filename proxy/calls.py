@@ -35,8 +35,10 @@ class Verdict(StrEnum):
 
 ALLOWED: dict[Status, frozenset[Status]] = {
     Status.PENDING: frozenset({Status.IN_FLIGHT, Status.CANCELLED, Status.DEAD}),
+    # IN_FLIGHT -> CANCELLED: a claimed update superseded by a newer one (coalescing).
     Status.IN_FLIGHT: frozenset(
-        {Status.SUCCEEDED, Status.FAILED, Status.DEAD, Status.PENDING, Status.HELD}
+        {Status.SUCCEEDED, Status.FAILED, Status.DEAD, Status.PENDING, Status.HELD,
+         Status.CANCELLED}
     ),
     Status.FAILED: frozenset({Status.PENDING, Status.CANCELLED}),
     Status.DEAD: frozenset({Status.PENDING, Status.CANCELLED}),
@@ -65,6 +67,9 @@ class Outcome:
     reason: str
     trips_breaker: bool = False
     retry_after_s: float | None = None
+    # Sent, but no answer: the upstream may have applied it. Matters on routes where a
+    # second send creates a second record (SEP insert).
+    ambiguous: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +92,15 @@ def after_attempt(
     policy: RetryPolicy,
     now: float,
     rng: random.Random,
+    expires_at: float | None = None,
+    deadline_holds: bool = False,
 ) -> Transition:
     """Decide where a request goes after attempt number ``attempts_made`` ended in ``outcome``.
 
     ``age_from`` is when the request's age window began: its receive time, or the latest
-    operator retry.
+    operator retry. ``expires_at`` is its business deadline (end of the service day):
+    a retry that would land after it is not scheduled; the request ends dead, or held
+    with ``deadline_holds`` (a late send needs a person's decision).
     """
     if outcome.verdict in (Verdict.SUCCESS, Verdict.DUPLICATE):
         return Transition(Status.SUCCEEDED, outcome.reason)
@@ -105,6 +114,9 @@ def after_attempt(
     if outcome.retry_after_s is not None:
         delay = max(delay, min(outcome.retry_after_s, policy.max_retry_after_s))
     next_at = now + delay
+    if expires_at is not None and next_at >= expires_at:
+        return Transition(Status.HELD if deadline_holds else Status.DEAD,
+                          f"{DEADLINE_PASSED} before the next try: {outcome.reason}")
     if next_at > age_from + policy.max_age_s:
         return Transition(
             Status.DEAD, f"max age reached ({policy.max_age_s:g} s): {outcome.reason}"
@@ -115,6 +127,52 @@ def after_attempt(
 def is_expired(age_from: float, policy: RetryPolicy, now: float) -> bool:
     """True when a request is too old to be sent at all."""
     return now > age_from + policy.max_age_s
+
+
+DEADLINE_PASSED = "deadline passed (end of the service day, Asia/Jakarta)"
+# Prefix of the reason a request gets when held behind an earlier one with the same
+# ordering key; the store appends which request and its state.
+HELD_BEHIND = "held: an earlier request with the same ordering key is "
+RELEASED = "released: nothing before it with the same ordering key is stuck any more"
+
+
+def past_deadline(expires_at: float | None, now: float, *,
+                  needs_person: bool = False) -> Transition | None:
+    """A day-bound request whose day is over is not sent late: it ends dead, or held for
+    a person where sending it late would create a backdated record (SEP insert)."""
+    if expires_at is None or now < expires_at:
+        return None
+    if needs_person:
+        return Transition(Status.HELD, f"{DEADLINE_PASSED}; a person must decide whether "
+                          "to send it late (retry) or not (cancel)")
+    return Transition(Status.DEAD, f"{DEADLINE_PASSED}; not sent late")
+
+
+class Settlement(StrEnum):
+    """What a reconciliation read found out about an ambiguous send."""
+
+    FOUND = "found"  # upstream holds the record: it was applied
+    ABSENT = "absent"  # upstream certainly does not hold it: safe to send again
+    UNKNOWN = "unknown"  # cannot tell
+
+
+def after_reconciliation(settlement: Settlement, found: str, outcome: Outcome, *,
+                         attempts_made: int, age_from: float, policy: RetryPolicy,
+                         now: float, rng: random.Random,
+                         expires_at: float | None = None) -> Transition:
+    """Where an ambiguous send on a non-idempotent route goes once reconciled: never
+    blindly re-sent."""
+    if settlement is Settlement.FOUND:
+        return Transition(Status.SUCCEEDED, f"already applied upstream ({found})")
+    if settlement is Settlement.UNKNOWN:
+        return Transition(Status.HELD, f"outcome unknown ({outcome.reason}) and "
+                          f"reconciliation could not tell ({found}); check BPJS, then retry "
+                          "or cancel")
+    settled = Outcome(outcome.verdict, f"{outcome.reason}; not applied upstream ({found})",
+                      outcome.trips_breaker, outcome.retry_after_s)
+    return after_attempt(settled, attempts_made=attempts_made, age_from=age_from,
+                         policy=policy, now=now, rng=rng, expires_at=expires_at,
+                         deadline_holds=True)
 
 
 def operator_retry(current: Status, now: float) -> Transition:

@@ -1,4 +1,5 @@
-"""Command line: `tenang serve | check-config | demo | standin` (also `python -m proxy`)."""
+"""Command line: `tenang serve | check-config | demo | standin | simulate-bpjs | user`
+(also `python -m proxy`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from proxy import cli_user
 from proxy.app import Tenang
+from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
+from proxy.bpjs.simulator.serve import config_from_args as simulator_config
+from proxy.bpjs.simulator.serve import serve as serve_simulator
 from proxy.config import ConfigError, load_config
 from proxy.logs import setup_logging
 from proxy.loop import run
@@ -50,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
                        ("check-config", "validate a config file and exit")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--config", type=Path, required=True, help="path to the TOML config")
-    demo = sub.add_parser("demo", help="run Tenang against a flaky stand-in upstream")
+    demo = sub.add_parser("demo", help="run Tenang against the BPJS simulator (flaky)")
     demo.add_argument("--dir", type=Path, default=Path("tenang-demo"),
                       help="where the demo writes its config and database")
     demo.add_argument("--port", type=int, default=8080)
@@ -62,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     standin.add_argument("--listen", default="127.0.0.1:9090")
     standin.add_argument("--mode", choices=MODES, default="up")
     standin.add_argument("--fail-rate", type=float, default=0.3)
+    simulator = sub.add_parser("simulate-bpjs",
+                               help="run the BPJS simulator (VClaim, Antrean, Aplicare, iCare)")
+    add_simulator_arguments(simulator)
+    cli_user.add_arguments(sub)
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -84,9 +93,14 @@ def main(argv: list[str] | None = None) -> int:
 
             run(run_demo(args.dir.resolve(), args.port, args.admin_port,
                                  args.duration, args.fail_rate))
+        elif args.command == "user":
+            return cli_user.main(args)
         elif args.command == "standin":
             host, _, port = args.listen.rpartition(":")
             run(_standin(host, int(port), args.mode, args.fail_rate))
+        elif args.command == "simulate-bpjs":
+            sim_config, sim_host, sim_port = simulator_config(args)
+            run(serve_simulator(sim_config, sim_host, sim_port))
     except ConfigError as exc:
         print(f"tenang: configuration error: {exc}", file=sys.stderr)
         return 2

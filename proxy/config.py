@@ -13,9 +13,21 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
+from proxy.bpjs.presets import (
+    ACK_BPJS_OK,
+    ACK_STYLES,
+    EXPIRY_RULES,
+    Mode,
+    Override,
+    builtin,
+    parse_match,
+    sample_path,
+)
+from proxy.config_ops import MaintenanceConfig, MetricsConfig, NotifyConfig
+from proxy.config_ops import problems as ops_problems
 from proxy.policies.retry import RetryPolicy
 
 PRESETS = ("vclaim", "antrean", "aplicare", "icare", "generic")
@@ -42,12 +54,19 @@ class ServerConfig:
     listen: HostPort = field(default_factory=lambda: HostPort("127.0.0.1", 8080))
     admin_listen: HostPort = field(default_factory=lambda: HostPort("127.0.0.1", 8081))
     max_body_bytes: int = 1_048_576
+    # GET /_tenang/requests/{id} on the SIMRS port: bearer token from this env var; with
+    # none configured, only loopback clients may look results up.
+    results_token_env: str = ""
+    results_token: str | None = field(default=None, metadata={"derived": True}, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     url: str = "sqlite:///./data/tenang.db"
     busy_timeout_ms: int = 5_000
+    # Below this much free space on the database's disk, intake answers 503 instead of
+    # accepting work it may not be able to record the outcome of.
+    min_free_mb: int = 64
 
     @property
     def sqlite_path(self) -> Path:
@@ -55,8 +74,26 @@ class StoreConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AdminUserConfig:
+    """An admin UI login declared in the config file (synchronised into the store at
+    start, so its lockout state and sessions live beside those of `tenang user add`)."""
+
+    name: str
+    role: Literal["viewer", "operator", "auditor", "admin"]
+    password_hash: str  # argon2, from `tenang user hash`; never the password itself
+
+
+@dataclass(frozen=True, slots=True)
 class AdminConfig:
     token_env: str = "TENANG_ADMIN_TOKEN"
+    session_ttl_s: float = 28_800.0
+    cookie_secure: bool = False
+    lockout_after: int = 5
+    lockout_s: float = 900.0
+    ui_refresh_s: float = 5.0
+    bulk_batch: int = 100
+    bulk_interval_s: float = 1.0
+    users: tuple[AdminUserConfig, ...] = ()
     # Read from the environment variable named by token_env; never written to config.
     token: str | None = field(default=None, metadata={"derived": True}, repr=False)
 
@@ -67,6 +104,19 @@ class RelayConfig:
     poll_interval_s: float = 1.0
     shutdown_grace_s: float = 10.0
     claim_batch: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class CallbacksConfig:
+    """Sending outcome callbacks (``upstreams.callback_url``): retried with exponential
+    backoff (initial_delay_s doubling up to max_delay_s) until max_attempts."""
+
+    max_attempts: int = 10
+    initial_delay_s: float = 5.0
+    max_delay_s: float = 900.0
+    timeout_s: float = 10.0
+    poll_interval_s: float = 1.0
+    batch: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +132,43 @@ class RatePolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """Overrides the preset for requests matching ``match`` ("POST antrean/add");
+    empty values keep the preset's."""
+
+    match: str
+    name: str = ""
+    mode: str = ""
+    encrypted: str = ""  # "yes" / "no"
+    ordering_key: str = ""  # comma-separated body fields, e.g. "kodebooking"
+    dedup_key: str = ""
+    expires: str = ""  # "end-of-service-day"
+    deadline_ms: int = 0  # deadline mode: how long the SIMRS waits for the live answer
+    ack: str = ""  # "accepted" (HTTP 202) or "bpjs-ok" (what BPJS answers a data-less write)
+    cache_ttl_s: float = 0.0  # passthrough reads: serve the last good answer this long
+    coalesce_key: str = ""  # comma-separated body fields: pending updates collapse to newest
+
+
+def _fields(text: str) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    return tuple(f.strip() for f in text.split(",") if f.strip())
+
+
+def route_override(route: RouteConfig) -> Override:
+    method, pattern = parse_match(route.match)
+    return Override(
+        method=method, pattern=pattern, name=route.name,
+        mode=Mode(route.mode) if route.mode else None,
+        encrypted={"yes": True, "no": False}.get(route.encrypted),
+        ordering_key=_fields(route.ordering_key), dedup_key=_fields(route.dedup_key),
+        expires=route.expires or None, deadline_ms=route.deadline_ms or None,
+        ack=route.ack or None, cache_ttl_s=route.cache_ttl_s or None,
+        coalesce_key=_fields(route.coalesce_key),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamConfig:
     name: str
     prefix: str
@@ -89,15 +176,44 @@ class UpstreamConfig:
     preset: str = "generic"
     cons_id: str = ""
     secret_env: str = ""
+    # user_key normally travels with each request; this one fills in when it does not.
+    user_key_env: str = ""
     timeout_s: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     rate: RatePolicy = field(default_factory=RatePolicy)
+    routes: tuple[RouteConfig, ...] = ()
+    # Backpressure: past this many pending requests intake answers 503 (0: no cap).
+    max_pending: int = 0
+    # A resubmission with the same Idempotency-Key or natural key within this window
+    # returns the original request instead of a second delivery.
+    dedup_window_s: float = 86_400.0
+    # HTTP status of Tenang's own fast failure answers to passthrough reads; the body is
+    # always a BPJS envelope. 200 suits clients that only read metaData.code (Khanza).
+    fail_status: int = 200
+    # POST the final outcome of each request here (HMAC-SHA256 signed with the secret
+    # from callback_secret_env), retried with backoff. Empty: no callbacks.
+    callback_url: str = ""
+    callback_secret_env: str = ""
+    callback_secret: str | None = field(default=None, metadata={"derived": True},
+                                        repr=False)
     secret: str | None = field(default=None, metadata={"derived": True}, repr=False)
+    user_key: str | None = field(default=None, metadata={"derived": True}, repr=False)
+    overrides: tuple[Override, ...] = field(default=(), metadata={"derived": True})
 
     @property
     def envelope_key(self) -> str:
         return ENVELOPE_KEY[self.preset]
+
+    @property
+    def is_bpjs(self) -> bool:
+        return self.preset != "generic"
+
+    @property
+    def re_signs(self) -> bool:
+        """Whether replays get a fresh timestamp and signature (needs the secret; the
+        cons_id comes from config, else from the stored request's X-cons-id)."""
+        return bool(self.secret)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +223,10 @@ class Config:
     admin: AdminConfig = field(default_factory=AdminConfig)
     relay: RelayConfig = field(default_factory=RelayConfig)
     upstreams: tuple[UpstreamConfig, ...] = ()
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
 
 
 T = TypeVar("T")
@@ -197,13 +317,83 @@ def _validate_upstream(up: UpstreamConfig, key: str) -> None:
     _check(up.breaker.reset_timeout_s > 0, f"{key}.breaker.reset_timeout_s", "must be > 0")
     _check(up.rate.per_second > 0, f"{key}.rate.per_second", "must be > 0")
     _check(up.rate.max_concurrency >= 1, f"{key}.rate.max_concurrency", "must be >= 1")
+    for i, route in enumerate(up.routes):
+        _validate_route(route, f"{key}.routes[{i}]")
+    _validate_ack(up, key)
+    _check(up.max_pending >= 0, f"{key}.max_pending", "must be >= 0 (0: no cap)")
+    _check(up.dedup_window_s >= 0, f"{key}.dedup_window_s", "must be >= 0")
+    _check(200 <= up.fail_status <= 599, f"{key}.fail_status", "must be an HTTP status")
+    if up.callback_url:
+        cb = urlsplit(up.callback_url)
+        _check(cb.scheme in ("http", "https") and bool(cb.netloc), f"{key}.callback_url",
+               "must be an absolute http(s) URL")
+
+
+def _validate_route(route: RouteConfig, key: str) -> None:
+    method, pattern = parse_match(route.match)
+    _check(bool(pattern) and (method.isalpha() or method == "*"), f"{key}.match",
+           'expected "METHOD path/pattern" or "path/pattern", e.g. "POST antrean/add"')
+    modes = [m.value for m in Mode]
+    _check(route.mode in ("", *modes), f"{key}.mode", f"must be one of {', '.join(modes)}")
+    _check(route.encrypted in ("", "yes", "no"), f"{key}.encrypted", 'must be "yes" or "no"')
+    _check(route.expires in EXPIRY_RULES, f"{key}.expires",
+           f"must be one of {', '.join(repr(e) for e in EXPIRY_RULES)}")
+    _check(route.ack in ("", *ACK_STYLES), f"{key}.ack",
+           f"must be one of {', '.join(repr(a) for a in ACK_STYLES)}")
+    _check(route.deadline_ms >= 0, f"{key}.deadline_ms", "must be >= 0")
+    _check(route.cache_ttl_s >= 0, f"{key}.cache_ttl_s", "must be >= 0")
+
+
+def _validate_ack(up: UpstreamConfig, key: str) -> None:
+    """"bpjs-ok" pretends BPJS already answered: only honest where that answer carries no
+    data and the request is queued (the SIMRS never waits for the real one)."""
+    for i, route in enumerate(up.routes):
+        if route.ack != ACK_BPJS_OK:
+            continue
+        method, pattern = parse_match(route.match)
+        rule = route_override(route).apply(
+            builtin(up.preset, "POST" if method == "*" else method, sample_path(pattern)))
+        _check(rule.data_less and rule.mode is Mode.QUEUE, f"{key}.routes[{i}].ack",
+               '"bpjs-ok" is only allowed on queued routes whose BPJS success answer '
+               f"carries no data ({rule.name} does)")
+
+
+def _validate_admin(admin: AdminConfig) -> None:
+    _check(admin.session_ttl_s > 0, "admin.session_ttl_s", "must be > 0")
+    _check(admin.lockout_after >= 1, "admin.lockout_after", "must be >= 1")
+    _check(admin.lockout_s >= 0, "admin.lockout_s", "must be >= 0")
+    _check(admin.ui_refresh_s > 0, "admin.ui_refresh_s", "must be > 0")
+    _check(admin.bulk_batch >= 1, "admin.bulk_batch", "must be >= 1")
+    _check(admin.bulk_interval_s >= 0, "admin.bulk_interval_s", "must be >= 0")
+    for i, user in enumerate(admin.users):
+        key = f"admin.users[{i}]"
+        _check(bool(_NAME.match(user.name)), f"{key}.name",
+               "use lowercase letters, digits, - and _")
+        _check(user.password_hash.startswith("$argon2"), f"{key}.password_hash",
+               "must be an argon2 hash (make one with `tenang user hash`)")
+    names = [u.name for u in admin.users]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    _check(not dupes, "admin.users.name", f"duplicate value {dupes[0] if dupes else ''!r}")
+
+
+def _validate_callbacks(cb: CallbacksConfig) -> None:
+    _check(cb.max_attempts >= 1, "callbacks.max_attempts", "must be >= 1")
+    _check(cb.initial_delay_s > 0, "callbacks.initial_delay_s", "must be > 0")
+    _check(cb.max_delay_s >= cb.initial_delay_s, "callbacks.max_delay_s",
+           "must be >= initial_delay_s")
+    _check(cb.timeout_s > 0, "callbacks.timeout_s", "must be > 0")
+    _check(cb.poll_interval_s > 0, "callbacks.poll_interval_s", "must be > 0")
+    _check(cb.batch >= 1, "callbacks.batch", "must be >= 1")
 
 
 def _validate(cfg: Config) -> None:
+    _validate_admin(cfg.admin)
+    _validate_callbacks(cfg.callbacks)
     _check(cfg.server.max_body_bytes > 0, "server.max_body_bytes", "must be > 0")
     _check(cfg.store.url.startswith("sqlite:///"), "store.url",
            'only "sqlite:///PATH" is supported in this version')
     _check(cfg.store.busy_timeout_ms >= 0, "store.busy_timeout_ms", "must be >= 0")
+    _check(cfg.store.min_free_mb >= 0, "store.min_free_mb", "must be >= 0")
     _check(cfg.relay.lease_margin_s >= 0, "relay.lease_margin_s", "must be >= 0")
     _check(cfg.relay.shutdown_grace_s >= 0, "relay.shutdown_grace_s", "must be >= 0")
     _check(cfg.relay.claim_batch >= 1, "relay.claim_batch", "must be >= 1")
@@ -215,6 +405,20 @@ def _validate(cfg: Config) -> None:
         seen = [getattr(u, attr).lower() for u in cfg.upstreams]
         dupes = sorted({s for s in seen if seen.count(s) > 1})
         _check(not dupes, f"upstreams.{attr}", f"duplicate value {dupes[0] if dupes else ''!r}")
+    for key, message in ops_problems(cfg.metrics, cfg.maintenance, cfg.notify):
+        raise ConfigError(f"{key}: {message}")
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """The value of the environment variable ``name`` (None when unnamed or empty)."""
+    return (env.get(name) or None) if name else None
+
+
+def _notify_secrets(n: NotifyConfig, env: Mapping[str, str]) -> NotifyConfig:
+    return dataclasses.replace(
+        n, webhook=dataclasses.replace(n.webhook, secret=_secret(env, n.webhook.secret_env)),
+        telegram=dataclasses.replace(n.telegram, token=_secret(env, n.telegram.token_env)),
+        smtp=dataclasses.replace(n.smtp, password=_secret(env, n.smtp.password_env)))
 
 
 def _resolve(cfg: Config, base_dir: Path, env: Mapping[str, str]) -> Config:
@@ -222,14 +426,22 @@ def _resolve(cfg: Config, base_dir: Path, env: Mapping[str, str]) -> Config:
     if not path.is_absolute():
         path = (base_dir / path).resolve()
     upstreams = tuple(
-        dataclasses.replace(u, secret=(env.get(u.secret_env) or None) if u.secret_env else None)
+        dataclasses.replace(
+            u, secret=(env.get(u.secret_env) or None) if u.secret_env else None,
+            user_key=(env.get(u.user_key_env) or None) if u.user_key_env else None,
+            callback_secret=_secret(env, u.callback_secret_env),
+            overrides=tuple(route_override(r) for r in u.routes))
         for u in cfg.upstreams
     )
     return dataclasses.replace(
         cfg,
         store=dataclasses.replace(cfg.store, url=f"sqlite:///{path}"),
+        server=dataclasses.replace(cfg.server,
+                                   results_token=_secret(env, cfg.server.results_token_env)),
         admin=dataclasses.replace(cfg.admin, token=env.get(cfg.admin.token_env) or None),
         upstreams=upstreams,
+        metrics=dataclasses.replace(cfg.metrics, token=_secret(env, cfg.metrics.token_env)),
+        notify=_notify_secrets(cfg.notify, env),
     )
 
 

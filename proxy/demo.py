@@ -1,6 +1,6 @@
-"""`tenang demo`: Tenang on the embedded SQLite default in front of a flaky stand-in
-upstream, with a small SIMRS stand-in sending Antrean writes, so a newcomer sees
-requests queue, retry and succeed."""
+"""`tenang demo`: Tenang on the embedded SQLite default in front of the BPJS simulator in
+flaky mode, with a small signing SIMRS sending Antrean bookings and task times, and a
+short outage now and then, so a newcomer sees requests queue, retry and succeed."""
 
 from __future__ import annotations
 
@@ -10,14 +10,22 @@ import itertools
 import json
 import secrets
 import time
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
 from proxy.app import Tenang
+from proxy.bpjs.service_day import WIB
+from proxy.bpjs.simulator import SimConfig
+from proxy.bpjs.simulator.client import signed_headers
+from proxy.bpjs.simulator.harness import RunningSimulator, start_simulator
 from proxy.config import load_config
-from proxy.standin import StandinState, create_standin_app
+
+SECRET_ENV = "TENANG_DEMO_BPJS_SECRET"
+CONS_ID = "29999"
+OUTAGE_EVERY_S = 45.0
+OUTAGE_FOR_S = 12.0
 
 DEMO_CONFIG = """\
 # Written by `tenang demo`. Every key is explained in config.example.toml.
@@ -34,8 +42,10 @@ token_env = "TENANG_ADMIN_TOKEN"
 [[upstreams]]
 name = "antrean"
 prefix = "/antreanrs"
-target = "{target}"
+target = "{sim}/antreanrs"
 preset = "antrean"
+cons_id = "{cons_id}"
+secret_env = "{secret_env}"
 timeout_s = 5
 
 [upstreams.retry]
@@ -49,20 +59,60 @@ reset_timeout_s = 5
 """
 
 
-async def _simrs(base: str, stop: asyncio.Event) -> None:
-    """Sends a booking and its task times every couple of seconds, like a front desk."""
+def _today_ms(minutes: int) -> int:
+    """Epoch ms of a time on today's service day: task times BPJS accepts today."""
+    start = datetime.now(WIB).replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(start.timestamp() * 1000) + minutes * 60_000
+
+
+def _booking(code: str) -> dict[str, object]:
+    return {"kodebooking": code, "jenispasien": "JKN", "nomorkartu": "0001234567890",
+            "nik": "3201012345678901", "nohp": "081234567890", "kodepoli": "INT",
+            "namapoli": "PENYAKIT DALAM", "pasienbaru": 0, "norm": "123456",
+            "tanggalperiksa": datetime.now(WIB).date().isoformat(), "kodedokter": 31537,
+            "namadokter": "dr. Andi", "jampraktek": "08:00-12:00", "jeniskunjungan": 1,
+            "nomorreferensi": "0138U0200326P000123", "nomorantrean": "A-1",
+            "angkaantrean": 1, "estimasidilayani": _today_ms(9 * 60), "sisakuotajkn": 5,
+            "kuotajkn": 30, "sisakuotanonjkn": 5, "kuotanonjkn": 30, "keterangan": ""}
+
+
+async def _simrs(base: str, sim: RunningSimulator, stop: asyncio.Event) -> None:
+    """A front desk: a booking, then its task times 3, 4 and 5, every few seconds."""
     async with aiohttp.ClientSession() as http:
         for n in itertools.count(1):
-            booking = f"DEMO{int(time.time())}{n:04d}"
-            body = {"kodebooking": booking, "taskid": 3, "waktu": int(time.time() * 1000)}
-            async with http.post(f"{base}/antreanrs/antrean/updatewaktu", json=body,
-                                 headers={"user_key": "demo-user-key-0001"}) as resp:
-                answer = await resp.json(content_type=None)
-                print(f"SIMRS  -> {booking}: HTTP {resp.status} {json.dumps(answer)[:90]}")
+            code = f"DEMO{int(time.time())}{n:03d}"
+            minute = min(n, 600)
+            calls = [("antrean/add", _booking(code))] + [
+                ("antrean/updatewaktu", {"kodebooking": code, "taskid": task,
+                                         "waktu": _today_ms(minute + task)})
+                for task in (3, 4, 5)]
+            for path, body in calls:
+                headers = signed_headers(sim.cons_id, sim.secret, "antrean", method="POST")
+                async with http.post(f"{base}/antreanrs/{path}", data=json.dumps(body),
+                                     headers=headers) as resp:
+                    answer = await resp.json(content_type=None)
+                print(f"SIMRS   {path:<20} {code}: HTTP {resp.status} "
+                      f"{json.dumps(answer['metadata'])[:70]}", flush=True)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
+                await asyncio.wait_for(stop.wait(), 3.0)
             if stop.is_set():
                 return
+
+
+async def _outages(sim: RunningSimulator, error_rate: float, stop: asyncio.Event) -> None:
+    """BPJS goes down for a while now and then: the breaker opens, the queue grows,
+    and after recovery the backlog drains at the configured pace."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), OUTAGE_EVERY_S)
+        if stop.is_set():
+            return
+        print(f"BPJS    simulated outage for {OUTAGE_FOR_S:g} s", flush=True)
+        await sim.set_mode("down")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), OUTAGE_FOR_S)
+        await sim.set_mode("flaky", error_rate=error_rate)
+        print("BPJS    back (flaky)", flush=True)
 
 
 async def _report(tenang: Tenang, token: str, stop: asyncio.Event) -> None:
@@ -73,34 +123,36 @@ async def _report(tenang: Tenang, token: str, stop: asyncio.Event) -> None:
             async with http.get(f"{tenang.admin_url}/api/v1/summary") as resp:
                 up = (await resp.json())["upstreams"]["antrean"]
             counts = {k: v for k, v in up["counts"].items() if v}
-            print(f"TENANG  queue {counts}  breaker={up['breaker']['state']}")
+            print(f"TENANG  queue {counts}  breaker={up['breaker']['state']}", flush=True)
 
 
 async def run_demo(workdir: Path, port: int, admin_port: int, duration_s: float | None,
                    fail_rate: float) -> None:
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    state = StandinState(mode="flaky", fail_rate=fail_rate)
-    runner = web.AppRunner(create_standin_app(state), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    target = "http://{}:{}/antreanrs".format(*runner.addresses[0][:2])
+    secret = secrets.token_urlsafe(16)
+    sim = await start_simulator(SimConfig(cons_id=CONS_ID, secret=secret, mode="flaky",
+                                          error_rate=fail_rate, seed=int(time.time())))
     config_path = workdir / "tenang-demo.toml"
-    text = DEMO_CONFIG.format(port=port, admin_port=admin_port, target=target)
+    text = DEMO_CONFIG.format(port=port, admin_port=admin_port, sim=sim.url,
+                              cons_id=CONS_ID, secret_env=SECRET_ENV)
     await asyncio.to_thread(config_path.write_text, text)
     token = secrets.token_urlsafe(24)
-    tenang = Tenang(load_config(config_path, {"TENANG_ADMIN_TOKEN": token}))
+    tenang = Tenang(load_config(config_path, {"TENANG_ADMIN_TOKEN": token,
+                                              SECRET_ENV: secret}))
     await tenang.start()
     print(f"""
 Tenang demo is running (Ctrl-C to stop).
   SIMRS-facing URL : {tenang.gateway_url}/antreanrs/...
-  stand-in BPJS    : {target} (fails {fail_rate:.0%} of calls)
+  BPJS simulator   : {sim.url} (flaky: fails {fail_rate:.0%} of calls; an outage every
+                     {OUTAGE_EVERY_S:g} s; its log: {sim.url}/_sim/log)
   admin API        : {tenang.admin_url}/api/v1/summary
   admin token      : {token}
   try              : curl -H 'Authorization: Bearer {token}' {tenang.admin_url}/api/v1/summary
   config and data  : {workdir}
 """, flush=True)
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(_simrs(tenang.gateway_url, stop)),
+    tasks = [asyncio.create_task(_simrs(tenang.gateway_url, sim, stop)),
+             asyncio.create_task(_outages(sim, fail_rate, stop)),
              asyncio.create_task(_report(tenang, token, stop))]
     try:
         if duration_s is None:
@@ -111,4 +163,4 @@ Tenang demo is running (Ctrl-C to stop).
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await tenang.stop()
-        await runner.cleanup()
+        await sim.close()

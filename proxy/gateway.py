@@ -12,9 +12,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from proxy.bpjs.keys import key_of
+from proxy.bpjs.presets import END_OF_SERVICE_DAY, resolve
+from proxy.bpjs.service_day import end_of_service_day
 from proxy.config import Config, UpstreamConfig
 from proxy.envelopes import envelope, queued
 from proxy.ids import new_request_id
+from proxy.observe import NULL_OBSERVER, Observer
 from proxy.relay import Relay
 from proxy.store.base import Headers, NewRequest, Store, StoreError
 
@@ -36,8 +40,10 @@ class Route:
 
 
 class Gateway:
-    def __init__(self, config: Config, store: Store, relay: Relay | None) -> None:
+    def __init__(self, config: Config, store: Store, relay: Relay | None,
+                 observer: Observer = NULL_OBSERVER) -> None:
         self.config = config
+        self.observer = observer
         self.store = store
         self.relay = relay
         self.routes = [(u.prefix.lower(), Route(u, queued(u.preset))) for u in config.upstreams]
@@ -65,6 +71,7 @@ class Gateway:
                           "stored. Kirim ulang / please retry.")
 
     async def _intake(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
         route = self.match(request.path)
         if route is None:
             return refuse(None, 404, "Tidak ada upstream untuk path ini / no upstream is "
@@ -80,11 +87,18 @@ class Gateway:
         except web.HTTPRequestEntityTooLarge:
             return too_large(preset, limit)
         received_at = time.time()
+        up = route.upstream
+        path = request.raw_path.split("?", 1)[0]
+        rule = resolve(up.preset, up.overrides, request.method, path[len(up.prefix):])
+        ordering = key_of(body, rule.ordering_key)
         call = NewRequest(
-            id=new_request_id(received_at), upstream=route.upstream.name,
-            method=request.method, path=request.raw_path.split("?", 1)[0],
+            id=new_request_id(received_at), upstream=up.name,
+            method=request.method, path=path,
             query=request.query_string, headers=kept_headers(request), body=body,
-            received_at=received_at,
+            received_at=received_at, endpoint=rule.name,
+            ordering_key=None if ordering is None else f"{up.name}:{ordering}",
+            expires_at=end_of_service_day(received_at) if rule.expires == END_OF_SERVICE_DAY
+            else None,
         )
         try:
             await self.store.enqueue(call)
@@ -93,6 +107,7 @@ class Gateway:
                       extra={"upstream": call.upstream})
             return refuse(preset, 503, f"Tenang tidak dapat menyimpan permintaan / "
                           f"request not stored: {exc.reason}. Kirim ulang / please retry.")
+        self.observer.accepted(call.upstream, call.endpoint, time.perf_counter() - started)
         if self.relay is not None:
             self.relay.wake(call.upstream)
         return web.Response(status=202, body=route.queued_body, headers={

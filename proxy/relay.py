@@ -19,8 +19,10 @@ from collections.abc import Callable, Mapping
 
 import aiohttp
 
+from proxy.bpjs.presets import orders_requests
 from proxy.config import Config, UpstreamConfig
 from proxy.delivery import Deliverer
+from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker
 from proxy.policies.ratelimit import TokenBucket
 from proxy.store.base import Store, StoreError
@@ -35,6 +37,7 @@ class Lane:
         self.relay_cfg = config.relay
         self.clock = clock
         self.bucket = TokenBucket(self.up.rate.per_second)
+        self.ordered = orders_requests(self.up.preset, self.up.overrides)
         self.wakeup = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
         self.delivering: set[str] = set()  # ids of the requests those tasks are sending
@@ -63,9 +66,13 @@ class Lane:
     async def step(self) -> int:
         """Claim and start one batch; wait when there is nothing to do. Returns claimed."""
         now = self.clock()
+        # Housekeeping once per poll interval, not per claim: both scan more than a
+        # claim does (expired leases; requests to hold behind, or release from, a stuck one).
+        refresh_holds = False
         if now >= self._next_takeover:
             self._next_takeover = now + self.relay_cfg.poll_interval_s
             await self._take_over_expired(now)
+            refresh_holds = self.ordered
         capacity = self.up.rate.max_concurrency - len(self.in_flight)
         if capacity <= 0:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -81,7 +88,7 @@ class Lane:
             await self._idle(self.bucket.wait_s())
             return 0
         claimed = await self.d.store.claim_due(self.up.name, now, want, self.d.owner,
-                                               now + self.lease_s)
+                                               now + self.lease_s, ordered=refresh_holds)
         self.bucket.give_back(want - len(claimed))
         if not claimed:
             self.d.breaker.cancel(permit)
@@ -138,12 +145,13 @@ class Relay:
 
     def __init__(self, config: Config, store: Store, session: aiohttp.ClientSession,
                  breakers: Mapping[str, AsyncBreaker], *, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None, owner: str | None = None) -> None:
+                 rng: random.Random | None = None, owner: str | None = None,
+                 observer: Observer = NULL_OBSERVER) -> None:
         self.config = config
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):x}"
         self.lanes = {
             up.name: Lane(Deliverer(up, store, session, breakers[up.name], self.owner, clock,
-                                    rng or random.Random()), config, clock)
+                                    rng or random.Random(), observer), config, clock)
             for up in config.upstreams
         }
         self._tasks: list[asyncio.Task[None]] = []

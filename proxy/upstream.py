@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from multidict import CIMultiDict
 
+from proxy.bpjs import signature
 from proxy.config import UpstreamConfig
 from proxy.store.base import StoredRequest
 
@@ -19,6 +20,9 @@ MAX_READ_RESPONSE_BYTES = 8 * 1024 * 1024
 
 # Set by the HTTP client itself for the upstream connection.
 _RECOMPUTED = frozenset({"host", "content-length"})
+# Replaced on every attempt when the upstream re-signs (the SIMRS's expire).
+_AUTH = frozenset(h.lower() for h in (signature.CONS_ID_HEADER, signature.TIMESTAMP_HEADER,
+                                      signature.SIGNATURE_HEADER))
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,39 +31,79 @@ class Reply:
     headers: CIMultiDict[str]
     body: bytes
     duration_s: float
+    # The X-timestamp this attempt carried: BPJS encrypts its answer with it.
+    timestamp: str | None = None
 
 
 def target_url(upstream: UpstreamConfig, request: StoredRequest) -> str:
-    """The upstream URL for a stored request: the configured target plus the path
-    below the prefix. Only configured targets are ever contacted."""
-    rest = request.path[len(upstream.prefix):]
-    url = upstream.target.rstrip("/") + (rest if rest.startswith("/") or not rest else "/" + rest)
-    return f"{url}?{request.query}" if request.query else url
+    return _url(upstream, request.path, request.query)
 
 
-def outgoing_headers(request: StoredRequest) -> CIMultiDict[str]:
+def stored_header(request: StoredRequest, name: str) -> str | None:
+    wanted = name.lower()
+    return next((v for k, v in request.headers if k.lower() == wanted), None)
+
+
+def outgoing_headers(upstream: UpstreamConfig, request: StoredRequest,
+                     now: float) -> CIMultiDict[str]:
+    """The stored headers, re-signed for ``now`` when the upstream has its secret."""
+    skip = _RECOMPUTED | _AUTH if upstream.re_signs else _RECOMPUTED
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers:
-        if name.lower() not in _RECOMPUTED:
+        if name.lower() not in skip:
             headers.add(name, value)
+    if upstream.secret:
+        cons_id = upstream.cons_id or stored_header(request, signature.CONS_ID_HEADER) or ""
+        headers.update(signature.signed_headers(cons_id, upstream.secret, now))
+    if upstream.user_key and signature.USER_KEY_HEADER not in headers:
+        headers[signature.USER_KEY_HEADER] = upstream.user_key
     return headers
 
 
-async def send(session: aiohttp.ClientSession, upstream: UpstreamConfig,
-               request: StoredRequest) -> Reply:
-    """Send ``request`` once. Raises aiohttp/timeout errors when no answer arrives."""
-    started = time.perf_counter()
-    url = target_url(upstream, request)
+def _url(upstream: UpstreamConfig, path: str, query: str) -> str:
+    """The upstream URL for a SIMRS path (prefix included): the configured target plus
+    the path below the prefix. Only configured targets are ever contacted."""
+    rest = path[len(upstream.prefix):]
+    url = upstream.target.rstrip("/") + (rest if rest.startswith("/") or not rest else "/" + rest)
+    url = f"{url}?{query}" if query else url
     if urlsplit(url).netloc != urlsplit(upstream.target).netloc:
-        raise ValueError(f"refusing to send {request.id} outside {upstream.target}")
+        raise ValueError(f"refusing to send {path!r} outside {upstream.target}")
+    return url
+
+
+async def exchange(session: aiohttp.ClientSession, method: str, url: str,
+                   headers: CIMultiDict[str], body: bytes | None, timeout_s: float) -> Reply:
+    """One HTTP exchange. Raises aiohttp/timeout errors when no answer arrives."""
+    started = time.perf_counter()
     async with session.request(
-        request.method, url, headers=outgoing_headers(request), data=request.body,
-        allow_redirects=False, timeout=aiohttp.ClientTimeout(total=upstream.timeout_s),
+        method, url, headers=headers, data=body, allow_redirects=False,
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
         skip_auto_headers=("Content-Type", "User-Agent", "Accept", "Accept-Encoding"),
     ) as resp:
-        body = await read_body(resp.content, MAX_READ_RESPONSE_BYTES)
-        return Reply(resp.status, CIMultiDict(resp.headers), body,
-                     time.perf_counter() - started)
+        data = await read_body(resp.content, MAX_READ_RESPONSE_BYTES)
+        return Reply(resp.status, CIMultiDict(resp.headers), data,
+                     time.perf_counter() - started, headers.get(signature.TIMESTAMP_HEADER))
+
+
+async def send(session: aiohttp.ClientSession, upstream: UpstreamConfig,
+               request: StoredRequest, now: float,
+               live_headers: CIMultiDict[str] | None = None) -> Reply:
+    """Send ``request`` once: re-signed for ``now``, or, on the live path, with the
+    SIMRS's own signed headers (its answer is then encrypted for the SIMRS's timestamp)."""
+    headers = live_headers if live_headers is not None else outgoing_headers(
+        upstream, request, now)
+    return await exchange(session, request.method,
+                          _url(upstream, request.path, request.query), headers,
+                          request.body, upstream.timeout_s)
+
+
+async def signed_read(session: aiohttp.ClientSession, upstream: UpstreamConfig,
+                      like: StoredRequest, path_below_prefix: str, now: float) -> Reply:
+    """A GET of our own (reconciliation), signed like ``like``'s replays would be."""
+    headers = outgoing_headers(upstream, like, now)
+    headers.popall("Content-Type", None)
+    return await exchange(session, "GET", _url(upstream, upstream.prefix + path_below_prefix,
+                                               ""), headers, None, upstream.timeout_s)
 
 
 async def read_body(stream: aiohttp.StreamReader, limit: int) -> bytes:

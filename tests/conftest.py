@@ -52,13 +52,14 @@ async def standin() -> AsyncIterator[Standin]:
     await runner.cleanup()
 
 
-def make_config(tmp_path: Path, target: str, **upstream: Any) -> Config:
-    """A config on ephemeral ports with one Antrean-like upstream at ``target``.
+def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
+    """A config on ephemeral ports with one Antrean-like upstream at ``base_url``.
 
-    Keyword arguments override upstream keys; ``retry``/``breaker``/``rate`` dicts merge.
+    Keyword arguments override upstream keys; ``retry``/``breaker``/``rate`` dicts merge;
+    ``env`` adds environment variables (secrets), ``relay``/``server`` set those sections.
     """
     up: dict[str, Any] = {
-        "name": "antrean", "prefix": "/antreanrs", "target": target + "/antreanrs",
+        "name": "antrean", "prefix": "/antreanrs", "target": base_url + "/antreanrs",
         "preset": "antrean", "timeout_s": 2.0,
         "retry": {"max_attempts": 5, "initial_delay_s": 0.05, "max_delay_s": 0.2,
                   "jitter": "none"},
@@ -67,6 +68,7 @@ def make_config(tmp_path: Path, target: str, **upstream: Any) -> Config:
     }
     relay = upstream.pop("relay", {})
     server = upstream.pop("server", {})
+    env: dict[str, str] = upstream.pop("env", {})
     for key, value in upstream.items():
         if isinstance(value, dict):
             up[key] = {**up.get(key, {}), **value}
@@ -79,7 +81,7 @@ def make_config(tmp_path: Path, target: str, **upstream: Any) -> Config:
                   **relay},
         "upstreams": [up],
     }
-    return parse_config(raw, tmp_path, {"TENANG_ADMIN_TOKEN": ADMIN_TOKEN})
+    return parse_config(raw, tmp_path, {"TENANG_ADMIN_TOKEN": ADMIN_TOKEN, **env})
 
 
 @pytest.fixture
@@ -106,3 +108,26 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+# -- BPJS simulator ----------------------------------------------------------------------
+
+SIM_CONS_ID = "12345"
+SIM_SECRET = "sim-secret-5eCr3t"
+
+
+@pytest.fixture
+async def bpjs_sim() -> AsyncIterator[Any]:
+    """The BPJS simulator in-process on 127.0.0.1 (any port), mode ``up``.
+
+    Yields a ``RunningSimulator``: ``.url``, ``.cons_id``, ``.secret``, ``.state`` (set
+    ``.state.clock`` to move its clock), ``signed_headers(service)``, ``decrypt(answer,
+    headers)``, and async ``set_mode(mode, **settings)``, ``fault(path_contains, action,
+    ...)``, ``log(path_contains=, outcome=, method=)``, ``snapshot()``, ``reset()``.
+    """
+    from proxy.bpjs.simulator import SimConfig
+    from proxy.bpjs.simulator.harness import start_simulator
+
+    sim = await start_simulator(SimConfig(cons_id=SIM_CONS_ID, secret=SIM_SECRET))
+    yield sim
+    await sim.close()

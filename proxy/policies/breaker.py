@@ -5,6 +5,9 @@ happens outside it: ``try_acquire`` asks for permission before sending and ``rec
 reports the result afterwards, which pybreaker counts through its normal state
 machine. Results of sends that started before the breaker opened are ignored, so a
 burst of late failures cannot re-open it and a late success cannot close it.
+
+A maintenance window forces the breaker open (``force_open``): no permit at all, not even
+a probe, until ``release`` hands it back to the normal cycle through one half-open probe.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class AsyncBreaker:
         self._on_change = on_change
         self._probe_in_flight = False
         self._generation = 0  # bumps on every state change; stale results are dropped
+        self._forced = False
         self.opened_at: float | None = None
         self._cb = pybreaker.CircuitBreaker(
             fail_max=fail_max, reset_timeout=reset_timeout_s, name=name,
@@ -67,14 +71,24 @@ class AsyncBreaker:
         return BreakerState(self._cb.current_state)
 
     @property
+    def forced(self) -> bool:
+        """True while a maintenance window holds the breaker open."""
+        return self._forced
+
+    @property
     def probe_at(self) -> float | None:
-        """Wall-clock time of the next half-open probe while open."""
+        """Wall-clock time of the next half-open probe while open (None while forced:
+        no probe runs until ``release``)."""
+        if self._forced:
+            return None
         if self.state is BreakerState.OPEN and self.opened_at is not None:
             return self.opened_at + self.reset_timeout_s
         return None
 
     def try_acquire(self, now: float | None = None) -> Permit | None:
         """Permission to send one request now, or None while the circuit forbids it."""
+        if self._forced:
+            return None
         state = self.state
         if state is BreakerState.CLOSED:
             return Permit(probe=False, generation=self._generation)
@@ -91,9 +105,12 @@ class AsyncBreaker:
 
     def record(self, permit: Permit, *, failure: bool) -> None:
         """Report the result of a send made under ``permit``."""
-        if permit.probe:
+        stale = permit.generation != self._generation
+        if permit.probe and not stale:
             self._probe_in_flight = False
-        elif permit.generation != self._generation:
+        if stale or self._forced:
+            # Sent before the last state change (or before a maintenance window forced
+            # the breaker open): its result must not close, re-open or re-time it.
             return
         if failure:
             # pybreaker re-raises after counting; opening is reported via state_change.
@@ -104,11 +121,31 @@ class AsyncBreaker:
 
     def cancel(self, permit: Permit) -> None:
         """The permitted send never happened (e.g. nothing was due)."""
-        if permit.probe:
+        if permit.probe and permit.generation == self._generation:
             self._probe_in_flight = False
 
     def force_open(self) -> None:
-        self._cb.open()
+        """Hold the breaker open until ``release`` (maintenance). Idempotent; listeners
+        hear closed/half-open -> open once, nothing when it was open already."""
+        if self._forced:
+            return
+        self._forced = True
+        self._probe_in_flight = False
+        if self.state is not BreakerState.OPEN:
+            self._cb.open()
+        else:
+            # Still bump the generation: a probe granted just before must not count.
+            self._generation += 1
+
+    def release(self) -> None:
+        """End a forced opening: the next permit is one half-open probe, so a backend
+        still down after its announced window re-opens the breaker after a single send.
+        Idempotent; a no-op unless forced."""
+        if not self._forced:
+            return
+        self._forced = False
+        if self.state is BreakerState.OPEN:
+            self._cb.half_open()
 
     def _changed(self, old: BreakerState, new: BreakerState) -> None:
         self._generation += 1

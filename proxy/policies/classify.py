@@ -11,34 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
+import re
 from collections.abc import Mapping
-from typing import Any
 
 import aiohttp
 
+from proxy.bpjs import envelope as bpjs_envelope
 from proxy.calls import Outcome, Verdict
 
 SUCCESS_CODES = frozenset({"200", "1"})
 DUPLICATE_CODES = frozenset({"208"})
-ENVELOPE_KEYS = ("metadata", "metaData", "Metadata", "MetaData")
+# Credentials refused: every request would fail alike, so the breaker should open
+# rather than each request burning its attempts (bpjs-reference.md §5.2).
+AUTH_CODES = frozenset({"401", "403"})
+THROTTLED_CODE = "412"  # iCare: "... HH:MM:SS" says how long to wait
+_WAIT = re.compile(r"\b(\d{1,2}):(\d{2}):(\d{2})\b")
 
 
 def envelope(body: bytes) -> tuple[str, str] | None:
     """(code, message) of a BPJS envelope, or None when ``body`` is not one."""
-    try:
-        doc: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(doc, dict):
-        return None
-    meta = next((doc[k] for k in ENVELOPE_KEYS if isinstance(doc.get(k), dict)), None)
-    if meta is None:
-        return None
-    code = meta.get("code", meta.get("Code"))
-    if code is None or isinstance(code, bool | dict | list):
-        return None
-    return str(code).strip(), str(meta.get("message", meta.get("Message", "")))
+    env = bpjs_envelope.parse(body)
+    return None if env is None else (env.code, env.message)
 
 
 def retry_after_s(headers: Mapping[str, str], now: float) -> float | None:
@@ -57,17 +50,23 @@ def retry_after_s(headers: Mapping[str, str], now: float) -> float | None:
 
 
 def classify_response(status: int, headers: Mapping[str, str], body: bytes, *,
-                      envelope_required: bool, now: float) -> Outcome:
+                      envelope_required: bool, now: float,
+                      retryable_messages: tuple[str, ...] = ()) -> Outcome:
     wait = retry_after_s(headers, now)
+    env = envelope(body)
+    if status in (401, 403) or (env is not None and env[0] in AUTH_CODES):
+        said = f": {env[1]}" if env is not None and env[1] else ""
+        return Outcome(Verdict.TRANSIENT, f"authentication refused by upstream (HTTP {status}"
+                       f"{said}); check cons_id, secret and user_key", trips_breaker=True,
+                       retry_after_s=wait)
     if status >= 500 or status == 408:
         return Outcome(Verdict.TRANSIENT, f"HTTP {status} from upstream", trips_breaker=True,
                        retry_after_s=wait)
     if status == 429:
         return Outcome(Verdict.TRANSIENT, "HTTP 429 (upstream asks to slow down)",
                        retry_after_s=wait)
-    env = envelope(body)
     if env is not None:
-        return _classify_envelope(status, *env, wait)
+        return _classify_envelope(status, *env, wait, retryable_messages)
     if 200 <= status < 300:
         if envelope_required:
             kind = "empty" if not body.strip() else "non-JSON"
@@ -77,12 +76,20 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes, *,
     return Outcome(Verdict.PERMANENT, f"HTTP {status} from upstream (no BPJS envelope)")
 
 
-def _classify_envelope(status: int, code: str, message: str, wait: float | None) -> Outcome:
+def _classify_envelope(status: int, code: str, message: str, wait: float | None,
+                       retryable_messages: tuple[str, ...]) -> Outcome:
     said = f"code {code}: {message}".rstrip(": ")
     if code in SUCCESS_CODES:
         return Outcome(Verdict.SUCCESS, said)
     if code in DUPLICATE_CODES:
         return Outcome(Verdict.DUPLICATE, f"already applied upstream ({said})")
+    if code == THROTTLED_CODE and (hms := _WAIT.search(message)):
+        h, m, sec = (int(g) for g in hms.groups())
+        return Outcome(Verdict.TRANSIENT, f"throttled by upstream ({said})",
+                       retry_after_s=float(h * 3600 + m * 60 + sec))
+    if any(re.search(p, message, re.IGNORECASE) for p in retryable_messages):
+        return Outcome(Verdict.TRANSIENT, f"waiting for an earlier request to land ({said})",
+                       retry_after_s=wait)
     if code.isdigit() and int(code) >= 500:
         return Outcome(Verdict.TRANSIENT, f"HTTP {status}, {said}", trips_breaker=True,
                        retry_after_s=wait)
@@ -92,10 +99,13 @@ def _classify_envelope(status: int, code: str, message: str, wait: float | None)
 def classify_error(exc: BaseException) -> Outcome:
     """A send that produced no HTTP answer."""
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return Outcome(Verdict.TRANSIENT, "timed out waiting for upstream", trips_breaker=True)
+        return Outcome(Verdict.TRANSIENT, "timed out waiting for upstream", trips_breaker=True,
+                       ambiguous=True)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return Outcome(Verdict.TRANSIENT, f"cannot connect to upstream: {exc.os_error}",
                        trips_breaker=True)
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-        return Outcome(Verdict.TRANSIENT, f"connection lost: {exc}", trips_breaker=True)
-    return Outcome(Verdict.TRANSIENT, f"{type(exc).__name__}: {exc}", trips_breaker=True)
+        return Outcome(Verdict.TRANSIENT, f"connection lost: {exc}", trips_breaker=True,
+                       ambiguous=True)
+    return Outcome(Verdict.TRANSIENT, f"{type(exc).__name__}: {exc}", trips_breaker=True,
+                   ambiguous=True)

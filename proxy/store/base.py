@@ -29,6 +29,12 @@ class StoreFull(StoreError):
     reason = "store full (no space left on the disk holding the queue)"
 
 
+class DuplicateKey(StoreError):
+    """Another request already holds this dedup key (a concurrent resubmission)."""
+
+    reason = "a request with this dedup key already exists"
+
+
 class Conflict(StoreError):
     """The row was not in the state the caller expected (someone else moved it)."""
 
@@ -50,6 +56,11 @@ class NewRequest:
     endpoint: str | None = None
     ordering_key: str | None = None
     expires_at: float | None = None
+    dedup_key: str | None = None  # unique while set: resubmissions find the original
+    coalesce_key: str | None = None  # pending ones with equal keys collapse to the newest
+    # Deadline mode stores the request already leased to the relay that sends it live.
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +85,8 @@ class StoredRequest:
     ordering_key: str | None = None
     expires_at: float | None = None
     held_by: str | None = None  # the earlier request whose failure holds this one
+    dedup_key: str | None = None
+    coalesce_key: str | None = None
 
     @property
     def age_from(self) -> float:
@@ -101,6 +114,15 @@ class StoredAttempt(AttemptRecord):
 
 
 @dataclass(frozen=True, slots=True)
+class NewCallback:
+    """An outcome notification to POST to the SIMRS's callback URL, queued in the same
+    transaction as the final state it reports, so neither exists without the other."""
+
+    url: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     items: Sequence[StoredRequest]
     next_cursor: str | None
@@ -124,22 +146,45 @@ class Store(Protocol):
         """Flush outstanding writes and release the database. Idempotent."""
 
     async def enqueue(self, request: NewRequest) -> None:
-        """Return only once ``request`` is committed to durable storage (status pending).
+        """Return only once ``request`` is committed to durable storage: pending, or
+        in_flight when it carries a lease.
 
-        Raises StoreFull / StoreUnavailable when it could not be stored.
+        Raises StoreFull / StoreUnavailable when it could not be stored, DuplicateKey when
+        its dedup key is taken.
         """
 
+    async def find_by_dedup_key(self, dedup_key: str) -> StoredRequest | None:
+        """The request currently holding ``dedup_key``."""
+
+    async def clear_dedup_key(self, request_id: str) -> None:
+        """Free the request's dedup key (it is too old, or final and not to be matched)."""
+
+    async def supersede(self, coalesce_key: str, reason: str, now: float) -> str | None:
+        """Cancel every pending request with ``coalesce_key`` older than the newest
+        pending or in-flight one (``reason`` + its id); return that newest id."""
+
+    async def count_queued(self, upstream: str) -> int:
+        """Requests of ``upstream`` waiting for delivery (pending, in flight, held)."""
+
     async def claim_due(
-        self, upstream: str, now: float, limit: int, owner: str, lease_until: float
+        self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
+        *, ordered: bool = False,
     ) -> list[StoredRequest]:
-        """Lease up to ``limit`` due requests of ``upstream`` (oldest first) as in_flight."""
+        """Lease up to ``limit`` due requests of ``upstream`` (oldest first) as in_flight.
+
+        A request is never claimed while an earlier one with the same ordering key is
+        pending, in flight, failed, dead or held. With ``ordered`` (the upstream has
+        ordering keys), pending requests behind a failed/dead/held one first become
+        held (``calls.HELD_BEHIND`` + which one), and held ones with nothing stuck
+        before them any more return to pending, in the same transaction.
+        """
 
     async def complete_attempt(
         self, request_id: str, owner: str, attempt: AttemptRecord | None, transition: Transition,
-        now: float,
+        now: float, callback: NewCallback | None = None,
     ) -> None:
-        """Persist an attempt (None: finished without one) and the transition, if ``owner``
-        still holds the lease.
+        """Persist an attempt (None: finished without one), the transition and the
+        callback to send (if any), if ``owner`` still holds the lease.
 
         Raises Conflict when the lease was lost (the result is then not recorded twice).
         """
@@ -156,9 +201,11 @@ class Store(Protocol):
         """
 
     async def transition(
-        self, request_id: str, expected: Status, transition: Transition, now: float
+        self, request_id: str, expected: Status, transition: Transition, now: float,
+        callback: NewCallback | None = None,
     ) -> None:
-        """Move a request that is still in ``expected`` state; otherwise raise Conflict."""
+        """Move a request that is still in ``expected`` state (queueing ``callback`` with
+        it); otherwise raise Conflict."""
 
     async def get(self, request_id: str) -> StoredRequest | None: ...
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from proxy.calls import Status, Transition
+from proxy.calls import HELD_BEHIND, RELEASED, Status, Transition
 from proxy.store.base import (
     AttemptRecord,
     Conflict,
+    DuplicateKey,
+    NewCallback,
     NewRequest,
     Page,
     StoredAttempt,
@@ -16,10 +18,17 @@ from proxy.store.base import (
     StoreUnavailable,
     UpstreamSummary,
 )
+from proxy.store.memory_admin import MemoryAdminMixin
+from proxy.store.memory_callbacks import MemoryCallbacksMixin
+from proxy.store.memory_maintenance import MemoryMaintenanceMixin
 from proxy.store.summary import summarise
 
+_BLOCKING = frozenset({Status.PENDING, Status.IN_FLIGHT, Status.FAILED, Status.DEAD,
+                       Status.HELD})
+_STUCK = frozenset({Status.FAILED, Status.DEAD, Status.HELD})
 
-class MemoryStore:
+
+class MemoryStore(MemoryMaintenanceMixin, MemoryAdminMixin, MemoryCallbacksMixin):
     def __init__(self) -> None:
         self._rows: dict[str, StoredRequest] = {}
         self._attempts: dict[str, list[StoredAttempt]] = {}
@@ -39,10 +48,43 @@ class MemoryStore:
         self._live()
         if request.id in self._rows:
             raise StoreError(f"request id {request.id} already exists")
+        if request.dedup_key is not None and any(
+                r.dedup_key == request.dedup_key for r in self._rows.values()):
+            raise DuplicateKey(f"dedup key {request.dedup_key} is taken")
+        leased = request.lease_owner is not None
         self._rows[request.id] = StoredRequest(
-            **dataclasses.asdict(request), status=Status.PENDING, attempts=0,
-            next_attempt_at=request.received_at, updated_at=request.received_at, reason=None,
+            **dataclasses.asdict(request), status=Status.IN_FLIGHT if leased else Status.PENDING,
+            attempts=0, next_attempt_at=request.received_at, updated_at=request.received_at,
+            reason=None,
         )
+
+    async def find_by_dedup_key(self, dedup_key: str) -> StoredRequest | None:
+        self._live()
+        return next((r for r in self._rows.values() if r.dedup_key == dedup_key), None)
+
+    async def clear_dedup_key(self, request_id: str) -> None:
+        self._live()
+        if request_id in self._rows:
+            self._rows[request_id] = dataclasses.replace(self._rows[request_id], dedup_key=None)
+
+    async def supersede(self, coalesce_key: str, reason: str, now: float) -> str | None:
+        self._live()
+        live = [r for r in self._rows.values() if r.coalesce_key == coalesce_key
+                and r.status in (Status.PENDING, Status.IN_FLIGHT)]
+        if not live:
+            return None
+        newest = max(r.id for r in live)
+        for r in live:
+            if r.status is Status.PENDING and r.id < newest:
+                self._rows[r.id] = dataclasses.replace(
+                    r, status=Status.CANCELLED, reason=reason + newest, updated_at=now,
+                    next_attempt_at=None)
+        return newest
+
+    async def count_queued(self, upstream: str) -> int:
+        self._live()
+        return sum(1 for r in self._rows.values() if r.upstream == upstream
+                   and r.status in (Status.PENDING, Status.IN_FLIGHT, Status.HELD))
 
     def _lease(self, rows: list[StoredRequest], owner: str, lease_until: float,
                now: float) -> list[StoredRequest]:
@@ -55,16 +97,46 @@ class MemoryStore:
         return leased
 
     async def claim_due(
-        self, upstream: str, now: float, limit: int, owner: str, lease_until: float
+        self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
+        *, ordered: bool = False,
     ) -> list[StoredRequest]:
         self._live()
+        if ordered:
+            self._refresh_holds(upstream, now)
         due = sorted(
             (r for r in self._rows.values()
              if r.upstream == upstream and r.status is Status.PENDING
-             and r.next_attempt_at is not None and r.next_attempt_at <= now),
+             and r.next_attempt_at is not None and r.next_attempt_at <= now
+             and self._first_earlier(r, _BLOCKING) is None),
             key=lambda r: (r.next_attempt_at, r.id),
         )[:limit]
         return self._lease(due, owner, lease_until, now)
+
+    def _first_earlier(self, row: StoredRequest, statuses: frozenset[Status]) -> (
+            StoredRequest | None):
+        if row.ordering_key is None:
+            return None
+        return min((p for p in self._rows.values()
+                    if p.ordering_key == row.ordering_key and p.id < row.id
+                    and p.status in statuses), key=lambda p: p.id, default=None)
+
+    def _refresh_holds(self, upstream: str, now: float) -> None:
+        mine = sorted((r for r in self._rows.values() if r.upstream == upstream),
+                      key=lambda r: r.id)
+        for row in mine:
+            current = self._rows[row.id]
+            if current.status is Status.HELD and current.held_by is not None \
+                    and self._first_earlier(current, _STUCK) is None:
+                self._rows[row.id] = dataclasses.replace(
+                    current, status=Status.PENDING, held_by=None, next_attempt_at=now,
+                    updated_at=now, reason=RELEASED)
+        for row in mine:
+            current = self._rows[row.id]
+            stuck = self._first_earlier(current, _STUCK)
+            if current.status is Status.PENDING and stuck is not None:
+                self._rows[row.id] = dataclasses.replace(
+                    current, status=Status.HELD, held_by=stuck.id, updated_at=now,
+                    reason=f"{HELD_BEHIND}{stuck.status.value} ({stuck.id})")
 
     async def take_over_expired(
         self, upstream: str, now: float, owner: str, lease_until: float
@@ -86,10 +158,12 @@ class MemoryStore:
 
     async def complete_attempt(
         self, request_id: str, owner: str, attempt: AttemptRecord | None, transition: Transition,
-        now: float,
+        now: float, callback: NewCallback | None = None,
     ) -> None:
         self._live()
         row = self._leased_by(request_id, owner)
+        if callback is not None:
+            self._queue_callback(request_id, callback, now)
         if attempt is not None:
             self._attempts.setdefault(request_id, []).append(
                 StoredAttempt(request_id=request_id, **dataclasses.asdict(attempt))
@@ -109,12 +183,15 @@ class MemoryStore:
         )
 
     async def transition(
-        self, request_id: str, expected: Status, transition: Transition, now: float
+        self, request_id: str, expected: Status, transition: Transition, now: float,
+        callback: NewCallback | None = None,
     ) -> None:
         self._live()
         row = self._rows.get(request_id)
         if row is None or row.status is not expected:
             raise Conflict(f"{request_id}: not {expected.value}")
+        if callback is not None:
+            self._queue_callback(request_id, callback, now)
         self._rows[request_id] = dataclasses.replace(
             row, status=transition.status, reason=transition.reason,
             next_attempt_at=transition.next_attempt_at, updated_at=now,
@@ -156,7 +233,7 @@ class MemoryStore:
         self._live()
         due = [r.next_attempt_at for r in self._rows.values()
                if r.upstream == upstream and r.status is Status.PENDING
-               and r.next_attempt_at is not None]
+               and r.next_attempt_at is not None and self._first_earlier(r, _BLOCKING) is None]
         return min(due, default=None)
 
     async def check_writable(self) -> None:

@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from proxy.calls import Status, Transition, Verdict
+from proxy.calls import HELD_BEHIND, RELEASED, Status, Transition, Verdict
 from proxy.store.base import (
     AttemptRecord,
     Conflict,
     Headers,
+    NewCallback,
     NewRequest,
     Page,
     StoredAttempt,
@@ -28,6 +29,9 @@ from proxy.store.base import (
     StoreUnavailable,
     UpstreamSummary,
 )
+from proxy.store.sqlite_admin import SqliteAdminMixin
+from proxy.store.sqlite_callbacks import SqliteCallbacksMixin
+from proxy.store.sqlite_maintenance import SqliteMaintenanceMixin
 from proxy.store.sqlite_schema import migrate
 from proxy.store.sqlite_writer import SqliteWriter, connect_writer, translate
 
@@ -35,10 +39,11 @@ T = TypeVar("T")
 
 COLUMNS = ("id, upstream, method, path, query, headers, body, received_at, status, attempts, "
            "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at, retried_at, "
-           "endpoint, ordering_key, expires_at, held_by")
+           "endpoint, ordering_key, expires_at, held_by, dedup_key, coalesce_key")
 _INSERT = ("INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at,"
-           " status, next_attempt_at, updated_at, endpoint, ordering_key, expires_at) "
-           "VALUES (?,?,?,?,?,?,?,?,'pending',?,?,?,?,?)")
+           " status, next_attempt_at, updated_at, endpoint, ordering_key, expires_at, "
+           "dedup_key, coalesce_key, lease_owner, lease_expires_at) "
+           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 # Built once: json.dumps with non-default options constructs an encoder per call.
@@ -57,7 +62,7 @@ def row_to_request(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
         body=bytes(r[6]), received_at=r[7], status=Status(r[8]), attempts=r[9],
         next_attempt_at=r[10], updated_at=r[11], reason=r[12], lease_owner=r[13],
         lease_expires_at=r[14], retried_at=r[15], endpoint=r[16], ordering_key=r[17],
-        expires_at=r[18], held_by=r[19],
+        expires_at=r[18], held_by=r[19], dedup_key=r[20], coalesce_key=r[21],
     )
 
 
@@ -67,17 +72,60 @@ def _lease_sql(where: str) -> str:
             f"RETURNING {COLUMNS}")
 
 
-_CLAIM = _lease_sql("upstream=? AND status='pending' AND next_attempt_at<=? "
-                    "ORDER BY next_attempt_at, id LIMIT ?")
+# An earlier request with the same ordering key that is not yet delivered (or has been
+# given up on) keeps the later ones waiting: Antrean task ids must arrive in order.
+_BLOCKING = "('pending','in_flight','failed','dead','held')"
+_STUCK = "('failed','dead','held')"
+
+
+def _earlier(statuses: str) -> str:
+    return (f"SELECT {{cols}} FROM requests p WHERE p.ordering_key=requests.ordering_key "
+            f"AND p.id<requests.id AND p.status IN {statuses}")
+
+
+_CLAIM = _lease_sql(
+    "upstream=? AND status='pending' AND next_attempt_at<=? AND (ordering_key IS NULL OR "
+    f"NOT EXISTS ({_earlier(_BLOCKING).format(cols='1')})) ORDER BY next_attempt_at, id LIMIT ?")
+# Requests waiting behind an earlier one are not due: their wake-up is its completion.
+_NEXT_DUE = ("SELECT next_attempt_at FROM requests WHERE upstream=? AND status='pending' "
+             f"AND (ordering_key IS NULL OR NOT EXISTS "
+             f"({_earlier(_BLOCKING).format(cols='1')})) ORDER BY next_attempt_at LIMIT 1")
+_FIRST_STUCK = _earlier(_STUCK).format(cols="{cols}") + " ORDER BY p.id LIMIT 1"
+_STUCK_LABEL = "p.status || ' (' || p.id || ')'"
+# Later requests behind one that failed, died or is held become held themselves, so
+# the wait is visible and explained; once nothing before them is stuck any more (the
+# parent was retried or cancelled) they return to pending.
+_HOLD = (
+    "UPDATE requests SET status='held', updated_at=?, "
+    f"held_by=({_FIRST_STUCK.format(cols='p.id')}), "
+    f"reason=? || ({_FIRST_STUCK.format(cols=_STUCK_LABEL)}) "
+    "WHERE upstream=? AND status='pending' AND ordering_key IN ("
+    # Driven from the few stuck requests (status index), not from the whole backlog.
+    "  SELECT s.ordering_key FROM requests s WHERE s.status IN ('failed','dead','held') "
+    "  AND s.upstream=? AND s.ordering_key IS NOT NULL) "
+    f"AND EXISTS ({_earlier(_STUCK).format(cols='1')})")
+_RELEASE = (
+    "UPDATE requests SET status='pending', held_by=NULL, next_attempt_at=?, updated_at=?, "
+    "reason=? WHERE upstream=? AND status='held' AND held_by IS NOT NULL "
+    f"AND NOT EXISTS ({_earlier(_STUCK).format(cols='1')})")
 _TAKE_OVER = _lease_sql("upstream=? AND status='in_flight' AND lease_expires_at<?")
 
 
-class SqliteStore:
+def _queue_callback(c: sqlite3.Connection, request_id: str, callback: NewCallback,
+                    now: float) -> None:
+    c.execute(
+        "INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at, "
+        "created_at, updated_at) SELECT id, upstream, ?, ?, 'pending', ?, ?, ? FROM requests "
+        "WHERE id=?", (callback.url, callback.payload, now, now, now, request_id))
+
+
+class SqliteStore(SqliteMaintenanceMixin, SqliteAdminMixin, SqliteCallbacksMixin):
     def __init__(self, path: Path, busy_timeout_ms: int = 5_000) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms
         self._writer: SqliteWriter | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._snapshot_lock = asyncio.Lock()
 
     async def open(self) -> None:
         if self._writer is not None:
@@ -121,6 +169,25 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise translate(exc) from exc
 
+    async def _snapshot(self, *statements: str) -> list[list[sqlite3.Row]]:
+        """Several reads that see one consistent state (one read transaction)."""
+        if self._reader is None:
+            raise StoreUnavailable("store is closed")
+        async with self._snapshot_lock:
+            reader = self._reader
+            try:
+                await reader.execute("BEGIN")
+                try:
+                    results = []
+                    for sql in statements:
+                        async with reader.execute(sql) as cur:
+                            results.append(list(await cur.fetchall()))
+                    return results
+                finally:
+                    await reader.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         result: T = await self._w().submit(op)
         return result
@@ -129,15 +196,52 @@ class SqliteStore:
         r = request
         await self._w().insert((
             r.id, r.upstream, r.method, r.path, r.query, _headers_json(r.headers), r.body,
-            r.received_at, r.received_at, r.received_at, r.endpoint, r.ordering_key,
-            r.expires_at,
+            r.received_at, "pending" if r.lease_owner is None else "in_flight",
+            r.received_at, r.received_at, r.endpoint, r.ordering_key, r.expires_at,
+            r.dedup_key, r.coalesce_key, r.lease_owner, r.lease_expires_at,
         ))
 
+    async def find_by_dedup_key(self, dedup_key: str) -> StoredRequest | None:
+        rows = await self._read(f"SELECT {COLUMNS} FROM requests WHERE dedup_key=?",
+                                (dedup_key,))
+        return row_to_request(rows[0]) if rows else None
+
+    async def clear_dedup_key(self, request_id: str) -> None:
+        await self._write(lambda c: c.execute(
+            "UPDATE requests SET dedup_key=NULL WHERE id=?", (request_id,)))
+
+    async def supersede(self, coalesce_key: str, reason: str, now: float) -> str | None:
+        def op(c: sqlite3.Connection) -> str | None:
+            row = c.execute(
+                "SELECT MAX(id) FROM requests WHERE coalesce_key=? "
+                "AND status IN ('pending','in_flight')", (coalesce_key,)).fetchone()
+            newest: str | None = row[0] if row else None
+            if newest is not None:
+                c.execute(
+                    "UPDATE requests SET status='cancelled', reason=?, updated_at=?, "
+                    "next_attempt_at=NULL WHERE coalesce_key=? AND status='pending' AND id<?",
+                    (reason + newest, now, coalesce_key, newest))
+            return newest
+
+        return await self._write(op)
+
+    async def count_queued(self, upstream: str) -> int:
+        rows = await self._read(
+            "SELECT COUNT(*) FROM requests WHERE upstream=? AND status IN "
+            "('pending','in_flight','held')", (upstream,))
+        return int(rows[0][0])
+
     async def claim_due(
-        self, upstream: str, now: float, limit: int, owner: str, lease_until: float
+        self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
+        *, ordered: bool = False,
     ) -> list[StoredRequest]:
-        rows = await self._write(lambda c: c.execute(
-            _CLAIM, (owner, lease_until, now, upstream, now, limit)).fetchall())
+        def op(c: sqlite3.Connection) -> list[Any]:
+            if ordered:
+                c.execute(_RELEASE, (now, now, RELEASED, upstream))
+                c.execute(_HOLD, (now, HELD_BEHIND, upstream, upstream))
+            return c.execute(_CLAIM, (owner, lease_until, now, upstream, now, limit)).fetchall()
+
+        rows = await self._write(op)
         claimed = (row_to_request(r) for r in rows)
         return sorted(claimed, key=lambda r: (r.next_attempt_at or 0, r.id))
 
@@ -150,7 +254,7 @@ class SqliteStore:
 
     async def complete_attempt(
         self, request_id: str, owner: str, attempt: AttemptRecord | None, transition: Transition,
-        now: float,
+        now: float, callback: NewCallback | None = None,
     ) -> None:
         a, t = attempt, transition
 
@@ -170,6 +274,8 @@ class SqliteStore:
                     (a.number, a.started_at, a.duration_s, a.verdict.value, a.http_status,
                      a.error, a.response_body, request_id),
                 )
+            if n and callback is not None:
+                _queue_callback(c, request_id, callback, now)
             return n
 
         if not await self._write(op):
@@ -184,15 +290,23 @@ class SqliteStore:
             raise Conflict(f"{request_id}: lease not held by {owner}")
 
     async def transition(
-        self, request_id: str, expected: Status, transition: Transition, now: float
+        self, request_id: str, expected: Status, transition: Transition, now: float,
+        callback: NewCallback | None = None,
     ) -> None:
         t = transition
-        n = await self._write(lambda c: c.execute(
-            "UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=?, "
-            "retried_at=COALESCE(?, retried_at) WHERE id=? AND status=?",
-            (t.status.value, t.reason, t.next_attempt_at, now, t.retried_at, request_id,
-             expected.value),
-        ).rowcount)
+
+        def op(c: sqlite3.Connection) -> int:
+            n = c.execute(
+                "UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=?, "
+                "retried_at=COALESCE(?, retried_at) WHERE id=? AND status=?",
+                (t.status.value, t.reason, t.next_attempt_at, now, t.retried_at, request_id,
+                 expected.value),
+            ).rowcount
+            if n and callback is not None:
+                _queue_callback(c, request_id, callback, now)
+            return n
+
+        n = await self._write(op)
         if not n:
             raise Conflict(f"{request_id}: not {expected.value}")
 
@@ -227,12 +341,12 @@ class SqliteStore:
         return Page(items, items[-1].id if len(rows) > limit else None)
 
     async def summary(self) -> dict[str, UpstreamSummary]:
-        counts = await self._read(
-            "SELECT upstream, status, COUNT(*) FROM requests GROUP BY upstream, status")
-        oldest = await self._read(
+        counts, oldest, last = await self._snapshot(
+            # Counts alone are answered from an index; the oldest age reads pending rows
+            # only. One snapshot, so both describe the same instant.
+            "SELECT upstream, status, COUNT(*) FROM requests GROUP BY upstream, status",
             "SELECT upstream, MIN(received_at) FROM requests WHERE status='pending' "
-            "GROUP BY upstream")
-        last = await self._read(
+            "GROUP BY upstream",
             "SELECT a.upstream, a.started_at, a.verdict FROM attempts a "
             "JOIN (SELECT upstream, MAX(started_at) AS t FROM attempts GROUP BY upstream) m "
             "ON a.upstream=m.upstream AND a.started_at=m.t")
@@ -251,9 +365,7 @@ class SqliteStore:
         return out
 
     async def next_due_at(self, upstream: str) -> float | None:
-        rows = await self._read(
-            "SELECT MIN(next_attempt_at) FROM requests WHERE upstream=? AND status='pending'",
-            (upstream,))
+        rows = await self._read(_NEXT_DUE, (upstream,))
         value = rows[0][0] if rows else None
         return float(value) if value is not None else None
 

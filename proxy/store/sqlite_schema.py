@@ -92,6 +92,30 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX maintenance_upstream ON maintenance_windows (upstream, starts_at);
     """,
+    # v4: delivery modes. A natural or Idempotency-Key dedup key (unique while set), the
+    # coalescing key of absolute-value updates, and the callback outbox.
+    """
+    ALTER TABLE requests ADD COLUMN dedup_key TEXT;
+    ALTER TABLE requests ADD COLUMN coalesce_key TEXT;
+    CREATE UNIQUE INDEX requests_dedup ON requests (dedup_key) WHERE dedup_key IS NOT NULL;
+    CREATE INDEX requests_coalesce ON requests (coalesce_key, id)
+        WHERE coalesce_key IS NOT NULL;
+    CREATE TABLE callbacks (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id      TEXT NOT NULL REFERENCES requests (id),
+        upstream        TEXT NOT NULL,
+        url             TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        status          TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        lease_expires_at REAL,
+        last_error      TEXT,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX callbacks_due ON callbacks (status, next_attempt_at);
+    """,
 )
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proxy.store.base import StoreError, StoreFull, StoreUnavailable
+from proxy.store.base import DuplicateKey, StoreError, StoreFull, StoreUnavailable
 
 Op = Callable[[sqlite3.Connection], Any]
 InsertRow = tuple[Any, ...]
@@ -38,6 +38,8 @@ def translate(exc: sqlite3.Error) -> StoreError:
         return StoreUnavailable(str(exc))
     if code == sqlite3.SQLITE_CANTOPEN or "unable to open" in text:
         return StoreUnavailable(str(exc))
+    if isinstance(exc, sqlite3.IntegrityError) and "requests.dedup_key" in text:
+        return DuplicateKey(str(exc))
     if isinstance(exc, sqlite3.OperationalError) and "i/o" in text:
         return StoreUnavailable(str(exc))
     return StoreError(str(exc))

@@ -219,3 +219,79 @@ def test_listener_is_quiet_while_nothing_changes() -> None:
     fail(b, 2)
     b.record(acquire(b), failure=False)
     assert changes.seen == []
+
+
+# --- maintenance: forced open and release --------------------------------------------
+
+
+def test_forced_open_grants_nothing_not_even_a_probe() -> None:
+    changes = Changes()
+    b = AsyncBreaker("antrean", fail_max=3, reset_timeout_s=30.0, on_change=changes)
+    b.force_open()
+    assert b.forced
+    assert b.state is BreakerState.OPEN
+    assert b.probe_at is None
+    assert b.try_acquire(now=FAR) is None
+    assert changes.states == [("closed", "open")]
+
+
+def test_force_open_is_idempotent_and_quiet_when_already_open() -> None:
+    changes = Changes()
+    b = opened(changes=changes)
+    b.force_open()
+    b.force_open()
+    assert changes.states == [("closed", "open")]
+    assert b.try_acquire(now=FAR) is None
+
+
+def test_results_of_sends_from_before_forcing_are_ignored() -> None:
+    b = AsyncBreaker("antrean", fail_max=1, reset_timeout_s=30.0)
+    plain = acquire(b)
+    b.force_open()
+    b.record(plain, failure=False)
+    assert b.state is BreakerState.OPEN and b.forced
+
+
+def test_probe_in_flight_when_forced_cannot_close_it() -> None:
+    b = opened()
+    probe = acquire(b, now=FAR)
+    b.force_open()
+    b.record(probe, failure=False)
+    assert b.state is BreakerState.OPEN and b.forced
+    b.release()
+    # The stale probe's answer did not take the new probe slot either.
+    assert acquire(b, now=FAR).probe
+
+
+def test_release_hands_back_to_one_half_open_probe() -> None:
+    changes = Changes()
+    b = AsyncBreaker("antrean", fail_max=3, reset_timeout_s=30.0, on_change=changes)
+    b.force_open()
+    b.release()
+    assert not b.forced
+    assert b.state is BreakerState.HALF_OPEN
+    probe = acquire(b)
+    assert probe.probe
+    assert b.try_acquire() is None
+    b.record(probe, failure=False)
+    assert b.state is BreakerState.CLOSED
+    assert changes.states == [("closed", "open"), ("open", "half-open"),
+                              ("half-open", "closed")]
+
+
+def test_failed_probe_after_release_reopens_normally() -> None:
+    b = AsyncBreaker("antrean", fail_max=3, reset_timeout_s=30.0)
+    b.force_open()
+    b.release()
+    b.record(acquire(b), failure=True)
+    assert b.state is BreakerState.OPEN
+    assert not b.forced
+    assert b.probe_at is not None
+
+
+def test_release_without_force_changes_nothing() -> None:
+    changes = Changes()
+    b = opened(changes=changes)
+    b.release()
+    assert b.state is BreakerState.OPEN
+    assert changes.states == [("closed", "open")]

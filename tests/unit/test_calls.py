@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from proxy.calls import (
     ALLOWED,
+    DEADLINE_PASSED,
     InvalidTransition,
     Outcome,
     Status,
@@ -18,6 +19,7 @@ from proxy.calls import (
     after_attempt,
     operator_cancel,
     operator_retry,
+    past_deadline,
 )
 from proxy.policies.retry import RetryPolicy, backoff_delay_s
 
@@ -204,3 +206,26 @@ def test_final_states_allow_no_operator_action() -> None:
             operator_retry(current, NOW)
         with pytest.raises(InvalidTransition):
             operator_cancel(current)
+
+
+# --- service-day deadline -----------------------------------------------------------------
+
+
+def test_a_retry_that_would_land_after_the_deadline_ends_dead_now() -> None:
+    policy = RetryPolicy(initial_delay_s=60, max_delay_s=60, jitter="none")
+    out = after_attempt(Outcome(Verdict.TRANSIENT, "HTTP 503"), attempts_made=1,
+                        age_from=0.0, policy=policy, now=1000.0, rng=random.Random(1),
+                        expires_at=1030.0)
+    assert out.status is Status.DEAD
+    assert out.reason.startswith(DEADLINE_PASSED) and "HTTP 503" in out.reason
+    ok = after_attempt(Outcome(Verdict.TRANSIENT, "HTTP 503"), attempts_made=1,
+                       age_from=0.0, policy=policy, now=1000.0, rng=random.Random(1),
+                       expires_at=1061.0)
+    assert ok.status is Status.PENDING and ok.next_attempt_at == 1060.0
+
+
+def test_past_deadline() -> None:
+    assert past_deadline(None, 5.0) is None
+    assert past_deadline(10.0, 9.9) is None
+    late = past_deadline(10.0, 10.0)
+    assert late is not None and late.status is Status.DEAD and "not sent late" in late.reason

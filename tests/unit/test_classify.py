@@ -140,10 +140,46 @@ def test_envelope_still_decides_when_not_required() -> None:
     assert out.verdict is Verdict.PERMANENT
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 405])
+@pytest.mark.parametrize("status", [400, 404, 405])
 def test_4xx_html_is_permanent(status: int) -> None:
     out = classify(status, HTML)
     assert out.verdict is Verdict.PERMANENT
+    assert not out.trips_breaker
+
+
+@pytest.mark.parametrize(("status", "raw"), [
+    (401, HTML), (403, HTML),
+    (401, body({"metaData": {"code": "401", "message": "Signature tidak valid"}})),
+    (200, body({"metadata": {"code": 403, "message": "Forbidden"}})),
+])
+def test_auth_refusals_open_the_breaker_instead_of_failing_each_request(
+        status: int, raw: bytes) -> None:
+    out = classify(status, raw)
+    assert out.verdict is Verdict.TRANSIENT
+    assert out.trips_breaker
+    assert "cons_id, secret and user_key" in out.reason
+
+
+def test_icare_412_waits_the_time_named_in_the_message() -> None:
+    raw = body({"metaData": {"code": 412, "message": "Silakan coba lagi dalam 00:01:30"}})
+    out = classify(200, raw)
+    assert out.verdict is Verdict.TRANSIENT
+    assert out.retry_after_s == 90.0
+    assert not out.trips_breaker
+
+
+def test_412_without_a_wait_is_a_plain_rejection() -> None:
+    assert classify(200, body({"metaData": {"code": 412, "message": "x"}})).verdict \
+        is Verdict.PERMANENT
+
+
+def test_ordering_rejection_is_retryable_only_where_the_endpoint_says_so() -> None:
+    raw = body({"metadata": {"code": 201,
+                             "message": "TaskId=4 tidak valid / TaskId sebelumnya belum terkirim"}})
+    assert classify(200, raw).verdict is Verdict.PERMANENT
+    out = classify_response(200, {}, raw, envelope_required=True, now=0.0,
+                            retryable_messages=("sebelumnya belum terkirim",))
+    assert out.verdict is Verdict.TRANSIENT
     assert not out.trips_breaker
 
 

@@ -43,12 +43,16 @@ def fails_naming(key: str) -> Any:
 
 
 def with_value(dotted: str, value: Any) -> dict[str, Any]:
-    """The minimal config with one key set; ``upstreams.x`` sets it on the first upstream."""
+    """The minimal config with one key set; ``upstreams.x`` sets it on the first upstream,
+    ``upstreams.routes.x`` on a route of it."""
     raw = minimal()
     table: dict[str, Any] = raw
     parts = dotted.split(".")
     if parts[0] == "upstreams":
         table, parts = raw["upstreams"][0], parts[1:]
+    if parts[0] == "routes":
+        table["routes"] = [{"match": "POST antrean/add"}]
+        table, parts = table["routes"][0], parts[1:]
     for part in parts[:-1]:
         table = table.setdefault(part, {})
     table[parts[-1]] = value
@@ -147,7 +151,7 @@ def test_unknown_key_in_second_upstream_names_its_index() -> None:
     ("upstreams.breaker.fail_max", 2.0),
 ])
 def test_wrong_type_names_the_key(dotted: str, value: Any) -> None:
-    key = dotted.replace("upstreams.", "upstreams[0].", 1)
+    key = dotted.replace("upstreams.", "upstreams[0].", 1).replace(".routes.", ".routes[0].")
     with fails_naming(key):
         parse_config(with_value(dotted, value), Path("."), {})
 
@@ -197,6 +201,36 @@ NUMERIC_KEYS = [
     "upstreams.breaker.reset_timeout_s",
     "upstreams.rate.per_second",
     "upstreams.rate.max_concurrency",
+    "admin.session_ttl_s",
+    "admin.lockout_after",
+    "admin.lockout_s",
+    "admin.ui_refresh_s",
+    "admin.bulk_batch",
+    "admin.bulk_interval_s",
+    "maintenance.ramp_s",
+    "maintenance.check_interval_s",
+    "notify.breaker_open_after_s",
+    "notify.oldest_pending_after_s",
+    "notify.window_s",
+    "notify.check_interval_s",
+    "notify.timeout_s",
+    "notify.retry_attempts",
+    "notify.retry_initial_delay_s",
+    "notify.retry_max_delay_s",
+    "notify.queue_size",
+    "notify.smtp.port",
+    "store.min_free_mb",
+    "upstreams.max_pending",
+    "upstreams.dedup_window_s",
+    "upstreams.fail_status",
+    "upstreams.routes.deadline_ms",
+    "upstreams.routes.cache_ttl_s",
+    "callbacks.max_attempts",
+    "callbacks.initial_delay_s",
+    "callbacks.max_delay_s",
+    "callbacks.timeout_s",
+    "callbacks.poll_interval_s",
+    "callbacks.batch",
 ]
 
 
@@ -221,7 +255,7 @@ def test_numeric_key_list_covers_every_number_in_the_example() -> None:
 
 @pytest.mark.parametrize("dotted", NUMERIC_KEYS)
 def test_negative_number_is_rejected_naming_the_key(dotted: str) -> None:
-    key = dotted.replace("upstreams.", "upstreams[0].", 1)
+    key = dotted.replace("upstreams.", "upstreams[0].", 1).replace(".routes.", ".routes[0].")
     value: int | float = -1 if dotted.endswith(("bytes", "_ms", "batch", "attempts",
                                                 "fail_max", "concurrency")) else -1.0
     with fails_naming(key):
@@ -256,7 +290,7 @@ def test_listen_accepts_port_zero_and_ipv6() -> None:
     ("store.url", "postgres://db/tenang"),
 ])
 def test_bad_value_is_named(dotted: str, value: Any) -> None:
-    key = dotted.replace("upstreams.", "upstreams[0].", 1)
+    key = dotted.replace("upstreams.", "upstreams[0].", 1).replace(".routes.", ".routes[0].")
     with fails_naming(key):
         parse_config(with_value(dotted, value), Path("."), {})
 

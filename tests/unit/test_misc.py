@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from proxy.bpjs import signature
+from proxy.calls import Status
+from proxy.config import UpstreamConfig
 from proxy.envelopes import QUEUED_MESSAGE, envelope, queued
 from proxy.ids import new_request_id
 from proxy.redact import mask, masked_headers
+from proxy.store.base import StoredRequest
+from proxy.upstream import outgoing_headers
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -117,3 +123,34 @@ def test_masked_headers_hide_user_key_and_authorization_only() -> None:
 def test_masked_headers_match_names_case_insensitively_and_keep_order() -> None:
     headers = (("USER_KEY", "a1b2c3d4e5f6g7h8"), ("x-timestamp", "1700000000"))
     assert masked_headers(headers) == [("USER_KEY", "a1b2…"), ("x-timestamp", "1700000000")]
+
+
+# --- re-signing ---------------------------------------------------------------------------
+
+
+def _stored(headers: tuple[tuple[str, str], ...]) -> Any:
+    return StoredRequest(id="r1", upstream="antrean", method="POST", path="/antreanrs/x",
+                         query="", headers=headers, body=b"{}", received_at=0.0,
+                         status=Status.IN_FLIGHT, attempts=0, next_attempt_at=0.0,
+                         updated_at=0.0, reason=None)
+
+
+def test_each_attempt_is_re_signed_with_a_fresh_timestamp() -> None:
+    up = UpstreamConfig(name="antrean", prefix="/antreanrs", target="http://x",
+                        preset="antrean", cons_id="1234", secret="rahasia")
+    old = _stored((("X-Cons-ID", "1234"), ("x-timestamp", "1600000000"),
+                   ("user_key", "uk"), ("Content-Type", "application/json")))
+    out = outgoing_headers(up, old, 1_700_000_123.9)
+    assert out.getall("X-timestamp") == ["1700000123"]
+    assert out.getall("X-cons-id") == ["1234"]
+    assert out["X-signature"] == signature.sign("1234", "rahasia", "1700000123")
+    assert out["user_key"] == "uk" and out["Content-Type"] == "application/json"
+
+
+def test_without_a_secret_the_original_headers_go_out_unchanged() -> None:
+    up = UpstreamConfig(name="antrean", prefix="/antreanrs", target="http://x",
+                        preset="antrean", user_key="from-config")
+    old = _stored((("X-Cons-ID", "1234"), ("X-Timestamp", "1600000000")))
+    out = outgoing_headers(up, old, 1_700_000_000.0)
+    assert out["X-Timestamp"] == "1600000000" and "X-signature" not in out
+    assert out["user_key"] == "from-config"  # filled in only when the request had none

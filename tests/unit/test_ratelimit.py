@@ -105,3 +105,58 @@ def test_waiting_wait_s_yields_a_token(clock: FakeClock) -> None:
     assert bucket.take(1) == 0
     clock.advance(wait + 1e-9)
     assert bucket.take(1) == 1
+
+
+# --- ramp after a maintenance window ------------------------------------------------------
+
+
+def test_ramp_drops_saved_tokens_and_starts_slow(clock: FakeClock) -> None:
+    bucket = TokenBucket(per_second=100.0, clock=clock)
+    bucket.ramp_up(over_s=60.0, start_fraction=0.1)
+    assert bucket.take(100) == 1  # at most one token survives the reset
+    assert bucket.fraction() == pytest.approx(0.1)
+    clock.advance(1.0)
+    # ~10 tokens/s at the start of the ramp, not 100
+    assert 9 <= bucket.take(1000) <= 11
+
+
+def test_ramp_grants_the_integral_of_the_rising_rate(clock: FakeClock) -> None:
+    bucket = TokenBucket(per_second=100.0, burst=1e9, clock=clock)
+    bucket.ramp_up(over_s=60.0, start_fraction=0.1)
+    bucket.take(1)
+    granted = 0
+    for _ in range(60):
+        clock.advance(1.0)
+        granted += bucket.take(10_000)
+    # mean rate over the ramp is (0.1 + 1) / 2 of 100/s: 3,300 tokens in 60 s
+    assert granted == pytest.approx(3300, abs=2)
+    assert bucket.fraction() == 1.0
+
+
+def test_full_rate_and_burst_after_the_ramp(clock: FakeClock) -> None:
+    bucket = TokenBucket(per_second=50.0, clock=clock)
+    bucket.ramp_up(over_s=10.0)
+    clock.advance(100.0)
+    assert bucket.take(1000) == 50
+    clock.advance(1.0)
+    assert bucket.take(1000) == 50
+
+
+def test_saved_up_tokens_are_capped_by_the_ramp(clock: FakeClock) -> None:
+    bucket = TokenBucket(per_second=100.0, clock=clock)
+    bucket.ramp_up(over_s=100.0, start_fraction=0.1)
+    clock.advance(10.0)  # nobody took tokens for 10 s, 19 % of the way up
+    assert bucket.take(1000) == pytest.approx(19, abs=1)
+
+
+def test_wait_reflects_the_ramped_rate(clock: FakeClock) -> None:
+    bucket = TokenBucket(per_second=10.0, clock=clock)
+    bucket.ramp_up(over_s=1000.0, start_fraction=0.1)
+    bucket.take(1)
+    assert bucket.wait_s() == pytest.approx(1.0, rel=0.01)  # 1 token/s at first
+
+
+def test_zero_ramp_changes_nothing(clock: FakeClock) -> None:
+    bucket = TokenBucket(per_second=10.0, clock=clock)
+    bucket.ramp_up(over_s=0.0)
+    assert bucket.take(100) == 10

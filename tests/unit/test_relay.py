@@ -149,11 +149,12 @@ class FlakyClaimStore(MemoryStore):
         self.failures_left = 1
 
     async def claim_due(self, upstream: str, now: float, limit: int, owner: str,
-                        lease_until: float) -> list[StoredRequest]:
+                        lease_until: float, *, ordered: bool = False) -> list[StoredRequest]:
         if self.failures_left:
             self.failures_left -= 1
             raise RuntimeError("unexpected bug")
-        return await super().claim_due(upstream, now, limit, owner, lease_until)
+        return await super().claim_due(upstream, now, limit, owner, lease_until,
+                                       ordered=ordered)
 
 
 async def test_lane_survives_an_unexpected_error(
@@ -213,3 +214,41 @@ async def test_own_live_delivery_past_its_lease_is_not_recorded_as_interrupted(
     await wait_until(finished, what="the live delivery to finish")
     assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS]
     assert [e["outcome"] for e in standin.state.log] == ["ok"]
+
+
+async def test_a_day_bound_request_is_not_sent_after_its_service_day(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(), MemoryStore()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    standin.state.mode = "down"
+    rid = new_request_id(T0)
+    await store.enqueue(NewRequest(
+        id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/updatewaktu",
+        query="", headers=(), body=b'{"kodebooking": "KB1", "taskid": 3}', received_at=T0,
+        endpoint="antrean.updatewaktu", expires_at=T0 + 25.0))
+    await relay.drain()  # first try fails; the retry is due at T0 + 10
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.PENDING
+    clock.now = T0 + 10.0
+    await relay.drain()  # fails again; the next retry (T0 + 30) would land after midnight
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.DEAD
+    assert row.reason is not None and row.reason.startswith(calls.DEADLINE_PASSED)
+    assert len(standin.state.log) == 2
+
+
+async def test_a_request_claimed_after_its_deadline_ends_dead_unsent(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(), MemoryStore()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    rid = new_request_id(T0)
+    await store.enqueue(NewRequest(
+        id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/add",
+        query="", headers=(), body=b'{"kodebooking": "KB1"}', received_at=T0,
+        expires_at=T0 + 5.0))
+    clock.now = T0 + 5.0
+    await relay.drain()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.DEAD
+    assert row.reason == f"{calls.DEADLINE_PASSED}; not sent late"
+    assert standin.state.log == []

@@ -1,0 +1,1 @@
+"""BPJS protocol knowledge: signing, response crypto, envelopes, endpoint presets."""

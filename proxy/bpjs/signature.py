@@ -1,0 +1,42 @@
+"""BPJS request signing (bpjs-reference.md §2.2).
+
+The signature covers only ``consid&timestamp``, so every replay needs a fresh timestamp
+and therefore a fresh signature: the SIMRS's own header expires with its timestamp.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+SIGNATURE_HEADER = "X-signature"
+TIMESTAMP_HEADER = "X-timestamp"
+CONS_ID_HEADER = "X-cons-id"
+USER_KEY_HEADER = "user_key"
+
+
+def hmac_b64(key: str, message: str) -> str:
+    """Base64 (standard alphabet, padded) of HMAC-SHA256 over UTF-8 text."""
+    mac = hmac.new(key.encode(), message.encode(), hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+def sign(cons_id: str, secret: str, timestamp: str) -> str:
+    """The ``X-signature`` value: HMAC of ``cons_id&timestamp`` keyed with the secret."""
+    return hmac_b64(secret, f"{cons_id}&{timestamp}")
+
+
+def timestamp(now: float) -> str:
+    """BPJS timestamps are whole UTC seconds since the epoch, as a decimal string."""
+    return str(int(now))
+
+
+def signed_headers(cons_id: str, secret: str, now: float) -> dict[str, str]:
+    ts = timestamp(now)
+    return {CONS_ID_HEADER: cons_id, TIMESTAMP_HEADER: ts,
+            SIGNATURE_HEADER: sign(cons_id, secret, ts)}
+
+
+def verify(cons_id: str, secret: str, ts: str, signature: str) -> bool:
+    return hmac.compare_digest(sign(cons_id, secret, ts), signature)
