@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,7 @@ from aiohttp import web
 from proxy.auth import SESSION_COOKIE, TOKEN_PRINCIPAL, Auth, Permission, Principal, same
 from proxy.bulk import BulkRetries
 from proxy.calls import InvalidTransition, Status
-from proxy.config import AdminConfig
+from proxy.config import AdminConfig, UpstreamConfig
 from proxy.operations import NotFound, Operations
 from proxy.policies.breaker import AsyncBreaker
 from proxy.redact import masked_headers
@@ -211,7 +211,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker],
                      relay: Relay | None, settings: AdminConfig | None = None,
-                     clock: Callable[[], float] = time.time) -> web.Application:
+                     clock: Callable[[], float] = time.time,
+                     upstreams: Mapping[str, UpstreamConfig] | None = None,
+                     ) -> web.Application:
     """The admin application (JSON API and health checks). ``store`` must implement
     the admin store verbs too (every backend does)."""
     app = web.Application(middlewares=[errors_and_auth])
@@ -221,7 +223,7 @@ def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker]
     app[TOKEN] = token
     app[BREAKERS] = breakers
     app[SETTINGS] = settings
-    app[OPS] = Operations(admin_store, relay, clock)
+    app[OPS] = Operations(admin_store, relay, clock, upstreams)
     app[AUTH] = Auth(admin_store, settings, clock)
     app[BULK] = BulkRetries(app[OPS], settings.bulk_batch, settings.bulk_interval_s, clock)
     app.cleanup_ctx.append(_lifecycle)

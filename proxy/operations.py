@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from proxy import calls
+from proxy.callbacks import callback_for
 from proxy.calls import Status, Verdict
+from proxy.config import UpstreamConfig
 from proxy.policies.breaker import AsyncBreaker, BreakerState
 from proxy.store.admin_base import ManagedStore
 from proxy.store.base import StoredRequest, UpstreamSummary
@@ -54,10 +56,12 @@ Decide = Callable[[Status, float], calls.Transition]
 
 class Operations:
     def __init__(self, store: ManagedStore, relay: Waker | None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 upstreams: Mapping[str, UpstreamConfig] | None = None) -> None:
         self.store = store
         self._relay = relay
         self._clock = clock
+        self._upstreams = upstreams or {}
         self._stored: tuple[float, dict[str, UpstreamSummary], dict[str, int]] | None = None
         self._reading = asyncio.Lock()
 
@@ -84,7 +88,11 @@ class Operations:
         r = await self.get(request_id)
         now = self._clock()
         transition = decide(r.status, now)
-        await self.store.transition(r.id, r.status, transition, now)
+        upstream = self._upstreams.get(r.upstream)
+        # A cancel is a final state: the SIMRS's callback hears of it like any other.
+        callback = None if upstream is None else callback_for(upstream, r, transition, None,
+                                                              now, attempts=r.attempts)
+        await self.store.transition(r.id, r.status, transition, now, callback=callback)
         await self.store.audit(actor, action, r.id,
                                f"{r.status.value} -> {transition.status.value}"
                                + (f"; {detail}" if detail else ""), now)

@@ -1,0 +1,117 @@
+"""Outcome callbacks over real HTTP: a loopback receiver that fails the first two POSTs
+gets the callback once, signed, after Tenang's retries."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from proxy.app import Tenang
+from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.callbacks import (
+    CALLBACK_ID_HEADER,
+    REQUEST_ID_HEADER,
+    SIGNATURE_HEADER,
+    callback_for,
+    verify_signature,
+)
+from proxy.calls import Status, Transition
+from proxy.config import CallbacksConfig, Config
+from proxy.store.callbacks_base import CallbackStatus, callback_store
+from tests.conftest import make_config, wait_until
+from tests.integration.notify_receivers import HttpReceiver, http_receiver
+from tests.integration.test_bpjs import SECRET_ENV, booking
+
+__all__ = ["http_receiver"]  # fixture used below
+
+CALLBACK_SECRET = "callback-s3cret"
+FAST = CallbacksConfig(max_attempts=5, initial_delay_s=0.05, max_delay_s=0.1, timeout_s=2.0,
+                       poll_interval_s=0.02, batch=4)
+
+
+def config(tmp_path: Path, sim: RunningSimulator, receiver: HttpReceiver) -> Config:
+    cfg = make_config(tmp_path, sim.url, name="antrean", prefix="/antreanrs",
+                      target=sim.url + "/antreanrs", preset="antrean", cons_id=sim.cons_id,
+                      secret_env=SECRET_ENV, callback_url=receiver.url + "/tenang/outcome",
+                      callback_secret_env="TENANG_TEST_CALLBACK_SECRET",
+                      env={SECRET_ENV: sim.secret,
+                           "TENANG_TEST_CALLBACK_SECRET": CALLBACK_SECRET})
+    return dataclasses.replace(cfg, callbacks=FAST)
+
+
+async def submit(http: aiohttp.ClientSession, sim: RunningSimulator, tenang: Tenang,
+                 kode: str) -> str:
+    async with http.post(tenang.gateway_url + "/antreanrs/antrean/add",
+                         data=json.dumps(booking(kode)).encode(),
+                         headers=sim.signed_headers("antrean", method="POST")) as resp:
+        assert resp.status == 202
+        return resp.headers["X-Tenang-Request-Id"]
+
+
+async def wait_delivered(tenang: Tenang, request_id: str) -> None:
+    async def delivered() -> bool:
+        found = await callback_store(tenang.store).callbacks_for(request_id)
+        return bool(found) and found[0].status is CallbackStatus.DELIVERED
+
+    await wait_until(delivered, what=f"the callback of {request_id} to be delivered")
+
+
+def check_arrived_once(receiver: HttpReceiver, request_id: str, tries: int) -> dict[str, Any]:
+    """Every try carried the same signed callback; only the last one was accepted."""
+    assert len(receiver.posts) == tries
+    callback_ids = {p["headers"][CALLBACK_ID_HEADER] for p in receiver.posts}
+    assert len(callback_ids) == 1 and len({p["body"] for p in receiver.posts}) == 1
+    accepted = receiver.posts[-1]
+    assert accepted["path"] == "/tenang/outcome"
+    assert accepted["headers"][REQUEST_ID_HEADER] == request_id
+    assert accepted["headers"]["Content-Type"] == "application/json"
+    assert verify_signature(CALLBACK_SECRET, accepted["headers"][SIGNATURE_HEADER],
+                            accepted["body"], now=time.time())
+    doc: dict[str, Any] = accepted["json"]
+    return doc
+
+
+async def test_callback_arrives_once_signed_after_two_failures(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession, http_receiver: HttpReceiver) -> None:
+    http_receiver.fail_next = [500, 503]
+    cfg = config(tmp_path, bpjs_sim, http_receiver)
+    # No relay: the request stays pending until the (simulated) operator cancels it.
+    tenang: Tenang = await start_tenang(cfg, relay_enabled=False)
+    assert tenang.callbacks is not None
+    tenang.callbacks.start()
+    request_id = await submit(http, bpjs_sim, tenang, "KB-CALLBACK")
+    request = await tenang.store.get(request_id)
+    assert request is not None
+    # What the operator cancel path does: the callback is queued with the transition.
+    now = time.time()
+    transition = Transition(Status.CANCELLED, "cancelled by operator")
+    await tenang.store.transition(
+        request_id, Status.PENDING, transition, now,
+        callback=callback_for(cfg.upstreams[0], request, transition, None, now))
+    tenang.callbacks.wake()
+
+    await wait_delivered(tenang, request_id)
+    doc = check_arrived_once(http_receiver, request_id, tries=3)
+    assert (doc["id"], doc["status"], doc["reason"], doc["result"]) == (
+        request_id, "cancelled", "cancelled by operator", None)
+    [cb] = await callback_store(tenang.store).callbacks_for(request_id)
+    assert (cb.attempts, cb.last_error) == (3, None)
+    assert await tenang.callbacks.drain() == 0  # nothing left to send again
+
+
+async def test_relay_success_is_called_back_with_the_bpjs_answer(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession, http_receiver: HttpReceiver) -> None:
+    http_receiver.fail_next = [502]
+    tenang: Tenang = await start_tenang(config(tmp_path, bpjs_sim, http_receiver))
+    request_id = await submit(http, bpjs_sim, tenang, "KB-CALLBACK-RELAY")
+    await wait_delivered(tenang, request_id)
+    doc = check_arrived_once(http_receiver, request_id, tries=2)
+    assert (doc["status"], doc["attempts"], doc["endpoint"]) == ("succeeded", 1, "antrean.add")
+    assert doc["result"]["metadata"]["code"] == 200
