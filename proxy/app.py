@@ -14,6 +14,7 @@ from aiohttp import web
 from admin_ui import setup_ui
 from proxy.admin_api import create_admin_app
 from proxy.admin_maintenance_api import add_maintenance_routes
+from proxy.callback_sender import CallbackSender
 from proxy.config import Config, HostPort
 from proxy.gateway import Gateway, create_gateway_app
 from proxy.maintenance import Maintenance
@@ -21,10 +22,12 @@ from proxy.metrics import Metrics, add_metrics_route
 from proxy.notify import Notifier
 from proxy.notify_channels import build_channels
 from proxy.observe import Telemetry
+from proxy.passthrough import Passthrough
 from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
 from proxy.relay import Relay
 from proxy.store import open_store
 from proxy.store.base import Store
+from proxy.store.callbacks_base import callback_store
 from proxy.store.maintenance_base import MaintenanceStore
 
 log = logging.getLogger("tenang")
@@ -102,6 +105,7 @@ class Tenang:
         # What intake and the relay report (accepted, attempt, finished) goes here.
         self.observer = Telemetry(self.metrics, self.notifier)
         self.relay: Relay | None = None
+        self.callbacks: CallbackSender | None = None
         self.session: aiohttp.ClientSession | None = None
         self._runners: list[web.AppRunner] = []
         self.gateway_url = ""
@@ -138,15 +142,23 @@ class Tenang:
                            clock=self.clock, rng=self.rng, observer=self.observer)
         if self.relay_enabled:
             self.relay.start()
+        # Outcome callbacks go out on their own task: a slow receiver never holds the relay.
+        self.callbacks = CallbackSender(self.config, callback_store(self.store),
+                                        clock=self.clock)
+        if self.relay_enabled:
+            self.callbacks.start()
         admin = create_admin_app(self.store, self.config.admin.token or "", self.breakers,
-                                 self.relay, self.config.admin, clock=self.clock)
+                                 self.relay, self.config.admin, clock=self.clock,
+                                 upstreams={u.name: u for u in self.config.upstreams})
         add_metrics_route(admin, self.metrics, self.config.metrics.token)
         add_maintenance_routes(admin, self.maintenance)
         setup_ui(admin)  # the admin web UI at /, on the services registered above
         runner, self.admin_url = await _site(admin, self.config.server.admin_listen)
         self._runners.append(runner)
-        gateway = Gateway(self.config, self.store, self.relay, observer=self.observer)
-        gateway.admin_base = f"{self.admin_url}/api/v1/requests/"
+        session = self.session
+        passthrough = Passthrough(lambda: session, self.breakers, self.clock)
+        gateway = Gateway(self.config, self.store, self.relay, observer=self.observer,
+                          passthrough=passthrough)
         runner, self.gateway_url = await _site(create_gateway_app(gateway),
                                                self.config.server.listen)
         self._runners.append(runner)
@@ -162,6 +174,9 @@ class Tenang:
         if self.relay is not None:
             await self.relay.stop()
             self.relay = None
+        if self.callbacks is not None:  # after the relay: its last transitions queue some
+            await self.callbacks.stop()
+            self.callbacks = None
         if self.session is not None:
             await self.session.close()
             self.session = None

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import aiohttp
+from multidict import CIMultiDict
 
 from proxy import calls
 from proxy.bpjs.presets import Endpoint, resolve
 from proxy.bpjs.results import readable
 from proxy.bpjs.signature import CONS_ID_HEADER
-from proxy.calls import Outcome, Transition, Verdict
+from proxy.callbacks import callback_for
+from proxy.calls import Outcome, Settlement, Transition, Verdict
 from proxy.config import UpstreamConfig
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.policies.classify import classify_error, classify_response
+from proxy.reconcile import EXISTING_SEP, Reconciler
 from proxy.store.base import AttemptRecord, Conflict, Store, StoredRequest, StoreError
 from proxy.upstream import MAX_STORED_RESPONSE_BYTES, Reply, send, stored_header
 
@@ -30,9 +34,32 @@ INTERRUPTED = Outcome(
 )
 
 
+SUPERSEDED = "superseded by a newer update for the same thing: "
+
+
+def _names_existing(outcome: Outcome) -> bool:
+    """A refusal that names an existing record (VClaim's same-day SEP message)."""
+    return outcome.verdict is Verdict.PERMANENT and bool(EXISTING_SEP.search(outcome.reason))
+
+
 def rule_for(upstream: UpstreamConfig, request: StoredRequest) -> Endpoint:
     return resolve(upstream.preset, upstream.overrides, request.method,
                    request.path[len(upstream.prefix):])
+
+
+@dataclass(frozen=True, slots=True)
+class LiveResult:
+    reply: Reply | None  # None: BPJS gave no answer
+    status: calls.Status | None  # where the request went (None: not recorded)
+
+
+@dataclass(slots=True)
+class Live:
+    """A deadline-mode send made with the SIMRS's own signed headers while the SIMRS
+    waits; ``answer`` gets the result once it is recorded."""
+
+    headers: CIMultiDict[str]
+    answer: asyncio.Future[LiveResult]
 
 
 @dataclass(slots=True)
@@ -48,37 +75,65 @@ class Deliverer:
     rng: random.Random
     observer: Observer = NULL_OBSERVER
 
-    async def deliver(self, request: StoredRequest, permit: Permit) -> None:
-        now = self.clock()
-        too_late = calls.past_deadline(request.expires_at, now)
-        if too_late is None and calls.is_expired(request.age_from, self.upstream.retry, now):
-            reason = f"max age reached ({self.upstream.retry.max_age_s:g} s) before delivery"
-            too_late = Transition(calls.Status.DEAD, reason)
-        if too_late is not None:
-            self.breaker.cancel(permit)
-            await self.finish(request, None, too_late)
-            return
+    async def deliver(self, request: StoredRequest, permit: Permit,
+                      live: Live | None = None) -> None:
+        result = LiveResult(None, None)
         try:
-            reply = await send(self.session, self.upstream, request, now)
+            result = await self._deliver(request, permit, live)
+        finally:
+            if live is not None and not live.answer.done():
+                live.answer.set_result(result)
+
+    async def _deliver(self, request: StoredRequest, permit: Permit,
+                       live: Live | None) -> LiveResult:
+        now = self.clock()
+        rule = rule_for(self.upstream, request)
+        stop = await self._before_sending(request, rule, now)
+        if stop is not None:
+            self.breaker.cancel(permit)
+            await self.finish(request, None, stop)
+            return LiveResult(None, stop.status)
+        reply: Reply | None = None
+        try:
+            reply = await send(self.session, self.upstream, request, now,
+                               None if live is None else live.headers)
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             outcome = classify_error(exc)
             status, body, duration = None, None, self.clock() - now
         else:
-            outcome, body = self._judge(request, reply)
+            outcome, body = self._judge(request, rule, reply)
             status, duration = reply.status, reply.duration_s
         self.breaker.record(permit, failure=outcome.trips_breaker)
         self.observer.attempt(self.upstream.name, outcome.verdict, duration)
+        transition, body, outcome = await self._conclude(request, rule, outcome, body)
         attempt = AttemptRecord(
             number=request.attempts + 1, started_at=now, duration_s=duration,
             verdict=outcome.verdict, http_status=status,
             error=None if outcome.verdict in (Verdict.SUCCESS, Verdict.DUPLICATE)
             else outcome.reason, response_body=body,
         )
-        await self.finish(request, attempt, self.decide(request, outcome))
+        recorded = await self.finish(request, attempt, transition)
+        return LiveResult(reply, transition.status if recorded else None)
 
-    def _judge(self, request: StoredRequest, reply: Reply) -> tuple[Outcome, bytes]:
+    async def _before_sending(self, request: StoredRequest, rule: Endpoint,
+                              now: float) -> Transition | None:
+        """Why this request must not be sent now: its day is over, it is too old, or a
+        newer update for the same thing supersedes it."""
+        too_late = calls.past_deadline(request.expires_at, now, needs_person=bool(rule.reconcile))
+        if too_late is not None:
+            return too_late
+        if calls.is_expired(request.age_from, self.upstream.retry, now):
+            reason = f"max age reached ({self.upstream.retry.max_age_s:g} s) before delivery"
+            return Transition(calls.Status.DEAD, reason)
+        if request.coalesce_key is not None:
+            newest = await self.store.supersede(request.coalesce_key, SUPERSEDED, now)
+            if newest is not None and newest != request.id:
+                return Transition(calls.Status.CANCELLED, SUPERSEDED + newest)
+        return None
+
+    def _judge(self, request: StoredRequest, rule: Endpoint,
+               reply: Reply) -> tuple[Outcome, bytes]:
         """Classify the answer and make its stored form readable (decrypted)."""
-        rule = rule_for(self.upstream, request)
         outcome = classify_response(
             reply.status, reply.headers, reply.body, now=self.clock(),
             envelope_required=self.upstream.is_bpjs,
@@ -97,40 +152,68 @@ class Deliverer:
                               f"{result.decrypt_error} (check cons_id/secret)")
         return outcome, result.body[:MAX_STORED_RESPONSE_BYTES]
 
-    def decide(self, request: StoredRequest, outcome: Outcome) -> Transition:
+    async def _conclude(self, request: StoredRequest, rule: Endpoint, outcome: Outcome,
+                        body: bytes | None) -> tuple[Transition, bytes | None, Outcome]:
+        """The next state, the body to store and the outcome as recorded; on a
+        non-idempotent route an unanswered send, or a refusal naming an existing
+        record, is first settled by asking BPJS (what it said joins the attempt)."""
+        if not rule.reconcile or not (outcome.ambiguous or _names_existing(outcome)):
+            transition = self.decide(request, outcome, deadline_holds=bool(rule.reconcile))
+            return transition, body, outcome
+        finding = await Reconciler(self.upstream, self.session, self.clock).settle(
+            rule.reconcile, request)
+        noted = replace(outcome, reason=f"{outcome.reason}; reconciliation: {finding.detail}")
+        if _names_existing(outcome) and finding.settlement is Settlement.ABSENT:
+            return self.decide(request, noted), body, noted  # a real refusal: failed
+        transition = calls.after_reconciliation(
+            finding.settlement, finding.detail, outcome, attempts_made=request.attempts + 1,
+            age_from=request.age_from, policy=self.upstream.retry, now=self.clock(),
+            rng=self.rng, expires_at=request.expires_at)
+        return transition, finding.result or body, noted
+
+    def decide(self, request: StoredRequest, outcome: Outcome, *,
+               deadline_holds: bool = False) -> Transition:
         return calls.after_attempt(
             outcome, attempts_made=request.attempts + 1, age_from=request.age_from,
             policy=self.upstream.retry, now=self.clock(), rng=self.rng,
-            expires_at=request.expires_at,
+            expires_at=request.expires_at, deadline_holds=deadline_holds,
         )
 
     async def record_interrupted(self, request: StoredRequest) -> None:
         """A lease ran out (or shutdown cut a send short): record the ambiguous attempt."""
         now = self.clock()
+        self.observer.attempt(self.upstream.name, Verdict.INTERRUPTED, 0.0)
+        rule = rule_for(self.upstream, request)
+        transition, body, outcome = await self._conclude(request, rule, INTERRUPTED, None)
         attempt = AttemptRecord(
             number=request.attempts + 1, started_at=now, duration_s=0.0,
-            verdict=Verdict.INTERRUPTED, http_status=None, error=INTERRUPTED.reason,
-            response_body=None,
+            verdict=Verdict.INTERRUPTED, http_status=None, error=outcome.reason,
+            response_body=body,
         )
-        self.observer.attempt(self.upstream.name, Verdict.INTERRUPTED, 0.0)
-        await self.finish(request, attempt, self.decide(request, INTERRUPTED))
+        await self.finish(request, attempt, transition)
 
     async def finish(self, request: StoredRequest, attempt: AttemptRecord | None,
-                     transition: Transition) -> None:
+                     transition: Transition) -> bool:
+        """Record the attempt and transition; False when they could not be recorded."""
+        now = self.clock()
+        callback = callback_for(self.upstream, request, transition,
+                                attempt.response_body if attempt else None, now,
+                                attempts=attempt.number if attempt else request.attempts)
         try:
-            await self.store.complete_attempt(
-                request.id, self.owner, attempt, transition, self.clock())
+            await self.store.complete_attempt(request.id, self.owner, attempt, transition, now,
+                                              callback=callback)
         except Conflict:
             log.warning("lease lost before the result was stored", extra={
                 "request_id": request.id, "upstream": self.upstream.name})
-            return
+            return False
         except StoreError as exc:
             # The lease will expire and the request is retried as an interrupted delivery.
             log.error("cannot record delivery result: %s", exc, extra={
                 "request_id": request.id, "upstream": self.upstream.name})
-            return
+            return False
         log.info("request %s -> %s (%s)", request.id, transition.status.value,
                  transition.reason, extra={"request_id": request.id,
                                            "upstream": self.upstream.name})
         self.observer.finished(self.upstream.name, request.id, transition.status,
                                transition.reason)
+        return True

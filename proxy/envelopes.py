@@ -34,3 +34,19 @@ def envelope(preset: str | None, code: int, message: str) -> bytes:
 
 def queued(preset: str) -> bytes:
     return envelope(preset, 202, QUEUED_MESSAGE)
+
+
+# What BPJS itself answers a successful write whose answer carries no data (ack "bpjs-ok").
+_BPJS_OK = {"antrean": (200, "Ok."), "aplicare": (1, "OK"), "vclaim": (200, "Sukses"),
+            "icare": (200, "OK"), "generic": (200, "OK")}
+
+
+def bpjs_ok(preset: str) -> bytes:
+    code, message = _BPJS_OK[preset]
+    return envelope(preset, code, message)
+
+
+def already_accepted(preset: str, request_id: str, status: str) -> bytes:
+    return envelope(preset, 202, f"Sudah diterima sebelumnya sebagai {request_id} (status "
+                    f"{status}); tidak dikirim dua kali. / Already accepted as {request_id} "
+                    f"(status {status}); not delivered twice.")

@@ -1,53 +1,66 @@
-"""SIMRS-facing intake: match a configured upstream, persist, answer only after commit.
+"""SIMRS-facing intake: match a configured upstream, apply the route's delivery mode,
+answer only after commit.
 
 Handlers stay thin: parse, call the store, serialise. Anything outside a configured
-prefix is refused (Tenang is never an open proxy).
+prefix is refused (Tenang is never an open proxy). Modes (proxy/bpjs/presets.py):
+``queue`` stores and answers at once; ``deadline`` stores, then waits up to
+``deadline_ms`` for BPJS's live answer; ``passthrough`` reads go live and fail fast.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from proxy.backpressure import Backpressure
 from proxy.bpjs.keys import key_of
-from proxy.bpjs.presets import END_OF_SERVICE_DAY, resolve
+from proxy.bpjs.presets import ACK_BPJS_OK, END_OF_SERVICE_DAY, Endpoint, Mode, resolve
 from proxy.bpjs.service_day import end_of_service_day
 from proxy.config import Config, UpstreamConfig
-from proxy.envelopes import envelope, queued
+from proxy.dedup import dedup_key, still_matches
+from proxy.delivery import LiveResult
+from proxy.envelopes import already_accepted, bpjs_ok, envelope, queued
+from proxy.headers import kept_headers, live_headers
 from proxy.ids import new_request_id
 from proxy.observe import NULL_OBSERVER, Observer
+from proxy.passthrough import Passthrough
 from proxy.relay import Relay
-from proxy.store.base import Headers, NewRequest, Store, StoreError
+from proxy.results_api import add_results_route
+from proxy.store.base import DuplicateKey, NewRequest, Store, StoredRequest, StoreError
 
 log = logging.getLogger("tenang.gateway")
 
-# Never stored: hop-by-hop headers (RFC 9110 §7.6.1), values the client recomputes, and
-# X-signature, which is a credential bound to the SIMRS's own timestamp.
-DROPPED_HEADERS = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-    "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
-    "x-signature",
-})
+REQUEST_ID_HEADER = "X-Tenang-Request-Id"
+DUPLICATE_HEADER = "X-Tenang-Duplicate-Of"
+STORE_REFUSED = "Tenang tidak dapat menyimpan permintaan / request not stored: {}. " \
+                "Kirim ulang / please retry."
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     upstream: UpstreamConfig
     queued_body: bytes
+    ok_body: bytes
 
 
 class Gateway:
     def __init__(self, config: Config, store: Store, relay: Relay | None,
-                 observer: Observer = NULL_OBSERVER) -> None:
+                 observer: Observer = NULL_OBSERVER,
+                 passthrough: Passthrough | None = None) -> None:
         self.config = config
         self.observer = observer
         self.store = store
         self.relay = relay
-        self.routes = [(u.prefix.lower(), Route(u, queued(u.preset))) for u in config.upstreams]
-        self.admin_base = f"http://{config.server.admin_listen}/api/v1/requests/"
+        self.passthrough = passthrough
+        self.backpressure = Backpressure(config, store)
+        self.routes = [(u.prefix.lower(), Route(u, queued(u.preset), bpjs_ok(u.preset)))
+                       for u in config.upstreams]
+        self.results_base = "/_tenang/requests/"
 
     def match(self, path: str) -> Route | None:
         lowered = path.lower()
@@ -76,65 +89,127 @@ class Gateway:
         if route is None:
             return refuse(None, 404, "Tidak ada upstream untuk path ini / no upstream is "
                           f"configured for {request.path!r}; Tenang is not an open proxy")
-        preset = route.upstream.preset
+        up = route.upstream
         if "/." in request.path and any(seg in ("..", ".") for seg in request.path.split("/")):
-            return refuse(preset, 400, "Path tidak valid / path must not contain . or .. "
+            return refuse(up.preset, 400, "Path tidak valid / path must not contain . or .. "
                           "segments")
         limit = self.config.server.max_body_bytes
         try:
             # Reads to EOF (chunked or not); past client_max_size it raises instead.
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return too_large(preset, limit)
-        received_at = time.time()
-        up = route.upstream
+            return too_large(up.preset, limit)
         path = request.raw_path.split("?", 1)[0]
         rule = resolve(up.preset, up.overrides, request.method, path[len(up.prefix):])
+        if rule.mode is Mode.PASSTHROUGH and self.passthrough is not None:
+            return await self.passthrough.handle(request, up, rule, path, body)
+        refusal = await self.backpressure.refusal(up)
+        if refusal is not None:
+            return refuse(up.preset, 503, STORE_REFUSED.format(refusal))
+        call = self._new_request(request, up, rule, path, body)
+        live = rule.mode is Mode.DEADLINE and self.relay is not None
+        permit = self.relay.try_live(up.name) if live and self.relay is not None else None
+        if permit is not None and self.relay is not None:
+            call = dataclasses.replace(call, lease_owner=self.relay.owner,
+                                       lease_expires_at=self.relay.lease_until(
+                                           up.name, call.received_at))
+        try:
+            original = await self._store(call)
+        except StoreError as exc:
+            if permit is not None and self.relay is not None:
+                self.relay.lanes[up.name].d.breaker.cancel(permit)
+            log.error("intake refused, store error: %s", exc, extra={"upstream": up.name})
+            return refuse(up.preset, 503, STORE_REFUSED.format(exc.reason))
+        if original is not None:
+            if permit is not None and self.relay is not None:
+                self.relay.lanes[up.name].d.breaker.cancel(permit)
+            return self._duplicate(route, rule, original)
+        self.backpressure.accepted(up.name)
+        self.observer.accepted(up.name, call.endpoint, time.perf_counter() - started)
+        if permit is not None and self.relay is not None:
+            answer = self.relay.send_live(call.as_stored(), permit, live_headers(request))
+            live_reply = await _wait_live(answer, rule.deadline_ms / 1000)
+            if live_reply is not None:
+                return live_reply.with_id(call.id)
+        elif self.relay is not None:
+            self.relay.wake(up.name)
+        return self._accepted(route, rule, call.id)
+
+    def _new_request(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
+                     path: str, body: bytes) -> NewRequest:
+        received_at = time.time()
         ordering = key_of(body, rule.ordering_key)
-        call = NewRequest(
-            id=new_request_id(received_at), upstream=up.name,
-            method=request.method, path=path,
-            query=request.query_string, headers=kept_headers(request), body=body,
+        coalesce = key_of(body, rule.coalesce_key)
+        return NewRequest(
+            id=new_request_id(received_at), upstream=up.name, method=request.method,
+            path=path, query=request.query_string, headers=kept_headers(request), body=body,
             received_at=received_at, endpoint=rule.name,
             ordering_key=None if ordering is None else f"{up.name}:{ordering}",
             expires_at=end_of_service_day(received_at) if rule.expires == END_OF_SERVICE_DAY
             else None,
+            dedup_key=dedup_key(up, rule, request, body),
+            coalesce_key=None if coalesce is None else f"{up.name}:{path.lower()}:{coalesce}",
         )
+
+    async def _store(self, call: NewRequest) -> StoredRequest | None:
+        """Commit ``call``; if it resubmits one still in play, return that one instead."""
         try:
             await self.store.enqueue(call)
-        except StoreError as exc:
-            log.error("intake refused, store error: %s", exc,
-                      extra={"upstream": call.upstream})
-            return refuse(preset, 503, f"Tenang tidak dapat menyimpan permintaan / "
-                          f"request not stored: {exc.reason}. Kirim ulang / please retry.")
-        self.observer.accepted(call.upstream, call.endpoint, time.perf_counter() - started)
-        if self.relay is not None:
-            self.relay.wake(call.upstream)
-        return web.Response(status=202, body=route.queued_body, headers={
-            "Content-Type": "application/json", "X-Tenang-Request-Id": call.id,
-            "Location": self.admin_base + call.id,
-        })
+            return None
+        except DuplicateKey:
+            assert call.dedup_key is not None
+        upstream = next(r.upstream for _, r in self.routes if r.upstream.name == call.upstream)
+        original = await self.store.find_by_dedup_key(call.dedup_key)
+        if original is not None and still_matches(original, upstream.dedup_window_s,
+                                                  call.received_at):
+            return original
+        if original is not None:
+            await self.store.clear_dedup_key(original.id)
+        await self.store.enqueue(call)
+        return None
+
+    def _accepted(self, route: Route, rule: Endpoint, request_id: str) -> web.Response:
+        ok = rule.ack == ACK_BPJS_OK
+        return web.Response(status=200 if ok else 202,
+                            body=route.ok_body if ok else route.queued_body, headers={
+                                "Content-Type": "application/json",
+                                REQUEST_ID_HEADER: request_id,
+                                "Location": self.results_base + request_id})
+
+    def _duplicate(self, route: Route, rule: Endpoint,
+                   original: StoredRequest) -> web.Response:
+        response = self._accepted(route, rule, original.id)
+        if rule.ack != ACK_BPJS_OK:
+            response.body = already_accepted(route.upstream.preset, original.id,
+                                             original.status.value)
+        response.headers[DUPLICATE_HEADER] = original.id
+        return response
 
 
-def kept_headers(request: web.Request) -> Headers:
-    listed = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
-    return tuple(
-        (name, header_text(value)) for name, value in request.headers.items()
-        if name.lower() not in DROPPED_HEADERS and name.lower() not in listed
-    )
+@dataclass(frozen=True, slots=True)
+class LiveReply:
+    reply_status: int
+    content_type: str
+    body: bytes
+
+    def with_id(self, request_id: str) -> web.Response:
+        return web.Response(status=self.reply_status, body=self.body, headers={
+            "Content-Type": self.content_type, REQUEST_ID_HEADER: request_id})
 
 
-def header_text(value: str) -> str:
-    """A header value as storable text. Bytes that are not UTF-8 (an old SIMRS sending
-    Latin-1, say "Jos\xe9") reach us as surrogate escapes, which cannot be stored; they
-    are read as Latin-1, HTTP's historical meaning for such bytes (RFC 9110 obs-text)."""
-    if value.isascii():
-        return value
+async def _wait_live(answer: asyncio.Future[LiveResult], deadline_s: float) -> LiveReply | None:
+    """BPJS's own answer if it came within the deadline and settled the request (the
+    SIMRS gets it byte for byte); None: answer "queued" instead (the send goes on)."""
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogateescape").decode("latin-1")
-    return value
+        result = await asyncio.wait_for(asyncio.shield(answer), deadline_s)
+    except TimeoutError:
+        return None
+    settled = result.status is not None and result.status.value in ("succeeded", "failed")
+    if result.reply is None or not settled:
+        return None
+    reply = result.reply
+    return LiveReply(reply.status, reply.headers.get("Content-Type", "application/json"),
+                     reply.body)
 
 
 def refuse(preset: str | None, status: int, message: str) -> web.Response:
@@ -149,5 +224,6 @@ def too_large(preset: str, limit: int) -> web.Response:
 
 def create_gateway_app(gateway: Gateway) -> web.Application:
     app = web.Application(client_max_size=gateway.config.server.max_body_bytes)
+    add_results_route(app, gateway.config, gateway.store)  # before the catch-all
     app.router.add_route("*", "/{tail:.*}", gateway.handle)
     return app

@@ -18,14 +18,15 @@ import time
 from collections.abc import Callable, Mapping
 
 import aiohttp
+from multidict import CIMultiDict
 
 from proxy.bpjs.presets import orders_requests
 from proxy.config import Config, UpstreamConfig
-from proxy.delivery import Deliverer
+from proxy.delivery import Deliverer, Live, LiveResult
 from proxy.observe import NULL_OBSERVER, Observer
-from proxy.policies.breaker import AsyncBreaker
+from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.policies.ratelimit import TokenBucket
-from proxy.store.base import Store, StoreError
+from proxy.store.base import Store, StoredRequest, StoreError
 
 log = logging.getLogger("tenang.relay")
 
@@ -99,7 +100,7 @@ class Lane:
                 self.waiting_for_work = False
             return 0
         for request in claimed:
-            self._spawn(self.d.deliver(request, permit), request.id)
+            self.spawn(self.d.deliver(request, permit), request.id)
         return len(claimed)
 
     async def _take_over_expired(self, now: float) -> None:
@@ -125,7 +126,7 @@ class Lane:
                 await self.wakeup.wait()
         self.wakeup.clear()
 
-    def _spawn(self, coro: object, request_id: str) -> None:
+    def spawn(self, coro: object, request_id: str) -> None:
         task: asyncio.Task[None] = asyncio.create_task(coro,  # type: ignore[arg-type]
                                                        name=f"deliver-{request_id}")
         self.in_flight.add(task)
@@ -155,6 +156,23 @@ class Relay:
             for up in config.upstreams
         }
         self._tasks: list[asyncio.Task[None]] = []
+
+    def try_live(self, upstream: str) -> Permit | None:
+        """Breaker permission for a send made while the SIMRS waits (deadline mode)."""
+        return self.lanes[upstream].d.breaker.try_acquire()
+
+    def lease_until(self, upstream: str, now: float) -> float:
+        return now + self.lanes[upstream].lease_s
+
+    def send_live(self, request: StoredRequest, permit: Permit,
+                  headers: CIMultiDict[str]) -> asyncio.Future[LiveResult]:
+        """Deliver ``request`` (stored leased to us) now, with the SIMRS's own headers.
+        The future gets the recorded result; the send belongs to the lane, so it outlives
+        the SIMRS's wait and counts as in flight at shutdown."""
+        lane = self.lanes[request.upstream]
+        answer: asyncio.Future[LiveResult] = asyncio.get_running_loop().create_future()
+        lane.spawn(lane.d.deliver(request, permit, Live(headers, answer)), request.id)
+        return answer
 
     def wake(self, upstream: str) -> None:
         """New work for ``upstream`` was committed."""

@@ -36,7 +36,7 @@ class Reply:
 
 
 def target_url(upstream: UpstreamConfig, request: StoredRequest) -> str:
-    return _url(upstream, request.path, request.query)
+    return upstream_url(upstream, request.path, request.query)
 
 
 def stored_header(request: StoredRequest, name: str) -> str | None:
@@ -60,7 +60,7 @@ def outgoing_headers(upstream: UpstreamConfig, request: StoredRequest,
     return headers
 
 
-def _url(upstream: UpstreamConfig, path: str, query: str) -> str:
+def upstream_url(upstream: UpstreamConfig, path: str, query: str) -> str:
     """The upstream URL for a SIMRS path (prefix included): the configured target plus
     the path below the prefix. Only configured targets are ever contacted."""
     rest = path[len(upstream.prefix):]
@@ -93,7 +93,7 @@ async def send(session: aiohttp.ClientSession, upstream: UpstreamConfig,
     headers = live_headers if live_headers is not None else outgoing_headers(
         upstream, request, now)
     return await exchange(session, request.method,
-                          _url(upstream, request.path, request.query), headers,
+                          upstream_url(upstream, request.path, request.query), headers,
                           request.body, upstream.timeout_s)
 
 
@@ -102,8 +102,8 @@ async def signed_read(session: aiohttp.ClientSession, upstream: UpstreamConfig,
     """A GET of our own (reconciliation), signed like ``like``'s replays would be."""
     headers = outgoing_headers(upstream, like, now)
     headers.popall("Content-Type", None)
-    return await exchange(session, "GET", _url(upstream, upstream.prefix + path_below_prefix,
-                                               ""), headers, None, upstream.timeout_s)
+    url = upstream_url(upstream, upstream.prefix + path_below_prefix, "")
+    return await exchange(session, "GET", url, headers, None, upstream.timeout_s)
 
 
 async def read_body(stream: aiohttp.StreamReader, limit: int) -> bytes:

@@ -62,6 +62,19 @@ class NewRequest:
     lease_owner: str | None = None
     lease_expires_at: float | None = None
 
+    def as_stored(self) -> StoredRequest:
+        """The row ``enqueue`` writes for this request, without reading it back."""
+        return StoredRequest(
+            id=self.id, upstream=self.upstream, method=self.method, path=self.path,
+            query=self.query, headers=self.headers, body=self.body,
+            received_at=self.received_at,
+            status=Status.PENDING if self.lease_owner is None else Status.IN_FLIGHT,
+            attempts=0, next_attempt_at=self.received_at, updated_at=self.received_at,
+            reason=None, lease_owner=self.lease_owner, lease_expires_at=self.lease_expires_at,
+            endpoint=self.endpoint, ordering_key=self.ordering_key,
+            expires_at=self.expires_at, dedup_key=self.dedup_key,
+            coalesce_key=self.coalesce_key)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredRequest:
@@ -131,6 +144,8 @@ class Page:
 @dataclass(frozen=True, slots=True)
 class UpstreamSummary:
     counts: Mapping[Status, int] = field(default_factory=dict)
+    # Receive time of the oldest request not yet delivered (pending or in flight): a
+    # request being retried must not vanish from the age whenever it is mid-attempt.
     oldest_pending_at: float | None = None
     last_attempt_at: float | None = None
     last_verdict: Verdict | None = None

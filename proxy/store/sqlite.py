@@ -345,8 +345,8 @@ class SqliteStore(SqliteMaintenanceMixin, SqliteAdminMixin, SqliteCallbacksMixin
             # Counts alone are answered from an index; the oldest age reads pending rows
             # only. One snapshot, so both describe the same instant.
             "SELECT upstream, status, COUNT(*) FROM requests GROUP BY upstream, status",
-            "SELECT upstream, MIN(received_at) FROM requests WHERE status='pending' "
-            "GROUP BY upstream",
+            "SELECT upstream, MIN(received_at) FROM requests "
+            "WHERE status IN ('pending','in_flight') GROUP BY upstream",
             "SELECT a.upstream, a.started_at, a.verdict FROM attempts a "
             "JOIN (SELECT upstream, MAX(started_at) AS t FROM attempts GROUP BY upstream) m "
             "ON a.upstream=m.upstream AND a.started_at=m.t")

@@ -17,7 +17,7 @@ def summarise(
     for upstream, status, received_at in requests:
         by_status = counts.setdefault(upstream, {})
         by_status[status] = by_status.get(status, 0) + 1
-        if status is Status.PENDING:
+        if status in (Status.PENDING, Status.IN_FLIGHT):
             oldest[upstream] = min(oldest.get(upstream, received_at), received_at)
     last: dict[str, tuple[float, Verdict]] = {}
     for upstream, started_at, verdict in attempts:

@@ -47,10 +47,12 @@ def booking(kode: str, **extra: Any) -> dict[str, Any]:
 def bpjs_config(tmp_path: Path, sim: RunningSimulator, service: str = "antrean", *,
                 re_sign: bool = True, **extra: Any) -> Config:
     prefix = {"antrean": "/antreanrs", "vclaim": "/vclaim-rest"}[service]
-    secret: dict[str, Any] = {"secret_env": SECRET_ENV, "env": {SECRET_ENV: sim.secret}}
-    return make_config(tmp_path, sim.url, name=service, prefix=prefix,
-                       target=sim.url + prefix, preset=service, cons_id=sim.cons_id,
-                       **(secret if re_sign else {}), **extra)
+    upstream: dict[str, Any] = {"name": service, "prefix": prefix, "target": sim.url + prefix,
+                                "preset": service, "cons_id": sim.cons_id}
+    if re_sign:
+        upstream.update(secret_env=SECRET_ENV, env={SECRET_ENV: sim.secret})
+    upstream.update(extra)
+    return make_config(tmp_path, sim.url, **upstream)
 
 
 def database_bytes(tmp_path: Path) -> bytes:
@@ -218,8 +220,14 @@ async def test_tasks_sent_while_bpjs_is_down_arrive_in_order_after_recovery(
     state = await bpjs_sim.snapshot()
     assert json.dumps(state).count("KB-ORDER") >= 1
 
-    again = await antrean.send("POST", "/antreanrs/antrean/updatewaktu", {
-        "kodebooking": "KB-ORDER", "taskid": 4, "waktu": waktu(20)})
+    # Task 6 reaches BPJS directly first (say the SIMRS sent it around Tenang): Tenang's
+    # delivery then gets "208 TaskId=6 sudah ada", which means already applied.
+    task6 = {"kodebooking": "KB-ORDER", "taskid": 6, "waktu": waktu(50)}
+    async with antrean.http.post(f"{bpjs_sim.url}/antreanrs/antrean/updatewaktu",
+                                 data=json.dumps(task6),
+                                 headers=bpjs_sim.signed_headers("antrean", method="POST")):
+        pass
+    again = await antrean.send("POST", "/antreanrs/antrean/updatewaktu", task6)
     doc = await antrean.wait_status(again, "succeeded")
     assert doc["attempts"][-1]["outcome"] == "duplicate"
     assert json.loads(doc["last_response"])["metadata"]["code"] == 208

@@ -111,7 +111,10 @@ async def test_write_is_committed_before_202(tmp_path: Path, standin, start_tena
     assert isinstance(body["metadata"]["message"], str) and body["metadata"]["message"]
     assert body["response"] is None
     assert set(body) == {"metadata", "response"}
-    assert location == f"{tenang.admin_url}/api/v1/requests/{request_id}"
+    assert location == f"/_tenang/requests/{request_id}"  # on the SIMRS-facing port
+    async with http.get(tenang.gateway_url + location) as lookup:
+        assert lookup.status == 202  # not delivered yet
+        assert (await lookup.json())["tenang"]["status"] == "pending"
     assert row["status"] == "pending"
     assert bytes(row["body"]) == payload
     assert row["method"] == "POST"
@@ -119,7 +122,8 @@ async def test_write_is_committed_before_202(tmp_path: Path, standin, start_tena
     assert row["upstream"] == "antrean"
     assert standin.state.log == []
 
-    async with http.get(location, headers=admin_headers()) as resp:
+    async with http.get(f"{tenang.admin_url}/api/v1/requests/{request_id}",
+                        headers=admin_headers()) as resp:
         assert resp.status == 200
         assert (await resp.json())["id"] == request_id
 
@@ -130,8 +134,8 @@ async def test_vclaim_preset_answers_with_metaData_and_string_code(
                            prefix="/vclaim-rest", target=standin.url + "/vclaim-rest",
                            preset="vclaim")
     tenang = await start_tenang(config, relay_enabled=False)
-    async with http.post(f"{tenang.gateway_url}/vclaim-rest/SEP/2.0/insert",
-                         data=b'{"request": {"t_sep": {}}}') as resp:
+    async with http.put(f"{tenang.gateway_url}/vclaim-rest/SEP/2.0/update",
+                        data=b'{"request": {"t_sep": {}}}') as resp:
         assert resp.status == 202
         body = await resp.json()
         request_id = resp.headers["X-Tenang-Request-Id"]
@@ -273,7 +277,8 @@ async def test_any_content_type_is_stored_byte_for_byte(
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 async def test_get_and_delete_bodies_are_stored_and_forwarded(
         tmp_path: Path, standin, start_tenang, http, method: str) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    # generic: every method is queued (the antrean preset passes GETs through live).
+    tenang = await start_tenang(make_config(tmp_path, standin.url, preset="generic"))
     payload = b'{"kodebooking": "KB-' + method.encode() + b'", "keterangan": "batal"}'
     async with http.request(method, f"{tenang.gateway_url}/antreanrs/antrean/batal",
                             data=payload, headers={"Content-Type": "application/json"}) as resp:

@@ -502,12 +502,13 @@ async def test_search_on_empty_store(store: Store) -> None:
 
 async def test_summary_counts_oldest_pending_and_last_attempt(store: Store) -> None:
     assert await store.summary() == {}
-    _flying, ok_then_pending, later_pending, _pending = await put(
+    flying, ok_then_pending, later_pending, _pending = await put(
         store, req(1), req(2), req(3), req(4))
     refused = req(5, upstream=OTHER)
     await store.enqueue(refused)
 
-    # The oldest one gets claimed and stays in flight (it is not pending any more).
+    # The oldest one gets claimed and stays in flight: still not delivered, so it is
+    # the oldest waiting request.
     await store.claim_due(UP, T0 + 1, 1, "w1", T0 + 100)
     # ok_then_pending: an attempt at +50, back to pending.
     await store.claim_due(UP, T0 + 2, 1, "w1", T0 + 100)
@@ -529,7 +530,7 @@ async def test_summary_counts_oldest_pending_and_last_attempt(store: Store) -> N
     assert set(summary) == {UP, OTHER}
     up = summary[UP]
     assert dict(up.counts) == {Status.PENDING: 2, Status.IN_FLIGHT: 1, Status.SUCCEEDED: 1}
-    assert up.oldest_pending_at == ok_then_pending.received_at
+    assert up.oldest_pending_at == flying.received_at
     assert (up.last_attempt_at, up.last_verdict) == (T0 + 50, Verdict.TRANSIENT)
     other = summary[OTHER]
     assert dict(other.counts) == {Status.FAILED: 1}

@@ -252,3 +252,21 @@ async def test_a_request_claimed_after_its_deadline_ends_dead_unsent(
     assert row is not None and row.status is Status.DEAD
     assert row.reason == f"{calls.DEADLINE_PASSED}; not sent late"
     assert standin.state.log == []
+
+
+async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_not_sent(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(), MemoryStore()
+    cfg = make_config(tmp_path, standin.url, name="vclaim", prefix="/vclaim-rest",
+                      target=standin.url + "/vclaim-rest", preset="vclaim")
+    relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w")
+    rid = new_request_id(T0)
+    await store.enqueue(NewRequest(
+        id=rid, upstream="vclaim", method="POST", path="/vclaim-rest/SEP/2.0/insert",
+        query="", headers=(), body=b"{}", received_at=T0, expires_at=T0 + 5.0))
+    clock.now = T0 + 6.0
+    await relay.drain()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.HELD
+    assert row.reason is not None and "a person must decide" in row.reason
+    assert standin.state.log == []

@@ -1,0 +1,106 @@
+"""Passthrough reads (Peserta, Rujukan, referensi, iCare): forwarded live with the SIMRS's
+own signed headers, so BPJS's answer is relayed byte for byte and decrypts as usual.
+
+While the breaker is open, or when BPJS fails (timeout, reset, 5xx, HTML), the SIMRS
+gets a BPJS-shaped failure at once instead of hanging; routes with ``cache_ttl_s`` get
+the last good answer instead, re-encrypted for the caller's timestamp and marked stale.
+Reads are not stored: there is nothing to replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+
+from proxy.bpjs import envelope as bpjs_envelope
+from proxy.bpjs.presets import Endpoint
+from proxy.bpjs.results import readable
+from proxy.bpjs.signature import CONS_ID_HEADER, TIMESTAMP_HEADER
+from proxy.calls import Verdict
+from proxy.config import UpstreamConfig
+from proxy.envelopes import envelope
+from proxy.headers import live_headers
+from proxy.policies.breaker import AsyncBreaker
+from proxy.policies.classify import classify_error, classify_response
+from proxy.read_cache import Cached, ReadCache, for_caller
+from proxy.upstream import Reply, exchange, upstream_url
+
+log = logging.getLogger("tenang.passthrough")
+
+FALLBACK_HEADER = "X-Tenang-Fallback"
+CACHE_HEADER = "X-Tenang-Cache"
+
+
+class Passthrough:
+    def __init__(self, session: Callable[[], aiohttp.ClientSession],
+                 breakers: dict[str, AsyncBreaker],
+                 clock: Callable[[], float] = time.time) -> None:
+        self.session = session
+        self.breakers = breakers
+        self.clock = clock
+        self.cache = ReadCache()
+
+    async def handle(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
+                     path: str, body: bytes) -> web.Response:
+        key = (up.name, request.method.upper(), path.lower(), request.query_string,
+               body.decode("utf-8", "replace") if body else "")
+        breaker = self.breakers[up.name]
+        permit = breaker.try_acquire()
+        if permit is None:
+            return self._fallback(request, up, rule, key, "circuit-open",
+                                  "BPJS sedang tidak dapat dihubungi (circuit terbuka); coba "
+                                  "lagi sebentar / BPJS is unreachable (circuit open); "
+                                  "try again shortly")
+        headers = live_headers(request)
+        timeout_s = min(up.timeout_s, rule.deadline_ms / 1000)
+        try:
+            reply = await exchange(self.session(), request.method,
+                                   upstream_url(up, path, request.query_string), headers,
+                                   body or None, timeout_s)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            outcome = classify_error(exc)
+            breaker.record(permit, failure=outcome.trips_breaker)
+            return self._fallback(request, up, rule, key, "upstream-error",
+                                  f"BPJS tidak menjawab / BPJS did not answer: "
+                                  f"{outcome.reason}")
+        outcome = classify_response(reply.status, reply.headers, reply.body,
+                                    envelope_required=up.is_bpjs, now=self.clock())
+        breaker.record(permit, failure=outcome.trips_breaker)
+        if outcome.verdict is Verdict.TRANSIENT and bpjs_envelope.parse(reply.body) is None:
+            return self._fallback(request, up, rule, key, "upstream-error",
+                                  f"BPJS gagal / BPJS failed: {outcome.reason}")
+        if outcome.verdict is Verdict.SUCCESS and rule.cache_ttl_s:
+            self._remember(key, up, rule, reply, headers.get(CONS_ID_HEADER, ""))
+        return web.Response(status=reply.status, body=reply.body, headers={
+            "Content-Type": reply.headers.get("Content-Type", "application/json")})
+
+    def _remember(self, key: tuple[str, ...], up: UpstreamConfig, rule: Endpoint,
+                  reply: Reply, cons_id: str) -> None:
+        plain = readable(reply.body, encrypted=rule.encrypted, cons_id=up.cons_id or cons_id,
+                         secret=up.secret, timestamp=reply.timestamp)
+        env = bpjs_envelope.parse(plain.body)
+        if env is not None and plain.decrypt_error is None:
+            self.cache.put(key, Cached(env, rule.encrypted, self.clock()))
+
+    def _fallback(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
+                  key: tuple[str, ...], why: str, message: str) -> web.Response:
+        now = self.clock()
+        cached = self.cache.get(key, rule.cache_ttl_s, now) if rule.cache_ttl_s else None
+        if cached is not None:
+            cons_id = up.cons_id or request.headers.get(CONS_ID_HEADER, "")
+            served = for_caller(cached, cons_id, up.secret,
+                                request.headers.get(TIMESTAMP_HEADER, ""))
+            if served is not None:
+                age = int(now - cached.stored_at)
+                return web.Response(status=200, body=served, headers={
+                    "Content-Type": "application/json", CACHE_HEADER: f"stale; age={age}",
+                    FALLBACK_HEADER: why})
+        log.info("passthrough %s %s answered by Tenang: %s", request.method, request.path,
+                 why, extra={"upstream": up.name})
+        return web.Response(status=up.fail_status, body=envelope(up.preset, 503, message),
+                            headers={"Content-Type": "application/json",
+                                     FALLBACK_HEADER: why})

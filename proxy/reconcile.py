@@ -1,0 +1,119 @@
+"""Reconciliation reads: after a send on a non-idempotent route went unanswered (or was
+refused as a duplicate), ask BPJS whether it already holds the record instead of
+sending it again (bpjs-reference.md §5.3, §6.1).
+
+Only ``sep-insert`` can be settled automatically: the patient's service history for the
+SEP date names every SEP issued, and one with the same card, date, service type and
+referral is this visit's. Other non-idempotent routes ("manual") always need a person.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from proxy.bpjs import envelope as bpjs_envelope
+from proxy.bpjs.keys import key_of
+from proxy.bpjs.results import readable
+from proxy.bpjs.signature import CONS_ID_HEADER
+from proxy.calls import Settlement
+from proxy.config import UpstreamConfig
+from proxy.store.base import StoredRequest
+from proxy.upstream import signed_read, stored_header
+
+log = logging.getLogger("tenang.reconcile")
+
+SEP_INSERT = "sep-insert"
+# VClaim refuses a second same-day SEP naming the one that exists ("... Dgn No.SEP X").
+EXISTING_SEP = re.compile(r"No\.?\s*SEP\s+(\S+)", re.IGNORECASE)
+_FIELDS = ("noKartu", "tglSep", "jnsPelayanan")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    settlement: Settlement
+    detail: str  # what was looked at and found, for the request's reason
+    result: bytes | None = None  # the envelope to store as the request's result
+
+
+def _visit(body: bytes) -> dict[str, Any] | None:
+    """The card, date, service type and referral of a SEP insert body."""
+    try:
+        t_sep = json.loads(body)["request"]["t_sep"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(t_sep, dict) or key_of(body, _FIELDS) is None:
+        return None
+    rujukan = t_sep.get("rujukan")
+    if not isinstance(rujukan, dict):
+        rujukan = {}
+    return {"noKartu": str(t_sep["noKartu"]), "tglSep": str(t_sep["tglSep"]),
+            "jnsPelayanan": str(t_sep["jnsPelayanan"]),
+            "noRujukan": str(rujukan.get("noRujukan") or "")}
+
+
+def _same_visit(item: Any, visit: dict[str, Any]) -> bool:
+    if not isinstance(item, dict):
+        return False
+    same = all(str(item.get(k, "")) == visit[k] for k in _FIELDS)
+    referral = str(item.get("noRujukan") or "")
+    return same and (not visit["noRujukan"] or not referral or referral == visit["noRujukan"])
+
+
+class Reconciler:
+    def __init__(self, upstream: UpstreamConfig, session: aiohttp.ClientSession,
+                 clock: Callable[[], float]) -> None:
+        self.upstream = upstream
+        self.session = session
+        self.clock = clock
+
+    async def settle(self, kind: str, request: StoredRequest) -> Finding:
+        if kind != SEP_INSERT:
+            return Finding(Settlement.UNKNOWN, "this kind of request needs a person to check")
+        visit = _visit(request.body)
+        if visit is None:
+            return Finding(Settlement.UNKNOWN, "the SEP request names no card/date/service")
+        if not self.upstream.secret:
+            return Finding(Settlement.UNKNOWN, "no secret configured to ask BPJS")
+        return await self._sep_history(request, visit)
+
+    async def _sep_history(self, request: StoredRequest, visit: dict[str, Any]) -> Finding:
+        day = visit["tglSep"]
+        path = f"/monitoring/HistoriPelayanan/NoKartu/{visit['noKartu']}/tglMulai/{day}" \
+               f"/tglAkhir/{day}"
+        try:
+            reply = await signed_read(self.session, self.upstream, request, path, self.clock())
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return Finding(Settlement.UNKNOWN, f"history read failed: {exc!r}")
+        cons_id = self.upstream.cons_id or stored_header(request, CONS_ID_HEADER) or ""
+        plain = readable(reply.body, encrypted=True, cons_id=cons_id,
+                         secret=self.upstream.secret, timestamp=reply.timestamp)
+        env = bpjs_envelope.parse(plain.body)
+        if env is None or plain.decrypt_error:
+            return Finding(Settlement.UNKNOWN, f"history read gave HTTP {reply.status} "
+                           "without a readable envelope")
+        if env.code not in ("200", "1"):
+            # VClaim answers "201 ... tidak ditemukan" when the card has no SEP that day.
+            if env.code == "201":
+                return Finding(Settlement.ABSENT, f"no SEP for card {visit['noKartu']} on "
+                               f"{day} ({env.message})")
+            return Finding(Settlement.UNKNOWN, f"history read refused: {env.code} "
+                           f"{env.message}")
+        histori = env.response.get("histori") if isinstance(env.response, dict) else None
+        match = next((h for h in histori or [] if _same_visit(h, visit)), None)
+        if match is None:
+            return Finding(Settlement.ABSENT, f"card {visit['noKartu']} has no SEP for this "
+                           f"visit on {day}")
+        result = {env.key: {"code": "200", "message": "OK (ditemukan lewat rekonsiliasi / "
+                            "found by reconciliation)"}, "response": {"sep": match}}
+        log.warning("ambiguous SEP insert %s reconciled: BPJS holds SEP %s", request.id,
+                    match.get("noSep"), extra={"request_id": request.id,
+                                               "upstream": self.upstream.name})
+        return Finding(Settlement.FOUND, f"found by reconciliation: SEP {match.get('noSep')}",
+                       json.dumps(result, ensure_ascii=False).encode())

@@ -1,0 +1,328 @@
+"""Delivery modes over real HTTP against the BPJS simulator: deadline SEP inserts (live
+answer, slow answer, connection lost after the SEP was made), passthrough reads with a
+fast failure and a stale cache, dedup, coalescing, the bpjs-ok acknowledgement and
+backpressure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from proxy.app import Tenang
+from proxy.bpjs.crypto import decrypt_response
+from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.config import ConfigError, parse_config
+from tests.conftest import admin_headers, wait_until
+from tests.integration.test_bpjs import SECRET_ENV, Simrs, booking, bpjs_config, today
+
+SEP_INSERT = "/vclaim-rest/SEP/2.0/insert"
+
+
+def t_sep(no_kartu: str, *, no_rujukan: str = "0138U0200326P000123") -> dict[str, Any]:
+    return {"request": {"t_sep": {
+        "noKartu": no_kartu, "tglSep": today(), "ppkPelayanan": "0301R001",
+        "jnsPelayanan": "2", "klsRawat": {"klsRawatHak": "2"}, "noMR": "123456",
+        "rujukan": {"asalRujukan": "1", "tglRujukan": today(), "noRujukan": no_rujukan,
+                    "ppkRujukan": "0138U020"},
+        "catatan": "", "diagAwal": "I10", "poli": {"tujuan": "INT", "eksekutif": "0"},
+        "user": "Coba Ws"}}}
+
+
+class Caller:
+    """A SIMRS that signs its calls and reads Tenang's answers as BPJS clients do."""
+
+    def __init__(self, http: aiohttp.ClientSession, sim: RunningSimulator, tenang: Tenang,
+                 service: str) -> None:
+        self.http, self.sim, self.tenang, self.service = http, sim, tenang, service
+
+    async def call(self, method: str, path: str, body: Any = None,
+                   extra: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any,
+                                                                 dict[str, str]]:
+        headers = {**self.sim.signed_headers(self.service, method=method), **(extra or {})}
+        data = None if body is None else json.dumps(body).encode()
+        async with self.http.request(method, self.tenang.gateway_url + path, data=data,
+                                     headers=headers) as resp:
+            doc = await resp.json(content_type=None)
+            return resp.status, dict(resp.headers), doc, headers
+
+    async def status_of(self, request_id: str) -> Any:
+        async with self.http.get(f"{self.tenang.admin_url}/api/v1/requests/{request_id}",
+                                 headers=admin_headers()) as resp:
+            return await resp.json()
+
+    async def wait_status(self, request_id: str, status: str) -> Any:
+        seen: dict[str, Any] = {}
+
+        async def reached() -> bool:
+            seen["doc"] = await self.status_of(request_id)
+            return bool(seen["doc"]["status"] == status)
+
+        await wait_until(reached, what=f"{request_id} to become {status}")
+        return seen["doc"]
+
+
+async def vclaim(tmp_path: Path, sim: RunningSimulator, start_tenang: Any,
+                 http: aiohttp.ClientSession, **extra: Any) -> Caller:
+    tenang = await start_tenang(bpjs_config(tmp_path, sim, "vclaim", **extra))
+    return Caller(http, sim, tenang, "vclaim")
+
+
+# --- deadline mode: SEP insert ----------------------------------------------------------
+
+
+async def test_sep_insert_with_bpjs_up_returns_the_real_sep_number_once(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http)
+    status, headers, doc, sent = await simrs.call("POST", SEP_INSERT, t_sep("0001112223331"))
+    assert status == 200 and doc["metaData"]["code"] == "200"
+    # Relayed byte for byte: the SIMRS decrypts it with its own timestamp, as usual.
+    sep = decrypt_response(doc["response"], bpjs_sim.cons_id, bpjs_sim.secret,
+                           sent["X-timestamp"])["sep"]["noSep"]
+    assert sep.startswith("0301R001")
+    request_id = headers["X-Tenang-Request-Id"]
+    stored = await simrs.wait_status(request_id, "succeeded")
+    assert stored["attempt_count"] == 1
+    assert json.loads(stored["last_response"])["response"]["sep"]["noSep"] == sep
+    assert len(await bpjs_sim.log("SEP/2.0/insert")) == 1
+
+
+async def test_slow_sep_insert_gets_queued_at_the_deadline_and_is_not_sent_again(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http, timeout_s=5.0, routes=[
+        {"match": "POST SEP/{v}/insert", "deadline_ms": 300}])
+    await bpjs_sim.fault("SEP/2.0/insert", "delay-then-answer", delay_ms=1500)
+    started = time.monotonic()
+    status, headers, doc, _ = await simrs.call("POST", SEP_INSERT, t_sep("0001112223332"))
+    waited = time.monotonic() - started
+    assert status == 202 and doc["metaData"]["code"] == "202"
+    assert 0.3 <= waited < 1.4  # answered at the deadline, not when BPJS answered
+    stored = await simrs.wait_status(headers["X-Tenang-Request-Id"], "succeeded")
+    assert stored["attempt_count"] == 1
+    assert json.loads(stored["last_response"])["response"]["sep"]["noSep"]
+    assert len(await bpjs_sim.log("SEP/2.0/insert")) == 1
+
+
+async def test_sep_insert_whose_connection_drops_after_bpjs_made_it_is_reconciled(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http)
+    await bpjs_sim.fault("SEP/2.0/insert", "reset-after-apply")
+    status, headers, _, _ = await simrs.call("POST", SEP_INSERT, t_sep("0001112223333"))
+    assert status == 202  # no answer from BPJS: queued, and settled in the background
+    stored = await simrs.wait_status(headers["X-Tenang-Request-Id"], "succeeded")
+    assert "found by reconciliation" in stored["reason"]
+    made = (await bpjs_sim.snapshot())["seps"]
+    sep = json.loads(stored["last_response"])["response"]["sep"]["noSep"]
+    assert sep in json.dumps(made)
+    assert len(await bpjs_sim.log("SEP/2.0/insert")) == 1  # never sent a second time
+    assert await bpjs_sim.log("HistoriPelayanan")
+
+
+async def test_sep_insert_lost_before_bpjs_made_it_is_sent_again_after_checking(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http)
+    await bpjs_sim.fault("SEP/2.0/insert", "reset-before-apply")
+    _, headers, _, _ = await simrs.call("POST", SEP_INSERT, t_sep("0001112223334"))
+    stored = await simrs.wait_status(headers["X-Tenang-Request-Id"], "succeeded")
+    assert stored["attempt_count"] == 2
+    assert "reconciliation: no SEP for card" in stored["attempts"][0]["error"]
+    assert [e["outcome"] for e in await bpjs_sim.log("SEP/2.0/insert")] == ["fault", "ok"]
+
+
+async def test_undecidable_sep_insert_is_held_for_a_person(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http)
+    await bpjs_sim.fault("SEP/2.0/insert", "reset-after-apply")
+    await bpjs_sim.fault("HistoriPelayanan", "html-500")
+    _, headers, _, _ = await simrs.call("POST", SEP_INSERT, t_sep("0001112223335"))
+    stored = await simrs.wait_status(headers["X-Tenang-Request-Id"], "held")
+    assert "reconciliation could not tell" in stored["reason"]
+    assert len(await bpjs_sim.log("SEP/2.0/insert")) == 1
+
+
+# --- passthrough reads ------------------------------------------------------------------
+
+
+async def test_peserta_lookup_fails_fast_while_the_breaker_is_open(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http,
+                         breaker={"fail_max": 2, "reset_timeout_s": 60})
+    path = f"/vclaim-rest/Peserta/nokartu/0001234567890/tglSEP/{today()}"
+    status, _, doc, sent = await simrs.call("GET", path)
+    assert status == 200 and doc["metaData"]["code"] == "200"
+    peserta = decrypt_response(doc["response"], bpjs_sim.cons_id, bpjs_sim.secret,
+                               sent["X-timestamp"])
+    assert peserta["peserta"]["noKartu"] == "0001234567890"
+
+    await bpjs_sim.set_mode("down", down_style="html")
+    for _ in range(2):
+        await simrs.call("GET", path)
+    timings = []
+    for _ in range(50):
+        started = time.perf_counter()
+        status, headers, doc, _ = await simrs.call("GET", path)
+        timings.append(time.perf_counter() - started)
+        assert status == 200 and doc["metaData"]["code"] == "503"
+        assert headers["X-Tenang-Fallback"] == "circuit-open"
+        assert doc["response"] is None
+    assert statistics.median(timings) < 0.1
+    assert len(await bpjs_sim.log("Peserta")) == 3  # nothing sent while open
+
+
+async def test_reference_data_is_served_stale_and_re_encrypted_while_bpjs_is_down(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http, routes=[
+        {"match": "GET referensi/**", "cache_ttl_s": 3600}])
+    _, _, fresh, fresh_sent = await simrs.call("GET", "/vclaim-rest/referensi/poli/INT")
+    plain = decrypt_response(fresh["response"], bpjs_sim.cons_id, bpjs_sim.secret,
+                             fresh_sent["X-timestamp"])
+    await bpjs_sim.set_mode("down", down_style="html")
+    later = {"X-timestamp": str(int(time.time()) + 7)}  # the caller's own, new timestamp
+    status, headers, stale, sent = await simrs.call("GET", "/vclaim-rest/referensi/poli/INT",
+                                                    extra=later)
+    assert status == 200 and headers["X-Tenang-Cache"].startswith("stale")
+    assert decrypt_response(stale["response"], bpjs_sim.cons_id, bpjs_sim.secret,
+                            sent["X-timestamp"]) == plain
+
+
+# --- dedup, coalescing, acknowledgement, backpressure -----------------------------------
+
+
+async def test_twenty_identical_antrean_adds_are_delivered_once(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    simrs = Simrs(http, bpjs_sim, await start_tenang(bpjs_config(tmp_path, bpjs_sim)))
+    ids = await asyncio.gather(*(simrs.send("POST", "/antreanrs/antrean/add",
+                                            booking("KB-DEDUP")) for _ in range(20)))
+    assert len(set(ids)) == 1
+    await simrs.wait_status(ids[0], "succeeded")
+    assert len(await bpjs_sim.log("antrean/add")) == 1
+
+
+async def test_idempotency_key_returns_the_original_with_its_status(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    cfg = bpjs_config(tmp_path, bpjs_sim, preset="generic")
+    tenang = await start_tenang(cfg)
+    url = f"{tenang.gateway_url}/antreanrs/antrean/add"
+    answers = []
+    for _ in range(2):
+        async with http.post(url, data=b'{"x": 1}',
+                             headers={"Idempotency-Key": "simrs-42"}) as resp:
+            answers.append((resp.status, dict(resp.headers), await resp.json()))
+    first, second = answers
+    assert first[1]["X-Tenang-Request-Id"] == second[1]["X-Tenang-Request-Id"]
+    assert second[1]["X-Tenang-Duplicate-Of"] == first[1]["X-Tenang-Request-Id"]
+    assert "Already accepted" in second[2]["metadata"]["message"]
+
+
+async def test_ten_bed_updates_for_one_room_while_down_deliver_only_the_last(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    await bpjs_sim.set_mode("down", aplicare_autocreate=True)
+    cfg = bpjs_config(tmp_path, bpjs_sim, name="aplicare", prefix="/aplicaresws",
+                      target=bpjs_sim.url + "/aplicaresws", preset="aplicare")
+    tenang = await start_tenang(cfg)
+    simrs = Simrs(http, bpjs_sim, tenang, "aplicare")
+    ids = []
+    for n in range(10):
+        room = {"kodekelas": "VIP", "koderuang": "R01", "namaruang": "Mawar",
+                "kapasitas": 10, "tersedia": n, "tersediapria": 0, "tersediawanita": 0,
+                "tersediapriawanita": n}
+        ids.append(await simrs.send("POST", "/aplicaresws/rest/bed/update/0301R001", room))
+    await bpjs_sim.set_mode("up")
+    await simrs.wait_status(ids[-1], "succeeded")
+    for old in ids[:-1]:
+        doc = await simrs.request(old)
+        assert doc["status"] == "cancelled"
+        assert doc["reason"].startswith("superseded by a newer update")
+    applied = await bpjs_sim.log("bed/update", outcome="ok")
+    assert len(applied) == 1 and applied[0]["body"]["tersedia"] == 9
+
+
+async def test_bpjs_ok_acknowledgement_answers_as_bpjs_would(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    cfg = bpjs_config(tmp_path, bpjs_sim, routes=[
+        {"match": "POST antrean/updatewaktu", "ack": "bpjs-ok"}])
+    tenang = await start_tenang(cfg, relay_enabled=False)
+    body = json.dumps({"kodebooking": "KB-ACK", "taskid": 3, "waktu": 1}).encode()
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/updatewaktu",
+                         data=body) as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"metadata": {"code": 200, "message": "Ok."},
+                                     "response": None}
+        assert resp.headers["X-Tenang-Request-Id"]
+
+
+async def test_past_the_queue_cap_intake_answers_503_and_loses_nothing(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    await bpjs_sim.set_mode("down")
+    tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, max_pending=5))
+    accepted, refused = [], []
+    for n in range(12):
+        async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                             data=json.dumps(booking(f"KB-CAP-{n}")),
+                             headers=bpjs_sim.signed_headers("antrean", method="POST")) as r:
+            doc = await r.json()
+            if r.status == 202:
+                accepted.append(r.headers["X-Tenang-Request-Id"])
+            else:
+                assert r.status == 503 and "max_pending" in doc["metadata"]["message"]
+                refused.append(n)
+    assert len(accepted) == 5 and len(refused) == 7
+    await bpjs_sim.set_mode("up")
+    simrs = Simrs(http, bpjs_sim, tenang)
+    for request_id in accepted:
+        await simrs.wait_status(request_id, "succeeded")
+
+
+def test_bpjs_ok_is_refused_where_the_real_answer_carries_data(tmp_path: Path) -> None:
+    raw = {"upstreams": [{"name": "vclaim", "prefix": "/vclaim-rest",
+                          "target": "http://127.0.0.1:1/vclaim-rest", "preset": "vclaim",
+                          "routes": [{"match": "POST SEP/2.0/insert", "ack": "bpjs-ok"}]}]}
+    with pytest.raises(ConfigError, match=r"routes\[0\]\.ack"):
+        parse_config(raw, tmp_path, {SECRET_ENV: "x"})
+
+
+async def test_a_refusal_naming_the_same_visits_sep_is_read_back_and_succeeds(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    body = t_sep("0001112223336")
+    headers = bpjs_sim.signed_headers("vclaim", method="POST")
+    async with http.post(bpjs_sim.url + SEP_INSERT, data=json.dumps(body),
+                         headers=headers) as resp:  # made earlier, e.g. by a re-click
+        made = bpjs_sim.decrypt(await resp.json(content_type=None), headers)["sep"]["noSep"]
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http)
+    status, answer_headers, doc, _ = await simrs.call("POST", SEP_INSERT, body)
+    assert status == 200 and doc["metaData"]["code"] == "201"  # BPJS's answer, relayed
+    stored = await simrs.wait_status(answer_headers["X-Tenang-Request-Id"], "succeeded")
+    assert json.loads(stored["last_response"])["response"]["sep"]["noSep"] == made
+
+
+async def test_a_refusal_naming_another_visits_sep_stays_failed(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    other_referral = t_sep("0001112223337", no_rujukan="0138U0200326P000777")
+    headers = bpjs_sim.signed_headers("vclaim", method="POST")
+    async with http.post(bpjs_sim.url + SEP_INSERT, data=json.dumps(other_referral),
+                         headers=headers):
+        pass
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http)
+    _, answer_headers, _, _ = await simrs.call("POST", SEP_INSERT, t_sep("0001112223337"))
+    stored = await simrs.wait_status(answer_headers["X-Tenang-Request-Id"], "failed")
+    assert "telah mendapat Pelayanan" in stored["reason"]
