@@ -52,10 +52,16 @@ BODY_HEAD, BODY_TAIL = BODY.split("@N@")
 
 LUA = """\
 wrk.method = "POST"
+-- Unique across wrk runs too: a repeated booking + task is a duplicate Tenang answers
+-- with the original request instead of storing it again.
+local urandom = io.open("/dev/urandom", "rb")
+local run = string.gsub(urandom:read(6), ".", function(c)
+  return string.format("%%02x", string.byte(c)) end)
+urandom:close()
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format(nil, nil, nil, [[%(head)s]] .. n .. [[%(tail)s]])
+  return wrk.format(nil, nil, nil, [[%(head)s]] .. run .. "-" .. n .. [[%(tail)s]])
 end
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-cons-id"] = "12345"
