@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from proxy.bpjs.keys import key_of
+from proxy.bpjs.keys import Body, key_of
 from proxy.bpjs.presets import Endpoint
 from proxy.calls import Status
 from proxy.config import UpstreamConfig
@@ -25,7 +25,7 @@ _RETRIED_BY_PEOPLE = frozenset({Status.FAILED, Status.DEAD})
 
 
 def dedup_key(upstream: UpstreamConfig, rule: Endpoint, request: web.Request,
-              body: bytes) -> str | None:
+              body: Body) -> str | None:
     explicit = request.headers.get(IDEMPOTENCY_HEADER, "").strip()
     if explicit:
         return f"{upstream.name}:idem:{explicit[:MAX_KEY_CHARS]}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.backpressure import Backpressure
-from proxy.bpjs.keys import key_of
+from proxy.bpjs.keys import Body, key_of
 from proxy.bpjs.presets import ACK_BPJS_OK, END_OF_SERVICE_DAY, Endpoint, Mode, resolve
 from proxy.bpjs.service_day import end_of_service_day
 from proxy.config import Config, UpstreamConfig
@@ -138,8 +138,9 @@ class Gateway:
     def _new_request(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
                      path: str, body: bytes) -> NewRequest:
         received_at = time.time()
-        ordering = key_of(body, rule.ordering_key)
-        coalesce = key_of(body, rule.coalesce_key)
+        parsed = Body(body)
+        ordering = key_of(parsed, rule.ordering_key)
+        coalesce = key_of(parsed, rule.coalesce_key)
         return NewRequest(
             id=new_request_id(received_at), upstream=up.name, method=request.method,
             path=path, query=request.query_string, headers=kept_headers(request), body=body,
@@ -147,7 +148,7 @@ class Gateway:
             ordering_key=None if ordering is None else f"{up.name}:{ordering}",
             expires_at=end_of_service_day(received_at) if rule.expires == END_OF_SERVICE_DAY
             else None,
-            dedup_key=dedup_key(up, rule, request, body),
+            dedup_key=dedup_key(up, rule, request, parsed),
             coalesce_key=None if coalesce is None else f"{up.name}:{path.lower()}:{coalesce}",
         )
 

@@ -20,14 +20,33 @@ def _find(doc: Any, name: str) -> Any:
     return None
 
 
-def key_of(body: bytes, fields: tuple[str, ...]) -> str | None:
+_UNPARSED = object()
+
+
+class Body:
+    """A request body parsed once, however many keys are read from it."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._doc: Any = _UNPARSED
+
+    @property
+    def doc(self) -> Any:
+        if self._doc is _UNPARSED:
+            try:
+                self._doc = json.loads(self.raw)
+            except (ValueError, UnicodeDecodeError):
+                self._doc = None
+        return self._doc
+
+
+def key_of(body: bytes | Body, fields: tuple[str, ...]) -> str | None:
     """``"kodebooking=KB1"`` (fields joined by ``&``), or None when any field is absent:
     a request that cannot be keyed is never ordered or merged by guesswork."""
     if not fields:
         return None
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    doc = (body if isinstance(body, Body) else Body(body)).doc
+    if doc is None:
         return None
     parts = []
     for name in fields:
