@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 
 from proxy.app import Tenang
+from proxy.auth import hash_password
 from proxy.bpjs.service_day import WIB
 from proxy.bpjs.simulator import SimConfig
 from proxy.bpjs.simulator.client import signed_headers
@@ -38,6 +39,11 @@ url = "sqlite:///./tenang-demo.db"
 
 [admin]
 token_env = "TENANG_ADMIN_TOKEN"
+
+[[admin.users]]
+name = "demo"
+role = "admin"
+password_hash = "{password_hash}"
 
 [[upstreams]]
 name = "antrean"
@@ -133,8 +139,10 @@ async def run_demo(workdir: Path, port: int, admin_port: int, duration_s: float 
     sim = await start_simulator(SimConfig(cons_id=CONS_ID, secret=secret, mode="flaky",
                                           error_rate=fail_rate, seed=int(time.time())))
     config_path = workdir / "tenang-demo.toml"
+    password = secrets.token_urlsafe(9)
     text = DEMO_CONFIG.format(port=port, admin_port=admin_port, sim=sim.url,
-                              cons_id=CONS_ID, secret_env=SECRET_ENV)
+                              cons_id=CONS_ID, secret_env=SECRET_ENV,
+                              password_hash=hash_password(password))
     await asyncio.to_thread(config_path.write_text, text)
     token = secrets.token_urlsafe(24)
     tenang = Tenang(load_config(config_path, {"TENANG_ADMIN_TOKEN": token,
@@ -145,6 +153,7 @@ Tenang demo is running (Ctrl-C to stop).
   SIMRS-facing URL : {tenang.gateway_url}/antreanrs/...
   BPJS simulator   : {sim.url} (flaky: fails {fail_rate:.0%} of calls; an outage every
                      {OUTAGE_EVERY_S:g} s; its log: {sim.url}/_sim/log)
+  admin UI         : {tenang.admin_url}/  (user demo, password {password})
   admin API        : {tenang.admin_url}/api/v1/summary
   admin token      : {token}
   try              : curl -H 'Authorization: Bearer {token}' {tenang.admin_url}/api/v1/summary
