@@ -131,9 +131,12 @@ class Tenang:
         self.maintenance.start()
         self.notifier.start()
         for up in self.config.upstreams:
-            if not up.secret:
-                log.warning("upstream %s has no consumer secret configured: stored requests "
-                            "are replayed with the SIMRS's original headers", up.name)
+            if up.is_bpjs and not up.secret:
+                log.warning("upstream %s has no consumer secret (set secret_env): queued "
+                            "requests are replayed with the SIMRS's original headers, "
+                            "without X-signature, and cannot be re-signed; BPJS will refuse "
+                            "replays once their X-timestamp is stale, and encrypted answers "
+                            "cannot be stored readable", up.name)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=64),
             auto_decompress=True,

@@ -44,7 +44,8 @@ class Permission(StrEnum):
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.READ}),
-    Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE}),
+    # "An operator can force an upstream's breaker open" (issue 5): maintenance is ops work.
+    Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE, Permission.MAINTAIN}),
     Role.AUDITOR: frozenset({Permission.READ, Permission.EXPORT}),
     Role.ADMIN: frozenset(Permission),
 }

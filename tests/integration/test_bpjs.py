@@ -272,3 +272,12 @@ async def test_business_rejection_fails_after_one_attempt_with_the_breaker_close
                         headers=admin_headers()) as resp:
         summary = await resp.json()
     assert summary["upstreams"]["antrean"]["breaker"]["state"] == "closed"
+
+
+async def test_start_up_says_clearly_when_replays_cannot_be_re_signed(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        caplog: pytest.LogCaptureFixture) -> None:
+    await start_tenang(bpjs_config(tmp_path, bpjs_sim, re_sign=False))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("antrean has no consumer secret" in m and "BPJS will refuse" in m
+               for m in warned)

@@ -6,6 +6,8 @@ backpressure."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import statistics
 import time
@@ -13,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import lzstring
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from proxy.app import Tenang
 from proxy.bpjs.crypto import decrypt_response
@@ -23,6 +27,17 @@ from tests.conftest import admin_headers, wait_until
 from tests.integration.test_bpjs import SECRET_ENV, Simrs, booking, bpjs_config, today
 
 SEP_INSERT = "/vclaim-rest/SEP/2.0/insert"
+
+
+def bridging_client_decrypt(cons_id: str, secret: str, timestamp: str, text: str) -> Any:
+    """How the Python BPJS clients (bpjs-bridging, pybpjs) decrypt, written out without
+    Tenang's own crypto module: SHA-256 key, AES-CBC with the key's first 16 bytes as IV,
+    PKCS#7, then lzstring's decompressFromEncodedURIComponent."""
+    key = hashlib.sha256((cons_id + secret + timestamp).encode()).digest()
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(key[:16])).decryptor()
+    padded = decryptor.update(base64.b64decode(text)) + decryptor.finalize()
+    plain = padded[:-padded[-1]].decode()
+    return json.loads(lzstring.LZString().decompressFromEncodedURIComponent(plain))
 
 
 def t_sep(no_kartu: str, *, no_rujukan: str = "0138U0200326P000123") -> dict[str, Any]:
@@ -162,8 +177,8 @@ async def test_peserta_lookup_fails_fast_while_the_breaker_is_open(
     path = f"/vclaim-rest/Peserta/nokartu/0001234567890/tglSEP/{today()}"
     status, _, doc, sent = await simrs.call("GET", path)
     assert status == 200 and doc["metaData"]["code"] == "200"
-    peserta = decrypt_response(doc["response"], bpjs_sim.cons_id, bpjs_sim.secret,
-                               sent["X-timestamp"])
+    peserta = bridging_client_decrypt(bpjs_sim.cons_id, bpjs_sim.secret,
+                                      sent["X-timestamp"], doc["response"])
     assert peserta["peserta"]["noKartu"] == "0001234567890"
 
     await bpjs_sim.set_mode("down", down_style="html")
