@@ -35,6 +35,16 @@ async def wait_until(predicate: Callable[[], Awaitable[bool] | bool], timeout_s:
         await asyncio.sleep(interval_s)
 
 
+class FakeClock:
+    """A clock tests move by hand: ``clock.now = ...``; call it for the time."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Standin:
     def __init__(self, url: str, state: StandinState) -> None:
         self.url = url

@@ -8,17 +8,9 @@ from proxy.backpressure import Backpressure
 from proxy.config import Config
 from proxy.store.base import NewRequest
 from proxy.store.memory import MemoryStore
-from tests.conftest import make_config
+from tests.conftest import FakeClock, make_config
 
 MiB = 1024 * 1024
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def config(tmp_path: Path, **upstream: object) -> Config:
@@ -30,7 +22,7 @@ async def test_below_the_free_disk_floor_intake_is_refused_with_the_reason(
         tmp_path: Path) -> None:
     free = {"bytes": 10 * MiB}
     cfg = config(tmp_path)
-    clock = Clock()
+    clock = FakeClock(100.0)
     bp = Backpressure(cfg, MemoryStore(), clock, free_bytes=lambda _p: free["bytes"])
     reason = await bp.refusal(cfg.upstreams[0])
     assert reason is not None and "disk almost full" in reason and "min_free_mb" in reason
@@ -43,7 +35,7 @@ async def test_below_the_free_disk_floor_intake_is_refused_with_the_reason(
 async def test_the_cap_counts_what_the_store_holds_plus_what_was_accepted_since(
         tmp_path: Path) -> None:
     cfg = config(tmp_path, max_pending=3)
-    store, clock = MemoryStore(), Clock()
+    store, clock = MemoryStore(), FakeClock(100.0)
     for n in range(2):
         await store.enqueue(NewRequest(id=f"r{n}", upstream="antrean", method="POST",
                                        path="/antreanrs/x", query="", headers=(), body=b"",

@@ -31,7 +31,7 @@ from proxy.ids import new_request_id
 from proxy.store.base import NewRequest, StoredRequest
 from proxy.store.callbacks_base import CallbackStatus, StoredCallback
 from proxy.store.memory import MemoryStore
-from tests.conftest import wait_until
+from tests.conftest import FakeClock, wait_until
 
 T0 = 1_750_000_000.0
 URL = "http://127.0.0.1:9/hook"
@@ -140,14 +140,6 @@ def test_no_next_attempt_after_the_last_one() -> None:
 # --- the sender -----------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Receiver:
     """A fake POST: answers from ``statuses`` in turn (an exception is raised), then 200."""
 
@@ -192,7 +184,7 @@ async def store() -> MemoryStore:
 
 
 async def test_delivered_once_with_signed_headers(store: MemoryStore) -> None:
-    cfg, clock, receiver = config(), Clock(), Receiver()
+    cfg, clock, receiver = config(), FakeClock(T0), Receiver()
     request = await queued(store, cfg)
     clock.now = T0 + 3
     sender = CallbackSender(cfg, store, clock=clock, post=receiver)
@@ -213,13 +205,13 @@ async def test_delivered_once_with_signed_headers(store: MemoryStore) -> None:
 async def test_unsigned_without_a_secret(store: MemoryStore) -> None:
     cfg, receiver = config(secret=False), Receiver()
     await queued(store, cfg)
-    await CallbackSender(cfg, store, clock=Clock(), post=receiver).drain()
+    await CallbackSender(cfg, store, clock=FakeClock(T0), post=receiver).drain()
     [(_, _, headers, _)] = receiver.calls
     assert SIGNATURE_HEADER not in headers
 
 
 async def test_retries_follow_the_backoff_schedule_then_die(store: MemoryStore) -> None:
-    cfg, clock = config(), Clock()
+    cfg, clock = config(), FakeClock(T0)
     receiver = Receiver(503, 503, 503, 503, 503)
     request = await queued(store, cfg)
     sender = CallbackSender(cfg, store, clock=clock, post=receiver)
@@ -252,7 +244,7 @@ async def test_retries_follow_the_backoff_schedule_then_die(store: MemoryStore) 
 async def test_a_failed_try_is_recorded_and_retried(store: MemoryStore,
                                                     failure: int | BaseException,
                                                     error: str) -> None:
-    cfg, clock = config(), Clock()
+    cfg, clock = config(), FakeClock(T0)
     request = await queued(store, cfg)
     sender = CallbackSender(cfg, store, clock=clock, post=Receiver(failure))
     await sender.drain()

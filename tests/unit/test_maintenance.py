@@ -11,22 +11,14 @@ from proxy.config_ops import MaintenanceConfig
 from proxy.maintenance import InvalidWindow, Maintenance, UnknownWindow
 from proxy.policies.breaker import AsyncBreaker, BreakerState
 from proxy.store.memory import MemoryStore
-from tests.conftest import wait_until
+from tests.conftest import FakeClock, wait_until
 
 T0 = 1_800_000_000.0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Setup:
     def __init__(self, ramp_s: float = 60.0, check_interval_s: float = 5.0) -> None:
-        self.clock = FakeClock()
+        self.clock = FakeClock(T0)
         self.store = MemoryStore()
         self.breakers = {name: AsyncBreaker(name, 3, 30.0) for name in ("antrean", "vclaim")}
         self.changes: list[tuple[str, bool]] = []

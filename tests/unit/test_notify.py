@@ -12,6 +12,7 @@ from proxy.notify import Notifier
 from proxy.notify_channels import SendError
 from proxy.notify_rules import Message
 from proxy.store.base import UpstreamSummary
+from tests.conftest import FakeClock
 
 T0 = 1_800_000_000.0
 FAST = NotifyConfig(window_s=0.0, retry_attempts=3, retry_initial_delay_s=0.001,
@@ -32,14 +33,6 @@ class FakeChannel:
         self.sent.append(message)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def dead(notifier: Notifier, n: int) -> None:
     for i in range(n):
         notifier.request_finished("antrean", f"r{i}", Status.DEAD, "retry limit")
@@ -48,7 +41,8 @@ def dead(notifier: Notifier, n: int) -> None:
 async def test_transient_failures_are_retried_until_sent() -> None:
     channel = FakeChannel(failures=[SendError("boom"), SendError("again")])
     results: list[tuple[str, str]] = []
-    n = Notifier(FAST, [channel], clock=Clock(), on_result=lambda c, r: results.append((c, r)))
+    n = Notifier(FAST, [channel], clock=FakeClock(T0),
+                 on_result=lambda c, r: results.append((c, r)))
     n.start(periodic=False)
     try:
         dead(n, 1)
@@ -64,7 +58,7 @@ async def test_permanent_failure_is_not_retried_and_others_still_get_it() -> Non
     bad = FakeChannel("bad", failures=[SendError("HTTP 400", permanent=True)])
     good = FakeChannel("good")
     results: list[tuple[str, str]] = []
-    n = Notifier(FAST, [bad, good], clock=Clock(),
+    n = Notifier(FAST, [bad, good], clock=FakeClock(T0),
                  on_result=lambda c, r: results.append((c, r)))
     n.start(periodic=False)
     try:
@@ -79,7 +73,7 @@ async def test_permanent_failure_is_not_retried_and_others_still_get_it() -> Non
 
 async def test_gives_up_after_retry_attempts() -> None:
     channel = FakeChannel(failures=[SendError(str(i)) for i in range(10)])
-    n = Notifier(FAST, [channel], clock=Clock())
+    n = Notifier(FAST, [channel], clock=FakeClock(T0))
     n.start(periodic=False)
     try:
         dead(n, 1)
@@ -93,7 +87,8 @@ async def test_gives_up_after_retry_attempts() -> None:
 async def test_full_queue_drops_the_oldest_and_counts() -> None:
     channel = FakeChannel()
     results: list[tuple[str, str]] = []
-    n = Notifier(FAST, [channel], clock=Clock(), on_result=lambda c, r: results.append((c, r)))
+    n = Notifier(FAST, [channel], clock=FakeClock(T0),
+                 on_result=lambda c, r: results.append((c, r)))
     # Not started: nothing drains the queue of 3.
     for i in range(5):
         n.request_finished(f"up{i}", "r", Status.DEAD, "x")
@@ -108,7 +103,7 @@ async def test_full_queue_drops_the_oldest_and_counts() -> None:
 
 
 async def test_check_reads_the_oldest_pending_age_from_the_summary() -> None:
-    clock = Clock()
+    clock = FakeClock(T0)
 
     async def summary() -> dict[str, UpstreamSummary]:
         return {"antrean": UpstreamSummary(counts={Status.PENDING: 3},
@@ -128,7 +123,7 @@ async def test_check_reads_the_oldest_pending_age_from_the_summary() -> None:
 
 async def test_quiet_upstream_gets_no_alerts() -> None:
     channel = FakeChannel()
-    n = Notifier(FAST, [channel], clock=Clock(), quiet=lambda up, now: up == "antrean")
+    n = Notifier(FAST, [channel], clock=FakeClock(T0), quiet=lambda up, now: up == "antrean")
     n.start(periodic=False)
     try:
         dead(n, 3)
@@ -140,12 +135,12 @@ async def test_quiet_upstream_gets_no_alerts() -> None:
 
 
 async def test_stop_is_idempotent_and_flush_times_out_cleanly() -> None:
-    n = Notifier(FAST, [], clock=Clock())
+    n = Notifier(FAST, [], clock=FakeClock(T0))
     n.start(periodic=True)
     n.start(periodic=True)
     await n.stop()
     await n.stop()
-    stalled = Notifier(FAST, [FakeChannel()], clock=Clock())
+    stalled = Notifier(FAST, [FakeChannel()], clock=FakeClock(T0))
     dead(stalled, 1)  # never started: nothing sends
     with pytest.raises(TimeoutError):
         await stalled.flush(timeout_s=0.05)

@@ -18,17 +18,9 @@ from proxy.ids import new_request_id
 from proxy.relay import Relay
 from proxy.store.base import NewRequest, StoredRequest
 from proxy.store.memory import MemoryStore
-from tests.conftest import Standin, make_config, wait_until
+from tests.conftest import FakeClock, Standin, make_config, wait_until
 
 T0 = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -59,7 +51,7 @@ def config_for(tmp_path: Path, standin: Standin) -> Config:
 
 async def test_transient_failure_is_scheduled_exactly_and_not_sent_early(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(), MemoryStore()
+    clock, store = FakeClock(T0), MemoryStore()
     relay = relay_for(config_for(tmp_path, standin), store, session, clock)
     rid = await enqueue(store, "KB1", T0)
     standin.state.mode = "down"
@@ -84,7 +76,7 @@ async def test_transient_failure_is_scheduled_exactly_and_not_sent_early(
 
 async def test_dead_workers_lease_is_taken_over_and_recorded_as_interrupted(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(), MemoryStore()
+    clock, store = FakeClock(T0), MemoryStore()
     config = config_for(tmp_path, standin)
     rid = await enqueue(store, "KB2", T0)
     # A worker that claimed the request and then died without a word.
@@ -113,7 +105,7 @@ async def test_dead_workers_lease_is_taken_over_and_recorded_as_interrupted(
 
 async def test_request_past_max_age_dies_without_being_sent(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(), MemoryStore()
+    clock, store = FakeClock(T0), MemoryStore()
     relay = relay_for(config_for(tmp_path, standin), store, session, clock)
     rid = await enqueue(store, "KB3", T0)
     clock.now = T0 + 3601
@@ -129,7 +121,7 @@ async def test_request_past_max_age_dies_without_being_sent(
 
 async def test_drain_delivers_each_pending_request_once(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(), MemoryStore()
+    clock, store = FakeClock(T0), MemoryStore()
     relay = relay_for(config_for(tmp_path, standin), store, session, clock)
     ids = [await enqueue(store, f"KB-{i}", T0 + i / 1000) for i in range(50)]
     clock.now = T0 + 1  # all received, all due
@@ -177,7 +169,7 @@ async def test_lane_survives_an_unexpected_error(
 
 async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(), MemoryStore()
+    clock, store = FakeClock(T0), MemoryStore()
     relay = relay_for(config_for(tmp_path, standin), store, session, clock)
     rid = await enqueue(store, "KB-OLD", T0)
     clock.now = T0 + 3601  # past max_age_s
@@ -196,7 +188,7 @@ async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
 
 async def test_own_live_delivery_past_its_lease_is_not_recorded_as_interrupted(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(), MemoryStore()
+    clock, store = FakeClock(T0), MemoryStore()
     relay = relay_for(config_for(tmp_path, standin), store, session, clock)
     lane = relay.lanes["antrean"]
     rid = await enqueue(store, "KB-SLOW", T0)
@@ -218,7 +210,7 @@ async def test_own_live_delivery_past_its_lease_is_not_recorded_as_interrupted(
 
 async def test_a_day_bound_request_is_not_sent_after_its_service_day(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(), MemoryStore()
+    clock, store = FakeClock(T0), MemoryStore()
     relay = relay_for(config_for(tmp_path, standin), store, session, clock)
     standin.state.mode = "down"
     rid = new_request_id(T0)
@@ -239,7 +231,7 @@ async def test_a_day_bound_request_is_not_sent_after_its_service_day(
 
 async def test_a_request_claimed_after_its_deadline_ends_dead_unsent(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(), MemoryStore()
+    clock, store = FakeClock(T0), MemoryStore()
     relay = relay_for(config_for(tmp_path, standin), store, session, clock)
     rid = new_request_id(T0)
     await store.enqueue(NewRequest(
@@ -256,7 +248,7 @@ async def test_a_request_claimed_after_its_deadline_ends_dead_unsent(
 
 async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_not_sent(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(), MemoryStore()
+    clock, store = FakeClock(T0), MemoryStore()
     cfg = make_config(tmp_path, standin.url, name="vclaim", prefix="/vclaim-rest",
                       target=standin.url + "/vclaim-rest", preset="vclaim")
     relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w")
