@@ -85,7 +85,9 @@ def _write(name: str, method: str, pattern: str, mode: Mode = Mode.QUEUE,
     return Endpoint(name, method, pattern, write=True, mode=mode, **extra)  # type: ignore[arg-type]
 
 
-_TASK_ORDER = (r"sebelumnya belum terkirim", r"TaskId=\d+ belum ada", r"belum ada")
+# The booking may reach BPJS another way (Mobile JKN) a little later: retry, not fail.
+_TASK_ORDER = (r"sebelumnya belum terkirim", r"TaskId=\d+ belum ada", r"belum ada",
+               r"belum terdaftar")
 _BOOKING = ("kodebooking",)
 _ROOM = ("kodekelas", "koderuang")
 

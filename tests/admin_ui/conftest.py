@@ -17,8 +17,10 @@ import pytest
 from argon2 import PasswordHasher
 
 from proxy.app import Tenang
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import AdminUserConfig, Config
-from tests.conftest import Standin, make_config
+from tests.bpjs_support import bpjs_config
+from tests.conftest import make_config
 
 PASSWORD = "rahasia-sekali-123"
 ROLES = {"vera": "viewer", "opa": "operator", "audi": "auditor", "adi": "admin"}
@@ -27,14 +29,25 @@ HASH = _cheap.hash(PASSWORD)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def ui_config(tmp_path: Path, standin_url: str, **upstream: Any) -> Config:
-    """make_config plus one admin UI user per role (all with PASSWORD)."""
-    config = make_config(tmp_path, standin_url, **upstream)
+def with_ui_users(config: Config) -> Config:
+    """``config`` plus one admin UI user per role (all with PASSWORD), a fast UI refresh
+    and an unpaced bulk retry."""
     users = tuple(AdminUserConfig(name, role, HASH)  # type: ignore[arg-type]
                   for name, role in ROLES.items())
     admin = dataclasses.replace(config.admin, users=users, ui_refresh_s=0.2,
                                 bulk_interval_s=0.0, bulk_batch=2)
     return dataclasses.replace(config, admin=admin)
+
+
+def ui_config(tmp_path: Path, base_url: str, **upstream: Any) -> Config:
+    """make_config (one Antrean-like upstream at ``base_url``) with the UI users."""
+    return with_ui_users(make_config(tmp_path, base_url, **upstream))
+
+
+def bpjs_ui_config(tmp_path: Path, sim: RunningSimulator, **upstream: Any) -> Config:
+    """Antrean at the BPJS simulator, as in production (preset, cons_id, and the secret
+    so Tenang re-signs each delivery), with the UI users."""
+    return with_ui_users(bpjs_config(tmp_path, sim, **upstream))
 
 
 class Browser:
@@ -91,10 +104,11 @@ async def browsers() -> AsyncIterator[Callable[[str], Browser]]:
 
 
 @pytest.fixture
-async def ui(tmp_path: Path, standin: Standin,
+async def ui(tmp_path: Path, bpjs_sim: RunningSimulator,
              start_tenang: Callable[..., Awaitable[Tenang]]) -> Tenang:
-    """Tenang with the relay off: requests stay where the test puts them."""
-    return await start_tenang(ui_config(tmp_path, standin.url), relay_enabled=False)
+    """Tenang configured for the BPJS simulator with the relay off: requests stay where
+    the test puts them (``tests.admin_ui.helpers.settle``); nothing is delivered."""
+    return await start_tenang(bpjs_ui_config(tmp_path, bpjs_sim), relay_enabled=False)
 
 
 @pytest.fixture

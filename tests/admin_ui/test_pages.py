@@ -225,14 +225,17 @@ async def test_csv_export_for_auditors_is_audited_and_formula_safe(
     assert (entry.actor, entry.action, entry.detail) == ("audi", "export_csv", "all")
 
 
-async def test_maintenance_forms_for_admins(
+async def test_maintenance_forms_for_operators_and_admins(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]]) -> None:
-    admin, operator = await as_role("adi"), await as_role("opa")
-    _, page, _ = await operator.get("/")
+    # Maintenance is ops work (issue 5: "an operator can force an upstream's breaker
+    # open"): operators and admins get the forms, a viewer sees the windows only.
+    admin, viewer = await as_role("adi"), await as_role("vera")
+    _, page, _ = await viewer.get("/")
     assert "Jadwal pemeliharaan BPJS" in page and 'action="/maintenance"' not in page
-    status, _, _ = await operator.post("/maintenance", {"upstream": "antrean",
-                                                        "reason": "x"})
+    status, _, _ = await viewer.post("/maintenance", {"upstream": "antrean", "reason": "x"})
     assert status == 403
+    _, page, _ = await (await as_role("opa")).get("/")
+    assert 'action="/maintenance"' in page
     status, _, resp = await admin.post("/maintenance", {
         "upstream": "antrean", "reason": "BPJS <b>maintenance</b>", "starts_at": "",
         "ends_at": ""})

@@ -3,17 +3,20 @@ downloaded browser). Skipped, with the reason, only when that binary is absent."
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 
 from proxy.app import Tenang
-from tests.admin_ui.conftest import PASSWORD, ui_config
-from tests.conftest import Standin
+from proxy.bpjs.simulator.harness import RunningSimulator
+from tests.admin_ui.conftest import PASSWORD, bpjs_ui_config
+from tests.bpjs_support import booking
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()  # checked once, at collection
@@ -61,12 +64,15 @@ class Session:
 
 
 @pytest.fixture
-async def tenang(tmp_path: Path, standin: Standin,
+async def tenang(tmp_path: Path, bpjs_sim: RunningSimulator,
                  start_tenang: Callable[..., Awaitable[Tenang]]) -> Tenang:
-    """Tenang with its relay running; the breaker stays open a minute once tripped, so
-    the dashboard can be read while it is open."""
-    config = ui_config(tmp_path, standin.url, breaker={"fail_max": 3, "reset_timeout_s": 60.0},
-                       retry={"max_attempts": 8, "initial_delay_s": 0.05, "max_delay_s": 0.2})
+    """Tenang in front of the BPJS simulator (Antrean, re-signing with the consumer
+    secret), its relay running; the breaker stays open a minute once tripped, so the
+    dashboard can be read while it is open."""
+    config = bpjs_ui_config(tmp_path, bpjs_sim,
+                            breaker={"fail_max": 3, "reset_timeout_s": 60.0},
+                            retry={"max_attempts": 8, "initial_delay_s": 0.05,
+                                   "max_delay_s": 0.2})
     return await start_tenang(config)
 
 
@@ -78,6 +84,37 @@ async def tab(chromium: Browser, tenang: Tenang) -> AsyncIterator[Session]:
     await context.close()
 
 
-async def set_mode(http: aiohttp.ClientSession, standin: Standin, mode: str) -> None:
-    async with http.post(standin.url + "/_standin/mode", json={"mode": mode}) as resp:
-        assert resp.status == 200
+class Simrs:
+    """The hospital system: signs its Antrean calls as for BPJS and sends them to Tenang."""
+
+    def __init__(self, http: aiohttp.ClientSession, sim: RunningSimulator,
+                 tenang: Tenang) -> None:
+        self.http, self.sim, self.tenang = http, sim, tenang
+
+    async def send(self, path: str, body: dict[str, Any] | str) -> str:
+        """POST ``body`` (a dict as JSON, a str as is) to Tenang; the stored request's id."""
+        data = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+        async with self.http.post(self.tenang.gateway_url + "/antreanrs/" + path,
+                                  data=data.encode(),
+                                  headers=self.sim.signed_headers("antrean", method="POST")
+                                  ) as resp:
+            assert resp.status == 202, await resp.text()
+            return resp.headers["X-Tenang-Request-Id"]
+
+    async def add(self, kode: str, **extra: Any) -> str:
+        return await self.send("antrean/add", booking(kode, **extra))
+
+    async def add_at_bpjs(self, kode: str) -> None:
+        """A booking that reaches BPJS without Tenang (made in Mobile JKN, or by another
+        system), so a later call about it is accepted."""
+        async with self.http.post(self.sim.url + "/antreanrs/antrean/add",
+                                  data=json.dumps(booking(kode)),
+                                  headers=self.sim.signed_headers("antrean", method="POST")
+                                  ) as resp:
+            answer = await resp.json(content_type=None)
+        assert answer["metadata"]["code"] == 200, answer
+
+
+@pytest.fixture
+def simrs(http: aiohttp.ClientSession, bpjs_sim: RunningSimulator, tenang: Tenang) -> Simrs:
+    return Simrs(http, bpjs_sim, tenang)

@@ -1,20 +1,19 @@
-"""The admin UI in a real browser: login, live dashboard during an outage, retry from
-the detail page, bulk retry with a dry run, language switch, logout, and untrusted
-bodies shown as text (no script runs, no dialog opens). Writes docs/screenshots/."""
+"""The admin UI in a real browser, with Tenang in front of the BPJS simulator: login,
+live dashboard while BPJS is down, retry from the detail page, bulk retry with a dry run,
+language switch, logout, and untrusted bodies shown as text (no script runs, no dialog
+opens). Writes docs/screenshots/."""
 
 from __future__ import annotations
 
-import json
 import re
 
-import aiohttp
 from playwright.async_api import expect
 
 from proxy.app import Tenang
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.calls import Status
-from tests.admin_ui.conftest import submit
-from tests.conftest import Standin, wait_until
-from tests.e2e.conftest import Session, set_mode
+from tests.conftest import wait_until
+from tests.e2e.conftest import Session, Simrs
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = '"><img src=x onerror=alert(1)>'
@@ -28,17 +27,23 @@ async def wait_status(tenang: Tenang, request_ids: list[str], status: Status) ->
     await wait_until(reached, timeout_s=15, what=f"{len(request_ids)} requests to be {status}")
 
 
+async def cancel_unknown_booking(simrs: Simrs, kode: str) -> str:
+    """An Antrean cancel for a booking BPJS does not know yet: rejected for good ("Antrean
+    Tidak Ditemukan", failed) until the booking reaches BPJS; then a retry goes through."""
+    return await simrs.send("antrean/batal", {"kodebooking": kode,
+                                               "keterangan": "pasien tidak jadi berobat"})
+
+
 async def test_dashboard_shows_backlog_and_open_breaker_live(
-        tab: Session, tenang: Tenang, standin: Standin, http: aiohttp.ClientSession) -> None:
+        tab: Session, simrs: Simrs, bpjs_sim: RunningSimulator) -> None:
     page = tab.page
     await tab.login("adi")
     await expect(page.get_by_test_id("breaker-antrean")).to_have_text("normal (tertutup)")
     await expect(page.get_by_test_id("count-antrean-pending")).to_have_text("0")
 
-    await set_mode(http, standin, "down")
+    await bpjs_sim.set_mode("down")
     for i in range(6):
-        await submit(http, tenang.gateway_url,
-                     json.dumps({"kodebooking": f"KB-OUT-{i}", "taskid": 1}))
+        await simrs.add(f"KB-OUT-{i}")
 
     # No reload: the page's own polling brings the outage in.
     await expect(page.get_by_test_id("breaker-antrean")).to_have_text(
@@ -49,20 +54,21 @@ async def test_dashboard_shows_backlog_and_open_breaker_live(
     await expect(page.locator("#upstream-antrean img")).to_have_js_property("complete", True)
     await tab.screenshot("dashboard")
     assert tab.dialogs == []
+    assert await bpjs_sim.log("antrean/add", outcome="down"), "BPJS really was tried"
+    assert await bpjs_sim.log("antrean/add", outcome="ok") == []
 
 
-async def test_retry_from_the_detail_page(tab: Session, tenang: Tenang, standin: Standin,
-                                          http: aiohttp.ClientSession) -> None:
-    await set_mode(http, standin, "reject")
-    request_id = await submit(http, tenang.gateway_url, json.dumps(
-        {"kodebooking": "KB-RETRY", "noKartu": "0001234567890", "taskid": 3}))
+async def test_retry_from_the_detail_page(tab: Session, tenang: Tenang, simrs: Simrs,
+                                          bpjs_sim: RunningSimulator) -> None:
+    request_id = await cancel_unknown_booking(simrs, "KB-RETRY")
     await wait_status(tenang, [request_id], Status.FAILED)
-    await set_mode(http, standin, "up")
+    await simrs.add_at_bpjs("KB-RETRY")
 
     page = tab.page
     await tab.login("opa")
     await page.goto(f"{tab.base}/requests/{request_id}")
     await expect(page.locator("#status")).to_have_text("ditolak")
+    await expect(page.locator("body")).to_contain_text("Antrean Tidak Ditemukan")
     await page.locator("#retry").click()
     await expect(page.locator("#notice")).to_have_text(
         "Permintaan dijadwalkan untuk dikirim ulang sekarang.")
@@ -72,18 +78,17 @@ async def test_retry_from_the_detail_page(tab: Session, tenang: Tenang, standin:
     await expect(page.locator("ol.history")).to_contain_text("dikirim ulang oleh operator")
     await expect(page.locator("ol.history")).to_contain_text("opa")
     await tab.screenshot("detail")
+    assert len(await bpjs_sim.log("antrean/batal", outcome="ok")) == 1
 
 
-async def test_bulk_retry_with_a_dry_run(tab: Session, tenang: Tenang, standin: Standin,
-                                         http: aiohttp.ClientSession) -> None:
-    await set_mode(http, standin, "reject")
-    ids = [await submit(http, tenang.gateway_url, json.dumps(
-        {"kodebooking": f"KB-BULK-{i}", "noKartu": f"000{i:010d}", "taskid": 1}))
-        for i in range(4)]
+async def test_bulk_retry_with_a_dry_run(tab: Session, tenang: Tenang, simrs: Simrs,
+                                         bpjs_sim: RunningSimulator) -> None:
+    ids = [await cancel_unknown_booking(simrs, f"KB-BULK-{i}") for i in range(4)]
     await wait_status(tenang, ids, Status.FAILED)
-    await set_mode(http, standin, "up")
-    for i in range(3):  # a few that go through, for a realistic log
-        await submit(http, tenang.gateway_url, json.dumps({"kodebooking": f"KB-OK-{i}"}))
+    for i in range(4):
+        await simrs.add_at_bpjs(f"KB-BULK-{i}")
+    ok = [await simrs.add(f"KB-OK-{i}") for i in range(3)]  # a few that go through
+    await wait_status(tenang, ok, Status.SUCCEEDED)
 
     page = tab.page
     await tab.login("opa")
@@ -102,6 +107,7 @@ async def test_bulk_retry_with_a_dry_run(tab: Session, tenang: Tenang, standin: 
     await page.goto(f"{tab.base}/requests")
     await expect(page.locator("table.log tbody tr")).to_have_count(7)
     await tab.screenshot("requests")
+    assert len(await bpjs_sim.log("antrean/batal", outcome="ok")) == 4
 
 
 async def test_language_switch_and_logout(tab: Session) -> None:
@@ -122,12 +128,12 @@ async def test_language_switch_and_logout(tab: Session) -> None:
 
 
 async def test_untrusted_bodies_are_text_and_no_dialog_fires(
-        tab: Session, tenang: Tenang, standin: Standin, http: aiohttp.ClientSession) -> None:
-    await set_mode(http, standin, "reject")
-    body = json.dumps({"kodebooking": "KB-XSS", "nama": XSS_SCRIPT, "alamat": XSS_IMG},
-                      ensure_ascii=False)
-    request_id = await submit(http, tenang.gateway_url, body)
-    raw = await submit(http, tenang.gateway_url, XSS_SCRIPT + XSS_IMG)  # not even JSON
+        tab: Session, tenang: Tenang, simrs: Simrs) -> None:
+    # A booking BPJS rejects ("Rujukan tidak valid") with markup in its free-text field,
+    # and a body that is not even JSON (BPJS refuses it too).
+    request_id = await simrs.add("KB-XSS", nomorreferensi="INVALID-XSS",
+                                 keterangan=XSS_SCRIPT + " " + XSS_IMG)
+    raw = await simrs.send("antrean/add", XSS_SCRIPT + XSS_IMG)
     await wait_status(tenang, [request_id, raw], Status.FAILED)
 
     page = tab.page
@@ -137,6 +143,9 @@ async def test_untrusted_bodies_are_text_and_no_dialog_fires(
         await expect(page.locator("#request-body")).to_contain_text(XSS_SCRIPT)
         await expect(page.locator("#request-body")).to_contain_text(XSS_IMG)
         await expect(page.locator("#request-body img")).to_have_count(0)
+        await expect(page.locator("#status")).to_have_text("ditolak")
+    await page.goto(f"{tab.base}/requests/{request_id}")
+    await expect(page.locator("body")).to_contain_text("Rujukan tidak valid")
     await page.goto(f"{tab.base}/requests?q=onerror")
     await expect(page.locator("table.log tbody tr")).to_have_count(2)
     assert tab.dialogs == []

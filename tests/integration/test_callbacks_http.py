@@ -23,9 +23,9 @@ from proxy.callbacks import (
 from proxy.calls import Status, Transition
 from proxy.config import CallbacksConfig, Config
 from proxy.store.callbacks_base import CallbackStatus, callback_store
+from tests.bpjs_support import SECRET_ENV, booking
 from tests.conftest import make_config, wait_until
 from tests.integration.notify_receivers import HttpReceiver, http_receiver
-from tests.integration.test_bpjs import SECRET_ENV, booking
 
 __all__ = ["http_receiver"]  # fixture used below
 

@@ -23,8 +23,8 @@ from proxy.app import Tenang
 from proxy.bpjs.crypto import decrypt_response
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import ConfigError, parse_config
+from tests.bpjs_support import SECRET_ENV, Simrs, booking, bpjs_config, today
 from tests.conftest import admin_headers, wait_until
-from tests.integration.test_bpjs import SECRET_ENV, Simrs, booking, bpjs_config, today
 
 SEP_INSERT = "/vclaim-rest/SEP/2.0/insert"
 

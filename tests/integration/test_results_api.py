@@ -16,8 +16,8 @@ from proxy.app import Tenang
 from proxy.bpjs.crypto import decrypt_response
 from proxy.bpjs.simulator.client import DEFAULT_USER_KEY
 from proxy.bpjs.simulator.harness import RunningSimulator
+from tests.bpjs_support import SECRET_ENV, booking
 from tests.conftest import admin_headers, make_config
-from tests.integration.test_bpjs import SECRET_ENV, booking
 
 RESULTS_TOKEN_ENV = "TENANG_TEST_RESULTS_TOKEN"
 POLI_ROUTE = {"match": "GET ref/poli", "mode": "queue"}
