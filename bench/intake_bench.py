@@ -170,7 +170,8 @@ def measure(url: str, script: Path, args: argparse.Namespace) -> tuple[dict[str,
     return stats, warm["ok"] + stats["ok"]
 
 
-def tenang_config(work: Path, port: int, admin_port: int, upstream_port: int) -> Path:
+def tenang_config(work: Path, port: int, admin_port: int, upstream_port: int,
+                  preset: str = "antrean") -> Path:
     path = work / "tenang.toml"
     path.write_text(f"""\
 [server]
@@ -184,7 +185,7 @@ url = "sqlite:///./tenang.db"
 name = "antrean"
 prefix = "/antreanrs"
 target = "http://127.0.0.1:{upstream_port}/antreanrs"
-preset = "antrean"
+preset = "{preset}"
 timeout_s = 5.0
 """)
     return path

@@ -1,0 +1,89 @@
+"""CPU time per accepted request of Tenang's server process, for one or more checkouts,
+measured in alternating runs on the same machine (throughput drifts here; CPU per
+request is the steadier figure). Each checkout needs its own ``.venv``-free import path:
+it is run as ``python -m proxy serve`` with that checkout as the working directory.
+
+    python bench/cpu_per_request.py /path/to/old-checkout /path/to/new-checkout
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from intake_bench import (
+    ADMIN_TOKEN,
+    BODY_HEAD,
+    BODY_TAIL,
+    LUA,
+    PATH,
+    free_port,
+    stop,
+    tenang_config,
+    wait_http,
+)
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def one_run(checkout: Path, duration_s: int, preset: str) -> float:
+    with tempfile.TemporaryDirectory(prefix="tenang-cpu-") as tmp:
+        work = Path(tmp)
+        script = work / "post.lua"
+        script.write_text(LUA % {"head": BODY_HEAD, "tail": BODY_TAIL})
+        port, admin_port, up_port = (free_port() for _ in range(3))
+        config = tenang_config(work, port, admin_port, up_port, preset)
+        env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN,
+               "PYTHONPATH": str(checkout)}
+        server = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config",
+                                   str(config)], cwd=checkout, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{admin_port}/healthz", server)
+            before = process_cpu_s(server.pid)
+            out = subprocess.run(
+                ["wrk", "-t1", "-c64", f"-d{duration_s}s", "-s", str(script),
+                 f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True,
+                check=True).stdout
+            after = process_cpu_s(server.pid)
+        finally:
+            stop(server)
+        requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+        return (after - before) / requests * 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("checkouts", nargs="+", type=Path)
+    parser.add_argument("--runs", type=int, default=4)
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--preset", default="antrean",
+                        help="upstream preset (generic: no BPJS endpoint rules)")
+    args = parser.parse_args()
+    results: dict[Path, list[float]] = {c: [] for c in args.checkouts}
+    for _ in range(args.runs):
+        for checkout in args.checkouts:
+            results[checkout].append(one_run(checkout.resolve(), args.duration, args.preset))
+            time.sleep(0.5)  # let the previous server's port and files go
+    for checkout, values in results.items():
+        print(f"{checkout}: median {statistics.median(values):.0f} us CPU per request "
+              f"(runs: {', '.join(f'{v:.0f}' for v in values)})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
