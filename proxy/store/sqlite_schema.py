@@ -116,6 +116,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX callbacks_due ON callbacks (status, next_attempt_at);
     """,
+    # v5: the detail page reads a request's history from the audit log and its callbacks
+    # by request id; without these both are full scans of ever-growing tables.
+    """
+    CREATE INDEX audit_log_target ON audit_log (target, id);
+    CREATE INDEX callbacks_request ON callbacks (request_id);
+    """,
 )
 
 
