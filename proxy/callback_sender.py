@@ -95,6 +95,12 @@ class CallbackSender:
         while not self._stopping:
             sent = 0
             try:
+                due = await self.store.next_callback_at()
+                if due is None or due > self.clock():
+                    # A read, not a claim: an idle Tenang must not commit (fsync) a write
+                    # transaction every poll just to find nothing to send.
+                    await self._idle(await self._until_due())
+                    continue
                 sent = await self.run_once()
                 if sent < self.settings.batch:  # nothing more is due right now
                     await self._idle(await self._until_due())
