@@ -16,18 +16,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-from proxy.bpjs.presets import (
-    ACK_BPJS_OK,
-    ACK_STYLES,
-    EXPIRY_RULES,
-    Mode,
-    Override,
-    builtin,
-    parse_match,
-    sample_path,
-)
+from proxy.bpjs.presets import Override
 from proxy.config_ops import MaintenanceConfig, MetricsConfig, NotifyConfig
 from proxy.config_ops import problems as ops_problems
+from proxy.config_routes import RouteConfig, route_override, route_problems
 from proxy.policies.retry import RetryPolicy
 
 PRESETS = ("vclaim", "antrean", "aplicare", "icare", "generic")
@@ -129,43 +121,6 @@ class BreakerPolicy:
 class RatePolicy:
     per_second: float = 20.0
     max_concurrency: int = 4
-
-
-@dataclass(frozen=True, slots=True)
-class RouteConfig:
-    """Overrides the preset for requests matching ``match`` ("POST antrean/add");
-    empty values keep the preset's."""
-
-    match: str
-    name: str = ""
-    mode: str = ""
-    encrypted: str = ""  # "yes" / "no"
-    ordering_key: str = ""  # comma-separated body fields, e.g. "kodebooking"
-    dedup_key: str = ""
-    expires: str = ""  # "end-of-service-day"
-    deadline_ms: int = 0  # deadline mode: how long the SIMRS waits for the live answer
-    ack: str = ""  # "accepted" (HTTP 202) or "bpjs-ok" (what BPJS answers a data-less write)
-    cache_ttl_s: float = 0.0  # passthrough reads: serve the last good answer this long
-    coalesce_key: str = ""  # comma-separated body fields: pending updates collapse to newest
-
-
-def _fields(text: str) -> tuple[str, ...] | None:
-    if not text:
-        return None
-    return tuple(f.strip() for f in text.split(",") if f.strip())
-
-
-def route_override(route: RouteConfig) -> Override:
-    method, pattern = parse_match(route.match)
-    return Override(
-        method=method, pattern=pattern, name=route.name,
-        mode=Mode(route.mode) if route.mode else None,
-        encrypted={"yes": True, "no": False}.get(route.encrypted),
-        ordering_key=_fields(route.ordering_key), dedup_key=_fields(route.dedup_key),
-        expires=route.expires or None, deadline_ms=route.deadline_ms or None,
-        ack=route.ack or None, cache_ttl_s=route.cache_ttl_s or None,
-        coalesce_key=_fields(route.coalesce_key),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,9 +272,8 @@ def _validate_upstream(up: UpstreamConfig, key: str) -> None:
     _check(up.breaker.reset_timeout_s > 0, f"{key}.breaker.reset_timeout_s", "must be > 0")
     _check(up.rate.per_second > 0, f"{key}.rate.per_second", "must be > 0")
     _check(up.rate.max_concurrency >= 1, f"{key}.rate.max_concurrency", "must be >= 1")
-    for i, route in enumerate(up.routes):
-        _validate_route(route, f"{key}.routes[{i}]")
-    _validate_ack(up, key)
+    for sub, message in route_problems(up.preset, up.routes, key):
+        raise ConfigError(f"{sub}: {message}")
     _check(up.max_pending >= 0, f"{key}.max_pending", "must be >= 0 (0: no cap)")
     _check(up.dedup_window_s >= 0, f"{key}.dedup_window_s", "must be >= 0")
     _check(200 <= up.fail_status <= 599, f"{key}.fail_status", "must be an HTTP status")
@@ -327,35 +281,6 @@ def _validate_upstream(up: UpstreamConfig, key: str) -> None:
         cb = urlsplit(up.callback_url)
         _check(cb.scheme in ("http", "https") and bool(cb.netloc), f"{key}.callback_url",
                "must be an absolute http(s) URL")
-
-
-def _validate_route(route: RouteConfig, key: str) -> None:
-    method, pattern = parse_match(route.match)
-    _check(bool(pattern) and (method.isalpha() or method == "*"), f"{key}.match",
-           'expected "METHOD path/pattern" or "path/pattern", e.g. "POST antrean/add"')
-    modes = [m.value for m in Mode]
-    _check(route.mode in ("", *modes), f"{key}.mode", f"must be one of {', '.join(modes)}")
-    _check(route.encrypted in ("", "yes", "no"), f"{key}.encrypted", 'must be "yes" or "no"')
-    _check(route.expires in EXPIRY_RULES, f"{key}.expires",
-           f"must be one of {', '.join(repr(e) for e in EXPIRY_RULES)}")
-    _check(route.ack in ("", *ACK_STYLES), f"{key}.ack",
-           f"must be one of {', '.join(repr(a) for a in ACK_STYLES)}")
-    _check(route.deadline_ms >= 0, f"{key}.deadline_ms", "must be >= 0")
-    _check(route.cache_ttl_s >= 0, f"{key}.cache_ttl_s", "must be >= 0")
-
-
-def _validate_ack(up: UpstreamConfig, key: str) -> None:
-    """"bpjs-ok" pretends BPJS already answered: only honest where that answer carries no
-    data and the request is queued (the SIMRS never waits for the real one)."""
-    for i, route in enumerate(up.routes):
-        if route.ack != ACK_BPJS_OK:
-            continue
-        method, pattern = parse_match(route.match)
-        rule = route_override(route).apply(
-            builtin(up.preset, "POST" if method == "*" else method, sample_path(pattern)))
-        _check(rule.data_less and rule.mode is Mode.QUEUE, f"{key}.routes[{i}].ack",
-               '"bpjs-ok" is only allowed on queued routes whose BPJS success answer '
-               f"carries no data ({rule.name} does)")
 
 
 def _validate_admin(admin: AdminConfig) -> None:

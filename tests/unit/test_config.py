@@ -449,3 +449,25 @@ def test_check_config_rejects_a_broken_file_naming_the_key(tmp_path: Path) -> No
     result = run_check_config(path)
     assert result.returncode == 2
     assert "upstreams[0].retry.max_atempts" in result.stderr
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("match", ""), ("match", "P0ST! antrean/add"), ("mode", "later"),
+    ("encrypted", "maybe"), ("expires", "tomorrow"), ("ack", "ok"),
+])
+def test_bad_route_values_are_named(field: str, value: str) -> None:
+    raw = minimal()
+    route = {"match": "POST antrean/add", field: value}
+    raw["upstreams"][0]["routes"] = [route]
+    with fails_naming(f"upstreams[0].routes[0].{field}"):
+        parse_config(raw, Path("."), {})
+
+
+def test_a_route_overrides_the_preset_it_matches() -> None:
+    raw = minimal()
+    raw["upstreams"][0]["routes"] = [{"match": "POST antrean/updatewaktu", "mode": "deadline",
+                                      "deadline_ms": 1500, "ordering_key": "a, b"}]
+    up = parse_config(raw, Path("."), {}).upstreams[0]
+    [override] = up.overrides
+    assert (override.method, override.pattern, override.deadline_ms, override.ordering_key) \
+        == ("POST", "antrean/updatewaktu", 1500, ("a", "b"))
