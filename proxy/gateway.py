@@ -21,6 +21,7 @@ from proxy.backpressure import Backpressure
 from proxy.bpjs.keys import Body, key_of
 from proxy.bpjs.presets import ACK_BPJS_OK, END_OF_SERVICE_DAY, Endpoint, Mode, resolve
 from proxy.bpjs.service_day import end_of_service_day
+from proxy.calls import Status
 from proxy.config import Config, UpstreamConfig
 from proxy.dedup import dedup_key, still_matches
 from proxy.delivery import LiveResult
@@ -205,7 +206,7 @@ async def _wait_live(answer: asyncio.Future[LiveResult], deadline_s: float) -> L
         result = await asyncio.wait_for(asyncio.shield(answer), deadline_s)
     except TimeoutError:
         return None
-    settled = result.status is not None and result.status.value in ("succeeded", "failed")
+    settled = result.status in (Status.SUCCEEDED, Status.FAILED)
     if result.reply is None or not settled:
         return None
     reply = result.reply
