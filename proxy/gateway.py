@@ -38,6 +38,7 @@ log = logging.getLogger("tenang.gateway")
 
 REQUEST_ID_HEADER = "X-Tenang-Request-Id"
 DUPLICATE_HEADER = "X-Tenang-Duplicate-Of"
+MAX_REMEMBERED_RULES = 4096
 STORE_REFUSED = "Tenang tidak dapat menyimpan permintaan / request not stored: {}. " \
                 "Kirim ulang / please retry."
 
@@ -62,6 +63,18 @@ class Gateway:
         self.routes = [(u.prefix.lower(), Route(u, queued(u.preset), bpjs_ok(u.preset)))
                        for u in config.upstreams]
         self.results_base = "/_tenang/requests/"
+        self._rules: dict[tuple[str, str, str], Endpoint] = {}
+
+    def _rule(self, up: UpstreamConfig, method: str, path: str) -> Endpoint:
+        """The endpoint rule, remembered per (upstream, method, path): writes hit a handful
+        of fixed paths, and matching the preset table is the costlier part."""
+        key = (up.name, method, path.lower())
+        rule = self._rules.get(key)
+        if rule is None:
+            if len(self._rules) >= MAX_REMEMBERED_RULES:
+                self._rules.clear()  # reads with ids in the path must not grow it forever
+            rule = self._rules[key] = resolve(up.preset, up.overrides, method, path)
+        return rule
 
     def match(self, path: str) -> Route | None:
         lowered = path.lower()
@@ -101,7 +114,7 @@ class Gateway:
         except web.HTTPRequestEntityTooLarge:
             return too_large(up.preset, limit)
         path = request.raw_path.split("?", 1)[0]
-        rule = resolve(up.preset, up.overrides, request.method, path[len(up.prefix):])
+        rule = self._rule(up, request.method, path[len(up.prefix):])
         if rule.mode is Mode.PASSTHROUGH and self.passthrough is not None:
             return await self.passthrough.handle(request, up, rule, path, body)
         refusal = await self.backpressure.refusal(up)

@@ -13,6 +13,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
@@ -113,6 +114,7 @@ class Metrics:
         r = self.registry
         self._accepted = Counter("tenang_requests_accepted", "Requests stored and answered "
                                  "202", ["upstream", "endpoint"], registry=r)
+        self._accepted_children: dict[tuple[str, str], Any] = {}
         self._intake = Histogram("tenang_intake_duration_seconds", "Intake time from request "
                                  "to committed row", buckets=INTAKE_BUCKETS, registry=r)
         self._deliveries = Counter("tenang_deliveries", "Delivery attempts by verdict",
@@ -150,7 +152,13 @@ class Metrics:
     # --- the observer seam (intake, relay, breakers) -----------------------------------
 
     def accepted(self, upstream: str, endpoint: str | None, seconds: float) -> None:
-        self._accepted.labels(upstream, endpoint or NO_ENDPOINT).inc()
+        # Called for every accepted request: the labelled child is looked up once (labels()
+        # builds and validates a key each call), not per request.
+        key = (upstream, endpoint or NO_ENDPOINT)
+        child = self._accepted_children.get(key)
+        if child is None:
+            child = self._accepted_children[key] = self._accepted.labels(*key)
+        child.inc()
         self._intake.observe(seconds)
 
     def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:

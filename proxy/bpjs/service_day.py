@@ -11,7 +11,17 @@ from datetime import datetime, timedelta, timezone
 WIB = timezone(timedelta(hours=7), "WIB")
 
 
+_DAY_S = 86_400.0
+_last_day = (0.0, 0.0)  # (start, end) of the last day computed: intake asks per request
+
+
 def end_of_service_day(ts: float) -> float:
     """The first instant of the WIB day after the one containing ``ts``."""
+    global _last_day
+    start, end = _last_day
+    if start <= ts < end:
+        return end
     day = datetime.fromtimestamp(ts, WIB).date()
-    return datetime.combine(day + timedelta(days=1), datetime.min.time(), WIB).timestamp()
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), WIB).timestamp()
+    _last_day = (end - _DAY_S, end)
+    return end
