@@ -69,11 +69,13 @@ class Lane:
         now = self.clock()
         # Housekeeping once per poll interval, not per claim: both scan more than a
         # claim does (expired leases; requests to hold behind, or release from, a stuck one).
-        refresh_holds = False
         if now >= self._next_takeover:
             self._next_takeover = now + self.relay_cfg.poll_interval_s
             await self._take_over_expired(now)
-            refresh_holds = self.ordered
+            if self.ordered:
+                for held in await self.d.store.refresh_holds(self.up.name, now):
+                    self.d.observer.finished(self.up.name, held.id, held.status,
+                                             held.reason or "")
         capacity = self.up.rate.max_concurrency - len(self.in_flight)
         if capacity <= 0:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
@@ -89,7 +91,7 @@ class Lane:
             await self._idle(self.bucket.wait_s())
             return 0
         claimed = await self.d.store.claim_due(self.up.name, now, want, self.d.owner,
-                                               now + self.lease_s, ordered=refresh_holds)
+                                               now + self.lease_s)
         self.bucket.give_back(want - len(claimed))
         if not claimed:
             self.d.breaker.cancel(permit)

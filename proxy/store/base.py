@@ -183,16 +183,18 @@ class Store(Protocol):
 
     async def claim_due(
         self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
-        *, ordered: bool = False,
     ) -> list[StoredRequest]:
         """Lease up to ``limit`` due requests of ``upstream`` (oldest first) as in_flight.
 
         A request is never claimed while an earlier one with the same ordering key is
-        pending, in flight, failed, dead or held. With ``ordered`` (the upstream has
-        ordering keys), pending requests behind a failed/dead/held one first become
-        held (``calls.HELD_BEHIND`` + which one), and held ones with nothing stuck
-        before them any more return to pending, in the same transaction.
+        pending, in flight, failed, dead or held.
         """
+
+    async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:
+        """Pending requests behind a failed/dead/held one with the same ordering key
+        become held (reason ``calls.HELD_BEHIND`` + which one); held ones with nothing
+        stuck before them any more return to pending; one transaction. Returns the newly
+        held, so they can be reported."""
 
     async def complete_attempt(
         self, request_id: str, owner: str, attempt: AttemptRecord | None, transition: Transition,

@@ -98,11 +98,8 @@ class MemoryStore(MemoryMaintenanceMixin, MemoryAdminMixin, MemoryCallbacksMixin
 
     async def claim_due(
         self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
-        *, ordered: bool = False,
     ) -> list[StoredRequest]:
         self._live()
-        if ordered:
-            self._refresh_holds(upstream, now)
         due = sorted(
             (r for r in self._rows.values()
              if r.upstream == upstream and r.status is Status.PENDING
@@ -120,7 +117,9 @@ class MemoryStore(MemoryMaintenanceMixin, MemoryAdminMixin, MemoryCallbacksMixin
                     if p.ordering_key == row.ordering_key and p.id < row.id
                     and p.status in statuses), key=lambda p: p.id, default=None)
 
-    def _refresh_holds(self, upstream: str, now: float) -> None:
+    async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:
+        self._live()
+        held: list[StoredRequest] = []
         mine = sorted((r for r in self._rows.values() if r.upstream == upstream),
                       key=lambda r: r.id)
         for row in mine:
@@ -137,6 +136,8 @@ class MemoryStore(MemoryMaintenanceMixin, MemoryAdminMixin, MemoryCallbacksMixin
                 self._rows[row.id] = dataclasses.replace(
                     current, status=Status.HELD, held_by=stuck.id, updated_at=now,
                     reason=f"{HELD_BEHIND}{stuck.status.value} ({stuck.id})")
+                held.append(self._rows[row.id])
+        return held
 
     async def take_over_expired(
         self, upstream: str, now: float, owner: str, lease_until: float

@@ -103,7 +103,7 @@ _HOLD = (
     # Driven from the few stuck requests (status index), not from the whole backlog.
     "  SELECT s.ordering_key FROM requests s WHERE s.status IN ('failed','dead','held') "
     "  AND s.upstream=? AND s.ordering_key IS NOT NULL) "
-    f"AND EXISTS ({_earlier(_STUCK).format(cols='1')})")
+    f"AND EXISTS ({_earlier(_STUCK).format(cols='1')}) RETURNING {COLUMNS}")
 _RELEASE = (
     "UPDATE requests SET status='pending', held_by=NULL, next_attempt_at=?, updated_at=?, "
     "reason=? WHERE upstream=? AND status='held' AND held_by IS NOT NULL "
@@ -233,17 +233,19 @@ class SqliteStore(SqliteMaintenanceMixin, SqliteAdminMixin, SqliteCallbacksMixin
 
     async def claim_due(
         self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
-        *, ordered: bool = False,
     ) -> list[StoredRequest]:
-        def op(c: sqlite3.Connection) -> list[Any]:
-            if ordered:
-                c.execute(_RELEASE, (now, now, RELEASED, upstream))
-                c.execute(_HOLD, (now, HELD_BEHIND, upstream, upstream))
-            return c.execute(_CLAIM, (owner, lease_until, now, upstream, now, limit)).fetchall()
-
-        rows = await self._write(op)
+        rows = await self._write(lambda c: c.execute(
+            _CLAIM, (owner, lease_until, now, upstream, now, limit)).fetchall())
         claimed = (row_to_request(r) for r in rows)
         return sorted(claimed, key=lambda r: (r.next_attempt_at or 0, r.id))
+
+    async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:
+        def op(c: sqlite3.Connection) -> list[Any]:
+            c.execute(_RELEASE, (now, now, RELEASED, upstream))
+            return c.execute(_HOLD, (now, HELD_BEHIND, upstream, upstream)).fetchall()
+
+        held = (row_to_request(r) for r in await self._write(op))
+        return sorted(held, key=lambda r: r.id)
 
     async def take_over_expired(
         self, upstream: str, now: float, owner: str, lease_until: float

@@ -11,7 +11,9 @@ KEY = f"{UP}:kodebooking=KB1"
 
 
 async def claim(store: Store, now: float = T0 + 100, limit: int = 10) -> list[str]:
-    return ids(await store.claim_due(UP, now, limit, OWNER, now + 60, ordered=True))
+    """What a lane of an ordered upstream does: refresh the holds, then claim."""
+    await store.refresh_holds(UP, now)
+    return ids(await store.claim_due(UP, now, limit, OWNER, now + 60))
 
 
 async def finish(store: Store, request_id: str, status: Status, number: int = 1) -> None:
@@ -47,6 +49,10 @@ async def test_later_requests_are_held_behind_a_failed_one_with_the_reason(
     unrelated = (await put(store, req(4, ordering_key=f"{UP}:kodebooking=KB2")))[0]
     assert await claim(store) == [first.id, unrelated.id]
     await finish(store, first.id, Status.FAILED)
+    newly_held = await store.refresh_holds(UP, T0 + 100)
+    assert ids(newly_held) == [second.id, third.id]
+    assert all(r.status is Status.HELD for r in newly_held)
+    assert await store.refresh_holds(UP, T0 + 101) == []  # reported once
     assert await claim(store) == []
     for later in (second, third):
         row = await store.get(later.id)
@@ -94,8 +100,7 @@ async def test_requests_without_a_key_are_never_held(store: Store) -> None:
     assert await claim(store) == [first.id, second.id]
 
 
-async def test_unordered_claims_skip_the_hold_refresh_but_still_keep_order(
-        store: Store) -> None:
+async def test_claims_alone_keep_order_without_holding_anything(store: Store) -> None:
     first, second = await put(store, req(1, ordering_key=KEY), req(2, ordering_key=KEY))
     got = ids(await store.claim_due(UP, T0 + 100, 10, OWNER, T0 + 160))
     assert got == [first.id]

@@ -141,12 +141,11 @@ class FlakyClaimStore(MemoryStore):
         self.failures_left = 1
 
     async def claim_due(self, upstream: str, now: float, limit: int, owner: str,
-                        lease_until: float, *, ordered: bool = False) -> list[StoredRequest]:
+                        lease_until: float) -> list[StoredRequest]:
         if self.failures_left:
             self.failures_left -= 1
             raise RuntimeError("unexpected bug")
-        return await super().claim_due(upstream, now, limit, owner, lease_until,
-                                       ordered=ordered)
+        return await super().claim_due(upstream, now, limit, owner, lease_until)
 
 
 async def test_lane_survives_an_unexpected_error(
@@ -262,3 +261,42 @@ async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_not_sent(
     assert row is not None and row.status is Status.HELD
     assert row.reason is not None and "a person must decide" in row.reason
     assert standin.state.log == []
+
+
+class Recorder:
+    """An observer that remembers what the relay reported."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[str, Status, str]] = []  # (request id, status, reason)
+
+    def accepted(self, upstream: str, endpoint: str | None, seconds: float) -> None:
+        return None
+
+    def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:
+        return None
+
+    def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
+        self.outcomes.append((request_id, status, reason))
+
+
+async def test_requests_held_behind_a_failed_one_are_reported_like_any_outcome(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store, seen = FakeClock(T0), MemoryStore(), Recorder()
+    cfg = config_for(tmp_path, standin)
+    relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w",
+                  observer=seen)
+    standin.state.mode = "reject"
+    ids = []
+    for n in (1, 2):
+        rid = new_request_id(T0 + n)
+        await store.enqueue(NewRequest(
+            id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/updatewaktu",
+            query="", headers=(), body=b'{"kodebooking": "KB1"}', received_at=T0 + n,
+            ordering_key="antrean:kodebooking=KB1"))
+        ids.append(rid)
+    clock.now = T0 + 5
+    await relay.drain()
+    clock.now = T0 + 10  # the next housekeeping tick holds the later one
+    await relay.drain()
+    held = [(rid, reason) for rid, status, reason in seen.outcomes if status is Status.HELD]
+    assert held == [(ids[1], f"{calls.HELD_BEHIND}failed ({ids[0]})")]
