@@ -30,6 +30,7 @@ from proxy.headers import kept_headers, live_headers
 from proxy.ids import new_request_id
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.passthrough import Passthrough
+from proxy.policies.breaker import Permit
 from proxy.relay import Relay
 from proxy.results_api import add_results_route
 from proxy.store.base import DuplicateKey, NewRequest, Store, StoredRequest, StoreError
@@ -121,33 +122,39 @@ class Gateway:
         if refusal is not None:
             return refuse(up.preset, 503, STORE_REFUSED.format(refusal))
         call = self._new_request(request, up, rule, path, body)
-        live = rule.mode is Mode.DEADLINE and self.relay is not None
-        permit = self.relay.try_live(up.name) if live and self.relay is not None else None
+        # Deadline mode sends live while the SIMRS waits, if the breaker allows a send now.
+        permit = self.relay.try_live(up.name) if (
+            rule.mode is Mode.DEADLINE and self.relay is not None) else None
         if permit is not None and self.relay is not None:
             call = dataclasses.replace(call, lease_owner=self.relay.owner,
                                        lease_expires_at=self.relay.lease_until(
                                            up.name, call.received_at))
         try:
-            original = await self._store(call)
+            original = await self._store(call, up)
         except StoreError as exc:
-            if permit is not None and self.relay is not None:
-                self.relay.lanes[up.name].d.breaker.cancel(permit)
+            self._unused(up, permit)
             log.error("intake refused, store error: %s", exc, extra={"upstream": up.name})
             return refuse(up.preset, 503, STORE_REFUSED.format(exc.reason))
         if original is not None:
-            if permit is not None and self.relay is not None:
-                self.relay.lanes[up.name].d.breaker.cancel(permit)
+            self._unused(up, permit)
             return self._duplicate(route, rule, original)
         self.backpressure.accepted(up.name)
         self.observer.accepted(up.name, call.endpoint, time.perf_counter() - started)
-        if permit is not None and self.relay is not None:
-            answer = self.relay.send_live(call.as_stored(), permit, live_headers(request))
-            live_reply = await _wait_live(answer, rule.deadline_ms / 1000)
-            if live_reply is not None:
-                return live_reply.with_id(call.id)
-        elif self.relay is not None:
+        if self.relay is None:
+            return self._accepted(route, rule, call.id)
+        if permit is None:
             self.relay.wake(up.name)
-        return self._accepted(route, rule, call.id)
+            return self._accepted(route, rule, call.id)
+        answer = self.relay.send_live(call.as_stored(), permit, live_headers(request))
+        live_reply = await _wait_live(answer, rule.deadline_ms / 1000)
+        if live_reply is None:
+            return self._accepted(route, rule, call.id)
+        return live_reply.with_id(call.id)
+
+    def _unused(self, up: UpstreamConfig, permit: Permit | None) -> None:
+        """A live-send permit that will not be used goes back to the breaker."""
+        if permit is not None and self.relay is not None:
+            self.relay.cancel_live(up.name, permit)
 
     def _new_request(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
                      path: str, body: bytes) -> NewRequest:
@@ -166,16 +173,16 @@ class Gateway:
             coalesce_key=None if coalesce is None else f"{up.name}:{path.lower()}:{coalesce}",
         )
 
-    async def _store(self, call: NewRequest) -> StoredRequest | None:
+    async def _store(self, call: NewRequest, up: UpstreamConfig) -> StoredRequest | None:
         """Commit ``call``; if it resubmits one still in play, return that one instead."""
         try:
             await self.store.enqueue(call)
             return None
         except DuplicateKey:
-            assert call.dedup_key is not None
-        upstream = next(r.upstream for _, r in self.routes if r.upstream.name == call.upstream)
+            if call.dedup_key is None:
+                raise
         original = await self.store.find_by_dedup_key(call.dedup_key)
-        if original is not None and still_matches(original, upstream.dedup_window_s,
+        if original is not None and still_matches(original, up.dedup_window_s,
                                                   call.received_at):
             return original
         if original is not None:

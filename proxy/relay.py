@@ -163,6 +163,10 @@ class Relay:
         """Breaker permission for a send made while the SIMRS waits (deadline mode)."""
         return self.lanes[upstream].d.breaker.try_acquire()
 
+    def cancel_live(self, upstream: str, permit: Permit) -> None:
+        """A permit from ``try_live`` that was not used (the request was not stored)."""
+        self.lanes[upstream].d.breaker.cancel(permit)
+
     def lease_until(self, upstream: str, now: float) -> float:
         return now + self.lanes[upstream].lease_s
 

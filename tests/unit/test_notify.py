@@ -38,10 +38,10 @@ def dead(notifier: Notifier, n: int) -> None:
         notifier.request_finished("antrean", f"r{i}", Status.DEAD, "retry limit")
 
 
-async def test_transient_failures_are_retried_until_sent() -> None:
-    channel = FakeChannel(failures=[SendError("boom"), SendError("again")])
+async def notify_one_dead(*channels: FakeChannel) -> list[tuple[str, str]]:
+    """One dead request through a started notifier; returns (channel, result) pairs."""
     results: list[tuple[str, str]] = []
-    n = Notifier(FAST, [channel], clock=FakeClock(T0),
+    n = Notifier(FAST, list(channels), clock=FakeClock(T0),
                  on_result=lambda c, r: results.append((c, r)))
     n.start(periodic=False)
     try:
@@ -49,6 +49,12 @@ async def test_transient_failures_are_retried_until_sent() -> None:
         await n.flush()
     finally:
         await n.stop()
+    return results
+
+
+async def test_transient_failures_are_retried_until_sent() -> None:
+    channel = FakeChannel(failures=[SendError("boom"), SendError("again")])
+    results = await notify_one_dead(channel)
     assert channel.tries == 3
     assert len(channel.sent) == 1
     assert results == [("fake", "sent")]
@@ -57,15 +63,7 @@ async def test_transient_failures_are_retried_until_sent() -> None:
 async def test_permanent_failure_is_not_retried_and_others_still_get_it() -> None:
     bad = FakeChannel("bad", failures=[SendError("HTTP 400", permanent=True)])
     good = FakeChannel("good")
-    results: list[tuple[str, str]] = []
-    n = Notifier(FAST, [bad, good], clock=FakeClock(T0),
-                 on_result=lambda c, r: results.append((c, r)))
-    n.start(periodic=False)
-    try:
-        dead(n, 1)
-        await n.flush()
-    finally:
-        await n.stop()
+    results = await notify_one_dead(bad, good)
     assert bad.tries == 1
     assert len(good.sent) == 1
     assert sorted(results) == [("bad", "failed"), ("good", "sent")]
@@ -73,13 +71,8 @@ async def test_permanent_failure_is_not_retried_and_others_still_get_it() -> Non
 
 async def test_gives_up_after_retry_attempts() -> None:
     channel = FakeChannel(failures=[SendError(str(i)) for i in range(10)])
-    n = Notifier(FAST, [channel], clock=FakeClock(T0))
-    n.start(periodic=False)
-    try:
-        dead(n, 1)
-        await n.flush()
-    finally:
-        await n.stop()
+    results = await notify_one_dead(channel)
+    assert results == [("fake", "failed")]
     assert channel.tries == 3
     assert channel.sent == []
 
