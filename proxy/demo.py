@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import json
 import secrets
+import signal
 import time
 from datetime import datetime
 from pathlib import Path
@@ -160,14 +161,17 @@ Tenang demo is running (Ctrl-C to stop).
   config and data  : {workdir}
 """, flush=True)
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if duration_s is not None:
+        loop.call_later(duration_s, stop.set)
     tasks = [asyncio.create_task(_simrs(tenang.gateway_url, sim, stop)),
              asyncio.create_task(_outages(sim, fail_rate, stop)),
              asyncio.create_task(_report(tenang, token, stop))]
     try:
-        if duration_s is None:
-            await asyncio.Event().wait()
-        else:
-            await asyncio.sleep(duration_s)  # the demo's own run time, not synchronisation
+        await stop.wait()
+        print("TENANG  stopping (finishing in-flight deliveries)", flush=True)
     finally:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
