@@ -126,7 +126,10 @@ class Deliverer:
             reason = f"max age reached ({self.upstream.retry.max_age_s:g} s) before delivery"
             return Transition(calls.Status.DEAD, reason)
         if request.coalesce_key is not None:
-            newest = await self.store.supersede(request.coalesce_key, SUPERSEDED, now)
+            newest = await self.store.supersede(
+                request.coalesce_key, SUPERSEDED, now,
+                callbacks=lambda cancelled, transition: callback_for(
+                    self.upstream, cancelled, transition, None, now))
             if newest is not None and newest != request.id:
                 return Transition(calls.Status.CANCELLED, SUPERSEDED + newest)
         return None

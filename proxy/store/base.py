@@ -6,7 +6,7 @@ exception escapes a backend: everything is wrapped in ``StoreError`` subclasses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -135,6 +135,10 @@ class NewCallback:
     payload: bytes
 
 
+# Builds the callback of a transition the store makes itself (e.g. superseding).
+CallbackBuilder = Callable[["StoredRequest", Transition], NewCallback | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     items: Sequence[StoredRequest]
@@ -174,9 +178,11 @@ class Store(Protocol):
     async def clear_dedup_key(self, request_id: str) -> None:
         """Free the request's dedup key (it is too old, or final and not to be matched)."""
 
-    async def supersede(self, coalesce_key: str, reason: str, now: float) -> str | None:
+    async def supersede(self, coalesce_key: str, reason: str, now: float,
+                        callbacks: CallbackBuilder | None = None) -> str | None:
         """Cancel every pending request with ``coalesce_key`` older than the newest
-        pending or in-flight one (``reason`` + its id); return that newest id."""
+        pending or in-flight one (``reason`` + its id); return that newest id. Each
+        cancel queues the callback ``callbacks`` builds for it, in the same transaction."""
 
     async def count_queued(self, upstream: str) -> int:
         """Requests of ``upstream`` waiting for delivery (pending, in flight, held)."""

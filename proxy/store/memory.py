@@ -7,6 +7,7 @@ import dataclasses
 from proxy.calls import HELD_BEHIND, RELEASED, Status, Transition
 from proxy.store.base import (
     AttemptRecord,
+    CallbackBuilder,
     Conflict,
     DuplicateKey,
     NewCallback,
@@ -67,18 +68,23 @@ class MemoryStore(MemoryMaintenanceMixin, MemoryAdminMixin, MemoryCallbacksMixin
         if request_id in self._rows:
             self._rows[request_id] = dataclasses.replace(self._rows[request_id], dedup_key=None)
 
-    async def supersede(self, coalesce_key: str, reason: str, now: float) -> str | None:
+    async def supersede(self, coalesce_key: str, reason: str, now: float,
+                        callbacks: CallbackBuilder | None = None) -> str | None:
         self._live()
         live = [r for r in self._rows.values() if r.coalesce_key == coalesce_key
                 and r.status in (Status.PENDING, Status.IN_FLIGHT)]
         if not live:
             return None
         newest = max(r.id for r in live)
+        transition = Transition(Status.CANCELLED, reason + newest)
         for r in live:
             if r.status is Status.PENDING and r.id < newest:
                 self._rows[r.id] = dataclasses.replace(
-                    r, status=Status.CANCELLED, reason=reason + newest, updated_at=now,
+                    r, status=Status.CANCELLED, reason=transition.reason, updated_at=now,
                     next_attempt_at=None)
+                callback = None if callbacks is None else callbacks(r, transition)
+                if callback is not None:
+                    self._queue_callback(r.id, callback, now)
         return newest
 
     async def count_queued(self, upstream: str) -> int:

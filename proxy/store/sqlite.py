@@ -19,6 +19,7 @@ import aiosqlite
 from proxy.calls import HELD_BEHIND, RELEASED, Status, Transition, Verdict
 from proxy.store.base import (
     AttemptRecord,
+    CallbackBuilder,
     Conflict,
     Headers,
     NewCallback,
@@ -210,17 +211,26 @@ class SqliteStore(SqliteMaintenanceMixin, SqliteAdminMixin, SqliteCallbacksMixin
         await self._write(lambda c: c.execute(
             "UPDATE requests SET dedup_key=NULL WHERE id=?", (request_id,)))
 
-    async def supersede(self, coalesce_key: str, reason: str, now: float) -> str | None:
+    async def supersede(self, coalesce_key: str, reason: str, now: float,
+                        callbacks: CallbackBuilder | None = None) -> str | None:
         def op(c: sqlite3.Connection) -> str | None:
             row = c.execute(
                 "SELECT MAX(id) FROM requests WHERE coalesce_key=? "
                 "AND status IN ('pending','in_flight')", (coalesce_key,)).fetchone()
             newest: str | None = row[0] if row else None
-            if newest is not None:
-                c.execute(
-                    "UPDATE requests SET status='cancelled', reason=?, updated_at=?, "
-                    "next_attempt_at=NULL WHERE coalesce_key=? AND status='pending' AND id<?",
-                    (reason + newest, now, coalesce_key, newest))
+            if newest is None:
+                return None
+            transition = Transition(Status.CANCELLED, reason + newest)
+            cancelled = c.execute(
+                "UPDATE requests SET status='cancelled', reason=?, updated_at=?, "
+                "next_attempt_at=NULL WHERE coalesce_key=? AND status='pending' AND id<? "
+                f"RETURNING {COLUMNS}",
+                (transition.reason, now, coalesce_key, newest)).fetchall()
+            for r in cancelled:
+                callback = None if callbacks is None else callbacks(row_to_request(r),
+                                                                    transition)
+                if callback is not None:
+                    _queue_callback(c, r[0], callback, now)
             return newest
 
         return await self._write(op)

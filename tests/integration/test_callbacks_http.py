@@ -1,5 +1,6 @@
 """Outcome callbacks over real HTTP: a loopback receiver that fails the first two POSTs
-gets the callback once, signed, after Tenang's retries."""
+gets the callback once, signed, after Tenang's retries; bed updates superseded by a newer
+one are called back as cancelled, like any other final state."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from proxy.callbacks import (
 from proxy.calls import Status, Transition
 from proxy.config import CallbacksConfig, Config
 from proxy.store.callbacks_base import CallbackStatus, callback_store
-from tests.bpjs_support import SECRET_ENV, booking
+from tests.bpjs_support import SECRET_ENV, Simrs, booking
 from tests.conftest import make_config, wait_until
 from tests.integration.notify_receivers import HttpReceiver, http_receiver
 
@@ -34,9 +35,10 @@ FAST = CallbacksConfig(max_attempts=5, initial_delay_s=0.05, max_delay_s=0.1, ti
                        poll_interval_s=0.02, batch=4)
 
 
-def config(tmp_path: Path, sim: RunningSimulator, receiver: HttpReceiver) -> Config:
-    cfg = make_config(tmp_path, sim.url, name="antrean", prefix="/antreanrs",
-                      target=sim.url + "/antreanrs", preset="antrean", cons_id=sim.cons_id,
+def config(tmp_path: Path, sim: RunningSimulator, receiver: HttpReceiver,
+           service: str = "antrean", prefix: str = "/antreanrs") -> Config:
+    cfg = make_config(tmp_path, sim.url, name=service, prefix=prefix,
+                      target=sim.url + prefix, preset=service, cons_id=sim.cons_id,
                       secret_env=SECRET_ENV, callback_url=receiver.url + "/tenang/outcome",
                       callback_secret_env="TENANG_TEST_CALLBACK_SECRET",
                       env={SECRET_ENV: sim.secret,
@@ -115,3 +117,30 @@ async def test_relay_success_is_called_back_with_the_bpjs_answer(
     doc = check_arrived_once(http_receiver, request_id, tries=2)
     assert (doc["status"], doc["attempts"], doc["endpoint"]) == ("succeeded", 1, "antrean.add")
     assert doc["result"]["metadata"]["code"] == 200
+
+
+async def test_superseded_bed_updates_are_called_back_as_cancelled(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession, http_receiver: HttpReceiver) -> None:
+    await bpjs_sim.set_mode("down", aplicare_autocreate=True)
+    tenang: Tenang = await start_tenang(
+        config(tmp_path, bpjs_sim, http_receiver, "aplicare", "/aplicaresws"))
+    simrs = Simrs(http, bpjs_sim, tenang, "aplicare")
+    ids = [await simrs.send("POST", "/aplicaresws/rest/bed/update/0301R001",
+                            {"kodekelas": "VIP", "koderuang": "R01", "namaruang": "Mawar",
+                             "kapasitas": 10, "tersedia": n, "tersediapria": 0,
+                             "tersediawanita": 0, "tersediapriawanita": n})
+           for n in range(3)]
+    await bpjs_sim.set_mode("up")
+
+    async def all_called_back() -> bool:
+        return len(http_receiver.posts) >= len(ids)
+
+    await wait_until(all_called_back, what="a callback for every bed update")
+    outcomes = {p["json"]["id"]: (p["json"]["status"], p["json"]["reason"])
+                for p in http_receiver.posts}
+    assert len(http_receiver.posts) == len(outcomes) == 3
+    assert outcomes[ids[-1]][0] == "succeeded"
+    for old in ids[:-1]:
+        assert outcomes[old] == ("cancelled", "superseded by a newer update for the same "
+                                 f"thing: {ids[-1]}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from proxy.calls import Status, Transition
-from proxy.store.base import DuplicateKey, Store
+from proxy.store.base import DuplicateKey, NewCallback, Store, StoredRequest
+from proxy.store.callbacks_base import CallbackStatus, callback_store
 from tests.store.test_contract import T0, UP, put, req
 
 
@@ -46,6 +47,30 @@ async def test_supersede_cancels_older_pending_updates_and_names_the_newest(
     assert kept is not None and kept.status is Status.PENDING
     assert untouched is not None and untouched.status is Status.PENDING
     assert await store.supersede("room-C", "x", T0) is None
+
+
+async def test_supersede_queues_the_callback_of_each_cancelled_update(store: Store) -> None:
+    old, older_kept, newest = await put(store, req(1, coalesce_key="room-A"),
+                                        req(2, coalesce_key="room-A"),
+                                        req(3, coalesce_key="room-A"))
+    seen: list[tuple[str, Status, str]] = []
+
+    def build(cancelled: StoredRequest, transition: Transition) -> NewCallback | None:
+        seen.append((cancelled.id, transition.status, transition.reason))
+        # The upstream decides: here only the first update's SIMRS wants to hear of it.
+        return NewCallback("http://127.0.0.1:9/hook", cancelled.id.encode()) \
+            if cancelled.id == old.id else None
+
+    assert await store.supersede("room-A", "superseded by ", T0 + 50, callbacks=build) \
+        == newest.id
+    reason = f"superseded by {newest.id}"
+    assert sorted(seen) == [(old.id, Status.CANCELLED, reason),
+                            (older_kept.id, Status.CANCELLED, reason)]
+    [cb] = await callback_store(store).callbacks_for(old.id)
+    assert (cb.payload, cb.status, cb.next_attempt_at) == (
+        old.id.encode(), CallbackStatus.PENDING, T0 + 50)
+    assert await callback_store(store).callbacks_for(older_kept.id) == []
+    assert await callback_store(store).callbacks_for(newest.id) == []
 
 
 async def test_supersede_never_cancels_what_is_in_flight(store: Store) -> None:
