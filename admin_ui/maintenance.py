@@ -1,7 +1,7 @@
 """Maintenance windows on the dashboard: what is scheduled per upstream, and the admin
 forms to schedule or cancel one. The service (``proxy.maintenance.Maintenance``, put on
 the admin app by ``proxy.admin_maintenance_api``) decides and applies windows; these
-views only call it and write the audit log. Without the service nothing is shown."""
+views only call it (it writes the audit log). Without the service nothing is shown."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from aiohttp import web
 
 from admin_ui.fmt import WIB
 from admin_ui.guard import error_page
-from proxy.admin_api import OPS, PRINCIPAL
+from proxy.admin_api import PRINCIPAL
 from proxy.admin_maintenance_api import MAINTENANCE
 from proxy.maintenance import Maintenance, MaintenanceError, MaintenanceWindow
 
@@ -54,16 +54,11 @@ async def schedule(request: web.Request) -> web.StreamResponse:
     if starts_at is None or (ends_text and ends_at is None):
         return error_page(request, 400, "maintenance.bad_time")
     try:
-        window = await service.schedule(
+        await service.schedule(
             str(form.get("upstream", "")), starts_at, ends_at, str(form.get("reason", "")),
             who.name)
     except MaintenanceError as exc:
         return error_page(request, exc.status, "maintenance.invalid")
-    await request.app[OPS].store.audit(
-        who.name, "maintenance_schedule", f"maintenance:{window.id}",
-        f"{window.upstream} from {window.starts_at:.0f} to "
-        f"{'cancel' if window.ends_at is None else f'{window.ends_at:.0f}'}: {window.reason}",
-        time.time())
     raise web.HTTPSeeOther("/?done=maintenance_scheduled")
 
 
@@ -75,6 +70,4 @@ async def cancel(request: web.Request) -> web.StreamResponse:
         await service.cancel(int(raw), who.name)
     except MaintenanceError as exc:
         return error_page(request, exc.status, "maintenance.invalid")
-    await request.app[OPS].store.audit(who.name, "maintenance_cancel", f"maintenance:{raw}",
-                                       None, time.time())
     raise web.HTTPSeeOther("/?done=maintenance_cancelled")

@@ -26,6 +26,7 @@ from proxy.passthrough import Passthrough
 from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
 from proxy.relay import Relay
 from proxy.store import open_store
+from proxy.store.admin_base import managed
 from proxy.store.base import Store
 from proxy.store.callbacks_base import callback_store
 from proxy.store.maintenance_base import MaintenanceStore
@@ -98,7 +99,8 @@ class Tenang:
         self.breakers = build_breakers(config, on_change=self._breaker_changed)
         self.maintenance = Maintenance(_maintenance_store(self.store), self.breakers,
                                        config.maintenance, clock=clock,
-                                       on_change=self._maintenance_changed)
+                                       on_change=self._maintenance_changed,
+                                       audit=managed(self.store).audit)
         self.metrics.watch_store(self.store.summary)
         self.metrics.watch_maintenance(
             lambda name: self.maintenance.active(name, self.clock()) is not None)

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from proxy.config_ops import MaintenanceConfig
 from proxy.policies.breaker import AsyncBreaker
@@ -33,6 +33,8 @@ MAX_REASON = 500
 MIN_WAIT_S = 0.01
 
 ChangeHook = Callable[[str, bool], None]  # (upstream, now in maintenance)
+# The audit log's append: (actor, action, target, detail, at).
+AuditHook = Callable[[str, str, str | None, str | None, float], Awaitable[None]]
 
 
 class MaintenanceError(Exception):
@@ -55,8 +57,10 @@ class Maintenance:
     def __init__(self, store: MaintenanceStore, breakers: Mapping[str, AsyncBreaker],
                  config: MaintenanceConfig | None = None, *,
                  clock: Callable[[], float] = time.time,
-                 on_change: ChangeHook | None = None) -> None:
+                 on_change: ChangeHook | None = None,
+                 audit: AuditHook | None = None) -> None:
         self._store = store
+        self._audit = audit
         self._breakers = breakers
         self._config = config or MaintenanceConfig()
         self._clock = clock
@@ -80,6 +84,9 @@ class Maintenance:
             upstream, starts_at, ends_at, reason.strip(), actor, now)
         log.warning("maintenance window %d for %s scheduled by %s: %s", window.id, upstream,
                     actor, window.reason, extra={"upstream": upstream})
+        ends = "until cancelled" if ends_at is None else f"to {ends_at:.0f}"
+        await self._record(actor, "maintenance_schedule", window.id,
+                           f"{upstream} from {starts_at:.0f} {ends}: {window.reason}", now)
         await self.tick()
         return window
 
@@ -91,7 +98,15 @@ class Maintenance:
             raise UnknownWindow(f"no maintenance window with id {window_id}")
         log.warning("maintenance window %d for %s cancelled by %s", window_id,
                     window.upstream, actor, extra={"upstream": window.upstream})
+        await self._record(actor, "maintenance_cancel", window_id, window.upstream,
+                           self._clock())
         await self.tick()
+
+    async def _record(self, actor: str, action: str, window_id: int, detail: str,
+                      at: float) -> None:
+        """Who changed which window, for the audit log (the UI and the JSON API alike)."""
+        if self._audit is not None:
+            await self._audit(actor, action, f"maintenance:{window_id}", detail, at)
 
     async def windows(self, upstream: str | None = None,
                       include_past: bool = False) -> list[MaintenanceWindow]:
