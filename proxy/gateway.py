@@ -129,23 +129,29 @@ class Gateway:
             call = dataclasses.replace(call, lease_owner=self.relay.owner,
                                        lease_expires_at=self.relay.lease_until(
                                            up.name, call.received_at))
+        sending = False
         try:
-            original = await self._store(call, up)
-        except StoreError as exc:
-            self._unused(up, permit)
-            log.error("intake refused, store error: %s", exc, extra={"upstream": up.name})
-            return refuse(up.preset, 503, STORE_REFUSED.format(exc.reason))
-        if original is not None:
-            self._unused(up, permit)
-            return self._duplicate(route, rule, original)
-        self.backpressure.accepted(up.name)
-        self.observer.accepted(up.name, call.endpoint, time.perf_counter() - started)
-        if self.relay is None:
-            return self._accepted(route, rule, call.id)
-        if permit is None:
-            self.relay.wake(up.name)
-            return self._accepted(route, rule, call.id)
-        answer = self.relay.send_live(call.as_stored(), permit, live_headers(request))
+            try:
+                original = await self._store(call, up)
+            except StoreError as exc:
+                log.error("intake refused, store error: %s", exc, extra={"upstream": up.name})
+                return refuse(up.preset, 503, STORE_REFUSED.format(exc.reason))
+            if original is not None:
+                return self._duplicate(route, rule, original)
+            self.backpressure.accepted(up.name)
+            self.observer.accepted(up.name, call.endpoint, time.perf_counter() - started)
+            if self.relay is None:
+                return self._accepted(route, rule, call.id)
+            if permit is None:
+                self.relay.wake(up.name)
+                return self._accepted(route, rule, call.id)
+            answer = self.relay.send_live(call.as_stored(), permit, live_headers(request))
+            sending = True
+        finally:
+            if not sending:
+                # The permit may be the half-open breaker's only probe: kept unused (a
+                # refusal, a duplicate, a bug), no send to this upstream would happen again.
+                self._unused(up, permit)
         live_reply = await _wait_live(answer, rule.deadline_ms / 1000)
         if live_reply is None:
             return self._accepted(route, rule, call.id)

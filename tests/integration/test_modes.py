@@ -23,6 +23,9 @@ from proxy.app import Tenang
 from proxy.bpjs.crypto import decrypt_response
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import ConfigError, parse_config
+from proxy.policies.breaker import BreakerState
+from proxy.store.base import NewRequest, StoreFull
+from proxy.store.sqlite import SqliteStore
 from tests.bpjs_support import SECRET_ENV, Simrs, booking, bpjs_config, today
 from tests.conftest import admin_headers, wait_until
 
@@ -125,6 +128,49 @@ async def test_slow_sep_insert_gets_queued_at_the_deadline_and_is_not_sent_again
     assert stored["attempt_count"] == 1
     assert json.loads(stored["last_response"])["response"]["sep"]["noSep"]
     assert len(await bpjs_sim.log("SEP/2.0/insert")) == 1
+
+
+class StoreFailingOnce(SqliteStore):
+    """The real SQLite store, whose next enqueue fails once with ``error``."""
+
+    error: BaseException | None = None
+
+    async def enqueue(self, request: NewRequest) -> None:
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        await super().enqueue(request)
+
+
+@pytest.mark.parametrize(("error", "answer"), [
+    (StoreFull(), 503), (RuntimeError("a bug in the store"), 500)])
+async def test_a_failed_store_write_hands_back_the_half_open_probe(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession, error: BaseException, answer: int) -> None:
+    cfg = bpjs_config(tmp_path, bpjs_sim, "vclaim")
+    store = StoreFailingOnce(cfg.store.sqlite_path)
+    simrs = Caller(http, bpjs_sim, await start_tenang(cfg, store=store), "vclaim")
+    breaker = simrs.tenang.breakers["vclaim"]
+    breaker.force_open()
+    breaker.release()  # half-open: the next send is the one probe allowed
+    assert simrs.tenang.relay is not None
+    lane = simrs.tenang.relay.lanes["vclaim"]
+
+    async def lane_idle() -> bool:  # it found nothing to send and gave the probe back
+        return lane.waiting_for_work
+
+    await wait_until(lane_idle, what="the relay lane to wait for work")
+    store.error = error
+    status, _, doc, _ = await simrs.call("POST", SEP_INSERT, t_sep("0001112223330"))
+    assert (status, doc["metaData"]["code"]) == (answer, str(answer))
+    assert await bpjs_sim.log("SEP/2.0/insert") == []
+    # The probe went back to the breaker, so the next insert is sent (live, or by the
+    # relay if it took the probe first); a lost probe would keep the upstream unsent.
+    status, headers, _, _ = await simrs.call("POST", SEP_INSERT, t_sep("0001112223330"))
+    assert status in (200, 202)
+    await simrs.wait_status(headers["X-Tenang-Request-Id"], "succeeded")
+    assert len(await bpjs_sim.log("SEP/2.0/insert", outcome="ok")) == 1
+    assert breaker.state is BreakerState.CLOSED
 
 
 async def test_sep_insert_whose_connection_drops_after_bpjs_made_it_is_reconciled(
