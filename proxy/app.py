@@ -161,7 +161,8 @@ class Tenang:
         runner, self.admin_url = await _site(admin, self.config.server.admin_listen)
         self._runners.append(runner)
         session = self.session
-        passthrough = Passthrough(lambda: session, self.breakers, self.clock)
+        passthrough = Passthrough(lambda: session, self.breakers, self.clock,
+                                  self.observer)
         gateway = Gateway(self.config, self.store, self.relay, observer=self.observer,
                           passthrough=passthrough)
         runner, self.gateway_url = await _site(create_gateway_app(gateway),

@@ -126,6 +126,12 @@ class Metrics:
                               "1 half-open, 2 open", ["upstream"], registry=r)
         self._transitions = Counter("tenang_circuit_transitions", "Circuit breaker state "
                                     "changes by new state", ["upstream", "to"], registry=r)
+        self._reads = Counter("tenang_passthrough_reads", "Passthrough reads by who "
+                              "answered: upstream, stale-cache or fallback (Tenang's fast "
+                              "failure)", ["upstream", "endpoint", "answer"], registry=r)
+        self._read_seconds = Histogram("tenang_passthrough_duration_seconds", "Time to "
+                                       "answer a passthrough read", ["upstream"],
+                                       buckets=ATTEMPT_BUCKETS, registry=r)
         self._notifications = Counter("tenang_notifications", "Admin notifications by "
                                       "channel and result (sent, failed, dropped)",
                                       ["channel", "result"], registry=r)
@@ -135,6 +141,7 @@ class Metrics:
             # Present from the start at zero, so rate() and increase() see the first event.
             self._circuit.labels(name).set(0)
             self._attempt.labels(name)
+            self._read_seconds.labels(name)
             for verdict in Verdict:
                 self._deliveries.labels(name, verdict.value)
             for state in BreakerState:
@@ -164,6 +171,10 @@ class Metrics:
     def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:
         self._deliveries.labels(upstream, verdict.value).inc()
         self._attempt.labels(upstream).observe(seconds)
+
+    def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None:
+        self._reads.labels(upstream, endpoint, answer).inc()
+        self._read_seconds.labels(upstream).observe(seconds)
 
     def breaker_changed(self, upstream: str, old: BreakerState, new: BreakerState) -> None:
         self._circuit.labels(upstream).set(CIRCUIT_VALUE[new])

@@ -2,9 +2,11 @@
 
 Intake calls ``accepted`` after a request is committed; a delivery calls ``attempt``
 for every attempt (interrupted ones included) and ``finished`` after a transition is
-stored. ``Telemetry`` fans each call out to the metrics and the notifier; the default
-``NULL_OBSERVER`` does nothing, so a Gateway or Relay built without one (tests, tools)
-needs no wiring. Observers are called on the event loop and must return at once.
+stored; a passthrough read calls ``read`` once answered (by BPJS, the stale cache or
+Tenang's fast failure). ``Telemetry`` fans each call out to the metrics and the
+notifier; the default ``NULL_OBSERVER`` does nothing, so a Gateway or Relay built
+without one (tests, tools) needs no wiring. Observers are called on the event loop and
+must return at once.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Observer(Protocol):
 
     def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None: ...
 
+    def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None: ...
+
     def finished(self, upstream: str, request_id: str, status: Status, reason: str
                  ) -> None: ...
 
@@ -35,6 +39,9 @@ class NullObserver:
         return None
 
     def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:
+        return None
+
+    def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None:
         return None
 
     def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
@@ -66,6 +73,13 @@ class Telemetry:
                 self.metrics.attempt(upstream, verdict, seconds)
             except Exception:
                 log.exception("metrics: attempt() failed", extra={"upstream": upstream})
+
+    def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None:
+        if self.metrics is not None:
+            try:
+                self.metrics.read(upstream, endpoint, answer, seconds)
+            except Exception:
+                log.exception("metrics: read() failed", extra={"upstream": upstream})
 
     def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
         if self.notifier is not None:

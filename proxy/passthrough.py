@@ -24,6 +24,7 @@ from proxy.calls import Verdict
 from proxy.config import UpstreamConfig
 from proxy.envelopes import envelope
 from proxy.headers import live_headers
+from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker
 from proxy.policies.classify import classify_error, classify_response
 from proxy.read_cache import Cached, ReadCache, for_caller
@@ -33,19 +34,32 @@ log = logging.getLogger("tenang.passthrough")
 
 FALLBACK_HEADER = "X-Tenang-Fallback"
 CACHE_HEADER = "X-Tenang-Cache"
+# Who answered a read, as ``tenang_passthrough_reads_total{answer}`` reports it.
+BY_UPSTREAM, BY_STALE_CACHE, BY_FALLBACK = "upstream", "stale-cache", "fallback"
 
 
 class Passthrough:
     def __init__(self, session: Callable[[], aiohttp.ClientSession],
                  breakers: dict[str, AsyncBreaker],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 observer: Observer = NULL_OBSERVER) -> None:
         self.session = session
         self.breakers = breakers
         self.clock = clock
+        self.observer = observer
         self.cache = ReadCache()
 
     async def handle(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
                      path: str, body: bytes) -> web.Response:
+        started = time.perf_counter()
+        response = await self._answer(request, up, rule, path, body)
+        by = BY_UPSTREAM if FALLBACK_HEADER not in response.headers else \
+            BY_STALE_CACHE if CACHE_HEADER in response.headers else BY_FALLBACK
+        self.observer.read(up.name, rule.name, by, time.perf_counter() - started)
+        return response
+
+    async def _answer(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
+                      path: str, body: bytes) -> web.Response:
         key = (up.name, request.method.upper(), path.lower(), request.query_string,
                body.decode("utf-8", "replace") if body else "")
         breaker = self.breakers[up.name]

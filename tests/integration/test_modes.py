@@ -28,6 +28,7 @@ from proxy.store.base import NewRequest, StoreFull
 from proxy.store.sqlite import SqliteStore
 from tests.bpjs_support import SECRET_ENV, Simrs, booking, bpjs_config, today
 from tests.conftest import admin_headers, wait_until
+from tests.integration.metrics_scrape import scrape, v
 
 SEP_INSERT = "/vclaim-rest/SEP/2.0/insert"
 
@@ -258,6 +259,31 @@ async def test_reference_data_is_served_stale_and_re_encrypted_while_bpjs_is_dow
     assert status == 200 and headers["X-Tenang-Cache"].startswith("stale")
     assert decrypt_response(stale["response"], bpjs_sim.cons_id, bpjs_sim.secret,
                             sent["X-timestamp"]) == plain
+
+
+async def test_passthrough_reads_are_counted_by_who_answered(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http, routes=[
+        {"match": "GET referensi/**", "cache_ttl_s": 3600}])
+    peserta = f"/vclaim-rest/Peserta/nokartu/0001234567890/tglSEP/{today()}"
+    for path in ("/vclaim-rest/referensi/poli/INT", peserta, peserta):
+        assert (await simrs.call("GET", path))[2]["metaData"]["code"] == "200"
+    await bpjs_sim.set_mode("down", down_style="html")
+    assert "X-Tenang-Cache" in (await simrs.call("GET", "/vclaim-rest/referensi/poli/INT"))[1]
+    assert "X-Tenang-Fallback" in (await simrs.call("GET", peserta))[1]
+    samples = await scrape(http, simrs.tenang)
+
+    def reads(endpoint: str, answer: str) -> float:
+        return v(samples, "tenang_passthrough_reads_total", upstream="vclaim",
+                 endpoint=endpoint, answer=answer)
+
+    assert (reads("vclaim.peserta", "upstream"), reads("vclaim.peserta", "fallback"),
+            reads("vclaim.referensi", "upstream"), reads("vclaim.referensi", "stale-cache")) \
+        == (2, 1, 1, 1)
+    assert v(samples, "tenang_passthrough_duration_seconds_count", upstream="vclaim") == 5
+    # Reads are not deliveries: the delivery metrics stay at zero.
+    assert v(samples, "tenang_delivery_attempt_duration_seconds_count", upstream="vclaim") == 0
 
 
 # --- dedup, coalescing, acknowledgement, backpressure -----------------------------------

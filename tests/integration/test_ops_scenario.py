@@ -9,30 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.app import Tenang
 from proxy.config_ops import MaintenanceConfig, NotifyConfig, WebhookConfig
 from proxy.store.admin_base import managed
 from tests.conftest import Standin, admin_headers, make_config, wait_until
+from tests.integration.metrics_scrape import Samples, scrape, v
 from tests.integration.notify_receivers import HttpReceiver, http_receiver
 
 __all__ = ["http_receiver"]
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def scrape(http: aiohttp.ClientSession, tenang: Tenang) -> Samples:
-    async with http.get(f"{tenang.admin_url}/metrics") as resp:
-        assert resp.status == 200
-        text = await resp.text()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def v(samples: Samples, name: str, **labels: str) -> float:
-    return samples[(name, frozenset(labels.items()))]
-
 
 async def write(http: aiohttp.ClientSession, tenang: Tenang, kodebooking: str) -> str:
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",

@@ -32,6 +32,7 @@ def exposition() -> str:
     m.accepted("antrean", "antrean.add", 0.01)
     m.attempt("antrean", Verdict.SUCCESS, 0.2)
     m.notification("webhook", "sent")
+    m.read("antrean", "antrean.ref", "fallback", 0.001)
 
     async def summary() -> dict[str, UpstreamSummary]:
         return {"antrean": UpstreamSummary(counts={Status.PENDING: 1}, oldest_pending_at=0.0)}
@@ -50,7 +51,9 @@ def test_every_issue_metric_is_exported() -> None:
     for name in ("tenang_requests_accepted_total", "tenang_intake_duration_seconds_bucket",
                  "tenang_deliveries_total", "tenang_delivery_attempt_duration_seconds_bucket",
                  "tenang_queue_depth", "tenang_oldest_pending_age_seconds",
-                 "tenang_circuit_state", "tenang_circuit_transitions_total"):
+                 "tenang_circuit_state", "tenang_circuit_transitions_total",
+                 "tenang_passthrough_reads_total",
+                 "tenang_passthrough_duration_seconds_bucket"):
         assert name in series, name
 
 
