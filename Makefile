@@ -8,7 +8,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench screenshots
 demo: $(VENV)/.installed
 	$(VENV)/bin/tenang demo
 
@@ -21,3 +21,6 @@ test: lint
 
 bench: $(VENV)/.installed
 	$(PY) bench/intake_bench.py
+
+screenshots: $(VENV)/.installed
+	TENANG_SCREENSHOTS=docs/screenshots $(VENV)/bin/pytest -q tests/e2e

@@ -4,6 +4,7 @@ downloaded browser). Skipped, with the reason, only when that binary is absent."
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,7 +23,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()  # checked once, at collection
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# `make screenshots` points this at docs/screenshots to refresh the README's pictures;
+# otherwise a test run writes them to its temporary directory and leaves the tree clean.
+SCREENSHOTS_ENV = "TENANG_SCREENSHOTS"
 
 expect.set_options(timeout=15_000)
 
@@ -40,9 +43,10 @@ async def chromium() -> AsyncIterator[Browser]:
 class Session:
     """One browser tab plus what it saw: every JavaScript dialog that opened."""
 
-    def __init__(self, page: Page, base: str) -> None:
+    def __init__(self, page: Page, base: str, shots: Path) -> None:
         self.page = page
         self.base = base
+        self.shots = shots
         self.dialogs: list[str] = []
         page.on("dialog", self._dialog)
 
@@ -59,8 +63,10 @@ class Session:
         await expect(self.page).to_have_url(self.base + "/")
 
     async def screenshot(self, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        await self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        self.shots.mkdir(parents=True, exist_ok=True)
+        shot = self.shots / f"{name}.png"
+        await self.page.screenshot(path=str(shot), full_page=True)
+        assert shot.read_bytes().startswith(b"\x89PNG"), shot
 
 
 @pytest.fixture
@@ -77,10 +83,11 @@ async def tenang(tmp_path: Path, bpjs_sim: RunningSimulator,
 
 
 @pytest.fixture
-async def tab(chromium: Browser, tenang: Tenang) -> AsyncIterator[Session]:
+async def tab(chromium: Browser, tenang: Tenang, tmp_path: Path) -> AsyncIterator[Session]:
     context = await chromium.new_context(viewport={"width": 1360, "height": 900})
     page = await context.new_page()
-    yield Session(page, tenang.admin_url)
+    shots = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path / "screenshots")
+    yield Session(page, tenang.admin_url, shots)
     await context.close()
 
 

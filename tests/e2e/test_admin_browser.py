@@ -1,7 +1,7 @@
 """The admin UI in a real browser, with Tenang in front of the BPJS simulator: login,
 live dashboard while BPJS is down, retry from the detail page, bulk retry with a dry run,
 language switch, logout, and untrusted bodies shown as text (no script runs, no dialog
-opens). Writes docs/screenshots/."""
+opens). Screenshots of dashboard, log and detail: `make screenshots` keeps them."""
 
 from __future__ import annotations
 
