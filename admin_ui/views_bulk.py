@@ -36,8 +36,8 @@ async def start(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/bulk/{job.id}")
 
 
-def _job(request: web.Request) -> BulkJob | None:
-    return request.app[BULK].get(int(request.match_info["job_id"]))
+async def _job(request: web.Request) -> BulkJob | None:
+    return await request.app[BULK].get(int(request.match_info["job_id"]))
 
 
 def _fields(job: BulkJob, request: web.Request) -> dict[str, str]:
@@ -49,7 +49,7 @@ def _fields(job: BulkJob, request: web.Request) -> dict[str, str]:
 
 
 async def job_page(request: web.Request) -> web.Response:
-    job = _job(request)
+    job = await _job(request)
     if job is None:
         return error_page(request, 404, "error.not_found")
     return render(request, "bulk_job.html", {"job": job, "fields": _fields(job, request),
@@ -57,7 +57,7 @@ async def job_page(request: web.Request) -> web.Response:
 
 
 async def job_json(request: web.Request) -> web.Response:
-    job = _job(request)
+    job = await _job(request)
     if job is None:
         return web.json_response({"error": "no such job"}, status=404)
     return web.json_response({"fields": _fields(job, request), "states": {

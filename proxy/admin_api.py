@@ -26,6 +26,7 @@ from proxy.redact import masked_headers
 from proxy.relay import Relay
 from proxy.store.admin_base import managed
 from proxy.store.base import Conflict, Store, StoredAttempt, StoredRequest, StoreError
+from proxy.store.bulk_base import bulk_job_store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STORE = web.AppKey("store", Store)
@@ -205,6 +206,7 @@ async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamR
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     # Users from the config file must exist before anyone can log in as them.
     await app[AUTH].sync_users(app[SETTINGS].users)
+    await app[BULK].resume()
     yield
     await app[BULK].close()
 
@@ -225,7 +227,8 @@ def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker]
     app[SETTINGS] = settings
     app[OPS] = Operations(admin_store, relay, clock, upstreams)
     app[AUTH] = Auth(admin_store, settings, clock)
-    app[BULK] = BulkRetries(app[OPS], settings.bulk_batch, settings.bulk_interval_s, clock)
+    app[BULK] = BulkRetries(app[OPS], bulk_job_store(store), settings.bulk_batch,
+                            settings.bulk_interval_s, clock)
     app.cleanup_ctx.append(_lifecycle)
     if relay is not None:
         app[RELAY] = relay

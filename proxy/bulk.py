@@ -4,24 +4,31 @@ An operator first gets a dry-run count, then starts a job. The job walks the mat
 newest first and moves ``batch`` of them back to pending, wakes the relay, then waits
 ``interval_s`` before the next batch: a backlog of thousands reaches the relay (and
 BPJS) gradually, on top of the relay's own rate limit. Each request is retried through
-``Operations.retry``, so each gets its own audit entry naming the job. Jobs live in
-memory: after a restart the requests not yet reached simply stay where they were.
+``Operations.retry``, so each gets its own audit entry naming the job.
+
+Jobs live in the store with their progress, saved after every batch: a job cut short by
+a restart or a crash is resumed at start-up from its last saved position. Requests it
+had already moved are pending now and no longer match, so none is retried twice; only
+the counts of a batch cut short by a crash may come out low.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from proxy.calls import OPERATOR_RETRYABLE, InvalidTransition, Status
 from proxy.operations import NotFound, Operations
 from proxy.store.admin_base import RequestFilter
 from proxy.store.base import Conflict, StoreError
+from proxy.store.bulk_base import BulkJobRecord, BulkJobStore
 
 log = logging.getLogger("tenang.bulk")
 
@@ -35,19 +42,43 @@ class NotRetryable(ValueError):
 
 @dataclass
 class BulkJob:
-    id: int
-    actor: str
+    """A job as the UI shows it; ``record`` is what the store keeps of it."""
+
+    record: BulkJobRecord
     filter: RequestFilter
-    expected: int
-    started_at: float
-    retried: int = 0
-    skipped: int = 0  # moved by someone else meanwhile
-    finished_at: float | None = None
-    error: str | None = None
+    running: bool = False  # being walked by this process now
 
     @property
-    def running(self) -> bool:
-        return self.finished_at is None
+    def id(self) -> int:
+        return self.record.id
+
+    @property
+    def actor(self) -> str:
+        return self.record.actor
+
+    @property
+    def expected(self) -> int:
+        return self.record.expected
+
+    @property
+    def started_at(self) -> float:
+        return self.record.started_at
+
+    @property
+    def retried(self) -> int:
+        return self.record.retried
+
+    @property
+    def skipped(self) -> int:
+        return self.record.skipped
+
+    @property
+    def finished_at(self) -> float | None:
+        return self.record.finished_at
+
+    @property
+    def error(self) -> str | None:
+        return self.record.error
 
 
 def describe(f: RequestFilter) -> str:
@@ -67,6 +98,21 @@ def describe(f: RequestFilter) -> str:
     return " ".join(parts) or "all"
 
 
+def filter_to_json(f: RequestFilter) -> str:
+    doc = {fl.name: getattr(f, fl.name) for fl in dataclasses.fields(f)
+           if getattr(f, fl.name) is not None}
+    if f.status is not None:
+        doc["status"] = f.status.value
+    return json.dumps(doc, sort_keys=True)
+
+
+def filter_from_json(text: str) -> RequestFilter:
+    doc = json.loads(text)
+    if doc.get("status") is not None:
+        doc["status"] = Status(doc["status"])
+    return RequestFilter(**doc)
+
+
 def retryable_statuses(f: RequestFilter) -> tuple[Status, ...]:
     if f.status is None:
         return RETRYABLE_ORDER
@@ -77,13 +123,14 @@ def retryable_statuses(f: RequestFilter) -> tuple[Status, ...]:
 
 
 class BulkRetries:
-    def __init__(self, ops: Operations, batch: int, interval_s: float,
+    def __init__(self, ops: Operations, jobs: BulkJobStore, batch: int, interval_s: float,
                  clock: Callable[[], float] = time.time) -> None:
         self._ops = ops
+        self._jobs = jobs
         self._batch = batch
         self._interval_s = interval_s
         self._clock = clock
-        self._jobs: dict[int, BulkJob] = {}
+        self._running: dict[int, BulkJob] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
     async def dry_run(self, f: RequestFilter) -> int:
@@ -95,50 +142,91 @@ class BulkRetries:
         """Start a job in the background; ``expected`` is the dry-run count shown to the
         operator (recorded for the audit trail). Raises NotRetryable."""
         retryable_statuses(f)
-        job = BulkJob(max(self._jobs, default=0) + 1, actor, f, expected, self._clock())
-        self._jobs[job.id] = job
+        record = await self._jobs.add_bulk_job(actor, filter_to_json(f), expected,
+                                               self._clock())
         await self._ops.store.audit(actor, "bulk_retry", None,
-                                    f"job #{job.id}: {describe(f)}; dry run {expected}",
-                                    job.started_at)
+                                    f"job #{record.id}: {describe(f)}; dry run {expected}",
+                                    record.started_at)
+        return self._spawn(BulkJob(record, f))
+
+    async def resume(self) -> list[BulkJob]:
+        """Carry on with the jobs a restart (or crash) cut short. Called at start-up."""
+        resumed = []
+        for record in await self._jobs.unfinished_bulk_jobs():
+            if record.id in self._running:
+                continue
+            job = BulkJob(record, filter_from_json(record.filter))
+            log.warning("resuming bulk retry #%s of %s (retried %s so far)", record.id,
+                        record.actor, record.retried)
+            await self._ops.store.audit(
+                record.actor, "bulk_retry_resumed", None,
+                f"job #{record.id}: resumed after a restart; retried {record.retried} "
+                "before it", self._clock())
+            resumed.append(self._spawn(job))
+        return resumed
+
+    async def get(self, job_id: int) -> BulkJob | None:
+        if job_id in self._running:
+            return self._running[job_id]
+        record = await self._jobs.bulk_job(job_id)
+        return None if record is None else BulkJob(record, filter_from_json(record.filter))
+
+    def _spawn(self, job: BulkJob) -> BulkJob:
+        job.running = True
+        self._running[job.id] = job
         self._tasks[job.id] = asyncio.create_task(self._run(job), name=f"bulk-retry-{job.id}")
         return job
 
-    def get(self, job_id: int) -> BulkJob | None:
-        return self._jobs.get(job_id)
+    async def _save(self, job: BulkJob, **changes: Any) -> None:
+        job.record = dataclasses.replace(job.record, **changes)
+        await self._jobs.save_bulk_job(job.record)
 
     async def _run(self, job: BulkJob) -> None:
+        statuses = retryable_statuses(job.filter)
         try:
-            for status in retryable_statuses(job.filter):
-                await self._drain(job, dataclasses.replace(job.filter, status=status))
+            while job.record.stage < len(statuses):
+                await self._drain(job, dataclasses.replace(job.filter,
+                                                           status=statuses[job.record.stage]))
+                await self._save(job, stage=job.record.stage + 1, cursor=None)
         except StoreError as exc:
-            job.error = exc.reason
+            job.record = dataclasses.replace(job.record, error=exc.reason)
             log.error("bulk retry #%s stopped: %s", job.id, exc)
         finally:
-            job.finished_at = self._clock()
+            job.running = False
+            self._running.pop(job.id, None)
             self._tasks.pop(job.id, None)
-        await self._ops.store.audit(
-            job.actor, "bulk_retry_done", None,
-            f"job #{job.id}: retried {job.retried}, skipped {job.skipped}"
-            + (f"; stopped: {job.error}" if job.error else ""), job.finished_at)
+        # Not reached when cancelled (shutdown): the job stays unfinished, to be resumed.
+        finished_at = self._clock()
+        try:
+            await self._save(job, finished_at=finished_at)
+            await self._ops.store.audit(
+                job.actor, "bulk_retry_done", None,
+                f"job #{job.id}: retried {job.retried}, skipped {job.skipped}"
+                + (f"; stopped: {job.error}" if job.error else ""), finished_at)
+        except StoreError as exc:  # still unfinished in the store: resumed at next start
+            log.error("bulk retry #%s: cannot record its end: %s", job.id, exc)
 
     async def _drain(self, job: BulkJob, f: RequestFilter) -> None:
-        cursor: str | None = None
         while True:
-            page = await self._ops.store.find_requests(f, limit=self._batch, cursor=cursor)
+            page = await self._ops.store.find_requests(f, limit=self._batch,
+                                                       cursor=job.record.cursor)
+            retried = skipped = 0
             for r in page.items:
                 try:
                     await self._ops.retry(r.id, job.actor, f"bulk retry #{job.id}")
-                    job.retried += 1
+                    retried += 1
                 except (InvalidTransition, Conflict, NotFound):
-                    job.skipped += 1
+                    skipped += 1
+            await self._save(job, retried=job.retried + retried,
+                             skipped=job.skipped + skipped, cursor=page.next_cursor)
             if page.next_cursor is None:
                 return
-            cursor = page.next_cursor
             if page.items:
                 await asyncio.sleep(self._interval_s)  # the pacing itself, not a sync wait
 
     async def close(self) -> None:
-        """Stop running jobs (their remaining requests stay as they are). Idempotent."""
+        """Stop running jobs; they stay unfinished in the store and are resumed at the
+        next start. Idempotent."""
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()

@@ -20,6 +20,7 @@ from proxy.store.base import (
     UpstreamSummary,
 )
 from proxy.store.memory_admin import MemoryAdminMixin
+from proxy.store.memory_bulk import MemoryBulkMixin
 from proxy.store.memory_callbacks import MemoryCallbacksMixin
 from proxy.store.memory_maintenance import MemoryMaintenanceMixin
 from proxy.store.summary import summarise
@@ -29,7 +30,8 @@ _BLOCKING = frozenset({Status.PENDING, Status.IN_FLIGHT, Status.FAILED, Status.D
 _STUCK = frozenset({Status.FAILED, Status.DEAD, Status.HELD})
 
 
-class MemoryStore(MemoryMaintenanceMixin, MemoryAdminMixin, MemoryCallbacksMixin):
+class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
+                  MemoryCallbacksMixin):
     def __init__(self) -> None:
         self._rows: dict[str, StoredRequest] = {}
         self._attempts: dict[str, list[StoredAttempt]] = {}

@@ -31,6 +31,7 @@ from proxy.store.base import (
     UpstreamSummary,
 )
 from proxy.store.sqlite_admin import SqliteAdminMixin
+from proxy.store.sqlite_bulk import SqliteBulkMixin
 from proxy.store.sqlite_callbacks import SqliteCallbacksMixin
 from proxy.store.sqlite_maintenance import SqliteMaintenanceMixin
 from proxy.store.sqlite_schema import migrate
@@ -120,7 +121,8 @@ def _queue_callback(c: sqlite3.Connection, request_id: str, callback: NewCallbac
         "WHERE id=?", (callback.url, callback.payload, now, now, now, request_id))
 
 
-class SqliteStore(SqliteMaintenanceMixin, SqliteAdminMixin, SqliteCallbacksMixin):
+class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
+                  SqliteCallbacksMixin):
     def __init__(self, path: Path, busy_timeout_ms: int = 5_000) -> None:
         self._path = path
         self._busy_timeout_ms = busy_timeout_ms

@@ -122,6 +122,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_log_target ON audit_log (target, id);
     CREATE INDEX callbacks_request ON callbacks (request_id);
     """,
+    # v6: bulk retry jobs and their progress, so a restart resumes them.
+    """
+    CREATE TABLE bulk_jobs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        actor       TEXT NOT NULL,
+        filter      TEXT NOT NULL,
+        expected    INTEGER NOT NULL,
+        started_at  REAL NOT NULL,
+        retried     INTEGER NOT NULL DEFAULT 0,
+        skipped     INTEGER NOT NULL DEFAULT 0,
+        stage       INTEGER NOT NULL DEFAULT 0,
+        cursor      TEXT,
+        finished_at REAL,
+        error       TEXT
+    );
+    CREATE INDEX bulk_jobs_unfinished ON bulk_jobs (id) WHERE finished_at IS NULL;
+    """,
 )
 
 

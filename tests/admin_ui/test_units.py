@@ -15,7 +15,14 @@ from admin_ui.fmt import age, body_text, day_start, next_day_start, wib
 from admin_ui.guard import safe_next
 from admin_ui.i18n import LANGS, Translator, catalog
 from proxy.auth import GRANTS, Permission, Role
-from proxy.bulk import RETRYABLE_ORDER, NotRetryable, describe, retryable_statuses
+from proxy.bulk import (
+    RETRYABLE_ORDER,
+    NotRetryable,
+    describe,
+    filter_from_json,
+    filter_to_json,
+    retryable_statuses,
+)
 from proxy.calls import OPERATOR_RETRYABLE, Status, Verdict
 from proxy.operations import UpstreamOverview
 from proxy.policies.breaker import BreakerState
@@ -173,6 +180,14 @@ def test_bulk_retry_visits_exactly_the_retryable_statuses() -> None:
     assert describe(RequestFilter()) == "all"
     assert describe(RequestFilter(status=Status.DEAD, text="KB-1", received_from=T0)) == (
         "status=dead received_from=2025-11-28T03:20:00+00:00 text='KB-1'")
+
+
+def test_a_bulk_job_filter_survives_the_store_as_json() -> None:
+    full = RequestFilter(status=Status.HELD, upstream="vclaim", endpoint="vclaim.sep",
+                         received_from=T0, received_to=T0 + 86_400, text="0001234 \"x\"")
+    for f in (full, RequestFilter()):
+        assert filter_from_json(filter_to_json(f)) == f
+    assert filter_to_json(RequestFilter(status=Status.DEAD)) == '{"status": "dead"}'
 
 
 def test_roles_grant_what_the_issue_says() -> None:

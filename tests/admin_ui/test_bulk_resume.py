@@ -1,0 +1,99 @@
+"""A bulk retry job lives in the store: cut short by a restart, it carries on from where
+it was when Tenang starts again (real SQLite file, the UI over loopback HTTP)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+
+from proxy.app import Tenang
+from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.calls import Status
+from proxy.config import Config
+from proxy.store import open_store
+from proxy.store.admin_base import managed
+from proxy.store.bulk_base import bulk_job_store
+from tests.admin_ui.conftest import Browser, bpjs_ui_config, submit
+from tests.admin_ui.helpers import settle
+from tests.conftest import wait_until
+
+
+def paced(config: Config, interval_s: float) -> Config:
+    """One request per batch, ``interval_s`` between batches."""
+    return dataclasses.replace(config, admin=dataclasses.replace(
+        config.admin, bulk_batch=1, bulk_interval_s=interval_s))
+
+
+async def test_a_bulk_job_cut_short_by_a_restart_is_resumed_where_it_stopped(
+        tmp_path: Path, bpjs_sim: RunningSimulator, http: aiohttp.ClientSession,
+        start_tenang: Callable[..., Awaitable[Tenang]],
+        browsers: Callable[[str], Browser]) -> None:
+    config = bpjs_ui_config(tmp_path, bpjs_sim)
+    # First run: an hour between batches, so the job is stopped after its first one.
+    first = Tenang(paced(config, 3600.0), relay_enabled=False)
+    await first.start()
+    try:
+        ids = [await submit(http, first.gateway_url, f'{{"kodebooking": "KB-R{i}"}}')
+               for i in range(3)]
+        for request_id in ids:
+            await settle(first.store, request_id, Status.DEAD)
+        b = browsers(first.admin_url)
+        assert await b.login("opa") == 303
+        status, _, resp = await b.post("/bulk", {"status": "dead", "expected": "3"})
+        assert status == 303 and resp.headers["Location"] == "/bulk/1"
+        jobs = bulk_job_store(first.store)
+
+        async def first_batch_saved() -> bool:
+            job = await jobs.bulk_job(1)
+            return job is not None and job.retried == 1
+
+        await wait_until(first_batch_saved, what="the first batch to be recorded")
+    finally:
+        await first.stop()
+    statuses = [(await first_store_status(config, request_id)) for request_id in ids]
+    assert sorted(statuses) == ["dead", "dead", "pending"]
+
+    # Second run, unpaced: the job resumes by itself and finishes the other two.
+    second: Tenang = await start_tenang(paced(config, 0.0), relay_enabled=False)
+    jobs = bulk_job_store(second.store)
+
+    async def finished() -> bool:
+        job = await jobs.bulk_job(1)
+        return job is not None and job.finished_at is not None
+
+    await wait_until(finished, what="the resumed job to finish")
+    job = await jobs.bulk_job(1)
+    assert job is not None and (job.retried, job.skipped, job.error) == (3, 0, None)
+    for request_id in ids:
+        stored = await second.store.get(request_id)
+        assert stored is not None and stored.status is Status.PENDING
+    actions = [e.action for e in await managed(second.store).audit_entries(limit=50)]
+    assert actions.count("retry") == 3, "each request retried once, none twice"
+    assert actions.index("bulk_retry_done") < actions.index("bulk_retry_resumed") \
+        < actions.index("bulk_retry")
+    # The job page reads the stored job; a new job gets a new number.
+    b = browsers(second.admin_url)
+    assert await b.login("opa") == 303
+    _, body, _ = await b.get("/bulk/1.json")
+    data = json.loads(body)
+    assert data["stop"] is True and data["fields"]["retried"] == "3"
+    await settle(second.store, await submit(http, second.gateway_url,
+                                            '{"kodebooking": "KB-R9"}'), Status.DEAD)
+    status, _, resp = await b.post("/bulk", {"status": "dead", "expected": "1"})
+    assert status == 303 and resp.headers["Location"] == "/bulk/2"
+
+
+async def first_store_status(config: Config, request_id: str) -> str:
+    """A request's status read from the database file by a fresh store (after a stop)."""
+    store = open_store(config.store)
+    await store.open()
+    try:
+        stored = await store.get(request_id)
+        assert stored is not None
+        return stored.status.value
+    finally:
+        await store.close()

@@ -1,0 +1,44 @@
+"""Bulk retry job verbs: one contract for every store backend (see conftest BACKENDS)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from proxy.store.base import Store
+from proxy.store.bulk_base import BulkJobRecord, BulkJobStore, bulk_job_store
+from tests.store.test_contract import T0
+
+
+def jobs(store: Store) -> BulkJobStore:
+    return bulk_job_store(store)
+
+
+async def test_a_new_job_is_stored_unfinished_with_no_progress(store: Store) -> None:
+    first = await jobs(store).add_bulk_job("opa", '{"status": "dead"}', 12, T0)
+    second = await jobs(store).add_bulk_job("adi", "{}", 0, T0 + 1)
+    assert second.id > first.id
+    assert first == BulkJobRecord(first.id, "opa", '{"status": "dead"}', 12, T0)
+    assert await jobs(store).bulk_job(first.id) == first
+    assert await jobs(store).bulk_job(second.id + 1) is None
+    assert await jobs(store).unfinished_bulk_jobs() == [first, second]
+
+
+async def test_progress_is_saved_and_a_finished_job_is_no_longer_resumed(
+        store: Store) -> None:
+    job = await jobs(store).add_bulk_job("opa", "{}", 5, T0)
+    moved = dataclasses.replace(job, retried=3, skipped=1, stage=1, cursor="01ABC")
+    await jobs(store).save_bulk_job(moved)
+    assert await jobs(store).bulk_job(job.id) == moved
+    assert await jobs(store).unfinished_bulk_jobs() == [moved]
+    done = dataclasses.replace(moved, cursor=None, stage=3, finished_at=T0 + 9,
+                               error="store unavailable")
+    await jobs(store).save_bulk_job(done)
+    assert await jobs(store).bulk_job(job.id) == done
+    assert await jobs(store).unfinished_bulk_jobs() == []
+
+
+async def test_saving_never_changes_what_the_job_was_started_with(store: Store) -> None:
+    job = await jobs(store).add_bulk_job("opa", '{"upstream": "vclaim"}', 5, T0)
+    await jobs(store).save_bulk_job(dataclasses.replace(
+        job, actor="mallory", filter="{}", expected=999, started_at=0.0, retried=2))
+    assert await jobs(store).bulk_job(job.id) == dataclasses.replace(job, retried=2)
