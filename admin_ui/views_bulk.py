@@ -42,10 +42,11 @@ async def _job(request: web.Request) -> BulkJob | None:
 
 def _fields(job: BulkJob, request: web.Request) -> dict[str, str]:
     t = translator(request)
-    state = ("bulk.state.failed" if job.error else
+    record = job.record
+    state = ("bulk.state.failed" if record.error else
              "bulk.state.running" if job.running else "bulk.state.done")
-    return {"retried": str(job.retried), "skipped": str(job.skipped), "state": t(state),
-            "finished_at": wib(job.finished_at) or t("none")}
+    return {"retried": str(record.retried), "skipped": str(record.skipped), "state": t(state),
+            "finished_at": wib(record.finished_at) or t("none")}
 
 
 async def job_page(request: web.Request) -> web.Response:

@@ -52,34 +52,6 @@ class BulkJob:
     def id(self) -> int:
         return self.record.id
 
-    @property
-    def actor(self) -> str:
-        return self.record.actor
-
-    @property
-    def expected(self) -> int:
-        return self.record.expected
-
-    @property
-    def started_at(self) -> float:
-        return self.record.started_at
-
-    @property
-    def retried(self) -> int:
-        return self.record.retried
-
-    @property
-    def skipped(self) -> int:
-        return self.record.skipped
-
-    @property
-    def finished_at(self) -> float | None:
-        return self.record.finished_at
-
-    @property
-    def error(self) -> str | None:
-        return self.record.error
-
 
 def describe(f: RequestFilter) -> str:
     """The filter in the audit log's words, e.g. ``status=dead upstream='vclaim'``."""
@@ -199,10 +171,11 @@ class BulkRetries:
         finished_at = self._clock()
         try:
             await self._save(job, finished_at=finished_at)
+            done = job.record
             await self._ops.store.audit(
-                job.actor, "bulk_retry_done", None,
-                f"job #{job.id}: retried {job.retried}, skipped {job.skipped}"
-                + (f"; stopped: {job.error}" if job.error else ""), finished_at)
+                done.actor, "bulk_retry_done", None,
+                f"job #{done.id}: retried {done.retried}, skipped {done.skipped}"
+                + (f"; stopped: {done.error}" if done.error else ""), finished_at)
         except StoreError as exc:  # still unfinished in the store: resumed at next start
             log.error("bulk retry #%s: cannot record its end: %s", job.id, exc)
 
@@ -213,12 +186,12 @@ class BulkRetries:
             retried = skipped = 0
             for r in page.items:
                 try:
-                    await self._ops.retry(r.id, job.actor, f"bulk retry #{job.id}")
+                    await self._ops.retry(r.id, job.record.actor, f"bulk retry #{job.id}")
                     retried += 1
                 except (InvalidTransition, Conflict, NotFound):
                     skipped += 1
-            await self._save(job, retried=job.retried + retried,
-                             skipped=job.skipped + skipped, cursor=page.next_cursor)
+            await self._save(job, retried=job.record.retried + retried,
+                             skipped=job.record.skipped + skipped, cursor=page.next_cursor)
             if page.next_cursor is None:
                 return
             if page.items:
