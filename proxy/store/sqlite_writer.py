@@ -4,7 +4,9 @@ Handlers and the relay submit operations; the thread takes everything that is wa
 runs it in one transaction, commits once (one fsync), then resolves every waiting
 future with a single hop back to the event loop. Inserts of new requests are batched
 into one ``executemany``. A failing operation does not fail its neighbours: the batch
-is rolled back and each operation is replayed in its own transaction.
+is rolled back and replayed in one transaction with a savepoint per operation, so only
+the failing one is undone and the rest still commit together (one fsync, not one each:
+a SIMRS resending the same booking must not slow intake for everyone else).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ def translate(exc: sqlite3.Error) -> StoreError:
     if isinstance(exc, sqlite3.OperationalError) and "i/o" in text:
         return StoreUnavailable(str(exc))
     return StoreError(str(exc))
+
+
+class _TransactionLost(Exception):
+    """A failing statement made SQLite roll back the whole transaction."""
 
 
 @dataclass(slots=True)
@@ -148,9 +154,39 @@ class SqliteWriter:
             _rollback(conn)
             if len(batch) == 1:
                 return [(batch[0], None, _wrap(exc))]
-            return [r for j in batch for r in self._run_batch(conn, [j])]
+            return self._replay(conn, batch)
         done: list[Result] = [(j, None, None) for j in inserts]
         return done + results
+
+    def _replay(self, conn: sqlite3.Connection, batch: Sequence[_Job]) -> list[Result]:
+        """The batch again, in arrival order, each job in its own savepoint."""
+        results: list[Result] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = None
+                    if job.op is not None:
+                        value = job.op(conn)
+                    else:
+                        conn.execute(self._insert_sql, job.insert or ())
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        # SQLite gave up the whole transaction (e.g. disk full).
+                        raise _TransactionLost from exc
+                    conn.execute("ROLLBACK TO job")
+                    results.append((job, None, _wrap(exc)))
+                else:
+                    results.append((job, value, None))
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except BaseException:
+            # Not a single job's fault (disk full, database locked): the slow way, one
+            # transaction per job, so whatever still fits is stored.
+            _rollback(conn)
+            return [r for j in batch for r in self._run_batch(conn, [j])]
+        return results
 
     def _deliver(self, results: list[Result]) -> None:
         assert self._loop is not None

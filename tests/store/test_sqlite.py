@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,7 @@ from proxy.calls import Status, Transition, Verdict
 from proxy.ids import new_request_id
 from proxy.store.base import (
     AttemptRecord,
+    DuplicateKey,
     NewRequest,
     StoreError,
     StoreFull,
@@ -236,6 +238,30 @@ async def test_concurrent_enqueues_share_commits(
     assert 1 <= counter.commits < 50, f"{counter.commits} commits for 500 enqueues"
     page = await store.search(status=Status.PENDING, upstream=UP, limit=1000, cursor=None)
     assert sorted(r.id for r in page.items) == sorted(r.id for r in requests)
+
+
+async def test_a_duplicate_in_a_group_does_not_cost_its_neighbours_a_commit_each(
+    db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counter = CommitCounter()
+    monkeypatch.setattr(sqlite_backend, "connect_writer", counter.connect)
+    store = await opened(db_path)
+    resent = "antrean:add:KB-RESENT"
+    await store.enqueue(dataclasses.replace(req(0), dedup_key=resent))
+    counter.reset()
+    # A SIMRS resending one booking five times among 495 new ones, all arriving together.
+    requests = [dataclasses.replace(req(i / 1000 + 1),
+                                    dedup_key=resent if i % 100 == 50 else None)
+                for i in range(500)]
+
+    results = await asyncio.gather(*(store.enqueue(r) for r in requests),
+                                   return_exceptions=True)
+
+    duplicates = [i for i, r in enumerate(results) if isinstance(r, DuplicateKey)]
+    assert duplicates == [50, 150, 250, 350, 450]
+    assert [r for r in results if not isinstance(r, DuplicateKey)] == [None] * 495
+    assert count_rows(db_path) == 496
+    assert 1 <= counter.commits < 50, f"{counter.commits} commits for 500 enqueues"
 
 
 async def test_failing_op_does_not_fail_its_neighbours(db_path: Path) -> None:
