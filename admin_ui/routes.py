@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from admin_ui import views_auth, views_bulk, views_dashboard, views_requests
+from admin_ui import views_audit, views_auth, views_bulk, views_dashboard, views_requests
 from admin_ui.guard import add_security_headers, guarded
 from admin_ui.maintenance import cancel as cancel_window
 from admin_ui.maintenance import schedule as schedule_window
@@ -40,6 +40,7 @@ def setup_ui(app: web.Application) -> None:
     r.add_get(f"/requests/{ID}", guarded(READ, views_requests.request_detail))
     r.add_post(f"/requests/{ID}/retry", guarded(OPERATE, views_requests.retry))
     r.add_post(f"/requests/{ID}/cancel", guarded(OPERATE, views_requests.cancel))
+    r.add_get("/audit", guarded(EXPORT, views_audit.audit_log))
     r.add_get("/bulk", guarded(OPERATE, views_bulk.preview))
     r.add_post("/bulk", guarded(OPERATE, views_bulk.start))
     r.add_get(r"/bulk/{job_id:\d{1,9}}", guarded(READ, views_bulk.job_page))
