@@ -169,13 +169,19 @@ async def test_wal_mode_and_synchronous_full(db_path: Path, opened: Any) -> None
         writer.close()
 
 
+async def counted(db_path: Path, opened: Any,
+                  monkeypatch: pytest.MonkeyPatch) -> tuple[SqliteStore, CommitCounter]:
+    """An opened store whose writer connection counts the statements it runs."""
+    counter = CommitCounter()
+    monkeypatch.setattr(sqlite_backend, "connect_writer", counter.connect)
+    return await opened(db_path), counter
+
+
 async def test_store_writes_through_connect_writer(
     db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The pragmas checked above are the ones the store's writer really runs with."""
-    counter = CommitCounter()
-    monkeypatch.setattr(sqlite_backend, "connect_writer", counter.connect)
-    store = await opened(db_path)
+    store, counter = await counted(db_path, opened, monkeypatch)
     counter.reset()
 
     await store.enqueue(req(1))
@@ -225,9 +231,7 @@ async def test_newer_schema_is_refused(db_path: Path, opened: Any) -> None:
 async def test_concurrent_enqueues_share_commits(
     db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counter = CommitCounter()
-    monkeypatch.setattr(sqlite_backend, "connect_writer", counter.connect)
-    store = await opened(db_path)
+    store, counter = await counted(db_path, opened, monkeypatch)
     counter.reset()
     requests = [req(i / 1000) for i in range(500)]
 
@@ -243,9 +247,7 @@ async def test_concurrent_enqueues_share_commits(
 async def test_a_duplicate_in_a_group_does_not_cost_its_neighbours_a_commit_each(
     db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    counter = CommitCounter()
-    monkeypatch.setattr(sqlite_backend, "connect_writer", counter.connect)
-    store = await opened(db_path)
+    store, counter = await counted(db_path, opened, monkeypatch)
     resent = "antrean:add:KB-RESENT"
     await store.enqueue(dataclasses.replace(req(0), dedup_key=resent))
     counter.reset()
