@@ -266,13 +266,20 @@ async def test_a_duplicate_in_a_group_does_not_cost_its_neighbours_a_commit_each
     assert 1 <= counter.commits < 50, f"{counter.commits} commits for 500 enqueues"
 
 
-async def test_failing_op_does_not_fail_its_neighbours(db_path: Path) -> None:
+def started_writer(db_path: Path) -> SqliteWriter:
+    """The writer alone, on a fresh database with one table ``t (x INTEGER PRIMARY KEY)``
+    whose batched insert is ``INSERT INTO t (x) VALUES (?)``."""
     db_path.parent.mkdir(parents=True)
     setup = connect_writer(db_path, 2_000)
     setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
     setup.close()
     writer = SqliteWriter(lambda: connect_writer(db_path, 2_000), "INSERT INTO t (x) VALUES (?)")
     writer.start(asyncio.get_running_loop())
+    return writer
+
+
+async def test_failing_op_does_not_fail_its_neighbours(db_path: Path) -> None:
+    writer = started_writer(db_path)
     gate = threading.Event()
 
     def bad(conn: sqlite3.Connection) -> None:
@@ -329,12 +336,7 @@ async def test_failing_enqueue_does_not_fail_concurrent_enqueues(
 
 
 async def test_writer_stop_finishes_submitted_jobs(db_path: Path) -> None:
-    db_path.parent.mkdir(parents=True)
-    setup = connect_writer(db_path, 2_000)
-    setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
-    setup.close()
-    writer = SqliteWriter(lambda: connect_writer(db_path, 2_000), "INSERT INTO t (x) VALUES (?)")
-    writer.start(asyncio.get_running_loop())
+    writer = started_writer(db_path)
     futures = [writer.insert((i,)) for i in range(50)]
 
     await writer.stop()
