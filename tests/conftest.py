@@ -44,6 +44,9 @@ class FakeClock:
     def __call__(self) -> float:
         return self.now
 
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
 
 class Standin:
     def __init__(self, url: str, state: StandinState) -> None:

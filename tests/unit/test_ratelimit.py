@@ -5,32 +5,27 @@ from __future__ import annotations
 import pytest
 
 from proxy.policies.ratelimit import TokenBucket
-
-
-class FakeClock:
-    def __init__(self, t: float = 1_000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
+from tests.conftest import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    # A small epoch: the tests step by nanoseconds, which a float near 1.8e9 cannot hold.
+    return FakeClock(1_000.0)
 
 
-def test_starts_full_and_grants_at_most_the_burst(clock: FakeClock) -> None:
-    bucket = TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+@pytest.fixture
+def bucket(clock: FakeClock) -> TokenBucket:
+    """4 tokens a second, bursts of up to 10, starting full."""
+    return TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+
+
+def test_starts_full_and_grants_at_most_the_burst(bucket: TokenBucket, clock: FakeClock) -> None:
     assert bucket.take(25) == 10
     assert bucket.take(1) == 0
 
 
-def test_grants_only_what_is_asked(clock: FakeClock) -> None:
-    bucket = TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+def test_grants_only_what_is_asked(bucket: TokenBucket, clock: FakeClock) -> None:
     assert bucket.take(3) == 3
     assert bucket.take(100) == 7
 
@@ -42,8 +37,7 @@ def test_burst_defaults_to_per_second_and_is_at_least_one(clock: FakeClock) -> N
     assert slow.take(5) == 1
 
 
-def test_refills_at_per_second(clock: FakeClock) -> None:
-    bucket = TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+def test_refills_at_per_second(bucket: TokenBucket, clock: FakeClock) -> None:
     bucket.take(10)
     clock.advance(0.5)
     assert bucket.take(10) == 2
@@ -53,43 +47,37 @@ def test_refills_at_per_second(clock: FakeClock) -> None:
     assert bucket.take(1) == 1
 
 
-def test_refill_is_capped_at_burst(clock: FakeClock) -> None:
-    bucket = TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+def test_refill_is_capped_at_burst(bucket: TokenBucket, clock: FakeClock) -> None:
     bucket.take(10)
     clock.advance(3_600.0)
     assert bucket.take(1_000) == 10
 
 
-def test_time_does_not_refill_before_it_passes(clock: FakeClock) -> None:
-    bucket = TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+def test_time_does_not_refill_before_it_passes(bucket: TokenBucket, clock: FakeClock) -> None:
     bucket.take(10)
     assert bucket.take(1) == 0
     assert bucket.take(1) == 0
 
 
-def test_give_back_returns_unused_tokens(clock: FakeClock) -> None:
-    bucket = TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+def test_give_back_returns_unused_tokens(bucket: TokenBucket, clock: FakeClock) -> None:
     assert bucket.take(6) == 6
     bucket.give_back(2)
     assert bucket.take(100) == 6
 
 
-def test_give_back_is_capped_at_burst(clock: FakeClock) -> None:
-    bucket = TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+def test_give_back_is_capped_at_burst(bucket: TokenBucket, clock: FakeClock) -> None:
     bucket.take(1)
     bucket.give_back(50)
     assert bucket.take(100) == 10
 
 
-def test_wait_s_is_zero_with_a_token(clock: FakeClock) -> None:
-    bucket = TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+def test_wait_s_is_zero_with_a_token(bucket: TokenBucket, clock: FakeClock) -> None:
     assert bucket.wait_s() == 0.0
     bucket.take(9)
     assert bucket.wait_s() == 0.0
 
 
-def test_wait_s_when_empty(clock: FakeClock) -> None:
-    bucket = TokenBucket(per_second=4.0, burst=10.0, clock=clock)
+def test_wait_s_when_empty(bucket: TokenBucket, clock: FakeClock) -> None:
     bucket.take(10)
     assert bucket.wait_s() == pytest.approx(0.25)
     clock.advance(0.125)
