@@ -44,8 +44,11 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
 
 def safe_next(target: str | None) -> str:
     """A local path to return to after login; anything else (other hosts, ``//x``,
-    backslash tricks) becomes the dashboard."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    backslash tricks) becomes the dashboard. Control characters and spaces are refused
+    outright: the redirect drops tabs and newlines, so ``/\t/evil.example`` would leave
+    as ``//evil.example``."""
+    if not target or not target.startswith("/") or target.startswith("//") or \
+            any(c == "\\" or c.isspace() or not c.isprintable() for c in target):
         return "/"
     return target
 
