@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import secrets
 import time
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,10 +24,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from proxy.config import AdminConfig, AdminUserConfig
-from proxy.store.admin_base import ManagedStore, Session
+from proxy.store.admin_base import ManagedStore, Session, after_login_failure
 
 SESSION_COOKIE = "tenang_session"
 MAX_NAME = 64  # longer names are cut before they reach the audit log
+MAX_UNKNOWN_NAMES = 10_000  # failed-login counts kept for names that do not exist
 
 
 class Role(StrEnum):
@@ -114,12 +117,38 @@ def same(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and hmac.compare_digest(a.encode(), b.encode())
 
 
+class _UnknownNames:
+    """Failed logins for names that do not exist, counted and locked like a real user's
+    (in memory, the most recent ``limit`` names), so that a lockout message does not
+    tell which names exist."""
+
+    def __init__(self, limit: int = MAX_UNKNOWN_NAMES) -> None:
+        self._limit = limit
+        self._seen: OrderedDict[str, tuple[int, float | None]] = OrderedDict()
+
+    def locked_until(self, name: str) -> float | None:
+        return self._seen.get(name, (0, None))[1]
+
+    def fail(self, name: str, now: float, *, lock_after: int, lock_s: float) -> float | None:
+        failures, locked = self._seen.pop(name, (0, None))
+        self._seen[name] = after_login_failure(failures, locked, now, lock_after=lock_after,
+                                               lock_s=lock_s)
+        if len(self._seen) > self._limit:
+            self._seen.popitem(last=False)
+        return self._seen[name][1]
+
+
 class Auth:
     def __init__(self, store: ManagedStore, settings: AdminConfig,
                  clock: Callable[[], float] = time.time) -> None:
         self._store = store
         self._settings = settings
         self._clock = clock
+        self._unknown = _UnknownNames()
+        # One login at a time per name: guesses sent in parallel would otherwise all
+        # pass the lockout check before the first failure is counted.
+        self._name_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = \
+            weakref.WeakValueDictionary()
 
     async def sync_users(self, users: Sequence[AdminUserConfig]) -> None:
         """Write the config file's users into the store (their hash and role win over
@@ -131,11 +160,19 @@ class Auth:
     async def login(self, name: str, password: str) -> tuple[str, Principal]:
         """A new session token (for the cookie) and who it belongs to; LoginRefused."""
         name = name.strip()[:MAX_NAME]
+        lock = self._name_locks.get(name)
+        if lock is None:
+            lock = self._name_locks[name] = asyncio.Lock()
+        async with lock:
+            return await self._login(name, password)
+
+    async def _login(self, name: str, password: str) -> tuple[str, Principal]:
         now = self._clock()
         user = await self._store.get_user(name)
-        if user is not None and user.locked_until is not None and user.locked_until > now:
+        locked_until = self._unknown.locked_until(name) if user is None else user.locked_until
+        if locked_until is not None and locked_until > now:
             await self._store.audit(name, "login_refused", None, "locked", now)
-            raise LoginRefused(user.locked_until)
+            raise LoginRefused(locked_until)
         # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
         ok = await asyncio.to_thread(_verify, user.password_hash if user else _dummy(),
                                      password)
@@ -151,14 +188,17 @@ class Auth:
         return token, Principal(name, Role(user.role), session.csrf_token, session.id)
 
     async def _failed(self, name: str, now: float, *, known: bool) -> NoReturn:
-        locked_until = None
+        lock_after, lock_s = self._settings.lockout_after, self._settings.lockout_s
         if known:
             updated = await self._store.record_login_failure(
-                name, now, lock_after=self._settings.lockout_after,
-                lock_s=self._settings.lockout_s)
+                name, now, lock_after=lock_after, lock_s=lock_s)
             locked_until = updated.locked_until if updated else None
-        detail = "locked after repeated failures" if locked_until else (
-            "wrong password" if known else "unknown user")
+        else:
+            locked_until = self._unknown.fail(name, now, lock_after=lock_after, lock_s=lock_s)
+        detail = "wrong password" if known else "unknown user"
+        if locked_until:
+            detail = "locked after repeated failures" if known else f"{detail}; locked after " \
+                "repeated failures"
         await self._store.audit(name, "login_failed", None, detail, now)
         raise LoginRefused(locked_until)
 

@@ -37,6 +37,18 @@ class User:
     locked_until: float | None = None
 
 
+def after_login_failure(failures: int, locked_until: float | None, now: float, *,
+                        lock_after: int, lock_s: float) -> tuple[int, float | None]:
+    """A user's (failed_logins, locked_until) after one more failed login: a lock that
+    has run out starts the count again; ``lock_after`` failures lock for ``lock_s``."""
+    if locked_until is not None and locked_until <= now:
+        failures, locked_until = 0, None
+    failures += 1
+    if failures >= lock_after:
+        failures, locked_until = 0, now + lock_s
+    return failures, locked_until
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     """A login. ``id`` is what the store keys on (the auth layer stores a digest of the
@@ -98,7 +110,8 @@ class AdminStore(Protocol):
     async def add_user(self, name: str, password_hash: str, role: str, now: float, *,
                        replace: bool = False) -> None:
         """Create a user. With ``replace`` an existing user gets the new hash and role
-        (its lockout state is kept); without it an existing name raises Conflict."""
+        (its lockout state is kept; a changed hash ends its sessions); without it an
+        existing name raises Conflict."""
 
     async def get_user(self, name: str) -> User | None: ...
 

@@ -16,6 +16,7 @@ from proxy.store.admin_base import (
     RequestPage,
     Session,
     User,
+    after_login_failure,
 )
 from proxy.store.admin_filter import in_id_range, is_open_sep, matches
 from proxy.store.base import Conflict, StoredAttempt, StoredRequest, StoreError
@@ -49,6 +50,8 @@ class MemoryAdminMixin:
         old = users.get(name)
         if old is not None and not replace:
             raise Conflict(f"user {name!r} already exists")
+        if old is not None and old.password_hash != password_hash:
+            self._end_sessions(name)  # a new password ends the old one's sessions
         users[name] = (dataclasses.replace(old, password_hash=password_hash, role=role)
                        if old else User(name, password_hash, role, now))
 
@@ -56,10 +59,13 @@ class MemoryAdminMixin:
         return self._admin().users.get(name)
 
     async def remove_user(self, name: str) -> bool:
-        state = self._admin()
-        for key in [k for k, s in state.sessions.items() if s.user_name == name]:
-            del state.sessions[key]
-        return state.users.pop(name, None) is not None
+        self._end_sessions(name)
+        return self._admin().users.pop(name, None) is not None
+
+    def _end_sessions(self, name: str) -> None:
+        sessions = self._admin().sessions
+        for key in [k for k, s in sessions.items() if s.user_name == name]:
+            del sessions[key]
 
     async def record_login_failure(self, name: str, now: float, *, lock_after: int,
                                    lock_s: float) -> User | None:
@@ -67,12 +73,8 @@ class MemoryAdminMixin:
         user = users.get(name)
         if user is None:
             return None
-        failures, locked = user.failed_logins, user.locked_until
-        if locked is not None and locked <= now:
-            failures, locked = 0, None
-        failures += 1
-        if failures >= lock_after:
-            failures, locked = 0, now + lock_s
+        failures, locked = after_login_failure(user.failed_logins, user.locked_until, now,
+                                               lock_after=lock_after, lock_s=lock_s)
         users[name] = dataclasses.replace(user, failed_logins=failures, locked_until=locked)
         return users[name]
 

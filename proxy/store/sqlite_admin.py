@@ -25,6 +25,7 @@ from proxy.store.admin_base import (
     RequestPage,
     Session,
     User,
+    after_login_failure,
 )
 from proxy.store.admin_filter import id_ceiling, id_floor, like_escape
 from proxy.store.base import Conflict
@@ -110,9 +111,12 @@ class SqliteAdminMixin:
     async def add_user(self, name: str, password_hash: str, role: str, now: float, *,
                        replace: bool = False) -> None:
         def op(c: sqlite3.Connection) -> bool:
-            if c.execute("SELECT 1 FROM users WHERE name=?", (name,)).fetchone():
+            old = c.execute("SELECT password_hash FROM users WHERE name=?", (name,)).fetchone()
+            if old:
                 if not replace:
                     return False
+                if old[0] != password_hash:  # a new password ends the old one's sessions
+                    c.execute("DELETE FROM sessions WHERE user_name=?", (name,))
                 c.execute("UPDATE users SET password_hash=?, role=? WHERE name=?",
                           (password_hash, role, name))
                 return True
@@ -140,12 +144,8 @@ class SqliteAdminMixin:
             row = c.execute(f"{_USER} WHERE name=?", (name,)).fetchone()
             if row is None:
                 return None
-            failures, locked = row[4], row[5]
-            if locked is not None and locked <= now:
-                failures, locked = 0, None
-            failures += 1
-            if failures >= lock_after:
-                failures, locked = 0, now + lock_s
+            failures, locked = after_login_failure(row[4], row[5], now,
+                                                   lock_after=lock_after, lock_s=lock_s)
             c.execute("UPDATE users SET failed_logins=?, locked_until=? WHERE name=?",
                       (failures, locked, name))
             return _user((*row[:4], failures, locked))

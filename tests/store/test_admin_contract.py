@@ -75,6 +75,20 @@ async def test_remove_user_ends_their_sessions(admin: ManagedStore) -> None:
     assert await admin.get_session("b1", T0) is not None
 
 
+async def test_a_new_password_ends_the_users_sessions_the_same_one_does_not(
+        admin: ManagedStore) -> None:
+    await admin.add_user("siti", "h1", "viewer", T0)
+    await admin.add_user("budi", "h1", "viewer", T0)
+    await admin.create_session(Session("s1", "siti", "c", T0, T0 + 60))
+    await admin.create_session(Session("b1", "budi", "c", T0, T0 + 60))
+    # A restart re-syncs config users with the same hash (a role change only): kept.
+    await admin.add_user("siti", "h1", "operator", T0 + 1, replace=True)
+    assert await admin.get_session("s1", T0) is not None
+    await admin.add_user("siti", "h2", "operator", T0 + 2, replace=True)
+    assert await admin.get_session("s1", T0) is None
+    assert await admin.get_session("b1", T0) is not None
+
+
 async def test_the_nth_login_failure_locks_the_user(admin: ManagedStore) -> None:
     await admin.add_user("siti", "h", "viewer", T0)
     for n in range(1, 5):
