@@ -55,7 +55,9 @@ def _cell(value: object) -> str:
 
 def _csv_row(r: StoredRequest) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow([_cell(v) for v in (
+    # Every cell quoted: a spreadsheet that splits on ';' (the Indonesian locale) must not
+    # start a new, unprefixed cell in the middle of a body.
+    csv.writer(out, quoting=csv.QUOTE_ALL).writerow([_cell(v) for v in (
         r.id, wib(r.received_at), r.upstream, r.endpoint, r.method, r.path, r.query,
         r.status.value, r.attempts, r.reason, r.body.decode("utf-8", "replace"))])
     return out.getvalue()

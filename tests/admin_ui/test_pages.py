@@ -221,6 +221,11 @@ async def test_csv_export_for_auditors_is_audited_and_formula_safe(
     assert rows[1][0] == formula, "newest first"
     assert rows[1][-1].startswith("'="), "formula neutralised"
     assert rows[2][-1] == '{"kodebooking": "KB-CSV"}'
+    # Every cell quoted, so a spreadsheet splitting on ';' (Indonesian Excel) cannot start
+    # a cell at the '=' in the middle of a body.
+    data_lines = text.splitlines()[1:]
+    assert data_lines and all(line.startswith('"') and line.endswith('"')
+                              for line in data_lines)
     (entry, *_) = await managed(ui.store).audit_entries()
     assert (entry.actor, entry.action, entry.detail) == ("audi", "export_csv", "all")
 
