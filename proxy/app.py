@@ -55,6 +55,17 @@ def _maintenance_store(store: Store) -> MaintenanceStore:
     return store
 
 
+def insecure_cookie_warning(config: Config) -> str | None:
+    """What to tell ops when the admin UI is reachable from other machines but its
+    session cookie would also travel over plain HTTP."""
+    host = config.server.admin_listen.host
+    if config.admin.cookie_secure or host in ("localhost", "::1") or host.startswith("127."):
+        return None
+    return (f"the admin UI listens on {host}, off loopback, with admin.cookie_secure = false: "
+            "session cookies also go over plain HTTP; put it behind TLS and set "
+            "admin.cookie_secure = true")
+
+
 def _check_ops_secrets(config: Config) -> None:
     if config.metrics.token_env and not config.metrics.token:
         raise ValueError(f"metrics token missing: set the {config.metrics.token_env} "
@@ -132,6 +143,9 @@ class Tenang:
         await self.maintenance.tick()
         self.maintenance.start()
         self.notifier.start()
+        warning = insecure_cookie_warning(self.config)
+        if warning is not None:
+            log.warning(warning)
         for up in self.config.upstreams:
             if up.is_bpjs and not up.secret:
                 log.warning("upstream %s has no consumer secret (set secret_env): queued "

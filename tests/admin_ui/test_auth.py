@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -78,8 +79,11 @@ async def test_login_redirects_back_and_sets_a_strict_http_only_cookie(
     assert status == 200 and "vera" in page
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x",
-                                    "/\\evil.example", "javascript:alert(1)"])
+OFF_SITE = ["https://evil.example/", "//evil.example/x", "/\\evil.example",
+            "javascript:alert(1)", "/\t/evil.example", "/\r\n/evil.example", "/ /evil.example"]
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
 async def test_login_never_redirects_off_site(ui: Tenang, browsers: Callable[[str], Browser],
                                               target: str) -> None:
     b = browsers(ui.admin_url)
@@ -89,6 +93,13 @@ async def test_login_never_redirects_off_site(ui: Tenang, browsers: Callable[[st
             "name": "vera", "password": PASSWORD, "csrf_token": token, "next": target}) as resp:
         assert resp.status == 303
         assert resp.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+async def test_the_language_switch_never_redirects_off_site(
+        ui: Tenang, browsers: Callable[[str], Browser], target: str) -> None:
+    status, _, resp = await browsers(ui.admin_url).get("/lang/en", params={"next": target})
+    assert status == 303 and resp.headers["Location"] == "/"
 
 
 async def test_login_form_needs_its_csrf_token(ui: Tenang,
@@ -122,6 +133,52 @@ async def test_wrong_password_five_times_locks_the_user(
     assert ("opa", "login_failed", "locked after repeated failures") in actions
     assert ("opa", "login_refused", "locked") in actions
     assert ("opa", "login", None) in actions
+
+
+async def test_guesses_sent_in_parallel_cannot_get_past_the_lockout(
+        ui: Tenang, browsers: Callable[[str], Browser]) -> None:
+    b = browsers(ui.admin_url)
+    _, page, _ = await b.get("/login")
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+
+    async def guess(password: str) -> int:
+        async with b.http.post(ui.admin_url + "/login", allow_redirects=False, data={
+                "name": "adi", "password": password, "csrf_token": token}) as resp:
+            return resp.status
+
+    # 30 wrong guesses and the right password, all at once, on one login page's token.
+    statuses = await asyncio.gather(*(guess(f"guess-{i}") for i in range(30)), guess(PASSWORD))
+    entries = await managed(ui.store).audit_entries(limit=100)
+    checked = [e for e in entries if e.actor == "adi" and e.action in ("login_failed", "login")]
+    # Only as many passwords are checked as the lockout allows; the rest are refused unread.
+    assert len(checked) <= ui.config.admin.lockout_after + 1
+    assert sum(1 for e in entries if e.action == "login_refused") >= 30 - len(checked)
+    if statuses[-1] == 303:  # the right one came before the fifth wrong one
+        assert [e.action for e in checked].count("login_failed") < \
+            ui.config.admin.lockout_after
+    else:
+        user = await managed(ui.store).get_user("adi")
+        assert user is not None and user.locked_until is not None
+
+
+async def test_a_lockout_looks_the_same_for_names_that_do_not_exist(
+        ui: Tenang, browsers: Callable[[str], Browser]) -> None:
+    pages = {}
+    for name in ("adi", "nobody-here"):
+        b = browsers(ui.admin_url)
+        for _ in range(ui.config.admin.lockout_after):
+            assert await b.login(name, "nope-nope") == 401
+        _, page, _ = await b.get("/login")
+        token = page.split('name="csrf_token" value="')[1].split('"')[0]
+        async with b.http.post(ui.admin_url + "/login", data={
+                "name": name, "password": "nope-nope", "csrf_token": token}) as resp:
+            pages[name] = (resp.status, "Akun dikunci" in await resp.text())
+    assert pages == {"adi": (401, True), "nobody-here": (401, True)}
+    actions = [(e.actor, e.action, e.detail)
+               for e in await managed(ui.store).audit_entries(limit=30)]
+    assert ("nobody-here", "login_failed", "unknown user; locked after repeated failures") \
+        in actions
+    assert ("nobody-here", "login_refused", "locked") in actions
 
 
 async def test_locked_message_names_the_time(ui: Tenang,

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from proxy.app import insecure_cookie_warning
 from proxy.config import parse_config
 from tests.unit.test_config import fails_naming, minimal
 
@@ -67,3 +68,17 @@ def test_smtp_password_without_username_is_refused() -> None:
     with fails_naming("notify.smtp.username"):
         parsed(notify={"smtp": {"host": "m", "sender": "t@rs", "recipients": "a@rs",
                                 "password_env": "PW"}})
+
+
+@pytest.mark.parametrize(("admin_listen", "secure", "warned"), [
+    ("127.0.0.1:8081", False, False), ("localhost:8081", False, False),
+    ("[::1]:8081", False, False), ("0.0.0.0:8081", False, True),
+    ("10.1.2.3:8081", False, True), ("0.0.0.0:8081", True, False)])
+def test_an_off_loopback_admin_ui_without_secure_cookies_is_warned_about(
+        admin_listen: str, secure: bool, warned: bool) -> None:
+    doc = {**minimal(), "server": {"admin_listen": admin_listen},
+           "admin": {"cookie_secure": secure}}
+    warning = insecure_cookie_warning(parse_config(doc, Path("."), {}))
+    assert (warning is not None) == warned
+    if warning is not None:
+        assert "admin.cookie_secure = true" in warning
