@@ -33,7 +33,11 @@ class Backpressure:
         self._disk_free = 0
 
     async def refusal(self, upstream: UpstreamConfig) -> str | None:
-        """Why a new request for ``upstream`` must be refused now, or None."""
+        """Why a new request for ``upstream`` must be refused now, or None.
+
+        Raises StoreError when the queue cannot be counted (database locked or closed):
+        intake then refuses with the store's reason, as for a failed insert. Nothing is
+        remembered, so the next request counts again."""
         now = self.clock()
         if self.min_free_bytes:
             if now - self._disk_checked_at >= REFRESH_S:

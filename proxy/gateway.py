@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 from dataclasses import dataclass
 
@@ -34,12 +35,14 @@ from proxy.policies.breaker import Permit
 from proxy.relay import Relay
 from proxy.results_api import add_results_route
 from proxy.store.base import DuplicateKey, NewRequest, Store, StoredRequest, StoreError
+from proxy.upstream import has_dot_segment
 
 log = logging.getLogger("tenang.gateway")
 
 REQUEST_ID_HEADER = "X-Tenang-Request-Id"
 DUPLICATE_HEADER = "X-Tenang-Duplicate-Of"
 MAX_REMEMBERED_RULES = 4096
+_SLASH_RUNS = re.compile(r"/{2,}")
 STORE_REFUSED = "Tenang tidak dapat menyimpan permintaan / request not stored: {}. " \
                 "Kirim ulang / please retry."
 
@@ -100,12 +103,20 @@ class Gateway:
 
     async def _intake(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        route = self.match(request.path)
+        target = request.raw_path
+        if not target.startswith("/"):
+            # Absolute-form ("POST http://host/...") or authority-form: what follows the
+            # host is not a path Tenang may slice, sign and send on.
+            return refuse(None, 400, "Request target tidak valid / the request target must "
+                          "be a path starting with '/'; Tenang is not an open proxy")
+        path, query = canonical_target(target)
+        route = self.match(path)
         if route is None:
             return refuse(None, 404, "Tidak ada upstream untuk path ini / no upstream is "
-                          f"configured for {request.path!r}; Tenang is not an open proxy")
+                          f"configured for {path!r}; Tenang is not an open proxy")
         up = route.upstream
-        if "/." in request.path and any(seg in ("..", ".") for seg in request.path.split("/")):
+        rest = path[len(up.prefix):]
+        if has_dot_segment(rest):
             return refuse(up.preset, 400, "Path tidak valid / path must not contain . or .. "
                           "segments")
         limit = self.config.server.max_body_bytes
@@ -114,14 +125,16 @@ class Gateway:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return too_large(up.preset, limit)
-        path = request.raw_path.split("?", 1)[0]
-        rule = self._rule(up, request.method, path[len(up.prefix):])
+        rule = self._rule(up, request.method, rest)
         if rule.mode is Mode.PASSTHROUGH and self.passthrough is not None:
-            return await self.passthrough.handle(request, up, rule, path, body)
-        refusal = await self.backpressure.refusal(up)
+            return await self.passthrough.handle(request, up, rule, path, query, body)
+        try:
+            refusal = await self.backpressure.refusal(up)
+        except StoreError as exc:
+            return self._store_refused(up, exc)
         if refusal is not None:
             return refuse(up.preset, 503, STORE_REFUSED.format(refusal))
-        call = self._new_request(request, up, rule, path, body)
+        call = self._new_request(request, up, rule, path, query, body)
         # Deadline mode sends live while the SIMRS waits, if the breaker allows a send now.
         permit = self.relay.try_live(up.name) if (
             rule.mode is Mode.DEADLINE and self.relay is not None) else None
@@ -134,8 +147,7 @@ class Gateway:
             try:
                 original = await self._store(call, up)
             except StoreError as exc:
-                log.error("intake refused, store error: %s", exc, extra={"upstream": up.name})
-                return refuse(up.preset, 503, STORE_REFUSED.format(exc.reason))
+                return self._store_refused(up, exc)
             if original is not None:
                 return self._duplicate(route, rule, original)
             self.backpressure.accepted(up.name)
@@ -157,25 +169,29 @@ class Gateway:
             return self._accepted(route, rule, call.id)
         return live_reply.with_id(call.id)
 
+    def _store_refused(self, up: UpstreamConfig, exc: StoreError) -> web.Response:
+        log.error("intake refused, store error: %s", exc, extra={"upstream": up.name})
+        return refuse(up.preset, 503, STORE_REFUSED.format(exc.reason))
+
     def _unused(self, up: UpstreamConfig, permit: Permit | None) -> None:
         """A live-send permit that will not be used goes back to the breaker."""
         if permit is not None and self.relay is not None:
             self.relay.cancel_live(up.name, permit)
 
     def _new_request(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
-                     path: str, body: bytes) -> NewRequest:
+                     path: str, query: str, body: bytes) -> NewRequest:
         received_at = time.time()
         parsed = Body(body)
         ordering = key_of(parsed, rule.ordering_key)
         coalesce = key_of(parsed, rule.coalesce_key)
         return NewRequest(
             id=new_request_id(received_at), upstream=up.name, method=request.method,
-            path=path, query=request.query_string, headers=kept_headers(request), body=body,
+            path=path, query=query, headers=kept_headers(request), body=body,
             received_at=received_at, endpoint=rule.name,
             ordering_key=None if ordering is None else f"{up.name}:{ordering}",
             expires_at=end_of_service_day(received_at) if rule.expires == END_OF_SERVICE_DAY
             else None,
-            dedup_key=dedup_key(up, rule, request, parsed),
+            dedup_key=dedup_key(up, rule, request, path[len(up.prefix):], parsed),
             coalesce_key=None if coalesce is None else f"{up.name}:{path.lower()}:{coalesce}",
         )
 
@@ -238,6 +254,17 @@ async def _wait_live(answer: asyncio.Future[LiveResult], deadline_s: float) -> L
     reply = result.reply
     return LiveReply(reply.status, reply.headers.get("Content-Type", "application/json"),
                      reply.body)
+
+
+def canonical_target(target: str) -> tuple[str, str]:
+    """Path and query of an origin-form request target, still percent-encoded as the SIMRS
+    sent them (decoding then re-encoding would turn ``%23`` into a fragment and ``%25``
+    into something else). Runs of '/' collapse to one, so a SIMRS whose base URL ends in
+    '/' (``/antreanrs//antrean/add``) gets its endpoint's rules and one stored spelling."""
+    path, _, query = target.partition("#")[0].partition("?")
+    if "//" in path:
+        path = _SLASH_RUNS.sub("/", path)
+    return path, query
 
 
 def refuse(preset: str | None, status: int, message: str) -> web.Response:

@@ -50,17 +50,18 @@ class Passthrough:
         self.cache = ReadCache()
 
     async def handle(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
-                     path: str, body: bytes) -> web.Response:
+                     path: str, query: str, body: bytes) -> web.Response:
+        """``path`` and ``query`` as the gateway canonicalised them, still encoded."""
         started = time.perf_counter()
-        response = await self._answer(request, up, rule, path, body)
+        response = await self._answer(request, up, rule, path, query, body)
         by = BY_UPSTREAM if FALLBACK_HEADER not in response.headers else \
             BY_STALE_CACHE if CACHE_HEADER in response.headers else BY_FALLBACK
         self.observer.read(up.name, rule.name, by, time.perf_counter() - started)
         return response
 
     async def _answer(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
-                      path: str, body: bytes) -> web.Response:
-        key = (up.name, request.method.upper(), path.lower(), request.query_string,
+                      path: str, query: str, body: bytes) -> web.Response:
+        key = (up.name, request.method.upper(), path.lower(), query,
                body.decode("utf-8", "replace") if body else "")
         breaker = self.breakers[up.name]
         permit = breaker.try_acquire()
@@ -73,7 +74,7 @@ class Passthrough:
         timeout_s = min(up.timeout_s, rule.deadline_ms / 1000)
         try:
             reply = await exchange(self.session(), request.method,
-                                   upstream_url(up, path, request.query_string), headers,
+                                   upstream_url(up, path, query), headers,
                                    body or None, timeout_s)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             outcome = classify_error(exc)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from functools import lru_cache
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 from multidict import CIMultiDict
+from yarl import URL
 
 from proxy.bpjs import signature
 from proxy.config import UpstreamConfig
@@ -60,23 +63,62 @@ def outgoing_headers(upstream: UpstreamConfig, request: StoredRequest,
     return headers
 
 
+# Where a path splits into segments: some servers in front of BPJS (IIS) split on '\\' too.
+_SEGMENT_SEPARATORS = re.compile(r"[/\\]")
+# Path and query are kept as the SIMRS sent them (still percent-encoded) and go out as
+# they are. Only what cannot stand raw in a request-target is encoded on the way out:
+# rows stored before raw queries were kept hold decoded text (spaces, '#', non-ASCII).
+_RAW_UNSAFE = re.compile(r"[^!-~]|#")
+_RAW_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) != "#")
+
+
+def has_dot_segment(path: str) -> bool:
+    """Whether a raw path has a '.' or '..' segment, percent-encoded ones ('%2e%2e', or
+    behind an encoded '%2F') included: the upstream would resolve it and leave the
+    target's base path, with Tenang's signature on the request."""
+    if "." not in path and "%" not in path:
+        return False
+    return any(seg in (".", "..") for seg in _SEGMENT_SEPARATORS.split(unquote(path)))
+
+
+@lru_cache(maxsize=64)
+def _encoded_base(target: str) -> str:
+    """The configured target in encoded form (IDNA host, quoted path), without the '/'
+    the path below the prefix brings."""
+    return str(URL(target)).rstrip("/")
+
+
+def _wire_safe(text: str) -> str:
+    if _RAW_UNSAFE.search(text) is None:
+        return text
+    return quote(text, safe=_RAW_SAFE, errors="surrogateescape")
+
+
 def upstream_url(upstream: UpstreamConfig, path: str, query: str) -> str:
     """The upstream URL for a SIMRS path (prefix included): the configured target plus
-    the path below the prefix. Only configured targets are ever contacted."""
+    the path below the prefix, and the query, both as the SIMRS encoded them (``exchange``
+    sends the URL without re-encoding). Only configured targets are ever contacted."""
     rest = path[len(upstream.prefix):]
-    url = upstream.target.rstrip("/") + (rest if rest.startswith("/") or not rest else "/" + rest)
-    url = f"{url}?{query}" if query else url
-    if urlsplit(url).netloc != urlsplit(upstream.target).netloc:
+    if has_dot_segment(rest):
+        raise ValueError(f"refusing to send {path!r}: '.' or '..' segment")
+    rest = rest if rest.startswith("/") or not rest else "/" + rest
+    url = _encoded_base(upstream.target) + _wire_safe(rest)
+    url = f"{url}?{_wire_safe(query)}" if query else url
+    if urlsplit(url).netloc != urlsplit(_encoded_base(upstream.target)).netloc:
         raise ValueError(f"refusing to send {path!r} outside {upstream.target}")
     return url
 
 
 async def exchange(session: aiohttp.ClientSession, method: str, url: str,
                    headers: CIMultiDict[str], body: bytes | None, timeout_s: float) -> Reply:
-    """One HTTP exchange. Raises aiohttp/timeout errors when no answer arrives."""
+    """One HTTP exchange. Raises aiohttp/timeout errors when no answer arrives.
+
+    ``url`` is already encoded (``upstream_url``): parsed as plain text it would be
+    requoted, and BPJS would not get the bytes the SIMRS sent (``%41`` would become
+    ``A``)."""
     started = time.perf_counter()
     async with session.request(
-        method, url, headers=headers, data=body, allow_redirects=False,
+        method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False,
         timeout=aiohttp.ClientTimeout(total=timeout_s),
         skip_auto_headers=("Content-Type", "User-Agent", "Accept", "Accept-Encoding"),
     ) as resp:

@@ -236,6 +236,9 @@ async def test_prefix_match_is_case_insensitive(tmp_path: Path, standin, start_t
     "/antreanrs/..",
     "/antreanrs/%2e%2e/antrean/add",
     "/antreanrs/%2E%2E/%2E%2E/etc/passwd",
+    "/antreanrs/antrean/.%2e/.%2E/admin",
+    "/antreanrs/a%2F..%2F..%2Fadmin",
+    "/antreanrs//..//antrean/add",
 ])
 async def test_dot_dot_segments_are_refused(tmp_path: Path, standin, start_tenang, http,
                                             raw_path: str) -> None:
@@ -378,6 +381,24 @@ async def test_store_unavailable_gives_503_with_reason_never_202(
         assert body["response"] is None
         message = body["metadata"]["message"].lower()
         assert "store unavailable" in message or "closed" in message, message
+    assert db_rows(tmp_path) == []
+    assert standin.state.log == []
+
+
+async def test_store_unavailable_while_counting_the_queue_gives_503_with_reason(
+        tmp_path: Path, standin, start_tenang, http) -> None:
+    # With max_pending set, the queue is counted before the insert: a store that cannot
+    # answer must be refused like a failed insert, not as "may not have been stored".
+    tenang = await start_tenang(make_config(tmp_path, standin.url, max_pending=100))
+    await tenang.store.close()
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                         json={"kodebooking": "KB-NO-COUNT"}) as resp:
+        assert resp.status == 503
+        body = await resp.json()
+        assert "X-Tenang-Request-Id" not in resp.headers
+    assert body["metadata"]["code"] == 503
+    message = body["metadata"]["message"]
+    assert "store unavailable" in message and "internal" not in message.lower(), message
     assert db_rows(tmp_path) == []
     assert standin.state.log == []
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from proxy.backpressure import Backpressure
 from proxy.config import Config
-from proxy.store.base import NewRequest
+from proxy.store.base import NewRequest, StoreError, StoreUnavailable
 from proxy.store.memory import MemoryStore
 from tests.conftest import FakeClock, make_config
 
@@ -46,3 +48,24 @@ async def test_the_cap_counts_what_the_store_holds_plus_what_was_accepted_since(
     bp.accepted(up.name)
     reason = await bp.refusal(up)
     assert reason is not None and "max_pending" in reason
+
+
+class LockedStore(MemoryStore):
+    locked = True
+
+    async def count_queued(self, upstream: str) -> int:
+        if self.locked:
+            raise StoreUnavailable("database is locked")
+        return await super().count_queued(upstream)
+
+
+async def test_a_queue_that_cannot_be_counted_raises_the_store_error_and_recounts_next(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, max_pending=1)
+    store, clock = LockedStore(), FakeClock(100.0)
+    bp = Backpressure(cfg, store, clock, free_bytes=lambda _p: 10_000 * MiB)
+    up = cfg.upstreams[0]
+    with pytest.raises(StoreError):  # the gateway answers 503 with its reason
+        await bp.refusal(up)
+    store.locked = False
+    assert await bp.refusal(up) is None  # counted now, not a second later
