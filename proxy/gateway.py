@@ -28,7 +28,7 @@ from proxy.dedup import dedup_key, still_matches
 from proxy.delivery import LiveResult
 from proxy.envelopes import already_accepted, bpjs_ok, envelope, queued
 from proxy.headers import kept_headers, live_headers
-from proxy.ids import new_request_id
+from proxy.ids import next_request_id
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.passthrough import Passthrough
 from proxy.policies.breaker import Permit
@@ -185,7 +185,7 @@ class Gateway:
         ordering = key_of(parsed, rule.ordering_key)
         coalesce = key_of(parsed, rule.coalesce_key)
         return NewRequest(
-            id=new_request_id(received_at), upstream=up.name, method=request.method,
+            id=next_request_id(received_at), upstream=up.name, method=request.method,
             path=path, query=query, headers=kept_headers(request), body=body,
             received_at=received_at, endpoint=rule.name,
             ordering_key=None if ordering is None else f"{up.name}:{ordering}",

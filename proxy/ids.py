@@ -14,8 +14,24 @@ _SHIFTS = range(120, -1, -10)
 _random = random.Random()
 
 
+_last = 0  # the value of the id ``next_request_id`` minted last
+
+
 def new_request_id(now: float | None = None) -> str:
     """A 26-character ULID: 48 bits of milliseconds, then 80 random bits."""
     ms = int((time.time() if now is None else now) * 1000)
-    value = (ms << 80) | _random.getrandbits(80)
+    return _encode((ms << 80) | _random.getrandbits(80))
+
+
+def next_request_id(now: float) -> str:
+    """A new request's id: like ``new_request_id(now)``, but never sorting before an id
+    minted here earlier. Ids order requests with the same ordering key (Antrean task ids
+    of one booking), so two requests in one millisecond, or on either side of the clock
+    stepping back, must keep their arrival order (the ULID spec's monotonic ids)."""
+    global _last
+    _last = max((int(now * 1000) << 80) | _random.getrandbits(80), _last + 1)
+    return _encode(_last)
+
+
+def _encode(value: int) -> str:
     return "".join([_PAIRS[(value >> shift) & 0x3FF] for shift in _SHIFTS])

@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from proxy import ids
 from proxy.bpjs import signature
 from proxy.calls import Status
 from proxy.config import UpstreamConfig
 from proxy.envelopes import QUEUED_MESSAGE, envelope, queued
-from proxy.ids import new_request_id
+from proxy.ids import new_request_id, next_request_id
 from proxy.redact import mask, masked_headers
 from proxy.store.base import StoredRequest
 from proxy.upstream import outgoing_headers
@@ -79,6 +80,18 @@ def test_request_ids_are_unique() -> None:
 
 def test_request_id_encodes_the_millisecond_time() -> None:
     assert _decode_ms(new_request_id(1_700_000_000.5)) == 1_700_000_000_500
+
+
+def test_next_request_ids_keep_arrival_order_within_a_millisecond_and_a_clock_step_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids, "_last", 0)  # as in a fresh process (restored afterwards)
+    now = 1_000_000_000.0
+    same_ms = [next_request_id(now) for _ in range(1_000)]
+    assert sorted(same_ms) == same_ms and len(set(same_ms)) == 1_000
+    after_step_back = next_request_id(now - 1.0)  # NTP stepped the clock back a second
+    assert after_step_back > same_ms[-1]
+    later = next_request_id(now + 60)
+    assert later > after_step_back and _decode_ms(later) == 1_000_000_060_000
 
 
 def test_request_ids_sort_by_time() -> None:
