@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -84,12 +85,13 @@ class Reconciler:
         return await self._sep_history(request, visit)
 
     async def _sep_history(self, request: StoredRequest, visit: dict[str, Any]) -> Finding:
-        day = visit["tglSep"]
-        path = f"/monitoring/HistoriPelayanan/NoKartu/{visit['noKartu']}/tglMulai/{day}" \
-               f"/tglAkhir/{day}"
+        # Values from the stored body go into the path: encoded, so a '/', '?' or '..'
+        # in them cannot change which resource is read.
+        card, day = (quote(str(visit[k]), safe="") for k in ("noKartu", "tglSep"))
+        path = f"/monitoring/HistoriPelayanan/NoKartu/{card}/tglMulai/{day}/tglAkhir/{day}"
         try:
             reply = await signed_read(self.session, self.upstream, request, path, self.clock())
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             return Finding(Settlement.UNKNOWN, f"history read failed: {exc!r}")
         cons_id = self.upstream.cons_id or stored_header(request, CONS_ID_HEADER) or ""
         plain = readable(reply.body, encrypted=True, cons_id=cons_id,

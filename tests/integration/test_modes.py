@@ -22,9 +22,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from proxy.app import Tenang
 from proxy.bpjs.crypto import decrypt_response
 from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.calls import Settlement, Status
 from proxy.config import ConfigError, parse_config
+from proxy.ids import next_request_id
 from proxy.policies.breaker import BreakerState
-from proxy.store.base import NewRequest, StoreFull
+from proxy.reconcile import Reconciler
+from proxy.store.base import NewRequest, StoredRequest, StoreFull
 from proxy.store.sqlite import SqliteStore
 from tests.bpjs_support import SECRET_ENV, Simrs, booking, bpjs_config, today
 from tests.conftest import admin_headers, wait_until
@@ -131,6 +134,23 @@ async def test_slow_sep_insert_gets_queued_at_the_deadline_and_is_not_sent_again
     assert len(await bpjs_sim.log("SEP/2.0/insert")) == 1
 
 
+async def test_sep_insert_through_a_double_slash_keeps_deadline_mode(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    # A SIMRS whose base URL ends in '/' sends "/vclaim-rest//SEP/2.0/insert": it must
+    # still be the SEP insert (live answer, day-bound, reconciled), not a generic write.
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http)
+    status, headers, doc, sent = await simrs.call("POST", "/vclaim-rest//SEP/2.0/insert",
+                                                  t_sep("0001112223338"))
+    assert status == 200 and doc["metaData"]["code"] == "200"
+    sep = decrypt_response(doc["response"], bpjs_sim.cons_id, bpjs_sim.secret,
+                           sent["X-timestamp"])["sep"]["noSep"]
+    assert sep.startswith("0301R001")
+    stored = await simrs.wait_status(headers["X-Tenang-Request-Id"], "succeeded")
+    assert (stored["path"], stored["endpoint"]) == (SEP_INSERT, "vclaim.sep.insert")
+    assert [e["path"] for e in await bpjs_sim.log("SEP/2.0/insert")] == [SEP_INSERT]
+
+
 class StoreFailingOnce(SqliteStore):
     """The real SQLite store, whose next enqueue fails once with ``error``."""
 
@@ -200,6 +220,33 @@ async def test_sep_insert_lost_before_bpjs_made_it_is_sent_again_after_checking(
     assert stored["attempt_count"] == 2
     assert "reconciliation: no SEP for card" in stored["attempts"][0]["error"]
     assert [e["outcome"] for e in await bpjs_sim.log("SEP/2.0/insert")] == ["fault", "ok"]
+
+
+@pytest.mark.parametrize(("card", "read_path"), [
+    # The simulator logs the decoded path: the '?' and '#' are in it, not a query.
+    ("0001?x=1#y", "/vclaim-rest/monitoring/HistoriPelayanan/NoKartu/0001?x=1#y/tglMulai/"),
+    ("0001/../../Peserta/nokartu/0001", None)])
+async def test_reconciliation_reads_only_the_history_of_the_card_it_names(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession, card: str, read_path: str | None) -> None:
+    # A card number from the stored body goes into the history path encoded: a '?' or
+    # '#' in it stays part of the card, and a '..' is not sent at all (a person decides).
+    simrs = await vclaim(tmp_path, bpjs_sim, start_tenang, http)
+    upstream = simrs.tenang.config.upstreams[0]
+    now = time.time()
+    request = StoredRequest(
+        id=next_request_id(now), upstream="vclaim", method="POST", path=SEP_INSERT,
+        query="", headers=(("user_key", bpjs_sim.signed_headers("vclaim")["user_key"]),),
+        body=json.dumps(t_sep(card)).encode(), received_at=now,
+        status=Status.IN_FLIGHT, attempts=1, next_attempt_at=None, updated_at=now,
+        reason=None)
+    finding = await Reconciler(upstream, http, time.time).settle("sep-insert", request)
+    reads = [e["path"] for e in await bpjs_sim.log()]
+    if read_path is None:
+        assert finding.settlement is Settlement.UNKNOWN and reads == []
+    else:
+        assert finding.settlement is Settlement.ABSENT
+        assert len(reads) == 1 and reads[0].startswith(read_path)
 
 
 async def test_undecidable_sep_insert_is_held_for_a_person(
