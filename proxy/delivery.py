@@ -22,7 +22,15 @@ from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.policies.classify import classify_error, classify_response
 from proxy.reconcile import EXISTING_SEP, Reconciler
-from proxy.store.base import AttemptRecord, Conflict, Store, StoredRequest, StoreError
+from proxy.store.base import (
+    AttemptRecord,
+    Conflict,
+    Store,
+    StoredRequest,
+    StoreError,
+    StoreFull,
+    StoreUnavailable,
+)
 from proxy.upstream import MAX_STORED_RESPONSE_BYTES, Reply, send, stored_header
 
 log = logging.getLogger("tenang.relay")
@@ -35,6 +43,9 @@ INTERRUPTED = Outcome(
 
 
 SUPERSEDED = "superseded by a newer update for the same thing: "
+# Recording a known result is retried while the store is locked or full.
+FINISH_RETRY_FIRST_S = 0.05
+FINISH_RETRY_MAX_S = 5.0
 
 
 def _names_existing(outcome: Outcome) -> bool:
@@ -80,6 +91,13 @@ class Deliverer:
         result = LiveResult(None, None)
         try:
             result = await self._deliver(request, permit, live)
+        except BaseException:
+            # Whatever broke the attempt (a store error before sending, a bug): the permit
+            # may be the half-open breaker's only probe, and lost it would stop every send
+            # to this upstream. A send already recorded with the breaker has settled it,
+            # and cancel is then a no-op.
+            self.breaker.cancel(permit)
+            raise
         finally:
             if live is not None and not live.answer.done():
                 live.answer.set_result(result)
@@ -119,7 +137,7 @@ class Deliverer:
                               now: float) -> Transition | None:
         """Why this request must not be sent now: its day is over, it is too old, or a
         newer update for the same thing supersedes it."""
-        too_late = calls.past_deadline(request.expires_at, now, needs_person=bool(rule.reconcile))
+        too_late = calls.past_deadline(request.send_by, now, needs_person=bool(rule.reconcile))
         if too_late is not None:
             return too_late
         if calls.is_expired(request.age_from, self.upstream.retry, now):
@@ -171,7 +189,7 @@ class Deliverer:
         transition = calls.after_reconciliation(
             finding.settlement, finding.detail, outcome, attempts_made=request.attempts + 1,
             age_from=request.age_from, policy=self.upstream.retry, now=self.clock(),
-            rng=self.rng, expires_at=request.expires_at)
+            rng=self.rng, expires_at=request.send_by)
         return transition, finding.result or body, noted
 
     def decide(self, request: StoredRequest, outcome: Outcome, *,
@@ -179,7 +197,7 @@ class Deliverer:
         return calls.after_attempt(
             outcome, attempts_made=request.attempts + 1, age_from=request.age_from,
             policy=self.upstream.retry, now=self.clock(), rng=self.rng,
-            expires_at=request.expires_at, deadline_holds=deadline_holds,
+            expires_at=request.send_by, deadline_holds=deadline_holds,
         )
 
     async def record_interrupted(self, request: StoredRequest) -> None:
@@ -202,18 +220,31 @@ class Deliverer:
         callback = callback_for(self.upstream, request, transition,
                                 attempt.response_body if attempt else None, now,
                                 attempts=attempt.number if attempt else request.attempts)
-        try:
-            await self.store.complete_attempt(request.id, self.owner, attempt, transition, now,
-                                              callback=callback)
-        except Conflict:
-            log.warning("lease lost before the result was stored", extra={
-                "request_id": request.id, "upstream": self.upstream.name})
-            return False
-        except StoreError as exc:
-            # The lease will expire and the request is retried as an interrupted delivery.
-            log.error("cannot record delivery result: %s", exc, extra={
-                "request_id": request.id, "upstream": self.upstream.name})
-            return False
+        delay = FINISH_RETRY_FIRST_S
+        while True:
+            try:
+                await self.store.complete_attempt(request.id, self.owner, attempt,
+                                                  transition, now, callback=callback)
+                break
+            except Conflict:
+                log.warning("lease lost before the result was stored", extra={
+                    "request_id": request.id, "upstream": self.upstream.name})
+                return False
+            except (StoreUnavailable, StoreFull) as exc:
+                # The answer is known: dropping it would let the lease run out and the
+                # request be sent again as "interrupted". Keep it and keep trying; this
+                # task stays the request's delivery, so its lease is renewed meanwhile.
+                log.error("cannot record delivery result, retrying in %.2g s: %s", delay,
+                          exc, extra={"request_id": request.id,
+                                      "upstream": self.upstream.name})
+                await asyncio.sleep(delay)  # backoff between store retries
+                delay = min(delay * 2, FINISH_RETRY_MAX_S)
+            except StoreError as exc:
+                # Not a passing condition (a bug, a broken row): the lease will expire and
+                # the request is retried as an interrupted delivery.
+                log.error("cannot record delivery result: %s", exc, extra={
+                    "request_id": request.id, "upstream": self.upstream.name})
+                return False
         log.info("request %s -> %s (%s)", request.id, transition.status.value,
                  transition.reason, extra={"request_id": request.id,
                                            "upstream": self.upstream.name})

@@ -107,6 +107,15 @@ class StoredRequest:
         return self.received_at if self.retried_at is None else max(self.received_at,
                                                                     self.retried_at)
 
+    @property
+    def send_by(self) -> float | None:
+        """The business deadline that still applies: ``expires_at``, unless a person
+        retried the request after it (they decided it may be sent late)."""
+        if self.expires_at is not None and self.retried_at is not None and \
+                self.retried_at >= self.expires_at:
+            return None
+        return self.expires_at
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:

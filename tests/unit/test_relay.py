@@ -3,9 +3,11 @@ sent early, and a dead worker's lease is taken over and recorded as interrupted.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -14,9 +16,11 @@ from proxy import calls
 from proxy.app import build_breakers
 from proxy.calls import Status, Verdict
 from proxy.config import Config
+from proxy.delivery import Deliverer
 from proxy.ids import new_request_id
+from proxy.policies.breaker import BreakerState
 from proxy.relay import Relay
-from proxy.store.base import NewRequest, StoredRequest
+from proxy.store.base import NewRequest, StoredRequest, StoreUnavailable
 from proxy.store.memory import MemoryStore
 from tests.conftest import FakeClock, Standin, make_config, wait_until
 
@@ -260,6 +264,86 @@ async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_not_sent(
     row = await store.get(rid)
     assert row is not None and row.status is Status.HELD
     assert row.reason is not None and "a person must decide" in row.reason
+    assert standin.state.log == []
+
+
+async def test_a_person_who_retries_a_sep_insert_held_past_its_day_gets_it_sent(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(T0), MemoryStore()
+    cfg = make_config(tmp_path, standin.url, name="vclaim", prefix="/vclaim-rest",
+                      target=standin.url + "/vclaim-rest", preset="vclaim")
+    relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w")
+    rid = new_request_id(T0)
+    await store.enqueue(NewRequest(
+        id=rid, upstream="vclaim", method="POST", path="/vclaim-rest/SEP/2.0/insert",
+        query="", headers=(), body=b"{}", received_at=T0, expires_at=T0 + 5.0))
+    clock.now = T0 + 6.0
+    await relay.drain()
+    held = await store.get(rid)
+    assert held is not None and held.status is Status.HELD
+    # The person decides to send it late: their retry lifts the day's deadline.
+    await store.transition(rid, Status.HELD, calls.operator_retry(held.status, clock.now),
+                           clock.now)
+    await relay.drain()
+    row = await store.get(rid)
+    assert [e["outcome"] for e in standin.state.log] == ["ok"]
+    assert row is not None and row.status is Status.SUCCEEDED
+
+
+class FailsToRecordOnce(MemoryStore):
+    """The store is locked for the first write of a delivery's result."""
+
+    failures_left = 1
+
+    async def complete_attempt(self, *args: Any, **kwargs: Any) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise StoreUnavailable("database is locked")
+        await super().complete_attempt(*args, **kwargs)
+
+
+async def test_a_known_answer_is_kept_until_the_store_takes_it_and_never_resent(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(T0), FailsToRecordOnce()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    rid = await enqueue(store, "KB-LOCKED", T0)
+    await relay.drain()  # sent and answered; the first write of the result fails
+    assert [e["outcome"] for e in standin.state.log] == ["ok"]
+    clock.advance(relay.lanes["antrean"].lease_s + 1)  # past the lease: a take-over looks
+    await relay.drain()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.SUCCEEDED
+    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS]
+    assert len(standin.state.log) == 1, "the applied write was not sent again"
+
+
+class LockedOnSupersede(MemoryStore):
+    async def supersede(self, *args: Any, **kwargs: Any) -> str | None:
+        raise StoreUnavailable("database is locked")
+
+
+async def test_a_store_error_before_sending_hands_the_half_open_probe_back(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    cfg = make_config(tmp_path, standin.url, name="aplicare", prefix="/aplicare",
+                      target=standin.url + "/aplicare", preset="aplicare")
+    clock, store = FakeClock(T0), LockedOnSupersede()
+    breaker = build_breakers(cfg)["aplicare"]
+    breaker.force_open()
+    breaker.release()  # after an outage: half-open, one probe allowed
+    await store.enqueue(NewRequest(
+        id=new_request_id(T0), upstream="aplicare", method="POST",
+        path="/aplicare/rest/bed/update/0101R001", query="", headers=(),
+        body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": 3}', received_at=T0,
+        coalesce_key="aplicare:room-r1"))
+    [claimed] = await store.claim_due("aplicare", T0, 1, "w", T0 + 60)
+    permit = breaker.try_acquire()
+    assert permit is not None and permit.probe
+    deliverer = Deliverer(cfg.upstreams[0], store, session, breaker, "w", clock,
+                          random.Random(1))
+    with pytest.raises(StoreUnavailable):  # the lane logs it; the lease will expire
+        await deliverer.deliver(claimed, permit)
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.try_acquire() is not None, "the probe was lost: nothing would be sent"
     assert standin.state.log == []
 
 
