@@ -185,6 +185,10 @@ class BulkRetries:
                                                        cursor=job.record.cursor)
             retried = skipped = 0
             for r in page.items:
+                if r.updated_at > job.record.started_at:
+                    # Changed since the operator confirmed the job (e.g. this job retried
+                    # it, and it failed again): not in the set they approved.
+                    continue
                 try:
                     await self._ops.retry(r.id, job.record.actor, f"bulk retry #{job.id}")
                     retried += 1

@@ -1,10 +1,12 @@
-"""A bulk retry job lives in the store: cut short by a restart, it carries on from where
-it was when Tenang starts again (real SQLite file, the UI over loopback HTTP)."""
+"""Bulk retry jobs (real SQLite file, the UI over loopback HTTP): a job lives in the store,
+so a restart resumes it where it stopped; and it retries only the set the operator
+confirmed, each request once."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import aiohttp
 
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.calls import Status
+from proxy.calls import Status, Transition
 from proxy.config import Config
 from proxy.store import open_store
 from proxy.store.admin_base import managed
@@ -97,3 +99,45 @@ async def first_store_status(config: Config, request_id: str) -> str:
         return stored.status.value
     finally:
         await store.close()
+
+
+async def test_a_job_never_retries_a_request_twice(
+        tmp_path: Path, bpjs_sim: RunningSimulator, http: aiohttp.ClientSession,
+        start_tenang: Callable[..., Awaitable[Tenang]],
+        browsers: Callable[[str], Browser]) -> None:
+    # One request per batch and a pause between batches, in which the relay (here the
+    # test, standing in for it) delivers what the job moved and BPJS refuses it.
+    tenang = await start_tenang(paced(bpjs_ui_config(tmp_path, bpjs_sim), 1.0),
+                                relay_enabled=False)
+    older, newer = [await submit(http, tenang.gateway_url, f'{{"kodebooking": "KB-T{i}"}}')
+                    for i in range(2)]
+    for request_id in (older, newer):
+        await settle(tenang.store, request_id, Status.DEAD)
+    b = browsers(tenang.admin_url)
+    assert await b.login("opa") == 303
+    # No status filter: the job walks dead, then failed, then held requests.
+    status, _, resp = await b.post("/bulk", {"expected": "2"})
+    assert status == 303 and resp.headers["Location"] == "/bulk/1"
+
+    async def newer_moved() -> bool:
+        stored = await tenang.store.get(newer)
+        return stored is not None and stored.status is Status.PENDING
+
+    await wait_until(newer_moved, what="the job's first batch")
+    [claimed] = await tenang.store.claim_due("antrean", time.time() + 3600, 10, "relay",
+                                             time.time() + 60)
+    assert claimed.id == newer
+    await tenang.store.complete_attempt(newer, "relay", None, Transition(
+        Status.FAILED, "201 Data tidak valid"), time.time())
+    jobs = bulk_job_store(tenang.store)
+
+    async def finished() -> bool:
+        record = await jobs.bulk_job(1)
+        return record is not None and record.finished_at is not None
+
+    await wait_until(finished, what="the job to finish")
+    retries = [e.target for e in await managed(tenang.store).audit_entries(limit=50)
+               if e.action == "retry"]
+    assert sorted(retries) == sorted([older, newer]), "each retried once"
+    stored = await tenang.store.get(newer)
+    assert stored is not None and stored.status is Status.FAILED
