@@ -115,7 +115,14 @@ class Lane:
                 continue
             log.warning("lease of %s expired mid-delivery; recording it as interrupted",
                         request.id, extra={"request_id": request.id, "upstream": self.up.name})
-            await self.d.record_interrupted(request)
+            try:
+                await self.d.record_interrupted(request)
+            except Exception:
+                # One request that cannot be settled (its reconciliation broke) must not
+                # keep the others taken over with it from being recorded; its lease
+                # expires again and it is retried at the next take-over.
+                log.exception("cannot record %s as interrupted", request.id,
+                              extra={"request_id": request.id, "upstream": self.up.name})
 
     async def _until_due(self, now: float) -> float:
         due = await self.d.store.next_due_at(self.up.name)

@@ -107,6 +107,31 @@ async def test_dead_workers_lease_is_taken_over_and_recorded_as_interrupted(
     assert [e["outcome"] for e in standin.state.log] == ["ok"]
 
 
+class BrokenFor(MemoryStore):
+    """Recording anything for one request fails with a bug."""
+
+    broken = ""
+
+    async def complete_attempt(self, request_id: str, *args: Any, **kwargs: Any) -> None:
+        if request_id == self.broken:
+            raise RuntimeError("a bug while settling this one")
+        await super().complete_attempt(request_id, *args, **kwargs)
+
+
+async def test_one_request_that_cannot_be_settled_does_not_block_the_other_take_overs(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(T0), BrokenFor()
+    first, second = [await enqueue(store, f"KB-T{i}", T0 + i / 1000) for i in range(2)]
+    store.broken = first
+    await store.claim_due("antrean", T0 + 1, 10, "dead-worker", lease_until=T0 + 5)
+    survivor = relay_for(config_for(tmp_path, standin), store, session, clock, "worker-b")
+    clock.now = T0 + 6
+    await survivor.drain()
+    assert [a.verdict for a in await store.attempts(second)] == [Verdict.INTERRUPTED]
+    row = await store.get(first)
+    assert row is not None and row.status is Status.IN_FLIGHT  # taken over again later
+
+
 async def test_request_past_max_age_dies_without_being_sent(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
