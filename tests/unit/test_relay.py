@@ -274,7 +274,7 @@ async def test_a_request_claimed_after_its_deadline_ends_dead_unsent(
     assert standin.state.log == []
 
 
-async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_not_sent(
+async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_who_may_send_it_late(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
     cfg = make_config(tmp_path, standin.url, name="vclaim", prefix="/vclaim-rest",
@@ -290,24 +290,8 @@ async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_not_sent(
     assert row is not None and row.status is Status.HELD
     assert row.reason is not None and "a person must decide" in row.reason
     assert standin.state.log == []
-
-
-async def test_a_person_who_retries_a_sep_insert_held_past_its_day_gets_it_sent(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
-    cfg = make_config(tmp_path, standin.url, name="vclaim", prefix="/vclaim-rest",
-                      target=standin.url + "/vclaim-rest", preset="vclaim")
-    relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w")
-    rid = new_request_id(T0)
-    await store.enqueue(NewRequest(
-        id=rid, upstream="vclaim", method="POST", path="/vclaim-rest/SEP/2.0/insert",
-        query="", headers=(), body=b"{}", received_at=T0, expires_at=T0 + 5.0))
-    clock.now = T0 + 6.0
-    await relay.drain()
-    held = await store.get(rid)
-    assert held is not None and held.status is Status.HELD
     # The person decides to send it late: their retry lifts the day's deadline.
-    await store.transition(rid, Status.HELD, calls.operator_retry(held.status, clock.now),
+    await store.transition(rid, Status.HELD, calls.operator_retry(row.status, clock.now),
                            clock.now)
     await relay.drain()
     row = await store.get(rid)
