@@ -46,11 +46,15 @@ class BulkJob:
 
     record: BulkJobRecord
     filter: RequestFilter
-    running: bool = False  # being walked by this process now
 
     @property
     def id(self) -> int:
         return self.record.id
+
+    @property
+    def running(self) -> bool:
+        """Not finished: being walked, or cut short by a restart and to be resumed."""
+        return self.record.finished_at is None
 
 
 def describe(f: RequestFilter) -> str:
@@ -102,8 +106,8 @@ class BulkRetries:
         self._batch = batch
         self._interval_s = interval_s
         self._clock = clock
-        self._running: dict[int, BulkJob] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        # The jobs this process is walking now, with their tasks.
+        self._walking: dict[int, tuple[BulkJob, asyncio.Task[None]]] = {}
 
     async def dry_run(self, f: RequestFilter) -> int:
         """How many requests a bulk retry with ``f`` would move now."""
@@ -125,7 +129,7 @@ class BulkRetries:
         """Carry on with the jobs a restart (or crash) cut short. Called at start-up."""
         resumed = []
         for record in await self._jobs.unfinished_bulk_jobs():
-            if record.id in self._running:
+            if record.id in self._walking:
                 continue
             job = BulkJob(record, filter_from_json(record.filter))
             log.warning("resuming bulk retry #%s of %s (retried %s so far)", record.id,
@@ -138,15 +142,14 @@ class BulkRetries:
         return resumed
 
     async def get(self, job_id: int) -> BulkJob | None:
-        if job_id in self._running:
-            return self._running[job_id]
+        if job_id in self._walking:
+            return self._walking[job_id][0]
         record = await self._jobs.bulk_job(job_id)
         return None if record is None else BulkJob(record, filter_from_json(record.filter))
 
     def _spawn(self, job: BulkJob) -> BulkJob:
-        job.running = True
-        self._running[job.id] = job
-        self._tasks[job.id] = asyncio.create_task(self._run(job), name=f"bulk-retry-{job.id}")
+        task = asyncio.create_task(self._run(job), name=f"bulk-retry-{job.id}")
+        self._walking[job.id] = (job, task)
         return job
 
     async def _save(self, job: BulkJob, **changes: Any) -> None:
@@ -164,9 +167,7 @@ class BulkRetries:
             job.record = dataclasses.replace(job.record, error=exc.reason)
             log.error("bulk retry #%s stopped: %s", job.id, exc)
         finally:
-            job.running = False
-            self._running.pop(job.id, None)
-            self._tasks.pop(job.id, None)
+            self._walking.pop(job.id, None)
         # Not reached when cancelled (shutdown): the job stays unfinished, to be resumed.
         finished_at = self._clock()
         try:
@@ -204,7 +205,7 @@ class BulkRetries:
     async def close(self) -> None:
         """Stop running jobs; they stay unfinished in the store and are resumed at the
         next start. Idempotent."""
-        tasks = list(self._tasks.values())
+        tasks = [task for _, task in self._walking.values()]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
