@@ -71,15 +71,24 @@ class Browser:
                                   **kwargs) as resp:
             return resp.status, await resp.text(), resp
 
-    async def login(self, name: str, password: str = PASSWORD) -> int:
-        status, page, _ = await self.get("/login")
+    async def login_form(self, path: str = "/login") -> str:
+        """Open the login page (``path`` may carry ``?next=``); its form's CSRF token."""
+        status, page, _ = await self.get(path)
         assert status == 200
         token = CSRF.search(page)
         assert token, "login form without a CSRF token"
+        return token.group(1)
+
+    async def submit_login(self, name: str, password: str, token: str, next_path: str = "/"
+                           ) -> tuple[int, str, aiohttp.ClientResponse]:
+        """POST the login form as the browser would (no redirect followed)."""
         async with self.http.post(self.base + "/login", allow_redirects=False, data={
-                "name": name, "password": password, "csrf_token": token.group(1),
-                "next": "/"}) as resp:
-            result = resp.status
+                "name": name, "password": password, "csrf_token": token,
+                "next": next_path}) as resp:
+            return resp.status, await resp.text(), resp
+
+    async def login(self, name: str, password: str = PASSWORD) -> int:
+        result, _, _ = await self.submit_login(name, password, await self.login_form())
         if result == 303:
             status, page, _ = await self.get("/")
             found = CSRF.search(page)

@@ -63,14 +63,11 @@ async def test_login_redirects_back_and_sets_a_strict_http_only_cookie(
     b = browsers(ui.admin_url)
     status, page, _ = await b.get("/requests?status=dead")
     assert status == 303
-    status, page, _ = await b.get("/login?next=%2Frequests%3Fstatus%3Ddead")
-    token = page.split('name="csrf_token" value="')[1].split('"')[0]
-    async with b.http.post(ui.admin_url + "/login", allow_redirects=False, data={
-            "name": "vera", "password": PASSWORD, "csrf_token": token,
-            "next": "/requests?status=dead"}) as resp:
-        assert resp.status == 303
-        assert resp.headers["Location"] == "/requests?status=dead"
-        cookie = resp.cookies["tenang_session"]
+    token = await b.login_form("/login?next=%2Frequests%3Fstatus%3Ddead")
+    status, _, resp = await b.submit_login("vera", PASSWORD, token, "/requests?status=dead")
+    assert status == 303
+    assert resp.headers["Location"] == "/requests?status=dead"
+    cookie = resp.cookies["tenang_session"]
     assert cookie["httponly"] is True
     assert cookie["samesite"] == "Strict"
     assert cookie["path"] == "/"
@@ -87,12 +84,8 @@ OFF_SITE = ["https://evil.example/", "//evil.example/x", "/\\evil.example",
 async def test_login_never_redirects_off_site(ui: Tenang, browsers: Callable[[str], Browser],
                                               target: str) -> None:
     b = browsers(ui.admin_url)
-    _, page, _ = await b.get("/login")
-    token = page.split('name="csrf_token" value="')[1].split('"')[0]
-    async with b.http.post(ui.admin_url + "/login", allow_redirects=False, data={
-            "name": "vera", "password": PASSWORD, "csrf_token": token, "next": target}) as resp:
-        assert resp.status == 303
-        assert resp.headers["Location"] == "/"
+    status, _, resp = await b.submit_login("vera", PASSWORD, await b.login_form(), target)
+    assert status == 303 and resp.headers["Location"] == "/"
 
 
 @pytest.mark.parametrize("target", OFF_SITE)
@@ -138,27 +131,20 @@ async def test_wrong_password_five_times_locks_the_user(
 async def test_guesses_sent_in_parallel_cannot_get_past_the_lockout(
         ui: Tenang, browsers: Callable[[str], Browser]) -> None:
     b = browsers(ui.admin_url)
-    _, page, _ = await b.get("/login")
-    token = page.split('name="csrf_token" value="')[1].split('"')[0]
-
-    async def guess(password: str) -> int:
-        async with b.http.post(ui.admin_url + "/login", allow_redirects=False, data={
-                "name": "adi", "password": password, "csrf_token": token}) as resp:
-            return resp.status
-
-    # 30 wrong guesses and the right password, all at once, on one login page's token.
-    statuses = await asyncio.gather(*(guess(f"guess-{i}") for i in range(30)), guess(PASSWORD))
-    entries = await managed(ui.store).audit_entries(limit=100)
-    checked = [e for e in entries if e.actor == "adi" and e.action in ("login_failed", "login")]
-    # Only as many passwords are checked as the lockout allows; the rest are refused unread.
-    assert len(checked) <= ui.config.admin.lockout_after + 1
-    assert sum(1 for e in entries if e.action == "login_refused") >= 30 - len(checked)
-    if statuses[-1] == 303:  # the right one came before the fifth wrong one
-        assert [e.action for e in checked].count("login_failed") < \
-            ui.config.admin.lockout_after
-    else:
-        user = await managed(ui.store).get_user("adi")
-        assert user is not None and user.locked_until is not None
+    token = await b.login_form()
+    # 30 wrong guesses at once, on one login page's token.
+    statuses = await asyncio.gather(*(b.submit_login("adi", f"guess-{i}", token)
+                                      for i in range(30)))
+    assert [status for status, _, _ in statuses] == [401] * 30
+    actions = [e.action for e in await managed(ui.store).audit_entries(limit=100)
+               if e.actor == "adi"]
+    # Only as many passwords were checked as the lockout allows; the rest were refused
+    # unread, and now even the right password is.
+    lock_after = ui.config.admin.lockout_after
+    assert (actions.count("login_failed"), actions.count("login_refused")) == (
+        lock_after, 30 - lock_after)
+    status, text, _ = await b.submit_login("adi", PASSWORD, await b.login_form())
+    assert status == 401 and "Akun dikunci" in text
 
 
 async def test_a_lockout_looks_the_same_for_names_that_do_not_exist(
@@ -168,11 +154,8 @@ async def test_a_lockout_looks_the_same_for_names_that_do_not_exist(
         b = browsers(ui.admin_url)
         for _ in range(ui.config.admin.lockout_after):
             assert await b.login(name, "nope-nope") == 401
-        _, page, _ = await b.get("/login")
-        token = page.split('name="csrf_token" value="')[1].split('"')[0]
-        async with b.http.post(ui.admin_url + "/login", data={
-                "name": name, "password": "nope-nope", "csrf_token": token}) as resp:
-            pages[name] = (resp.status, "Akun dikunci" in await resp.text())
+        status, text, _ = await b.submit_login(name, "nope-nope", await b.login_form())
+        pages[name] = (status, "Akun dikunci" in text)
     assert pages == {"adi": (401, True), "nobody-here": (401, True)}
     actions = [(e.actor, e.action, e.detail)
                for e in await managed(ui.store).audit_entries(limit=30)]
@@ -186,12 +169,8 @@ async def test_locked_message_names_the_time(ui: Tenang,
     b = browsers(ui.admin_url)
     for _ in range(5):
         await b.login("adi", "nope-nope")
-    _, page, _ = await b.get("/login")
-    token = page.split('name="csrf_token" value="')[1].split('"')[0]
-    async with b.http.post(ui.admin_url + "/login", data={
-            "name": "adi", "password": PASSWORD, "csrf_token": token}) as resp:
-        text = await resp.text()
-    assert resp.status == 401
+    status, text, _ = await b.submit_login("adi", PASSWORD, await b.login_form())
+    assert status == 401
     assert "Akun dikunci" in text and "WIB" in text
 
 
@@ -200,11 +179,8 @@ async def test_unknown_user_and_wrong_password_look_the_same(
     b = browsers(ui.admin_url)
     pages = []
     for name in ("nobody", "vera"):
-        _, page, _ = await b.get("/login")
-        token = page.split('name="csrf_token" value="')[1].split('"')[0]
-        async with b.http.post(ui.admin_url + "/login", data={
-                "name": name, "password": "wrong-one", "csrf_token": token}) as resp:
-            pages.append((resp.status, "Nama pengguna atau kata sandi salah" in await resp.text()))
+        status, text, _ = await b.submit_login(name, "wrong-one", await b.login_form())
+        pages.append((status, "Nama pengguna atau kata sandi salah" in text))
     assert pages == [(401, True), (401, True)]
 
 
