@@ -13,6 +13,7 @@ from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
 from admin_ui.render import render, translator
 from proxy.admin_api import OPS
+from proxy.ids import is_request_id
 from proxy.store.admin_base import AuditEntry
 
 PAGE_SIZE = 100
@@ -25,9 +26,6 @@ ACTIONS = frozenset({
     "bulk_retry_done", "bulk_retry_resumed", "maintenance_schedule", "maintenance_cancel",
     "export_csv", "user_add", "user_replace", "user_remove",
 })
-# A request id as proxy/ids.py mints them (26 Crockford base32 digits). Only these link
-# to a detail page: other targets are e.g. ``maintenance:3`` or a user name.
-_REQUEST_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
 _POSITIVE = re.compile(r"[1-9][0-9]{0,17}")  # an SQLite integer, never 0 or negative
 
 
@@ -47,7 +45,9 @@ def _row(e: AuditEntry, t: Translator) -> Row:
     target = e.target or ""
     return Row(e.id, e.at, e.actor, e.action,
                t("audit.action." + e.action) if e.action in ACTIONS else e.action,
-               target, _REQUEST_ID.fullmatch(target) is not None, e.detail or "")
+               # Only request ids link to a detail page: other targets are e.g.
+               # ``maintenance:3`` or a user name.
+               target, is_request_id(target), e.detail or "")
 
 
 def _href(target: str, before_id: int | None = None) -> str:

@@ -14,6 +14,14 @@ _SHIFTS = range(120, -1, -10)
 _random = random.Random()
 
 
+ID_LENGTH = 26
+
+
+def is_request_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an id minted here (26 Crockford base32 digits)."""
+    return len(text) == ID_LENGTH and all(c in _ALPHABET for c in text)
+
+
 _last = 0  # the value of the id ``next_request_id`` minted last
 
 
