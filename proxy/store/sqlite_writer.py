@@ -144,8 +144,10 @@ class SqliteWriter:
         inserts = [j for j in batch if j.insert is not None]
         rows = [j.insert for j in inserts if j.insert is not None]
         ops = [j for j in batch if j.op is not None]
+        began = _begin(conn, batch)
+        if began is not None:
+            return began
         try:
-            conn.execute("BEGIN IMMEDIATE")
             if inserts:
                 conn.executemany(self._insert_sql, rows)
             results: list[Result] = [(j, j.op(conn), None) for j in ops if j.op is not None]
@@ -161,8 +163,10 @@ class SqliteWriter:
     def _replay(self, conn: sqlite3.Connection, batch: Sequence[_Job]) -> list[Result]:
         """The batch again, in arrival order, each job in its own savepoint."""
         results: list[Result] = []
+        began = _begin(conn, batch)
+        if began is not None:
+            return began
         try:
-            conn.execute("BEGIN IMMEDIATE")
             for job in batch:
                 conn.execute("SAVEPOINT job")
                 try:
@@ -182,8 +186,8 @@ class SqliteWriter:
                 conn.execute("RELEASE job")
             conn.execute("COMMIT")
         except BaseException:
-            # Not a single job's fault (disk full, database locked): the slow way, one
-            # transaction per job, so whatever still fits is stored.
+            # Not a single job's fault (disk full): the slow way, one transaction per
+            # job, so whatever still fits is stored.
             _rollback(conn)
             return [r for j in batch for r in self._run_batch(conn, [j])]
         return results
@@ -193,6 +197,18 @@ class SqliteWriter:
         # A closed loop means nobody is waiting any more.
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(_resolve, results)
+
+
+def _begin(conn: sqlite3.Connection, batch: Sequence[_Job]) -> list[Result] | None:
+    """Take the write lock; if it cannot be had (locked past the busy timeout, file
+    gone), every job fails at once with why: nothing was tried, so replaying the batch
+    job by job would only wait out the busy timeout once per job."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        error = translate(exc)
+        return [(job, None, error) for job in batch]
+    return None
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

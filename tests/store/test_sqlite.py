@@ -169,12 +169,12 @@ async def test_wal_mode_and_synchronous_full(db_path: Path, opened: Any) -> None
         writer.close()
 
 
-async def counted(db_path: Path, opened: Any,
-                  monkeypatch: pytest.MonkeyPatch) -> tuple[SqliteStore, CommitCounter]:
+async def counted(db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch,
+                  **options: Any) -> tuple[SqliteStore, CommitCounter]:
     """An opened store whose writer connection counts the statements it runs."""
     counter = CommitCounter()
     monkeypatch.setattr(sqlite_backend, "connect_writer", counter.connect)
-    return await opened(db_path), counter
+    return await opened(db_path, **options), counter
 
 
 async def test_store_writes_through_connect_writer(
@@ -416,6 +416,27 @@ async def test_locked_database_raises_unavailable_then_recovers(
     assert await store.get(later.id) is not None
     assert await store.get(blocked.id) is None
     assert count_rows(db_path) == 1
+
+
+async def test_a_locked_database_fails_a_group_at_once_not_a_busy_wait_per_request(
+    db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, counter = await counted(db_path, opened, monkeypatch, busy_timeout_ms=100)
+    counter.reset()
+    locker = raw(db_path)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        results = await asyncio.gather(*(store.enqueue(req(i)) for i in range(30)),
+                                       return_exceptions=True)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+    # Each group waits out the busy timeout once; replaying it job by job would make the
+    # last SIMRS in line wait 30 busy timeouts for its 503.
+    begins = counter.statements.count("BEGIN IMMEDIATE")
+    assert begins < 10, f"{begins} lock waits for 30 enqueues"
+    assert count_rows(db_path) == 0
 
 
 async def test_writer_that_cannot_connect_fails_waiters_instead_of_hanging() -> None:
