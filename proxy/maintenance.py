@@ -16,7 +16,9 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 
+from proxy.bpjs.service_day import WIB
 from proxy.config_ops import MaintenanceConfig
 from proxy.policies.breaker import AsyncBreaker
 from proxy.store.base import StoreError
@@ -84,10 +86,10 @@ class Maintenance:
             upstream, starts_at, ends_at, reason.strip(), actor, now)
         log.warning("maintenance window %d for %s scheduled by %s: %s", window.id, upstream,
                     actor, window.reason, extra={"upstream": upstream})
-        ends = "until cancelled" if ends_at is None else f"to {ends_at:.0f}"
+        await self.tick()  # in force first: an audit write that fails must not delay it
+        ends = "until cancelled" if ends_at is None else f"to {_wib(ends_at)}"
         await self._record(actor, "maintenance_schedule", window.id,
-                           f"{upstream} from {starts_at:.0f} {ends}: {window.reason}", now)
-        await self.tick()
+                           f"{upstream} from {_wib(starts_at)} {ends}: {window.reason}", now)
         return window
 
     async def cancel(self, window_id: int, actor: str) -> None:
@@ -98,9 +100,9 @@ class Maintenance:
             raise UnknownWindow(f"no maintenance window with id {window_id}")
         log.warning("maintenance window %d for %s cancelled by %s", window_id,
                     window.upstream, actor, extra={"upstream": window.upstream})
+        await self.tick()
         await self._record(actor, "maintenance_cancel", window_id, window.upstream,
                            self._clock())
-        await self.tick()
 
     async def _record(self, actor: str, action: str, window_id: int, detail: str,
                       at: float) -> None:
@@ -216,6 +218,10 @@ class Maintenance:
             raise InvalidWindow(f"give a reason (1-{MAX_REASON} characters)")
         if not actor.strip():
             raise InvalidWindow("actor must not be empty")
+
+
+def _wib(ts: float) -> str:
+    return datetime.fromtimestamp(ts, WIB).strftime("%Y-%m-%d %H:%M WIB")
 
 
 def _over_or_never(window: MaintenanceWindow) -> float:

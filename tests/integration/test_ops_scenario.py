@@ -180,4 +180,5 @@ async def test_maintenance_api_validates_and_needs_the_token(
     assert entries == [
         ("api-token", "maintenance_cancel", "antrean"),
         ("api-token", "maintenance_schedule",
-         "antrean from 4076060400 to 4076067600: BPJS announced downtime")]
+         "antrean from 2099-03-01 22:00 WIB to 2099-03-02 00:00 WIB: BPJS announced "
+         "downtime")]
