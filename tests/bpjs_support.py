@@ -15,8 +15,7 @@ from proxy.bpjs.service_day import WIB
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
 from tests.conftest import admin_headers, make_config, wait_until
-
-SECRET_ENV = "TENANG_TEST_BPJS_SECRET"
+from tests.signing import TEST_SECRET_ENV as SECRET_ENV
 
 
 def today() -> str:
@@ -48,6 +47,8 @@ def bpjs_config(tmp_path: Path, sim: RunningSimulator, service: str = "antrean",
                                 "preset": service, "cons_id": sim.cons_id}
     if re_sign:
         upstream.update(secret_env=SECRET_ENV, env={SECRET_ENV: sim.secret})
+    else:
+        upstream.update(secret_env=None)
     upstream.update(extra)
     return make_config(tmp_path, sim.url, **upstream)
 

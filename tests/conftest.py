@@ -16,6 +16,7 @@ from aiohttp import web
 from proxy.app import Tenang
 from proxy.config import Config, parse_config
 from proxy.standin import StandinState, create_standin_app
+from tests.signing import TEST_CONS_ID, TEST_SECRET, TEST_SECRET_ENV, signing_session
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -68,12 +69,14 @@ async def standin() -> AsyncIterator[Standin]:
 def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
     """A config on ephemeral ports with one Antrean-like upstream at ``base_url``.
 
-    Keyword arguments override upstream keys; ``retry``/``breaker``/``rate`` dicts merge;
+    Keyword arguments override upstream keys (None removes one); ``retry``/``breaker``/
+    ``rate`` dicts merge;
     ``env`` adds environment variables (secrets), ``relay``/``server`` set those sections.
     """
     up: dict[str, Any] = {
         "name": "antrean", "prefix": "/antreanrs", "target": base_url + "/antreanrs",
         "preset": "antrean", "timeout_s": 2.0,
+        "cons_id": TEST_CONS_ID, "secret_env": TEST_SECRET_ENV,
         "retry": {"max_attempts": 5, "initial_delay_s": 0.05, "max_delay_s": 0.2,
                   "jitter": "none"},
         "breaker": {"fail_max": 3, "reset_timeout_s": 0.5},
@@ -83,7 +86,9 @@ def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
     server = upstream.pop("server", {})
     env: dict[str, str] = upstream.pop("env", {})
     for key, value in upstream.items():
-        if isinstance(value, dict):
+        if value is None:
+            up.pop(key, None)  # e.g. secret_env=None: an upstream that does not re-sign
+        elif isinstance(value, dict):
             up[key] = {**up.get(key, {}), **value}
         else:
             up[key] = value
@@ -94,7 +99,8 @@ def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
                   **relay},
         "upstreams": [up],
     }
-    return parse_config(raw, tmp_path, {"TENANG_ADMIN_TOKEN": ADMIN_TOKEN, **env})
+    return parse_config(raw, tmp_path, {"TENANG_ADMIN_TOKEN": ADMIN_TOKEN,
+                                        TEST_SECRET_ENV: TEST_SECRET, **env})
 
 
 @pytest.fixture
@@ -115,7 +121,9 @@ async def start_tenang() -> AsyncIterator[Callable[..., Awaitable[Tenang]]]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    """A client that signs as the test SIMRS (tests/signing.py) unless a test sends its
+    own BPJS headers."""
+    async with signing_session() as session:
         yield session
 
 
@@ -125,8 +133,8 @@ def admin_headers() -> dict[str, str]:
 
 # -- BPJS simulator ----------------------------------------------------------------------
 
-SIM_CONS_ID = "12345"
-SIM_SECRET = "sim-secret-5eCr3t"
+SIM_CONS_ID = TEST_CONS_ID
+SIM_SECRET = TEST_SECRET
 
 
 @pytest.fixture
