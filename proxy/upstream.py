@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -109,6 +110,13 @@ def upstream_url(upstream: UpstreamConfig, path: str, query: str) -> str:
     return url
 
 
+def exact_timeout(total_s: float) -> aiohttp.ClientTimeout:
+    """A total timeout that fires when configured: aiohttp otherwise rounds deadlines of
+    ``ceil_threshold`` (5 s) or more up to the next whole second of the loop clock, so a
+    ``timeout_s = 5`` fired anywhere up to 6 s."""
+    return aiohttp.ClientTimeout(total=total_s, ceil_threshold=math.inf)
+
+
 async def exchange(session: aiohttp.ClientSession, method: str, url: str,
                    headers: CIMultiDict[str], body: bytes | None, timeout_s: float) -> Reply:
     """One HTTP exchange. Raises aiohttp/timeout errors when no answer arrives.
@@ -119,7 +127,7 @@ async def exchange(session: aiohttp.ClientSession, method: str, url: str,
     started = time.perf_counter()
     async with session.request(
         method, URL(url, encoded=True), headers=headers, data=body, allow_redirects=False,
-        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        timeout=exact_timeout(timeout_s),
         skip_auto_headers=("Content-Type", "User-Agent", "Accept", "Accept-Encoding"),
     ) as resp:
         data = await read_body(resp.content, MAX_READ_RESPONSE_BYTES)
