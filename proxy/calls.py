@@ -82,6 +82,14 @@ class Transition:
     # Set by an operator retry: the age limit then counts from this moment, or a request
     # that died of old age would die again at once instead of being sent.
     retried_at: float | None = None
+    # Persisted with the state. Not None: the last send got no answer and the next claim
+    # reads BPJS to settle it instead of sending; the count of reads that failed so far
+    # spaces the next one (backoff).
+    reconcile_reads: int | None = None
+    # Consecutive attempts of this request refused for credentials: counts towards
+    # ending it failed when the refusal is its own, and keeps it from being the
+    # half-open probe.
+    own_faults: int = 0
 
 
 def after_attempt(

@@ -100,6 +100,8 @@ class StoredRequest:
     held_by: str | None = None  # the earlier request whose failure holds this one
     dedup_key: str | None = None
     coalesce_key: str | None = None
+    reconcile_reads: int | None = None  # see calls.Transition
+    own_faults: int = 0  # see calls.Transition
 
     @property
     def age_from(self) -> float:
@@ -198,11 +200,14 @@ class Store(Protocol):
 
     async def claim_due(
         self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
+        *, probe: bool = False,
     ) -> list[StoredRequest]:
         """Lease up to ``limit`` due requests of ``upstream`` (oldest first) as in_flight.
 
         A request is never claimed while an earlier one with the same ordering key is
-        pending, in flight, failed, dead or held.
+        pending, in flight, failed, dead or held. With ``probe`` (the half-open breaker's
+        one send) a due request with no own-fault history (``own_faults`` 0) is taken
+        before older ones that were refused for credentials last time.
         """
 
     async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:

@@ -106,6 +106,7 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
 
     async def claim_due(
         self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
+        *, probe: bool = False,
     ) -> list[StoredRequest]:
         self._live()
         due = sorted(
@@ -114,8 +115,9 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
              and r.next_attempt_at is not None and r.next_attempt_at <= now
              and self._first_earlier(r, _BLOCKING) is None),
             key=lambda r: (r.next_attempt_at, r.id),
-        )[:limit]
-        return self._lease(due, owner, lease_until, now)
+        )
+        clean = [r for r in due if r.own_faults == 0] if probe else []
+        return self._lease((clean or due)[:limit], owner, lease_until, now)
 
     def _first_earlier(self, row: StoredRequest, statuses: frozenset[Status]) -> (
             StoredRequest | None):
@@ -182,6 +184,7 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
             next_attempt_at=transition.next_attempt_at,
             attempts=attempt.number if attempt else row.attempts,
             updated_at=now, lease_owner=None, lease_expires_at=None,
+            reconcile_reads=transition.reconcile_reads, own_faults=transition.own_faults,
         )
 
     async def release(self, request_id: str, owner: str, now: float) -> None:
@@ -205,6 +208,7 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
             row, status=transition.status, reason=transition.reason,
             next_attempt_at=transition.next_attempt_at, updated_at=now,
             retried_at=transition.retried_at or row.retried_at,
+            reconcile_reads=transition.reconcile_reads, own_faults=transition.own_faults,
         )
 
     async def get(self, request_id: str) -> StoredRequest | None:

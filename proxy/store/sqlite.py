@@ -41,7 +41,8 @@ T = TypeVar("T")
 
 COLUMNS = ("id, upstream, method, path, query, headers, body, received_at, status, attempts, "
            "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at, retried_at, "
-           "endpoint, ordering_key, expires_at, held_by, dedup_key, coalesce_key")
+           "endpoint, ordering_key, expires_at, held_by, dedup_key, coalesce_key, reconcile_reads, "
+           "own_faults")
 _INSERT = ("INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at,"
            " status, next_attempt_at, updated_at, endpoint, ordering_key, expires_at, "
            "dedup_key, coalesce_key, lease_owner, lease_expires_at) "
@@ -65,6 +66,7 @@ def row_to_request(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
         next_attempt_at=r[10], updated_at=r[11], reason=r[12], lease_owner=r[13],
         lease_expires_at=r[14], retried_at=r[15], endpoint=r[16], ordering_key=r[17],
         expires_at=r[18], held_by=r[19], dedup_key=r[20], coalesce_key=r[21],
+        reconcile_reads=r[22], own_faults=r[23],
     )
 
 
@@ -85,9 +87,14 @@ def _earlier(statuses: str) -> str:
             f"AND p.id<requests.id AND p.status IN {statuses}")
 
 
-_CLAIM = _lease_sql(
-    "upstream=? AND status='pending' AND next_attempt_at<=? AND (ordering_key IS NULL OR "
-    f"NOT EXISTS ({_earlier(_BLOCKING).format(cols='1')})) ORDER BY next_attempt_at, id LIMIT ?")
+_DUE = ("upstream=? AND status='pending' AND next_attempt_at<=? AND (ordering_key IS NULL OR "
+        f"NOT EXISTS ({_earlier(_BLOCKING).format(cols='1')})){{clean}} "
+        "ORDER BY next_attempt_at, id LIMIT ?")
+_CLAIM = _lease_sql(_DUE.format(clean=""))
+# The half-open probe: a request refused for its own credentials last time would only
+# re-open the breaker, so one with a clean record goes first (few are unclean: the walk
+# along the due index stops at the first clean one).
+_CLAIM_CLEAN = _lease_sql(_DUE.format(clean=" AND own_faults=0"))
 # Requests waiting behind an earlier one are not due: their wake-up is its completion.
 _NEXT_DUE = ("SELECT next_attempt_at FROM requests WHERE upstream=? AND status='pending' "
              f"AND (ordering_key IS NULL OR NOT EXISTS "
@@ -245,9 +252,15 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
 
     async def claim_due(
         self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
+        *, probe: bool = False,
     ) -> list[StoredRequest]:
-        rows = await self._write(lambda c: c.execute(
-            _CLAIM, (owner, lease_until, now, upstream, now, limit)).fetchall())
+        params = (owner, lease_until, now, upstream, now, limit)
+
+        def op(c: sqlite3.Connection) -> list[Any]:
+            rows = c.execute(_CLAIM_CLEAN, params).fetchall() if probe else []
+            return rows or c.execute(_CLAIM, params).fetchall()
+
+        rows = await self._write(op)
         claimed = (row_to_request(r) for r in rows)
         return sorted(claimed, key=lambda r: (r.next_attempt_at or 0, r.id))
 
@@ -276,9 +289,10 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
             n = c.execute(
                 "UPDATE requests SET status=?, reason=?, next_attempt_at=?, "
                 "attempts=COALESCE(?, attempts), updated_at=?, lease_owner=NULL, "
-                "lease_expires_at=NULL WHERE id=? AND status='in_flight' AND lease_owner=?",
+                "lease_expires_at=NULL, reconcile_reads=?, own_faults=? "
+                "WHERE id=? AND status='in_flight' AND lease_owner=?",
                 (t.status.value, t.reason, t.next_attempt_at, a.number if a else None, now,
-                 request_id, owner),
+                 t.reconcile_reads, t.own_faults, request_id, owner),
             ).rowcount
             if n and a is not None:
                 c.execute(
@@ -312,9 +326,10 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         def op(c: sqlite3.Connection) -> int:
             n = c.execute(
                 "UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=?, "
-                "retried_at=COALESCE(?, retried_at) WHERE id=? AND status=?",
-                (t.status.value, t.reason, t.next_attempt_at, now, t.retried_at, request_id,
-                 expected.value),
+                "retried_at=COALESCE(?, retried_at), reconcile_reads=?, own_faults=? "
+                "WHERE id=? AND status=?",
+                (t.status.value, t.reason, t.next_attempt_at, now, t.retried_at,
+                 t.reconcile_reads, t.own_faults, request_id, expected.value),
             ).rowcount
             if n and callback is not None:
                 _queue_callback(c, request_id, callback, now)

@@ -139,6 +139,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX bulk_jobs_unfinished ON bulk_jobs (id) WHERE finished_at IS NULL;
     """,
+    # v7: a SEP insert whose send got no answer is settled by reads retried with backoff
+    # (reconcile_reads: not NULL while reading, the failed reads so far), and a request
+    # refused for its own credentials is counted so it ends failed and is not the probe.
+    """
+    ALTER TABLE requests ADD COLUMN reconcile_reads INTEGER;
+    ALTER TABLE requests ADD COLUMN own_faults INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -170,11 +170,12 @@ class FlakyClaimStore(MemoryStore):
         self.failures_left = 1
 
     async def claim_due(self, upstream: str, now: float, limit: int, owner: str,
-                        lease_until: float) -> list[StoredRequest]:
+                        lease_until: float, *, probe: bool = False) -> list[StoredRequest]:
         if self.failures_left:
             self.failures_left -= 1
             raise RuntimeError("unexpected bug")
-        return await super().claim_due(upstream, now, limit, owner, lease_until)
+        return await super().claim_due(upstream, now, limit, owner, lease_until,
+                                       probe=probe)
 
 
 async def test_lane_survives_an_unexpected_error(
