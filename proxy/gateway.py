@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from proxy.backpressure import Backpressure
-from proxy.bpjs.keys import Body, key_of
+from proxy.bpjs.keys import Body, UnkeyableBody, key_of
 from proxy.bpjs.presets import ACK_BPJS_OK, END_OF_SERVICE_DAY, Endpoint, Mode, resolve
 from proxy.bpjs.service_day import end_of_service_day
 from proxy.calls import Status
@@ -134,7 +134,11 @@ class Gateway:
             return self._store_refused(up, exc)
         if refusal is not None:
             return refuse(up.preset, 503, STORE_REFUSED.format(refusal))
-        call = self._new_request(request, up, rule, path, query, body)
+        try:
+            call = self._new_request(request, up, rule, path, query, body)
+        except UnkeyableBody as exc:
+            return refuse(up.preset, 400, f"{exc}; tidak disimpan, perbaiki sebelum kirim "
+                          "ulang / not stored: fix it before sending again")
         # Deadline mode sends live while the SIMRS waits, if the breaker allows a send now.
         permit = self.relay.try_live(up.name) if (
             rule.mode is Mode.DEADLINE and self.relay is not None) else None

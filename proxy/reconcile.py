@@ -20,7 +20,7 @@ from urllib.parse import quote
 import aiohttp
 
 from proxy.bpjs import envelope as bpjs_envelope
-from proxy.bpjs.keys import key_of
+from proxy.bpjs.keys import UnkeyableBody, key_of, parse_json
 from proxy.bpjs.results import readable
 from proxy.bpjs.signature import CONS_ID_HEADER
 from proxy.calls import Settlement
@@ -46,10 +46,10 @@ class Finding:
 def _visit(body: bytes) -> dict[str, Any] | None:
     """The card, date, service type and referral of a SEP insert body."""
     try:
-        t_sep = json.loads(body)["request"]["t_sep"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(t_sep, dict) or key_of(body, _FIELDS) is None:
+        t_sep = parse_json(body)["request"]["t_sep"]
+        if not isinstance(t_sep, dict) or key_of(body, _FIELDS) is None:
+            return None
+    except (UnkeyableBody, KeyError, TypeError):  # too deep, not text: no visit to find
         return None
     rujukan = t_sep.get("rujukan")
     if not isinstance(rujukan, dict):

@@ -1,9 +1,22 @@
-"""Values of body fields that identify a request's business object (ordering, dedup)."""
+"""Values of body fields that identify a request's business object (ordering, dedup).
+
+The body is the SIMRS's and may be anything. A body that is not JSON (or not UTF-8) is
+simply not keyed and is stored as bytes. A JSON body the route needs a key from, but
+which cannot be keyed honestly, raises ``UnkeyableBody`` with a message for the SIMRS:
+nested too deeply to parse, or a key field holding text no store or BPJS can take (an
+unpaired UTF-16 surrogate, ``"\\ud800"``).
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+TOO_DEEP = "JSON bersarang terlalu dalam / JSON body nested too deeply to read"
+
+
+class UnkeyableBody(ValueError):
+    """A JSON body whose keys cannot be read; ``str()`` is the reason for the SIMRS."""
 
 
 def _find(doc: Any, name: str) -> Any:
@@ -20,6 +33,20 @@ def _find(doc: Any, name: str) -> Any:
     return None
 
 
+def parse_json(raw: bytes) -> Any:
+    """The parsed body, or None when it is not JSON text (or not UTF-8).
+
+    UnkeyableBody when it nests too deeply to parse: json's C scanner stops near the
+    interpreter's recursion limit (some hundreds of levels, far beyond any BPJS body)
+    with a RecursionError, which is the SIMRS's fault, not Tenang's."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise UnkeyableBody(TOO_DEEP) from None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 _UNPARSED = object()
 
 
@@ -33,11 +60,19 @@ class Body:
     @property
     def doc(self) -> Any:
         if self._doc is _UNPARSED:
-            try:
-                self._doc = json.loads(self.raw)
-            except (ValueError, UnicodeDecodeError):
-                self._doc = None
+            self._doc = parse_json(self.raw)
         return self._doc
+
+
+def _text(name: str, value: Any) -> str:
+    text = str(value)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UnkeyableBody(f"Field {name} tidak valid / field {name!r} holds an "
+                                "unpaired UTF-16 surrogate (e.g. \\ud800), not text") from None
+    return text
 
 
 def key_of(body: bytes | Body, fields: tuple[str, ...]) -> str | None:
@@ -53,5 +88,5 @@ def key_of(body: bytes | Body, fields: tuple[str, ...]) -> str | None:
         value = _find(doc, name)
         if value is None or isinstance(value, dict | list):
             return None
-        parts.append(f"{name}={value}")
+        parts.append(f"{name}={_text(name, value)}")
     return "&".join(parts)

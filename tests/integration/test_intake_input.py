@@ -1,0 +1,84 @@
+"""Valid-but-nasty input at intake (issue 10.3): bodies Tenang cannot key get a clear
+400 naming the problem and nothing is stored; bodies a route needs nothing from are
+stored as the bytes they are. Never a 500, never "may not have been stored, retry"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import make_config
+from tests.integration.test_intake import db_rows, stored
+
+DEEP = b'{"kodebooking":"KB-DEEP","taskid":1,"kodekelas":"VIP","koderuang":"R1","x":' \
+    + b"[" * 50_000 + b"]" * 50_000 + b"}"
+SURROGATE = b'{"kodebooking":"\\ud800","taskid":1,"kodekelas":"\\udfff","koderuang":"R1"}'
+
+KEYED_ROUTES = [
+    ("antrean", "/antreanrs", "/antreanrs/antrean/add"),
+    ("antrean", "/antreanrs", "/antreanrs/antrean/updatewaktu"),
+    ("aplicare", "/aplicaresws", "/aplicaresws/rest/bed/update/0301R001"),
+]
+
+
+def config_for(tmp_path: Path, url: str, preset: str, prefix: str) -> Any:
+    return make_config(tmp_path, url, name=preset, prefix=prefix, target=url + prefix,
+                       preset=preset)
+
+
+@pytest.mark.parametrize(("preset", "prefix", "path"), KEYED_ROUTES)
+@pytest.mark.parametrize(("body", "problem"), [
+    (DEEP, "nested too deeply"), (SURROGATE, "unpaired UTF-16 surrogate")])
+async def test_unkeyable_body_is_refused_with_the_reason_and_not_stored(
+        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession,
+        preset: str, prefix: str, path: str, body: bytes, problem: str) -> None:
+    tenang = await start_tenang(config_for(tmp_path, standin.url, preset, prefix),
+                                relay_enabled=False)
+    async with http.post(tenang.gateway_url + path, data=body,
+                         headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400
+        doc = await resp.json()
+    meta = doc["metadata"]
+    assert meta["code"] == 400 and problem in meta["message"]
+    assert "not stored" in meta["message"] and "retry" not in meta["message"]
+    assert doc["response"] is None
+    assert db_rows(tmp_path) == []
+
+
+async def test_surrogate_refusal_names_the_field(tmp_path: Path, standin: Any,
+                                                 start_tenang: Any,
+                                                 http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    async with http.post(tenang.gateway_url + "/antreanrs/antrean/add",
+                         data=SURROGATE) as resp:
+        assert resp.status == 400
+        assert "'kodebooking'" in (await resp.json())["metadata"]["message"]
+
+
+@pytest.mark.parametrize("body", [
+    # The surrogate is not in a key field: the body is stored as the bytes it is.
+    b'{"kodebooking":"KB-SURR","nama":"\\ud800"}',
+    # Not UTF-8 at all: not keyed, kept as bytes (BPJS judges it).
+    b'{"kodebooking":"\xff\xfe"}',
+])
+async def test_nasty_but_keyable_bodies_are_stored_as_bytes(
+        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession,
+        body: bytes) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    async with http.post(tenang.gateway_url + "/antreanrs/antrean/add", data=body) as resp:
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    assert bytes(stored(tmp_path, request_id)["body"]) == body
+
+
+async def test_deep_body_on_a_route_that_needs_no_key_is_stored_as_bytes(
+        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    async with http.post(tenang.gateway_url + "/antreanrs/jadwaldokter/updatejadwaldokter",
+                         data=DEEP) as resp:
+        assert resp.status == 202
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    assert bytes(stored(tmp_path, request_id)["body"]) == DEEP
