@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 
 from admin_ui.render import render
 from proxy.admin_api import AUTH, PRINCIPAL
@@ -53,6 +55,18 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+Form = MultiDictProxy[str | bytes | bytearray | FileField]
+
+
+async def posted_form(request: web.Request) -> Form | None:
+    """The posted form, or None when a field is not text in its declared charset (a
+    multipart field of invalid UTF-8, say): the caller answers 400 instead of a 500."""
+    try:
+        return await request.post()
+    except (UnicodeDecodeError, LookupError):  # LookupError: an unknown charset name
+        return None
+
+
 def login_redirect(request: web.Request) -> web.HTTPException:
     return web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe=""))
 
@@ -75,7 +89,9 @@ def guarded(permission: Permission, view: View, *, json_api: bool = False) -> Vi
             raise login_redirect(request)
         request[PRINCIPAL] = who
         if request.method not in ("GET", "HEAD"):
-            form = await request.post()
+            form = await posted_form(request)
+            if form is None:
+                return error_page(request, 400, "error.bad_form")
             token = form.get(CSRF_FIELD)
             if not isinstance(token, str) or not same(token, who.csrf_token):
                 return error_page(request, 403, "error.csrf")

@@ -11,7 +11,7 @@ import secrets
 from aiohttp import web
 
 from admin_ui.fmt import wib
-from admin_ui.guard import CSRF_FIELD, error_page, safe_next
+from admin_ui.guard import CSRF_FIELD, error_page, posted_form, safe_next
 from admin_ui.i18n import LANG_COOKIE, LANGS
 from admin_ui.render import render, translator
 from proxy.admin_api import AUTH, PRINCIPAL, SETTINGS
@@ -41,7 +41,9 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login_submit(request: web.Request) -> web.StreamResponse:
-    form = await request.post()
+    form = await posted_form(request)
+    if form is None:
+        return error_page(request, 400, "error.bad_form")
     token = form.get(CSRF_FIELD)
     if not isinstance(token, str) or not same(token, request.cookies.get(LOGIN_CSRF_COOKIE)):
         return error_page(request, 403, "error.csrf")

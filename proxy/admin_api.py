@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.admin_input import ApiError, whole_number
 from proxy.auth import SESSION_COOKIE, TOKEN_PRINCIPAL, Auth, Permission, Principal, same
 from proxy.bulk import BulkRetries
 from proxy.calls import InvalidTransition, Status
@@ -40,12 +41,6 @@ BULK = web.AppKey("bulk_retries", BulkRetries)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 MAX_PAGE = 500
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def iso(ts: float | None) -> str | None:
@@ -109,9 +104,10 @@ def _query_status(raw: str | None) -> Status | None:
 def _query_limit(raw: str | None) -> int:
     if raw is None:
         return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    limit = whole_number(raw, 1, MAX_PAGE)
+    if limit is None:
         raise ApiError(400, f"limit must be a whole number from 1 to {MAX_PAGE}")
-    return int(raw)
+    return limit
 
 
 async def list_requests(request: web.Request) -> web.Response:

@@ -12,18 +12,21 @@ the maintain permission (the bearer token has it).
 
 from __future__ import annotations
 
-import math
 import time
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from proxy.admin_api import PRINCIPAL, ApiError, iso
+from proxy.admin_api import PRINCIPAL, iso
+from proxy.admin_input import ApiError, json_object, whole_number
 from proxy.auth import Permission
-from proxy.maintenance import Maintenance, MaintenanceError, MaintenanceWindow
+from proxy.maintenance import MAX_TIME, Maintenance, MaintenanceError, MaintenanceWindow
 
 MAINTENANCE = web.AppKey("maintenance", Maintenance)
+WINDOW_FIELDS = ("upstream", "reason", "starts_at", "ends_at", "duration_s")
+# A window is hours of BPJS downtime; to hold an upstream longer, leave the end out.
+MAX_DURATION_S = 366 * 86_400
 
 
 def window_json(w: MaintenanceWindow, now: float) -> dict[str, Any]:
@@ -37,8 +40,8 @@ def parse_time(value: Any, key: str) -> float:
     """Unix seconds, or ISO 8601 with an explicit offset (a bare local time is refused:
     server, browser and BPJS announcement may each mean a different zone)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ApiError(400, f"{key}: not a finite time")
+        if not 0 <= value <= MAX_TIME:  # also refuses NaN and ints too big for a float
+            raise ApiError(400, f"{key}: Unix seconds from 0 to {MAX_TIME}")
         return float(value)
     if isinstance(value, str):
         try:
@@ -47,7 +50,10 @@ def parse_time(value: Any, key: str) -> float:
             raise ApiError(400, f"{key}: not an ISO 8601 time: {value!r}") from None
         if parsed.tzinfo is None:
             raise ApiError(400, f"{key}: give the offset, e.g. 2025-03-01T22:00:00+07:00")
-        return parsed.timestamp()
+        try:
+            return parse_time(parsed.timestamp(), key)
+        except OverflowError:  # 9999-12-31T23:59:59-14:00 is past datetime's range
+            raise ApiError(400, f"{key}: Unix seconds from 0 to {MAX_TIME}") from None
     raise ApiError(400, f"{key}: expected an ISO 8601 string or Unix seconds")
 
 
@@ -70,19 +76,6 @@ async def list_windows(request: web.Request) -> web.Response:
     return web.json_response({"items": [window_json(w, now) for w in windows]})
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        doc = await request.json()
-    except ValueError:
-        raise ApiError(400, "body must be a JSON object") from None
-    if not isinstance(doc, dict):
-        raise ApiError(400, "body must be a JSON object")
-    unknown = sorted(set(doc) - {"upstream", "reason", "starts_at", "ends_at", "duration_s"})
-    if unknown:
-        raise ApiError(400, f"unknown field {unknown[0]!r}")
-    return doc
-
-
 def _window_times(doc: dict[str, Any], now: float) -> tuple[float, float | None]:
     starts = now if doc.get("starts_at") is None else parse_time(doc["starts_at"], "starts_at")
     if doc.get("ends_at") is not None and doc.get("duration_s") is not None:
@@ -90,8 +83,10 @@ def _window_times(doc: dict[str, Any], now: float) -> tuple[float, float | None]
     if doc.get("duration_s") is not None:
         duration = doc["duration_s"]
         if not isinstance(duration, int | float) or isinstance(duration, bool) or \
-                not 0 < duration < math.inf:
-            raise ApiError(400, "duration_s: a positive number of seconds")
+                not 0 < duration <= MAX_DURATION_S:
+            raise ApiError(400, f"duration_s: a positive number of seconds up to "
+                           f"{MAX_DURATION_S} (a year); leave the end out to hold until "
+                           "cancelled")
         return starts, starts + float(duration)
     ends = None if doc.get("ends_at") is None else parse_time(doc["ends_at"], "ends_at")
     return starts, ends
@@ -99,7 +94,7 @@ def _window_times(doc: dict[str, Any], now: float) -> tuple[float, float | None]
 
 async def schedule_window(request: web.Request) -> web.Response:
     actor = _may_change(request)
-    doc = await _body(request)
+    doc = await json_object(request, WINDOW_FIELDS)
     now = time.time()
     starts, ends = _window_times(doc, now)
     upstream, reason = doc.get("upstream"), doc.get("reason")
@@ -115,14 +110,15 @@ async def schedule_window(request: web.Request) -> web.Response:
 async def cancel_window(request: web.Request) -> web.Response:
     actor = _may_change(request)
     raw = request.match_info["id"]
-    if not raw.isdigit():
+    window_id = whole_number(raw)
+    if window_id is None:
         raise ApiError(404, f"no maintenance window with id {raw!r}")
     service = _service(request)
     try:
-        await service.cancel(int(raw), actor)
+        await service.cancel(window_id, actor)
     except MaintenanceError as exc:
         raise ApiError(exc.status, str(exc)) from None
-    [window] = [w for w in await service.windows(include_past=True) if w.id == int(raw)]
+    [window] = [w for w in await service.windows(include_past=True) if w.id == window_id]
     return web.json_response(window_json(window, time.time()))
 
 

@@ -108,13 +108,19 @@ def _dummy() -> str:
     return _dummy_hash
 
 
+def _raw(text: str) -> bytes:
+    """A header or cookie value as bytes. Bytes that were not UTF-8 arrive as surrogate
+    escapes; they must compare unequal (and hash), not raise."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(_raw(token)).hexdigest()
 
 
 def same(a: str | None, b: str | None) -> bool:
     """Constant-time comparison of two optional secrets (None never matches)."""
-    return a is not None and b is not None and hmac.compare_digest(a.encode(), b.encode())
+    return a is not None and b is not None and hmac.compare_digest(_raw(a), _raw(b))
 
 
 class _UnknownNames:

@@ -27,6 +27,8 @@ from proxy.store.maintenance_base import MaintenanceStore, MaintenanceWindow
 __all__ = ["InvalidWindow", "Maintenance", "MaintenanceError", "MaintenanceWindow",
            "UnknownWindow"]
 
+# 9999-01-01 UTC: the latest time every zone can still show (NaN and inf fail the test).
+MAX_TIME = 253_370_764_800
 log = logging.getLogger("tenang.maintenance")
 
 MAX_REASON = 500
@@ -208,8 +210,10 @@ class Maintenance:
         if upstream not in self._breakers:
             known = ", ".join(sorted(self._breakers))
             raise InvalidWindow(f"unknown upstream {upstream!r} (configured: {known})")
-        if not math.isfinite(starts_at) or (ends_at is not None and not math.isfinite(ends_at)):
-            raise InvalidWindow("starts_at and ends_at must be finite times")
+        if not 0 <= starts_at <= MAX_TIME or (ends_at is not None
+                                                and not 0 <= ends_at <= MAX_TIME):
+            raise InvalidWindow(f"starts_at and ends_at must be times from 0 to {MAX_TIME} "
+                                "(Unix seconds)")
         if ends_at is not None and ends_at <= starts_at:
             raise InvalidWindow("ends_at must be after starts_at")
         if ends_at is not None and ends_at <= now:
