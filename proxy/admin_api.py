@@ -18,11 +18,13 @@ from aiohttp import web
 
 from proxy.admin_input import ApiError, whole_number
 from proxy.auth import SESSION_COOKIE, TOKEN_PRINCIPAL, Auth, Permission, Principal, same
+from proxy.backpressure import Backpressure
 from proxy.bulk import BulkRetries
 from proxy.calls import InvalidTransition, Status
 from proxy.config import AdminConfig, UpstreamConfig
 from proxy.operations import NotFound, Operations
 from proxy.policies.breaker import AsyncBreaker
+from proxy.readiness import BACKPRESSURE, READY_STORE, readyz
 from proxy.redact import masked_headers
 from proxy.relay import Relay
 from proxy.store.admin_base import managed
@@ -152,14 +154,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
 
-async def readyz(request: web.Request) -> web.Response:
-    try:
-        await request.app[STORE].check_writable()
-    except StoreError as exc:
-        return web.json_response({"status": "not ready", "reason": exc.reason}, status=503)
-    return web.json_response({"status": "ready"})
-
-
 async def api_principal(request: web.Request) -> Principal:
     """Who calls the API: the bearer token, else an admin UI session. A session must
     also send its CSRF token, and have an operating role, for anything but a read."""
@@ -211,6 +205,7 @@ def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker]
                      relay: Relay | None, settings: AdminConfig | None = None,
                      clock: Callable[[], float] = time.time,
                      upstreams: Mapping[str, UpstreamConfig] | None = None,
+                     backpressure: Backpressure | None = None,
                      ) -> web.Application:
     """The admin application (JSON API and health checks). ``store`` must implement
     the admin store verbs too (every backend does)."""
@@ -218,6 +213,9 @@ def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker]
     admin_store = managed(store)
     settings = settings or AdminConfig()
     app[STORE] = store
+    app[READY_STORE] = store
+    if backpressure is not None:
+        app[BACKPRESSURE] = backpressure
     app[TOKEN] = token
     app[BREAKERS] = breakers
     app[SETTINGS] = settings

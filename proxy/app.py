@@ -14,6 +14,7 @@ from aiohttp import web
 from admin_ui import setup_ui
 from proxy.admin_api import create_admin_app
 from proxy.admin_maintenance_api import add_maintenance_routes
+from proxy.backpressure import Backpressure
 from proxy.callback_sender import CallbackSender
 from proxy.config import Config, HostPort
 from proxy.gateway import Gateway, create_gateway_app
@@ -116,7 +117,9 @@ class Tenang:
         self.metrics.watch_maintenance(
             lambda name: self.maintenance.active(name, self.clock()) is not None)
         # What intake and the relay report (accepted, attempt, finished) goes here.
-        self.observer = Telemetry(self.metrics, self.notifier)
+        self.backpressure = Backpressure(config, self.store)
+        self.observer = Telemetry(self.metrics, self.notifier,
+                                  on_finished=self.backpressure.finished)
         self.relay: Relay | None = None
         self.callbacks: CallbackSender | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -168,7 +171,8 @@ class Tenang:
             self.callbacks.start()
         admin = create_admin_app(self.store, self.config.admin.token or "", self.breakers,
                                  self.relay, self.config.admin, clock=self.clock,
-                                 upstreams={u.name: u for u in self.config.upstreams})
+                                 upstreams={u.name: u for u in self.config.upstreams},
+                                 backpressure=self.backpressure)
         add_metrics_route(admin, self.metrics, self.config.metrics.token)
         add_maintenance_routes(admin, self.maintenance)
         setup_ui(admin)  # the admin web UI at /, on the services registered above
@@ -178,7 +182,7 @@ class Tenang:
         passthrough = Passthrough(lambda: session, self.breakers, self.clock,
                                   self.observer)
         gateway = Gateway(self.config, self.store, self.relay, observer=self.observer,
-                          passthrough=passthrough)
+                          passthrough=passthrough, backpressure=self.backpressure)
         runner, self.gateway_url = await _site(create_gateway_app(gateway),
                                                self.config.server.listen)
         self._runners.append(runner)
@@ -200,6 +204,7 @@ class Tenang:
         if self.session is not None:
             await self.session.close()
             self.session = None
+        await self.backpressure.close()
         await self.maintenance.stop()
         await self.notifier.stop()
         await self.store.close()

@@ -57,13 +57,14 @@ class Route:
 class Gateway:
     def __init__(self, config: Config, store: Store, relay: Relay | None,
                  observer: Observer = NULL_OBSERVER,
-                 passthrough: Passthrough | None = None) -> None:
+                 passthrough: Passthrough | None = None,
+                 backpressure: Backpressure | None = None) -> None:
         self.config = config
         self.observer = observer
         self.store = store
         self.relay = relay
         self.passthrough = passthrough
-        self.backpressure = Backpressure(config, store)
+        self.backpressure = backpressure or Backpressure(config, store)
         self.routes = [(u.prefix.lower(), Route(u, queued(u.preset), bpjs_ok(u.preset)))
                        for u in config.upstreams]
         self.results_base = "/_tenang/requests/"
@@ -129,25 +130,27 @@ class Gateway:
         if rule.mode is Mode.PASSTHROUGH and self.passthrough is not None:
             return await self.passthrough.handle(request, up, rule, path, query, body)
         try:
-            refusal = await self.backpressure.refusal(up)
-        except StoreError as exc:
-            return self._store_refused(up, exc)
-        if refusal is not None:
-            return refuse(up.preset, 503, STORE_REFUSED.format(refusal))
-        try:
             call = self._new_request(request, up, rule, path, query, body)
         except UnkeyableBody as exc:
             return refuse(up.preset, 400, f"{exc}; tidak disimpan, perbaiki sebelum kirim "
                           "ulang / not stored: fix it before sending again")
-        # Deadline mode sends live while the SIMRS waits, if the breaker allows a send now.
-        permit = self.relay.try_live(up.name) if (
-            rule.mode is Mode.DEADLINE and self.relay is not None) else None
-        if permit is not None and self.relay is not None:
-            call = dataclasses.replace(call, lease_owner=self.relay.owner,
-                                       lease_expires_at=self.relay.lease_until(
-                                           up.name, call.received_at))
+        try:
+            # Admitted: the call's disk bytes are reserved until its store call ends.
+            refusal = await self.backpressure.refusal(up, call)
+        except StoreError as exc:
+            return self._store_refused(up, exc)
+        if refusal is not None:
+            return refuse(up.preset, 503, STORE_REFUSED.format(refusal))
+        permit: Permit | None = None
         sending = False
         try:
+            # Deadline mode sends live while the SIMRS waits, if the breaker allows it now.
+            if rule.mode is Mode.DEADLINE and self.relay is not None:
+                permit = self.relay.try_live(up.name)
+            if permit is not None and self.relay is not None:
+                call = dataclasses.replace(call, lease_owner=self.relay.owner,
+                                           lease_expires_at=self.relay.lease_until(
+                                               up.name, call.received_at))
             try:
                 original = await self._store(call, up)
             except StoreError as exc:
@@ -164,6 +167,7 @@ class Gateway:
             answer = self.relay.send_live(call.as_stored(), permit, live_headers(request))
             sending = True
         finally:
+            self.backpressure.stored(call)
             if not sending:
                 # The permit may be the half-open breaker's only probe: kept unused (a
                 # refusal, a duplicate, a bug), no send to this upstream would happen again.

@@ -12,6 +12,7 @@ must return at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from proxy.calls import Status, Verdict
@@ -21,6 +22,8 @@ if TYPE_CHECKING:  # only types: intake and the relay import this module, keep i
     from proxy.notify import Notifier
 
 log = logging.getLogger("tenang.observe")
+
+Finished = Callable[[str, str, Status, str], None]
 
 
 class Observer(Protocol):
@@ -55,10 +58,11 @@ class Telemetry:
     """Metrics and notifications behind one Observer. A failing listener is logged and
     never propagates into intake or the relay."""
 
-    def __init__(self, metrics: Metrics | None = None, notifier: Notifier | None = None
-                 ) -> None:
+    def __init__(self, metrics: Metrics | None = None, notifier: Notifier | None = None,
+                 on_finished: Finished | None = None) -> None:
         self.metrics = metrics
         self.notifier = notifier
+        self.on_finished = on_finished  # backpressure's running queue count
 
     def accepted(self, upstream: str, endpoint: str | None, seconds: float) -> None:
         if self.metrics is not None:
@@ -82,6 +86,12 @@ class Telemetry:
                 log.exception("metrics: read() failed", extra={"upstream": upstream})
 
     def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
+        if self.on_finished is not None:
+            try:
+                self.on_finished(upstream, request_id, status, reason)
+            except Exception:
+                log.exception("backpressure: finished() failed",
+                              extra={"upstream": upstream, "request_id": request_id})
         if self.notifier is not None:
             try:
                 self.notifier.request_finished(upstream, request_id, status, reason)

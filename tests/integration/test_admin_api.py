@@ -102,6 +102,46 @@ async def test_health_endpoints_need_no_token_and_readyz_tracks_the_store(
         assert resp.status == 200
 
 
+async def test_readyz_is_not_ready_while_intake_would_refuse_and_names_why(
+        tmp_path: Path, standin, start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url, max_pending=2),
+                                relay_enabled=False)
+    async with http.get(f"{tenang.admin_url}/readyz") as resp:
+        assert resp.status == 200
+        doc = await resp.json()
+    assert doc["upstreams"]["antrean"] == {"ready": True, "queued": 0, "max_pending": 2}
+    assert doc["store"]["writable"] is True and doc["store"]["min_free_mb"] == 64
+    ids = [await write(http, tenang.gateway_url, f"KB-READY-{n}") for n in range(2)]
+    async with http.get(f"{tenang.admin_url}/readyz") as resp:
+        assert resp.status == 503  # intake answers 503 now: the balancer must know
+        doc = await resp.json()
+    assert doc["status"] == "not ready" and "antrean" in doc["reason"]
+    assert doc["upstreams"]["antrean"] == {"ready": False, "queued": 2, "max_pending": 2}
+
+    # An operator's cancel is not an event backpressure hears: the recount finds it.
+    await api(http, "POST", f"{tenang.admin_url}/api/v1/requests/{ids[0]}/cancel")
+
+    async def ready() -> bool:
+        async with http.get(f"{tenang.admin_url}/readyz") as resp:
+            return resp.status == 200
+    await wait_until(ready, timeout_s=5.0, what="/readyz ready after the cancel")
+
+
+async def test_readyz_is_not_ready_below_the_free_disk_floor(
+        tmp_path: Path, standin, start_tenang, http) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    tenang.backpressure.disk.free_bytes = lambda _path: 10 * 1024 * 1024  # a full disk
+    tenang.backpressure.disk._sampled_at = float("-inf")
+    async with http.get(f"{tenang.admin_url}/readyz") as resp:
+        assert resp.status == 503
+        doc = await resp.json()
+    assert "disk almost full" in doc["reason"] and "min_free_mb" in doc["reason"]
+    assert doc["store"] == {"writable": True, "free_mb": 10.0, "min_free_mb": 64}
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                         json={"kodebooking": "KB-FULL"}) as resp:
+        assert resp.status == 503  # what readiness announced
+
+
 async def test_request_detail_shows_attempts_and_masks_user_key(
         tmp_path: Path, standin, start_tenang, http) -> None:
     tenang = await start_tenang(make_config(tmp_path, standin.url))

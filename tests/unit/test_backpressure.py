@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from proxy.backpressure import Backpressure
+from proxy.backpressure import Backpressure, storage_cost
+from proxy.calls import Status
 from proxy.config import Config
 from proxy.store.base import NewRequest, StoreError, StoreUnavailable
 from proxy.store.memory import MemoryStore
-from tests.conftest import FakeClock, make_config
+from tests.conftest import FakeClock, make_config, wait_until
 
 MiB = 1024 * 1024
 
@@ -69,3 +71,124 @@ async def test_a_queue_that_cannot_be_counted_raises_the_store_error_and_recount
         await bp.refusal(up)
     store.locked = False
     assert await bp.refusal(up) is None  # counted now, not a second later
+
+
+class SlowCountStore(MemoryStore):
+    """Counting blocks until the test releases it, and every count is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts = 0
+        self.release = asyncio.Event()
+
+    async def count_queued(self, upstream: str) -> int:
+        self.counts += 1
+        await self.release.wait()
+        return await super().count_queued(upstream)
+
+
+def new_request(n: int, body: bytes = b"") -> NewRequest:
+    return NewRequest(id=f"r{n}", upstream="antrean", method="POST", path="/antreanrs/x",
+                      query="", headers=(), body=body, received_at=float(n))
+
+
+async def test_concurrent_requests_share_one_count_and_recounts_never_make_intake_wait(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, max_pending=1000)
+    store, clock = SlowCountStore(), FakeClock(100.0)
+    for n in range(5):
+        await store.enqueue(new_request(n))
+    bp = Backpressure(cfg, store, clock, free_bytes=lambda _p: 10_000 * MiB)
+    up = cfg.upstreams[0]
+    waiters = [asyncio.ensure_future(bp.refusal(up)) for _ in range(64)]
+    await wait_until(lambda: store.counts == 1, what="the first count to start")
+    store.release.set()
+    assert await asyncio.gather(*waiters) == [None] * 64
+    assert store.counts == 1  # 64 requests, one count (it was 64 counts, one by one)
+
+    store.release.clear()  # from now on a count never finishes
+    clock.advance(3600.0)
+    for _ in range(100):  # answered from the running count, at once
+        assert await asyncio.wait_for(bp.refusal(up), 1.0) is None
+        bp.accepted(up.name)
+    assert store.counts == 2  # one recount in the background, not one per request
+    assert await bp.queued(up.name) == 105
+    store.release.set()
+    await wait_until(lambda: bp._counts[up.name].task is None, what="the recount")
+    # The recount found 5 rows; the 100 accepted during it are credited (errs high).
+    assert await bp.queued(up.name) == 105
+
+
+async def test_requests_that_settle_leave_the_running_count_without_a_recount(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, max_pending=3)
+    store, clock = MemoryStore(), FakeClock(100.0)
+    for n in range(3):
+        await store.enqueue(new_request(n))
+    bp = Backpressure(cfg, store, clock, free_bytes=lambda _p: 10_000 * MiB)
+    up = cfg.upstreams[0]
+    assert await bp.refusal(up) is not None
+    bp.finished(up.name, "r0", Status.HELD, "behind r1")  # still queued
+    assert await bp.refusal(up) is not None
+    bp.finished(up.name, "r0", Status.SUCCEEDED, "ok")
+    assert await bp.refusal(up) is None
+
+
+async def test_recounts_are_spaced_by_how_long_a_count_takes(tmp_path: Path) -> None:
+    cfg = config(tmp_path, max_pending=10)
+    clock = FakeClock(100.0)
+
+    class TimedStore(MemoryStore):
+        counts = 0
+
+        async def count_queued(self, upstream: str) -> int:
+            self.counts += 1
+            clock.advance(0.5)  # a count over a large backlog takes half a second
+            return 0
+
+    store = TimedStore()
+    bp = Backpressure(cfg, store, clock, free_bytes=lambda _p: 10_000 * MiB)
+    up = cfg.upstreams[0]
+    await bp.refusal(up)
+    clock.advance(5.0)  # past the 1 s refresh, inside 20 x 0.5 s
+    await bp.refusal(up)
+    assert store.counts == 1
+    clock.advance(5.0)
+    await bp.refusal(up)
+    await wait_until(lambda: store.counts == 2, what="a recount")
+
+
+async def test_a_burst_inside_one_sample_cannot_go_through_the_disk_floor(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path)  # min_free_mb = 64
+    clock = FakeClock(100.0)
+    bp = Backpressure(cfg, MemoryStore(), clock, free_bytes=lambda _p: 65 * MiB)
+    up = cfg.upstreams[0]
+    calls = [new_request(n, b"x" * 100_000) for n in range(100)]
+    admitted = [c for c in calls if await bp.refusal(up, c) is None]
+    # ~10 MB of bodies against 1 MiB of room: only what fits, at the estimated cost.
+    assert admitted
+    assert sum(storage_cost(c) for c in admitted) <= 1 * MiB
+    assert len(admitted) == MiB // storage_cost(calls[0])
+    reason = await bp.refusal(up, calls[-1])
+    assert reason is not None and "disk almost full" in reason
+    for c in admitted:  # stored: still counted until the next sample shows them
+        bp.stored(c)
+    assert await bp.refusal(up, calls[-1]) is not None
+    clock.advance(1.0)  # the next sample (the fake disk did not fill) has room again
+    assert await bp.refusal(up, calls[-1]) is None
+
+
+async def test_the_disk_estimate_counts_requests_still_being_stored_across_a_sample(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    clock = FakeClock(100.0)
+    bp = Backpressure(cfg, MemoryStore(), clock, free_bytes=lambda _p: 65 * MiB)
+    up = cfg.upstreams[0]
+    call = new_request(1, b"x" * (MiB // 2 - 8192))
+    assert await bp.refusal(up, call) is None  # admitted, its commit not done yet
+    clock.advance(1.0)  # a new sample that cannot show the uncommitted row
+    assert await bp.refusal(up, call) is not None
+    bp.stored(call)
+    clock.advance(1.0)
+    assert await bp.refusal(up, call) is None
