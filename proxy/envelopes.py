@@ -8,12 +8,14 @@ for iCare; always ``code``, ``message`` and ``response: null``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-QUEUED_MESSAGE = (
-    "Diterima dan diantrekan oleh Tenang; akan dikirim ke BPJS. "
-    "/ Accepted and queued by Tenang; it will be delivered to BPJS."
-)
+# The request's id ends the message: PHP and Python BPJS clients hand the SIMRS only the
+# decoded body, and the id is how it later fetches BPJS's answer (the noSep of a SEP
+# insert) from GET /_tenang/requests/{id}.
+QUEUED_MESSAGE = "Diterima Tenang, menunggu BPJS / queued: id {id}"
+_ID_MARK = "{id}"
 
 
 def envelope(preset: str | None, code: int, message: str) -> bytes:
@@ -32,8 +34,25 @@ def envelope(preset: str | None, code: int, message: str) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode()
 
 
-def queued(preset: str) -> bytes:
-    return envelope(preset, 202, QUEUED_MESSAGE)
+@dataclass(frozen=True, slots=True)
+class WithId:
+    """An answer serialised once, with the request id spliced in per request (ids are
+    ASCII and need no JSON escaping): intake answers thousands a second."""
+
+    head: bytes
+    tail: bytes
+
+    @classmethod
+    def of(cls, body: bytes) -> WithId:
+        head, tail = body.split(_ID_MARK.encode(), 1)
+        return cls(head, tail)
+
+    def render(self, request_id: str) -> bytes:
+        return self.head + request_id.encode("ascii") + self.tail
+
+
+def queued(preset: str) -> WithId:
+    return WithId.of(envelope(preset, 202, QUEUED_MESSAGE))
 
 
 # What BPJS itself answers a successful write whose answer carries no data (ack "bpjs-ok").
@@ -47,6 +66,7 @@ def bpjs_ok(preset: str) -> bytes:
 
 
 def already_accepted(preset: str, request_id: str, status: str) -> bytes:
-    return envelope(preset, 202, f"Sudah diterima sebelumnya sebagai {request_id} (status "
-                    f"{status}); tidak dikirim dua kali. / Already accepted as {request_id} "
-                    f"(status {status}); not delivered twice.")
+    """A resubmission's answer: the original's id ends the message, as in ``queued``."""
+    return envelope(preset, 202, f"Sudah diterima sebelumnya (status {status}); tidak "
+                    f"dikirim dua kali / Already accepted (status {status}), not delivered "
+                    f"twice: id {request_id}")

@@ -26,7 +26,7 @@ from proxy.calls import Status
 from proxy.config import Config, UpstreamConfig
 from proxy.dedup import dedup_key, still_matches
 from proxy.delivery import LiveResult
-from proxy.envelopes import already_accepted, bpjs_ok, envelope, queued
+from proxy.envelopes import WithId, already_accepted, bpjs_ok, envelope, queued
 from proxy.headers import kept_headers, live_headers
 from proxy.ids import next_request_id
 from proxy.observe import NULL_OBSERVER, Observer
@@ -50,7 +50,7 @@ STORE_REFUSED = "Tenang tidak dapat menyimpan permintaan / request not stored: {
 @dataclass(frozen=True, slots=True)
 class Route:
     upstream: UpstreamConfig
-    queued_body: bytes
+    queued_body: WithId
     ok_body: bytes
 
 
@@ -223,7 +223,8 @@ class Gateway:
     def _accepted(self, route: Route, rule: Endpoint, request_id: str) -> web.Response:
         ok = rule.ack == ACK_BPJS_OK
         return web.Response(status=200 if ok else 202,
-                            body=route.ok_body if ok else route.queued_body, headers={
+                            body=route.ok_body if ok else route.queued_body.render(request_id),
+                            headers={
                                 "Content-Type": "application/json",
                                 REQUEST_ID_HEADER: request_id,
                                 "Location": self.results_base + request_id})

@@ -52,9 +52,14 @@ def test_envelope_keeps_non_ascii_text() -> None:
     assert json.loads(raw)["metadata"]["message"] == "Pasien tidak ditemukan: Zoë Müller"
 
 
-def test_queued_answer_is_a_202_in_the_service_envelope() -> None:
-    assert json.loads(queued("vclaim"))["metaData"] == {"code": "202", "message": QUEUED_MESSAGE}
-    assert json.loads(queued("antrean"))["metadata"] == {"code": 202, "message": QUEUED_MESSAGE}
+def test_queued_answer_is_a_202_in_the_service_envelope_naming_the_request() -> None:
+    rid = "01JABCDEFGHJKMNPQRSTVWXYZ0"
+    message = QUEUED_MESSAGE.format(id=rid)
+    assert message.endswith(f"id {rid}")
+    assert json.loads(queued("vclaim").render(rid)) == {
+        "metaData": {"code": "202", "message": message}, "response": None}
+    assert json.loads(queued("antrean").render(rid)) == {
+        "metadata": {"code": 202, "message": message}, "response": None}
 
 
 # --- request ids ------------------------------------------------------------------------
