@@ -31,6 +31,7 @@ from proxy.headers import kept_headers, live_headers
 from proxy.ids import next_request_id
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.passthrough import Passthrough
+from proxy.paths import path_trick
 from proxy.policies.breaker import Permit
 from proxy.relay import Relay
 from proxy.results_api import add_results_route
@@ -120,6 +121,10 @@ class Gateway:
         if has_dot_segment(rest):
             return refuse(up.preset, 400, "Path tidak valid / path must not contain . or .. "
                           "segments")
+        trick = path_trick(rest) if up.is_bpjs else None
+        if trick is not None:
+            return refuse(up.preset, 400, f"Path tidak valid / a BPJS path must not contain "
+                          f"{trick}; not stored, not sent")
         limit = self.config.server.max_body_bytes
         try:
             # Reads to EOF (chunked or not); past client_max_size it raises instead.

@@ -4,6 +4,8 @@ stored as the bytes they are. Never a 500, never "may not have been stored, retr
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,11 @@ import aiohttp
 import pytest
 
 from tests.conftest import make_config
+from tests.integration import test_intake
 from tests.integration.test_intake import db_rows, stored
+from tests.signing import bpjs_headers
+
+recording_standin = test_intake.recording_standin
 
 DEEP = b'{"kodebooking":"KB-DEEP","taskid":1,"kodekelas":"VIP","koderuang":"R1","x":' \
     + b"[" * 50_000 + b"]" * 50_000 + b"}"
@@ -82,3 +88,66 @@ async def test_deep_body_on_a_route_that_needs_no_key_is_stored_as_bytes(
         assert resp.status == 202
         request_id = resp.headers["X-Tenang-Request-Id"]
     assert bytes(stored(tmp_path, request_id)["body"]) == DEEP
+
+
+# --- encoded path tricks (issue 10.9) -----------------------------------------------------
+
+
+async def send_raw(gateway_url: str, method: bytes, target: bytes,
+                   body: bytes = b"{}") -> tuple[int, Any]:
+    """A signed request whose request-target is written by hand (aiohttp's client would
+    normalise it); the status and the JSON answer."""
+    host, port = gateway_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    head = b"".join(f"{k}: {v}\r\n".encode() for k, v in bpjs_headers().items())
+    writer.write(method + b" " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 + head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split(b" ")[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+TRICKS = [
+    (b"/antreanrs/%252e%252e/x", "double percent-encoding"),
+    (b"/antreanrs/antrean/%252E%252e%252fadd", "double percent-encoding"),
+    (b"/antreanrs/%252fetc/passwd", "double percent-encoding"),
+    (b"/antreanrs/antrean%255cadd", "double percent-encoding"),
+    (b"/antreanrs/%u002e%u002e/x", "%u escapes"),
+    (b"/antreanrs/antrean/add%00.json", "NUL bytes"),
+    (b"/antreanrs/antrean/add;x=..;/", "path parameters"),
+    (b"/antreanrs/antrean;jsessionid=1/add", "path parameters"),
+    (b"/antreanrs/antrean\\add", "backslashes"),
+    (b"/antreanrs/antrean%5Cadd", "backslashes"),
+]
+
+
+@pytest.mark.parametrize(("target", "problem"), TRICKS)
+@pytest.mark.parametrize("method", [b"POST", b"GET"])
+async def test_encoded_path_tricks_are_refused_on_bpjs_presets(
+        tmp_path: Path, recording_standin: Any, start_tenang: Any, method: bytes,
+        target: bytes, problem: str) -> None:
+    tenang = await start_tenang(make_config(tmp_path, recording_standin.url))
+    status, doc = await send_raw(tenang.gateway_url, method, target)
+    assert status == 400
+    assert doc["metadata"]["code"] == 400 and problem in doc["metadata"]["message"]
+    assert doc["response"] is None
+    assert db_rows(tmp_path) == []
+    assert recording_standin.raw_targets == []  # nothing went anywhere
+
+
+async def test_plain_bpjs_paths_and_queries_with_escapes_still_pass(
+        tmp_path: Path, recording_standin: Any, start_tenang: Any) -> None:
+    tenang = await start_tenang(make_config(tmp_path, recording_standin.url), relay_enabled=False)
+    status, _ = await send_raw(tenang.gateway_url, b"POST",
+                               b"/antreanrs/antrean/add?catatan=50%2541;x%00",
+                               b'{"kodebooking":"KB-PLAIN"}')
+    assert status == 202  # the query is data: only the path is judged
+
+
+async def test_a_generic_upstream_keeps_its_path_parameters(
+        tmp_path: Path, recording_standin: Any, start_tenang: Any) -> None:
+    tenang = await start_tenang(make_config(tmp_path, recording_standin.url, preset="generic"),
+                                relay_enabled=False)
+    status, _ = await send_raw(tenang.gateway_url, b"POST", b"/antreanrs/orders;v=2/add")
+    assert status == 202

@@ -1,0 +1,32 @@
+"""Path spellings a BPJS service never uses, refused at intake (issue 10.9).
+
+BPJS paths are plain segments (``SEP/2.0/insert``, ``Peserta/nokartu/{no}/tglSEP/{d}``).
+A front end or upstream that decodes twice, or reads IIS's ``%u`` escapes, backslashes
+or ``;`` path parameters, would see a different path than Tenang checked (``%252e%252e``
+is ``..`` after two decodings), with Tenang's signature on it. Refusing these outright is
+simpler to state and to trust than normalising them; queries are data and untouched.
+"""
+
+from __future__ import annotations
+
+import re
+
+# One search over the raw path below the prefix; most paths have none of these bytes.
+_TRICK = re.compile(
+    r"(?P<double>%25[0-9a-f]{2})|(?P<u>%u[0-9a-f]{0,4})|(?P<nul>%00|\x00)"
+    r"|(?P<backslash>%5c|\\)|(?P<param>;)", re.IGNORECASE)
+_WHAT = {
+    "double": "double percent-encoding ({} decodes to another escape)",
+    "u": "%u escapes ({})",
+    "nul": "NUL bytes ({})",
+    "backslash": "backslashes ({})",
+    "param": "path parameters ({})",
+}
+
+
+def path_trick(path: str) -> str | None:
+    """What is wrong with a raw BPJS path, for the SIMRS; None when it is plain."""
+    found = _TRICK.search(path)
+    if found is None or found.lastgroup is None:
+        return None
+    return _WHAT[found.lastgroup].format(repr(found.group()))
