@@ -39,6 +39,10 @@ class Translator:
         self.lang = pick_lang(lang)
         self._messages = catalog(self.lang)
 
+    def get(self, key: str) -> str | None:
+        """The message for ``key``, or None when the catalog has none (no fallback)."""
+        return self._messages.get(key)
+
     def __call__(self, key: str, **values: Any) -> str:
         message = self._messages.get(key, key)
         return message.format(**values) if values else message

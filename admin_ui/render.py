@@ -13,6 +13,7 @@ from aiohttp import web
 
 from admin_ui.fmt import wib
 from admin_ui.i18n import LANG_COOKIE, Translator
+from admin_ui.labels import endpoint_label
 from proxy.admin_api import PRINCIPAL, SETTINGS
 
 ENV = web.AppKey("jinja_env", jinja2.Environment)
@@ -26,6 +27,7 @@ def make_env() -> jinja2.Environment:
         trim_blocks=True, lstrip_blocks=True,
     )
     env.filters["wib"] = wib
+    env.globals["endpoint_label"] = endpoint_label
     return env
 
 

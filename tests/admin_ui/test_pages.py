@@ -87,7 +87,7 @@ async def test_dashboard_shows_counts_sep_and_breaker(
     _, page, _ = await b.get("/")
     assert 'data-testid="count-antrean-pending">3<' in page
     assert 'data-testid="count-antrean-dead">1<' in page
-    assert 'data-testid="breaker-antrean">normal (tertutup)<' in page
+    assert 'data-testid="breaker-antrean">Koneksi ke BPJS: normal<' in page
     assert '<img src="/ui/chart/antrean.svg"' in page
     status, body, resp = await b.get("/ui/dashboard.json")
     data = json.loads(body)
