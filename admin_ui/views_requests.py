@@ -13,7 +13,9 @@ from admin_ui.filters import FilterForm, page_size, parse, upstream_names
 from admin_ui.fmt import body_text, wib
 from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
+from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
+from admin_ui.row_keys import page_keys
 from proxy.admin_api import OPS, PRINCIPAL
 from proxy.auth import Permission
 from proxy.bulk import describe
@@ -26,6 +28,7 @@ from proxy.store.base import Conflict, StoredAttempt, StoredRequest
 EXPORT_MAX = 100_000
 CSV_COLUMNS = ("id", "received_at_wib", "upstream", "endpoint", "method", "path", "query",
                "status", "attempts", "reason", "body")
+ENDPOINT_CHOICES = sorted(preset_endpoint_names() - {"read", "write"})
 # Notices a redirect may ask the detail page to show (never free text from the URL).
 NOTICES = frozenset({"retried", "cancelled", "invalid", "conflict"})
 
@@ -38,10 +41,12 @@ async def request_log(request: web.Request) -> web.Response:
     form = _form(request)
     limit = page_size(request.query.get("limit"))
     cursor = request.query.get("cursor") or None
-    page = await request.app[OPS].store.find_requests(form.filter, limit=limit, cursor=cursor)
+    store = request.app[OPS].store
+    page = await store.find_requests(form.filter, limit=limit, cursor=cursor)
     who = request[PRINCIPAL]
     return render(request, "requests.html", {
         "form": form, "page": page, "cursor": cursor, "limit": limit,
+        "keys": await page_keys(store, page.items), "endpoints": ENDPOINT_CHOICES,
         "statuses": list(Status), "upstreams": upstream_names(request),
         "can_export": who.can(Permission.EXPORT), "can_operate": who.can(Permission.OPERATE),
     })

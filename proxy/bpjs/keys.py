@@ -75,6 +75,15 @@ def _text(name: str, value: Any) -> str:
     return text
 
 
+def scalar(doc: Any, name: str) -> str | None:
+    """Field ``name`` as text (top level or in the ``request`` wrapper); None when it is
+    absent or not a scalar."""
+    value = _find(doc, name)
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)
+
+
 def key_of(body: bytes | Body, fields: tuple[str, ...]) -> str | None:
     """``"kodebooking=KB1"`` (fields joined by ``&``), or None when any field is absent:
     a request that cannot be keyed is never ordered or merged by guesswork."""
@@ -85,8 +94,8 @@ def key_of(body: bytes | Body, fields: tuple[str, ...]) -> str | None:
         return None
     parts = []
     for name in fields:
-        value = _find(doc, name)
-        if value is None or isinstance(value, dict | list):
+        value = scalar(doc, name)
+        if value is None:
             return None
         parts.append(f"{name}={_text(name, value)}")
     return "&".join(parts)

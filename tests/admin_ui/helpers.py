@@ -9,19 +9,22 @@ from proxy.store.base import AttemptRecord, Store
 
 
 async def settle(store: Store, request_id: str, status: Status, upstream: str = "antrean",
-                 response: bytes = b'{"metadata":{"code":201,"message":"Data tidak valid"}}'
-                 ) -> None:
-    """Claim ``request_id`` and record one attempt that left it ``status``; any other
-    request claimed on the way goes back to pending untouched."""
+                 response: bytes = b'{"metadata":{"code":201,"message":"Data tidak valid"}}',
+                 verdict: Verdict | None = None) -> None:
+    """Claim ``request_id`` and record one attempt (``verdict``, answering ``response``)
+    that left it ``status``; any other request claimed on the way goes back to pending
+    untouched."""
     now = time.time()
     claimed = await store.claim_due(upstream, now + 3600, 1000, "test", now + 60)
     assert request_id in [r.id for r in claimed]
     for r in claimed:
         if r.id != request_id:
             await store.release(r.id, "test", now)
-    verdict = Verdict.PERMANENT if status is Status.FAILED else Verdict.TRANSIENT
-    attempt = AttemptRecord(1, now, 0.25, verdict, 201 if status is Status.FAILED else 503,
-                            None if status is Status.FAILED else "upstream answered 503",
+    if verdict is None:
+        verdict = Verdict.PERMANENT if status is Status.FAILED else Verdict.TRANSIENT
+    http_status = {Status.FAILED: 201, Status.SUCCEEDED: 200}.get(status, 503)
+    attempt = AttemptRecord(1, now, 0.25, verdict, http_status,
+                            None if http_status != 503 else "upstream answered 503",
                             response)
     await store.complete_attempt(request_id, "test", attempt,
                                  Transition(status, f"test: {status.value}"), now)

@@ -9,9 +9,11 @@ import re
 
 from playwright.async_api import expect
 
+from admin_ui.row_keys import MASK
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.calls import Status
+from tests.bpjs_support import waktu
 from tests.conftest import wait_until
 from tests.e2e.conftest import Session, Simrs
 
@@ -38,7 +40,7 @@ async def test_dashboard_shows_backlog_and_open_breaker_live(
         tab: Session, simrs: Simrs, bpjs_sim: RunningSimulator) -> None:
     page = tab.page
     await tab.login("adi")
-    await expect(page.get_by_test_id("breaker-antrean")).to_have_text("normal (tertutup)")
+    await expect(page.get_by_test_id("breaker-antrean")).to_have_text("Koneksi ke BPJS: normal")
     await expect(page.get_by_test_id("count-antrean-pending")).to_have_text("0")
 
     await bpjs_sim.set_mode("down")
@@ -47,7 +49,7 @@ async def test_dashboard_shows_backlog_and_open_breaker_live(
 
     # No reload: the page's own polling brings the outage in.
     await expect(page.get_by_test_id("breaker-antrean")).to_have_text(
-        "terbuka: BPJS dianggap gangguan")
+        "Koneksi ke BPJS: dihentikan sementara")
     await expect(page.get_by_test_id("count-antrean-pending")).to_have_text("6")
     await expect(page.get_by_test_id("opened-antrean")).to_contain_text("WIB")
     await expect(page.locator("#upstream-antrean")).to_have_attribute("data-state", "open")
@@ -149,3 +151,36 @@ async def test_untrusted_bodies_are_text_and_no_dialog_fires(
     await page.goto(f"{tab.base}/requests?q=onerror")
     await expect(page.locator("table.log tbody tr")).to_have_count(2)
     assert tab.dialogs == []
+
+
+async def test_log_shows_search_keys_with_the_card_number_masked(
+        tab: Session, tenang: Tenang, simrs: Simrs) -> None:
+    add = await simrs.add("KB-KEY-1", nomorkartu="0001234567890")
+    await wait_status(tenang, [add], Status.SUCCEEDED)
+    task = await simrs.send("antrean/updatewaktu", {"kodebooking": "KB-KEY-1", "taskid": 3,
+                                                    "waktu": waktu(30)})
+    await wait_status(tenang, [task], Status.SUCCEEDED)
+
+    page = tab.page
+    await tab.login("vera")
+    await page.get_by_role("link", name="Log permintaan").click()
+    row = page.locator(f'tr[data-id="{add}"]')
+    await expect(row.locator('[data-key="booking"]')).to_have_text("KB-KEY-1")
+    await expect(row.locator('[data-key="card"]')).to_have_text(MASK * 9 + "7890")
+    await expect(row.locator('[data-key="endpoint"]')).to_contain_text(
+        "Antrean: tambah antrean")
+    await expect(row.locator('[data-key="endpoint"]')).to_have_attribute(
+        "title", "POST /antreanrs/antrean/add")
+    row = page.locator(f'tr[data-id="{task}"]')
+    await expect(row.locator('[data-key="task"]')).to_have_text("3")
+    await expect(row.locator('[data-key="endpoint"]')).to_contain_text("Antrean: waktu tugas")
+    await expect(page.locator("table.log")).not_to_contain_text("0001234567890")
+    # Staff search by the full number; the log still shows it masked.
+    await page.locator("input[name=q]").fill("0001234567890")
+    await page.get_by_role("button", name="Cari").click()
+    await expect(page.locator("table.log tbody tr")).to_have_count(1)
+    await expect(page.locator('tr[data-id] [data-key="card"]')).to_have_text(
+        MASK * 9 + "7890")
+    await page.locator("#lang-en").click()
+    await expect(page.locator(f'tr[data-id="{add}"] [data-key="endpoint"]')).to_contain_text(
+        "Antrean: add booking")

@@ -1,0 +1,98 @@
+"""The keys staff search by, for the rows of one request-log page: booking code, task id,
+card number (masked) and SEP number.
+
+Only the rows on the page are read (a page is at most ``filters.PAGE_SIZES[-1]`` rows),
+so the cost does not grow with the log. Bodies are untrusted: values are plain strings
+(the template escapes them), cut to ``MAX_SHOWN`` characters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from proxy.bpjs.keys import Body, scalar
+from proxy.calls import Status, Verdict
+from proxy.store.base import Store, StoredAttempt, StoredRequest
+
+BOOKING_FIELDS = ("kodebooking",)
+TASK_FIELDS = ("taskid",)
+CARD_FIELDS = ("nomorkartu", "noKartu")  # Antrean, VClaim
+SEP_FIELDS = ("noSep",)
+# Endpoints whose successful answer names the SEP it created (``response.sep.noSep``).
+SEP_RESULT_ENDPOINTS = frozenset({"vclaim.sep.insert"})
+MAX_SHOWN = 40
+SHOWN_DIGITS = 4
+MASK = "•"
+
+
+@dataclass(frozen=True, slots=True)
+class RowKeys:
+    booking: str = ""
+    task: str = ""
+    card: str = ""  # masked
+    sep: str = ""
+
+
+def mask_card(value: str) -> str:
+    """All but the last four characters hidden (at most 12 dots shown for them)."""
+    hidden = len(value) - SHOWN_DIGITS
+    if hidden <= 0:
+        return MASK * len(value)
+    return MASK * min(hidden, 12) + value[-SHOWN_DIGITS:]
+
+
+def _first(doc: Any, fields: Sequence[str]) -> str:
+    for name in fields:
+        value = scalar(doc, name)
+        if value:
+            return value
+    return ""
+
+
+def result_sep(attempts: Sequence[StoredAttempt]) -> str:
+    """``noSep`` in the newest successful answer (stored decrypted), or ``""``."""
+    for a in reversed(attempts):
+        if a.verdict is not Verdict.SUCCESS or not a.response_body:
+            continue
+        try:
+            doc = json.loads(a.response_body)
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        response = doc.get("response") if isinstance(doc, dict) else None
+        if not isinstance(response, dict):
+            return ""
+        for where in (response, response.get("sep")):
+            found = scalar(where, "noSep")
+            if found:
+                return found[:MAX_SHOWN]
+        return ""
+    return ""
+
+
+def body_keys(body: bytes) -> RowKeys:
+    doc = Body(body).doc
+    return RowKeys(booking=_first(doc, BOOKING_FIELDS)[:MAX_SHOWN],
+                   task=_first(doc, TASK_FIELDS)[:MAX_SHOWN],
+                   card=mask_card(_first(doc, CARD_FIELDS)),
+                   sep=_first(doc, SEP_FIELDS)[:MAX_SHOWN])
+
+
+def _wants_result(r: StoredRequest, keys: RowKeys) -> bool:
+    return (not keys.sep and r.status is Status.SUCCEEDED
+            and r.endpoint in SEP_RESULT_ENDPOINTS)
+
+
+async def page_keys(store: Store, rows: Sequence[StoredRequest]) -> dict[str, RowKeys]:
+    """Request id -> its keys, for ``rows``; one attempts read per succeeded SEP insert."""
+    keys = {r.id: body_keys(r.body) for r in rows}
+    want = [r for r in rows if _wants_result(r, keys[r.id])]
+    found = await asyncio.gather(*(store.attempts(r.id) for r in want))
+    for r, attempts in zip(want, found, strict=True):
+        sep = result_sep(attempts)
+        if sep:
+            keys[r.id] = replace(keys[r.id], sep=sep)
+    return keys
