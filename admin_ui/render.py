@@ -44,5 +44,7 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
     common = {"t": t, "lang": t.lang, "who": who, "csrf": who.csrf_token if who else "",
               "here": request.path_qs, "refresh_s": request.app[SETTINGS].ui_refresh_s}
     text = request.app[ENV].get_template(template).render({**common, **context})
-    return web.Response(text=text, status=status, content_type=content_type,
-                        charset="utf-8")
+    # A stored body may hold a lone surrogate ("\ud800": valid JSON, not UTF-8): it is
+    # shown as "?" rather than failing the page.
+    return web.Response(body=text.encode("utf-8", "replace"), status=status,
+                        content_type=content_type, charset="utf-8")

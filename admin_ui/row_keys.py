@@ -9,12 +9,11 @@ so the cost does not grow with the log. Bodies are untrusted: values are plain s
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from proxy.bpjs.keys import Body, scalar
+from proxy.bpjs.keys import UnkeyableBody, parse_json, scalar
 from proxy.calls import Status, Verdict
 from proxy.store.base import Store, StoredAttempt, StoredRequest
 
@@ -49,8 +48,16 @@ def _first(doc: Any, fields: Sequence[str]) -> str:
     for name in fields:
         value = scalar(doc, name)
         if value:
-            return value
+            # A lone surrogate ("\ud800") parses but cannot be sent as UTF-8.
+            return value.encode("utf-8", "replace").decode("utf-8")
     return ""
+
+
+def _parsed(raw: bytes) -> Any:
+    try:
+        return parse_json(raw)
+    except UnkeyableBody:  # nested too deeply: nothing to show
+        return None
 
 
 def result_sep(attempts: Sequence[StoredAttempt]) -> str:
@@ -58,23 +65,17 @@ def result_sep(attempts: Sequence[StoredAttempt]) -> str:
     for a in reversed(attempts):
         if a.verdict is not Verdict.SUCCESS or not a.response_body:
             continue
-        try:
-            doc = json.loads(a.response_body)
-        except (ValueError, UnicodeDecodeError):
-            return ""
+        doc = _parsed(a.response_body)
         response = doc.get("response") if isinstance(doc, dict) else None
         if not isinstance(response, dict):
             return ""
-        for where in (response, response.get("sep")):
-            found = scalar(where, "noSep")
-            if found:
-                return found[:MAX_SHOWN]
-        return ""
+        return (_first(response, SEP_FIELDS) or _first(response.get("sep"), SEP_FIELDS)
+                )[:MAX_SHOWN]
     return ""
 
 
 def body_keys(body: bytes) -> RowKeys:
-    doc = Body(body).doc
+    doc = _parsed(body)
     return RowKeys(booking=_first(doc, BOOKING_FIELDS)[:MAX_SHOWN],
                    task=_first(doc, TASK_FIELDS)[:MAX_SHOWN],
                    card=mask_card(_first(doc, CARD_FIELDS)),

@@ -148,6 +148,7 @@ def test_body_keys_top_level_and_inside_the_vclaim_wrapper() -> None:
         "noKartu": "0009990001112", "noSep": "0301R0011125V000001"}}}).encode())
     assert (vclaim.card, vclaim.sep) == (MASK * 9 + "1112", "0301R0011125V000001")
     assert body_keys(b"\xff not json") == body_keys(b"[1, 2]") == body_keys(b"")
+    assert body_keys(b"[" * 100_000) == body_keys(b""), "too deep to parse: no keys, no error"
 
 
 def _attempt(n: int, verdict: Verdict, body: bytes | None) -> StoredAttempt:
@@ -162,3 +163,19 @@ def test_result_sep_is_the_newest_successful_answer() -> None:
     assert result_sep([_attempt(1, Verdict.SUCCESS, b'{"response": "still-cipher"}')]) == ""
     assert result_sep([_attempt(1, Verdict.SUCCESS, None)]) == ""
     assert preset_endpoint_names() >= SEP_RESULT_ENDPOINTS
+
+
+async def test_bodies_that_parse_badly_still_show_their_page(
+        ui: Tenang, as_role: Callable[[str], Awaitable[Browser]], http: aiohttp.ClientSession
+        ) -> None:
+    # A lone surrogate is valid JSON but not UTF-8 text; the page must not fail on it.
+    surrogate = await submit(http, ui.gateway_url,
+                             b'{"kodebooking": "KB-S", "nomorkartu": "\\ud800123456789",'
+                             b' "keterangan": "\\udfff"}')
+    b = await as_role("vera")
+    status, page, _ = await b.get("/requests")
+    assert status == 200
+    row = _row(page, surrogate)
+    assert _cell(row, "booking") == "KB-S" and _cell(row, "card") == MASK * 6 + "6789"
+    status, detail, _ = await b.get(f"/requests/{surrogate}")
+    assert status == 200 and "KB-S" in detail
