@@ -150,6 +150,12 @@ class UpstreamConfig:
     # from callback_secret_env), retried with backoff. Empty: no callbacks.
     callback_url: str = ""
     callback_secret_env: str = ""
+    # Methods accepted on paths no preset endpoint declares (empty: the preset's default,
+    # GET/POST/PUT/DELETE for BPJS, plus HEAD and PATCH for generic); others get 405.
+    methods: tuple[str, ...] = ()
+    # Request headers forwarded (and stored for replay) besides the preset's own list
+    # (proxy/headers.py); every other header stays at Tenang.
+    forward_headers: tuple[str, ...] = ()
     callback_secret: str | None = field(default=None, metadata={"derived": True},
                                         repr=False)
     secret: str | None = field(default=None, metadata={"derived": True}, repr=False)
@@ -187,6 +193,7 @@ class Config:
 T = TypeVar("T")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP field name (RFC 9110 token)
 
 
 def _host_port(value: Any, key: str) -> HostPort:
@@ -213,6 +220,12 @@ def _scalar(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
+def _strings(value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key}: expected an array of non-empty strings")
+    return tuple(value)
+
+
 def _build(cls: type[T], raw: Any, key: str) -> T:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{key}: expected a table")
@@ -235,6 +248,8 @@ def _build(cls: type[T], raw: Any, key: str) -> T:
             continue
         if dataclasses.is_dataclass(hint) and hint is not HostPort:
             values[name] = _build(hint, raw[name], sub)  # type: ignore[arg-type]
+        elif get_origin(hint) is tuple and get_args(hint)[0] is str:
+            values[name] = _strings(raw[name], sub)
         elif get_origin(hint) is tuple:
             item_cls = get_args(hint)[0]
             if not isinstance(raw[name], list):
@@ -277,6 +292,10 @@ def _validate_upstream(up: UpstreamConfig, key: str) -> None:
     _check(up.max_pending >= 0, f"{key}.max_pending", "must be >= 0 (0: no cap)")
     _check(up.dedup_window_s >= 0, f"{key}.dedup_window_s", "must be >= 0")
     _check(200 <= up.fail_status <= 599, f"{key}.fail_status", "must be an HTTP status")
+    bad = [m for m in up.methods if not (m.isascii() and m.isalpha())]
+    _check(not bad, f"{key}.methods", f"{bad[0] if bad else ''!r} is not an HTTP method")
+    bad = [h for h in up.forward_headers if not _TOKEN.fullmatch(h)]
+    _check(not bad, f"{key}.forward_headers", f"{bad[0] if bad else ''!r} is not a header name")
     if up.callback_url:
         cb = urlsplit(up.callback_url)
         _check(cb.scheme in ("http", "https") and bool(cb.netloc), f"{key}.callback_url",
@@ -355,6 +374,7 @@ def _resolve(cfg: Config, base_dir: Path, env: Mapping[str, str]) -> Config:
             u, secret=(env.get(u.secret_env) or None) if u.secret_env else None,
             user_key=(env.get(u.user_key_env) or None) if u.user_key_env else None,
             callback_secret=_secret(env, u.callback_secret_env),
+            methods=tuple(m.upper() for m in u.methods),
             overrides=tuple(route_override(r) for r in u.routes))
         for u in cfg.upstreams
     )

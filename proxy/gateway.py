@@ -20,7 +20,15 @@ from aiohttp import web
 
 from proxy.backpressure import Backpressure
 from proxy.bpjs.keys import Body, UnkeyableBody, key_of
-from proxy.bpjs.presets import ACK_BPJS_OK, END_OF_SERVICE_DAY, Endpoint, Mode, resolve
+from proxy.bpjs.presets import (
+    ACK_BPJS_OK,
+    END_OF_SERVICE_DAY,
+    Endpoint,
+    Mode,
+    default_methods,
+    refused_method,
+    resolve,
+)
 from proxy.bpjs.service_day import end_of_service_day
 from proxy.calls import Status
 from proxy.config import Config, UpstreamConfig
@@ -69,17 +77,21 @@ class Gateway:
         self.routes = [(u.prefix.lower(), Route(u, queued(u.preset), bpjs_ok(u.preset)))
                        for u in config.upstreams]
         self.results_base = "/_tenang/requests/"
-        self._rules: dict[tuple[str, str, str], Endpoint] = {}
+        self._rules: dict[tuple[str, str, str], Endpoint | Allow] = {}
 
-    def _rule(self, up: UpstreamConfig, method: str, path: str) -> Endpoint:
-        """The endpoint rule, remembered per (upstream, method, path): writes hit a handful
-        of fixed paths, and matching the preset table is the costlier part."""
+    def _rule(self, up: UpstreamConfig, method: str, path: str) -> Endpoint | Allow:
+        """The endpoint rule, or the methods allowed when ``method`` is not one of them;
+        remembered per (upstream, method, path): writes hit a handful of fixed paths, and
+        matching the preset table is the costlier part."""
         key = (up.name, method, path.lower())
         rule = self._rules.get(key)
         if rule is None:
             if len(self._rules) >= MAX_REMEMBERED_RULES:
                 self._rules.clear()  # reads with ids in the path must not grow it forever
-            rule = self._rules[key] = resolve(up.preset, up.overrides, method, path)
+            allow = refused_method(up.preset, up.overrides,
+                                   up.methods or default_methods(up.preset), method, path)
+            rule = self._rules[key] = Allow(allow) if allow is not None else resolve(
+                up.preset, up.overrides, method, path)
         return rule
 
     def match(self, path: str) -> Route | None:
@@ -125,13 +137,15 @@ class Gateway:
         if trick is not None:
             return refuse(up.preset, 400, f"Path tidak valid / a BPJS path must not contain "
                           f"{trick}; not stored, not sent")
+        rule = self._rule(up, request.method, rest)
+        if isinstance(rule, Allow):
+            return rule.refusal(up.preset, request.method, path)
         limit = self.config.server.max_body_bytes
         try:
             # Reads to EOF (chunked or not); past client_max_size it raises instead.
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return too_large(up.preset, limit)
-        rule = self._rule(up, request.method, rest)
         if rule.mode is Mode.PASSTHROUGH and self.passthrough is not None:
             return await self.passthrough.handle(request, up, rule, path, query, body)
         try:
@@ -241,6 +255,21 @@ class Gateway:
             response.body = already_accepted(route.upstream.preset, original.id,
                                              original.status.value)
         response.headers[DUPLICATE_HEADER] = original.id
+        return response
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    """A method the path does not take: 405 naming the ones it does."""
+
+    methods: tuple[str, ...]
+
+    def refusal(self, preset: str, method: str, path: str) -> web.Response:
+        allowed = ", ".join(self.methods)
+        response = refuse(preset, 405, f"Metode {method} tidak diizinkan / method {method} "
+                          f"is not allowed on {path} (allowed: {allowed}); not stored, "
+                          "not sent")
+        response.headers["Allow"] = allowed
         return response
 
 

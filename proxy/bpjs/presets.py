@@ -34,7 +34,7 @@ DEFAULT_DEADLINE_MS = 8_000
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     name: str
-    method: str  # upper case, or "*" for any
+    method: str  # upper case, several as "POST|PUT", or "*" for any
     pattern: str
     write: bool
     mode: Mode
@@ -55,12 +55,15 @@ class Endpoint:
     # settled by this reconciliation read (proxy/reconcile.py), or held for a person.
     reconcile: str = ""
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    methods: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regex", compile_pattern(self.pattern))
+        object.__setattr__(self, "methods", frozenset(self.method.split("|")))
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method in ("*", method.upper())) and bool(self.regex.fullmatch(path))
+        return ("*" in self.methods or method.upper() in self.methods) and \
+            bool(self.regex.fullmatch(path))
 
 
 def compile_pattern(pattern: str) -> re.Pattern[str]:
@@ -110,7 +113,9 @@ VCLAIM: tuple[Endpoint, ...] = (
            Mode.DEADLINE, encrypted=True, reconcile="manual"),
     _write("vclaim.rencanakontrol.update", "PUT", "RencanaKontrol/**"),
     _write("vclaim.rencanakontrol.delete", "DELETE", "RencanaKontrol/Delete"),
-    _write("vclaim.lpk", "*", "LPK/**"),
+    _write("vclaim.lpk", "POST", "LPK/insert"),
+    _write("vclaim.lpk", "PUT", "LPK/update"),
+    _write("vclaim.lpk", "DELETE", "LPK/delete"),
     _read("vclaim.peserta", "Peserta/**"),
     _read("vclaim.rujukan", "Rujukan/**"),
     _read("vclaim.referensi", "referensi/**"),
@@ -136,10 +141,11 @@ ANTREAN: tuple[Endpoint, ...] = (
 )
 
 APLICARE: tuple[Endpoint, ...] = (
-    _write("aplicare.bed.update", "*", "rest/bed/update/{kodeppk}",
+    # The catalogue says POST; mLITE's wrapper sends PUT to update and DELETE to delete.
+    _write("aplicare.bed.update", "POST|PUT", "rest/bed/update/{kodeppk}",
            coalesce_key=_ROOM, ordering_key=_ROOM, data_less=True),
-    _write("aplicare.bed.create", "*", "rest/bed/create/{kodeppk}"),
-    _write("aplicare.bed.delete", "*", "rest/bed/delete/{kodeppk}"),
+    _write("aplicare.bed.create", "POST", "rest/bed/create/{kodeppk}"),
+    _write("aplicare.bed.delete", "POST|DELETE", "rest/bed/delete/{kodeppk}"),
     _read("aplicare.read", "**", encrypted=False),
 )
 
@@ -156,6 +162,16 @@ PRESETS: dict[str, tuple[Endpoint, ...]] = {
     "vclaim": VCLAIM, "antrean": ANTREAN, "aplicare": APLICARE, "icare": ICARE,
     "generic": (),
 }
+
+# Methods accepted on paths no endpoint declares (``upstreams.methods`` replaces them).
+# BPJS services use these four; TRACE, PROPFIND and the like would be queued and
+# replayed re-signed with the hospital's secret.
+BPJS_METHODS = ("GET", "POST", "PUT", "DELETE")
+GENERIC_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def default_methods(preset: str) -> tuple[str, ...]:
+    return GENERIC_METHODS if preset == "generic" else BPJS_METHODS
 
 
 def _lookup(table: tuple[Endpoint, ...], method: str, path: str) -> Endpoint | None:
@@ -213,6 +229,25 @@ def resolve(preset: str, overrides: tuple[Override, ...], method: str, path: str
         if override.matches(method, path):
             return override.apply(base)
     return base
+
+
+def refused_method(preset: str, overrides: tuple[Override, ...], accepted: tuple[str, ...],
+                   method: str, path: str) -> tuple[str, ...] | None:
+    """None when ``method`` may be used on ``path``; else the methods that may (Allow).
+
+    A path that one of the preset's writes names exactly (no ``**``) takes only the
+    methods its endpoints declare (``GET antrean/add`` is not a read); any other path
+    takes ``accepted``. A config route naming a method allows it on its pattern."""
+    wanted = method.upper()
+    named = {o.method for o in overrides if o.method != "*" and o.regex.fullmatch(path)}
+    if wanted in named:
+        return None
+    exact = [e for e in PRESETS[preset] if "**" not in e.pattern and e.regex.fullmatch(path)]
+    if any(e.write for e in exact):
+        declared: set[str] = set().union(*(e.methods for e in exact))
+    else:
+        declared = set(accepted)
+    return None if wanted in declared else tuple(sorted(declared | named))
 
 
 def orders_requests(preset: str, overrides: tuple[Override, ...]) -> bool:
