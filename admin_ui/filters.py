@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from admin_ui.fmt import day_start, next_day_start
+from admin_ui.fmt import day_start, day_text, parse_day
 from proxy.admin_api import BREAKERS
 from proxy.calls import Status
 from proxy.store.admin_base import RequestFilter
@@ -24,11 +24,12 @@ class FilterForm:
     values: dict[str, str]
     filter: RequestFilter
     errors: list[str] = field(default_factory=list)  # message keys
+    invalid: frozenset[str] = frozenset()  # fields shown as typed but not applied
 
     def query(self, **extra: str) -> str:
-        """The filter as a query string (empty fields dropped), plus ``extra``."""
-        pairs = {k: v for k, v in self.values.items() if v} | {k: v for k, v in extra.items()
-                                                               if v}
+        """The filter as a query string (empty and invalid fields dropped), plus ``extra``."""
+        pairs = {k: v for k, v in self.values.items() if v and k not in self.invalid} | {
+            k: v for k, v in extra.items() if v}
         return urlencode(pairs)
 
 
@@ -46,16 +47,36 @@ def parse(query: Mapping[str, str], upstreams: list[str]) -> FilterForm:
     if values["upstream"] and values["upstream"] not in upstreams:
         errors.append("filter.bad_upstream")
         values["upstream"] = ""
-    received_from = day_start(values["from"]) if values["from"] else None
-    received_to = next_day_start(values["to"]) if values["to"] else None
-    for key, parsed in (("from", received_from), ("to", received_to)):
-        if values[key] and parsed is None:
-            errors.append("filter.bad_date")
-            values[key] = ""
+    received_from, received_to, invalid = _dates(values, errors)
     f = RequestFilter(status=status, upstream=values["upstream"] or None,
                       endpoint=values["endpoint"] or None, received_from=received_from,
                       received_to=received_to, text=values["q"] or None)
-    return FilterForm(values, f, errors)
+    return FilterForm(values, f, errors, invalid)
+
+
+def _dates(values: dict[str, str], errors: list[str]
+           ) -> tuple[float | None, float | None, frozenset[str]]:
+    """The day range as WIB epoch seconds [from 00:00, day after ``to`` 00:00). A good
+    date is redisplayed as dd/mm/yyyy; a bad one stays as typed, to be corrected, and is
+    left out of the filter and of every link the page makes."""
+    bounds: dict[str, float | None] = {"from": None, "to": None}
+    invalid = set()
+    for key, error in (("from", "filter.bad_from"), ("to", "filter.bad_to")):
+        if not values[key]:
+            continue
+        day = parse_day(values[key])
+        if day is None:
+            errors.append(error)
+            invalid.add(key)
+            continue
+        values[key] = day_text(day)
+        bounds[key] = day_start(values[key])
+    end = bounds["to"]
+    if end is not None:
+        end += 86_400
+    if bounds["from"] is not None and end is not None and end <= bounds["from"]:
+        errors.append("filter.bad_range")
+    return bounds["from"], end, frozenset(invalid)
 
 
 def page_size(raw: str | None) -> int:

@@ -4,7 +4,8 @@ saving, so a fixed offset is exact and needs no tz database on the server)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import date, datetime, timedelta, timezone
 
 from admin_ui.i18n import Translator
 
@@ -35,13 +36,38 @@ def age(seconds: float | None, t: Translator) -> str:
     return " ".join(f"{n} {t(unit)}" for n, unit in parts[:2])
 
 
-def day_start(text: str) -> float | None:
-    """``YYYY-MM-DD`` as midnight WIB (epoch seconds); None when not a date."""
-    try:
-        day = datetime.strptime(text.strip(), "%Y-%m-%d")
-    except ValueError:
+# dd/mm/yyyy as Indonesians write it (also with '-' or '.'), and ISO yyyy-mm-dd, which
+# links and bookmarks from before kept in their ``from``/``to`` parameters.
+_DMY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", re.ASCII)
+_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
+
+
+def parse_day(text: str) -> date | None:
+    """``28/11/2026`` (or ISO ``2026-11-28``) as a date; None when it is not a real day."""
+    text = text.strip()
+    if m := _DMY.fullmatch(text):
+        day, month, year = (int(g) for g in m.groups())
+    elif m := _ISO.fullmatch(text):
+        year, month, day = (int(g) for g in m.groups())
+    else:
         return None
-    return day.replace(tzinfo=WIB).timestamp()
+    try:
+        return date(year, month, day)
+    except ValueError:  # 31/02, month 13, year 0
+        return None
+
+
+def day_text(day: date) -> str:
+    """``28/11/2026``."""
+    return day.strftime("%d/%m/%Y")
+
+
+def day_start(text: str) -> float | None:
+    """A day (``parse_day``) as midnight WIB in epoch seconds; None when not a date."""
+    day = parse_day(text)
+    if day is None:
+        return None
+    return datetime(day.year, day.month, day.day, tzinfo=WIB).timestamp()
 
 
 def next_day_start(text: str) -> float | None:

@@ -15,6 +15,9 @@ from proxy.bulk import BulkJob, NotRetryable, describe
 
 async def preview(request: web.Request) -> web.Response:
     form = parse(request.query, upstream_names(request))
+    if form.errors:  # never count (or offer) a wider retry than the one asked for
+        return render(request, "bulk_preview.html", {"form": form, "count": None},
+                      status=400)
     try:
         count = await request.app[BULK].dry_run(form.filter)
     except NotRetryable:

@@ -123,7 +123,8 @@ async def test_request_log_filters_and_pages(
     _, failed, _ = await b.get("/requests?status=failed&upstream=antrean")
     assert re.findall(r'href="/requests/([0-9A-Z]{26})"', failed) == [ids[5]]
     _, bad, _ = await b.get("/requests?status=bogus&from=kemarin")
-    assert "Status tidak dikenal" in bad and "Tanggal tidak valid" in bad
+    assert "Status tidak dikenal" in bad
+    assert "tidak valid: tulis tanggal sebagai hh/bb/tttt, mis. 28/11/2026" in bad
 
 
 async def test_detail_shows_masked_headers_attempts_and_history(

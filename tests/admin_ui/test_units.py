@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from admin_ui import views_bulk, views_dashboard, views_requests
 from admin_ui.dashboard import CHART_BUCKET_S, SHOWN_STATUSES, card, chart, live_json
 from admin_ui.filters import page_size, parse
-from admin_ui.fmt import age, body_text, day_start, next_day_start, wib
+from admin_ui.fmt import age, body_text, day_start, day_text, next_day_start, parse_day, wib
 from admin_ui.guard import safe_next
 from admin_ui.i18n import LANGS, Translator, catalog
 from proxy.auth import GRANTS, Permission, Role
@@ -92,7 +93,8 @@ def test_times_are_shown_in_jakarta_time() -> None:
     assert wib(None) == ""
     assert day_start("2025-11-28") == T0 - 10 * 3600 - 20 * 60
     assert next_day_start("2025-11-28") == T0 - 10 * 3600 - 20 * 60 + 86_400
-    assert day_start("28/11/2025") is None
+    assert day_start("28/11/2025") == day_start("2025-11-28"), "dd/mm/yyyy, and ISO links"
+    assert day_start("2025-11-28") == T0 - 10 * 3600 - 20 * 60
 
 
 @pytest.mark.parametrize(("seconds", "en", "id_"), [
@@ -166,10 +168,38 @@ def test_the_filter_form_parses_and_rejects() -> None:
         received_from=day_start("2025-11-28"), received_to=next_day_start("2025-11-28"),
         text="0001234")
     assert "q=0001234" in form.query(cursor="X") and "cursor=X" in form.query(cursor="X")
+    assert form.values["from"] == form.values["to"] == "28/11/2025", "redisplayed dd/mm/yyyy"
     bad = parse({"status": "nope", "upstream": "evil", "from": "x"}, ["antrean"])
-    assert bad.errors == ["filter.bad_status", "filter.bad_upstream", "filter.bad_date"]
+    assert bad.errors == ["filter.bad_status", "filter.bad_upstream", "filter.bad_from"]
     assert bad.filter == RequestFilter()
     assert page_size("100") == 100 and page_size("7") == 50 and page_size(None) == 50
+
+
+@pytest.mark.parametrize(("text", "iso"), [
+    ("28/11/2025", "2025-11-28"), ("1/2/2026", "2026-02-01"), ("01-02-2026", "2026-02-01"),
+    ("01.02.2026", "2026-02-01"), (" 2026-02-01 ", "2026-02-01"), ("29/02/2028", "2028-02-29")])
+def test_days_are_read_day_first(text: str, iso: str) -> None:
+    day = parse_day(text)
+    assert day is not None and day.isoformat() == iso
+
+
+@pytest.mark.parametrize("text", ["31/02/2026", "13/13/2026", "29/02/2027", "00/01/2026",
+                                  "2026/02/01", "11/28/2025x", "28/11/25", "kemarin",
+                                  "\u0663/\u0661/\u0662\u0660\u0662\u0666", "1/1/0000"])
+def test_bad_days_are_refused(text: str) -> None:
+    assert parse_day(text) is None
+
+
+def test_date_filter_keeps_a_bad_date_for_correction_but_never_applies_it() -> None:
+    form = parse({"from": "31/02/2026", "to": "05/03/2026", "status": "dead"}, ["antrean"])
+    assert form.errors == ["filter.bad_from"]
+    assert form.values["from"] == "31/02/2026", "shown as typed, to be fixed"
+    assert form.filter.received_from is None
+    assert form.filter.received_to == day_start("06/03/2026")
+    assert "from=" not in form.query() and "to=05%2F03%2F2026" in form.query()
+    backwards = parse({"from": "05/03/2026", "to": "01/03/2026"}, ["antrean"])
+    assert backwards.errors == ["filter.bad_range"]
+    assert day_text(date(2026, 3, 5)) == "05/03/2026"
 
 
 def test_bulk_retry_visits_exactly_the_retryable_statuses() -> None:

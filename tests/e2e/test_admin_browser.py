@@ -1,14 +1,16 @@
 """The admin UI in a real browser, with Tenang in front of the BPJS simulator: login,
 live dashboard while BPJS is down, retry from the detail page, bulk retry with a dry run,
-language switch, logout, and untrusted bodies shown as text (no script runs, no dialog
-opens). Screenshots of dashboard, log and detail: `make screenshots` keeps them."""
+language switch, logout, untrusted bodies shown as text (no script runs, no dialog
+opens), the log's key columns with the card number masked, and the dd/mm/yyyy date filter. Screenshots of dashboard, log and detail: `make screenshots` keeps them."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from playwright.async_api import expect
 
+from admin_ui.fmt import WIB
 from admin_ui.row_keys import MASK
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
@@ -184,3 +186,36 @@ async def test_log_shows_search_keys_with_the_card_number_masked(
     await page.locator("#lang-en").click()
     await expect(page.locator(f'tr[data-id="{add}"] [data-key="endpoint"]')).to_contain_text(
         "Antrean: add booking")
+
+
+async def test_date_filter_is_day_first_in_wib(tab: Session, tenang: Tenang,
+                                               simrs: Simrs) -> None:
+    request_id = await simrs.add("KB-DATE")
+    stored = await tenang.store.get(request_id)
+    assert stored is not None
+    day = datetime.fromtimestamp(stored.received_at, WIB).date()
+    dmy = day.strftime("%d/%m/%Y")
+
+    page = tab.page
+    await tab.login("vera")
+    await page.goto(tab.base + "/requests")
+    since = page.locator("#filter-from")
+    await expect(since).to_have_attribute("type", "text")
+    await expect(since).to_have_attribute("placeholder", "hh/bb/tttt")
+    await since.fill(day.isoformat())  # the old format: the browser itself asks again
+    assert await since.evaluate("e => e.validity.patternMismatch") is True
+    await since.fill(dmy)
+    assert await since.evaluate("e => e.validity.valid") is True
+    await page.locator("#filter-to").fill(dmy)
+    await page.get_by_role("button", name="Cari").click()
+    await expect(page.locator(f'tr[data-id="{request_id}"]')).to_have_count(1)
+    await expect(page.locator("#filter-from")).to_have_value(dmy)
+    await expect(page.locator(".notice.error")).to_have_count(0)
+
+    # A day that does not exist passes the pattern; the server names the problem.
+    await page.locator("#filter-to").fill("31/02/2026")
+    await page.get_by_role("button", name="Cari").click()
+    await expect(page.locator('[data-error="filter.bad_to"]')).to_contain_text(
+        "tulis tanggal sebagai hh/bb/tttt")
+    await expect(page.locator("#filter-to")).to_have_value("31/02/2026")
+    await expect(page.locator("#filter-to")).to_have_attribute("aria-invalid", "true")
