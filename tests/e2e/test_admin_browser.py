@@ -1,7 +1,8 @@
 """The admin UI in a real browser, with Tenang in front of the BPJS simulator: login,
 live dashboard while BPJS is down, retry from the detail page, bulk retry with a dry run,
 language switch, logout, untrusted bodies shown as text (no script runs, no dialog
-opens), the log's key columns with the card number masked, and the dd/mm/yyyy date filter. Screenshots of dashboard, log and detail: `make screenshots` keeps them."""
+opens), the log's key columns with the card number masked, and the dd/mm/yyyy date
+filter. Screenshots of dashboard, log and detail: `make screenshots` keeps them."""
 
 from __future__ import annotations
 
