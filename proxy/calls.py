@@ -161,13 +161,27 @@ class Settlement(StrEnum):
 
     FOUND = "found"  # upstream holds the record: it was applied
     ABSENT = "absent"  # upstream certainly does not hold it: safe to send again
-    UNKNOWN = "unknown"  # cannot tell
+    UNKNOWN = "unknown"  # it answered, and the answer cannot tell: a person decides
+    # The read itself got no usable answer (timeout, reset, 5xx, HTML): reading is safe,
+    # so it is read again later, never sent.
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Where a reconciliation read stands: reads that failed before this one, whether
+    it follows the send at once (else it is a claim of its own, its backoff already
+    waited), and how long the upstream asked to wait (Retry-After)."""
+
+    reads_before: int = 0
+    just_sent: bool = True
+    retry_after_s: float | None = None
 
 
 def after_reconciliation(settlement: Settlement, found: str, outcome: Outcome, *,
                          attempts_made: int, age_from: float, policy: RetryPolicy,
-                         now: float, rng: random.Random,
-                         expires_at: float | None = None) -> Transition:
+                         now: float, rng: random.Random, expires_at: float | None = None,
+                         reading: Reading = Reading()) -> Transition:
     """Where an ambiguous send on a non-idempotent route goes once reconciled: never
     blindly re-sent."""
     if settlement is Settlement.FOUND:
@@ -176,11 +190,58 @@ def after_reconciliation(settlement: Settlement, found: str, outcome: Outcome, *
         return Transition(Status.HELD, f"outcome unknown ({outcome.reason}) and "
                           f"reconciliation could not tell ({found}); check BPJS, then retry "
                           "or cancel")
+    if settlement is Settlement.UNREACHABLE:
+        return read_again(found, outcome, reading, age_from=age_from, policy=policy,
+                          now=now, rng=rng, expires_at=expires_at)
     settled = Outcome(outcome.verdict, f"{outcome.reason}; not applied upstream ({found})",
                       outcome.trips_breaker, outcome.retry_after_s)
+    if not reading.just_sent:
+        # Certainly not applied, and the wait is behind us: send it now.
+        if attempts_made >= policy.max_attempts:
+            return Transition(Status.DEAD, f"retry limit reached ({attempts_made} attempts):"
+                              f" {settled.reason}")
+        return Transition(Status.PENDING, settled.reason, next_attempt_at=now)
     return after_attempt(settled, attempts_made=attempts_made, age_from=age_from,
                          policy=policy, now=now, rng=rng, expires_at=expires_at,
                          deadline_holds=True)
+
+
+def read_again(found: str, outcome: Outcome, reading: Reading, *, age_from: float,
+               policy: RetryPolicy, now: float, rng: random.Random,
+               expires_at: float | None) -> Transition:
+    """A reconciliation read got no usable answer: read again after a backoff (the
+    count of failed reads persists with the state), until the service day or the age
+    limit ends it held, for a person: the send may have been applied."""
+    reads = reading.reads_before + 1
+    delay = backoff_delay_s(reads, policy, rng)
+    if reading.retry_after_s is not None:
+        delay = max(delay, min(reading.retry_after_s, policy.max_retry_after_s))
+    next_at = now + delay
+    why = f"{outcome.reason}; reconciliation read {reads} got no usable answer ({found})"
+    if expires_at is not None and next_at >= expires_at:
+        return Transition(Status.HELD, f"{DEADLINE_PASSED} before BPJS's history could be "
+                          f"read: {why}; check BPJS, then retry or cancel")
+    if next_at > age_from + policy.max_age_s:
+        return Transition(Status.HELD, f"max age reached ({policy.max_age_s:g} s) before "
+                          f"BPJS's history could be read: {why}; check BPJS, then retry or "
+                          "cancel")
+    return Transition(Status.PENDING, f"{why}; reading again before any resend",
+                      next_attempt_at=next_at, reconcile_reads=reads)
+
+
+def too_late_to_read(expires_at: float | None, age_from: float, policy: RetryPolicy,
+                     now: float) -> Transition | None:
+    """A request waiting to be reconciled whose day (or age) ran out: held, not dead,
+    since its unanswered send may have been applied."""
+    if expires_at is not None and now >= expires_at:
+        cause = DEADLINE_PASSED
+    elif now > age_from + policy.max_age_s:
+        cause = f"max age reached ({policy.max_age_s:g} s)"
+    else:
+        return None
+    return Transition(Status.HELD, f"{cause} before BPJS's history could be read: a send "
+                      "got no answer and may have been applied; check BPJS, then retry or "
+                      "cancel")
 
 
 def operator_retry(current: Status, now: float) -> Transition:

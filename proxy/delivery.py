@@ -111,6 +111,8 @@ class Deliverer:
             self.breaker.cancel(permit)
             await self.finish(request, None, stop)
             return LiveResult(None, stop.status)
+        if request.reconcile_reads is not None:
+            return await self._read_back(request, rule, permit, now)
         reply: Reply | None = None
         try:
             reply = await send(self.session, self.upstream, request, now,
@@ -137,6 +139,9 @@ class Deliverer:
                               now: float) -> Transition | None:
         """Why this request must not be sent now: its day is over, it is too old, or a
         newer update for the same thing supersedes it."""
+        if request.reconcile_reads is not None:
+            return calls.too_late_to_read(request.send_by, request.age_from,
+                                          self.upstream.retry, now)
         too_late = calls.past_deadline(request.send_by, now, needs_person=bool(rule.reconcile))
         if too_late is not None:
             return too_late
@@ -181,8 +186,7 @@ class Deliverer:
         if not rule.reconcile or not (outcome.ambiguous or _names_existing(outcome)):
             transition = self.decide(request, outcome, deadline_holds=bool(rule.reconcile))
             return transition, body, outcome
-        finding = await Reconciler(self.upstream, self.session, self.clock).settle(
-            rule.reconcile, request)
+        finding = await self.reconciler.settle(rule.reconcile, request)
         noted = replace(outcome, reason=f"{outcome.reason}; reconciliation: {finding.detail}")
         if _names_existing(outcome) and finding.settlement is Settlement.ABSENT:
             return self.decide(request, noted), body, noted  # a real refusal: failed
@@ -191,6 +195,34 @@ class Deliverer:
             age_from=request.age_from, policy=self.upstream.retry, now=self.clock(),
             rng=self.rng, expires_at=request.send_by)
         return transition, finding.result or body, noted
+
+    @property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(self.upstream, self.session, self.clock)
+
+    async def _read_back(self, request: StoredRequest, rule: Endpoint, permit: Permit,
+                         now: float) -> LiveResult:
+        """A claim of a request whose last send got no answer: read BPJS's history under
+        the breaker's permit, like a send, and never send blindly. What the read finds
+        joins the reason; a find is recorded as an attempt that found it applied."""
+        finding = await self.reconciler.settle(rule.reconcile, request)
+        self.breaker.record(permit, failure=finding.trips_breaker)
+        unanswered = Outcome(Verdict.INTERRUPTED, f"attempt {request.attempts} got no answer",
+                             ambiguous=True)
+        reading = calls.Reading(request.reconcile_reads or 0, just_sent=False,
+                                retry_after_s=finding.retry_after_s)
+        transition = calls.after_reconciliation(
+            finding.settlement, finding.detail, unanswered, attempts_made=request.attempts,
+            age_from=request.age_from, policy=self.upstream.retry, now=self.clock(),
+            rng=self.rng, expires_at=request.send_by, reading=reading)
+        attempt = None
+        if finding.settlement is Settlement.FOUND:
+            attempt = AttemptRecord(
+                number=request.attempts + 1, started_at=now, duration_s=self.clock() - now,
+                verdict=Verdict.DUPLICATE, http_status=finding.http_status, error=None,
+                response_body=finding.result)
+        recorded = await self.finish(request, attempt, transition)
+        return LiveResult(None, transition.status if recorded else None)
 
     def decide(self, request: StoredRequest, outcome: Outcome, *,
                deadline_holds: bool = False) -> Transition:
@@ -201,11 +233,28 @@ class Deliverer:
         )
 
     async def record_interrupted(self, request: StoredRequest) -> None:
-        """A lease ran out (or shutdown cut a send short): record the ambiguous attempt."""
+        """A lease ran out (or shutdown cut a send short): record the ambiguous attempt.
+
+        Nothing is read from the upstream here (this runs in the lane's housekeeping,
+        before any claim): a request whose send needs settling by a read goes back to
+        pending in its reading phase, and the read is claimed work like a send."""
         now = self.clock()
+        if request.reconcile_reads is not None:
+            # Cut short while reading: nothing was sent, so no attempt; read again.
+            await self.finish(request, None, Transition(
+                calls.Status.PENDING, "reconciliation read interrupted (Tenang stopped "
+                "mid-read); reading again before any resend", next_attempt_at=now,
+                reconcile_reads=request.reconcile_reads))
+            return
         self.observer.attempt(self.upstream.name, Verdict.INTERRUPTED, 0.0)
         rule = rule_for(self.upstream, request)
-        transition, body, outcome = await self._conclude(request, rule, INTERRUPTED, None)
+        if rule.reconcile and self.reconciler.without_reading(rule.reconcile, request) is None:
+            transition = Transition(
+                calls.Status.PENDING, f"{INTERRUPTED.reason}; reading BPJS's history before "
+                "any resend", next_attempt_at=now, reconcile_reads=0)
+            body, outcome = None, INTERRUPTED
+        else:
+            transition, body, outcome = await self._conclude(request, rule, INTERRUPTED, None)
         attempt = AttemptRecord(
             number=request.attempts + 1, started_at=now, duration_s=0.0,
             verdict=Verdict.INTERRUPTED, http_status=None, error=outcome.reason,
