@@ -16,7 +16,9 @@ from proxy.policies.breaker import BreakerState
 def test_every_preset_endpoint_is_read_from_the_presets() -> None:
     names = preset_endpoint_names()
     assert {"antrean.updatewaktu", "vclaim.sep.insert", "aplicare.bed.update"} <= names
-    assert len(names) == sum(len(t) for t in PRESETS.values()) + 2, "generic read + write"
+    # One name may cover several rules (vclaim.lpk: one per method).
+    assert all(e.name in names for table in PRESETS.values() for e in table)
+    assert {"read", "write"} <= names, "the generic fallback's names"
 
 
 @pytest.mark.parametrize("lang", LANGS)
