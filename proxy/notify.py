@@ -75,6 +75,8 @@ class Notifier:
 
     async def check(self) -> None:
         """One pass over the time-based conditions (the checker task calls this)."""
+        if not self.channels:
+            return  # nobody to tell: no store read either
         now = self.clock()
         ages: dict[str, float | None] = {}
         if self.summary is not None:
@@ -88,6 +90,8 @@ class Notifier:
         self._enqueue(self.rules.check(now, ages, lambda up: self.quiet(up, now)))
 
     def _enqueue(self, messages: list[Message]) -> None:
+        if not self.channels:
+            return
         for message in messages:
             while True:
                 try:
@@ -149,12 +153,14 @@ class Notifier:
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self, *, periodic: bool = True) -> None:
-        """Start the sender (and, unless ``periodic`` is False, the checker). Idempotent."""
+        """Start the sender (and, unless ``periodic`` is False, the checker). Idempotent.
+        Without a channel there is no checker: it would read the store every
+        ``check_interval_s`` for conditions nobody is told of."""
         if self._tasks:
             return
         self._session = aiohttp.ClientSession()
         self._tasks.append(asyncio.create_task(self._sender(), name="notify-sender"))
-        if periodic:
+        if periodic and self.channels:
             self._tasks.append(asyncio.create_task(self._checker(), name="notify-checker"))
 
     async def flush(self, timeout_s: float = 10.0) -> None:

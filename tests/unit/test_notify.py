@@ -137,3 +137,33 @@ async def test_stop_is_idempotent_and_flush_times_out_cleanly() -> None:
     dead(stalled, 1)  # never started: nothing sends
     with pytest.raises(TimeoutError):
         await stalled.flush(timeout_s=0.05)
+
+
+async def test_without_a_channel_the_store_is_never_read() -> None:
+    reads = 0
+
+    async def summary() -> dict[str, UpstreamSummary]:
+        nonlocal reads
+        reads += 1
+        return {"antrean": UpstreamSummary(oldest_pending_at=T0 - 3600)}
+
+    n = Notifier(FAST, [], clock=FakeClock(T0), summary=summary)
+    n.start()
+    try:
+        assert [t.get_name() for t in n._tasks] == ["notify-sender"], "no periodic checker"
+        await n.check()
+        dead(n, 5)
+        await n.flush()
+    finally:
+        await n.stop()
+    assert reads == 0
+    assert n.dropped == 0
+
+
+async def test_with_a_channel_the_checker_runs() -> None:
+    n = Notifier(FAST, [FakeChannel()], clock=FakeClock(T0))
+    n.start()
+    try:
+        assert sorted(t.get_name() for t in n._tasks) == ["notify-checker", "notify-sender"]
+    finally:
+        await n.stop()
