@@ -161,6 +161,7 @@ class UpstreamSummary:
     counts: Mapping[Status, int] = field(default_factory=dict)
     # Receive time of the oldest request not yet delivered (pending or in flight): a
     # request being retried must not vanish from the age whenever it is mid-attempt.
+    # "Oldest" is the first by id: ids are minted in receive order, so an index gives it.
     oldest_pending_at: float | None = None
     last_attempt_at: float | None = None
     last_verdict: Verdict | None = None

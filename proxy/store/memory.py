@@ -238,7 +238,7 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
         self._live()
         last = [a for attempts in self._attempts.values() for a in attempts]
         return summarise(
-            ((r.upstream, r.status, r.received_at) for r in self._rows.values()),
+            ((r.id, r.upstream, r.status, r.received_at) for r in self._rows.values()),
             ((self._rows[a.request_id].upstream, a.started_at, a.verdict) for a in last),
         )
 

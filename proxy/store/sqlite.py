@@ -108,8 +108,10 @@ _HOLD = (
     "UPDATE requests SET status='held', updated_at=?, "
     f"held_by=({_FIRST_STUCK.format(cols='p.id')}), "
     f"reason=? || ({_FIRST_STUCK.format(cols=_STUCK_LABEL)}) "
-    "WHERE upstream=? AND status='pending' AND ordering_key IN ("
-    # Driven from the few stuck requests (status index), not from the whole backlog.
+    # Driven from the few stuck requests (status index) through the ordering index, not
+    # from the whole backlog: the unary + keeps SQLite from walking every pending row of
+    # the upstream (requests_due) and testing each one's key.
+    "WHERE +upstream=? AND +status='pending' AND ordering_key IN ("
     "  SELECT s.ordering_key FROM requests s WHERE s.status IN ('failed','dead','held') "
     "  AND s.upstream=? AND s.ordering_key IS NOT NULL) "
     f"AND EXISTS ({_earlier(_STUCK).format(cols='1')}) RETURNING {COLUMNS}")
@@ -117,6 +119,28 @@ _RELEASE = (
     "UPDATE requests SET status='pending', held_by=NULL, next_attempt_at=?, updated_at=?, "
     "reason=? WHERE upstream=? AND status='held' AND held_by IS NOT NULL "
     f"AND NOT EXISTS ({_earlier(_STUCK).format(cols='1')})")
+# The summary reads no request row it does not report: counts from the table the
+# triggers keep (schema v7), per upstream the first waiting request by id (ids are
+# minted in receive order) from the partial index requests_waiting, and the newest
+# attempt from attempts_upstream_time.
+_COUNTS = ("SELECT upstream, status, SUM(n) FROM request_counts GROUP BY upstream, status "
+           "HAVING SUM(n) > 0")
+_FIRSTS = (
+    "SELECT u.upstream, (SELECT r.received_at FROM requests r WHERE r.upstream=u.upstream "
+    "  AND r.status IN ('pending', 'in_flight') ORDER BY r.id LIMIT 1), "
+    " (SELECT a.started_at FROM attempts a WHERE a.upstream=u.upstream "
+    "  ORDER BY a.started_at DESC LIMIT 1), "
+    " (SELECT a.verdict FROM attempts a WHERE a.upstream=u.upstream "
+    "  ORDER BY a.started_at DESC LIMIT 1) "
+    "FROM (SELECT upstream FROM request_counts GROUP BY upstream HAVING SUM(n) > 0) u")
+_QUEUED = ("SELECT IFNULL(SUM(n), 0) FROM request_counts WHERE upstream=? AND status IN "
+           "('pending','in_flight','held')")
+_BY_DEDUP = f"SELECT {COLUMNS} FROM requests WHERE dedup_key=?"
+_NEWEST_LIVE = ("SELECT MAX(id) FROM requests WHERE coalesce_key=? "
+                "AND status IN ('pending','in_flight')")
+_SUPERSEDE = ("UPDATE requests SET status='cancelled', reason=?, updated_at=?, "
+              "next_attempt_at=NULL WHERE coalesce_key=? AND status='pending' AND id<? "
+              f"RETURNING {COLUMNS}")
 _TAKE_OVER = _lease_sql("upstream=? AND status='in_flight' AND lease_expires_at<?")
 
 
@@ -212,8 +236,7 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         ))
 
     async def find_by_dedup_key(self, dedup_key: str) -> StoredRequest | None:
-        rows = await self._read(f"SELECT {COLUMNS} FROM requests WHERE dedup_key=?",
-                                (dedup_key,))
+        rows = await self._read(_BY_DEDUP, (dedup_key,))
         return row_to_request(rows[0]) if rows else None
 
     async def clear_dedup_key(self, request_id: str) -> None:
@@ -223,18 +246,13 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
     async def supersede(self, coalesce_key: str, reason: str, now: float,
                         callbacks: CallbackBuilder | None = None) -> str | None:
         def op(c: sqlite3.Connection) -> str | None:
-            row = c.execute(
-                "SELECT MAX(id) FROM requests WHERE coalesce_key=? "
-                "AND status IN ('pending','in_flight')", (coalesce_key,)).fetchone()
+            row = c.execute(_NEWEST_LIVE, (coalesce_key,)).fetchone()
             newest: str | None = row[0] if row else None
             if newest is None:
                 return None
             transition = Transition(Status.CANCELLED, reason + newest)
             cancelled = c.execute(
-                "UPDATE requests SET status='cancelled', reason=?, updated_at=?, "
-                "next_attempt_at=NULL WHERE coalesce_key=? AND status='pending' AND id<? "
-                f"RETURNING {COLUMNS}",
-                (transition.reason, now, coalesce_key, newest)).fetchall()
+                _SUPERSEDE, (transition.reason, now, coalesce_key, newest)).fetchall()
             for r in cancelled:
                 callback = None if callbacks is None else callbacks(row_to_request(r),
                                                                     transition)
@@ -245,9 +263,7 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         return await self._write(op)
 
     async def count_queued(self, upstream: str) -> int:
-        rows = await self._read(
-            "SELECT COUNT(*) FROM requests WHERE upstream=? AND status IN "
-            "('pending','in_flight','held')", (upstream,))
+        rows = await self._read(_QUEUED, (upstream,))
         return int(rows[0][0])
 
     async def claim_due(
@@ -370,27 +386,16 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         return Page(items, items[-1].id if len(rows) > limit else None)
 
     async def summary(self) -> dict[str, UpstreamSummary]:
-        counts, oldest, last = await self._snapshot(
-            # Counts alone are answered from an index; the oldest age reads pending rows
-            # only. One snapshot, so both describe the same instant.
-            "SELECT upstream, status, COUNT(*) FROM requests GROUP BY upstream, status",
-            "SELECT upstream, MIN(received_at) FROM requests "
-            "WHERE status IN ('pending','in_flight') GROUP BY upstream",
-            "SELECT a.upstream, a.started_at, a.verdict FROM attempts a "
-            "JOIN (SELECT upstream, MAX(started_at) AS t FROM attempts GROUP BY upstream) m "
-            "ON a.upstream=m.upstream AND a.started_at=m.t")
+        counts, firsts = await self._snapshot(_COUNTS, _FIRSTS)
         out: dict[str, UpstreamSummary] = {}
         by_status: dict[str, dict[Status, int]] = {}
         for upstream, status, n in counts:
             by_status.setdefault(upstream, {})[Status(status)] = n
-        first = {u: t for u, t in oldest}
-        latest = {u: (t, Verdict(v)) for u, t, v in last}
-        for name in by_status.keys() | latest.keys():
+        for name, oldest, last_at, last_verdict in firsts:
             out[name] = UpstreamSummary(
-                counts=by_status.get(name, {}), oldest_pending_at=first.get(name),
-                last_attempt_at=latest[name][0] if name in latest else None,
-                last_verdict=latest[name][1] if name in latest else None,
-            )
+                counts=by_status.get(name, {}), oldest_pending_at=oldest,
+                last_attempt_at=last_at,
+                last_verdict=None if last_verdict is None else Verdict(last_verdict))
         return out
 
     async def next_due_at(self, upstream: str) -> float | None:

@@ -17,8 +17,6 @@ from proxy.calls import Verdict
 from proxy.store.admin_base import (
     OPEN_STATUSES,
     SCAN_WINDOW,
-    SEP_ENDPOINT_PREFIX,
-    SEP_PATH_PART,
     AttemptBucket,
     AuditEntry,
     RequestFilter,
@@ -34,12 +32,10 @@ T = TypeVar("T")
 
 _USER = "SELECT name, password_hash, role, created_at, failed_logins, locked_until FROM users"
 _OPEN = ",".join(f"'{s.value}'" for s in OPEN_STATUSES)
-# The unary + keeps SQLite from picking requests_due (upstream, status, ...) for an
-# upstream filter, which would then sort every match instead of walking id order.
+# Counted by the triggers of schema v7 (request_counts.sep is the SEP test).
 _SEP_OPEN = (
-    f"SELECT upstream, COUNT(*) FROM requests WHERE status IN ({_OPEN}) AND "
-    f"(endpoint LIKE '{like_escape(SEP_ENDPOINT_PREFIX)}%' ESCAPE '\\' "
-    f"OR path LIKE '%{like_escape(SEP_PATH_PART)}%' ESCAPE '\\') GROUP BY upstream"
+    f"SELECT upstream, SUM(n) FROM request_counts WHERE sep=1 AND status IN ({_OPEN}) "
+    "GROUP BY upstream HAVING SUM(n) > 0"
 )
 
 

@@ -9,16 +9,20 @@ from proxy.store.base import UpstreamSummary
 
 
 def summarise(
-    requests: Iterable[tuple[str, Status, float]],
+    requests: Iterable[tuple[str, str, Status, float]],
     attempts: Iterable[tuple[str, float, Verdict]],
 ) -> dict[str, UpstreamSummary]:
+    """``requests``: (id, upstream, status, received_at). The oldest waiting request is
+    the first by id (ids are minted in receive order), as the SQLite index answers it."""
     counts: dict[str, dict[Status, int]] = {}
-    oldest: dict[str, float] = {}
-    for upstream, status, received_at in requests:
+    first: dict[str, tuple[str, float]] = {}
+    for request_id, upstream, status, received_at in requests:
         by_status = counts.setdefault(upstream, {})
         by_status[status] = by_status.get(status, 0) + 1
-        if status in (Status.PENDING, Status.IN_FLIGHT):
-            oldest[upstream] = min(oldest.get(upstream, received_at), received_at)
+        if status in (Status.PENDING, Status.IN_FLIGHT) and (
+                upstream not in first or request_id < first[upstream][0]):
+            first[upstream] = (request_id, received_at)
+    oldest = {upstream: at for upstream, (_, at) in first.items()}
     last: dict[str, tuple[float, Verdict]] = {}
     for upstream, started_at, verdict in attempts:
         if upstream not in last or started_at > last[upstream][0]:
