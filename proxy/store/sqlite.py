@@ -120,7 +120,7 @@ _RELEASE = (
     "reason=? WHERE upstream=? AND status='held' AND held_by IS NOT NULL "
     f"AND NOT EXISTS ({_earlier(_STUCK).format(cols='1')})")
 # The summary reads no request row it does not report: counts from the table the
-# triggers keep (schema v7), per upstream the first waiting request by id (ids are
+# triggers keep (schema v8), per upstream the first waiting request by id (ids are
 # minted in receive order) from the partial index requests_waiting, and the newest
 # attempt from attempts_upstream_time.
 _COUNTS = ("SELECT upstream, status, SUM(n) FROM request_counts GROUP BY upstream, status "

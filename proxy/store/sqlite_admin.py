@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 _USER = "SELECT name, password_hash, role, created_at, failed_logins, locked_until FROM users"
 _OPEN = ",".join(f"'{s.value}'" for s in OPEN_STATUSES)
-# Counted by the triggers of schema v7 (request_counts.sep is the SEP test).
+# Counted by the triggers of schema v8 (request_counts.sep is the SEP test).
 _SEP_OPEN = (
     f"SELECT upstream, SUM(n) FROM request_counts WHERE sep=1 AND status IN ({_OPEN}) "
     "GROUP BY upstream HAVING SUM(n) > 0"

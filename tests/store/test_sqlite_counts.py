@@ -1,4 +1,4 @@
-"""The counts SQLite keeps per (upstream, status, SEP) with triggers (schema v7) always
+"""The counts SQLite keeps per (upstream, status, SEP) with triggers (schema v8) always
 equal a count of the rows: after every kind of change the store makes, and after
 migrating a database that already holds requests."""
 

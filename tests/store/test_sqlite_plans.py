@@ -43,6 +43,8 @@ RECURRING: dict[str, tuple[str, tuple[Any, ...], str]] = {
     # relay lane, every claim and every idle wait
     "claim_due": (s._CLAIM, ("o", NOW + 30, NOW, "antrean", NOW, 64),
                   "requests_due (upstream=? AND status=? AND next_attempt_at<?)"),
+    "claim_due (probe)": (s._CLAIM_CLEAN, ("o", NOW + 30, NOW, "antrean", NOW, 1),
+                          "requests_due (upstream=? AND status=? AND next_attempt_at<?)"),
     "next_due_at": (s._NEXT_DUE, ("antrean",), "requests_due (upstream=? AND status=?)"),
     # relay lane, once per poll interval
     "take_over_expired": (s._TAKE_OVER, ("o", NOW + 30, NOW, "antrean", NOW),
