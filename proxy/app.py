@@ -17,6 +17,7 @@ from proxy.admin_maintenance_api import add_maintenance_routes
 from proxy.backpressure import Backpressure
 from proxy.callback_sender import CallbackSender
 from proxy.config import Config, HostPort
+from proxy.envelopes import envelope
 from proxy.gateway import Gateway, create_gateway_app
 from proxy.maintenance import Maintenance
 from proxy.metrics import Metrics, add_metrics_route
@@ -26,6 +27,7 @@ from proxy.observe import Telemetry
 from proxy.passthrough import Passthrough
 from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
 from proxy.relay import Relay
+from proxy.server import GuardedSite, Limits
 from proxy.store import open_store
 from proxy.store.admin_base import managed
 from proxy.store.base import Store
@@ -80,10 +82,11 @@ def _check_ops_secrets(config: Config) -> None:
                   n.webhook.secret_env)
 
 
-async def _site(app: web.Application, where: HostPort) -> tuple[web.AppRunner, str]:
+async def _site(app: web.Application, where: HostPort, limits: Limits
+                ) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, where.host, where.port, backlog=1024).start()
+    await GuardedSite(runner, where.host, where.port, limits, backlog=1024).start()
     host, port = runner.addresses[0][:2]
     return runner, f"http://{host}:{port}"
 
@@ -118,6 +121,10 @@ class Tenang:
             lambda name: self.maintenance.active(name, self.clock()) is not None)
         # What intake and the relay report (accepted, attempt, finished) goes here.
         self.backpressure = Backpressure(config, self.store)
+        # Per listener: slow or idle clients on one port never use up the other's.
+        self.gateway_limits = Limits.of(config.server,
+                                        lambda status, msg: envelope(None, status, msg))
+        self.admin_limits = Limits.of(config.server)
         self.observer = Telemetry(self.metrics, self.notifier,
                                   on_finished=self.backpressure.finished)
         self.relay: Relay | None = None
@@ -176,7 +183,8 @@ class Tenang:
         add_metrics_route(admin, self.metrics, self.config.metrics.token)
         add_maintenance_routes(admin, self.maintenance)
         setup_ui(admin)  # the admin web UI at /, on the services registered above
-        runner, self.admin_url = await _site(admin, self.config.server.admin_listen)
+        runner, self.admin_url = await _site(admin, self.config.server.admin_listen,
+                                             self.admin_limits)
         self._runners.append(runner)
         session = self.session
         passthrough = Passthrough(lambda: session, self.breakers, self.clock,
@@ -184,7 +192,8 @@ class Tenang:
         gateway = Gateway(self.config, self.store, self.relay, observer=self.observer,
                           passthrough=passthrough, backpressure=self.backpressure)
         runner, self.gateway_url = await _site(create_gateway_app(gateway),
-                                               self.config.server.listen)
+                                               self.config.server.listen,
+                                               self.gateway_limits)
         self._runners.append(runner)
         log.info("Tenang listening for the SIMRS on %s, admin on %s", self.gateway_url,
                  self.admin_url)

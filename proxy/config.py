@@ -46,6 +46,15 @@ class ServerConfig:
     listen: HostPort = field(default_factory=lambda: HostPort("127.0.0.1", 8080))
     admin_listen: HostPort = field(default_factory=lambda: HostPort("127.0.0.1", 8081))
     max_body_bytes: int = 1_048_576
+    # Slow and idle clients, per listener (SIMRS and admin port): a request's head must
+    # arrive within header_timeout_s of its first byte (a new connection's first head,
+    # of the connect), its body within body_timeout_s of the head; an idle keep-alive
+    # connection is closed after keepalive_timeout_s; past max_connections open ones a
+    # new connection is answered 503 and closed (keep it well under the open-file limit).
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keepalive_timeout_s: float = 75.0
+    max_connections: int = 1024
     # GET /_tenang/requests/{id} on the SIMRS port: bearer token from this env var; with
     # none configured, only loopback clients may look results up.
     results_token_env: str = ""
@@ -334,6 +343,9 @@ def _validate(cfg: Config) -> None:
     _validate_admin(cfg.admin)
     _validate_callbacks(cfg.callbacks)
     _check(cfg.server.max_body_bytes > 0, "server.max_body_bytes", "must be > 0")
+    for key in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
+        _check(getattr(cfg.server, key) > 0, f"server.{key}", "must be > 0")
+    _check(cfg.server.max_connections >= 1, "server.max_connections", "must be >= 1")
     _check(cfg.store.url.startswith("sqlite:///"), "store.url",
            'only "sqlite:///PATH" is supported in this version')
     _check(cfg.store.busy_timeout_ms >= 0, "store.busy_timeout_ms", "must be >= 0")

@@ -146,6 +146,10 @@ class Gateway:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return too_large(up.preset, limit)
+        except web.HTTPRequestTimeout:  # the body trickled past server.body_timeout_s
+            return refuse(up.preset, 408, "Isi permintaan tidak diterima tepat waktu / "
+                          "request body not received within server.body_timeout_s; "
+                          "not stored")
         if rule.mode is Mode.PASSTHROUGH and self.passthrough is not None:
             return await self.passthrough.handle(request, up, rule, path, query, body)
         try:

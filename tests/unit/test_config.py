@@ -186,6 +186,10 @@ def test_int_is_accepted_where_float_expected() -> None:
 
 NUMERIC_KEYS = [
     "server.max_body_bytes",
+    "server.header_timeout_s",
+    "server.body_timeout_s",
+    "server.keepalive_timeout_s",
+    "server.max_connections",
     "store.busy_timeout_ms",
     "relay.lease_margin_s",
     "relay.poll_interval_s",
