@@ -22,6 +22,9 @@ from tests.e2e.conftest import Session, Simrs
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = '"><img src=x onerror=alert(1)>'
+# How many line boxes an element's text takes (1: it is not broken across lines).
+LINES_OF_TEXT = ("e => { const r = document.createRange(); r.selectNodeContents(e); "
+                 "return r.getClientRects().length; }")
 
 
 async def wait_status(tenang: Tenang, request_ids: list[str], status: Status) -> None:
@@ -169,6 +172,11 @@ async def test_log_shows_search_keys_with_the_card_number_masked(
     await page.get_by_role("link", name="Log permintaan").click()
     row = page.locator(f'tr[data-id="{add}"]')
     await expect(row.locator('[data-key="booking"]')).to_have_text("KB-KEY-1")
+    for key in ("booking", "card"):  # real table cells, each value on one line
+        cell = row.locator(f'[data-key="{key}"]')
+        await expect(cell).to_have_css("display", "table-cell")
+        lines = await cell.evaluate(LINES_OF_TEXT)
+        assert lines == 1, (key, lines)
     await expect(row.locator('[data-key="card"]')).to_have_text(MASK * 9 + "7890")
     await expect(row.locator('[data-key="endpoint"]')).to_contain_text(
         "Antrean: tambah antrean")
