@@ -7,7 +7,7 @@ next state is; stores only persist what it decides.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from proxy.policies.retry import RetryPolicy, backoff_delay_s
@@ -70,6 +70,12 @@ class Outcome:
     # Sent, but no answer: the upstream may have applied it. Matters on routes where a
     # second send creates a second record (SEP insert).
     ambiguous: bool = False
+    # The upstream refused the credentials the attempt carried (HTTP/envelope 401/403).
+    auth_refused: bool = False
+    # ... and the refusal is this request's own (its user_key, or refused again while the
+    # upstream accepts other requests): it must not trip the breaker, and it ends the
+    # request failed after ``RetryPolicy.max_own_refusals`` in a row.
+    own_fault: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,7 @@ def after_attempt(
     rng: random.Random,
     expires_at: float | None = None,
     deadline_holds: bool = False,
+    own_faults_before: int = 0,
 ) -> Transition:
     """Decide where a request goes after attempt number ``attempts_made`` ended in ``outcome``.
 
@@ -109,7 +116,22 @@ def after_attempt(
     operator retry. ``expires_at`` is its business deadline (end of the service day):
     a retry that would land after it is not scheduled; the request ends dead, or held
     with ``deadline_holds`` (a late send needs a person's decision).
+    ``own_faults_before`` counts the credential refusals in a row before this attempt.
     """
+    own_faults = own_faults_before + 1 if outcome.auth_refused else 0
+    if outcome.own_fault and own_faults >= policy.max_own_refusals:
+        return Transition(Status.FAILED, f"refused {own_faults} times in a row for a reason "
+                          f"of its own: {outcome.reason}; fix the request, then retry",
+                          own_faults=own_faults)
+    transition = _schedule(outcome, attempts_made=attempts_made, age_from=age_from,
+                           policy=policy, now=now, rng=rng, expires_at=expires_at,
+                           deadline_holds=deadline_holds)
+    return replace(transition, own_faults=own_faults) if own_faults else transition
+
+
+def _schedule(outcome: Outcome, *, attempts_made: int, age_from: float, policy: RetryPolicy,
+              now: float, rng: random.Random, expires_at: float | None,
+              deadline_holds: bool) -> Transition:
     if outcome.verdict in (Verdict.SUCCESS, Verdict.DUPLICATE):
         return Transition(Status.SUCCEEDED, outcome.reason)
     if outcome.verdict is Verdict.PERMANENT:

@@ -292,6 +292,7 @@ def _validate_upstream(up: UpstreamConfig, key: str) -> None:
            "must be >= initial_delay_s")
     _check(r.max_age_s > 0, f"{key}.retry.max_age_s", "must be > 0")
     _check(r.max_retry_after_s >= 0, f"{key}.retry.max_retry_after_s", "must be >= 0")
+    _check(r.max_own_refusals >= 1, f"{key}.retry.max_own_refusals", "must be >= 1")
     _check(up.breaker.fail_max >= 1, f"{key}.breaker.fail_max", "must be >= 1")
     _check(up.breaker.reset_timeout_s > 0, f"{key}.breaker.reset_timeout_s", "must be > 0")
     _check(up.rate.per_second > 0, f"{key}.rate.per_second", "must be > 0")

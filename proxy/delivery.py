@@ -14,13 +14,13 @@ from multidict import CIMultiDict
 from proxy import calls
 from proxy.bpjs.presets import Endpoint, resolve
 from proxy.bpjs.results import readable
-from proxy.bpjs.signature import CONS_ID_HEADER
+from proxy.bpjs.signature import CONS_ID_HEADER, USER_KEY_HEADER
 from proxy.callbacks import callback_for
 from proxy.calls import Outcome, Settlement, Transition, Verdict
 from proxy.config import UpstreamConfig
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker, Permit
-from proxy.policies.classify import classify_error, classify_response
+from proxy.policies.classify import attribute, classify_error, classify_response, envelope
 from proxy.reconcile import EXISTING_SEP, Reconciler
 from proxy.store.base import (
     AttemptRecord,
@@ -85,6 +85,9 @@ class Deliverer:
     clock: Callable[[], float]
     rng: random.Random
     observer: Observer = NULL_OBSERVER
+    # When the upstream last answered an attempt without refusing its credentials:
+    # evidence that a request refused again is refused for its own reason.
+    accepted_at: float | None = None
 
     async def deliver(self, request: StoredRequest, permit: Permit,
                       live: Live | None = None) -> None:
@@ -122,6 +125,7 @@ class Deliverer:
             status, body, duration = None, None, self.clock() - now
         else:
             outcome, body = self._judge(request, rule, reply)
+            outcome = self._attribute(request, outcome, reply)
             status, duration = reply.status, reply.duration_s
         self.breaker.record(permit, failure=outcome.trips_breaker)
         self.observer.attempt(self.upstream.name, outcome.verdict, duration)
@@ -196,6 +200,21 @@ class Deliverer:
             rng=self.rng, expires_at=request.send_by)
         return transition, finding.result or body, noted
 
+    def _attribute(self, request: StoredRequest, outcome: Outcome, reply: Reply) -> Outcome:
+        """Tell a refusal of this request's own credentials from an upstream-wide one."""
+        if not outcome.auth_refused:
+            if outcome.verdict in (Verdict.SUCCESS, Verdict.DUPLICATE, Verdict.PERMANENT):
+                self.accepted_at = self.clock()
+            return outcome
+        # Due again only after its last refusal: an acceptance since is another request's.
+        since = self.accepted_at is not None and \
+            self.accepted_at >= (request.next_attempt_at or request.received_at)
+        said = envelope(reply.body) or ("", "")
+        return attribute(
+            outcome, said[1], own_user_key=stored_header(request, USER_KEY_HEADER) is not None
+            or not self.upstream.user_key, refused_before=request.own_faults > 0,
+            accepted_since=since)
+
     @property
     def reconciler(self) -> Reconciler:
         return Reconciler(self.upstream, self.session, self.clock)
@@ -230,6 +249,7 @@ class Deliverer:
             outcome, attempts_made=request.attempts + 1, age_from=request.age_from,
             policy=self.upstream.retry, now=self.clock(), rng=self.rng,
             expires_at=request.send_by, deadline_holds=deadline_holds,
+            own_faults_before=request.own_faults,
         )
 
     async def record_interrupted(self, request: StoredRequest) -> None:

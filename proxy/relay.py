@@ -90,8 +90,10 @@ class Lane:
             self.d.breaker.cancel(permit)
             await self._idle(self.bucket.wait_s())
             return 0
+        # A probe prefers a request with no own-fault history: one refused for its own
+        # credentials would only re-open the breaker and starve the rest.
         claimed = await self.d.store.claim_due(self.up.name, now, want, self.d.owner,
-                                               now + self.lease_s)
+                                               now + self.lease_s, probe=permit.probe)
         self.bucket.give_back(want - len(claimed))
         if not claimed:
             self.d.breaker.cancel(permit)

@@ -13,6 +13,7 @@ import asyncio
 import email.utils
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 import aiohttp
 
@@ -58,7 +59,7 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes, *,
         said = f": {env[1]}" if env is not None and env[1] else ""
         return Outcome(Verdict.TRANSIENT, f"authentication refused by upstream (HTTP {status}"
                        f"{said}); check cons_id, secret and user_key", trips_breaker=True,
-                       retry_after_s=wait)
+                       retry_after_s=wait, auth_refused=True)
     if status >= 500 or status == 408:
         return Outcome(Verdict.TRANSIENT, f"HTTP {status} from upstream", trips_breaker=True,
                        retry_after_s=wait)
@@ -94,6 +95,30 @@ def _classify_envelope(status: int, code: str, message: str, wait: float | None,
         return Outcome(Verdict.TRANSIENT, f"HTTP {status}, {said}", trips_breaker=True,
                        retry_after_s=wait)
     return Outcome(Verdict.PERMANENT, f"rejected by upstream ({said})")
+
+
+# BPJS names the user_key when that is what it refuses ("user_key tidak ditemukan").
+_USER_KEY = re.compile(r"user.?key", re.IGNORECASE)
+
+
+def attribute(outcome: Outcome, said: str, *, own_user_key: bool, refused_before: bool,
+              accepted_since: bool) -> Outcome:
+    """Whose fault a credential refusal is (``said``: the upstream's message). The
+    consumer id and secret are the upstream's (every request carries the same), so a
+    refusal is upstream-wide and trips the breaker, unless it is shown to be this
+    request's own: it names the user_key and that key came with the request
+    (``own_user_key``: not the configured one), or the request was refused before and
+    the upstream has accepted other requests since."""
+    if not outcome.auth_refused:
+        return outcome
+    if own_user_key and _USER_KEY.search(said):
+        why = "it names the user_key this request brought"
+    elif refused_before and accepted_since:
+        why = "refused again while the upstream accepts other requests"
+    else:
+        return outcome
+    return replace(outcome, trips_breaker=False, own_fault=True,
+                   reason=f"{outcome.reason}; this request's own refusal ({why})")
 
 
 def classify_error(exc: BaseException) -> Outcome:

@@ -24,6 +24,9 @@ class RetryPolicy:
     jitter: Jitter = "full"
     # A server-sent Retry-After is honoured, but never beyond this many seconds.
     max_retry_after_s: float = 3_600.0
+    # A request refused this many times in a row for a reason of its own (its user_key;
+    # refused while others get through) ends failed instead of using up its attempts.
+    max_own_refusals: int = 3
 
 
 def _attempt_state(attempt: int) -> RetryCallState:

@@ -201,6 +201,7 @@ NUMERIC_KEYS = [
     "upstreams.retry.max_delay_s",
     "upstreams.retry.max_age_s",
     "upstreams.retry.max_retry_after_s",
+    "upstreams.retry.max_own_refusals",
     "upstreams.breaker.fail_max",
     "upstreams.breaker.reset_timeout_s",
     "upstreams.rate.per_second",
