@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable
 
@@ -26,6 +27,7 @@ from proxy.notify_channels import build_channels
 from proxy.observe import Telemetry
 from proxy.passthrough import Passthrough
 from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
+from proxy.preflight import listen_error
 from proxy.relay import Relay
 from proxy.server import GuardedSite, Limits
 from proxy.store import open_store
@@ -82,11 +84,22 @@ def _check_ops_secrets(config: Config) -> None:
                   n.webhook.secret_env)
 
 
-async def _site(app: web.Application, where: HostPort, limits: Limits
-                ) -> tuple[web.AppRunner, str]:
+def _bind(where: HostPort, key: str) -> socket.socket:
+    """Claim a port before anything else starts, so a second Tenang on the same port
+    fails at once, before it opens the store or delivers anything."""
+    family = socket.AF_INET6 if ":" in where.host else socket.AF_INET
+    try:
+        return socket.create_server((where.host, where.port), family=family, backlog=1024)
+    except OSError as exc:
+        raise listen_error(exc, where, key) from None
+
+
+async def _site(app: web.Application, where: HostPort, sock: socket.socket,
+                limits: Limits) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    await GuardedSite(runner, where.host, where.port, limits, backlog=1024).start()
+    await GuardedSite(runner, where.host, where.port, limits, backlog=1024,
+                      sock=sock).start()
     host, port = runner.addresses[0][:2]
     return runner, f"http://{host}:{port}"
 
@@ -131,6 +144,7 @@ class Tenang:
         self.callbacks: CallbackSender | None = None
         self.session: aiohttp.ClientSession | None = None
         self._runners: list[web.AppRunner] = []
+        self._sockets: list[socket.socket] = []
         self.gateway_url = ""
         self.admin_url = ""
 
@@ -148,6 +162,19 @@ class Tenang:
             self.relay.lanes[upstream].bucket.ramp_up(self.config.maintenance.ramp_s)
 
     async def start(self) -> None:
+        """Open the store, start the relay and bind both ports. If any step fails (a port
+        in use), what already started is stopped again before the error propagates, so
+        the process can exit instead of hanging on live tasks and threads."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        server = self.config.server
+        self._sockets = [_bind(server.admin_listen, "server.admin_listen")]
+        self._sockets.append(_bind(server.listen, "server.listen"))
         await self.store.open()
         # Before the relay starts: a restart inside a window must not send anything.
         await self.maintenance.tick()
@@ -184,7 +211,7 @@ class Tenang:
         add_maintenance_routes(admin, self.maintenance)
         setup_ui(admin)  # the admin web UI at /, on the services registered above
         runner, self.admin_url = await _site(admin, self.config.server.admin_listen,
-                                             self.admin_limits)
+                                             self._sockets[0], self.admin_limits)
         self._runners.append(runner)
         session = self.session
         passthrough = Passthrough(lambda: session, self.breakers, self.clock,
@@ -192,7 +219,7 @@ class Tenang:
         gateway = Gateway(self.config, self.store, self.relay, observer=self.observer,
                           passthrough=passthrough, backpressure=self.backpressure)
         runner, self.gateway_url = await _site(create_gateway_app(gateway),
-                                               self.config.server.listen,
+                                               self.config.server.listen, self._sockets[1],
                                                self.gateway_limits)
         self._runners.append(runner)
         log.info("Tenang listening for the SIMRS on %s, admin on %s", self.gateway_url,
@@ -204,6 +231,9 @@ class Tenang:
         runners, self._runners = self._runners, []
         for runner in reversed(runners):
             await runner.cleanup()
+        sockets, self._sockets = self._sockets, []
+        for sock in sockets:  # those bound but not yet served (a failed start)
+            sock.close()
         if self.relay is not None:
             await self.relay.stop()
             self.relay = None

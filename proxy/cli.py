@@ -1,5 +1,9 @@
-"""Command line: `tenang serve | check-config | demo | standin | simulate-bpjs | user`
-(also `python -m proxy`)."""
+"""Command line: `tenang serve | check-config | demo | simulate-bpjs | user`
+(also `python -m proxy`).
+
+Exit codes: 0 done, 1 a start that failed at run time (a port in use, a database that
+cannot be opened: worth a retry, e.g. by systemd), 2 a configuration or usage error
+(retrying will not help until someone edits something)."""
 
 from __future__ import annotations
 
@@ -8,23 +12,43 @@ import asyncio
 import gc
 import signal
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-
-from aiohttp import web
 
 from proxy import cli_user
 from proxy.app import Tenang
 from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
 from proxy.bpjs.simulator.serve import config_from_args as simulator_config
 from proxy.bpjs.simulator.serve import serve as serve_simulator
-from proxy.config import ConfigError, load_config
+from proxy.config import Config, ConfigError, load_config, settable_keys
 from proxy.logs import setup_logging
 from proxy.loop import run
-from proxy.standin import MODES, StandinState, create_standin_app
+from proxy.preflight import StartupError, check_data_dir, no_users_hint
+from proxy.store.admin_base import managed
+from proxy.store.base import StoreError
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-async def _serve(config_path: Path) -> None:
-    tenang = Tenang(load_config(config_path))
+def tenang_version() -> str:
+    try:
+        return version("tenang")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _env_epilog() -> str:
+    """serve reads only the environment variables its config file names: list the keys
+    (from the config schema itself, so the list cannot go stale)."""
+    keys = sorted(k for k in settable_keys() if k.endswith("_env"))
+    lines = "\n".join(f"  {k}" for k in keys)
+    return ("environment: serve reads the environment variables that these config keys "
+            "name\n(the secrets never go in the file); admin.token_env defaults to "
+            f"TENANG_ADMIN_TOKEN, which must be set:\n{lines}")
+
+
+async def _serve(config: Config, config_path: Path) -> None:
+    tenang = Tenang(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -34,79 +58,122 @@ async def _serve(config_path: Path) -> None:
     # collector's scans, which otherwise cost every request (measured: ~6 % CPU).
     gc.freeze()
     print(f"tenang: ready on {tenang.gateway_url} (admin {tenang.admin_url})", flush=True)
+    if await managed(tenang.store).count_users() == 0:
+        print(no_users_hint(config_path), flush=True)
     await stop.wait()
     print("tenang: stopping (finishing in-flight deliveries)", flush=True)
     await tenang.stop()
 
 
-async def _standin(host: str, port: int, mode: str, fail_rate: float) -> None:
-    state = StandinState(mode=mode, fail_rate=fail_rate)  # type: ignore[arg-type]
-    runner = web.AppRunner(create_standin_app(state))
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    print(f"stand-in upstream on http://{host}:{port} (mode {mode})", flush=True)
-    await asyncio.Event().wait()
+def _serve_command(config_path: Path) -> int:
+    config = load_config(config_path)
+    check_data_dir(config)
+    db = config.store.sqlite_path
+    print(f"tenang: database {db}", flush=True)
+    try:
+        run(_serve(config, config_path))
+    except StoreError as exc:
+        print(f"tenang: cannot open the database {db}: {exc.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_config_command(config_path: Path) -> int:
+    cfg = load_config(config_path)
+    check_data_dir(cfg)
+    names = ", ".join(f"{u.name} ({u.prefix} -> {u.target})" for u in cfg.upstreams)
+    print(f"{config_path}: OK; upstreams: {names}")
+    db = cfg.store.sqlite_path
+    print(f"database: {db}" + ("" if db.parent.exists() else
+                                " (its directory is created at start)"))
+    if not cfg.admin.token:
+        print(f"note: {cfg.admin.token_env} is not set; `serve` will refuse to start")
+    return 0
+
+
+def _log_level(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default=default,
+                        help="log detail (default INFO)")
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, so they work before or after the command name. After
+    it they must not reset what was given before it: hence no default here (the main
+    parser's own --log-level holds it)."""
+    common = argparse.ArgumentParser(add_help=False)
+    _log_level(common, argparse.SUPPRESS)
+    return common
+
+
+def _config_arg(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--config", type=Path, required=True,
+                     help="path to the TOML config (see config.example.toml)")
 
 
 def _parser() -> argparse.ArgumentParser:
+    common = _common()
     p = argparse.ArgumentParser(prog="tenang", description="Durable BPJS proxy for SIMRS.")
-    sub = p.add_subparsers(dest="command", required=True)
-    for name, text in (("serve", "run the proxy"),
-                       ("check-config", "validate a config file and exit")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("--config", type=Path, required=True, help="path to the TOML config")
-    demo = sub.add_parser("demo", help="run Tenang against the BPJS simulator (flaky)")
-    demo.add_argument("--dir", type=Path, default=Path("tenang-demo"),
-                      help="where the demo writes its config and database")
-    demo.add_argument("--port", type=int, default=8080)
-    demo.add_argument("--admin-port", type=int, default=8081)
-    demo.add_argument("--fail-rate", type=float, default=0.3)
+    _log_level(p, "INFO")
+    p.add_argument("--version", action="version", version=f"tenang {tenang_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the proxy", parents=[common],
+                           epilog=_env_epilog(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    _config_arg(serve)
+    _config_arg(sub.add_parser("check-config", parents=[common],
+                               help="validate a config file and its data directory, and exit"))
+    demo = sub.add_parser("demo", help="run Tenang against the BPJS simulator (flaky)",
+                          parents=[common])
+    demo.add_argument("--dir", type=Path, default=None,
+                      help="where the demo writes its config and database; must not hold "
+                           "an earlier demo's database (default: a new temporary directory "
+                           "per run)")
+    demo.add_argument("--port", type=int, default=8080,
+                      help="SIMRS-facing port (default 8080; 0: any free port)")
+    demo.add_argument("--admin-port", type=int, default=8081,
+                      help="admin UI and API port (default 8081; 0: any free port)")
+    demo.add_argument("--fail-rate", type=float, default=0.3,
+                      help="share of calls the simulated BPJS fails (default 0.3)")
     demo.add_argument("--duration", type=float, default=None,
                       help="stop after this many seconds (default: run until Ctrl-C)")
-    standin = sub.add_parser("standin", help="run the stand-in upstream alone")
-    standin.add_argument("--listen", default="127.0.0.1:9090")
-    standin.add_argument("--mode", choices=MODES, default="up")
-    standin.add_argument("--fail-rate", type=float, default=0.3)
-    simulator = sub.add_parser("simulate-bpjs",
+    simulator = sub.add_parser("simulate-bpjs", parents=[common],
                                help="run the BPJS simulator (VClaim, Antrean, Aplicare, iCare)")
     add_simulator_arguments(simulator)
-    cli_user.add_arguments(sub)
-    p.add_argument("--log-level", default="INFO")
+    cli_user.add_arguments(sub, common)
     return p
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "check-config":
+        return _check_config_command(args.config)
+    if args.command == "serve":
+        return _serve_command(args.config)
+    if args.command == "demo":
+        from proxy.demo import demo_dir, run_demo
+
+        run(run_demo(demo_dir(args.dir), args.port, args.admin_port, args.duration,
+                     args.fail_rate))
+    elif args.command == "user":
+        return cli_user.main(args)
+    elif args.command == "simulate-bpjs":
+        sim_config, sim_host, sim_port = simulator_config(args)
+        run(serve_simulator(sim_config, sim_host, sim_port))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
-        if args.command == "check-config":
-            cfg = load_config(args.config)
-            names = ", ".join(f"{u.name} ({u.prefix} -> {u.target})" for u in cfg.upstreams)
-            print(f"{args.config}: OK; upstreams: {names}")
-            if not cfg.admin.token:
-                print(f"note: {cfg.admin.token_env} is not set; `serve` will refuse to start")
-            return 0
-        if args.command == "serve":
-            run(_serve(args.config))
-        elif args.command == "demo":
-            from proxy.demo import run_demo
-
-            run(run_demo(args.dir.resolve(), args.port, args.admin_port,
-                                 args.duration, args.fail_rate))
-        elif args.command == "user":
-            return cli_user.main(args)
-        elif args.command == "standin":
-            host, _, port = args.listen.rpartition(":")
-            run(_standin(host, int(port), args.mode, args.fail_rate))
-        elif args.command == "simulate-bpjs":
-            sim_config, sim_host, sim_port = simulator_config(args)
-            run(serve_simulator(sim_config, sim_host, sim_port))
+        return _dispatch(args)
     except ConfigError as exc:
         print(f"tenang: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"tenang: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"tenang: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 0
-    return 0

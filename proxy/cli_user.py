@@ -28,10 +28,13 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # as config.py checks [[admin.
 MIN_PASSWORD = 8
 
 
-def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    user = sub.add_parser("user", help="manage admin UI users")
-    actions = user.add_subparsers(dest="user_command", required=True)
-    add = actions.add_parser("add", help="add a user to the store database")
+def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                  common: argparse.ArgumentParser) -> None:
+    """``common``: the options every command takes (e.g. --log-level)."""
+    user = sub.add_parser("user", help="manage admin UI users", parents=[common])
+    actions = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="add a user to the store database",
+                             parents=[common])
     add.add_argument("name", help="login name: lowercase letters, digits, - and _")
     add.add_argument("--role", required=True, choices=[r.value for r in Role],
                      help="viewer: read; operator: retry/cancel; auditor: read + CSV "
@@ -41,10 +44,12 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                      help="read the password as one line from standard input")
     add.add_argument("--replace", action="store_true",
                      help="set a new password and role for an existing user")
-    remove = actions.add_parser("remove", help="delete a user and end their sessions")
-    remove.add_argument("name")
+    remove = actions.add_parser("remove", help="delete a user and end their sessions",
+                                parents=[common])
+    remove.add_argument("name", help="login name of the user to delete")
     remove.add_argument("--config", type=Path, required=True, help="path to the TOML config")
-    hashing = actions.add_parser("hash", help="print an argon2 hash for [[admin.users]]")
+    hashing = actions.add_parser("hash", help="print an argon2 hash for [[admin.users]]",
+                                 parents=[common])
     hashing.add_argument("--password-stdin", action="store_true",
                          help="read the password as one line from standard input")
 
@@ -52,6 +57,13 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise ValueError("--password-stdin: standard input held no password line")
+    elif not sys.stdin.isatty():
+        # getpass would fall back to reading the pipe with a warning, or die on EOF.
+        raise ValueError("no terminal to ask for the password on: pipe it in with "
+                         "--password-stdin (one line), e.g. "
+                         "`printf '%s\\n' \"$PW\" | tenang user add ... --password-stdin`")
     else:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Repeat the password: ") != password:

@@ -40,6 +40,14 @@ class HostPort:
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def collides(self, other: HostPort) -> bool:
+        """Whether the two cannot both be bound: one port on the same or a wildcard host
+        (port 0 picks a free port each time, so it never collides)."""
+        if self.port == 0 or self.port != other.port:
+            return False
+        wildcard = ("0.0.0.0", "::", "")
+        return self.host == other.host or self.host in wildcard or other.host in wildcard
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -138,7 +146,8 @@ class UpstreamConfig:
     prefix: str
     target: str
     preset: str = "generic"
-    cons_id: str = ""
+    # Written as a number (cons_id = 12345) it is read as its digits.
+    cons_id: str = field(default="", metadata={"digits": True})
     secret_env: str = ""
     # user_key normally travels with each request; this one fills in when it does not.
     user_key_env: str = ""
@@ -235,6 +244,10 @@ def _strings(value: Any, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _build(cls: type[T], raw: Any, key: str) -> T:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{key}: expected a table")
@@ -266,6 +279,9 @@ def _build(cls: type[T], raw: Any, key: str) -> T:
             values[name] = tuple(
                 _build(item_cls, item, f"{sub}[{i}]") for i, item in enumerate(raw[name])
             )
+        elif fields[name].metadata.get("digits") and _is_int(raw[name]):
+            _check(raw[name] >= 0, sub, "must be digits")
+            values[name] = str(raw[name])
         else:
             values[name] = _scalar(raw[name], hint, sub)
     return cls(**values)
@@ -347,6 +363,8 @@ def _validate(cfg: Config) -> None:
     for key in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
         _check(getattr(cfg.server, key) > 0, f"server.{key}", "must be > 0")
     _check(cfg.server.max_connections >= 1, "server.max_connections", "must be >= 1")
+    _check(not cfg.server.admin_listen.collides(cfg.server.listen), "server.admin_listen",
+           f"must use another port than server.listen ({cfg.server.listen})")
     _check(cfg.store.url.startswith("sqlite:///"), "store.url",
            'only "sqlite:///PATH" is supported in this version')
     _check(cfg.store.busy_timeout_ms >= 0, "store.busy_timeout_ms", "must be >= 0")

@@ -10,6 +10,7 @@ import itertools
 import json
 import secrets
 import signal
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ SECRET_ENV = "TENANG_DEMO_BPJS_SECRET"
 CONS_ID = "29999"
 OUTAGE_EVERY_S = 45.0
 OUTAGE_FOR_S = 12.0
+DB_NAME = "tenang-demo.db"
 
 DEMO_CONFIG = """\
 # Written by `tenang demo`. Every key is explained in config.example.toml.
@@ -36,7 +38,7 @@ listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{admin_port}"
 
 [store]
-url = "sqlite:///./tenang-demo.db"
+url = "sqlite:///./{db_name}"
 
 [admin]
 token_env = "TENANG_ADMIN_TOKEN"
@@ -133,22 +135,8 @@ async def _report(tenang: Tenang, token: str, stop: asyncio.Event) -> None:
             print(f"TENANG  queue {counts}  breaker={up['breaker']['state']}", flush=True)
 
 
-async def run_demo(workdir: Path, port: int, admin_port: int, duration_s: float | None,
-                   fail_rate: float) -> None:
-    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(16)
-    sim = await start_simulator(SimConfig(cons_id=CONS_ID, secret=secret, mode="flaky",
-                                          error_rate=fail_rate, seed=int(time.time())))
-    config_path = workdir / "tenang-demo.toml"
-    password = secrets.token_urlsafe(9)
-    text = DEMO_CONFIG.format(port=port, admin_port=admin_port, sim=sim.url,
-                              cons_id=CONS_ID, secret_env=SECRET_ENV,
-                              password_hash=hash_password(password))
-    await asyncio.to_thread(config_path.write_text, text)
-    token = secrets.token_urlsafe(24)
-    tenang = Tenang(load_config(config_path, {"TENANG_ADMIN_TOKEN": token,
-                                              SECRET_ENV: secret}))
-    await tenang.start()
+def _banner(tenang: Tenang, sim: RunningSimulator, fail_rate: float, password: str,
+            token: str, workdir: Path) -> None:
     print(f"""
 Tenang demo is running (Ctrl-C to stop).
   SIMRS-facing URL : {tenang.gateway_url}/antreanrs/...
@@ -158,8 +146,50 @@ Tenang demo is running (Ctrl-C to stop).
   admin API        : {tenang.admin_url}/api/v1/summary
   admin token      : {token}
   try              : curl -H 'Authorization: Bearer {token}' {tenang.admin_url}/api/v1/summary
-  config and data  : {workdir}
+  config and data  : {workdir} (fresh for this run, kept afterwards)
+  database         : {tenang.config.store.sqlite_path}
 """, flush=True)
+
+
+def demo_dir(requested: Path | None) -> Path:
+    """A fresh directory for this run's config and database. The simulator starts empty
+    every time, so a database from an earlier run would hold bookings it never saw (they
+    end dead) and add up the counts: a given ``--dir`` must not hold one."""
+    if requested is None:
+        return Path(tempfile.mkdtemp(prefix="tenang-demo-"))
+    workdir = requested.resolve()
+    if (workdir / DB_NAME).exists():
+        raise ValueError(f"--dir {workdir} holds an earlier demo's database; pick another "
+                         "directory (or leave --dir out for a new temporary one)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    return workdir
+
+
+async def run_demo(workdir: Path, port: int, admin_port: int, duration_s: float | None,
+                   fail_rate: float) -> None:
+    secret = secrets.token_urlsafe(16)
+    sim = await start_simulator(SimConfig(cons_id=CONS_ID, secret=secret, mode="flaky",
+                                          error_rate=fail_rate, seed=int(time.time())))
+    try:
+        await _run(sim, workdir, port, admin_port, duration_s, fail_rate)
+    finally:
+        await sim.close()
+
+
+async def _run(sim: RunningSimulator, workdir: Path, port: int, admin_port: int,
+               duration_s: float | None, fail_rate: float) -> None:
+    secret = sim.secret
+    config_path = workdir / "tenang-demo.toml"
+    password = secrets.token_urlsafe(9)
+    text = DEMO_CONFIG.format(port=port, admin_port=admin_port, sim=sim.url,
+                              cons_id=CONS_ID, secret_env=SECRET_ENV, db_name=DB_NAME,
+                              password_hash=hash_password(password))
+    await asyncio.to_thread(config_path.write_text, text)
+    token = secrets.token_urlsafe(24)
+    tenang = Tenang(load_config(config_path, {"TENANG_ADMIN_TOKEN": token,
+                                              SECRET_ENV: secret}))
+    await tenang.start()
+    _banner(tenang, sim, fail_rate, password, token, workdir)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -176,4 +206,5 @@ Tenang demo is running (Ctrl-C to stop).
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await tenang.stop()
-        await sim.close()
+        print(f"TENANG  stopped; this run's config and database stay in {workdir}",
+              flush=True)

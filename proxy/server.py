@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,14 +183,17 @@ class GuardedHandler(web.RequestHandler):
 class GuardedSite(web.BaseSite):
     """A TCP listener whose connections are ``GuardedHandler``s under ``limits``."""
 
-    __slots__ = ("_host", "_limits", "_port")
+    __slots__ = ("_host", "_limits", "_port", "_sock")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, limits: Limits,
-                 *, backlog: int = 1024) -> None:
+                 *, backlog: int = 1024, sock: socket.socket | None = None) -> None:
+        """``sock``: an already bound listening socket for host:port (Tenang binds its
+        ports before anything else starts, see proxy.app)."""
         super().__init__(runner, backlog=backlog)
         self._host = host
         self._port = port
         self._limits = limits
+        self._sock = sock
 
     @property
     def name(self) -> str:
@@ -209,5 +213,9 @@ class GuardedSite(web.BaseSite):
         def handler() -> GuardedHandler:
             return GuardedHandler(manager, limits=limits, loop=loop, access_log=None)
 
-        self._server = await loop.create_server(handler, self._host, self._port,
-                                                backlog=self._backlog)
+        if self._sock is not None:
+            self._server = await loop.create_server(handler, sock=self._sock,
+                                                    backlog=self._backlog)
+        else:
+            self._server = await loop.create_server(handler, self._host, self._port,
+                                                    backlog=self._backlog)

@@ -115,6 +115,9 @@ class AdminStore(Protocol):
 
     async def get_user(self, name: str) -> User | None: ...
 
+    async def count_users(self) -> int:
+        """How many users exist (start-up tells how to create the first one)."""
+
     async def remove_user(self, name: str) -> bool:
         """Delete the user and end their sessions; False when there was no such user."""
 

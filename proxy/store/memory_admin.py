@@ -58,6 +58,9 @@ class MemoryAdminMixin:
     async def get_user(self, name: str) -> User | None:
         return self._admin().users.get(name)
 
+    async def count_users(self) -> int:
+        return len(self._admin().users)
+
     async def remove_user(self, name: str) -> bool:
         self._end_sessions(name)
         return self._admin().users.pop(name, None) is not None

@@ -127,6 +127,9 @@ class SqliteAdminMixin:
         rows = await self._read(f"{_USER} WHERE name=?", (name,))
         return _user(rows[0]) if rows else None
 
+    async def count_users(self) -> int:
+        return int((await self._read("SELECT COUNT(*) FROM users"))[0][0])
+
     async def remove_user(self, name: str) -> bool:
         def op(c: sqlite3.Connection) -> bool:
             c.execute("DELETE FROM sessions WHERE user_name=?", (name,))

@@ -47,6 +47,15 @@ async def test_add_user_then_get_it(admin: ManagedStore) -> None:
     assert await admin.get_user("budi") is None
 
 
+async def test_count_users_counts_added_and_removed_users(admin: ManagedStore) -> None:
+    assert await admin.count_users() == 0
+    await admin.add_user("siti", "h1", "viewer", T0)
+    await admin.add_user("budi", "h2", "admin", T0)
+    await admin.remove_user("siti")
+
+    assert await admin.count_users() == 1
+
+
 async def test_add_user_refuses_an_existing_name_unless_replacing(admin: ManagedStore) -> None:
     await admin.add_user("siti", "h1", "viewer", T0)
     with pytest.raises(Conflict):

@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of requests flaky mode fails (0..1)")
     p.add_argument("--down-style", choices=DOWN_STYLES, default="mixed",
                    help="how down mode fails: HTML 5xx, resets, timeouts or a mix")
-    p.add_argument("--flaky-style", choices=FLAKY_STYLES, default="mixed")
+    p.add_argument("--flaky-style", choices=FLAKY_STYLES, default="mixed",
+                   help="how flaky mode fails the calls it picks (default: a mix)")
     p.add_argument("--timeout-hang-s", type=float, default=60.0,
                    help="how long a simulated timeout holds the connection")
     p.add_argument("--max-skew-s", type=float, default=None,

@@ -1,0 +1,66 @@
+"""What `serve` and `check-config` check before anything starts, and the one-line errors
+a failed start ends with: an operator reads the address or the path and the cause, never
+a traceback."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from proxy.config import Config, ConfigError, HostPort
+
+
+class StartupError(Exception):
+    """Tenang cannot start; the message is one line naming what and why."""
+
+
+def listen_error(exc: OSError, where: HostPort, key: str) -> StartupError:
+    """``exc`` from binding ``where`` (configured as ``key``), said in one line."""
+    if exc.errno and exc.errno > 0:  # not the bind wrapper's long sentence
+        cause = os.strerror(exc.errno).lower()
+    else:  # e.g. a host name that does not resolve
+        cause = (exc.strerror or str(exc)).lower()
+    hint = ""
+    if exc.errno == errno.EADDRINUSE:
+        hint = " (is another Tenang, or another program, using it?)"
+    return StartupError(f"cannot listen on {where} ({key}): {cause}{hint}")
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def data_dir_problem(db: Path) -> str | None:
+    """Why the SQLite file ``db`` (with its -wal and -shm files beside it) cannot be
+    written, or None. A missing directory is fine when it can be created: the store
+    creates it at start, as systemd's StateDirectory or a fresh volume expect."""
+    folder = db.parent
+    if folder.exists() and not folder.is_dir():
+        return f"data directory {folder} is not a directory"
+    if not folder.exists():
+        ancestor = _nearest_existing(folder)
+        if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+            return (f"data directory {folder} does not exist and cannot be created "
+                    f"({ancestor} is not writable): create it, or fix the path")
+        return None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (f"data directory {folder} is read-only for this user: Tenang writes "
+                f"{db.name} and its -wal/-shm files there")
+    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+        return f"database {db} is read-only for this user"
+    return None
+
+
+def check_data_dir(config: Config) -> None:
+    """Raise ConfigError naming store.url and the path when the store cannot be written."""
+    problem = data_dir_problem(config.store.sqlite_path)
+    if problem is not None:
+        raise ConfigError(f"store.url: {problem}")
+
+
+def no_users_hint(config_path: Path) -> str:
+    return ("tenang: no admin UI user exists yet (none in [[admin.users]] or the database); "
+            f"create one with: tenang user add NAME --role admin --config {config_path}")
