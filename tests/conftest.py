@@ -15,8 +15,8 @@ from aiohttp import web
 
 from proxy.app import Tenang
 from proxy.config import Config, parse_config
-from proxy.standin import StandinState, create_standin_app
 from tests.signing import TEST_CONS_ID, TEST_SECRET, TEST_SECRET_ENV, signing_session
+from tests.standin import StandinState, create_standin_app
 
 ADMIN_TOKEN = "test-admin-token"
 

@@ -18,10 +18,10 @@ from aiohttp import web
 from yarl import URL
 
 from proxy.config import Config
-from proxy.standin import StandinState, create_standin_app
 from proxy.store.base import NewRequest
 from proxy.store.memory import MemoryStore
 from tests.conftest import Standin, admin_headers, make_config, wait_until
+from tests.standin import StandinState, create_standin_app
 
 
 def with_upstream(config: Config, **changes: Any) -> Config:

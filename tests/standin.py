@@ -1,9 +1,12 @@
-"""A stand-in upstream: answers like a BPJS Antrean service, and can be told to fail.
+"""Test support: a stand-in upstream that answers like a BPJS Antrean service, and can be
+told to fail.
 
-Used by the demo, the tests and the benchmark until the full BPJS simulator exists.
-It applies each write once, keyed by ``kodebooking`` (+ ``taskid``) or by the body
-itself, and answers a repeat with Antrean's ``208`` duplicate envelope, so tests can
-prove nothing was applied twice. Control: ``POST /_standin/mode`` with
+The BPJS simulator (proxy/bpjs/simulator, `tenang simulate-bpjs`) replaced it for the
+demo and the benchmarks; tests that count applied writes still use it, so it lives here,
+outside the installed package. It applies each write once, keyed by ``kodebooking``
+(+ ``taskid``) or by the body itself, and answers a repeat with Antrean's ``208``
+duplicate envelope, so tests can prove nothing was applied twice. Control:
+``POST /_standin/mode`` with
 ``{"mode": "up" | "down" | "reject" | "flaky", "fail_rate": 0.3, "latency_ms": 0}``;
 ``GET /_standin/log`` lists every request received.
 """
