@@ -3,6 +3,7 @@ validation (kept out of proxy.config, which only loads and checks the whole file
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +17,9 @@ from proxy.bpjs.presets import (
     parse_match,
     sample_path,
 )
+
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "*")
+_METHOD = re.compile(r"^(\*|[A-Z]+)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +66,15 @@ def route_problems(preset: str, routes: tuple[RouteConfig, ...],
     for i, route in enumerate(routes):
         at = f"{key}.routes[{i}]"
         method, pattern = parse_match(route.match)
-        if not pattern or not (method.isalpha() or method == "*"):
+        bare_method = method == "*" and pattern.upper() in METHODS  # "POST", no path
+        if (not pattern or bare_method or any(c.isspace() for c in pattern)
+                or not _METHOD.match(method)):
             yield f"{at}.match", ('expected "METHOD path/pattern" or "path/pattern", '
-                                  'e.g. "POST antrean/add"')
+                                  f'e.g. "POST antrean/add", got {route.match!r}')
+        elif method not in METHODS:
+            # A typo such as "POTS" would match nothing, silently.
+            yield f"{at}.match", (f"unknown HTTP method {method!r} in {route.match!r} "
+                                  f"(one of {', '.join(METHODS)})")
         if route.mode not in ("", *modes):
             yield f"{at}.mode", f"must be one of {', '.join(modes)}"
         if route.encrypted not in ("", "yes", "no"):
