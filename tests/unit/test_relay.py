@@ -394,3 +394,25 @@ async def test_requests_held_behind_a_failed_one_are_reported_like_any_outcome(
     await relay.drain()
     held = [(rid, reason) for rid, status, reason in seen.outcomes if status is Status.HELD]
     assert held == [(ids[1], f"{calls.HELD_BEHIND}failed ({ids[0]})")]
+
+
+async def test_the_half_open_probe_is_a_request_without_own_faults(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(T0), MemoryStore()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    refused = await enqueue(store, "KB-REFUSED", T0)
+    await store.claim_due("antrean", T0, 1, "worker-a", T0 + 30)
+    await store.complete_attempt(refused, "worker-a", None, calls.Transition(
+        Status.PENDING, "refused for its own user_key", next_attempt_at=T0 + 1,
+        own_faults=1), T0 + 1)
+    clean = await enqueue(store, "KB-CLEAN", T0 + 2)  # due after the refused one
+    breaker = relay.lanes["antrean"].d.breaker
+    breaker.force_open()
+    breaker.release()  # half-open: one probe
+    clock.now = T0 + 5
+    await relay.lanes["antrean"].step()
+    await wait_until(lambda: len(standin.state.log) >= 1, what="the probe")
+    assert "KB-CLEAN" in standin.state.log[0]["body"]
+    await relay.drain()
+    assert [(await store.get(r)).status for r in (refused, clean)] == [  # type: ignore[union-attr]
+        Status.SUCCEEDED, Status.SUCCEEDED]
