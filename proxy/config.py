@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
-from proxy.bpjs.presets import Override
+from proxy.bpjs.presets import UNFORWARDABLE, Override, forwarded_headers
 from proxy.config_ops import MaintenanceConfig, MetricsConfig, NotifyConfig
 from proxy.config_ops import problems as ops_problems
 from proxy.config_routes import RouteConfig, route_override, route_problems
@@ -178,11 +178,19 @@ class UpstreamConfig:
                                         repr=False)
     secret: str | None = field(default=None, metadata={"derived": True}, repr=False)
     user_key: str | None = field(default=None, metadata={"derived": True}, repr=False)
+    # The request headers forwarded and stored (lower-case): the preset's and
+    # forward_headers, resolved once at load.
+    header_allowlist: frozenset[str] = field(default=frozenset(), metadata={"derived": True})
     overrides: tuple[Override, ...] = field(default=(), metadata={"derived": True})
 
     @property
     def envelope_key(self) -> str:
         return ENVELOPE_KEY[self.preset]
+
+    @property
+    def forwarded(self) -> frozenset[str]:
+        """Lower-case names of the request headers this upstream gets."""
+        return self.header_allowlist or forwarded_headers(self.preset, self.forward_headers)
 
     @property
     def is_bpjs(self) -> bool:
@@ -322,6 +330,9 @@ def _validate_upstream(up: UpstreamConfig, key: str) -> None:
     _check(not bad, f"{key}.methods", f"{bad[0] if bad else ''!r} is not an HTTP method")
     bad = [h for h in up.forward_headers if not _TOKEN.fullmatch(h)]
     _check(not bad, f"{key}.forward_headers", f"{bad[0] if bad else ''!r} is not a header name")
+    bad = [h for h in up.forward_headers if h.lower() in UNFORWARDABLE]
+    _check(not bad, f"{key}.forward_headers", f"{bad[0] if bad else ''!r} is set by Tenang's "
+           "HTTP client for its own connection; it cannot be forwarded")
     if up.callback_url:
         cb = urlsplit(up.callback_url)
         _check(cb.scheme in ("http", "https") and bool(cb.netloc), f"{key}.callback_url",
@@ -406,6 +417,7 @@ def _resolve(cfg: Config, base_dir: Path, env: Mapping[str, str]) -> Config:
             user_key=(env.get(u.user_key_env) or None) if u.user_key_env else None,
             callback_secret=_secret(env, u.callback_secret_env),
             methods=tuple(m.upper() for m in u.methods),
+            header_allowlist=forwarded_headers(u.preset, u.forward_headers),
             overrides=tuple(route_override(r) for r in u.routes))
         for u in cfg.upstreams
     )

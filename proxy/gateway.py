@@ -35,7 +35,7 @@ from proxy.config import Config, UpstreamConfig
 from proxy.dedup import dedup_key, still_matches
 from proxy.delivery import LiveResult
 from proxy.envelopes import WithId, already_accepted, bpjs_ok, envelope, queued
-from proxy.headers import kept_headers, live_headers
+from proxy.headers import Forwarded, forwarded, live_headers, stored_headers
 from proxy.ids import next_request_id
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.passthrough import Passthrough
@@ -152,8 +152,9 @@ class Gateway:
                           "not stored")
         if rule.mode is Mode.PASSTHROUGH and self.passthrough is not None:
             return await self.passthrough.handle(request, up, rule, path, query, body)
+        sent = forwarded(request, up.forwarded)
         try:
-            call = self._new_request(request, up, rule, path, query, body)
+            call = self._new_request(request, up, rule, path, query, body, sent)
         except UnkeyableBody as exc:
             return refuse(up.preset, 400, f"{exc}; tidak disimpan, perbaiki sebelum kirim "
                           "ulang / not stored: fix it before sending again")
@@ -187,7 +188,7 @@ class Gateway:
             if permit is None:
                 self.relay.wake(up.name)
                 return self._accepted(route, rule, call.id)
-            answer = self.relay.send_live(call.as_stored(), permit, live_headers(request))
+            answer = self.relay.send_live(call.as_stored(), permit, live_headers(sent))
             sending = True
         finally:
             self.backpressure.stored(call)
@@ -210,14 +211,14 @@ class Gateway:
             self.relay.cancel_live(up.name, permit)
 
     def _new_request(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
-                     path: str, query: str, body: bytes) -> NewRequest:
+                     path: str, query: str, body: bytes, sent: Forwarded) -> NewRequest:
         received_at = time.time()
         parsed = Body(body)
         ordering = key_of(parsed, rule.ordering_key)
         coalesce = key_of(parsed, rule.coalesce_key)
         return NewRequest(
             id=next_request_id(received_at), upstream=up.name, method=request.method,
-            path=path, query=query, headers=kept_headers(request), body=body,
+            path=path, query=query, headers=stored_headers(sent), body=body,
             received_at=received_at, endpoint=rule.name,
             ordering_key=None if ordering is None else f"{up.name}:{ordering}",
             expires_at=end_of_service_day(received_at) if rule.expires == END_OF_SERVICE_DAY

@@ -1,4 +1,11 @@
-"""The SIMRS's request headers: what is stored for replay, and what goes out live."""
+"""The SIMRS's request headers: the ones its upstream gets, what of them is stored for
+replay, and what goes out on a live send.
+
+Only the upstream's allowlist (``UpstreamConfig.forwarded``: the preset's headers plus
+``forward_headers``) is kept; a SIMRS's Cookie, X-Api-Key or X-Forwarded-Host never
+leaves Tenang and is never stored. One pass over the request's headers picks them;
+storing and live sending then work on that short list.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +14,36 @@ from multidict import CIMultiDict
 
 from proxy.store.base import Headers
 
-# Hop-by-hop headers (RFC 9110 §7.6.1) and values the HTTP client recomputes.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-    "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
-})
 # Never stored: X-signature is a credential bound to the SIMRS's own timestamp.
-DROPPED_HEADERS = HOP_BY_HOP | {"x-signature"}
+NOT_STORED = "x-signature"
+
+Forwarded = list[tuple[str, str]]
 
 
-def _listed(request: web.Request) -> set[str]:
-    return {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
+def forwarded(request: web.Request, allow: frozenset[str]) -> Forwarded:
+    """The headers named in ``allow`` (lower-case), as sent, minus any the Connection
+    header declares hop-by-hop (RFC 9110 §7.6.1)."""
+    connection = request.headers.get("Connection")
+    if connection is not None and "," not in connection and \
+            connection.strip().lower() in ("close", "keep-alive"):
+        connection = None  # the usual values name no other header
+    kept = [(name, value) for name, value in request.headers.items()
+            if name.lower() in allow]
+    if connection is None:
+        return kept
+    listed = {t.strip().lower() for t in connection.split(",")}
+    return [(name, value) for name, value in kept if name.lower() not in listed]
 
 
-def kept_headers(request: web.Request) -> Headers:
-    listed = _listed(request)
-    return tuple(
-        (name, header_text(value)) for name, value in request.headers.items()
-        if name.lower() not in DROPPED_HEADERS and name.lower() not in listed
-    )
+def stored_headers(sent: Forwarded) -> Headers:
+    return tuple((name, header_text(value)) for name, value in sent
+                 if name.lower() != NOT_STORED)
 
 
-def live_headers(request: web.Request) -> CIMultiDict[str]:
+def live_headers(sent: Forwarded) -> CIMultiDict[str]:
     """The SIMRS's own headers, signature included, for a send made while it waits
     (kept in memory only: BPJS then encrypts its answer for the SIMRS's timestamp)."""
-    listed = _listed(request)
-    return CIMultiDict((name, value) for name, value in request.headers.items()
-                       if name.lower() not in HOP_BY_HOP and name.lower() not in listed)
+    return CIMultiDict(sent)
 
 
 def header_text(value: str) -> str:

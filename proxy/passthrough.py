@@ -23,7 +23,7 @@ from proxy.bpjs.signature import CONS_ID_HEADER, TIMESTAMP_HEADER
 from proxy.calls import Verdict
 from proxy.config import UpstreamConfig
 from proxy.envelopes import envelope
-from proxy.headers import live_headers
+from proxy.headers import forwarded, live_headers
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker
 from proxy.policies.classify import classify_error, classify_response
@@ -70,7 +70,7 @@ class Passthrough:
                                   "BPJS sedang tidak dapat dihubungi (circuit terbuka); coba "
                                   "lagi sebentar / BPJS is unreachable (circuit open); "
                                   "try again shortly")
-        headers = live_headers(request)
+        headers = live_headers(forwarded(request, up.forwarded))
         timeout_s = min(up.timeout_s, rule.deadline_ms / 1000)
         try:
             reply = await exchange(self.session(), request.method,

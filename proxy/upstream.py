@@ -50,11 +50,13 @@ def stored_header(request: StoredRequest, name: str) -> str | None:
 
 def outgoing_headers(upstream: UpstreamConfig, request: StoredRequest,
                      now: float) -> CIMultiDict[str]:
-    """The stored headers, re-signed for ``now`` when the upstream has its secret."""
+    """The stored headers, re-signed for ``now`` when the upstream has its secret. Only
+    the upstream's allowlist goes out (rows stored before it existed hold more)."""
     skip = _RECOMPUTED | _AUTH if upstream.re_signs else _RECOMPUTED
+    allow = upstream.forwarded
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers:
-        if name.lower() not in skip:
+        if name.lower() in allow and name.lower() not in skip:
             headers.add(name, value)
     if upstream.secret:
         cons_id = upstream.cons_id or stored_header(request, signature.CONS_ID_HEADER) or ""

@@ -113,9 +113,8 @@ VCLAIM: tuple[Endpoint, ...] = (
            Mode.DEADLINE, encrypted=True, reconcile="manual"),
     _write("vclaim.rencanakontrol.update", "PUT", "RencanaKontrol/**"),
     _write("vclaim.rencanakontrol.delete", "DELETE", "RencanaKontrol/Delete"),
-    _write("vclaim.lpk", "POST", "LPK/insert"),
-    _write("vclaim.lpk", "PUT", "LPK/update"),
-    _write("vclaim.lpk", "DELETE", "LPK/delete"),
+    # LPK/insert (POST), LPK/update (PUT), LPK/delete (DELETE); LPK/TglMasuk/... reads.
+    _write("vclaim.lpk", "POST|PUT|DELETE", "LPK/{action}"),
     _read("vclaim.peserta", "Peserta/**"),
     _read("vclaim.rujukan", "Rujukan/**"),
     _read("vclaim.referensi", "referensi/**"),
@@ -172,6 +171,29 @@ GENERIC_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 def default_methods(preset: str) -> tuple[str, ...]:
     return GENERIC_METHODS if preset == "generic" else BPJS_METHODS
+
+
+# Request headers an upstream gets (lower-case); everything else a SIMRS sends (its PHP
+# session Cookie, X-Api-Key, X-Original-URL, X-Forwarded-Host) stays at Tenang.
+# ``upstreams.forward_headers`` adds to these. BPJS: the signature set, user_key in the
+# spellings clients use, and content negotiation.
+BPJS_HEADERS = frozenset({
+    "x-cons-id", "x-timestamp", "x-signature", "user_key", "user-key", "userkey",
+    "x-user-key", "content-type", "accept",
+})
+# An API Tenang knows nothing about: the BPJS set (generic upstreams in front of BPJS
+# look-alikes), plus the usual credentials and idempotency header of an HTTP API.
+GENERIC_HEADERS = BPJS_HEADERS | {"authorization", "accept-language", "idempotency-key"}
+# Never forwarded, even if configured: the HTTP client sets them for its own connection.
+UNFORWARDABLE = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+    "trailer", "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+})
+
+
+def forwarded_headers(preset: str, extra: tuple[str, ...] = ()) -> frozenset[str]:
+    base = GENERIC_HEADERS if preset == "generic" else BPJS_HEADERS
+    return base | {h.lower() for h in extra}
 
 
 def _lookup(table: tuple[Endpoint, ...], method: str, path: str) -> Endpoint | None:

@@ -88,7 +88,7 @@ async def test_vclaim_refusal_uses_the_vclaim_envelope(
                       target=recording_standin.url + "/vclaim-rest", preset="vclaim")
     tenang = await start_tenang(cfg, relay_enabled=False)
     answer = await call(http, "GET", tenang.gateway_url + "/vclaim-rest/LPK/insert")
-    assert_refused(answer, "POST", key="metaData")
+    assert_refused(answer, "DELETE, POST, PUT", key="metaData")
     # LPK reads are reads (they were queued as writes when LPK/** took any method).
     status, _, _ = await call(http, "GET", tenang.gateway_url
                               + "/vclaim-rest/LPK/TglMasuk/2025-01-01/JnsPelayanan/1")

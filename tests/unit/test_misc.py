@@ -138,6 +138,19 @@ def test_masked_headers_hide_user_key_and_authorization_only() -> None:
     assert "sekret-token" not in shown["Authorization"]
 
 
+@pytest.mark.parametrize("name", [
+    "Cookie", "X-Api-Key", "X-Auth-Token", "X-Session-Id", "Proxy-Authorization",
+    "X-Signature", "X-Password", "X-Client-Secret", "X-Credentials", "apikey"])
+def test_masked_headers_hide_anything_credential_like(name: str) -> None:
+    [(_, shown)] = masked_headers(((name, "PHPSESSID=9a8b7c6d5e4f"),))
+    assert "9a8b7c6d5e4f" not in shown
+
+
+@pytest.mark.parametrize("name", ["Idempotency-Key", "X-Rs-Kode", "Accept", "X-timestamp"])
+def test_masked_headers_keep_identifiers(name: str) -> None:
+    assert masked_headers(((name, "value-0123456789"),)) == [(name, "value-0123456789")]
+
+
 def test_masked_headers_match_names_case_insensitively_and_keep_order() -> None:
     headers = (("USER_KEY", "a1b2c3d4e5f6g7h8"), ("x-timestamp", "1700000000"))
     assert masked_headers(headers) == [("USER_KEY", "a1b2…"), ("x-timestamp", "1700000000")]
