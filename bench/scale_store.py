@@ -1,7 +1,8 @@
 """Builds a SQLite store holding N pending requests, fast (SQL, not HTTP).
 
-The rows are what intake stores for an Antrean ``updatewaktu`` call during an outage:
-the same columns, headers, endpoint, ordering and dedup keys, ids minted from receive
+The rows are what intake stores for an Antrean ``antrean/add`` booking during an outage
+(the drain benchmark's body, one booking each): the same columns, endpoint, ordering and
+dedup keys, ids minted from receive
 times spread over the last ``span_s`` seconds (oldest first, as they arrived), every one
 pending and due. ``executemany`` in transactions of ``BATCH`` rows with
 ``synchronous=OFF`` while building (the file is synced once at the end).
@@ -22,30 +23,30 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.drain_bench import booking
 from proxy.ids import next_request_id
 from proxy.store.sqlite import _INSERT
 from proxy.store.sqlite_schema import migrate
 
 BATCH = 50_000
 UPSTREAM = "antrean"
-PATH = "/antreanrs/antrean/updatewaktu"
-HEADERS = json.dumps([["Content-Type", "application/json"], ["X-cons-id", "bench"],
-                      ["X-timestamp", "1715912345"], ["user_key", "0123456789abcdef"]],
+PATH = "/antreanrs/antrean/add"
+# What intake keeps of a SIMRS's headers (never its X-signature: the relay re-signs).
+HEADERS = json.dumps([["Content-Type", "application/json"], ["X-cons-id", "12345"],
+                      ["user_key", "0123456789abcdef0123456789abcdef"]],
                      separators=(",", ":"))
 
 
 def rows(n: int, now: float, span_s: float, tag: str) -> Iterator[tuple[Any, ...]]:
     step = span_s / max(n, 1)
+    head, tail = booking("@K@").split(b"@K@")
     for i in range(n):
         at = now - span_s + i * step
-        booking = f"2026{tag}B{i:08d}"
-        body = json.dumps({"kodebooking": booking, "taskid": 3, "waktu": int(at * 1000),
-                           "jenisresep": "Non racikan",
-                           "catatan": "scale bench; pasien poli umum"},
-                          separators=(",", ":")).encode()
-        yield (next_request_id(at), UPSTREAM, "POST", PATH, "", HEADERS, body, at,
-               "pending", at, at, "antrean.updatewaktu", f"{UPSTREAM}:kodebooking={booking}",
-               None, f"{UPSTREAM}:antrean.updatewaktu:{booking}|3", None, None, None)
+        code = f"SCL{tag}{i:08d}"
+        body = head + code.encode() + tail
+        yield (next_request_id(at), UPSTREAM, "POST", PATH, "", HEADERS, body, at, "pending",
+               at, at, "antrean.add", f"{UPSTREAM}:kodebooking={code}", None,
+               f"{UPSTREAM}:antrean.add:kodebooking={code}", None, None, None)
 
 
 def build(path: Path, n: int, *, span_s: float = 6 * 3600.0, tag: str = "S") -> float:
