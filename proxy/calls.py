@@ -240,21 +240,26 @@ def read_again(found: str, outcome: Outcome, reading: Reading, *, age_from: floa
         delay = max(delay, min(reading.retry_after_s, policy.max_retry_after_s))
     next_at = now + delay
     why = f"{outcome.reason}; reconciliation read {reads} got no usable answer ({found})"
+    # Held still in its reading phase: a person's retry reads before it sends.
     if expires_at is not None and next_at >= expires_at:
         return Transition(Status.HELD, f"{DEADLINE_PASSED} before BPJS's history could be "
-                          f"read: {why}; check BPJS, then retry or cancel")
+                          f"read: {why}; {RETRY_READS_FIRST}", reconcile_reads=reads)
     if next_at > age_from + policy.max_age_s:
         return Transition(Status.HELD, f"max age reached ({policy.max_age_s:g} s) before "
-                          f"BPJS's history could be read: {why}; check BPJS, then retry or "
-                          "cancel")
+                          f"BPJS's history could be read: {why}; {RETRY_READS_FIRST}",
+                          reconcile_reads=reads)
     return Transition(Status.PENDING, f"{why}; reading again before any resend",
                       next_attempt_at=next_at, reconcile_reads=reads)
 
 
+RETRY_READS_FIRST = ("a retry reads BPJS's history first and sends only if the SEP is not "
+                     "there; cancel if it must not be sent late")
+
+
 def too_late_to_read(expires_at: float | None, age_from: float, policy: RetryPolicy,
-                     now: float) -> Transition | None:
+                     now: float, reads: int = 0) -> Transition | None:
     """A request waiting to be reconciled whose day (or age) ran out: held, not dead,
-    since its unanswered send may have been applied."""
+    since its unanswered send may have been applied; it stays in its reading phase."""
     if expires_at is not None and now >= expires_at:
         cause = DEADLINE_PASSED
     elif now > age_from + policy.max_age_s:
@@ -262,13 +267,20 @@ def too_late_to_read(expires_at: float | None, age_from: float, policy: RetryPol
     else:
         return None
     return Transition(Status.HELD, f"{cause} before BPJS's history could be read: a send "
-                      "got no answer and may have been applied; check BPJS, then retry or "
-                      "cancel")
+                      f"got no answer and may have been applied; {RETRY_READS_FIRST}",
+                      reconcile_reads=reads)
 
 
-def operator_retry(current: Status, now: float) -> Transition:
+def operator_retry(current: Status, now: float,
+                   reconcile_reads: int | None = None) -> Transition:
+    """Due now, its age window restarted. A request held in its reading phase (its last
+    send unanswered) keeps it: the retry reads before anything is sent again."""
     if current not in OPERATOR_RETRYABLE:
         raise InvalidTransition(current, Status.PENDING)
+    if reconcile_reads is not None:
+        return Transition(Status.PENDING, "retry requested by operator; reading BPJS's "
+                          "history before any resend", next_attempt_at=now, retried_at=now,
+                          reconcile_reads=reconcile_reads)
     return Transition(Status.PENDING, "retry requested by operator", next_attempt_at=now,
                       retried_at=now)
 

@@ -145,7 +145,7 @@ class Deliverer:
         newer update for the same thing supersedes it."""
         if request.reconcile_reads is not None:
             return calls.too_late_to_read(request.send_by, request.age_from,
-                                          self.upstream.retry, now)
+                                          self.upstream.retry, now, request.reconcile_reads)
         too_late = calls.past_deadline(request.send_by, now, needs_person=bool(rule.reconcile))
         if too_late is not None:
             return too_late

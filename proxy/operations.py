@@ -51,7 +51,7 @@ class UpstreamOverview:
     sep_open: int = 0  # SEP requests not yet succeeded (see admin_base.OPEN_STATUSES)
 
 
-Decide = Callable[[Status, float], calls.Transition]
+Decide = Callable[[StoredRequest, float], calls.Transition]
 
 
 class Operations:
@@ -75,19 +75,21 @@ class Operations:
                     detail: str | None = None) -> StoredRequest:
         """failed / dead / held -> pending, due now. Raises NotFound, InvalidTransition,
         or Conflict when the request moved meanwhile."""
-        return await self._operate(request_id, actor, "retry", calls.operator_retry, detail)
+        return await self._operate(
+            request_id, actor, "retry",
+            lambda r, now: calls.operator_retry(r.status, now, r.reconcile_reads), detail)
 
     async def cancel(self, request_id: str, actor: str,
                      detail: str | None = None) -> StoredRequest:
         """pending / failed / dead / held -> cancelled (same errors as ``retry``)."""
         return await self._operate(request_id, actor, "cancel",
-                                   lambda status, _now: calls.operator_cancel(status), detail)
+                                   lambda r, _now: calls.operator_cancel(r.status), detail)
 
     async def _operate(self, request_id: str, actor: str, action: str, decide: Decide,
                        detail: str | None) -> StoredRequest:
         r = await self.get(request_id)
         now = self._clock()
-        transition = decide(r.status, now)
+        transition = decide(r, now)
         upstream = self._upstreams.get(r.upstream)
         # A cancel is a final state: the SIMRS's callback hears of it like any other.
         callback = None if upstream is None else callback_for(upstream, r, transition, None,

@@ -20,7 +20,7 @@ from proxy.ids import next_request_id
 from proxy.store.base import AttemptRecord, NewRequest
 from proxy.store.sqlite import SqliteStore
 from tests.bpjs_support import bpjs_config
-from tests.conftest import FakeClock, wait_until
+from tests.conftest import FakeClock, admin_headers, wait_until
 from tests.integration.test_modes import SEP_INSERT, Caller, t_sep, vclaim
 from tests.signing import bpjs_headers
 
@@ -66,14 +66,14 @@ async def test_a_history_read_that_fails_once_then_finds_no_sep_sends_it_again(
     assert len((await bpjs_sim.snapshot())["seps"]) == 1
 
 
-async def test_history_reads_failing_until_the_day_ends_leave_the_insert_held(
+async def test_history_reads_failing_until_the_day_ends_leave_the_insert_held_and_a_retry_reads(
         tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
         http: aiohttp.ClientSession) -> None:
     clock = FakeClock(time.time())
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, "vclaim"), clock=clock)
     simrs = Caller(http, bpjs_sim, tenang, "vclaim")
     await bpjs_sim.fault("SEP/2.0/insert", "reset-after-apply")
-    await bpjs_sim.fault(HISTORY, "html-503", times=1000)
+    await bpjs_sim.fault(HISTORY, "html-503", times=3)  # every read until midnight
     _, headers, _, _ = await simrs.call("POST", SEP_INSERT, t_sep("0001112223342"))
     request_id = headers["X-Tenang-Request-Id"]
 
@@ -92,6 +92,15 @@ async def test_history_reads_failing_until_the_day_ends_leave_the_insert_held(
     assert "deadline passed" in doc["reason"] and "history could be read" in doc["reason"]
     assert len(await _inserts(bpjs_sim)) == 1
     assert doc["attempt_count"] == 1  # reads are not sends
+    assert len(await bpjs_sim.log(HISTORY)) == 3  # and none was made after midnight
+    # A person retries it the next morning: BPJS answers again, and the retry reads the
+    # history before it would send, so the SEP BPJS made is found, not made twice.
+    async with http.post(f"{tenang.admin_url}/api/v1/requests/{request_id}/retry",
+                         headers=admin_headers()) as resp:
+        assert resp.status == 200, await resp.text()
+    doc = await simrs.wait_status(request_id, "succeeded")
+    assert "found by reconciliation" in doc["reason"]
+    assert len(await _inserts(bpjs_sim)) == 1
 
 
 async def _left_by_a_killed_process(store: SqliteStore, body: bytes, *, mid_read: bool) -> str:

@@ -15,6 +15,7 @@ from proxy.calls import (
     Transition,
     Verdict,
     after_reconciliation,
+    operator_retry,
     too_late_to_read,
 )
 from proxy.policies.retry import RetryPolicy
@@ -59,8 +60,15 @@ def test_reads_are_not_bounded_by_the_send_attempt_limit() -> None:
 
 def test_a_read_that_would_land_after_the_service_day_holds_the_request() -> None:
     t = settle(Settlement.UNREACHABLE, expires_at=NOW + 1.0)
-    assert t.status is Status.HELD and t.reconcile_reads is None
-    assert DEADLINE_PASSED in t.reason and "check BPJS" in t.reason
+    # Held in its reading phase: a person's retry reads before anything is sent.
+    assert t.status is Status.HELD and t.reconcile_reads == 1
+    assert DEADLINE_PASSED in t.reason and "a retry reads BPJS's history first" in t.reason
+
+
+def test_an_operator_retry_of_a_request_held_while_reading_reads_first() -> None:
+    t = operator_retry(Status.HELD, NOW, reconcile_reads=4)
+    assert (t.status, t.reconcile_reads, t.next_attempt_at) == (Status.PENDING, 4, NOW)
+    assert operator_retry(Status.HELD, NOW).reconcile_reads is None
 
 
 def test_a_later_read_that_finds_nothing_sends_at_once() -> None:
