@@ -21,6 +21,7 @@ from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
 from proxy.bpjs.simulator.serve import config_from_args as simulator_config
 from proxy.bpjs.simulator.serve import serve as serve_simulator
 from proxy.config import Config, ConfigError, load_config, settable_keys
+from proxy.config_routes import unmatched_routes
 from proxy.logs import setup_logging
 from proxy.loop import run
 from proxy.preflight import StartupError, check_data_dir, no_users_hint
@@ -88,6 +89,9 @@ def _check_config_command(config_path: Path) -> int:
                                 " (its directory is created at start)"))
     if not cfg.admin.token:
         print(f"note: {cfg.admin.token_env} is not set; `serve` will refuse to start")
+    for i, up in enumerate(cfg.upstreams):
+        for note in unmatched_routes(up.preset, up.routes, f"upstreams[{i}]"):
+            print(f"note: {note}")
     return 0
 
 

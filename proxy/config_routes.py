@@ -11,6 +11,8 @@ from proxy.bpjs.presets import (
     ACK_BPJS_OK,
     ACK_STYLES,
     EXPIRY_RULES,
+    GENERIC_READ,
+    GENERIC_WRITE,
     Mode,
     Override,
     builtin,
@@ -95,3 +97,19 @@ def route_problems(preset: str, routes: tuple[RouteConfig, ...],
             if not (rule.data_less and rule.mode is Mode.QUEUE):
                 yield f"{at}.ack", ('"bpjs-ok" is only allowed on queued routes whose BPJS '
                                     f"success answer carries no data ({rule.name} does)")
+
+
+def unmatched_routes(preset: str, routes: tuple[RouteConfig, ...], key: str) -> Iterator[str]:
+    """Notes for valid routes that match none of a BPJS preset's endpoints: most often a
+    path typo ("antrean/updatewaktuu"), which would never apply. Only a note, since a
+    route may well cover an endpoint BPJS added after this preset was written."""
+    if preset == "generic":
+        return
+    for i, route in enumerate(routes):
+        method, pattern = parse_match(route.match)
+        methods = ("GET", "POST") if method == "*" else (method,)
+        path = sample_path(pattern)
+        if all(builtin(preset, m, path) in (GENERIC_READ, GENERIC_WRITE) for m in methods):
+            yield (f"{key}.routes[{i}].match {route.match!r} matches none of the {preset} "
+                   "preset's endpoints: check the path (it applies only to requests "
+                   "for exactly such a path)")

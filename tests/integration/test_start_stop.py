@@ -243,3 +243,25 @@ def test_check_config_names_the_database_it_will_use(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert ("database: /var/lib/tenang-test-x/tenang.db (its directory is created at "
             "start)") in result.stdout
+
+
+def test_check_config_notes_a_route_path_no_endpoint_has(tmp_path: Path) -> None:
+    routes = """preset = "antrean"
+[[upstreams.routes]]
+match = "POST antrean/updatewaktuu"
+mode = "queue"
+[[upstreams.routes]]
+match = "POST antrean/updatewaktu"
+mode = "queue"
+"""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + routes)
+
+    result = tenang("check-config", "--config", str(config))
+
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if "routes[" in line]
+    assert notes == [
+        "note: upstreams[0].routes[0].match 'POST antrean/updatewaktuu' matches none of the "
+        "antrean preset's endpoints: check the path (it applies only to requests for "
+        "exactly such a path)"]
