@@ -40,7 +40,14 @@ MIB = 1024 * 1024
 # Per request on top of its bytes (counted twice: table and WAL): index entries, the
 # row header, page slack and its share of a commit's WAL frames. Measured on SQLite
 # with a burst onto tmpfs (tests/integration/test_disk_full.py); errs high.
-ROW_OVERHEAD = 4096
+ROW_OVERHEAD = 8192
+# SQLite's defaults: checkpoint at 1000 pages of 4 KiB in the WAL (wal_autocheckpoint).
+WAL_LIMIT = 1000 * 4096
+# Re-sample free space after this many bytes admitted (or a quarter of the room left).
+SAMPLE_BYTES = 256 * 1024
+# Readiness wants room for a typical request above the floor, not just any room: a
+# balancer stops sending a little before intake starts refusing.
+READY_HEADROOM = 64 * 1024
 SETTLED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.DEAD, Status.CANCELLED})
 
 
@@ -79,37 +86,55 @@ class UpstreamReadiness:
 class DiskReadiness:
     free_bytes: int  # the last sample minus what was admitted since
     min_free_bytes: int
+    refusing: bool  # intake refused a request for the floor since the last sample
 
     @property
     def low(self) -> bool:
-        return bool(self.min_free_bytes) and self.free_bytes < self.min_free_bytes
+        return bool(self.min_free_bytes) and (
+            self.refusing or self.free_bytes < self.min_free_bytes + READY_HEADROOM)
+
+
+def sqlite_free_bytes(db_path: Path) -> int:
+    """Free bytes on the database's disk, less room for SQLite's WAL to grow into.
+
+    SQLite appends every commit to the WAL and reuses the file from its start only after
+    a checkpoint, which runs once the WAL holds WAL_LIMIT bytes; the checkpoint then
+    copies the pages into the database file, which grows too. So up to WAL_LIMIT more
+    may be taken at any moment without a new byte admitted: not free for intake. Counted
+    out, the floor stays the relay's, to record outcomes in."""
+    return shutil.disk_usage(db_path.parent).free - WAL_LIMIT
 
 
 class DiskFloor:
-    """Free space on the database's disk, sampled at most once a second, minus an
+    """Free space on the database's disk, sampled at most once a second and whenever
+    the bytes admitted since reach a quarter of the room above the floor, minus an
     estimate of everything admitted that the sample may not show yet."""
 
-    def __init__(self, min_free_bytes: int, db_dir: Path, clock: Callable[[], float],
+    def __init__(self, min_free_bytes: int, db_path: Path, clock: Callable[[], float],
                  free_bytes: Callable[[Path], int] | None = None) -> None:
         self.min_free_bytes = min_free_bytes
-        self.db_dir = db_dir
+        self.db_path = db_path
         self.clock = clock
-        self.free_bytes = free_bytes or (lambda p: shutil.disk_usage(p).free)
+        self.free_bytes = free_bytes or sqlite_free_bytes
         self._sampled_at = float("-inf")
         self._sample = 0
         self._in_flight = 0  # admitted, store call not finished: not in any sample yet
         self._since_sample = 0  # stored since the last sample (in it, or not: count it)
+        self._refusing = False
 
     def _refresh(self) -> None:
         now = self.clock()
-        if now - self._sampled_at < REFRESH_S:
+        room = self._sample - self.min_free_bytes
+        if now - self._sampled_at < REFRESH_S and self._since_sample < max(
+                SAMPLE_BYTES, room // 4):
             return
         self._sampled_at = now
         try:
-            self._sample = self.free_bytes(self.db_dir)
+            self._sample = self.free_bytes(self.db_path)
         except OSError:
             self._sample = 0
         self._since_sample = 0
+        self._refusing = False
 
     def estimate(self) -> int:
         """Free bytes now, as far as intake may count on them."""
@@ -123,6 +148,7 @@ class DiskFloor:
             return None
         free = self.estimate()
         if free - cost < self.min_free_bytes:
+            self._refusing = True
             return (f"disk almost full ({max(free, 0) / MIB:.1f} MiB free, floor "
                     f"store.min_free_mb={self.min_free_bytes // MIB})")
         self._in_flight += cost
@@ -137,8 +163,8 @@ class DiskFloor:
         self._since_sample += cost
 
     def readiness(self) -> DiskReadiness:
-        return DiskReadiness(self.estimate() if self.min_free_bytes else 0,
-                             self.min_free_bytes)
+        free = self.estimate() if self.min_free_bytes else 0
+        return DiskReadiness(free, self.min_free_bytes, self._refusing)
 
 
 class Backpressure:
@@ -148,7 +174,7 @@ class Backpressure:
         self.store = store
         self.clock = clock
         self.caps = {u.name: u.max_pending for u in config.upstreams}
-        self.disk = DiskFloor(config.store.min_free_mb * MIB, config.store.sqlite_path.parent,
+        self.disk = DiskFloor(config.store.min_free_mb * MIB, config.store.sqlite_path,
                               clock, free_bytes)
         self._counts: dict[str, _Count] = {}
 
