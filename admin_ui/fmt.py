@@ -13,11 +13,17 @@ WIB = timezone(timedelta(hours=7), "WIB")
 
 
 def wib(ts: float | None, *, seconds: bool = True) -> str:
-    """``2026-11-28 14:03:05 WIB``; an empty string for no time."""
+    """``28/11/2026 14:03:05 WIB``, day first as Indonesians write it (and as the date
+    filter reads it); an empty string for no time."""
     if ts is None:
         return ""
-    pattern = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    pattern = "%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M"
     return datetime.fromtimestamp(ts, WIB).strftime(pattern) + " WIB"
+
+
+def wib_iso(ts: float) -> str:
+    """``2026-11-28 14:03:05`` (WIB): for files a program reads, such as the CSV export."""
+    return datetime.fromtimestamp(ts, WIB).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def wib_clock(ts: float) -> str:
@@ -40,6 +46,7 @@ def age(seconds: float | None, t: Translator) -> str:
 # links and bookmarks from before kept in their ``from``/``to`` parameters.
 _DMY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", re.ASCII)
 _ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
+_CLOCK = re.compile(r"(\d{1,2})[:.](\d{2})", re.ASCII)  # 14:30, or 14.30 as often written
 
 
 def parse_day(text: str) -> date | None:
@@ -55,6 +62,20 @@ def parse_day(text: str) -> date | None:
         return date(year, month, day)
     except ValueError:  # 31/02, month 13, year 0
         return None
+
+
+def parse_day_time(text: str) -> float | None:
+    """``28/11/2026 14:30`` (a time of day in WIB, also ``2026-11-28T14:30`` as the old
+    datetime-local field sent it) as epoch seconds; None when it is not one."""
+    day_part, _, clock = text.strip().replace("T", " ", 1).partition(" ")
+    day = parse_day(day_part)
+    m = _CLOCK.fullmatch(clock.strip())
+    if day is None or m is None:
+        return None
+    hour, minute = int(m.group(1)), int(m.group(2))
+    if hour > 23 or minute > 59:
+        return None
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=WIB).timestamp()
 
 
 def day_text(day: date) -> str:

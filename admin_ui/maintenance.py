@@ -6,11 +6,10 @@ views only call it (it writes the audit log). Without the service nothing is sho
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 from aiohttp import web
 
-from admin_ui.fmt import WIB
+from admin_ui.fmt import parse_day_time
 from admin_ui.guard import error_page
 from proxy.admin_api import PRINCIPAL
 from proxy.admin_maintenance_api import MAINTENANCE
@@ -29,15 +28,6 @@ async def windows_by_upstream(maintenance: Maintenance | None,
     return out
 
 
-def _local_time(text: str) -> float | None:
-    """An ``<input type="datetime-local">`` value, read as WIB."""
-    try:
-        return datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M").replace(
-            tzinfo=WIB).timestamp()
-    except ValueError:
-        return None
-
-
 def _service(request: web.Request) -> Maintenance:
     if MAINTENANCE not in request.app:
         raise web.HTTPNotFound()  # this Tenang runs without maintenance windows
@@ -49,8 +39,8 @@ async def schedule(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     who = request[PRINCIPAL]
     starts_text, ends_text = str(form.get("starts_at", "")), str(form.get("ends_at", ""))
-    starts_at = _local_time(starts_text) if starts_text else time.time()
-    ends_at = _local_time(ends_text) if ends_text else None
+    starts_at = parse_day_time(starts_text) if starts_text else time.time()
+    ends_at = parse_day_time(ends_text) if ends_text else None
     if starts_at is None or (ends_text and ends_at is None):
         return error_page(request, 400, "maintenance.bad_time")
     try:

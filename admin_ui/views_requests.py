@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from admin_ui.filters import FilterForm, page_size, parse, upstream_names
-from admin_ui.fmt import body_text, wib
+from admin_ui.fmt import body_text, wib_iso
 from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
@@ -63,7 +63,7 @@ def _csv_row(r: StoredRequest) -> str:
     # Every cell quoted: a spreadsheet that splits on ';' (the Indonesian locale) must not
     # start a new, unprefixed cell in the middle of a body.
     csv.writer(out, quoting=csv.QUOTE_ALL).writerow([_cell(v) for v in (
-        r.id, wib(r.received_at), r.upstream, r.endpoint, r.method, r.path, r.query,
+        r.id, wib_iso(r.received_at), r.upstream, r.endpoint, r.method, r.path, r.query,
         r.status.value, r.attempts, r.reason, r.body.decode("utf-8", "replace"))])
     return out.getvalue()
 

@@ -108,7 +108,7 @@ async def test_auditor_sees_real_actions_newest_first_with_request_links(
     assert [r.id for r in shown] == sorted((r.id for r in shown), reverse=True)
     stored = await managed(ui.store).audit_entries()
     assert [r.cells[0] for r in shown] == [wib(e.at) for e in stored], "WIB times"
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WIB", r.cells[0]) for r in shown)
+    assert all(re.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d WIB", r.cells[0]) for r in shown)
     assert shown[1].links == shown[2].links == [f"/requests/{request_id}"]
     assert shown[0].links == shown[3].links == [], "no target, no link"
     assert link(page, "older") is None and link(page, "newest") is None, "a single page"

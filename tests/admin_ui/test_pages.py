@@ -7,9 +7,11 @@ import io
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import aiohttp
 
+from admin_ui.fmt import WIB
 from proxy.app import Tenang
 from proxy.calls import Status
 from proxy.store.admin_base import managed
@@ -190,9 +192,12 @@ async def test_bulk_retry_dry_run_then_paced_job(
     assert re.fullmatch(r"/bulk/\d+", job_url)
 
     async def done() -> bool:
-        return json.loads((await b.get(job_url + ".json"))[1])["stop"] is True
+        # The job is marked finished just before its closing audit entry is written.
+        finished = json.loads((await b.get(job_url + ".json"))[1])["stop"] is True
+        entries = await managed(ui.store).audit_entries(limit=1)
+        return finished and bool(entries) and entries[0].action == "bulk_retry_done"
 
-    await wait_until(done, what="the bulk job to finish")
+    await wait_until(done, what="the bulk job to finish and audit its end")
     data = json.loads((await b.get(job_url + ".json"))[1])
     assert data["fields"]["retried"] == "3" and data["fields"]["skipped"] == "0"
     for request_id in ids[:3]:
@@ -261,3 +266,24 @@ async def test_maintenance_forms_for_operators_and_admins(
     assert ("adi", "maintenance_schedule") in actions
     status, page, _ = await admin.post("/maintenance", {"upstream": "nope", "reason": "x"})
     assert status == 400
+
+
+async def test_maintenance_times_are_typed_day_first_in_wib(
+        ui: Tenang, as_role: Callable[[str], Awaitable[Browser]]) -> None:
+    admin = await as_role("adi")
+    _, page, _ = await admin.get("/")
+    assert 'type="datetime-local"' not in page, "no browser-locale widget (mm/dd/yyyy)"
+    assert 'name="starts_at" placeholder="hh/bb/tttt jj:mm"' in page
+    status, _, _ = await admin.post("/maintenance", {
+        "upstream": "antrean", "reason": "BPJS upgrade", "starts_at": "01/03/2099 22:00",
+        "ends_at": "02/03/2099 00.30"})
+    assert status == 303
+    [window] = await ui.maintenance.windows()
+    assert window.starts_at == datetime(2099, 3, 1, 22, 0, tzinfo=WIB).timestamp()
+    assert window.ends_at == datetime(2099, 3, 2, 0, 30, tzinfo=WIB).timestamp()
+    _, page, _ = await admin.get("/")
+    assert "01/03/2099 22:00 WIB \u2013 02/03/2099 00:30 WIB" in page
+    status, page, _ = await admin.post("/maintenance", {
+        "upstream": "antrean", "reason": "x", "starts_at": "03/01/2099 10:00 PM"})
+    assert status == 400 and "tulis hh/bb/tttt jj:mm (WIB)" in page
+    assert len(await ui.maintenance.windows()) == 1, "nothing saved"

@@ -12,7 +12,17 @@ import pytest
 from admin_ui import views_bulk, views_dashboard, views_requests
 from admin_ui.dashboard import CHART_BUCKET_S, SHOWN_STATUSES, card, chart, live_json
 from admin_ui.filters import page_size, parse
-from admin_ui.fmt import age, body_text, day_start, day_text, next_day_start, parse_day, wib
+from admin_ui.fmt import (
+    age,
+    body_text,
+    day_start,
+    day_text,
+    next_day_start,
+    parse_day,
+    parse_day_time,
+    wib,
+    wib_iso,
+)
 from admin_ui.guard import safe_next
 from admin_ui.i18n import LANGS, Translator, catalog
 from proxy.auth import GRANTS, Permission, Role
@@ -88,9 +98,15 @@ def test_catalogs_are_valid_json_files() -> None:
 
 
 def test_times_are_shown_in_jakarta_time() -> None:
-    assert wib(T0) == "2025-11-28 10:20:00 WIB"
-    assert wib(T0, seconds=False) == "2025-11-28 10:20 WIB"
+    assert wib(T0) == "28/11/2025 10:20:00 WIB"
+    assert wib(T0, seconds=False) == "28/11/2025 10:20 WIB"
     assert wib(None) == ""
+    assert wib_iso(T0) == "2025-11-28 10:20:00", "for the CSV: sortable, unambiguous"
+    assert parse_day_time("28/11/2025 10:20") == T0
+    assert parse_day_time("28/11/2025 10.20") == parse_day_time("2025-11-28T10:20") == T0
+    for bad in ("28/11/2025", "28/11/2025 24:00", "28/11/2025 10:60", "31/11/2025 10:00",
+                "11/28/2025 10:20", "besok pagi"):
+        assert parse_day_time(bad) is None, bad
     assert day_start("2025-11-28") == T0 - 10 * 3600 - 20 * 60
     assert next_day_start("2025-11-28") == T0 - 10 * 3600 - 20 * 60 + 86_400
     assert day_start("28/11/2025") == day_start("2025-11-28"), "dd/mm/yyyy, and ISO links"
@@ -134,8 +150,8 @@ def test_a_card_carries_every_figure_the_page_and_the_json_show() -> None:
     assert (c.fields["pending"], c.fields["dead"], c.fields["held"]) == ("7", "1", "0")
     assert c.fields["sep_open"] == "4"
     assert c.fields["oldest_pending"] == "2 min 5 s"
-    assert c.fields["last_attempt"] == "2025-11-28 10:19:55 WIB · transient failure"
-    assert c.fields["opened_at"] == "2025-11-28 10:19:00 WIB"
+    assert c.fields["last_attempt"] == "28/11/2025 10:19:55 WIB · transient failure"
+    assert c.fields["opened_at"] == "28/11/2025 10:19:00 WIB"
     data = live_json([c], T0)
     assert data["states"] == {"vclaim.breaker": "open"}
     assert data["fields"]["vclaim.pending"] == "7"  # type: ignore[index]

@@ -228,3 +228,22 @@ async def test_date_filter_is_day_first_in_wib(tab: Session, tenang: Tenang,
         "tulis tanggal sebagai hh/bb/tttt")
     await expect(page.locator("#filter-to")).to_have_value("31/02/2026")
     await expect(page.locator("#filter-to")).to_have_attribute("aria-invalid", "true")
+
+
+async def test_maintenance_window_typed_day_first(tab: Session, tenang: Tenang) -> None:
+    page = tab.page
+    await tab.login("adi")
+    await page.get_by_text("Jadwalkan pemeliharaan").click()
+    starts = page.locator('input[name="starts_at"]')
+    await expect(starts).to_have_attribute("type", "text")
+    await starts.fill("2099-03-01T22:00")
+    assert await starts.evaluate("e => e.validity.patternMismatch") is True
+    await starts.fill("01/03/2099 22:00")
+    assert await starts.evaluate("e => e.validity.valid") is True
+    await page.locator('input[name="ends_at"]').fill("02/03/2099 00.30")
+    await page.locator('input[name="reason"]').fill("BPJS upgrade")
+    await page.get_by_role("button", name="Simpan jadwal").click()
+    await expect(page.locator(".maintenance li")).to_contain_text(
+        "01/03/2099 22:00 WIB \u2013 02/03/2099 00:30 WIB")
+    [window] = await tenang.maintenance.windows()
+    assert window.reason == "BPJS upgrade"
