@@ -1,0 +1,196 @@
+"""Fuzzing the admin port (API and UI) over raw sockets: every method, odd ids and paths,
+bad and binary credentials, invalid and deep JSON, hostile login forms.
+
+Properties: a clear 4xx or a 2xx (3xx for the UI's redirects), never a 5xx or traceback
+text; the API answers JSON; and the admin port still serves afterwards. Known defects of
+issue 10.3 (being fixed) are in ``test_admin_known``-named tests, ``xfail(strict=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.conftest import ADMIN_TOKEN
+from tests.fuzz.properties import (
+    FUZZ,
+    TRICKS,
+    assert_clear_answer,
+    json_docs,
+    methods,
+    parser_level,
+)
+from tests.fuzz.stack import UI_PASSWORD, UI_USER, Answer, Stack, raw_exchange, request_bytes
+
+ids = st.one_of(st.text(alphabet="0123456789ABCDEFGHJKMNPQRSTVWXYZ", max_size=30),
+                st.integers(min_value=-10, max_value=10**9).map(str),
+                st.sampled_from(TRICKS), st.text(alphabet=st.characters(
+                    min_codepoint=0x21, max_codepoint=0x7e, exclude_characters="?#/ "),
+                    max_size=12))
+API_PATHS = ("/api/v1/requests", "/api/v1/requests/{id}", "/api/v1/requests/{id}/retry",
+             "/api/v1/requests/{id}/cancel", "/api/v1/summary", "/api/v1/maintenance",
+             "/api/v1/maintenance/{id}/cancel", "/api/v2/x", "/api/", "/healthz", "/readyz",
+             "/metrics")
+UI_PATHS = ("/", "/login", "/logout", "/requests", "/requests.csv", "/requests/{id}",
+            "/requests/{id}/retry", "/audit", "/bulk", "/bulk/{id}", "/bulk/{id}.json",
+            "/maintenance", "/maintenance/{id}/cancel", "/lang/{id}", "/ui/dashboard.json",
+            "/ui/chart/{id}.svg", "/static/{id}", "/nope")
+queries = st.one_of(st.just(""), st.dictionaries(
+    st.sampled_from(["status", "upstream", "limit", "cursor", "include_past", "q", "from",
+                     "to", "endpoint", "next", "page"]),
+    st.one_of(st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7e,
+                                             exclude_characters="&#= "), max_size=12),
+              st.integers(min_value=-10**6, max_value=10**6).map(str)),
+    max_size=3).map(lambda d: "&".join(f"{k}={v}" for k, v in d.items())))
+# Credentials: right, wrong, and ASCII junk (binary junk is a known defect, below).
+authorizations = st.one_of(st.none(), st.just(f"Bearer {ADMIN_TOKEN}"),
+                           st.text(alphabet=st.characters(min_codepoint=0x20,
+                                                          max_codepoint=0x7e), max_size=40))
+maintenance_docs = st.fixed_dictionaries({}, optional={
+    "upstream": st.one_of(st.sampled_from(["antrean", "vclaim", "nope"]), st.integers()),
+    "reason": st.one_of(st.text(max_size=30), st.none(), st.integers()),
+    "starts_at": st.one_of(st.integers(min_value=-10**10, max_value=10**10), st.text(max_size=30),
+                           st.sampled_from(["2025-03-01T22:00:00+07:00", "2025-03-01T22:00"])),
+    "ends_at": st.one_of(st.integers(min_value=-10**10, max_value=10**10), st.text(max_size=30)),
+    "duration_s": st.one_of(st.integers(min_value=-10**6, max_value=10**7), st.text(max_size=5),
+                            st.none())})
+api_bodies = st.one_of(st.just(b""), json_docs.map(lambda d: json.dumps(d).encode()),
+                       maintenance_docs.map(lambda d: json.dumps(d).encode()),
+                       st.binary(max_size=100), st.sampled_from([b"{", b"[1,]", b"null"]))
+
+
+def admin_request(method: str, path: str, query: str, authorization: bytes | None,
+                  body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> bytes:
+    headers = [(b"Authorization", authorization)] if authorization is not None else []
+    target = (path + ("?" + query if query else "")).encode()
+    return request_bytes(method.encode(), target, headers + (extra or []), body)
+
+
+def assert_still_serves(stack: Stack) -> None:
+    answer = raw_exchange(stack.admin_port, admin_request(
+        "GET", "/api/v1/summary", "", f"Bearer {ADMIN_TOKEN}".encode(), b""))
+    assert answer.status == 200, (answer.status, answer.text)
+    json.loads(answer.body)
+
+
+def assert_api_answer(method: str, path: str, answer: Answer) -> None:
+    assert_clear_answer(answer)
+    # aiohttp's own 404/405 (no route for the method; CONNECT's authority-form target)
+    # and parser 400s are plain text; a HEAD answer has no body
+    if (path.startswith("/api/") and answer.status not in (404, 405) and method != "HEAD"
+            and not parser_level(answer)):
+        assert isinstance(json.loads(answer.body), dict), answer.text
+
+
+def test_admin_api_answers_any_call_clearly_in_json(stack: Stack) -> None:
+    @FUZZ
+    @given(method=methods, path=st.sampled_from(API_PATHS), id_=ids, query=queries,
+           authorization=authorizations, body=api_bodies)
+    def example(method: str, path: str, id_: str, query: str, authorization: str | None,
+                body: bytes) -> None:
+        path = path.replace("{id}", id_)
+        if "{id}" in path and "maintenance" in path and id_.isdigit() and len(id_) > 18:
+            return  # a known 500 (issue 10.3), see test_admin_known_* below
+        answer = raw_exchange(stack.admin_port, admin_request(
+            method, path, query, None if authorization is None else authorization.encode(),
+            body))
+        if answer.status == 503 and path == "/readyz":
+            return  # "not ready" is /readyz's own answer
+        assert_api_answer(method, path, answer)
+
+    example()
+    assert_still_serves(stack)
+
+
+def login_csrf(stack: Stack) -> tuple[str, str]:
+    """(cookie header value, form token) from a fresh GET /login."""
+    answer = raw_exchange(stack.admin_port, request_bytes(b"GET", b"/login", []))
+    assert answer.status == 200, answer.status
+    cookie = answer.headers["set-cookie"].split(";")[0]
+    token = re.search(r'name="csrf_token" value="([^"]+)"', answer.text)
+    assert token, answer.text[:500]
+    return cookie, token.group(1)
+
+
+form_values = st.text(max_size=40)
+login_forms = st.dictionaries(st.sampled_from(["name", "password", "next", "csrf_token",
+                                               "x"]), form_values, max_size=5)
+
+
+def urlencode(form: dict[str, str]) -> bytes:
+    from urllib.parse import urlencode as encode
+    return encode(form).encode()
+
+
+def test_login_form_and_ui_pages_answer_clearly(stack: Stack) -> None:
+    cookie, token = login_csrf(stack)
+
+    @FUZZ
+    @given(form=login_forms, use_csrf=st.booleans(), method=methods,
+           path=st.sampled_from(UI_PATHS), id_=ids, query=queries,
+           cookie_value=st.one_of(st.none(), st.text(alphabet=st.characters(
+               min_codepoint=0x21, max_codepoint=0x7e, exclude_characters=";"), max_size=40)))
+    def example(form: dict[str, str], use_csrf: bool, method: str, path: str, id_: str,
+                query: str, cookie_value: str | None) -> None:
+        if form.get("name") == UI_USER:
+            form["name"] = UI_USER + "x"  # keep the real user unlocked for other tests
+        if use_csrf:
+            form = {**form, "csrf_token": token}
+            headers = [(b"Cookie", cookie.encode())]
+        else:
+            headers = [] if cookie_value is None else [
+                (b"Cookie", f"tenang_session={cookie_value}".encode())]
+        answer = raw_exchange(stack.admin_port, request_bytes(
+            b"POST", b"/login", [*headers, (b"Content-Type", b"application/x-www-form-urlencoded")],
+            urlencode(form)))
+        assert_clear_answer(answer, allow_redirect=True)
+        page = path.replace("{id}", id_)
+        answer = raw_exchange(stack.admin_port, request_bytes(
+            method.encode(), (page + ("?" + query if query else "")).encode(), headers))
+        assert_clear_answer(answer, allow_redirect=True)
+
+    example()
+    # the real user still logs in
+    answer = raw_exchange(stack.admin_port, request_bytes(
+        b"POST", b"/login", [(b"Cookie", cookie.encode()),
+                             (b"Content-Type", b"application/x-www-form-urlencoded")],
+        urlencode({"name": UI_USER, "password": UI_PASSWORD, "csrf_token": token})))
+    assert answer.status == 303, (answer.status, answer.text[:500])
+    assert "tenang_session=" in answer.headers.get("set-cookie", "")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10.3: 500 on binary Authorization, deep or "
+                   "huge JSON, huge ids and binary multipart fields (intake-input is fixing it)")
+def test_admin_known_bad_input_gets_a_clear_4xx(stack: Stack) -> None:
+    token = f"Bearer {ADMIN_TOKEN}".encode()
+    cookie, csrf = login_csrf(stack)
+    boundary = b"fz"
+    multipart = (b"--fz\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n" +
+                 csrf.encode() + b"\r\n--fz\r\nContent-Disposition: form-data; "
+                 b"name=\"name\"\r\n\r\n\xff\xfe\r\n--fz\r\nContent-Disposition: form-data; "
+                 b"name=\"password\"\r\n\r\nx\r\n--fz--\r\n")
+    cases = [
+        admin_request("GET", "/api/v1/summary", "", b"Bearer \xff\xfe", b""),
+        admin_request("POST", "/api/v1/maintenance", "", token,
+                      b'{"upstream":' * 50_000 + b"1" + b"}" * 50_000),
+        admin_request("POST", "/api/v1/maintenance", "", token,
+                      b'{"upstream": "antrean", "reason": "x", "duration_s": 1e308}'),
+        admin_request("POST", "/api/v1/maintenance/999999999999999999999/cancel", "",
+                      token, b""),
+        request_bytes(b"POST", b"/login", [
+            (b"Cookie", cookie.encode()),
+            (b"Content-Type", b"multipart/form-data; boundary=" + boundary)], multipart),
+    ]
+
+    @FUZZ
+    @given(case=st.sampled_from(cases))
+    def example(case: bytes) -> None:
+        answer = raw_exchange(stack.admin_port, case)
+        assert_clear_answer(answer, allow_redirect=True)
+
+    example()
+    assert_still_serves(stack)
