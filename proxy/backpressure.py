@@ -37,14 +37,15 @@ REFRESH_S = 1.0
 # A recount waits at least this many times as long as the last one took (<= 5% duty).
 RECOUNT_SPACING = 20.0
 MIB = 1024 * 1024
-# Per request on top of its bytes (counted twice: table and WAL): index entries, the
-# row header, page slack and its share of a commit's WAL frames. Measured on SQLite
-# with a burst onto tmpfs (tests/integration/test_disk_full.py); errs high.
-ROW_OVERHEAD = 8192
+# Per request on top of its bytes (counted twice: table and WAL). A commit appends whole
+# 4 KiB pages to the WAL for the table and every index it touches: measured on tmpfs
+# (tests/integration/test_disk_full.py), ~6 KB per 2 KB request in a group of hundreds,
+# ~40 KB for one committed alone. Errs high; sampling by bytes keeps the excess small.
+ROW_OVERHEAD = 16 * 1024
 # SQLite's defaults: checkpoint at 1000 pages of 4 KiB in the WAL (wal_autocheckpoint).
 WAL_LIMIT = 1000 * 4096
 # Re-sample free space after this many bytes admitted (or a quarter of the room left).
-SAMPLE_BYTES = 256 * 1024
+SAMPLE_BYTES = 64 * 1024
 # Readiness wants room for a typical request above the floor, not just any room: a
 # balancer stops sending a little before intake starts refusing.
 READY_HEADROOM = 64 * 1024

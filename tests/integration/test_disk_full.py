@@ -2,7 +2,7 @@
 few-MiB tmpfs, nearly filled, then a burst of concurrent writes.
 
 - no 202 without a stored row; every refusal is a 503 naming the reason;
-- /readyz says not ready while intake refuses;
+- /readyz says not ready while intake refuses for the disk;
 - the free-disk floor holds under the burst, so the relay can still record outcomes;
 - intake resumes by itself when space returns (a filler file is deleted).
 
@@ -53,9 +53,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def fill(disk: Path, leave_bytes: int) -> Path:
+def fill(disk: Path, leave_bytes: int, name: str = "filler") -> Path:
     """A filler file that leaves about ``leave_bytes`` free on ``disk``."""
-    filler = disk / "filler"
+    filler = disk / name
     size = shutil.disk_usage(disk).free - leave_bytes
     with filler.open("wb") as f:
         f.write(b"\0" * max(size, 0))
@@ -98,11 +98,6 @@ async def test_a_burst_onto_a_full_disk_keeps_every_promise(
     assert sqlite_free_bytes(db) >= FLOOR_MB * MiB, "the burst went through the floor"
     assert free >= FLOOR_MB * MiB, f"{free} B left on the disk"
 
-    async with http.get(f"{tenang.admin_url}/readyz") as resp:
-        assert resp.status == 503
-        doc = await resp.json()
-    assert "disk almost full" in doc["reason"]
-
     # The floor left room for the relay: every accepted request is delivered and its
     # outcome recorded.
     assert tenang.relay is not None
@@ -113,7 +108,21 @@ async def test_a_burst_onto_a_full_disk_keeps_every_promise(
             return row is not None and row.status.value == "succeeded"
         await wait_until(succeeded, timeout_s=30.0, what=f"{rid} delivered and recorded")
 
+    # The disk fills up (another program's files): intake refuses, and /readyz says so.
+    more = fill(small_disk, WAL_LIMIT + FLOOR_MB * MiB // 2, name="more")
+
+    async def refusing() -> bool:
+        status, doc, _ = await post(http, tenang.gateway_url, 20_000)
+        assert status in (202, 503)
+        return status == 503 and "disk almost full" in doc["metadata"]["message"]
+    await wait_until(refusing, timeout_s=5.0, interval_s=0.2, what="intake to refuse")
+    async with http.get(f"{tenang.admin_url}/readyz") as resp:
+        assert resp.status == 503
+        doc = await resp.json()
+    assert "disk almost full" in doc["reason"] and doc["status"] == "not ready"
+
     filler.unlink()  # space returns: intake resumes by itself within a sample or so
+    more.unlink()
 
     async def accepts() -> bool:
         status, _, _ = await post(http, tenang.gateway_url, 10_000)
