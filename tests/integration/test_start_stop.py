@@ -265,3 +265,12 @@ mode = "queue"
         "note: upstreams[0].routes[0].match 'POST antrean/updatewaktuu' matches none of the "
         "antrean preset's endpoints: check the path (it applies only to requests for "
         "exactly such a path)"]
+
+
+def test_the_simulator_with_its_port_taken_exits_naming_the_address(taken_port: int) -> None:
+    result = tenang("simulate-bpjs", "--listen", f"127.0.0.1:{taken_port}", "--cons-id", "1",
+                    "--secret", "s")
+
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{taken_port} (--listen): address already in use" \
+        in one_line_error(result)

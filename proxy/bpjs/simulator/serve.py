@@ -17,6 +17,8 @@ from proxy.bpjs.simulator.settings import (
     slow_alias,
 )
 from proxy.bpjs.simulator.state import SimulatorState
+from proxy.config import HostPort
+from proxy.preflight import listen_error
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,7 +72,11 @@ async def serve(config: SimConfig, host: str, port: int) -> None:
     # The simulator's own request log is /_sim/log; aiohttp's access log would repeat it.
     runner = web.AppRunner(create_simulator_app(SimulatorState(config)), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise listen_error(exc, HostPort(host, port), "--listen") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
