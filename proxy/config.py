@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 from proxy.bpjs.presets import UNFORWARDABLE, Override, forwarded_headers
+from proxy.config_auth import auth_problems, secret_problems
 from proxy.config_ops import MaintenanceConfig, MetricsConfig, NotifyConfig
 from proxy.config_ops import problems as ops_problems
 from proxy.config_routes import RouteConfig, route_override, route_problems
@@ -66,6 +67,8 @@ class ServerConfig:
     # GET /_tenang/requests/{id} on the SIMRS port: bearer token from this env var; with
     # none configured, only loopback clients may look results up.
     results_token_env: str = ""
+    # Client addresses (CIDR or single IPs) allowed on both ports; empty: everyone.
+    allow_from: tuple[str, ...] = ()
     results_token: str | None = field(default=None, metadata={"derived": True}, repr=False)
 
 
@@ -151,6 +154,10 @@ class UpstreamConfig:
     secret_env: str = ""
     # user_key normally travels with each request; this one fills in when it does not.
     user_key_env: str = ""
+    # Intake refuses an X-timestamp further than this from its clock (0: no time check).
+    max_skew_s: float = 600.0
+    # Opt-out of the required secret (BPJS presets): replays go out unsigned.
+    unsigned_replays: bool = False
     timeout_s: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
@@ -393,6 +400,8 @@ def _validate(cfg: Config) -> None:
         _check(not dupes, f"upstreams.{attr}", f"duplicate value {dupes[0] if dupes else ''!r}")
     for key, message in ops_problems(cfg.metrics, cfg.maintenance, cfg.notify):
         raise ConfigError(f"{key}: {message}")
+    for key, message in auth_problems(cfg.server, cfg.upstreams):
+        raise ConfigError(f"{key}: {message}")
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
@@ -436,6 +445,8 @@ def _resolve(cfg: Config, base_dir: Path, env: Mapping[str, str]) -> Config:
 def parse_config(raw: Mapping[str, Any], base_dir: Path, env: Mapping[str, str]) -> Config:
     cfg = _build(Config, raw, "")
     _validate(cfg)
+    for key, message in secret_problems(cfg.upstreams, env):
+        raise ConfigError(f"{key}: {message}")
     return _resolve(cfg, base_dir, env)
 
 

@@ -41,12 +41,13 @@ SECRET = "cb-s3cret"
 def config(*, secret: bool = True, callback_url: str = URL, **callbacks: Any) -> Config:
     up: dict[str, Any] = {"name": "antrean", "prefix": "/antreanrs",
                           "target": "http://127.0.0.1:9/antreanrs", "preset": "antrean",
+                          "cons_id": "12345", "secret_env": "BPJS_SECRET",
                           "callback_url": callback_url}
     if secret:
         up["callback_secret_env"] = "CB_SECRET"
     raw = {"upstreams": [up], "callbacks": {"max_attempts": 4, "initial_delay_s": 5.0,
                                             "max_delay_s": 12.0, **callbacks}}
-    return parse_config(raw, Path("."), {"CB_SECRET": SECRET})
+    return parse_config(raw, Path("."), {"CB_SECRET": SECRET, "BPJS_SECRET": "bpjs-s3cret"})
 
 
 REQUEST_ID = new_request_id(T0)

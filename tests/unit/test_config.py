@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import re
 import subprocess
 import sys
@@ -250,6 +251,7 @@ NUMERIC_KEYS = [
     "store.min_free_mb",
     "upstreams.max_pending",
     "upstreams.dedup_window_s",
+    "upstreams.max_skew_s",
     "upstreams.fail_status",
     "upstreams.routes.deadline_ms",
     "upstreams.routes.cache_ttl_s",
@@ -360,8 +362,9 @@ def test_duplicate_upstream_names_and_prefixes_are_rejected(
 def test_two_distinct_upstreams_are_accepted() -> None:
     raw = minimal()
     raw["upstreams"].append({"name": "vclaim", "prefix": "/vclaim-rest", "preset": "vclaim",
-                             "target": "http://example.test/vclaim"})
-    cfg = parse_config(raw, Path("."), {})
+                             "target": "http://example.test/vclaim", "cons_id": "12345",
+                             "secret_env": "VCLAIM_SECRET"})
+    cfg = parse_config(raw, Path("."), {"VCLAIM_SECRET": "s3cret"})
     assert [u.name for u in cfg.upstreams] == ["antrean", "vclaim"]
     assert cfg.upstreams[1].envelope_key == "metaData"
 
@@ -458,15 +461,17 @@ def test_parse_config_does_not_modify_its_input() -> None:
 # --- command line -----------------------------------------------------------------------
 
 
-def run_check_config(path: Path) -> subprocess.CompletedProcess[str]:
+def run_check_config(path: Path, env: dict[str, str] | None = None
+                     ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "proxy", "check-config", "--config", str(path)],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
 def test_check_config_accepts_the_example() -> None:
-    result = run_check_config(EXAMPLE)
+    result = run_check_config(EXAMPLE, {"TENANG_ANTREAN_SECRET": "s3cret"})
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
     assert "antrean" in result.stdout

@@ -29,6 +29,8 @@ def config(token: str | None = None, secret: bool = False) -> Config:
     env = {"SECRET": "s3cret", "RT": token or ""}
     if secret:
         up["secret_env"] = "SECRET"
+    else:
+        up["unsigned_replays"] = True
     return parse_config({"upstreams": [up], "server": {"results_token_env": "RT"}},
                         Path("."), env)
 
