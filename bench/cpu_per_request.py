@@ -22,14 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from intake_bench import (
     ADMIN_TOKEN,
-    BODY_HEAD,
-    BODY_TAIL,
-    LUA,
     PATH,
+    SECRET,
+    SECRET_ENV,
     free_port,
     stop,
     tenang_config,
     wait_http,
+    write_script,
 )
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -44,16 +44,16 @@ def one_run(checkout: Path, duration_s: int, preset: str) -> float:
     with tempfile.TemporaryDirectory(prefix="tenang-cpu-") as tmp:
         work = Path(tmp)
         script = work / "post.lua"
-        script.write_text(LUA % {"head": BODY_HEAD, "tail": BODY_TAIL})
         port, admin_port, up_port = (free_port() for _ in range(3))
         config = tenang_config(work, port, admin_port, up_port, preset)
-        env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN,
+        env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET,
                "PYTHONPATH": str(checkout)}
         server = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config",
                                    str(config)], cwd=checkout, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_http(f"http://127.0.0.1:{admin_port}/healthz", server)
+            write_script(script)  # signed now, valid for the run
             before = process_cpu_s(server.pid)
             out = subprocess.run(
                 ["wrk", "-t1", "-c64", f"-d{duration_s}s", "-s", str(script),
@@ -62,6 +62,8 @@ def one_run(checkout: Path, duration_s: int, preset: str) -> float:
             after = process_cpu_s(server.pid)
         finally:
             stop(server)
+        if "Non-2xx" in out:  # e.g. 401s: the figure would be the cost of a refusal
+            raise SystemExit(f"{checkout}: not every request was accepted:\n{out}")
         requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
         return (after - before) / requests * 1e6
 

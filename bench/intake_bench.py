@@ -33,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from proxy.bpjs.signature import signed_headers
 from proxy.loop import event_loop_name, new_event_loop
 
 REPO = Path(__file__).resolve().parents[1]
 PATH = "/antreanrs/antrean/updatewaktu"
 ADMIN_TOKEN = "bench-admin-token"
+CONS_ID, SECRET, SECRET_ENV = "12345", "bench-secret", "TENANG_BENCH_BPJS_SECRET"
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 15.0
 
@@ -64,9 +66,11 @@ request = function()
   return wrk.format(nil, nil, nil, [[%(head)s]] .. run .. "-" .. n .. [[%(tail)s]])
 end
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-cons-id"] = "12345"
-wrk.headers["X-timestamp"] = "1715912345"
-wrk.headers["X-signature"] = "c2lnbmF0dXJlLW5vdC1jaGVja2VkLWJ5LXRoZS1iZW5jaA=="
+-- Signed when this script is written, just before each wrk run: intake checks the
+-- signature and that X-timestamp is within max_skew_s (600 s), longer than any run.
+wrk.headers["X-cons-id"] = "%(cons_id)s"
+wrk.headers["X-timestamp"] = "%(timestamp)s"
+wrk.headers["X-signature"] = "%(signature)s"
 wrk.headers["user_key"] = "0123456789abcdef0123456789abcdef"
 
 done = function(summary, latency, requests)
@@ -131,7 +135,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def write_script(script: Path) -> None:
+    """The wrk script with a header set signed now (see the Lua comment)."""
+    signed = signed_headers(CONS_ID, SECRET, time.time())
+    script.write_text(LUA % {"head": BODY_HEAD, "tail": BODY_TAIL, "cons_id": CONS_ID,
+                             "timestamp": signed["X-timestamp"],
+                             "signature": signed["X-signature"]})
+
+
 def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
+    write_script(script)
     # wrk takes whole seconds only.
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s",
            "--timeout", "5s", "--latency", "-s", str(script), url]
@@ -186,6 +199,8 @@ name = "antrean"
 prefix = "/antreanrs"
 target = "http://127.0.0.1:{upstream_port}/antreanrs"
 preset = "{preset}"
+cons_id = "{CONS_ID}"
+secret_env = "{SECRET_ENV}"
 timeout_s = 5.0
 """)
     return path
@@ -203,11 +218,10 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tenang-bench-") as tmp:
         work = Path(tmp)
         script = work / "post.lua"
-        script.write_text(LUA % {"head": BODY_HEAD, "tail": BODY_TAIL})
         hello_port, port, admin_port, up_port = (free_port() for _ in range(4))
         config = tenang_config(work, port, admin_port, up_port)
         log = (work / "tenang.log").open("wb")
-        env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN}
+        env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET}
         # Both servers run side by side and are measured in alternating rounds, so drift
         # in this shared VM's speed hits both alike; medians are compared.
         hello = subprocess.Popen([py, __file__, "--serve-hello", str(hello_port)],
@@ -215,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         # BPJS is down for the whole run: intake alone is measured, the relay only probes.
         upstream = subprocess.Popen(
             [py, "-m", "proxy", "simulate-bpjs", "--listen", f"127.0.0.1:{up_port}",
-             "--cons-id", "bench", "--secret", "bench-secret", "--mode", "down"],
+             "--cons-id", CONS_ID, "--secret", SECRET, "--mode", "down"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         tenang = subprocess.Popen([py, "-m", "proxy", "serve", "--config", str(config)],
                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -15,11 +15,13 @@ from aiohttp import web
 from admin_ui import setup_ui
 from proxy.admin_api import create_admin_app
 from proxy.admin_maintenance_api import add_maintenance_routes
+from proxy.allow_from import restrict
 from proxy.backpressure import Backpressure
 from proxy.callback_sender import CallbackSender
 from proxy.config import Config, HostPort
 from proxy.envelopes import envelope
 from proxy.gateway import Gateway, create_gateway_app
+from proxy.intake_auth import unsigned_warnings
 from proxy.maintenance import Maintenance
 from proxy.metrics import Metrics, add_metrics_route
 from proxy.notify import Notifier
@@ -183,13 +185,8 @@ class Tenang:
         warning = insecure_cookie_warning(self.config)
         if warning is not None:
             log.warning(warning)
-        for up in self.config.upstreams:
-            if up.is_bpjs and not up.secret:
-                log.warning("upstream %s has no consumer secret (set secret_env): queued "
-                            "requests are replayed with the SIMRS's original headers, "
-                            "without X-signature, and cannot be re-signed; BPJS will refuse "
-                            "replays once their X-timestamp is stale, and encrypted answers "
-                            "cannot be stored readable", up.name)
+        for message in unsigned_warnings(self.config):
+            log.warning(message)
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=64),
             auto_decompress=True,
@@ -210,6 +207,7 @@ class Tenang:
         add_metrics_route(admin, self.metrics, self.config.metrics.token)
         add_maintenance_routes(admin, self.maintenance)
         setup_ui(admin)  # the admin web UI at /, on the services registered above
+        restrict(admin, self.config.server.allow_from, admin=True)
         runner, self.admin_url = await _site(admin, self.config.server.admin_listen,
                                              self._sockets[0], self.admin_limits)
         self._runners.append(runner)
@@ -218,9 +216,10 @@ class Tenang:
                                   self.observer)
         gateway = Gateway(self.config, self.store, self.relay, observer=self.observer,
                           passthrough=passthrough, backpressure=self.backpressure)
-        runner, self.gateway_url = await _site(create_gateway_app(gateway),
-                                               self.config.server.listen, self._sockets[1],
-                                               self.gateway_limits)
+        simrs = restrict(create_gateway_app(gateway), self.config.server.allow_from,
+                         admin=False)
+        runner, self.gateway_url = await _site(simrs, self.config.server.listen,
+                                               self._sockets[1], self.gateway_limits)
         self._runners.append(runner)
         log.info("Tenang listening for the SIMRS on %s, admin on %s", self.gateway_url,
                  self.admin_url)

@@ -37,6 +37,7 @@ from proxy.delivery import LiveResult
 from proxy.envelopes import WithId, already_accepted, bpjs_ok, envelope, queued
 from proxy.headers import Forwarded, forwarded, live_headers, stored_headers
 from proxy.ids import next_request_id
+from proxy.intake_auth import IntakeAuth
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.passthrough import Passthrough
 from proxy.paths import path_trick
@@ -74,6 +75,7 @@ class Gateway:
         self.relay = relay
         self.passthrough = passthrough
         self.backpressure = backpressure or Backpressure(config, store)
+        self.auth = IntakeAuth(config.upstreams)
         self.routes = [(u.prefix.lower(), Route(u, queued(u.preset), bpjs_ok(u.preset)))
                        for u in config.upstreams]
         self.results_base = "/_tenang/requests/"
@@ -129,6 +131,10 @@ class Gateway:
             return refuse(None, 404, "Tidak ada upstream untuk path ini / no upstream is "
                           f"configured for {path!r}; Tenang is not an open proxy")
         up = route.upstream
+        # Before anything is read, stored, sent live or answered from the read cache.
+        denied = self.auth.refusal(up, request.headers, request.remote)
+        if denied is not None:
+            return refuse(up.preset, denied.status, denied.message)
         rest = path[len(up.prefix):]
         if has_dot_segment(rest):
             return refuse(up.preset, 400, "Path tidak valid / path must not contain . or .. "

@@ -48,7 +48,7 @@ def bpjs_config(tmp_path: Path, sim: RunningSimulator, service: str = "antrean",
     if re_sign:
         upstream.update(secret_env=SECRET_ENV, env={SECRET_ENV: sim.secret})
     else:
-        upstream.update(secret_env=None)
+        upstream.update(secret_env=None, unsigned_replays=True)
     upstream.update(extra)
     return make_config(tmp_path, sim.url, **upstream)
 

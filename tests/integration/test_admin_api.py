@@ -13,6 +13,7 @@ import pytest
 
 from proxy.config import Config
 from tests.conftest import admin_headers, make_config, wait_until
+from tests.signing import bpjs_headers
 
 USER_KEY = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
@@ -146,8 +147,8 @@ async def test_request_detail_shows_attempts_and_masks_user_key(
         tmp_path: Path, standin, start_tenang, http) -> None:
     tenang = await start_tenang(make_config(tmp_path, standin.url))
     standin.state.mode = "down"
-    request_id = await write(http, tenang.gateway_url, "KB-DETAIL", headers={
-        "user_key": USER_KEY, "X-cons-id": "12345", "X-Signature": "c2lnbmF0dXJl"})
+    signed = {**bpjs_headers(), "user_key": USER_KEY}
+    request_id = await write(http, tenang.gateway_url, "KB-DETAIL", headers=signed)
 
     async def attempted() -> bool:
         doc = await api(http, "GET", f"{tenang.admin_url}/api/v1/requests/{request_id}")
@@ -163,7 +164,7 @@ async def test_request_detail_shows_attempts_and_masks_user_key(
         raw = await resp.text()
         doc = await resp.json()
     assert USER_KEY not in raw
-    assert "c2lnbmF0dXJl" not in raw
+    assert signed["X-signature"] not in raw
     assert doc["id"] == request_id
     assert doc["status"] == "succeeded"
     assert doc["upstream"] == "antrean"

@@ -213,5 +213,6 @@ async def test_start_up_says_clearly_when_replays_cannot_be_re_signed(
         caplog: pytest.LogCaptureFixture) -> None:
     await start_tenang(bpjs_config(tmp_path, bpjs_sim, re_sign=False))
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("antrean has no consumer secret" in m and "BPJS will refuse" in m
-               for m in warned)
+    assert any("upstream antrean: unsigned_replays = true" in m and "BPJS" in m
+               and "which BPJS refuses once their X-timestamp is stale" in m
+               and "CANNOT verify the SIMRS's X-signature" in m for m in warned)

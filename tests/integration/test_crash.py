@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, Standin, admin_headers, wait_until
+from tests.signing import TEST_CONS_ID, TEST_SECRET, TEST_SECRET_ENV, bpjs_headers
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +59,8 @@ name = "antrean"
 prefix = "/antreanrs"
 target = "{target}/antreanrs"
 preset = "antrean"
+cons_id = "{TEST_CONS_ID}"
+secret_env = "{TEST_SECRET_ENV}"
 timeout_s = 1.0
 
 [upstreams.retry]
@@ -86,7 +89,7 @@ class TenangProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN}
+        env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, TEST_SECRET_ENV: TEST_SECRET}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "proxy", "serve", "--config", str(self.config)],
@@ -183,7 +186,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(
                     try:
                         async with http.post(
                                 f"{gateway}/antreanrs/antrean/updatewaktu", json=doc,
-                                headers={"user_key": "bench"}) as r:
+                                headers={**bpjs_headers(), "user_key": "bench"}) as r:
                             await r.read()
                             if r.status != 202:
                                 errors[f"HTTP {r.status}"] += 1
@@ -267,7 +270,7 @@ async def test_sigterm_finishes_in_flight_deliveries_and_exits_cleanly(
             await wait_healthy(http, tenang, admin)
             for n in range(5):
                 async with http.post(f"{gateway}/antreanrs/antrean/updatewaktu",
-                                     json=body_for(n)) as resp:
+                                     json=body_for(n), headers=bpjs_headers()) as resp:
                     assert resp.status == 202
             await wait_until(lambda: len(standin.state.log) == 5,
                              what="all five deliveries in the upstream's hands")

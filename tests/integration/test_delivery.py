@@ -22,6 +22,7 @@ from aiohttp import web
 
 from proxy.upstream import MAX_STORED_RESPONSE_BYTES
 from tests.conftest import admin_headers, make_config, wait_until
+from tests.signing import signing_session
 
 
 def parse_iso(value: str) -> float:
@@ -86,7 +87,7 @@ async def test_thousand_concurrent_writes_each_applied_once(tmp_path: Path, stan
                                                             start_tenang) -> None:
     tenang = await start_tenang(make_config(tmp_path, standin.url))
     kodebookings = [f"KB-{i:04d}" for i in range(1000)]
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as http:
+    async with signing_session(connector=aiohttp.TCPConnector(limit=100)) as http:
         ids = await asyncio.gather(*(write(http, tenang.gateway_url, kb)
                                      for kb in kodebookings))
     assert len(set(ids)) == 1000

@@ -26,6 +26,7 @@ from tests.integration.test_intake import (
     delivered,
     stored,
 )
+from tests.signing import bpjs_headers
 
 # The stand-in recording each raw request-target, shared with test_intake.py.
 recorder = test_intake.recording_standin
@@ -38,8 +39,10 @@ async def post_raw(gateway_url: str, target: bytes, body: bytes) -> tuple[int, A
     return the status and the JSON body of the answer."""
     host, port = gateway_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
+    signed = "".join(f"{k}: {v}\r\n" for k, v in bpjs_headers().items()).encode()
     writer.write(b"POST " + target + b" HTTP/1.1\r\nHost: evil.example\r\nConnection: close"
-                 b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+                 b"\r\n" + signed + b"Content-Length: " + str(len(body)).encode() +
+                 b"\r\n\r\n" + body)
     answer = await reader.read()
     writer.close()
     head, _, payload = answer.partition(b"\r\n\r\n")

@@ -305,7 +305,8 @@ async def test_reference_data_is_served_stale_and_re_encrypted_while_bpjs_is_dow
     plain = decrypt_response(fresh["response"], bpjs_sim.cons_id, bpjs_sim.secret,
                              fresh_sent["X-timestamp"])
     await bpjs_sim.set_mode("down", down_style="html")
-    later = {"X-timestamp": str(int(time.time()) + 7)}  # the caller's own, new timestamp
+    # The caller's own, new timestamp (signed, as intake checks it).
+    later = bpjs_sim.signed_headers("vclaim", now=time.time() + 7)
     status, headers, stale, sent = await simrs.call("GET", "/vclaim-rest/referensi/poli/INT",
                                                     extra=later)
     assert status == 200 and headers["X-Tenang-Cache"].startswith("stale")
