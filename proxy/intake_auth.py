@@ -40,6 +40,8 @@ from proxy.config import Config, UpstreamConfig
 
 log = logging.getLogger("tenang.intake_auth")
 
+# user_key as the SIMRS clients spell it (all forwarded; proxy/bpjs/presets.py).
+USER_KEY_NAMES = (USER_KEY_HEADER, "user-key", "userkey", "x-user-key")
 REMEMBERED_TIMESTAMPS = 256
 LOG_EVERY_S = 10.0
 _SHOWN_CHARS = 40
@@ -80,6 +82,10 @@ def identity_of(up: UpstreamConfig) -> Identity | None:
         return None
     return Identity(up.cons_id, up.secret, up.max_skew_s,
                     user_key_needed=up.is_bpjs and not up.user_key)
+
+
+def _has_user_key(headers: Mapping[str, str]) -> bool:
+    return any(headers.get(name) for name in USER_KEY_NAMES)
 
 
 class IntakeAuth:
@@ -132,7 +138,7 @@ class IntakeAuth:
                     f"{abs(off):.0f} s {'old' if off > 0 else 'in the future'} (limit "
                     f"{who.max_skew_s:g} s, max_skew_s); periksa jam SIMRS (NTP) / check "
                     "the SIMRS clock", "timestamp")
-        if who.user_key_needed and not headers.get(USER_KEY_HEADER, ""):
+        if who.user_key_needed and not _has_user_key(headers):
             return Refusal(400, "Header user_key wajib diisi / the user_key header is "
                            "required: BPJS refuses calls without it and this service has "
                            "no user_key_env (an nginx in front drops it unless "

@@ -247,6 +247,8 @@ def test_check_config_names_the_database_it_will_use(tmp_path: Path) -> None:
 
 def test_check_config_notes_a_route_path_no_endpoint_has(tmp_path: Path) -> None:
     routes = """preset = "antrean"
+cons_id = "12345"
+unsigned_replays = true
 [[upstreams.routes]]
 match = "POST antrean/updatewaktuu"
 mode = "queue"

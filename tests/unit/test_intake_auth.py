@@ -112,6 +112,13 @@ def test_a_generic_upstream_with_a_secret_is_checked_but_needs_no_user_key(
     assert refused is not None and refused.reason == "signature"
 
 
+@pytest.mark.parametrize("spelling", ["user-key", "userkey", "X-User-Key"])
+def test_user_key_is_found_in_each_spelling_clients_use(tmp_path: Path, spelling: str) -> None:
+    h = headers(user_key=None)
+    h[spelling] = "0123456789abcdef"
+    assert check(upstream(tmp_path), h) is None
+
+
 def test_a_user_key_env_fills_in_for_a_missing_user_key(tmp_path: Path) -> None:
     up = upstream(tmp_path, user_key_env="UK", env={"UK": "key-from-env"})
     assert check(up, headers(user_key=None)) is None
