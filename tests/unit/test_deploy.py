@@ -154,8 +154,6 @@ def test_the_systemd_unit_runs_tenang_as_its_own_user_with_state_and_secrets() -
     assert unit["RestartPreventExitStatus"] == ["2"], "a config error must not loop"
     assert unit["EnvironmentFile"] == ["/etc/tenang/tenang.env"]
     assert unit["ExecStart"] == ["/opt/tenang/bin/tenang serve --config /etc/tenang/tenang.toml"]
-    assert unit["ExecStartPre"] == [
-        "/opt/tenang/bin/tenang check-config --config /etc/tenang/tenang.toml"]
     for hardening in ("NoNewPrivileges", "ProtectHome", "PrivateTmp", "PrivateDevices"):
         assert unit[hardening] == ["yes"], hardening
     assert unit["ProtectSystem"] == ["strict"]
