@@ -62,3 +62,8 @@ def test_no_circuit_jargon_on_the_dashboard() -> None:
         shown = {k: v for k, v in catalog(lang).items()
                  if k.startswith(("dash.", "breaker.")) and k != "breaker.help"}
         assert not [k for k, v in shown.items() if "irkuit" in v or "ircuit" in v], lang
+
+
+def test_no_label_says_endpoint() -> None:
+    for lang in LANGS:
+        assert [k for k, v in catalog(lang).items() if "endpoint" in v.lower()] == [], lang
