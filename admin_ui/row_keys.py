@@ -82,6 +82,14 @@ def body_keys(body: bytes) -> RowKeys:
                    sep=_first(doc, SEP_FIELDS)[:MAX_SHOWN])
 
 
+def request_keys(r: StoredRequest, attempts: Sequence[StoredAttempt]) -> RowKeys:
+    """One request's keys, its attempts already read (the detail page)."""
+    keys = body_keys(r.body)
+    if _wants_result(r, keys):
+        keys = replace(keys, sep=result_sep(attempts))
+    return keys
+
+
 def _wants_result(r: StoredRequest, keys: RowKeys) -> bool:
     return (not keys.sep and r.status is Status.SUCCEEDED
             and r.endpoint in SEP_RESULT_ENDPOINTS)

@@ -15,7 +15,7 @@ from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
-from admin_ui.row_keys import page_keys
+from admin_ui.row_keys import page_keys, request_keys
 from proxy.admin_api import OPS, PRINCIPAL
 from proxy.auth import Permission
 from proxy.bulk import describe
@@ -129,7 +129,8 @@ async def request_detail(request: web.Request) -> web.Response:
     who = request[PRINCIPAL]
     notice = request.query.get("notice", "")
     return render(request, "detail.html", {
-        "r": r, "headers": masked_headers(r.headers), "body": body_text(r.body),
+        "r": r, "keys": request_keys(r, attempts), "headers": masked_headers(r.headers),
+        "body": body_text(r.body),
         "attempts": [(a, body_text(a.response_body)) for a in attempts],
         "history": _history(r, attempts, audit, translator(request)),
         "can_retry": who.can(Permission.OPERATE) and r.status in OPERATOR_RETRYABLE,

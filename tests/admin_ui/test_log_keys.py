@@ -116,6 +116,9 @@ async def test_sep_number_comes_from_the_stored_result_and_vclaim_card_is_masked
     assert _cell(row, "card") == MASK * 9 + "4321"
     assert "VClaim: buat SEP" in _cell(row, "endpoint")
     assert "0009990004321" not in page
+    _, detail, _ = await b.get(f"/requests/{insert}")
+    assert f'data-key="sep">{no_sep}<' in detail, "the detail page names the SEP it made"
+    assert f'data-key="card">{MASK * 9}4321<' in detail
 
 
 async def test_sep_number_of_an_update_comes_from_its_body(
