@@ -26,6 +26,7 @@ from proxy.callbacks import (
     sign,
 )
 from proxy.config import Config
+from proxy.http_timeouts import exact_timeout
 from proxy.store.base import Conflict, StoreError
 from proxy.store.callbacks_base import CallbackStore, StoredCallback
 
@@ -199,5 +200,5 @@ class CallbackSender:
         # Redirects are not followed: a POST must not wander to an address nobody
         # configured, and a receiver that moved should be reconfigured.
         async with self._session.post(url, data=body, headers=headers, allow_redirects=False,
-                                      timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                                      timeout=exact_timeout(timeout_s)) as resp:
             return resp.status

@@ -21,6 +21,7 @@ from typing import Protocol
 import aiohttp
 
 from proxy.config_ops import NotifyConfig, SmtpConfig, TelegramConfig, WebhookConfig
+from proxy.http_timeouts import exact_timeout
 from proxy.notify_rules import Message
 
 SIGNATURE_HEADER = "X-Tenang-Signature"
@@ -51,7 +52,7 @@ async def _post(session: aiohttp.ClientSession, url: str, body: bytes,
                 headers: dict[str, str], timeout_s: float, what: str) -> None:
     try:
         async with session.post(url, data=body, headers=headers,
-                                timeout=aiohttp.ClientTimeout(total=timeout_s)) as resp:
+                                timeout=exact_timeout(timeout_s)) as resp:
             await resp.read()
             status = resp.status
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:

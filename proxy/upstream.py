@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from yarl import URL
 
 from proxy.bpjs import signature
 from proxy.config import UpstreamConfig
+from proxy.http_timeouts import exact_timeout
 from proxy.store.base import StoredRequest
 
 # Responses are kept for ops and auditors, but a runaway body must not fill the disk.
@@ -110,13 +110,6 @@ def upstream_url(upstream: UpstreamConfig, path: str, query: str) -> str:
     if urlsplit(url).netloc != urlsplit(_encoded_base(upstream.target)).netloc:
         raise ValueError(f"refusing to send {path!r} outside {upstream.target}")
     return url
-
-
-def exact_timeout(total_s: float) -> aiohttp.ClientTimeout:
-    """A total timeout that fires when configured: aiohttp otherwise rounds deadlines of
-    ``ceil_threshold`` (5 s) or more up to the next whole second of the loop clock, so a
-    ``timeout_s = 5`` fired anywhere up to 6 s."""
-    return aiohttp.ClientTimeout(total=total_s, ceil_threshold=math.inf)
 
 
 async def exchange(session: aiohttp.ClientSession, method: str, url: str,

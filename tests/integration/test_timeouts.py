@@ -5,17 +5,37 @@ BPJS simulator that answers too late."""
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from aiohttp import web
 
 from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.callback_sender import CallbackSender
+from proxy.config_ops import WebhookConfig
+from proxy.notify_channels import SendError, WebhookChannel
+from proxy.notify_rules import Kind, Message
+from proxy.store.memory import MemoryStore
 from tests.bpjs_support import Simrs, booking, bpjs_config
+from tests.conftest import Standin, make_config
 
 # What a user may see beyond the configured 5 s: scheduling on a busy machine, not the
 # up-to-1 s rounding.
 MARGIN_S = 0.3
+
+
+async def just_after_a_whole_second() -> None:
+    """Start what is timed just after a whole second of the loop clock: rounding the
+    deadline up to the next whole second would then add almost a full second, so a
+    timeout that is not exact cannot pass by luck."""
+    loop = asyncio.get_running_loop()
+    started: asyncio.Future[None] = loop.create_future()
+    loop.call_at(math.floor(loop.time()) + 1.01, started.set_result, None)
+    await started
 
 
 async def test_a_queued_attempt_times_out_at_timeout_s(
@@ -26,6 +46,7 @@ async def test_a_queued_attempt_times_out_at_timeout_s(
                                             retry={"max_attempts": 1}))
     simrs = Simrs(http, bpjs_sim, tenang)
     loop = asyncio.get_running_loop()
+    await just_after_a_whole_second()
     started = loop.time()
     request_id = await simrs.send("POST", "/antreanrs/antrean/add", booking("KB-T5"))
     doc = await simrs.wait_status(request_id, "dead")
@@ -42,6 +63,7 @@ async def test_a_passthrough_read_gives_up_at_timeout_s(
     await bpjs_sim.fault("Peserta", "delay-then-answer", delay_ms=9000)
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, "vclaim", timeout_s=5.0))
     loop = asyncio.get_running_loop()
+    await just_after_a_whole_second()
     started = loop.time()
     async with http.get(tenang.gateway_url + "/vclaim-rest/Peserta/nokartu/0001112223331/"
                         "tglSEP/2026-01-01",
@@ -50,3 +72,48 @@ async def test_a_passthrough_read_gives_up_at_timeout_s(
         waited = loop.time() - started
         assert resp.headers.get("X-Tenang-Fallback")
     assert 5 <= waited < 5 + MARGIN_S
+
+
+@pytest.fixture
+async def silent_receiver() -> AsyncIterator[str]:
+    """A SIMRS callback endpoint or webhook receiver that takes the POST and never
+    answers."""
+    never: asyncio.Event = asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        await request.read()
+        await never.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hang)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}/hook"
+    never.set()
+    await runner.cleanup()
+
+
+async def test_outcome_callbacks_and_webhooks_give_up_at_their_timeout(
+        tmp_path: Path, standin: Standin, silent_receiver: str) -> None:
+    sender = CallbackSender(make_config(tmp_path, standin.url), MemoryStore())
+    webhook = WebhookChannel(WebhookConfig(url=silent_receiver), timeout_s=5.0)
+    message = Message(Kind.BREAKER_OPEN, "antrean", 0.0, "t", "x")
+    loop = asyncio.get_running_loop()
+
+    async def timed(send: Any) -> float:
+        await just_after_a_whole_second()
+        started = loop.time()
+        with pytest.raises((TimeoutError, SendError)):
+            await send
+        return loop.time() - started
+
+    async with aiohttp.ClientSession() as session:
+        callback_s, webhook_s = await asyncio.gather(
+            timed(sender._aiohttp_post(silent_receiver, b"{}", {}, 5.0)),
+            timed(webhook.send(message, session)))
+    await sender.stop()
+    assert 5 <= callback_s < 5 + MARGIN_S
+    assert 5 <= webhook_s < 5 + MARGIN_S
