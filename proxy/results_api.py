@@ -23,7 +23,6 @@ echoed, and no traceback reaches the caller.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import json
 import logging
@@ -32,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.auth import same
 from proxy.bpjs import envelope as bpjs_envelope
 from proxy.bpjs.crypto import encrypt_response
 from proxy.bpjs.presets import resolve
@@ -142,8 +142,7 @@ class ResultsApi:
     def _refuse_caller(self, request: web.Request) -> web.Response | None:
         if self.token is not None:
             scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() == "bearer" and hmac.compare_digest(
-                    given.strip().encode(), self.token.encode()):
+            if scheme.lower() == "bearer" and same(given.strip(), self.token):
                 return None
             return _refusal(None, 401, "Token salah atau tidak ada / missing or wrong "
                             "token (Authorization: Bearer ...)",

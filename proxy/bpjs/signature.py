@@ -39,4 +39,9 @@ def signed_headers(cons_id: str, secret: str, now: float) -> dict[str, str]:
 
 
 def verify(cons_id: str, secret: str, ts: str, signature: str) -> bool:
-    return hmac.compare_digest(sign(cons_id, secret, ts), signature)
+    """Whether ``signature`` is the one for ``cons_id&ts``. Header bytes that were not
+    UTF-8 arrive as surrogate escapes: such a value matches nothing (and must not raise,
+    as encoding it or comparing non-ASCII text would)."""
+    if not (ts.isascii() and signature.isascii() and cons_id.isascii()):
+        return False
+    return hmac.compare_digest(sign(cons_id, secret, ts).encode(), signature.encode())

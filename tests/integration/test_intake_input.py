@@ -151,3 +151,39 @@ async def test_a_generic_upstream_keeps_its_path_parameters(
                                 relay_enabled=False)
     status, _ = await send_raw(tenang.gateway_url, b"POST", b"/antreanrs/orders;v=2/add")
     assert status == 202
+
+
+# --- the result lookup on the SIMRS port -------------------------------------------------
+
+
+async def lookup_raw(gateway_url: str, target: bytes, head: bytes) -> tuple[int, Any]:
+    host, port = gateway_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + head
+                 + b"\r\n")
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split(b" ")[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+@pytest.mark.parametrize("head", [
+    b"Authorization: Bearer \xff\xfe\r\n",
+    b"Authorization: Bearer results-token\r\nX-cons-id: 12345\r\nX-timestamp: 17\xff\r\n"
+    b"X-signature: abc\r\n",
+    b"Authorization: Bearer results-token\r\nX-cons-id: 12345\r\nX-timestamp: 1700000000"
+    b"\r\nX-signature: \xc3\xa9\xff\r\n",
+])
+async def test_a_lookup_with_header_bytes_that_are_not_utf8_is_401(
+        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession,
+        head: bytes) -> None:
+    cfg = make_config(tmp_path, standin.url, server={"results_token_env": "RESULTS_TOKEN"},
+                      env={"RESULTS_TOKEN": "results-token"})
+    tenang = await start_tenang(cfg, relay_enabled=False)
+    async with http.post(tenang.gateway_url + "/antreanrs/antrean/add",
+                         data=b'{"kodebooking":"KB-LOOKUP"}') as resp:
+        request_id = resp.headers["X-Tenang-Request-Id"]
+    status, doc = await lookup_raw(tenang.gateway_url,
+                                   f"/_tenang/requests/{request_id}".encode(), head)
+    assert status == 401
+    assert doc["metadata"]["code"] == 401 and doc["response"] is None
