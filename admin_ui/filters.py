@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from admin_ui.fmt import day_start, day_text, parse_day
+from admin_ui.fmt import WIB, day_start, day_text, parse_day
+from admin_ui.i18n import Translator
+from admin_ui.labels import endpoint_label
 from proxy.admin_api import BREAKERS
 from proxy.calls import Status
 from proxy.store.admin_base import RequestFilter
@@ -87,3 +90,26 @@ def upstream_names(request: web.Request) -> list[str]:
     """The configured upstreams, in config order."""
     breakers = request.app[BREAKERS]
     return list(breakers)
+
+
+def filter_words(f: RequestFilter, t: Translator) -> list[tuple[str, str]]:
+    """A stored filter as the form's labels and values (a bulk job's page): statuses and
+    endpoints in words, days as dd/mm/yyyy WIB."""
+    out: list[tuple[str, str]] = []
+    if f.status is not None:
+        out.append((t("bulk.field.status"), t("status." + f.status.value)))
+    if f.upstream:
+        out.append((t("bulk.field.upstream"), f.upstream))
+    if f.endpoint:
+        out.append((t("bulk.field.endpoint"), endpoint_label(t, f.endpoint)))
+    if f.received_from is not None:
+        out.append((t("bulk.field.from"), _wib_day(f.received_from)))
+    if f.received_to is not None:  # exclusive: the day before is the last one shown
+        out.append((t("bulk.field.to"), _wib_day(f.received_to - 1)))
+    if f.text:
+        out.append((t("bulk.field.q"), f.text))
+    return out
+
+
+def _wib_day(ts: float) -> str:
+    return day_text(datetime.fromtimestamp(ts, WIB).date())

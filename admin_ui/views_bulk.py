@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from admin_ui.filters import parse, upstream_names
+from admin_ui.filters import filter_words, parse, upstream_names
 from admin_ui.fmt import wib
 from admin_ui.guard import error_page
 from admin_ui.render import render, translator
@@ -56,8 +56,9 @@ async def job_page(request: web.Request) -> web.Response:
     job = await _job(request)
     if job is None:
         return error_page(request, 404, "error.not_found")
-    return render(request, "bulk_job.html", {"job": job, "fields": _fields(job, request),
-                                             "filter_text": describe(job.filter)})
+    return render(request, "bulk_job.html", {
+        "job": job, "fields": _fields(job, request), "filter_text": describe(job.filter),
+        "filter_words": filter_words(job.filter, translator(request))})
 
 
 async def job_json(request: web.Request) -> web.Response:

@@ -64,10 +64,13 @@ async def test_a_bulk_job_cut_short_by_a_restart_is_resumed_where_it_stopped(
     jobs = bulk_job_store(second.store)
 
     async def finished() -> bool:
+        # The job is marked finished just before its closing audit entry is written.
         job = await jobs.bulk_job(1)
-        return job is not None and job.finished_at is not None
+        entries = await managed(second.store).audit_entries(limit=1)
+        return (job is not None and job.finished_at is not None and bool(entries)
+                and entries[0].action == "bulk_retry_done")
 
-    await wait_until(finished, what="the resumed job to finish")
+    await wait_until(finished, what="the resumed job to finish and audit its end")
     job = await jobs.bulk_job(1)
     assert job is not None and (job.retried, job.skipped, job.error) == (3, 0, None)
     for request_id in ids:

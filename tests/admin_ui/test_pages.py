@@ -211,7 +211,8 @@ async def test_bulk_retry_dry_run_then_paced_job(
     assert entries[4].detail == "job #1: status=dead; dry run 3"
     assert entries[1].detail == "dead -> pending; bulk retry #1"
     _, page, _ = await b.get(job_url)
-    assert "status=dead" in page
+    assert "status=dead" in page, "the technical filter, for IT"
+    assert re.search(r'id="job-filter"[^>]*>Status: gagal total\s', page), "and in words"
 
 
 async def test_csv_export_for_auditors_is_audited_and_formula_safe(

@@ -11,7 +11,7 @@ import pytest
 
 from admin_ui import views_bulk, views_dashboard, views_requests
 from admin_ui.dashboard import CHART_BUCKET_S, SHOWN_STATUSES, card, chart, live_json
-from admin_ui.filters import page_size, parse
+from admin_ui.filters import filter_words, page_size, parse
 from admin_ui.fmt import (
     age,
     body_text,
@@ -216,6 +216,18 @@ def test_date_filter_keeps_a_bad_date_for_correction_but_never_applies_it() -> N
     backwards = parse({"from": "05/03/2026", "to": "01/03/2026"}, ["antrean"])
     assert backwards.errors == ["filter.bad_range"]
     assert day_text(date(2026, 3, 5)) == "05/03/2026"
+
+
+def test_a_stored_filter_in_words() -> None:
+    f = parse({"status": "dead", "upstream": "antrean", "endpoint": "antrean.updatewaktu",
+               "from": "28/11/2025", "to": "30/11/2025", "q": "KB-1"}, ["antrean"]).filter
+    assert filter_words(f, Translator("id")) == [
+        ("Status", "gagal total"), ("Layanan", "antrean"),
+        ("Jenis permintaan", "Antrean: waktu tugas"), ("Dari tanggal (WIB)", "28/11/2025"),
+        ("Sampai tanggal (WIB)", "30/11/2025"), ("Teks", "KB-1")]
+    assert filter_words(RequestFilter(endpoint="vclaim.sep"), Translator("en")) == [
+        ("Request type", "vclaim.sep")], "a prefix has no label: shown as typed"
+    assert filter_words(RequestFilter(), Translator("id")) == []
 
 
 def test_bulk_retry_visits_exactly_the_retryable_statuses() -> None:
