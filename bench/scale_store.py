@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.drain_bench import booking
 from proxy.ids import next_request_id
-from proxy.store.sqlite import _INSERT
+from proxy.store.sqlite import _INSERT, count_inserted
 from proxy.store.sqlite_schema import migrate
 
 BATCH = 50_000
@@ -78,6 +78,7 @@ def build(path: Path, n: int, *, span_s: float = 6 * 3600.0, tag: str = "S") -> 
 def _commit(conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
     conn.execute("BEGIN")
     conn.executemany(_INSERT, batch)
+    count_inserted(conn, batch)
     conn.execute("COMMIT")
 
 

@@ -189,6 +189,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX requests_waiting ON requests (upstream, id)
         WHERE status IN ('pending', 'in_flight');
     """,
+    # v9: new rows are counted by the writer, once per group commit (sqlite.count_inserted):
+    # the per-row insert trigger cost ~7 us of the writer's time per request.
+    """
+    DROP TRIGGER requests_counted_insert;
+    """,
 )
 
 

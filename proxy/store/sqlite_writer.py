@@ -25,6 +25,8 @@ from proxy.store.base import DuplicateKey, StoreError, StoreFull, StoreUnavailab
 
 Op = Callable[[sqlite3.Connection], Any]
 InsertRow = tuple[Any, ...]
+# Runs in the same transaction right after rows were inserted (the store counts them).
+AfterInsert = Callable[[sqlite3.Connection, Sequence[InsertRow]], None]
 Result = tuple["_Job", Any, BaseException | None]
 
 MAX_BATCH = 2048
@@ -61,9 +63,11 @@ class _Job:
 class SqliteWriter:
     """Owns the only write connection. ``start()`` then ``submit``/``insert``; ``stop()``."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], insert_sql: str) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], insert_sql: str,
+                 after_insert: AfterInsert | None = None) -> None:
         self._connect = connect
         self._insert_sql = insert_sql
+        self._after_insert = after_insert
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -150,6 +154,8 @@ class SqliteWriter:
         try:
             if inserts:
                 conn.executemany(self._insert_sql, rows)
+                if self._after_insert is not None:
+                    self._after_insert(conn, rows)
             results: list[Result] = [(j, j.op(conn), None) for j in ops if j.op is not None]
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -175,6 +181,8 @@ class SqliteWriter:
                         value = job.op(conn)
                     else:
                         conn.execute(self._insert_sql, job.insert or ())
+                        if self._after_insert is not None:
+                            self._after_insert(conn, [job.insert or ()])
                 except Exception as exc:
                     if not conn.in_transaction:
                         # SQLite gave up the whole transaction (e.g. disk full).
