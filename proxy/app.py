@@ -31,7 +31,7 @@ from proxy.passthrough import Passthrough
 from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
 from proxy.preflight import listen_error
 from proxy.relay import Relay
-from proxy.server import GuardedSite, Limits
+from proxy.server import GuardedSite, Limits, ensure_fd_room
 from proxy.store import open_store
 from proxy.store.admin_base import managed
 from proxy.store.base import Store
@@ -175,6 +175,9 @@ class Tenang:
 
     async def _start(self) -> None:
         server = self.config.server
+        fd_warning = ensure_fd_room([self.gateway_limits, self.admin_limits])
+        if fd_warning is not None:
+            log.warning(fd_warning)
         self._sockets = [_bind(server.admin_listen, "server.admin_listen")]
         self._sockets.append(_bind(server.listen, "server.listen"))
         await self.store.open()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -219,3 +220,30 @@ class GuardedSite(web.BaseSite):
         else:
             self._server = await loop.create_server(handler, self._host, self._port,
                                                     backlog=self._backlog)
+
+
+# Descriptors beyond client connections: the database, the WAL, upstream connections,
+# log files, the listening sockets.
+FD_RESERVE = 256
+
+
+def ensure_fd_room(limits: list[Limits]) -> str | None:
+    """Raise the soft open-file limit so every listener can reach its max_connections
+    (as Go's runtime and nginx's worker_rlimit_nofile do): systemd and most shells start
+    a service at a soft limit of 1024, below two default caps, and accept() would fail
+    with EMFILE before the cap ever applied. Returns a warning if even the hard limit is
+    too low."""
+    need = sum(limit.max_connections for limit in limits) + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return None
+    target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        target = soft
+    if target >= need:
+        return None
+    return (f"open-file limit is {target}, below the {need} that server.max_connections "
+            f"on both ports needs: raise it (LimitNOFILE= in the systemd unit, ulimit -n) "
+            "or lower server.max_connections")
