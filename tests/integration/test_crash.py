@@ -39,9 +39,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp_path: Path, target: str, port: int, admin_port: int) -> Path:
-    path = tmp_path / "tenang.toml"
-    path.write_text(f"""\
+def serve_sections(port: int, admin_port: int) -> str:
+    """The [server], [store] and [relay] sections of a crash test's config."""
+    return f"""\
 [server]
 listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{admin_port}"
@@ -53,7 +53,12 @@ url = "sqlite:///./tenang.db"
 lease_margin_s = 1.0
 poll_interval_s = 0.05
 shutdown_grace_s = 1.0
+"""
 
+
+def write_config(tmp_path: Path, target: str, port: int, admin_port: int) -> Path:
+    path = tmp_path / "tenang.toml"
+    path.write_text(serve_sections(port, admin_port) + f"""
 [[upstreams]]
 name = "antrean"
 prefix = "/antreanrs"

@@ -15,7 +15,12 @@ import pytest
 
 from proxy.bpjs.simulator.harness import RunningSimulator
 from tests.conftest import admin_headers, wait_until
-from tests.integration.test_crash import TenangProcess, free_port, wait_healthy
+from tests.integration.test_crash import (
+    TenangProcess,
+    free_port,
+    serve_sections,
+    wait_healthy,
+)
 from tests.integration.test_modes import SEP_INSERT, t_sep
 from tests.signing import TEST_SECRET, TEST_SECRET_ENV
 
@@ -26,18 +31,7 @@ HISTORY = "HistoriPelayanan"
 
 def write_config(tmp_path: Path, sim: RunningSimulator, port: int, admin_port: int) -> Path:
     path = tmp_path / "tenang.toml"
-    path.write_text(f"""\
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = "127.0.0.1:{admin_port}"
-
-[store]
-url = "sqlite:///./tenang.db"
-
-[relay]
-lease_margin_s = 1.0
-poll_interval_s = 0.05
-
+    path.write_text(serve_sections(port, admin_port) + f"""
 [[upstreams]]
 name = "vclaim"
 prefix = "/vclaim-rest"
