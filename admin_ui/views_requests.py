@@ -15,7 +15,7 @@ from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
-from admin_ui.row_keys import page_keys, request_keys
+from admin_ui.row_keys import RowKeys, page_keys, request_keys
 from proxy.admin_api import OPS, PRINCIPAL
 from proxy.auth import Permission
 from proxy.bulk import describe
@@ -26,8 +26,10 @@ from proxy.store.admin_base import AuditEntry
 from proxy.store.base import Conflict, StoredAttempt, StoredRequest
 
 EXPORT_MAX = 100_000
+# The search keys as columns (no card number column: the body has it in full, and the
+# export is for auditors); the body stays last.
 CSV_COLUMNS = ("id", "received_at_wib", "upstream", "endpoint", "method", "path", "query",
-               "status", "attempts", "reason", "body")
+               "status", "attempts", "reason", "kodebooking", "taskid", "nosep", "body")
 ENDPOINT_CHOICES = sorted(preset_endpoint_names() - {"read", "write"})
 # Notices a redirect may ask the detail page to show (never free text from the URL).
 NOTICES = frozenset({"retried", "cancelled", "invalid", "conflict"})
@@ -58,13 +60,14 @@ def _cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def _csv_row(r: StoredRequest) -> str:
+def _csv_row(r: StoredRequest, k: RowKeys) -> str:
     out = io.StringIO()
     # Every cell quoted: a spreadsheet that splits on ';' (the Indonesian locale) must not
     # start a new, unprefixed cell in the middle of a body.
     csv.writer(out, quoting=csv.QUOTE_ALL).writerow([_cell(v) for v in (
         r.id, wib_iso(r.received_at), r.upstream, r.endpoint, r.method, r.path, r.query,
-        r.status.value, r.attempts, r.reason, r.body.decode("utf-8", "replace"))])
+        r.status.value, r.attempts, r.reason, k.booking, k.task, k.sep,
+        r.body.decode("utf-8", "replace"))])
     return out.getvalue()
 
 
@@ -83,7 +86,9 @@ async def request_csv(request: web.Request) -> web.StreamResponse:
     while written < EXPORT_MAX:
         page = await store.find_requests(form.filter, limit=min(500, EXPORT_MAX - written),
                                          cursor=cursor)
-        await response.write("".join(_csv_row(r) for r in page.items).encode())
+        keys = await page_keys(store, page.items)
+        await response.write("".join(_csv_row(r, keys[r.id]) for r in page.items)
+                             .encode("utf-8", "replace"))
         written += len(page.items)
         if page.next_cursor is None:
             break

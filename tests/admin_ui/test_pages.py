@@ -218,16 +218,23 @@ async def test_bulk_retry_dry_run_then_paced_job(
 async def test_csv_export_for_auditors_is_audited_and_formula_safe(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]], http: aiohttp.ClientSession
         ) -> None:
-    await submit(http, ui.gateway_url, b'{"kodebooking": "KB-CSV"}')
+    await submit(http, ui.gateway_url, b'{"kodebooking": "KB-CSV", "taskid": 3}')
     formula = await submit(http, ui.gateway_url, b"=HYPERLINK(\"http://x\")")
+    key_formula = await submit(http, ui.gateway_url, b'{"kodebooking": "=1+2", "x": "\\ud800"}')
     b = await as_role("audi")
     status, text, resp = await b.get("/requests.csv")
     assert status == 200 and resp.content_type == "text/csv"
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][:3] == ["id", "received_at_wib", "upstream"]
-    assert rows[1][0] == formula, "newest first"
-    assert rows[1][-1].startswith("'="), "formula neutralised"
-    assert rows[2][-1] == '{"kodebooking": "KB-CSV"}'
+    header = rows[0]
+    assert header[-4:] == ["kodebooking", "taskid", "nosep", "body"]
+    assert rows[1][0] == key_formula, "newest first"
+    assert rows[1][header.index("kodebooking")] == "'=1+2", "a key cell is neutralised too"
+    assert rows[2][0] == formula
+    assert rows[2][-1].startswith("'="), "formula neutralised"
+    assert rows[3][-1] == '{"kodebooking": "KB-CSV", "taskid": 3}'
+    assert (rows[3][header.index("kodebooking")], rows[3][header.index("taskid")]) == (
+        "KB-CSV", "3")
     # Every cell quoted, so a spreadsheet splitting on ';' (Indonesian Excel) cannot start
     # a cell at the '=' in the middle of a body.
     data_lines = text.splitlines()[1:]
