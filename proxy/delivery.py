@@ -21,7 +21,7 @@ from proxy.config import UpstreamConfig
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.policies.classify import attribute, classify_error, classify_response, envelope
-from proxy.reconcile import EXISTING_SEP, Reconciler
+from proxy.reconcile import EXISTING_SEP, Finding, Reconciler
 from proxy.store.base import (
     AttemptRecord,
     Conflict,
@@ -191,6 +191,7 @@ class Deliverer:
             transition = self.decide(request, outcome, deadline_holds=bool(rule.reconcile))
             return transition, body, outcome
         finding = await self.reconciler.settle(rule.reconcile, request)
+        self._observe_read(finding)
         noted = replace(outcome, reason=f"{outcome.reason}; reconciliation: {finding.detail}")
         if _names_existing(outcome) and finding.settlement is Settlement.ABSENT:
             return self.decide(request, noted), body, noted  # a real refusal: failed
@@ -215,6 +216,10 @@ class Deliverer:
             or not self.upstream.user_key, refused_before=request.own_faults > 0,
             accepted_since=since)
 
+    def _observe_read(self, finding: Finding) -> None:
+        if finding.http_status is not None or finding.settlement is Settlement.UNREACHABLE:
+            self.observer.reconciled(self.upstream.name, finding.settlement.value)
+
     @property
     def reconciler(self) -> Reconciler:
         return Reconciler(self.upstream, self.session, self.clock)
@@ -225,6 +230,7 @@ class Deliverer:
         the breaker's permit, like a send, and never send blindly. What the read finds
         joins the reason; a find is recorded as an attempt that found it applied."""
         finding = await self.reconciler.settle(rule.reconcile, request)
+        self._observe_read(finding)
         self.breaker.record(permit, failure=finding.trips_breaker)
         unanswered = Outcome(Verdict.INTERRUPTED, f"attempt {request.attempts} got no answer",
                              ambiguous=True)

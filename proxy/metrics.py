@@ -126,6 +126,10 @@ class Metrics:
                               "1 half-open, 2 open", ["upstream"], registry=r)
         self._transitions = Counter("tenang_circuit_transitions", "Circuit breaker state "
                                     "changes by new state", ["upstream", "to"], registry=r)
+        self._reconciled = Counter("tenang_reconciliation_reads", "History reads settling "
+                                   "an unanswered SEP insert, by what they found: found, "
+                                   "absent, unknown (held for a person) or unreachable "
+                                   "(read again later)", ["upstream", "result"], registry=r)
         self._reads = Counter("tenang_passthrough_reads", "Passthrough reads by who "
                               "answered: upstream, stale-cache or fallback (Tenang's fast "
                               "failure)", ["upstream", "endpoint", "answer"], registry=r)
@@ -171,6 +175,9 @@ class Metrics:
     def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:
         self._deliveries.labels(upstream, verdict.value).inc()
         self._attempt.labels(upstream).observe(seconds)
+
+    def reconciled(self, upstream: str, settlement: str) -> None:
+        self._reconciled.labels(upstream, settlement).inc()
 
     def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None:
         self._reads.labels(upstream, endpoint, answer).inc()

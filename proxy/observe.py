@@ -3,10 +3,10 @@
 Intake calls ``accepted`` after a request is committed; a delivery calls ``attempt``
 for every attempt (interrupted ones included) and ``finished`` after a transition is
 stored; a passthrough read calls ``read`` once answered (by BPJS, the stale cache or
-Tenang's fast failure). ``Telemetry`` fans each call out to the metrics and the
-notifier; the default ``NULL_OBSERVER`` does nothing, so a Gateway or Relay built
-without one (tests, tools) needs no wiring. Observers are called on the event loop and
-must return at once.
+Tenang's fast failure); a reconciliation read calls ``reconciled`` with what it found.
+``Telemetry`` fans each call out to the metrics and the notifier; the default
+``NULL_OBSERVER`` does nothing, so a Gateway or Relay built without one (tests, tools)
+needs no wiring. Observers are called on the event loop and must return at once.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Observer(Protocol):
 
     def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None: ...
 
+    def reconciled(self, upstream: str, settlement: str) -> None: ...
+
     def finished(self, upstream: str, request_id: str, status: Status, reason: str
                  ) -> None: ...
 
@@ -45,6 +47,9 @@ class NullObserver:
         return None
 
     def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None:
+        return None
+
+    def reconciled(self, upstream: str, settlement: str) -> None:
         return None
 
     def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
@@ -64,26 +69,26 @@ class Telemetry:
         self.notifier = notifier
         self.on_finished = on_finished  # backpressure's running queue count
 
-    def accepted(self, upstream: str, endpoint: str | None, seconds: float) -> None:
+    def _to_metrics(self, what: str, upstream: str, call: Callable[[Metrics], None]) -> None:
         if self.metrics is not None:
             try:
-                self.metrics.accepted(upstream, endpoint, seconds)
+                call(self.metrics)
             except Exception:
-                log.exception("metrics: accepted() failed", extra={"upstream": upstream})
+                log.exception("metrics: %s() failed", what, extra={"upstream": upstream})
+
+    def accepted(self, upstream: str, endpoint: str | None, seconds: float) -> None:
+        self._to_metrics("accepted", upstream,
+                         lambda m: m.accepted(upstream, endpoint, seconds))
 
     def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:
-        if self.metrics is not None:
-            try:
-                self.metrics.attempt(upstream, verdict, seconds)
-            except Exception:
-                log.exception("metrics: attempt() failed", extra={"upstream": upstream})
+        self._to_metrics("attempt", upstream, lambda m: m.attempt(upstream, verdict, seconds))
 
     def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None:
-        if self.metrics is not None:
-            try:
-                self.metrics.read(upstream, endpoint, answer, seconds)
-            except Exception:
-                log.exception("metrics: read() failed", extra={"upstream": upstream})
+        self._to_metrics("read", upstream,
+                         lambda m: m.read(upstream, endpoint, answer, seconds))
+
+    def reconciled(self, upstream: str, settlement: str) -> None:
+        self._to_metrics("reconciled", upstream, lambda m: m.reconciled(upstream, settlement))
 
     def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
         if self.on_finished is not None:

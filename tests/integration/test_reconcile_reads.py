@@ -21,6 +21,7 @@ from proxy.store.base import AttemptRecord, NewRequest
 from proxy.store.sqlite import SqliteStore
 from tests.bpjs_support import bpjs_config
 from tests.conftest import FakeClock, admin_headers, wait_until
+from tests.integration.metrics_scrape import scrape, v
 from tests.integration.test_modes import SEP_INSERT, Caller, t_sep, vclaim
 from tests.signing import bpjs_headers
 
@@ -49,6 +50,10 @@ async def test_a_history_read_that_fails_once_is_read_again_and_finds_the_sep(
     assert sep in json.dumps((await bpjs_sim.snapshot())["seps"])
     assert len(await _inserts(bpjs_sim)) == 1  # never sent a second time
     assert len(await bpjs_sim.log(HISTORY)) == times + 1
+    seen = await scrape(http, simrs.tenang)
+    reads = {r: v(seen, "tenang_reconciliation_reads_total", upstream="vclaim", result=r)
+             for r in ("unreachable", "found")}
+    assert reads == {"unreachable": 1, "found": 1}  # aiohttp's own repeat is not Tenang's
 
 
 async def test_a_history_read_that_fails_once_then_finds_no_sep_sends_it_again(
