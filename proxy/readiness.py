@@ -13,16 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.backpressure import MIB, Backpressure
+from proxy.backpressure import MIB, Backpressure, DiskReadiness
 from proxy.store.base import Store, StoreError
 
 READY_STORE = web.AppKey("ready_store", Store)
 BACKPRESSURE = web.AppKey("backpressure", Backpressure)
 
 
-async def readiness(store: Store, backpressure: Backpressure | None
-                    ) -> tuple[bool, dict[str, Any]]:
-    """(ready, the JSON body naming every reason it is not)."""
+async def readiness(store: Store, backpressure: Backpressure | None,
+                    only: str | None = None) -> tuple[bool, dict[str, Any]]:
+    """(ready, the JSON body naming every reason it is not). With ``only``, the queue of
+    that upstream alone counts (every upstream is still reported)."""
     problems: list[str] = []
     doc: dict[str, Any] = {"store": {"writable": True}}
     try:
@@ -36,18 +37,12 @@ async def readiness(store: Store, backpressure: Backpressure | None
         except StoreError as exc:  # the queue could never be counted
             problems.append(f"queue cannot be counted: {exc.reason}")
         else:
-            if disk.min_free_bytes:
-                doc["store"]["free_mb"] = round(max(disk.free_bytes, 0) / MIB, 1)
-                doc["store"]["min_free_mb"] = disk.min_free_bytes // MIB
-            if disk.low:
-                problems.append(f"disk almost full ({max(disk.free_bytes, 0) / MIB:.1f} "
-                                f"MiB free, floor store.min_free_mb="
-                                f"{disk.min_free_bytes // MIB})")
+            problems += _disk(doc, disk)
             doc["upstreams"] = {}
             for up in upstreams:
                 doc["upstreams"][up.name] = {"ready": not up.full, "queued": up.queued,
                                              "max_pending": up.max_pending or None}
-                if up.full:
+                if up.full and only in (None, up.name):
                     problems.append(f"queue for {up.name} is full ({up.queued} waiting, "
                                     f"max_pending={up.max_pending})")
     ready = not problems
@@ -57,6 +52,24 @@ async def readiness(store: Store, backpressure: Backpressure | None
     return ready, {**head, **doc}
 
 
+def _disk(doc: dict[str, Any], disk: DiskReadiness) -> list[str]:
+    if not disk.min_free_bytes:
+        return []
+    free_mb = max(disk.free_bytes, 0) / MIB
+    doc["store"]["free_mb"] = round(free_mb, 1)
+    doc["store"]["min_free_mb"] = disk.min_free_bytes // MIB
+    if not disk.low:
+        return []
+    return [f"disk almost full ({free_mb:.1f} MiB free, floor store.min_free_mb="
+            f"{disk.min_free_bytes // MIB})"]
+
+
 async def readyz(request: web.Request) -> web.Response:
-    ready, doc = await readiness(request.app[READY_STORE], request.app.get(BACKPRESSURE))
+    """``?upstream=NAME``: ready for that upstream's intake (a balancer routing by path
+    prefix keeps sending Antrean while VClaim's queue is full)."""
+    backpressure = request.app.get(BACKPRESSURE)
+    only = request.query.get("upstream")
+    if only is not None and (backpressure is None or only not in backpressure.caps):
+        return web.json_response({"error": f"no upstream named {only!r}"}, status=404)
+    ready, doc = await readiness(request.app[READY_STORE], backpressure, only)
     return web.json_response(doc, status=200 if ready else 503)

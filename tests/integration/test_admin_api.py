@@ -118,6 +118,10 @@ async def test_readyz_is_not_ready_while_intake_would_refuse_and_names_why(
         doc = await resp.json()
     assert doc["status"] == "not ready" and "antrean" in doc["reason"]
     assert doc["upstreams"]["antrean"] == {"ready": False, "queued": 2, "max_pending": 2}
+    async with http.get(f"{tenang.admin_url}/readyz?upstream=antrean") as resp:
+        assert resp.status == 503
+    async with http.get(f"{tenang.admin_url}/readyz?upstream=vclaim") as resp:
+        assert resp.status == 404
 
     # An operator's cancel is not an event backpressure hears: the recount finds it.
     await api(http, "POST", f"{tenang.admin_url}/api/v1/requests/{ids[0]}/cancel")

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
-from proxy.backpressure import WAL_LIMIT, Backpressure, sqlite_free_bytes, storage_cost
+from proxy.backpressure import (
+    ROW_OVERHEAD,
+    WAL_LIMIT,
+    Backpressure,
+    sqlite_free_bytes,
+    storage_cost,
+)
 from proxy.calls import Status
 from proxy.config import Config
+from proxy.readiness import readiness
 from proxy.store.base import NewRequest, StoreError, StoreUnavailable
 from proxy.store.memory import MemoryStore
 from tests.conftest import FakeClock, make_config, wait_until
@@ -203,3 +211,34 @@ def test_room_for_the_wal_to_grow_is_not_free_for_intake(tmp_path: Path) -> None
     db = tmp_path / "tenang.db"
     slack = abs(shutil.disk_usage(tmp_path).free - WAL_LIMIT - sqlite_free_bytes(db))
     assert slack < 1024 * 1024  # other writers on this disk meanwhile
+
+
+async def test_readiness_for_one_upstream_ignores_another_ones_full_queue(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path, max_pending=1)
+    other = dataclasses.replace(cfg.upstreams[0], name="vclaim", prefix="/vclaim-rest",
+                                max_pending=0)
+    cfg = dataclasses.replace(cfg, upstreams=(cfg.upstreams[0], other))
+    store = MemoryStore()
+    await store.enqueue(new_request(1))
+    bp = Backpressure(cfg, store, FakeClock(100.0), free_bytes=lambda _p: 10_000 * MiB)
+    ready, doc = await readiness(store, bp)
+    assert not ready and "queue for antrean is full" in doc["reason"]
+    assert doc["upstreams"]["vclaim"] == {"ready": True, "queued": None, "max_pending": None}
+    assert (await readiness(store, bp, only="vclaim"))[0]
+    assert not (await readiness(store, bp, only="antrean"))[0]
+
+
+async def test_the_disk_estimate_counts_requests_still_being_stored_across_a_sample(
+        tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    clock = FakeClock(100.0)
+    bp = Backpressure(cfg, MemoryStore(), clock, free_bytes=lambda _p: 65 * MiB)
+    up = cfg.upstreams[0]
+    call = new_request(1, b"x" * (MiB // 2 - ROW_OVERHEAD))
+    assert await bp.refusal(up, call) is None  # admitted, its commit not done yet
+    clock.advance(1.0)  # a new sample that cannot show the uncommitted row
+    assert await bp.refusal(up, call) is not None
+    bp.stored(call)
+    clock.advance(1.0)
+    assert await bp.refusal(up, call) is None
