@@ -12,7 +12,7 @@ from aiohttp import web
 
 from admin_ui.fmt import WIB, day_start, day_text, parse_day
 from admin_ui.i18n import Translator
-from admin_ui.labels import endpoint_label
+from admin_ui.labels import endpoint_by_label, endpoint_label
 from proxy.admin_api import BREAKERS
 from proxy.calls import Status
 from proxy.store.admin_base import RequestFilter
@@ -50,6 +50,8 @@ def parse(query: Mapping[str, str], upstreams: list[str]) -> FilterForm:
     if values["upstream"] and values["upstream"] not in upstreams:
         errors.append("filter.bad_upstream")
         values["upstream"] = ""
+    if values["endpoint"]:
+        values["endpoint"] = endpoint_by_label(values["endpoint"]) or values["endpoint"]
     received_from, received_to, invalid = _dates(values, errors)
     f = RequestFilter(status=status, upstream=values["upstream"] or None,
                       endpoint=values["endpoint"] or None, received_from=received_from,

@@ -8,7 +8,7 @@ ship without one. A custom route's own name has no label and is shown as it is.
 
 from __future__ import annotations
 
-from admin_ui.i18n import Translator
+from admin_ui.i18n import LANGS, Translator
 from proxy.bpjs.presets import GENERIC_READ, GENERIC_WRITE, PRESETS
 
 PREFIX = "endpoint."
@@ -25,3 +25,16 @@ def endpoint_label(t: Translator, name: str | None) -> str:
     if not name:
         return ""
     return t.get(PREFIX + name) or name
+
+
+def endpoint_by_label(text: str) -> str | None:
+    """The endpoint whose label (in any language) is ``text``, ignoring case: what staff
+    type into the endpoint filter when they go by the words on the page."""
+    wanted = text.strip().casefold()
+    for lang in LANGS:
+        t = Translator(lang)
+        for name in preset_endpoint_names():
+            label = t.get(PREFIX + name)
+            if label is not None and label.casefold() == wanted:
+                return name
+    return None

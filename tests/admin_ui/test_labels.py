@@ -7,8 +7,9 @@ import re
 
 import pytest
 
+from admin_ui.filters import parse
 from admin_ui.i18n import LANGS, Translator, catalog
-from admin_ui.labels import PREFIX, endpoint_label, preset_endpoint_names
+from admin_ui.labels import PREFIX, endpoint_by_label, endpoint_label, preset_endpoint_names
 from proxy.bpjs.presets import PRESETS
 from proxy.policies.breaker import BreakerState
 
@@ -67,3 +68,19 @@ def test_no_circuit_jargon_on_the_dashboard() -> None:
 def test_no_label_says_endpoint() -> None:
     for lang in LANGS:
         assert [k for k, v in catalog(lang).items() if "endpoint" in v.lower()] == [], lang
+
+
+def test_a_label_typed_into_the_endpoint_filter_means_its_endpoint() -> None:
+    assert endpoint_by_label("Antrean: waktu tugas") == "antrean.updatewaktu"
+    assert endpoint_by_label("  antrean: TASK time ") == "antrean.updatewaktu"
+    assert endpoint_by_label("VClaim: buat SEP") == "vclaim.sep.insert"
+    assert endpoint_by_label("vclaim.sep") is None, "a technical prefix stays as typed"
+    form = parse({"endpoint": "Antrean: tambah antrean"}, ["antrean"])
+    assert form.filter.endpoint == "antrean.add" and form.values["endpoint"] == "antrean.add"
+    assert parse({"endpoint": "vclaim.sep"}, ["antrean"]).filter.endpoint == "vclaim.sep"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_labels_are_unique(lang: str) -> None:
+    labels = [v.casefold() for k, v in catalog(lang).items() if k.startswith(PREFIX)]
+    assert len(labels) == len(set(labels))
