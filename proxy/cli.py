@@ -22,6 +22,7 @@ from proxy.bpjs.simulator.serve import config_from_args as simulator_config
 from proxy.bpjs.simulator.serve import serve as serve_simulator
 from proxy.config import Config, ConfigError, load_config, settable_keys
 from proxy.config_routes import unmatched_routes
+from proxy.intake_auth import unsigned_warnings
 from proxy.logs import setup_logging
 from proxy.loop import run
 from proxy.preflight import StartupError, check_data_dir, no_users_hint
@@ -92,6 +93,8 @@ def _check_config_command(config_path: Path) -> int:
     for i, up in enumerate(cfg.upstreams):
         for note in unmatched_routes(up.preset, up.routes, f"upstreams[{i}]"):
             print(f"note: {note}")
+    for warning in unsigned_warnings(cfg):
+        print(f"warning: {warning}")
     return 0
 
 

@@ -127,7 +127,8 @@ class IntakeAuth:
             expected = sign(cons_id, who.secret, ts) if who.secret else ""
             seen = who.seen[(cons_id, ts)] = (expected, int(ts))
         expected, seconds = seen
-        if who.secret and not hmac.compare_digest(expected.encode(), given.encode()):
+        # compare_digest takes str only when ASCII (a base64 signature always is).
+        if who.secret and not (given.isascii() and hmac.compare_digest(expected, given)):
             return Refusal(401, "X-signature tidak valid / X-signature does not match "
                            "X-cons-id and X-timestamp (wrong consumer secret?)", "signature")
         if who.max_skew_s:

@@ -119,6 +119,18 @@ secret_env = "TENANG_VCLAIM_SECRET_FOR_TEST"
 """
 
 
+def test_check_config_warns_about_unsigned_replays(tmp_path: Path) -> None:
+    path = tmp_path / "tenang.toml"
+    path.write_text(CONFIG.replace('secret_env = "TENANG_VCLAIM_SECRET_FOR_TEST"',
+                                   "unsigned_replays = true"), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "proxy", "check-config", "--config",
+                             str(path)], cwd=REPO, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "warning: upstream vclaim: unsigned_replays = true" in result.stdout
+    assert "CANNOT verify the SIMRS's X-signature" in result.stdout
+
+
 @pytest.mark.parametrize("command", ["check-config", "serve"])
 def test_check_config_and_serve_refuse_a_missing_secret(tmp_path: Path, command: str) -> None:
     path = tmp_path / "tenang.toml"
