@@ -176,10 +176,12 @@ def default_methods(preset: str) -> tuple[str, ...]:
 # Request headers an upstream gets (lower-case); everything else a SIMRS sends (its PHP
 # session Cookie, X-Api-Key, X-Original-URL, X-Forwarded-Host) stays at Tenang.
 # ``upstreams.forward_headers`` adds to these. BPJS: the signature set, user_key in the
-# spellings clients use, and content negotiation.
+# spellings clients use, and content negotiation; and the SIMRS's User-Agent, which
+# BPJS (and any firewall before it) saw before Tenang stood in between (the HTTP client
+# adds none of its own).
 BPJS_HEADERS = frozenset({
     "x-cons-id", "x-timestamp", "x-signature", "user_key", "user-key", "userkey",
-    "x-user-key", "content-type", "accept",
+    "x-user-key", "content-type", "accept", "user-agent",
 })
 # An API Tenang knows nothing about: the BPJS set (generic upstreams in front of BPJS
 # look-alikes), plus the usual credentials and idempotency header of an HTTP API.

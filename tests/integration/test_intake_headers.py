@@ -25,10 +25,9 @@ STRAY = {
     "X-Forwarded-Host": "evil.example",
     "X-Forwarded-For": "10.0.0.7",
     "X-Rs-Kode": "RS0001",
-    "User-Agent": "Khanza/2024",
 }
 BPJS = {"user_key": "0123456789abcdef0123456789abcdef", "Content-Type": "application/json",
-        "Accept": "application/json"}
+        "Accept": "application/json", "User-Agent": "Khanza/2024"}
 
 
 def names(headers: dict[str, str] | list[tuple[str, str]]) -> set[str]:
@@ -39,7 +38,8 @@ def names(headers: dict[str, str] | list[tuple[str, str]]) -> set[str]:
 def assert_only_bpjs_headers(received: dict[str, str] | list[tuple[str, str]]) -> None:
     got = names(received)
     assert not got & {k.lower() for k in STRAY}, got
-    assert {"user_key", "x-cons-id", "x-timestamp", "content-type", "accept"} <= got
+    assert {"user_key", "x-cons-id", "x-timestamp", "content-type", "accept",
+            "user-agent"} <= got
 
 
 async def test_a_queued_write_stores_and_replays_only_the_bpjs_headers(
@@ -51,7 +51,8 @@ async def test_a_queued_write_stores_and_replays_only_the_bpjs_headers(
         assert resp.status == 202
         request_id = resp.headers["X-Tenang-Request-Id"]
     kept = stored_headers(stored(tmp_path, request_id))
-    assert names(kept) == {"user_key", "x-cons-id", "x-timestamp", "content-type", "accept"}
+    assert names(kept) == {"user_key", "x-cons-id", "x-timestamp", "content-type", "accept",
+                           "user-agent"}
     await delivered(http, tenang.admin_url, request_id)
     [entry] = recording_standin.state.log
     assert_only_bpjs_headers(entry["headers"])
