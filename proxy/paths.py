@@ -1,9 +1,10 @@
 """Path spellings a BPJS service never uses, refused at intake (issue 10.9).
 
 BPJS paths are plain segments (``SEP/2.0/insert``, ``Peserta/nokartu/{no}/tglSEP/{d}``).
-A front end or upstream that decodes twice, or reads IIS's ``%u`` escapes, backslashes
-or ``;`` path parameters, would see a different path than Tenang checked (``%252e%252e``
-is ``..`` after two decodings), with Tenang's signature on it. Refusing these outright is
+A front end or upstream that decodes twice, or reads IIS's ``%u`` escapes, backslashes,
+``;`` path parameters or overlong UTF-8 (``%c0%ae``), would see a different path than
+Tenang checked (``%252e%252e`` is ``..`` after two decodings), with Tenang's signature
+on it. Refusing these outright is
 simpler to state and to trust than normalising them; queries are data and untouched.
 """
 
@@ -14,13 +15,16 @@ import re
 # One search over the raw path below the prefix; most paths have none of these bytes.
 _TRICK = re.compile(
     r"(?P<double>%25[0-9a-f]{2})|(?P<u>%u[0-9a-f]{0,4})|(?P<nul>%00|\x00)"
-    r"|(?P<backslash>%5c|\\)|(?P<param>;)", re.IGNORECASE)
+    r"|(?P<backslash>%5c|\\)|(?P<param>;)"
+    # Overlong UTF-8 ("%c0%ae" is '.' to a lax decoder): never valid, and IIS's old hole.
+    r"|(?P<overlong>%c[01]|%e0%[89][0-9a-f]|%f0%8[0-9a-f])", re.IGNORECASE)
 _WHAT = {
     "double": "double percent-encoding ({} decodes to another escape)",
     "u": "%u escapes ({})",
     "nul": "NUL bytes ({})",
     "backslash": "backslashes ({})",
     "param": "path parameters ({})",
+    "overlong": "overlong UTF-8 escapes ({})",
 }
 
 
