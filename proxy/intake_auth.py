@@ -114,6 +114,11 @@ class IntakeAuth:
             return _missing([name for name, value in ((CONS_ID_HEADER, cons_id),
                                                       (TIMESTAMP_HEADER, ts),
                                                       (SIGNATURE_HEADER, given)) if not value])
+        if not (cons_id.isascii() and ts.isascii() and given.isascii()):
+            # Header bytes that were not UTF-8 arrive as surrogate escapes; they can be
+            # neither signed nor compared ('²' also passes str.isdigit, not int()).
+            return Refusal(401, "X-cons-id, X-timestamp dan X-signature harus teks ASCII / "
+                           "must be ASCII text", "signature")
         if who.cons_id and cons_id != who.cons_id:
             return Refusal(401, f"X-cons-id {_shown(cons_id)} tidak sesuai / is not the "
                            "consumer id configured for this service", "cons-id")

@@ -182,7 +182,8 @@ def resolved(path: str) -> str:
     """The path an upstream that decodes (once more) and resolves dot segments would
     serve: what "under the configured target" must hold for."""
     decoded = unquote(unquote(path.replace("\\", "/")))
-    return posixpath.normpath("/" + decoded.replace("\x00", ""))
+    # One leading '/': normpath keeps a leading '//' (POSIX), which no server does.
+    return posixpath.normpath("/" + decoded.replace("\x00", "").lstrip("/"))
 
 
 def under_prefix(path: str, prefix: str) -> bool:

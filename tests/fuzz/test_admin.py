@@ -2,8 +2,8 @@
 bad and binary credentials, invalid and deep JSON, hostile login forms.
 
 Properties: a clear 4xx or a 2xx (3xx for the UI's redirects), never a 5xx or traceback
-text; the API answers JSON; and the admin port still serves afterwards. Known defects of
-issue 10.3 (being fixed) are in ``test_admin_known``-named tests, ``xfail(strict=True)``.
+text; the API answers JSON; and the admin port still serves afterwards. The defects
+issue 10.3 named stay as ``test_admin_known``-named tests.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -163,8 +162,6 @@ def test_login_form_and_ui_pages_answer_clearly(stack: Stack) -> None:
     assert "tenang_session=" in answer.headers.get("set-cookie", "")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10.3: 500 on binary Authorization, deep or "
-                   "huge JSON, huge ids and binary multipart fields (intake-input is fixing it)")
 def test_admin_known_bad_input_gets_a_clear_4xx(stack: Stack) -> None:
     token = f"Bearer {ADMIN_TOKEN}".encode()
     cookie, csrf = login_csrf(stack)

@@ -119,6 +119,9 @@ TRICKS = [
     (b"/antreanrs/antrean;jsessionid=1/add", "path parameters"),
     (b"/antreanrs/antrean\\add", "backslashes"),
     (b"/antreanrs/antrean%5Cadd", "backslashes"),
+    (b"/antreanrs/%c0%ae%c0%ae/x", "overlong UTF-8"),
+    (b"/antreanrs/%C1%9c/x", "overlong UTF-8"),
+    (b"/antreanrs/%e0%80%ae/x", "overlong UTF-8"),
 ]
 
 
@@ -187,3 +190,23 @@ async def test_a_lookup_with_header_bytes_that_are_not_utf8_is_401(
                                    f"/_tenang/requests/{request_id}".encode(), head)
     assert status == 401
     assert doc["metadata"]["code"] == 401 and doc["response"] is None
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    (b"X-signature", b"\x80"), (b"X-timestamp", b"\xc2\xb2"), (b"X-timestamp", b"17\xff"),
+    (b"X-cons-id", b"123\xff")])
+async def test_signature_headers_that_are_not_ascii_get_401(
+        tmp_path: Path, standin: Any, start_tenang: Any, name: bytes, value: bytes) -> None:
+    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+    signed = {k.encode(): v.encode() for k, v in bpjs_headers().items()}
+    signed[name] = value
+    head = b"".join(k + b": " + v + b"\r\n" for k, v in signed.items())
+    host, port = tenang.gateway_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    body = b'{"kodebooking":"KB-SIG"}'
+    writer.write(b"POST /antreanrs/antrean/add HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 + head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert db_rows(tmp_path) == []
