@@ -42,6 +42,7 @@ ADMIN_TOKEN = "bench-admin-token"
 CONS_ID, SECRET, SECRET_ENV = "12345", "bench-secret", "TENANG_BENCH_BPJS_SECRET"
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 15.0
+TARGET_OPEN_LOOP_P99_MS = 10.0  # at --open-loop-rate (2,000 req/s)
 
 # ~150 bytes, shaped like an Antrean "update waktu antrean" call. Every request is for
 # its own booking (the placeholder becomes a counter), as at a real front desk: many calls
@@ -162,6 +163,30 @@ def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace) -> dic
     return stats
 
 
+def open_loop_request() -> tuple[dict[str, str], Any]:
+    """Headers (signed now) and a body maker for bench/open_loop.py: the wrk script's
+    request, each body its own booking (unique per run as in the Lua script)."""
+    signed = signed_headers(CONS_ID, SECRET, time.time())
+    headers = {"Content-Type": "application/json", "X-cons-id": CONS_ID,
+               "X-timestamp": signed["X-timestamp"], "X-signature": signed["X-signature"],
+               "user_key": "0123456789abcdef0123456789abcdef"}
+    run = os.urandom(6).hex()
+    head, tail = BODY_HEAD.encode(), BODY_TAIL.encode()
+
+    def body_for(n: int) -> bytes:
+        return head + f"{run}-o{n}".encode() + tail
+
+    return headers, body_for
+
+
+def open_loop_round(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    from bench.open_loop import open_loop
+
+    headers, body_for = open_loop_request()
+    return open_loop(url, headers, body_for, args.open_loop_rate, args.duration,
+                     args.open_loop_connections, warmup_s=1.0)
+
+
 def cpu_ticks() -> list[int]:
     """Aggregate CPU counters from /proc/stat (Linux), [] elsewhere."""
     try:
@@ -236,6 +261,7 @@ def run(args: argparse.Namespace) -> int:
         targets = {"hello": f"http://127.0.0.1:{hello_port}{PATH}",
                    "tenang": f"http://127.0.0.1:{port}{PATH}"}
         runs: dict[str, list[dict[str, Any]]] = {"hello": [], "tenang": []}
+        opens: dict[str, list[dict[str, Any]]] = {"hello": [], "tenang": []}
         accepted = 0
         try:
             wait_http(f"http://127.0.0.1:{hello_port}/", hello)
@@ -249,6 +275,10 @@ def run(args: argparse.Namespace) -> int:
                     stats, ok = measure(url, script, args)
                     runs[name].append(stats)
                     accepted += ok if name == "tenang" else 0
+                    if args.open_loop_rate > 0:
+                        opened = open_loop_round(url, args)
+                        opens[name].append(opened)
+                        accepted += opened["ok"] if name == "tenang" else 0
             with sqlite3.connect(work / "tenang.db") as db:
                 rows = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
         finally:
@@ -277,6 +307,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"ratio tenang/hello-world: {ratio:.2f} (target >= {TARGET_RATIO}); "
           f"tenang p99 {prox['p99_ms']:.2f} ms (target <= {TARGET_P99_MS:g} ms): "
           f"{'MET' if meets else 'MISSED'}")
+    open_summary = report_open_loop(opens, args) if args.open_loop_rate > 0 else {}
     print(f"durability: {rows} rows in requests, {accepted} 2xx answers (incl. warm-up): "
           f"{'OK' if durable else 'FAIL'}")
     summary = {
@@ -289,11 +320,40 @@ def run(args: argparse.Namespace) -> int:
         "nproc": os.cpu_count(), "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version, "loadavg_1m_before": round(load_before, 2),
         "steal_pct": [r["steal_pct"] for rs in runs.values() for r in rs],
+        **open_summary,
     }
     print(json.dumps(summary))
     if not durable:
         print(tenang_log[-3000:], file=sys.stderr)
     return 0 if durable else 1
+
+
+def report_open_loop(opens: dict[str, list[dict[str, Any]]], args: argparse.Namespace
+                     ) -> dict[str, Any]:
+    """Print the open-loop rounds' medians; the JSON summary's open-loop fields."""
+    med = {n: {k: median([r[k] for r in rs]) for k in
+               ("achieved_rps", "p50_ms", "p99_ms", "p999_ms", "dispatch_p99_ms",
+                "client_cpu_us_per_request")} for n, rs in opens.items()}
+    errors = {n: sum(r["non_2xx"] + r["socket_errors"] + r["sent"] - r["answered"]
+                     for r in rs) for n, rs in opens.items()}
+    print(f"open loop at {args.open_loop_rate:g} req/s ({args.open_loop_connections} "
+          "connections; latency from the intended send time); medians")
+    print(f"{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p99.9 ms':>10}"
+          f"{'errors':>8}{'client lag p99':>16}")
+    for name, label in (("hello", "aiohttp hello-world"), ("tenang", "tenang (durable 202)")):
+        m = med[name]
+        print(f"{label:<22}{m['achieved_rps']:>10.0f}{m['p50_ms']:>9.2f}{m['p99_ms']:>9.2f}"
+              f"{m['p999_ms']:>10.2f}{errors[name]:>8}{m['dispatch_p99_ms']:>13.2f} ms")
+    p99s = ", ".join(f"{r['p99_ms']:.1f}" for r in opens["tenang"])
+    met = med["tenang"]["p99_ms"] <= TARGET_OPEN_LOOP_P99_MS and errors["tenang"] == 0
+    print(f"tenang open-loop p99 {med['tenang']['p99_ms']:.2f} ms per round ({p99s}) "
+          f"(target <= {TARGET_OPEN_LOOP_P99_MS:g} ms): {'MET' if met else 'MISSED'}")
+    return {"open_loop_rate": args.open_loop_rate,
+            "open_loop_hello_p99_ms": med["hello"]["p99_ms"],
+            "open_loop_tenang_p99_ms": med["tenang"]["p99_ms"],
+            "open_loop_tenang_p99_rounds": [r["p99_ms"] for r in opens["tenang"]],
+            "open_loop_errors": errors, "open_loop_target_met": met,
+            "open_loop_client_cpu_us": med["hello"]["client_cpu_us_per_request"]}
 
 
 def main() -> int:
@@ -304,6 +364,10 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per target")
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument("--open-loop-rate", type=float, default=2000.0,
+                   help="req/s of the open-loop round after each wrk round (0: none)")
+    p.add_argument("--open-loop-connections", type=int, default=128,
+                   help="keep-alive connections of the open-loop client")
     p.add_argument("--serve-hello", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.serve_hello:
