@@ -79,21 +79,19 @@ class Gateway:
         self.routes = [(u.prefix.lower(), Route(u, queued(u.preset), bpjs_ok(u.preset)))
                        for u in config.upstreams]
         self.results_base = "/_tenang/requests/"
-        self._rules: dict[tuple[str, str, str], Endpoint | Allow] = {}
+        self._rules: dict[tuple[str, str, str], Endpoint | Allow | BadPath] = {}
 
-    def _rule(self, up: UpstreamConfig, method: str, path: str) -> Endpoint | Allow:
-        """The endpoint rule, or the methods allowed when ``method`` is not one of them;
-        remembered per (upstream, method, path): writes hit a handful of fixed paths, and
-        matching the preset table is the costlier part."""
-        key = (up.name, method, path.lower())
+    def _rule(self, up: UpstreamConfig, method: str, path: str) -> Endpoint | Allow | BadPath:
+        """The endpoint rule for ``path`` (below the prefix, raw), what is wrong with the
+        path, or the methods allowed when ``method`` is not one of them; remembered per
+        (upstream, method, path) as sent: writes hit a handful of fixed paths, and the path
+        checks and matching the preset table are the costlier part."""
+        key = (up.name, method, path)
         rule = self._rules.get(key)
         if rule is None:
             if len(self._rules) >= MAX_REMEMBERED_RULES:
                 self._rules.clear()  # reads with ids in the path must not grow it forever
-            allow = refused_method(up.preset, up.overrides,
-                                   up.methods or default_methods(up.preset), method, path)
-            rule = self._rules[key] = Allow(allow) if allow is not None else resolve(
-                up.preset, up.overrides, method, path)
+            rule = self._rules[key] = _rule_for(up, method, path)
         return rule
 
     def match(self, path: str) -> Route | None:
@@ -135,15 +133,9 @@ class Gateway:
         denied = self.auth.refusal(up, request.headers, request.remote)
         if denied is not None:
             return refuse(up.preset, denied.status, denied.message)
-        rest = path[len(up.prefix):]
-        if has_dot_segment(rest):
-            return refuse(up.preset, 400, "Path tidak valid / path must not contain . or .. "
-                          "segments")
-        trick = path_trick(rest) if up.is_bpjs else None
-        if trick is not None:
-            return refuse(up.preset, 400, f"Path tidak valid / a BPJS path must not contain "
-                          f"{trick}; not stored, not sent")
-        rule = self._rule(up, request.method, rest)
+        rule = self._rule(up, request.method, path[len(up.prefix):])
+        if isinstance(rule, BadPath):
+            return refuse(up.preset, 400, rule.message)
         if isinstance(rule, Allow):
             return rule.refusal(up.preset, request.method, path)
         limit = self.config.server.max_body_bytes
@@ -267,6 +259,27 @@ class Gateway:
                                              original.status.value)
         response.headers[DUPLICATE_HEADER] = original.id
         return response
+
+
+@dataclass(frozen=True, slots=True)
+class BadPath:
+    """A path refused with 400 whatever the method (dot segments, BPJS path tricks)."""
+
+    message: str
+
+
+def _rule_for(up: UpstreamConfig, method: str, path: str) -> Endpoint | Allow | BadPath:
+    if has_dot_segment(path):
+        return BadPath("Path tidak valid / path must not contain . or .. segments")
+    trick = path_trick(path) if up.is_bpjs else None
+    if trick is not None:
+        return BadPath(f"Path tidak valid / a BPJS path must not contain {trick}; not "
+                       "stored, not sent")
+    allow = refused_method(up.preset, up.overrides, up.methods or default_methods(up.preset),
+                           method, path)
+    if allow is not None:
+        return Allow(allow)
+    return resolve(up.preset, up.overrides, method, path)
 
 
 @dataclass(frozen=True, slots=True)
