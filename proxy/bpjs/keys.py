@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+_DECODER = json.JSONDecoder()
 TOO_DEEP = "JSON bersarang terlalu dalam / JSON body nested too deeply to read"
 
 
@@ -40,6 +41,10 @@ def parse_json(raw: bytes) -> Any:
     interpreter's recursion limit (some hundreds of levels, far beyond any BPJS body)
     with a RecursionError, which is the SIMRS's fault, not Tenang's."""
     try:
+        if raw[:1] == b"{" and raw[1:2] != b"\x00":
+            # What json.loads does for such bytes (detect_encoding finds UTF-8 when the
+            # first two bytes are not NUL), without its checks: bodies are parsed per request.
+            return _DECODER.decode(raw.decode("utf-8", "surrogatepass"))
         return json.loads(raw)
     except RecursionError:
         raise UnkeyableBody(TOO_DEEP) from None
