@@ -75,7 +75,7 @@ class Gateway:
         self.relay = relay
         self.passthrough = passthrough
         self.backpressure = backpressure or Backpressure(config, store)
-        self.auth = IntakeAuth(config.upstreams)
+        self.auth = IntakeAuth(config.upstreams, observer=observer)
         self.routes = [(u.prefix.lower(), Route(u, queued(u.preset), bpjs_ok(u.preset)))
                        for u in config.upstreams]
         self.results_base = "/_tenang/requests/"

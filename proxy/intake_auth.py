@@ -37,6 +37,7 @@ from proxy.bpjs.signature import (
     sign,
 )
 from proxy.config import Config, UpstreamConfig
+from proxy.observe import NULL_OBSERVER, Observer
 
 log = logging.getLogger("tenang.intake_auth")
 
@@ -90,8 +91,10 @@ def _has_user_key(headers: Mapping[str, str]) -> bool:
 
 class IntakeAuth:
     def __init__(self, upstreams: Iterable[UpstreamConfig],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 observer: Observer = NULL_OBSERVER) -> None:
         self.clock = clock
+        self.observer = observer
         self._identities = {up.name: identity_of(up) for up in upstreams}
         self._logged: dict[tuple[str, str], tuple[float, int]] = {}
 
@@ -103,6 +106,7 @@ class IntakeAuth:
             return None
         refused = self._check(who, headers)
         if refused is not None:
+            self.observer.refused(up.name, refused.reason)
             self._log(up.name, refused, client)
         return refused
 

@@ -136,6 +136,10 @@ class Metrics:
         self._read_seconds = Histogram("tenang_passthrough_duration_seconds", "Time to "
                                        "answer a passthrough read", ["upstream"],
                                        buckets=ATTEMPT_BUCKETS, registry=r)
+        self._refused = Counter("tenang_intake_refused", "Calls refused at intake for the "
+                                "caller's BPJS credentials, by reason: missing-header, "
+                                "cons-id, signature, timestamp, user-key",
+                                ["upstream", "reason"], registry=r)
         self._notifications = Counter("tenang_notifications", "Admin notifications by "
                                       "channel and result (sent, failed, dropped)",
                                       ["channel", "result"], registry=r)
@@ -178,6 +182,9 @@ class Metrics:
 
     def reconciled(self, upstream: str, settlement: str) -> None:
         self._reconciled.labels(upstream, settlement).inc()
+
+    def refused(self, upstream: str, reason: str) -> None:
+        self._refused.labels(upstream, reason).inc()
 
     def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None:
         self._reads.labels(upstream, endpoint, answer).inc()

@@ -3,7 +3,8 @@
 Intake calls ``accepted`` after a request is committed; a delivery calls ``attempt``
 for every attempt (interrupted ones included) and ``finished`` after a transition is
 stored; a passthrough read calls ``read`` once answered (by BPJS, the stale cache or
-Tenang's fast failure); a reconciliation read calls ``reconciled`` with what it found.
+Tenang's fast failure); a reconciliation read calls ``reconciled`` with what it found;
+intake calls ``refused`` when a caller's BPJS credentials fail (proxy/intake_auth.py).
 ``Telemetry`` fans each call out to the metrics and the notifier; the default
 ``NULL_OBSERVER`` does nothing, so a Gateway or Relay built without one (tests, tools)
 needs no wiring. Observers are called on the event loop and must return at once.
@@ -35,6 +36,8 @@ class Observer(Protocol):
 
     def reconciled(self, upstream: str, settlement: str) -> None: ...
 
+    def refused(self, upstream: str, reason: str) -> None: ...
+
     def finished(self, upstream: str, request_id: str, status: Status, reason: str
                  ) -> None: ...
 
@@ -50,6 +53,9 @@ class NullObserver:
         return None
 
     def reconciled(self, upstream: str, settlement: str) -> None:
+        return None
+
+    def refused(self, upstream: str, reason: str) -> None:
         return None
 
     def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
@@ -89,6 +95,9 @@ class Telemetry:
 
     def reconciled(self, upstream: str, settlement: str) -> None:
         self._to_metrics("reconciled", upstream, lambda m: m.reconciled(upstream, settlement))
+
+    def refused(self, upstream: str, reason: str) -> None:
+        self._to_metrics("refused", upstream, lambda m: m.refused(upstream, reason))
 
     def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
         if self.on_finished is not None:

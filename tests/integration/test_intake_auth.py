@@ -25,6 +25,7 @@ from proxy.bpjs.signature import sign
 from proxy.bpjs.simulator.harness import RunningSimulator
 from tests.bpjs_support import booking, bpjs_config, today
 from tests.conftest import admin_headers, make_config, wait_until
+from tests.integration.metrics_scrape import scrape, v
 
 ADD = "/antreanrs/antrean/add"
 PESERTA = "/vclaim-rest/Peserta/nokartu/0001234567890/tglSEP/{day}"
@@ -103,6 +104,22 @@ async def test_a_call_without_valid_credentials_gets_401_and_goes_nowhere(
     assert doc["response"] is None
     assert stored_rows(tmp_path) == 0
     assert await bpjs_sim.log() == []
+
+
+async def test_refusals_are_counted_by_reason_in_the_metrics(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        plain: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim))
+    for how in ("wrong secret", "wrong secret", "stale timestamp", "no BPJS headers"):
+        async with plain.post(tenang.gateway_url + ADD, data=body_for("booking"),
+                              headers=forged(bpjs_sim, "antrean", "POST", how)) as resp:
+            assert resp.status == 401
+    samples = await scrape(plain, tenang)
+
+    def refused(reason: str) -> float:
+        return v(samples, "tenang_intake_refused_total", upstream="antrean", reason=reason)
+
+    assert (refused("signature"), refused("timestamp"), refused("missing-header")) == (2, 1, 1)
 
 
 async def test_a_correctly_signed_write_is_queued_and_delivered(
