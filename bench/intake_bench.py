@@ -146,6 +146,12 @@ def write_script(script: Path) -> None:
 
 def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace) -> dict[str, Any]:
     write_script(script)
+    return run_wrk(url, script, seconds, args)
+
+
+def run_wrk(url: str, script: Path, seconds: float, args: argparse.Namespace
+            ) -> dict[str, Any]:
+    """One wrk run of ``script`` (as written by the caller); its WRKJSON summary."""
     # wrk takes whole seconds only.
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s",
            "--timeout", "5s", "--latency", "-s", str(script), url]

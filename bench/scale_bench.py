@@ -195,11 +195,21 @@ def report(r: dict[str, Any]) -> bool:
     return all(ok for _, _, ok in rows.values()) and cap["prompt"]
 
 
+def sound(r: dict[str, Any]) -> bool:
+    """Whether the run measured what it claims (the smoke run's pass condition): every
+    intake answer a 202, some deliveries on both, and 503s past the cap."""
+    errors = sum(x["errors"] for runs in r["intake"].values() for x in runs)
+    delivered = all(max(v) > 0 for v in r["delivery"].values())
+    if errors or not delivered:
+        print(f"BROKEN RUN: {errors} intake errors, deliveries {r['delivery']}")
+    return errors == 0 and delivered and r["cap"]["prompt"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=1_000_000, help="requests queued in the big store")
     p.add_argument("--smoke", action="store_true",
-                   help="N = 20,000 and short rounds (CI); fails only on broken machinery")
+                   help="N = 20,000 and short rounds (CI); fails only on a broken run")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per store")
     p.add_argument("--duration", type=float, default=5.0, help="seconds per intake round")
     p.add_argument("--connections", type=int, default=64)
@@ -214,8 +224,9 @@ def main() -> int:
     if args.smoke:
         args.n, args.rounds, args.duration, args.window = 20_000, 1, 2.0, 2.0
         args.ramp, args.settle, args.idle, args.samples = 1.5, 1.0, 2.0, 2
-    ok = report(run(args))
-    return 0 if ok or args.smoke else 1
+    result = run(args)
+    ok, measured = report(result), sound(result)
+    return 0 if measured and (ok or args.smoke) else 1
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 
 from bench.drain_bench import ADD_PATH, CONS_ID, SECRET, SECRET_ENV, booking, sim_call
-from bench.intake_bench import LUA, free_port, stop, wait_http, wrk
+from bench.intake_bench import LUA, free_port, run_wrk, stop, wait_http
 from proxy.bpjs.simulator.client import signed_headers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,8 +190,9 @@ def signed_lua() -> str:
     """intake_bench's wrk script posting antrean/add bookings (a new code per request),
     with a signature made now: valid for the skew window (600 s), longer than a run."""
     head, tail = booking("@N@").decode().split("@N@")
-    script = LUA % {"head": head, "tail": tail}
     headers = signed_headers(CONS_ID, SECRET, "antrean", method="POST")
+    script = LUA % {"head": head, "tail": tail, "cons_id": CONS_ID,
+                    "timestamp": headers["X-timestamp"], "signature": headers["X-signature"]}
     lines = [line for line in script.splitlines() if not line.startswith("wrk.headers")]
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
     return "\n".join(lines) + "\n"
@@ -204,7 +205,7 @@ def intake(inst: Instance, seconds: float, connections: int, tag: str) -> dict[s
     script = inst.work / f"post-{tag}.lua"
     script.write_text(signed_lua())
     args = argparse.Namespace(threads=1, connections=connections)
-    return wrk(inst.gateway + ADD_PATH, script, seconds, args)
+    return run_wrk(inst.gateway + ADD_PATH, script, seconds, args)
 
 
 async def python_load(url: str, seconds: float, connections: int) -> dict[str, Any]:
