@@ -192,6 +192,14 @@ async def test_log_shows_search_keys_with_the_card_number_masked(
     await expect(page.locator("table.log tbody tr")).to_have_count(1)
     await expect(page.locator('tr[data-id] [data-key="card"]')).to_have_text(
         MASK * 9 + "7890")
+    # Filtering by the words on the page finds the endpoint behind them.
+    await page.locator("input[name=q]").fill("")
+    await page.locator("input[name=endpoint]").fill("Antrean: waktu tugas")
+    await page.get_by_role("button", name="Cari").click()
+    await expect(page.locator("table.log tbody tr")).to_have_count(1)
+    await expect(page.locator(f'tr[data-id="{task}"]')).to_have_count(1)
+    await expect(page.locator("input[name=endpoint]")).to_have_value("antrean.updatewaktu")
+    await page.goto(tab.base + "/requests")
     await page.locator("#lang-en").click()
     await expect(page.locator(f'tr[data-id="{add}"] [data-key="endpoint"]')).to_contain_text(
         "Antrean: add booking")
