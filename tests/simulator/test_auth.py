@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from proxy.bpjs.crypto import DecryptError
@@ -90,3 +91,21 @@ async def test_answer_is_encrypted_with_the_callers_timestamp(simrs: Simrs) -> N
     other = dict(reply.sent_headers, **{"X-timestamp": "1"})
     with pytest.raises(DecryptError):
         simrs.sim.decrypt(reply.doc, other)
+
+
+async def test_a_refused_user_key_gets_401_and_others_pass() -> None:
+    from proxy.bpjs.simulator import SimConfig
+    from proxy.bpjs.simulator.harness import start_simulator
+
+    sim = await start_simulator(SimConfig(cons_id="1234", secret="s3cret",
+                                          refused_user_keys=("antrean-key",)))
+    try:
+        async with aiohttp.ClientSession() as http:
+            simrs = Simrs(sim, http)
+            wrong = await simrs.get("vclaim", PESERTA, headers=sim.signed_headers(
+                "vclaim", user_key="antrean-key"))  # another service's key
+            right = await simrs.get("vclaim", PESERTA)
+    finally:
+        await sim.close()
+    assert (wrong.status, wrong.message) == (401, "Unauthorized! user_key tidak valid")
+    assert right.status == 200

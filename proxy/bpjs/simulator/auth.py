@@ -46,6 +46,9 @@ def authenticate(headers: Mapping[str, str], config: SimConfig, settings: Settin
             f"X-timestamp {ts} kedaluwarsa atau di masa depan "
             f"(selisih {abs(now - int(ts)):.0f} detik, batas {skew:g} detik)",
             "stale-timestamp")
-    if config.require_user_key and not headers.get(USER_KEY_HEADER, ""):
+    user_key = headers.get(USER_KEY_HEADER, "")
+    if config.require_user_key and not user_key:
         return _unauthorized("user_key tidak ditemukan", "bad-user-key")
+    if user_key in config.refused_user_keys:
+        return _unauthorized("user_key tidak valid", "bad-user-key")
     return Caller(cons_id, ts)

@@ -56,6 +56,9 @@ class SimConfig:
     max_skew_s: float | None = None  # None: any timestamp is accepted (BPJS's window is unknown)
     seed: int = 0
     require_user_key: bool = True
+    # user_keys this BPJS refuses (revoked, or another service's: each service has its
+    # own), answered 401 "user_key tidak valid" like a missing one.
+    refused_user_keys: tuple[str, ...] = ()
     # Aplicare answers `Data tidak ada di database.` to an update of an unknown room, as
     # observed; True creates the room instead (a lenient BPJS, for demos).
     aplicare_autocreate: bool = False
