@@ -19,14 +19,14 @@ from aiohttp import web
 from proxy.bpjs import envelope as bpjs_envelope
 from proxy.bpjs.presets import Endpoint
 from proxy.bpjs.results import readable
-from proxy.bpjs.signature import CONS_ID_HEADER, TIMESTAMP_HEADER
+from proxy.bpjs.signature import CONS_ID_HEADER, TIMESTAMP_HEADER, USER_KEY_HEADER
 from proxy.calls import Verdict
 from proxy.config import UpstreamConfig
 from proxy.envelopes import envelope
 from proxy.headers import forwarded, live_headers
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker
-from proxy.policies.classify import classify_error, classify_response
+from proxy.policies.classify import attribute, classify_error, classify_response
 from proxy.read_cache import Cached, ReadCache, for_caller
 from proxy.upstream import Reply, exchange, upstream_url
 
@@ -71,6 +71,9 @@ class Passthrough:
                                   "lagi sebentar / BPJS is unreachable (circuit open); "
                                   "try again shortly")
         headers = live_headers(forwarded(request, up.forwarded))
+        own_user_key = USER_KEY_HEADER in headers
+        if up.user_key and not own_user_key:  # user_key_env fills in, as for replays
+            headers[USER_KEY_HEADER] = up.user_key
         timeout_s = min(up.timeout_s, rule.deadline_ms / 1000)
         try:
             reply = await exchange(self.session(), request.method,
@@ -84,6 +87,11 @@ class Passthrough:
                                   f"{outcome.reason}")
         outcome = classify_response(reply.status, reply.headers, reply.body,
                                     envelope_required=up.is_bpjs, now=self.clock())
+        # The caller's own user_key refused is its own answer, relayed as it is; it says
+        # nothing about BPJS's health and must not close the circuit on everyone else.
+        env = bpjs_envelope.parse(reply.body)
+        outcome = attribute(outcome, env.message if env else "", own_user_key=own_user_key,
+                            refused_before=False, accepted_since=False)
         breaker.record(permit, failure=outcome.trips_breaker)
         if outcome.verdict is Verdict.TRANSIENT and bpjs_envelope.parse(reply.body) is None:
             return self._fallback(request, up, rule, key, "upstream-error",
