@@ -116,6 +116,10 @@ class RelayConfig:
     poll_interval_s: float = 1.0
     shutdown_grace_s: float = 10.0
     claim_batch: int = 32
+    # Succeeded/retried deliveries: one INFO summary per upstream every log_summary_s;
+    # true: also an INFO line per delivery (failed, dead, held always get their own).
+    log_each_delivery: bool = False
+    log_summary_s: float = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,6 +395,7 @@ def _validate(cfg: Config) -> None:
     _check(cfg.relay.shutdown_grace_s >= 0, "relay.shutdown_grace_s", "must be >= 0")
     _check(cfg.relay.claim_batch >= 1, "relay.claim_batch", "must be >= 1")
     _check(cfg.relay.poll_interval_s > 0, "relay.poll_interval_s", "must be > 0")
+    _check(cfg.relay.log_summary_s > 0, "relay.log_summary_s", "must be > 0")
     _check(bool(cfg.upstreams), "upstreams", "configure at least one [[upstreams]]")
     for i, up in enumerate(cfg.upstreams):
         _validate_upstream(up, f"upstreams[{i}]")

@@ -18,6 +18,7 @@ from proxy.bpjs.signature import CONS_ID_HEADER, USER_KEY_HEADER
 from proxy.callbacks import callback_for
 from proxy.calls import Outcome, Settlement, Transition, Verdict
 from proxy.config import UpstreamConfig
+from proxy.delivery_log import DeliveryLog
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.policies.classify import attribute, classify_error, classify_response, envelope
@@ -88,6 +89,12 @@ class Deliverer:
     # When the upstream last answered an attempt without refusing its credentials:
     # evidence that a request refused again is refused for its own reason.
     accepted_at: float | None = None
+    # Routine outcomes summed up every few seconds, not a line each (proxy/delivery_log.py).
+    outcomes: DeliveryLog | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcomes is None:
+            self.outcomes = DeliveryLog(self.upstream.name)
 
     async def deliver(self, request: StoredRequest, permit: Permit,
                       live: Live | None = None) -> None:
@@ -320,9 +327,8 @@ class Deliverer:
                 log.error("cannot record delivery result: %s", exc, extra={
                     "request_id": request.id, "upstream": self.upstream.name})
                 return False
-        log.info("request %s -> %s (%s)", request.id, transition.status.value,
-                 transition.reason, extra={"request_id": request.id,
-                                           "upstream": self.upstream.name})
+        if self.outcomes is not None:  # always, after __post_init__
+            self.outcomes.finished(request.id, transition.status, transition.reason)
         self.observer.finished(self.upstream.name, request.id, transition.status,
                                transition.reason)
         return True

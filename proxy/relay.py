@@ -23,6 +23,7 @@ from multidict import CIMultiDict
 from proxy.bpjs.presets import orders_requests
 from proxy.config import Config, UpstreamConfig
 from proxy.delivery import Deliverer, Live, LiveResult
+from proxy.delivery_log import DeliveryLog
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.policies.ratelimit import TokenBucket
@@ -163,7 +164,10 @@ class Relay:
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):x}"
         self.lanes = {
             up.name: Lane(Deliverer(up, store, session, breakers[up.name], self.owner, clock,
-                                    rng or random.Random(), observer), config, clock)
+                                    rng or random.Random(), observer,
+                                    outcomes=DeliveryLog(up.name, config.relay.log_summary_s,
+                                                         config.relay.log_each_delivery)),
+                          config, clock)
             for up in config.upstreams
         }
         self._tasks: list[asyncio.Task[None]] = []
@@ -209,15 +213,17 @@ class Relay:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         pending = {t for lane in self.lanes.values() for t in lane.in_flight}
-        if not pending:
-            return
-        _, late = await asyncio.wait(pending, timeout=self.config.relay.shutdown_grace_s)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-        if late:
-            log.warning("%d deliveries cut short at shutdown; their leases expire and they "
-                        "are retried as interrupted", len(late))
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.config.relay.shutdown_grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            if late:
+                log.warning("%d deliveries cut short at shutdown; their leases expire and "
+                            "they are retried as interrupted", len(late))
+        for lane in self.lanes.values():
+            if lane.d.outcomes is not None:
+                lane.d.outcomes.flush()  # the last seconds' summary
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Deliver until nothing is due or in flight (tests and tools; not for serve)."""

@@ -219,6 +219,7 @@ NUMERIC_KEYS = [
     "relay.poll_interval_s",
     "relay.shutdown_grace_s",
     "relay.claim_batch",
+    "relay.log_summary_s",
     "upstreams.timeout_s",
     "upstreams.retry.max_attempts",
     "upstreams.retry.initial_delay_s",
