@@ -102,7 +102,18 @@ def _json_bytes(doc: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
+# Valid JSON nested past what the json module parses, and lone surrogates (issue 10.3).
+deep_json = st.tuples(st.integers(min_value=500, max_value=60_000),
+                      st.sampled_from([(b"[", b"]"), (b'{"kodebooking":', b"}"),
+                                       (b'{"request":', b"}")])).map(
+    lambda d: d[1][0] * d[0] + b"1" + d[1][1] * d[0])
+surrogates = st.tuples(st.integers(min_value=0xD800, max_value=0xDFFF),
+                       st.sampled_from(["kodebooking", "kodekelas", "koderuang", "catatan"])).map(
+    lambda s: f'{{"{s[1]}": "\\u{s[0]:04x}", "taskid": 3}}'.encode())
+
 bodies = st.one_of(
+    deep_json,
+    surrogates,
     st.just(b""),
     json_docs.map(_json_bytes),
     booking_docs.map(_json_bytes),

@@ -31,6 +31,7 @@ T = TypeVar("T")
 # simulator's production prefix, so target = simulator URL + prefix).
 PREFIXES = {"antrean": "/antreanrs", "vclaim": "/vclaim-rest", "aplicare": "/aplicaresws"}
 UI_USER, UI_PASSWORD = "fuzz", "fuzz-password-1"
+HEAD_TIMEOUT_S = 1.0  # server.header_timeout_s and body_timeout_s of the fuzzed Tenang
 
 
 @dataclass
@@ -125,9 +126,14 @@ class Stack:
                       "secret_env": TEST_SECRET_ENV,
                       "retry": {"max_attempts": 3, "initial_delay_s": 0.05,
                                 "max_delay_s": 0.2, "jitter": "none"},
-                      "rate": {"per_second": 10_000.0, "max_concurrency": 16}}
+                      "rate": {"per_second": 10_000.0, "max_concurrency": 16},
+                      # a fuzzed request BPJS refuses for its credentials opens the
+                      # breaker; the others must not wait the default 30 s behind it
+                      "breaker": {"fail_max": 5, "reset_timeout_s": 0.3}}
                      for name, prefix in PREFIXES.items()]
-        raw = {"server": {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0"},
+        # short read timeouts, so that fuzzed requests that never finish end quickly
+        raw = {"server": {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0",
+                          "header_timeout_s": HEAD_TIMEOUT_S, "body_timeout_s": HEAD_TIMEOUT_S},
                "store": {"url": "sqlite:///./tenang.db"},
                "relay": {"poll_interval_s": 0.05, "lease_margin_s": 1.0,
                          "shutdown_grace_s": 1.0},

@@ -1,6 +1,8 @@
-"""Fuzz properties for defects of issue 10: those fixed (10.3, 10.8, 10.9) now guard
-their fixes; the plain-text parser refusals and CONNECT stay ``xfail(strict=True)``
-until a fix is on main, so the marker must be removed the moment one passes.
+"""Fuzz properties for defects of issue 10 and those the fuzz suite found: those fixed
+(10.3, 10.8, 10.9, the signature headers' odd bytes) now guard their fixes; the
+plain-text parser refusals, CONNECT and a binary Expect header stay
+``xfail(strict=True)`` until a fix is on main, so the marker must be removed the moment
+one passes.
 """
 
 from __future__ import annotations
@@ -169,6 +171,28 @@ def test_a_binary_expect_header_gets_a_clear_4xx(stack: Stack) -> None:
                               request_bytes(b"POST", b"/antreanrs/antrean/add",
                                             [*signed(marker), (b"Expect", value)], b"{}"))
         assert_clear_answer(answer)
+
+    example()
+    assert_still_serves(stack)
+
+
+def test_odd_bytes_in_the_signature_headers_get_401(stack: Stack) -> None:
+    @FUZZ
+    # high bytes only: control bytes are the HTTP parser's plain 400 (tested above)
+    @given(name=st.sampled_from([b"X-signature", b"X-timestamp", b"X-cons-id"]),
+           value=st.one_of(st.lists(st.integers(min_value=0x80, max_value=0xFF), min_size=1,
+                                    max_size=12).map(bytes),
+               st.sampled_from(["\u00b2", "\u0661\u0662", "\uff11", "\u2460"]).map(
+                   str.encode)))
+    def example(name: bytes, value: bytes) -> None:
+        marker = new_marker()
+        rows = row_count(stack.tmp / "tenang.db")
+        headers = [(k, v) for k, v in signed(marker) if k.lower() != name.lower()]
+        answer = raw_exchange(stack.gateway_port, request_bytes(
+            b"POST", b"/antreanrs/antrean/updatewaktu", [*headers, (name, value)], b"{}"))
+        assert answer.status == 401, (name, value, answer.status, answer.text[:200])
+        envelope(answer)
+        refused_and_unsent(stack, marker, answer.status, rows)
 
     example()
     assert_still_serves(stack)

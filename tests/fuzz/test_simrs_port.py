@@ -122,7 +122,8 @@ def settle(stack: Stack, accepted: dict[str, bytes], refused: set[str],
     assert_log_clean(stack, accepted, refused)
     deadline = time.monotonic() + timeout_s
     while (busy := unfinished(stack.tmp / "tenang.db")):
-        assert time.monotonic() < deadline, f"{busy} requests still not final"
+        assert time.monotonic() < deadline, (f"{busy} requests still not final",
+                                             unfinished_rows(stack.tmp / "tenang.db"))
         time.sleep(0.05)
     assert_log_clean(stack, accepted, refused)
 
@@ -132,6 +133,16 @@ def unfinished(db: Path) -> int:
     try:
         return int(conn.execute("SELECT count(*) FROM requests WHERE status IN "
                                 "('pending', 'in_flight')").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def unfinished_rows(db: Path) -> list[tuple[str, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        return [tuple(map(str, r)) for r in conn.execute(
+            "SELECT method, path, status, attempts, reason, substr(body, 1, 120) FROM requests"
+            " WHERE status IN ('pending', 'in_flight')")]
     finally:
         conn.close()
 
@@ -220,7 +231,8 @@ def framings(draw: st.DrawFn) -> tuple[bytes, str]:
         value = draw(st.binary(min_size=1, max_size=30).filter(
             lambda b: b"\r" not in b and b"\n" not in b))
         name = draw(st.sampled_from([b"X-Fuzz", b"Content-Type", b"Idempotency-Key",
-                                     b"X-cons-id", b"X-timestamp", b"X-signature"]))
+                                     b"X-cons-id", b"X-timestamp", b"X-signature",
+                                     b"user_key"]))
         kept = [(k, v) for k, v in headers if k.lower() != name.lower()]
         req = request_bytes(b"POST", WRITE, [*kept, (name, value)], body)
     else:  # a malformed request line
