@@ -14,6 +14,7 @@ from admin_ui.fmt import WIB, day_start, day_text, parse_day
 from admin_ui.i18n import Translator
 from admin_ui.labels import endpoint_by_label, endpoint_label
 from proxy.admin_api import BREAKERS
+from proxy.admin_input import whole_number
 from proxy.calls import Status
 from proxy.store.admin_base import RequestFilter
 
@@ -85,7 +86,8 @@ def _dates(values: dict[str, str], errors: list[str]
 
 
 def page_size(raw: str | None) -> int:
-    return int(raw) if raw and raw.isdigit() and int(raw) in PAGE_SIZES else PAGE_SIZES[1]
+    size = whole_number(raw or "")
+    return size if size in PAGE_SIZES else PAGE_SIZES[1]
 
 
 def upstream_names(request: web.Request) -> list[str]:

@@ -10,6 +10,7 @@ from admin_ui.fmt import wib
 from admin_ui.guard import error_page
 from admin_ui.render import render, translator
 from proxy.admin_api import BULK, PRINCIPAL
+from proxy.admin_input import whole_number
 from proxy.bulk import BulkJob, NotRetryable, describe
 
 
@@ -29,11 +30,11 @@ async def preview(request: web.Request) -> web.Response:
 async def start(request: web.Request) -> web.StreamResponse:
     post = await request.post()
     form = parse({k: str(v) for k, v in post.items()}, upstream_names(request))
-    raw = str(post.get("expected", ""))
-    if form.errors or not raw.isdigit():
+    expected = whole_number(str(post.get("expected", "")), 0)
+    if form.errors or expected is None:
         return error_page(request, 400, "bulk.bad_form")
     try:
-        job = await request.app[BULK].start(form.filter, request[PRINCIPAL].name, int(raw))
+        job = await request.app[BULK].start(form.filter, request[PRINCIPAL].name, expected)
     except NotRetryable:
         return error_page(request, 400, "bulk.not_retryable")
     raise web.HTTPSeeOther(f"/bulk/{job.id}")

@@ -135,3 +135,24 @@ async def test_form_post_with_an_invalid_utf8_field_is_400_when_logged_in(
         assert "UTF-8" in await resp.text()
 
 
+
+
+@pytest.mark.parametrize("limit", ["\u00b2", "\u0661", "9" * 30, "0", "-1"])
+async def test_request_log_page_size_that_is_not_a_number_falls_back(
+        tmp_path: Path, standin: Any, start_tenang: Any, browsers: Any, limit: str) -> None:
+    tenang = await start_tenang(ui_config(tmp_path, standin.url), relay_enabled=False)
+    browser: Browser = browsers(tenang.admin_url)
+    assert await browser.login("adi") == 303
+    status, _, _ = await browser.get("/requests", params={"limit": limit})
+    assert status == 200
+
+
+@pytest.mark.parametrize("expected", ["\u00b2", "9" * 30, "", "-3"])
+async def test_bulk_retry_with_an_impossible_expected_count_is_400(
+        tmp_path: Path, standin: Any, start_tenang: Any, browsers: Any,
+        expected: str) -> None:
+    tenang = await start_tenang(ui_config(tmp_path, standin.url), relay_enabled=False)
+    browser: Browser = browsers(tenang.admin_url)
+    assert await browser.login("adi") == 303
+    status, _, _ = await browser.post("/bulk", {"status": "dead", "expected": expected})
+    assert status == 400
