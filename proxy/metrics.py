@@ -115,6 +115,7 @@ class Metrics:
         self._accepted = Counter("tenang_requests_accepted", "Requests stored and answered "
                                  "202", ["upstream", "endpoint"], registry=r)
         self._accepted_children: dict[tuple[str, str], Any] = {}
+        self._attempt_children: dict[tuple[str, Verdict], tuple[Any, Any]] = {}
         self._intake = Histogram("tenang_intake_duration_seconds", "Intake time from request "
                                  "to committed row", buckets=INTAKE_BUCKETS, registry=r)
         self._deliveries = Counter("tenang_deliveries", "Delivery attempts by verdict",
@@ -177,8 +178,14 @@ class Metrics:
         self._intake.observe(seconds)
 
     def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:
-        self._deliveries.labels(upstream, verdict.value).inc()
-        self._attempt.labels(upstream).observe(seconds)
+        # Every delivery attempt (thousands a second in a drain): children looked up once.
+        key = (upstream, verdict)
+        children = self._attempt_children.get(key)
+        if children is None:
+            children = self._attempt_children[key] = (
+                self._deliveries.labels(upstream, verdict.value), self._attempt.labels(upstream))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def reconciled(self, upstream: str, settlement: str) -> None:
         self._reconciled.labels(upstream, settlement).inc()
