@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import aiohttp
 from multidict import CIMultiDict
@@ -47,6 +47,7 @@ SUPERSEDED = "superseded by a newer update for the same thing: "
 # Recording a known result is retried while the store is locked or full.
 FINISH_RETRY_FIRST_S = 0.05
 FINISH_RETRY_MAX_S = 5.0
+MAX_REMEMBERED_RULES = 4096
 
 
 def _names_existing(outcome: Outcome) -> bool:
@@ -91,10 +92,21 @@ class Deliverer:
     accepted_at: float | None = None
     # Routine outcomes summed up every few seconds, not a line each (proxy/delivery_log.py).
     outcomes: DeliveryLog | None = None
+    # Endpoint rules per (method, path): a drain sends thousands of requests to a few paths.
+    rules: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.outcomes is None:
             self.outcomes = DeliveryLog(self.upstream.name)
+
+    def rule(self, request: StoredRequest) -> Endpoint:
+        key = (request.method, request.path)
+        found = self.rules.get(key)
+        if found is None:
+            if len(self.rules) >= MAX_REMEMBERED_RULES:
+                self.rules.clear()  # reads with ids in the path must not grow it forever
+            found = self.rules[key] = rule_for(self.upstream, request)
+        return found
 
     async def deliver(self, request: StoredRequest, permit: Permit,
                       live: Live | None = None) -> None:
@@ -115,7 +127,7 @@ class Deliverer:
     async def _deliver(self, request: StoredRequest, permit: Permit,
                        live: Live | None) -> LiveResult:
         now = self.clock()
-        rule = rule_for(self.upstream, request)
+        rule = self.rule(request)
         stop = await self._before_sending(request, rule, now)
         if stop is not None:
             self.breaker.cancel(permit)
@@ -280,7 +292,7 @@ class Deliverer:
                 reconcile_reads=request.reconcile_reads))
             return
         self.observer.attempt(self.upstream.name, Verdict.INTERRUPTED, 0.0)
-        rule = rule_for(self.upstream, request)
+        rule = self.rule(request)
         if rule.reconcile and self.reconciler.without_reading(rule.reconcile, request) is None:
             transition = Transition(
                 calls.Status.PENDING, f"{INTERRUPTED.reason}; reading BPJS's history before "

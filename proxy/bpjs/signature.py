@@ -7,6 +7,7 @@ and therefore a fresh signature: the SIMRS's own header expires with its timesta
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 
@@ -22,6 +23,7 @@ def hmac_b64(key: str, message: str) -> str:
     return base64.b64encode(mac.digest()).decode("ascii")
 
 
+@functools.lru_cache(maxsize=64)  # one timestamp a second serves every send in it
 def sign(cons_id: str, secret: str, timestamp: str) -> str:
     """The ``X-signature`` value: HMAC of ``cons_id&timestamp`` keyed with the secret."""
     return hmac_b64(secret, f"{cons_id}&{timestamp}")
