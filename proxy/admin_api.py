@@ -161,6 +161,9 @@ async def api_principal(request: web.Request) -> Principal:
     if given is not None:
         if request.app[TOKEN] and same(given, "Bearer " + request.app[TOKEN]):
             return TOKEN_PRINCIPAL
+        if not given.isascii():
+            raise ApiError(401, "the Authorization header is not ASCII text (bytes that are "
+                           "not UTF-8?): expected 'Bearer <token>'; wrong bearer token")
         raise ApiError(401, "missing or wrong bearer token")
     who = await request.app[AUTH].principal(request.cookies.get(SESSION_COOKIE))
     if who is None:
