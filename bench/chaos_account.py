@@ -5,7 +5,10 @@ ended up with and every request it received) and Tenang's own store (final statu
   left ``held`` counts as lost unless the simulator shows the case was truly ambiguous
   (every reconciliation read Tenang made for it was answered by BPJS, so BPJS itself
   could not tell); ``held`` is also reported on its own (issue 10.1).
-- **applied twice**: BPJS state changed twice by one write. Sends after a write was
+- **applied twice**: BPJS state changed twice by one write (a bed update applied again
+  with the same absolute counts after an ambiguous outcome is reported apart, as
+  ``beds_reapplied_idempotent``: BPJS ends the same; one applied after a newer update of
+  its room is a ``stale overwrite``, a violation). Sends after a write was
   applied are reported as ``resent``; they are justified only when the outcome was
   ambiguous to Tenang: the applying send's answer was lost (reset) or Tenang was killed
   between that send and the next. A SEP insert is never resent after it was applied.
@@ -39,11 +42,13 @@ class Figures:
     reordered: list[str] = field(default_factory=list)
     superseded: int = 0
     sep_reconciled: int = 0   # SEP inserts settled by reading BPJS's history
+    bed_reapplied: int = 0    # a bed update applied again after an ambiguous outcome
+    stale_overwrites: list[str] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
 
     def violations(self) -> int:
         return (len(self.lost) + len(self.applied_twice) + len(self.resent_unjustified)
-                + len(self.reordered) + len(self.not_final))
+                + len(self.reordered) + len(self.not_final) + len(self.stale_overwrites))
 
     def as_dict(self) -> dict[str, Any]:
         return {"acknowledged": dict(self.acknowledged),
@@ -54,11 +59,14 @@ class Figures:
                 "reordered": len(self.reordered), "resent_justified": self.resent_justified,
                 "resent_unjustified": len(self.resent_unjustified),
                 "beds_superseded": self.superseded, "sep_reconciled": self.sep_reconciled,
+                "beds_reapplied_idempotent": self.bed_reapplied,
+                "beds_stale_overwrites": len(self.stale_overwrites),
                 "statuses": dict(self.statuses),
                 "examples": {k: v[:5] for k, v in (
                     ("lost", self.lost), ("held", self.held), ("applied_twice",
                     self.applied_twice), ("resent_unjustified", self.resent_unjustified),
-                    ("reordered", self.reordered), ("not_final", self.not_final)) if v}}
+                    ("reordered", self.reordered), ("not_final", self.not_final),
+                    ("stale_overwrites", self.stale_overwrites)) if v}}
 
 
 def tenang_rows(db: Path) -> dict[str, tuple[str, str]]:
@@ -144,6 +152,7 @@ class Accountant:
                 f.applied_twice.append(f"sep/{kode}: {cards[kode]} SEPs")
         self._resends()
         self._order()
+        self._rooms_in_order()
         return f
 
     def _applied(self, key: str) -> bool:
@@ -160,19 +169,41 @@ class Accountant:
         i = bisect_left(self.kills, start)
         return i < len(self.kills) and self.kills[i] <= end
 
+    def _ambiguous(self, applied: dict[str, Any], later: dict[str, Any]) -> bool:
+        """Whether Tenang could not know ``applied`` had landed when it sent ``later``."""
+        return (applied.get("answer") in ("reset", "timeout")
+                or self._killed_between(applied["time"], later["time"]))
+
+    def _rooms_in_order(self) -> None:
+        """One writer per room counts up: BPJS must never go back to an older version
+        (a late resend overwriting a newer update)."""
+        newest: dict[str, int] = {}
+        for entry in sorted(self.log, key=lambda e: e["seq"]):
+            key = _write_key(entry)
+            if key is None or not key.startswith("room/") or not entry.get("applied"):
+                continue
+            _, room, version = key.split("/")
+            if int(version) < newest.get(room, 0):
+                self.figures.stale_overwrites.append(
+                    f"room {room}: version {version} applied after {newest[room]}")
+            newest[room] = max(newest.get(room, 0), int(version))
+
     def _resends(self) -> None:
         f = self.figures
         for key, sends in self.sends.items():
             applied = [e for e in sends if e.get("applied")]
-            if len(applied) > 1:
-                f.applied_twice.append(f"{key}: applied {len(applied)} times")
             if not applied:
                 continue
             first = applied[0]
+            if len(applied) > 1:
+                if key.startswith("room/") and all(self._ambiguous(first, e)
+                                                   for e in applied[1:]):
+                    # the same absolute counts again, after an answer Tenang never got
+                    f.bed_reapplied += 1
+                else:
+                    f.applied_twice.append(f"{key}: applied {len(applied)} times")
             for later in (e for e in sends if e["seq"] > first["seq"]):
-                ambiguous = (first.get("answer") in ("reset", "timeout")
-                             or self._killed_between(first["time"], later["time"]))
-                if key.startswith("sep/") or not ambiguous:
+                if key.startswith("sep/") or not self._ambiguous(first, later):
                     f.resent_unjustified.append(
                         f"{key}: sent again (seq {later['seq']}, {later['outcome']}) after "
                         f"applied at seq {first['seq']} ({first.get('answer')})")
