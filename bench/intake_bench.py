@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 PATH = "/antreanrs/antrean/updatewaktu"
 ADMIN_TOKEN = "bench-admin-token"
 CONS_ID, SECRET, SECRET_ENV = "12345", "bench-secret", "TENANG_BENCH_BPJS_SECRET"
+MAX_SKEW_S = 600.0  # upstreams.max_skew_s default: how long one signed header set is valid
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 15.0
 TARGET_OPEN_LOOP_P99_MS = 10.0  # at --open-loop-rate (2,000 req/s)
@@ -376,6 +377,10 @@ def main() -> int:
                    help="keep-alive connections of the open-loop client")
     p.add_argument("--serve-hello", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if max(args.duration, args.warmup) > MAX_SKEW_S - 60:
+        # Each run is signed once when it starts; a longer run would end in 401s.
+        p.error(f"--duration and --warmup must stay under {MAX_SKEW_S - 60:g} s (a run's "
+                f"headers are signed at its start and valid for max_skew_s = {MAX_SKEW_S:g} s)")
     if args.serve_hello:
         serve_hello(args.serve_hello)
         return 0

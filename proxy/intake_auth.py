@@ -114,18 +114,9 @@ class IntakeAuth:
         cons_id = headers.get(CONS_ID_HEADER, "")
         ts = headers.get(TIMESTAMP_HEADER, "")
         given = headers.get(SIGNATURE_HEADER, "")
-        if not (cons_id and ts and given):
-            return _missing([name for name, value in ((CONS_ID_HEADER, cons_id),
-                                                      (TIMESTAMP_HEADER, ts),
-                                                      (SIGNATURE_HEADER, given)) if not value])
-        if not (cons_id.isascii() and ts.isascii() and given.isascii()):
-            # Header bytes that were not UTF-8 arrive as surrogate escapes; they can be
-            # neither signed nor compared ('²' also passes str.isdigit, not int()).
-            return Refusal(401, "X-cons-id, X-timestamp dan X-signature harus teks ASCII / "
-                           "must be ASCII text", "signature")
-        if who.cons_id and cons_id != who.cons_id:
-            return Refusal(401, f"X-cons-id {_shown(cons_id)} tidak sesuai / is not the "
-                           "consumer id configured for this service", "cons-id")
+        refused = _presented(who, cons_id, ts, given)
+        if refused is not None:
+            return refused
         seen = who.seen.get((cons_id, ts))
         if seen is None:
             if not ts.isdigit() or len(ts) > 12:
@@ -136,18 +127,14 @@ class IntakeAuth:
             expected = sign(cons_id, who.secret, ts) if who.secret else ""
             seen = who.seen[(cons_id, ts)] = (expected, int(ts))
         expected, seconds = seen
-        # compare_digest takes str only when ASCII (a base64 signature always is).
-        if who.secret and not (given.isascii() and hmac.compare_digest(expected, given)):
+        # Both are ASCII here (_presented), as compare_digest needs for str.
+        if who.secret and not hmac.compare_digest(expected, given):
             return Refusal(401, "X-signature tidak valid / X-signature does not match "
                            "X-cons-id and X-timestamp (wrong consumer secret?)", "signature")
         if who.max_skew_s:
             off = self.clock() - seconds
             if abs(off) > who.max_skew_s:
-                return Refusal(
-                    401, f"X-timestamp kedaluwarsa atau di masa depan / X-timestamp is "
-                    f"{abs(off):.0f} s {'old' if off > 0 else 'in the future'} (limit "
-                    f"{who.max_skew_s:g} s, max_skew_s); periksa jam SIMRS (NTP) / check "
-                    "the SIMRS clock", "timestamp")
+                return _stale(off, who.max_skew_s)
         if who.user_key_needed and not _has_user_key(headers):
             return Refusal(400, "Header user_key wajib diisi / the user_key header is "
                            "required: BPJS refuses calls without it and this service has "
@@ -168,6 +155,30 @@ class IntakeAuth:
         more = f" ({count} more since the last report)" if count else ""
         log.warning("intake refused a request from %s: %s (%s)%s", client or "?",
                     refused.reason, refused.status, more, extra={"upstream": upstream})
+
+
+def _presented(who: Identity, cons_id: str, ts: str, given: str) -> Refusal | None:
+    """The three headers are there, are text, and name this upstream's consumer."""
+    if not (cons_id and ts and given):
+        return _missing([name for name, value in ((CONS_ID_HEADER, cons_id),
+                                                  (TIMESTAMP_HEADER, ts),
+                                                  (SIGNATURE_HEADER, given)) if not value])
+    if not (cons_id.isascii() and ts.isascii() and given.isascii()):
+        # Header bytes that were not UTF-8 arrive as surrogate escapes; they can be
+        # neither signed nor compared ('²' also passes str.isdigit, not int()).
+        return Refusal(401, "X-cons-id, X-timestamp dan X-signature harus teks ASCII / "
+                       "must be ASCII text", "signature")
+    if who.cons_id and cons_id != who.cons_id:
+        return Refusal(401, f"X-cons-id {_shown(cons_id)} tidak sesuai / is not the "
+                       "consumer id configured for this service", "cons-id")
+    return None
+
+
+def _stale(off: float, limit: float) -> Refusal:
+    return Refusal(401, f"X-timestamp kedaluwarsa atau di masa depan / X-timestamp is "
+                   f"{abs(off):.0f} s {'old' if off > 0 else 'in the future'} (limit "
+                   f"{limit:g} s, max_skew_s); periksa jam SIMRS (NTP) / check the SIMRS "
+                   "clock", "timestamp")
 
 
 def unsigned_warnings(config: Config) -> Iterator[str]:
