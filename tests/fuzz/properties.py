@@ -1,7 +1,7 @@
 """What every fuzzed answer must satisfy, and the strategies that build the inputs.
 
 Short form in CI: ``max_examples`` per property from ``TENANG_FUZZ_EXAMPLES`` (default
-60). The long form: ``TENANG_FUZZ_EXAMPLES=5000 .venv/bin/pytest -q tests/fuzz``.
+100). The long form: ``TENANG_FUZZ_EXAMPLES=5000 .venv/bin/pytest -q tests/fuzz``.
 """
 
 from __future__ import annotations

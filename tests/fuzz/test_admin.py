@@ -126,16 +126,24 @@ def urlencode(form: dict[str, str]) -> bytes:
     return encode(form).encode()
 
 
+def multipart(form: dict[str, bytes]) -> tuple[bytes, bytes]:
+    """(Content-Type, body) of a multipart/form-data login with raw field bytes."""
+    parts = [b"--fz\r\nContent-Disposition: form-data; name=\"" + name.encode() +
+             b"\"\r\n\r\n" + value + b"\r\n" for name, value in form.items()]
+    return b"multipart/form-data; boundary=fz", b"".join(parts) + b"--fz--\r\n"
+
+
 def test_login_form_and_ui_pages_answer_clearly(stack: Stack) -> None:
     cookie, token = login_csrf(stack)
 
     @FUZZ
     @given(form=login_forms, use_csrf=st.booleans(), method=methods,
+           binary=st.one_of(st.none(), st.binary(max_size=20)),
            path=st.sampled_from(UI_PATHS), id_=ids, query=queries,
            cookie_value=st.one_of(st.none(), st.text(alphabet=st.characters(
                min_codepoint=0x21, max_codepoint=0x7e, exclude_characters=";"), max_size=40)))
-    def example(form: dict[str, str], use_csrf: bool, method: str, path: str, id_: str,
-                query: str, cookie_value: str | None) -> None:
+    def example(form: dict[str, str], use_csrf: bool, method: str, binary: bytes | None,
+                path: str, id_: str, query: str, cookie_value: str | None) -> None:
         if form.get("name") == UI_USER:
             form["name"] = UI_USER + "x"  # keep the real user unlocked for other tests
         if use_csrf:
@@ -144,9 +152,15 @@ def test_login_form_and_ui_pages_answer_clearly(stack: Stack) -> None:
         else:
             headers = [] if cookie_value is None else [
                 (b"Cookie", f"tenang_session={cookie_value}".encode())]
+        if binary is not None and binary.lower().startswith(UI_USER.encode()):
+            binary += b"x"
+        if binary is None:
+            kind, payload = b"application/x-www-form-urlencoded", urlencode(form)
+        else:  # the same fields as multipart, the name as raw bytes (not UTF-8 maybe)
+            kind, payload = multipart({**{k: v.encode() for k, v in form.items()},
+                                       "name": binary})
         answer = raw_exchange(stack.admin_port, request_bytes(
-            b"POST", b"/login", [*headers, (b"Content-Type", b"application/x-www-form-urlencoded")],
-            urlencode(form)))
+            b"POST", b"/login", [*headers, (b"Content-Type", kind)], payload))
         assert_clear_answer(answer, allow_redirect=True)
         page = path.replace("{id}", id_)
         answer = raw_exchange(stack.admin_port, request_bytes(
