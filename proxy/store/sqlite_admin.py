@@ -39,6 +39,12 @@ _SEP_OPEN = (
 )
 
 
+# The dashboard's chart: the recent range of attempts_upstream_time only.
+_ATTEMPT_BUCKETS = (
+    "SELECT CAST((started_at - ?) / ? AS INTEGER) AS b, verdict, COUNT(*) "
+    "FROM attempts WHERE upstream=? AND started_at>=? GROUP BY b, verdict ORDER BY b")
+
+
 def _user(r: sqlite3.Row | tuple[Any, ...]) -> User:
     return User(name=r[0], password_hash=r[1], role=r[2], created_at=r[3],
                 failed_logins=r[4], locked_until=r[5])
@@ -238,10 +244,7 @@ class SqliteAdminMixin:
 
     async def attempt_buckets(self, upstream: str, since: float,
                               bucket_s: float) -> list[AttemptBucket]:
-        rows = await self._read(
-            "SELECT CAST((started_at - ?) / ? AS INTEGER) AS b, verdict, COUNT(*) "
-            "FROM attempts WHERE upstream=? AND started_at>=? GROUP BY b, verdict ORDER BY b",
-            (since, bucket_s, upstream, since))
+        rows = await self._read(_ATTEMPT_BUCKETS, (since, bucket_s, upstream, since))
         buckets: dict[int, dict[Verdict, int]] = {}
         for b, verdict, n in rows:
             buckets.setdefault(b, {})[Verdict(verdict)] = n

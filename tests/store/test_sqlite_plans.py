@@ -14,7 +14,7 @@ import pytest
 
 from proxy.store import sqlite as s
 from proxy.store import sqlite_callbacks as cb
-from proxy.store.sqlite_admin import _SEP_OPEN
+from proxy.store.sqlite_admin import _ATTEMPT_BUCKETS, _SEP_OPEN
 from proxy.store.sqlite_schema import migrate
 
 NOW = 1_700_000_000.0
@@ -64,6 +64,9 @@ RECURRING: dict[str, tuple[str, tuple[Any, ...], str]] = {
     "summary (counts)": (s._COUNTS, (), "SCAN request_counts"),
     "summary (oldest, last attempt)": (s._FIRSTS, (), "requests_waiting (upstream=?)"),
     "sep_open_counts": (_SEP_OPEN, (), "SCAN request_counts"),
+    "attempt_buckets (dashboard chart)": (
+        _ATTEMPT_BUCKETS, (NOW - 21_600, 900.0, "antrean", NOW - 21_600),
+        "attempts_upstream_time (upstream=? AND started_at>?)"),
     # callback sender
     "claim_callbacks": (cb._CLAIM, (NOW + 30, NOW, NOW, NOW, 16), "callbacks_due (status=?"),
     "next_callback_at": (cb._NEXT, (), "callbacks_due (status=?)"),
