@@ -3,7 +3,10 @@ measured in alternating runs on the same machine (throughput drifts here; CPU pe
 request is the steadier figure). Each checkout needs its own ``.venv``-free import path:
 it is run as ``python -m proxy serve`` with that checkout as the working directory.
 
-    python bench/cpu_per_request.py /path/to/old-checkout /path/to/new-checkout
+    python bench/cpu_per_request.py /path/to/old-checkout /path/to/new-checkout [--hello]
+
+``--hello`` adds intake_bench's aiohttp hello-world to the alternating runs, under the same
+load, as the floor to compare against.
 """
 
 from __future__ import annotations
@@ -40,6 +43,37 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
+HELLO = Path("hello-world")  # stands for the baseline among the checkouts
+
+
+def hello_run(duration_s: int) -> float:
+    """The same wrk load against intake_bench's plain aiohttp hello-world."""
+    with tempfile.TemporaryDirectory(prefix="tenang-cpu-") as tmp:
+        script = Path(tmp) / "post.lua"
+        port = free_port()
+        server = subprocess.Popen([sys.executable, str(Path(__file__).parent / "intake_bench.py"),
+                                   "--serve-hello", str(port)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/", server)
+            write_script(script)
+            return _measure(server.pid, script, f"http://127.0.0.1:{port}{PATH}", duration_s,
+                            HELLO)
+        finally:
+            stop(server)
+
+
+def _measure(pid: int, script: Path, url: str, duration_s: int, label: Path) -> float:
+    before = process_cpu_s(pid)
+    out = subprocess.run(["wrk", "-t1", "-c64", f"-d{duration_s}s", "-s", str(script), url],
+                         capture_output=True, text=True, check=True).stdout
+    after = process_cpu_s(pid)
+    if "Non-2xx" in out:  # e.g. 401s: the figure would be the cost of a refusal
+        raise SystemExit(f"{label}: not every request was accepted:\n{out}")
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return (after - before) / requests * 1e6
+
+
 def one_run(checkout: Path, duration_s: int, preset: str) -> float:
     with tempfile.TemporaryDirectory(prefix="tenang-cpu-") as tmp:
         work = Path(tmp)
@@ -54,18 +88,10 @@ def one_run(checkout: Path, duration_s: int, preset: str) -> float:
         try:
             wait_http(f"http://127.0.0.1:{admin_port}/healthz", server)
             write_script(script)  # signed now, valid for the run
-            before = process_cpu_s(server.pid)
-            out = subprocess.run(
-                ["wrk", "-t1", "-c64", f"-d{duration_s}s", "-s", str(script),
-                 f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True,
-                check=True).stdout
-            after = process_cpu_s(server.pid)
+            return _measure(server.pid, script, f"http://127.0.0.1:{port}{PATH}",
+                            duration_s, checkout)
         finally:
             stop(server)
-        if "Non-2xx" in out:  # e.g. 401s: the figure would be the cost of a refusal
-            raise SystemExit(f"{checkout}: not every request was accepted:\n{out}")
-        requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-        return (after - before) / requests * 1e6
 
 
 def main() -> int:
@@ -75,11 +101,16 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=8)
     parser.add_argument("--preset", default="antrean",
                         help="upstream preset (generic: no BPJS endpoint rules)")
+    parser.add_argument("--hello", action="store_true",
+                        help="also measure the aiohttp hello-world, in the same rotation")
     args = parser.parse_args()
-    results: dict[Path, list[float]] = {c: [] for c in args.checkouts}
+    targets = [*args.checkouts, *([HELLO] if args.hello else [])]
+    results: dict[Path, list[float]] = {c: [] for c in targets}
     for _ in range(args.runs):
-        for checkout in args.checkouts:
-            results[checkout].append(one_run(checkout.resolve(), args.duration, args.preset))
+        for checkout in targets:
+            results[checkout].append(
+                hello_run(args.duration) if checkout is HELLO
+                else one_run(checkout.resolve(), args.duration, args.preset))
             time.sleep(0.5)  # let the previous server's port and files go
     for checkout, values in results.items():
         print(f"{checkout}: median {statistics.median(values):.0f} us CPU per request "
