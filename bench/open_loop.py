@@ -35,7 +35,10 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from proxy.loop import new_event_loop
 
-TICK_S = 0.0005  # how often the scheduler looks for due requests
+# How often the scheduler looks for due requests, at most: libuv's timers count whole
+# milliseconds, and a shorter sleep rounds to 0 and spins (it cost the client ~250 us of
+# CPU per request at 2,000 req/s). Lateness is measured from the intended time anyway.
+TICK_S = 0.001
 MakeRequest = Callable[[int], bytes]  # sequence number -> the whole HTTP/1.1 request
 
 
@@ -184,7 +187,7 @@ class OpenLoop:
             while i < total and start + i * interval <= now:
                 self._dispatch(start + i * interval)
                 i += 1
-            await asyncio.sleep(TICK_S)
+            await asyncio.sleep(max(TICK_S, start + i * interval - time.perf_counter()))
         return total
 
     async def _drain(self, timeout_s: float = 30.0) -> None:
