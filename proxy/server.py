@@ -17,6 +17,10 @@ Each listener here has, from ``[server]``:
 
 A pipelined head that arrives in the same read as the previous request's end is not
 timed separately: the keep-alive timer bounds it.
+
+Answers the listener gives before any handler runs (a request aiohttp's parser refuses,
+a CONNECT, an Expect header aiohttp cannot read) are in the listener's ``refusal``
+format too (the service's envelope on the SIMRS port), never aiohttp's plain text.
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ import resource
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import _ErrInfo
+from aiohttp.web_request import BaseRequest
 
 from proxy.config import ServerConfig
 
@@ -68,6 +75,12 @@ class Limits:
     def of(cls, server: ServerConfig, refusal: Refusal = json_error) -> Limits:
         return cls(server.header_timeout_s, server.body_timeout_s,
                    server.keepalive_timeout_s, server.max_connections, refusal)
+
+
+# The longest piece of a parser's complaint quoted back to the client.
+MAX_QUOTED = 200
+CONNECT_REFUSED = ("CONNECT tidak didukung / CONNECT is not supported: Tenang forwards "
+                   "only configured BPJS paths and is not a proxy")
 
 
 def _answer(limits: Limits, status: int, reason: str, message: str,
@@ -121,6 +134,8 @@ class GuardedHandler(web.RequestHandler):
             return
         heads = self._request_count
         super().data_received(data)
+        if self._request_count != heads:
+            self._refuse_connect(self._request_count - heads)
         if self._close or self._force_close:
             return
         if self._request_count != heads:  # one or more heads are complete
@@ -131,6 +146,38 @@ class GuardedHandler(web.RequestHandler):
                 self._arm_body(payload)
         elif self._body is None and data and self._head_timer is None:
             self._arm_head()  # the first bytes of the next head
+
+    def _refuse_connect(self, new: int) -> None:
+        """A CONNECT's target is an authority, not a path, so aiohttp's router would
+        answer it a plain-text 404: it becomes an error message instead, which aiohttp
+        hands to ``handle_error`` (405, this listener's format, connection closed)."""
+        for index in range(len(self._messages) - new, len(self._messages)):
+            message, payload = self._messages[index]
+            if getattr(message, "method", None) == "CONNECT":
+                refused = web.HTTPMethodNotAllowed("CONNECT", [], text=CONNECT_REFUSED)
+                self._messages[index] = (_ErrInfo(status=405, exc=refused,
+                                                  message=CONNECT_REFUSED), payload)
+
+    def handle_error(self, request: BaseRequest, status: int = 500,
+                     exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        """aiohttp's own error answers (a request its parser refuses, an error in its
+        routing) in this listener's format, with no traceback. A UnicodeError here
+        comes from aiohttp reading client bytes that are not text (an Expect header,
+        say): the client's fault, so a 400, not a 500."""
+        if status == HTTPStatus.INTERNAL_SERVER_ERROR and isinstance(exc, UnicodeError):
+            status, message = 400, "header bytes are not valid text; not stored"
+        super().handle_error(request, status, exc, message)  # logs; raises if answered
+        if status == HTTPStatus.INTERNAL_SERVER_ERROR:
+            text = "Kesalahan internal Tenang / internal Tenang error"
+        elif message:
+            text = f"{HTTPStatus(status).phrase}: {message[:MAX_QUOTED]}"
+        else:
+            text = HTTPStatus(status).phrase
+        response = web.Response(status=status, body=self._limits.refusal(status, text),
+                                content_type="application/json")
+        response.force_close()
+        return response
 
     def _arm_head(self) -> None:
         self._head_timer = self._loop.call_later(self._limits.header_timeout_s,

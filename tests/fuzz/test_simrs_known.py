@@ -1,15 +1,11 @@
-"""Fuzz properties for defects of issue 10 and those the fuzz suite found: those fixed
-(10.3, 10.8, 10.9, the signature headers' odd bytes) now guard their fixes; the
-plain-text parser refusals, CONNECT and a binary Expect header stay
-``xfail(strict=True)`` until a fix is on main, so the marker must be removed the moment
-one passes.
-"""
+"""Fuzz properties for defects of issue 10 and those the fuzz suite found (10.3, 10.8,
+10.9, the signature headers' odd bytes, the HTTP parser's refusals, CONNECT, a binary
+Expect header); each now guards its fix."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -100,9 +96,6 @@ def test_methods_an_endpoint_does_not_declare_get_405_and_are_not_sent(stack: St
     assert_still_serves(stack)
 
 
-@pytest.mark.xfail(strict=True, reason="aiohttp parses a CONNECT target as an authority, "
-                   "so its router answers a plain-text 404 before Tenang's handler runs "
-                   "(nothing is stored or sent)")
 def test_connect_gets_405_in_an_envelope(stack: Stack) -> None:
     marker = new_marker()
     rows = row_count(stack.tmp / "tenang.db")
@@ -140,8 +133,6 @@ def test_encoded_path_tricks_are_refused_or_stay_under_the_target(stack: Stack) 
     assert_still_serves(stack)
 
 
-@pytest.mark.xfail(strict=True, reason="aiohttp's HTTP parser answers malformed requests "
-                   "with a plain-text 400 before Tenang runs (noted for server-limits)")
 def test_requests_the_http_parser_refuses_get_an_envelope(stack: Stack) -> None:
     @FUZZ
     @given(case=st.sampled_from([
@@ -158,8 +149,6 @@ def test_requests_the_http_parser_refuses_get_an_envelope(stack: Stack) -> None:
     example()
 
 
-@pytest.mark.xfail(strict=True, reason="aiohttp's default Expect handler answers 500 to a "
-                   "non-UTF-8 Expect header on both ports (noted for intake-input)")
 def test_a_binary_expect_header_gets_a_clear_4xx(stack: Stack) -> None:
     @FUZZ
     @given(port=st.sampled_from(["gateway", "admin"]),
