@@ -22,7 +22,7 @@ from tests.fuzz.properties import (
     deep_json,
     json_docs,
     methods,
-    parser_level,
+    plain_expect_refusal,
 )
 from tests.fuzz.stack import UI_PASSWORD, UI_USER, Answer, Stack, raw_exchange, request_bytes
 
@@ -82,10 +82,11 @@ def assert_still_serves(stack: Stack) -> None:
 
 def assert_api_answer(method: str, path: str, answer: Answer) -> None:
     assert_clear_answer(answer)
-    # aiohttp's own 404/405 (no route for the method; CONNECT's authority-form target)
-    # and parser 400s are plain text; a HEAD answer has no body
-    if (path.startswith("/api/") and answer.status not in (404, 405) and method != "HEAD"
-            and not parser_level(answer)):
+    # JSON everywhere under /api/ but: a HEAD answer (no body); aiohttp's router's own
+    # plain 404/405 for a path or method the API lacks, and an unknown Expect's plain
+    # 417 (minor known defects, noted for their owners)
+    if (path.startswith("/api/") and method != "HEAD" and answer.status not in (404, 405)
+            and not plain_expect_refusal(answer)):
         assert isinstance(json.loads(answer.body), dict), answer.text
 
 

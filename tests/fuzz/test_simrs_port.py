@@ -31,7 +31,7 @@ from tests.fuzz.properties import (
     extra_headers,
     has_row,
     methods,
-    parser_level,
+    plain_expect_refusal,
     row_count,
     targets,
     under_prefix,
@@ -75,12 +75,12 @@ def relayed(stack: Stack, marker: str, answer: Answer) -> bool:
 
 
 def check(stack: Stack, marker: str, target: bytes, answer: Answer, rows_before: int,
-          *, method: str = "POST", envelope_required: bool = True) -> bool:
+          *, method: str = "POST") -> bool:
     """The properties of one answer (see the module docstring); True when Tenang itself
     refused it (a relayed BPJS 4xx is BPJS's answer, not a refusal)."""
     assert_clear_answer(answer)
     from_bpjs = relayed(stack, marker, answer)
-    if not (from_bpjs or (parser_level(answer) and not envelope_required)
+    if not (from_bpjs or plain_expect_refusal(answer)
             or method == "HEAD"):  # a HEAD answer has no body by definition
         envelope(answer)
     db = stack.tmp / "tenang.db"
@@ -162,19 +162,14 @@ def test_any_method_target_and_body_gets_a_clear_enveloped_answer(
     accepted, refused = ledger
 
     @FUZZ
-    # CONNECT gets aiohttp's plain 404 today: test_simrs_known covers it
-    @given(method=methods.filter(lambda m: m != "CONNECT"), target=targets(), body=bodies,
-           extra=extra_headers)
+    @given(method=methods, target=targets(), body=bodies, extra=extra_headers)
     def example(method: str, target: bytes, body: bytes,
                 extra: list[tuple[bytes, bytes]]) -> None:
         marker = new_marker()
         rows = row_count(stack.tmp / "tenang.db")
         answer = raw_exchange(stack.gateway_port, request_bytes(
             method.encode(), target, signed(marker, method) + extra, body))
-        # aiohttp's own parser refuses some targets and headers before Tenang sees them;
-        # its plain-text 400 is checked by the envelope test below
-        if check(stack, marker, target, answer, rows, method=method,
-                 envelope_required=False):
+        if check(stack, marker, target, answer, rows, method=method):
             refused.add(marker)
         else:
             accepted[marker] = target
@@ -257,7 +252,7 @@ def test_broken_framing_gets_a_clear_answer_and_stores_nothing_half_read(
         request, marker = case
         rows = row_count(stack.tmp / "tenang.db")
         answer = raw_exchange(stack.gateway_port, request, timeout_s=5.0)
-        if check(stack, marker, WRITE, answer, rows, envelope_required=False):
+        if check(stack, marker, WRITE, answer, rows):
             refused.add(marker)
         else:  # a framing aiohttp reads as valid
             accepted[marker] = WRITE
