@@ -32,7 +32,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.streams import StreamReader
@@ -108,7 +108,8 @@ class GuardedHandler(web.RequestHandler):
         limits = self._limits
         if limits.open >= limits.max_connections:
             limits.refused += 1
-            assert isinstance(transport, asyncio.Transport)
+            # uvloop's TCP transport is no asyncio.Transport subclass, but it writes.
+            transport = cast(asyncio.Transport, transport)
             transport.write(_answer(
                 limits, 503, "Service Unavailable",
                 f"Tenang sibuk / too many open connections ({limits.max_connections}, "
@@ -167,7 +168,15 @@ class GuardedHandler(web.RequestHandler):
         say): the client's fault, so a 400, not a 500."""
         if status == HTTPStatus.INTERNAL_SERVER_ERROR and isinstance(exc, UnicodeError):
             status, message = 400, "header bytes are not valid text; not stored"
-        super().handle_error(request, status, exc, message)  # logs; raises if answered
+        if request.writer.output_size > 0:
+            raise ConnectionError("an answer was sent already; no error answer possible")
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            self.log_exception("Error handling request from %s", request.remote,
+                               exc_info=exc)
+        else:
+            # Anyone can send garbage to the port: one quiet line, not a traceback each.
+            self.logger.debug("refused a malformed request from %s: %s", request.remote,
+                              message)
         if status == HTTPStatus.INTERNAL_SERVER_ERROR:
             text = "Kesalahan internal Tenang / internal Tenang error"
         elif message:

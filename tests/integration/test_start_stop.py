@@ -276,3 +276,28 @@ def test_the_simulator_with_its_port_taken_exits_naming_the_address(taken_port: 
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{taken_port} (--listen): address already in use" \
         in one_line_error(result)
+
+
+@pytest.mark.slow
+def test_past_max_connections_serve_answers_503_on_its_own_event_loop(
+        tmp_path: Path, serving: list[Serving]) -> None:
+    """`tenang serve` runs uvloop, whose transports are not asyncio.Transport: the cap's
+    refusal must still be written (an in-process test runs the plain asyncio loop)."""
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(
+        "[store]", "max_connections = 3\n\n[store]"), encoding="utf-8")
+    server = Serving(config, tmp_path / "serve.out")
+    serving.append(server)
+    port, _ = server.wait_ready()
+    held = [socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S)
+            for _ in range(3)]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE_S) as extra:
+            answer = extra.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503 "), answer
+        assert b"server.max_connections" in answer and b"Retry-After: 1" in answer
+    finally:
+        for sock in held:
+            sock.close()
+    assert server.stop() == 0
+    assert "Traceback" not in server.out.read_text(), server.out.read_text()
