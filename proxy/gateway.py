@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass
 
+import aiohttp
 from aiohttp import web
 
 from proxy.backpressure import Backpressure
@@ -334,6 +335,23 @@ def canonical_target(target: str) -> tuple[str, str]:
     return path, query
 
 
+EXPECT_REFUSED = ("Expect tidak didukung / only 'Expect: 100-continue' is supported; "
+                  "not stored")
+
+
+async def expect_continue(request: web.Request) -> None:
+    """aiohttp's default Expect handling, its refusal in an envelope (the default
+    answers plain text quoting the header, and a 500 for bytes it cannot quote)."""
+    if request.version != aiohttp.HttpVersion11:
+        return
+    if request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the body's answer is still to come
+        return
+    raise web.HTTPExpectationFailed(text=envelope(None, 417, EXPECT_REFUSED).decode(),
+                                    content_type="application/json")
+
+
 def refuse(preset: str | None, status: int, message: str) -> web.Response:
     return web.Response(status=status, body=envelope(preset, status, message),
                         content_type="application/json")
@@ -347,5 +365,5 @@ def too_large(preset: str, limit: int) -> web.Response:
 def create_gateway_app(gateway: Gateway) -> web.Application:
     app = web.Application(client_max_size=gateway.config.server.max_body_bytes)
     add_results_route(app, gateway.config, gateway.store)  # before the catch-all
-    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle, expect_handler=expect_continue)
     return app

@@ -158,9 +158,8 @@ def has_row(db: Path, request_id: str) -> bool:
 
 
 def plain_expect_refusal(answer: Answer) -> bool:
-    """aiohttp's plain-text 417 for an ``Expect`` it does not know, sent before any
-    Tenang code runs (its parser's refusals are enveloped since df2b171; this one is a
-    known defect, test_simrs_known.py::test_an_unknown_expect_gets_417_in_an_envelope)."""
+    """aiohttp's plain-text 417 for an ``Expect`` it does not know: the admin port's
+    answer (the SIMRS port's is in an envelope, see gateway.expect_continue)."""
     return answer.status == 417 and answer.headers.get(
         "content-type", "").startswith("text/plain")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -188,9 +187,6 @@ def test_odd_bytes_in_the_signature_headers_get_401(stack: Stack) -> None:
     assert_still_serves(stack)
 
 
-@pytest.mark.xfail(strict=True, reason="an Expect value aiohttp does not know (not "
-                   "100-continue) gets its plain-text 417 from the default expect handler, "
-                   "not the listener's envelope (noted for server-limits)")
 def test_an_unknown_expect_gets_417_in_an_envelope(stack: Stack) -> None:
     @FUZZ
     @given(value=st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7e),
