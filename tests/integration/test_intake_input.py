@@ -122,6 +122,9 @@ TRICKS = [
     (b"/antreanrs/%c0%ae%c0%ae/x", "overlong UTF-8"),
     (b"/antreanrs/%C1%9c/x", "overlong UTF-8"),
     (b"/antreanrs/%e0%80%ae/x", "overlong UTF-8"),
+    (b"/antreanrs/%ef%bc%8e%ef%bc%8e/x", "look-alike dots or slashes"),
+    (b"/antreanrs/%E2%80%A4%E2%80%A4/x", "look-alike dots or slashes"),
+    (b"/antreanrs/antrean%ef%bc%8fadd", "look-alike dots or slashes"),
 ]
 
 
