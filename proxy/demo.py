@@ -100,8 +100,9 @@ async def _simrs(base: str, sim: RunningSimulator, stop: asyncio.Event) -> None:
                 async with http.post(f"{base}/antreanrs/{path}", data=json.dumps(body),
                                      headers=headers) as resp:
                     answer = await resp.json(content_type=None)
+                # Whole: the queued answer's message ends with the request's id.
                 print(f"SIMRS   {path:<20} {code}: HTTP {resp.status} "
-                      f"{json.dumps(answer['metadata'])[:70]}", flush=True)
+                      f"{json.dumps(answer['metadata'])}", flush=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 3.0)
             if stop.is_set():

@@ -199,7 +199,9 @@ async def test_free_space_is_sampled_again_after_enough_bytes_not_only_each_seco
     bp = Backpressure(cfg, MemoryStore(), clock, free_bytes=lambda _p: disk["free"])
     up = cfg.upstreams[0]
     call = new_request(1, b"x" * 60_000)
-    while await bp.refusal(up, call) is None:
+    for _ in range(1000):  # bounded: a floor that never refuses fails, not hangs
+        if await bp.refusal(up, call) is not None:
+            break
         bp.stored(call)
         disk["free"] -= storage_cost(call) * 2  # the disk fills twice as fast as estimated
     # Sampled once a second only, this ran 6 MiB through the floor (to 58 MiB free);
