@@ -194,6 +194,15 @@ async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamR
             {"error": "the request changed state meanwhile; reload and try again"}, status=409)
     except StoreError as exc:
         return web.json_response({"error": exc.reason}, status=503)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if not request.path.startswith("/api/"):
+            raise  # the UI's pages answer these themselves
+        # The router's own answers (no such call, or not with this method), in JSON
+        # like every other API error instead of aiohttp's plain text.
+        allow = exc.headers.get("Allow")
+        return web.json_response(
+            {"error": f"{exc.reason}: {request.method} {request.path}"}, status=exc.status,
+            headers={"Allow": allow} if allow else None)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
