@@ -72,8 +72,14 @@ class DeliveryLog:
         if not self.counts:
             return None
         parts = ", ".join(f"{n} {status}" for status, n in self.counts.most_common())
-        line = (f"deliveries in the last {max(self.clock() - self.since, 0.0):.0f} s: "
+        line = (f"deliveries in the last {_seconds(self.clock() - self.since)}: "
                 f"{self.counts.total()} ({parts})")
         log.info(line, extra={"upstream": self.upstream})
         self.counts.clear()
         return line
+
+
+def _seconds(elapsed: float) -> str:
+    """A window's length as ops read it: "0.4 s" for a burst, "10 s" for a full one."""
+    elapsed = max(elapsed, 0.0)
+    return f"{elapsed:.1f} s" if elapsed < 9.95 else f"{elapsed:.0f} s"

@@ -50,7 +50,7 @@ def test_succeeded_deliveries_are_one_summary_line_per_period(
     clock.now += 3
     outcomes.finished("R-next", Status.SUCCEEDED, "200 OK")
     assert relay_lines(caplog) == []  # a new period started with the summary
-    assert outcomes.flush() == "deliveries in the last 0 s: 1 (1 succeeded)"
+    assert outcomes.flush() == "deliveries in the last 0.0 s: 1 (1 succeeded)"
     assert outcomes.flush() is None  # nothing counted since
 
 
@@ -69,7 +69,7 @@ def test_failed_dead_and_held_get_a_line_each_with_the_request_id(
         (logging.WARNING, "request R3 -> dead (gave up after 10 attempts)"),
         (logging.WARNING, "request R4 -> held (held behind failed (R2))")]
     assert [r.request_id for r in caplog.records] == ["R2", "R3", "R4"]  # type: ignore[attr-defined]
-    assert outcomes.flush() == ("deliveries in the last 0 s: 4 (1 succeeded, 1 failed, "
+    assert outcomes.flush() == ("deliveries in the last 0.0 s: 4 (1 succeeded, 1 failed, "
                                 "1 dead, 1 held)")
 
 
