@@ -33,8 +33,14 @@ class Verdict(StrEnum):
     INTERRUPTED = "interrupted"  # sent or maybe sent, no answer recorded (lease expired)
 
 
+# Every move any backend makes. Memory checks each one; SQL statements name the state
+# they move from in their WHERE, and the verbs whose target a caller chooses
+# (``Store.transition``, ``Store.complete_attempt``) check it before writing. Staying in
+# a state is not a move: a take-over hands an in_flight lease to another owner.
 ALLOWED: dict[Status, frozenset[Status]] = {
-    Status.PENDING: frozenset({Status.IN_FLIGHT, Status.CANCELLED, Status.DEAD}),
+    # PENDING -> HELD: an earlier request with the same ordering key is stuck
+    # (``Store.refresh_holds``).
+    Status.PENDING: frozenset({Status.IN_FLIGHT, Status.CANCELLED, Status.DEAD, Status.HELD}),
     # IN_FLIGHT -> CANCELLED: a claimed update superseded by a newer one (coalescing).
     Status.IN_FLIGHT: frozenset(
         {Status.SUCCEEDED, Status.FAILED, Status.DEAD, Status.PENDING, Status.HELD,
@@ -42,6 +48,7 @@ ALLOWED: dict[Status, frozenset[Status]] = {
     ),
     Status.FAILED: frozenset({Status.PENDING, Status.CANCELLED}),
     Status.DEAD: frozenset({Status.PENDING, Status.CANCELLED}),
+    # HELD -> PENDING: an operator retry, or released once nothing before it is stuck.
     Status.HELD: frozenset({Status.PENDING, Status.CANCELLED}),
     Status.SUCCEEDED: frozenset(),
     Status.CANCELLED: frozenset(),
@@ -50,6 +57,52 @@ ALLOWED: dict[Status, frozenset[Status]] = {
 OPERATOR_RETRYABLE = frozenset({Status.FAILED, Status.DEAD, Status.HELD})
 CANCELLABLE = frozenset({Status.PENDING, Status.FAILED, Status.DEAD, Status.HELD})
 FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.DEAD, Status.CANCELLED})
+
+# The status sets the store queries are built from: every backend reads them here.
+# An earlier request with the same ordering key in one of these states keeps the later
+# ones waiting (Antrean task ids must arrive in order) ...
+BLOCKS_LATER = frozenset({Status.PENDING, Status.IN_FLIGHT, Status.FAILED, Status.DEAD,
+                          Status.HELD})
+# ... and in one of these it will not move on its own, so the later ones are held.
+STUCK = frozenset({Status.FAILED, Status.DEAD, Status.HELD})
+# What counts against an upstream's max_pending.
+QUEUED = frozenset({Status.PENDING, Status.IN_FLIGHT, Status.HELD})
+# "Not yet succeeded": may still end in success or needs a person. Cancelled requests
+# will never be sent, so they are not open. (The same members as BLOCKS_LATER, another rule.)
+OPEN = frozenset({Status.PENDING, Status.IN_FLIGHT, Status.FAILED, Status.DEAD, Status.HELD})
+# Waiting to be sent or being sent: the oldest is an upstream's "oldest pending", the
+# newest of a coalescing key supersedes the older ones.
+LIVE = frozenset({Status.PENDING, Status.IN_FLIGHT})
+
+
+def sql_in(statuses: frozenset[Status]) -> str:
+    """``statuses`` as an SQL list literal, ``('pending','in_flight')``, in declaration
+    order (a frozenset's own order changes from one process to the next). For SQL
+    backends, rendered once at import."""
+    return "(" + ",".join(f"'{s.value}'" for s in Status if s in statuses) + ")"
+
+
+def initial_status(leased: bool) -> Status:
+    """A new request's state: a request stored with a lease (deadline mode, sent live)
+    is in_flight for its owner, any other is pending."""
+    return Status.IN_FLIGHT if leased else Status.PENDING
+
+
+class IllegalTransition(Exception):
+    """A store was asked for a move ``ALLOWED`` does not contain: a bug in the caller,
+    not an operator's mistake (that is ``InvalidTransition``). Nothing was written."""
+
+    def __init__(self, current: Status, wanted: Status) -> None:
+        super().__init__(f"illegal transition {current.value} -> {wanted.value} "
+                         "(not in calls.ALLOWED)")
+        self.current = current
+        self.wanted = wanted
+
+
+def ensure_allowed(current: Status, wanted: Status) -> None:
+    """Raise ``IllegalTransition`` unless ``ALLOWED`` lets ``current`` become ``wanted``."""
+    if wanted not in ALLOWED[current]:
+        raise IllegalTransition(current, wanted)
 
 
 class InvalidTransition(Exception):
@@ -161,9 +214,27 @@ def is_expired(age_from: float, policy: RetryPolicy, now: float) -> bool:
 
 DEADLINE_PASSED = "deadline passed (end of the service day, Asia/Jakarta)"
 # Prefix of the reason a request gets when held behind an earlier one with the same
-# ordering key; the store appends which request and its state.
+# ordering key, followed by that one's state and id (``held_behind``; SQL backends pass
+# this prefix and append the same two in the statement).
 HELD_BEHIND = "held: an earlier request with the same ordering key is "
 RELEASED = "released: nothing before it with the same ordering key is stuck any more"
+SUPERSEDED = "superseded by a newer update for the same thing: "
+
+
+def held_behind(stuck_status: Status, stuck_id: str) -> Transition:
+    """A pending request waits, held, behind the earlier ``stuck_id`` with its ordering
+    key (``held_by`` names it; its schedule is kept for when it is released)."""
+    return Transition(Status.HELD, f"{HELD_BEHIND}{stuck_status.value} ({stuck_id})")
+
+
+def released(now: float) -> Transition:
+    """A held request with nothing stuck before it any more: due now."""
+    return Transition(Status.PENDING, RELEASED, next_attempt_at=now)
+
+
+def superseded_by(newest: str) -> Transition:
+    """An older pending update made pointless by ``newest`` (same coalescing key)."""
+    return Transition(Status.CANCELLED, SUPERSEDED + newest)
 
 
 def past_deadline(expires_at: float | None, now: float, *,

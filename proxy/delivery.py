@@ -43,7 +43,6 @@ INTERRUPTED = Outcome(
 )
 
 
-SUPERSEDED = "superseded by a newer update for the same thing: "
 # Recording a known result is retried while the store is locked or full.
 FINISH_RETRY_FIRST_S = 0.05
 FINISH_RETRY_MAX_S = 5.0
@@ -173,11 +172,11 @@ class Deliverer:
             return Transition(calls.Status.DEAD, reason)
         if request.coalesce_key is not None:
             newest = await self.store.supersede(
-                request.coalesce_key, SUPERSEDED, now,
+                request.coalesce_key, now,
                 callbacks=lambda cancelled, transition: callback_for(
                     self.upstream, cancelled, transition, None, now))
             if newest is not None and newest != request.id:
-                return Transition(calls.Status.CANCELLED, SUPERSEDED + newest)
+                return calls.superseded_by(newest)
         return None
 
     def _judge(self, request: StoredRequest, rule: Endpoint,

@@ -49,7 +49,7 @@ class UpstreamOverview:
     oldest_pending_at: float | None = None
     last_attempt_at: float | None = None
     last_verdict: Verdict | None = None
-    sep_open: int = 0  # SEP requests not yet succeeded (see admin_base.OPEN_STATUSES)
+    sep_open: int = 0  # SEP requests not yet succeeded (see calls.OPEN)
 
 
 Decide = Callable[[StoredRequest, float], calls.Transition]

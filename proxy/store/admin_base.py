@@ -20,9 +20,6 @@ from proxy.store.base import Store, StoredRequest
 # page then says where to continue (see bench/RESULTS.md, "Admin request-log search").
 SCAN_WINDOW = 50_000
 
-# "Not yet succeeded": every state that may still end in success or needs a human.
-# Cancelled requests will never be sent, so they are not counted as open.
-OPEN_STATUSES = (Status.PENDING, Status.IN_FLIGHT, Status.FAILED, Status.DEAD, Status.HELD)
 SEP_ENDPOINT_PREFIX = "vclaim.sep"
 SEP_PATH_PART = "/sep/"  # compared case-insensitively, as the gateway matches paths
 
@@ -164,7 +161,7 @@ class AdminStore(Protocol):
 
     async def sep_open_counts(self) -> dict[str, int]:
         """Per upstream: SEP requests (endpoint ``vclaim.sep*`` or a ``/SEP/`` path) in
-        one of ``OPEN_STATUSES``."""
+        one of ``calls.OPEN``."""
 
 
 class ManagedStore(Store, AdminStore, Protocol):

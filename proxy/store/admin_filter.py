@@ -3,8 +3,8 @@ patterns, and the same matching rules in Python for backends without SQL."""
 
 from __future__ import annotations
 
+from proxy.calls import OPEN
 from proxy.store.admin_base import (
-    OPEN_STATUSES,
     SEP_ENDPOINT_PREFIX,
     SEP_PATH_PART,
     RequestFilter,
@@ -74,5 +74,5 @@ def _contains_prefix(endpoint: str | None, prefix: str) -> bool:
 
 
 def is_open_sep(r: StoredRequest) -> bool:
-    return r.status in OPEN_STATUSES and (
+    return r.status in OPEN and (
         _contains_prefix(r.endpoint, SEP_ENDPOINT_PREFIX) or _contains(r.path, SEP_PATH_PART))

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from proxy.calls import Status, Transition, Verdict
+from proxy.calls import Status, Transition, Verdict, initial_status
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -68,7 +68,7 @@ class NewRequest:
             id=self.id, upstream=self.upstream, method=self.method, path=self.path,
             query=self.query, headers=self.headers, body=self.body,
             received_at=self.received_at,
-            status=Status.PENDING if self.lease_owner is None else Status.IN_FLIGHT,
+            status=initial_status(self.lease_owner is not None),
             attempts=0, next_attempt_at=self.received_at, updated_at=self.received_at,
             reason=None, lease_owner=self.lease_owner, lease_expires_at=self.lease_expires_at,
             endpoint=self.endpoint, ordering_key=self.ordering_key,
@@ -190,10 +190,10 @@ class Store(Protocol):
     async def clear_dedup_key(self, request_id: str) -> None:
         """Free the request's dedup key (it is too old, or final and not to be matched)."""
 
-    async def supersede(self, coalesce_key: str, reason: str, now: float,
+    async def supersede(self, coalesce_key: str, now: float,
                         callbacks: CallbackBuilder | None = None) -> str | None:
         """Cancel every pending request with ``coalesce_key`` older than the newest
-        pending or in-flight one (``reason`` + its id); return that newest id. Each
+        pending or in-flight one (``calls.superseded_by`` it); return that newest id. Each
         cancel queues the callback ``callbacks`` builds for it, in the same transaction."""
 
     async def count_queued(self, upstream: str) -> int:

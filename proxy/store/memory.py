@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
-from proxy.calls import HELD_BEHIND, RELEASED, Status, Transition
+from proxy import calls
+from proxy.calls import Status, Transition
 from proxy.store.base import (
     AttemptRecord,
     CallbackBuilder,
@@ -25,9 +27,12 @@ from proxy.store.memory_callbacks import MemoryCallbacksMixin
 from proxy.store.memory_maintenance import MemoryMaintenanceMixin
 from proxy.store.summary import summarise
 
-_BLOCKING = frozenset({Status.PENDING, Status.IN_FLIGHT, Status.FAILED, Status.DEAD,
-                       Status.HELD})
-_STUCK = frozenset({Status.FAILED, Status.DEAD, Status.HELD})
+
+def _moved(row: StoredRequest, status: Status, **changes: Any) -> StoredRequest:
+    """``row`` in ``status``: every state change of this backend goes through here, so a
+    move ``calls.ALLOWED`` lacks raises ``IllegalTransition`` before anything changes."""
+    calls.ensure_allowed(row.status, status)
+    return dataclasses.replace(row, status=status, **changes)
 
 
 class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
@@ -54,9 +59,9 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
         if request.dedup_key is not None and any(
                 r.dedup_key == request.dedup_key for r in self._rows.values()):
             raise DuplicateKey(f"dedup key {request.dedup_key} is taken")
-        leased = request.lease_owner is not None
         self._rows[request.id] = StoredRequest(
-            **dataclasses.asdict(request), status=Status.IN_FLIGHT if leased else Status.PENDING,
+            **dataclasses.asdict(request),
+            status=calls.initial_status(request.lease_owner is not None),
             attempts=0, next_attempt_at=request.received_at, updated_at=request.received_at,
             reason=None,
         )
@@ -70,20 +75,20 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
         if request_id in self._rows:
             self._rows[request_id] = dataclasses.replace(self._rows[request_id], dedup_key=None)
 
-    async def supersede(self, coalesce_key: str, reason: str, now: float,
+    async def supersede(self, coalesce_key: str, now: float,
                         callbacks: CallbackBuilder | None = None) -> str | None:
         self._live()
         live = [r for r in self._rows.values() if r.coalesce_key == coalesce_key
-                and r.status in (Status.PENDING, Status.IN_FLIGHT)]
+                and r.status in calls.LIVE]
         if not live:
             return None
         newest = max(r.id for r in live)
-        transition = Transition(Status.CANCELLED, reason + newest)
+        transition = calls.superseded_by(newest)
         for r in live:
             if r.status is Status.PENDING and r.id < newest:
-                self._rows[r.id] = dataclasses.replace(
-                    r, status=Status.CANCELLED, reason=transition.reason, updated_at=now,
-                    next_attempt_at=None)
+                self._rows[r.id] = _moved(
+                    r, transition.status, reason=transition.reason, updated_at=now,
+                    next_attempt_at=transition.next_attempt_at)
                 callback = None if callbacks is None else callbacks(r, transition)
                 if callback is not None:
                     self._queue_callback(r.id, callback, now)
@@ -92,13 +97,16 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
     async def count_queued(self, upstream: str) -> int:
         self._live()
         return sum(1 for r in self._rows.values() if r.upstream == upstream
-                   and r.status in (Status.PENDING, Status.IN_FLIGHT, Status.HELD))
+                   and r.status in calls.QUEUED)
 
     def _lease(self, rows: list[StoredRequest], owner: str, lease_until: float,
                now: float) -> list[StoredRequest]:
+        # A take-over leases what is already in_flight: a new owner, not a new state.
         leased = [
-            dataclasses.replace(r, status=Status.IN_FLIGHT, lease_owner=owner,
-                                lease_expires_at=lease_until, updated_at=now)
+            dataclasses.replace(r, lease_owner=owner, lease_expires_at=lease_until,
+                                updated_at=now) if r.status is Status.IN_FLIGHT
+            else _moved(r, Status.IN_FLIGHT, lease_owner=owner, lease_expires_at=lease_until,
+                        updated_at=now)
             for r in rows
         ]
         self._rows.update((r.id, r) for r in leased)
@@ -113,7 +121,7 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
             (r for r in self._rows.values()
              if r.upstream == upstream and r.status is Status.PENDING
              and r.next_attempt_at is not None and r.next_attempt_at <= now
-             and self._first_earlier(r, _BLOCKING) is None),
+             and self._first_earlier(r, calls.BLOCKS_LATER) is None),
             key=lambda r: (r.next_attempt_at, r.id),
         )
         clean = [r for r in due if r.own_faults == 0] if probe else []
@@ -132,20 +140,22 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
         held: list[StoredRequest] = []
         mine = sorted((r for r in self._rows.values() if r.upstream == upstream),
                       key=lambda r: r.id)
+        release = calls.released(now)
         for row in mine:
             current = self._rows[row.id]
             if current.status is Status.HELD and current.held_by is not None \
-                    and self._first_earlier(current, _STUCK) is None:
-                self._rows[row.id] = dataclasses.replace(
-                    current, status=Status.PENDING, held_by=None, next_attempt_at=now,
-                    updated_at=now, reason=RELEASED)
+                    and self._first_earlier(current, calls.STUCK) is None:
+                self._rows[row.id] = _moved(
+                    current, release.status, held_by=None,
+                    next_attempt_at=release.next_attempt_at, updated_at=now,
+                    reason=release.reason)
         for row in mine:
             current = self._rows[row.id]
-            stuck = self._first_earlier(current, _STUCK)
+            stuck = self._first_earlier(current, calls.STUCK)
             if current.status is Status.PENDING and stuck is not None:
-                self._rows[row.id] = dataclasses.replace(
-                    current, status=Status.HELD, held_by=stuck.id, updated_at=now,
-                    reason=f"{HELD_BEHIND}{stuck.status.value} ({stuck.id})")
+                hold = calls.held_behind(stuck.status, stuck.id)
+                self._rows[row.id] = _moved(current, hold.status, held_by=stuck.id,
+                                            updated_at=now, reason=hold.reason)
                 held.append(self._rows[row.id])
         return held
 
@@ -172,26 +182,28 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
         now: float, callback: NewCallback | None = None,
     ) -> None:
         self._live()
+        calls.ensure_allowed(Status.IN_FLIGHT, transition.status)
         row = self._leased_by(request_id, owner)
+        done = _moved(
+            row, transition.status, reason=transition.reason,
+            next_attempt_at=transition.next_attempt_at,
+            attempts=attempt.number if attempt else row.attempts,
+            updated_at=now, lease_owner=None, lease_expires_at=None,
+            reconcile_reads=transition.reconcile_reads, own_faults=transition.own_faults,
+        )
         if callback is not None:
             self._queue_callback(request_id, callback, now)
         if attempt is not None:
             self._attempts.setdefault(request_id, []).append(
                 StoredAttempt(request_id=request_id, **dataclasses.asdict(attempt))
             )
-        self._rows[request_id] = dataclasses.replace(
-            row, status=transition.status, reason=transition.reason,
-            next_attempt_at=transition.next_attempt_at,
-            attempts=attempt.number if attempt else row.attempts,
-            updated_at=now, lease_owner=None, lease_expires_at=None,
-            reconcile_reads=transition.reconcile_reads, own_faults=transition.own_faults,
-        )
+        self._rows[request_id] = done
 
     async def release(self, request_id: str, owner: str, now: float) -> None:
         self._live()
         row = self._leased_by(request_id, owner)
-        self._rows[request_id] = dataclasses.replace(
-            row, status=Status.PENDING, updated_at=now, lease_owner=None, lease_expires_at=None,
+        self._rows[request_id] = _moved(
+            row, Status.PENDING, updated_at=now, lease_owner=None, lease_expires_at=None,
         )
 
     async def transition(
@@ -199,17 +211,19 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
         callback: NewCallback | None = None,
     ) -> None:
         self._live()
+        calls.ensure_allowed(expected, transition.status)
         row = self._rows.get(request_id)
         if row is None or row.status is not expected:
             raise Conflict(f"{request_id}: not {expected.value}")
-        if callback is not None:
-            self._queue_callback(request_id, callback, now)
-        self._rows[request_id] = dataclasses.replace(
-            row, status=transition.status, reason=transition.reason,
+        moved = _moved(
+            row, transition.status, reason=transition.reason,
             next_attempt_at=transition.next_attempt_at, updated_at=now,
             retried_at=transition.retried_at or row.retried_at,
             reconcile_reads=transition.reconcile_reads, own_faults=transition.own_faults,
         )
+        if callback is not None:
+            self._queue_callback(request_id, callback, now)
+        self._rows[request_id] = moved
 
     async def get(self, request_id: str) -> StoredRequest | None:
         self._live()
@@ -246,7 +260,8 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
         self._live()
         due = [r.next_attempt_at for r in self._rows.values()
                if r.upstream == upstream and r.status is Status.PENDING
-               and r.next_attempt_at is not None and self._first_earlier(r, _BLOCKING) is None]
+               and r.next_attempt_at is not None
+               and self._first_earlier(r, calls.BLOCKS_LATER) is None]
         return min(due, default=None)
 
     async def check_writable(self) -> None:

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from proxy.calls import HELD_BEHIND, RELEASED, Status, Transition, Verdict
+from proxy import calls
+from proxy.calls import HELD_BEHIND, Status, Transition, Verdict
 from proxy.store.base import (
     AttemptRecord,
     CallbackBuilder,
@@ -108,8 +109,8 @@ def _lease_sql(where: str) -> str:
 
 # An earlier request with the same ordering key that is not yet delivered (or has been
 # given up on) keeps the later ones waiting: Antrean task ids must arrive in order.
-_BLOCKING = "('pending','in_flight','failed','dead','held')"
-_STUCK = "('failed','dead','held')"
+_BLOCKING = calls.sql_in(calls.BLOCKS_LATER)
+_STUCK = calls.sql_in(calls.STUCK)
 
 
 def _earlier(statuses: str) -> str:
@@ -130,6 +131,7 @@ _NEXT_DUE = ("SELECT next_attempt_at FROM requests WHERE upstream=? AND status='
              f"AND (ordering_key IS NULL OR NOT EXISTS "
              f"({_earlier(_BLOCKING).format(cols='1')})) ORDER BY next_attempt_at LIMIT 1")
 _FIRST_STUCK = _earlier(_STUCK).format(cols="{cols}") + " ORDER BY p.id LIMIT 1"
+# calls.held_behind's reason after its prefix: the stuck request's state and (id).
 _STUCK_LABEL = "p.status || ' (' || p.id || ')'"
 # Later requests behind one that failed, died or is held become held themselves, so
 # the wait is visible and explained; once nothing before them is stuck any more (the
@@ -142,7 +144,7 @@ _HOLD = (
     # from the whole backlog: the unary + keeps SQLite from walking every pending row of
     # the upstream (requests_due) and testing each one's key.
     "WHERE +upstream=? AND +status='pending' AND ordering_key IN ("
-    "  SELECT s.ordering_key FROM requests s WHERE s.status IN ('failed','dead','held') "
+    f"  SELECT s.ordering_key FROM requests s WHERE s.status IN {_STUCK} "
     "  AND s.upstream=? AND s.ordering_key IS NOT NULL) "
     f"AND EXISTS ({_earlier(_STUCK).format(cols='1')}) RETURNING {COLUMNS}")
 _RELEASE = (
@@ -157,17 +159,17 @@ _COUNTS = ("SELECT upstream, status, SUM(n) FROM request_counts GROUP BY upstrea
            "HAVING SUM(n) > 0")
 _FIRSTS = (
     "SELECT u.upstream, (SELECT r.received_at FROM requests r WHERE r.upstream=u.upstream "
-    "  AND r.status IN ('pending', 'in_flight') ORDER BY r.id LIMIT 1), "
+    f"  AND r.status IN {calls.sql_in(calls.LIVE)} ORDER BY r.id LIMIT 1), "
     " (SELECT a.started_at FROM attempts a WHERE a.upstream=u.upstream "
     "  ORDER BY a.started_at DESC LIMIT 1), "
     " (SELECT a.verdict FROM attempts a WHERE a.upstream=u.upstream "
     "  ORDER BY a.started_at DESC LIMIT 1) "
     "FROM (SELECT upstream FROM request_counts GROUP BY upstream HAVING SUM(n) > 0) u")
 _QUEUED = ("SELECT IFNULL(SUM(n), 0) FROM request_counts WHERE upstream=? AND status IN "
-           "('pending','in_flight','held')")
+           f"{calls.sql_in(calls.QUEUED)}")
 _BY_DEDUP = f"SELECT {COLUMNS} FROM requests WHERE dedup_key=?"
 _NEWEST_LIVE = ("SELECT MAX(id) FROM requests WHERE coalesce_key=? "
-                "AND status IN ('pending','in_flight')")
+                f"AND status IN {calls.sql_in(calls.LIVE)}")
 _SUPERSEDE = ("UPDATE requests SET status='cancelled', reason=?, updated_at=?, "
               "next_attempt_at=NULL WHERE coalesce_key=? AND status='pending' AND id<? "
               f"RETURNING {COLUMNS}")
@@ -261,7 +263,7 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         r = request
         await self._w().insert((
             r.id, r.upstream, r.method, r.path, r.query, _headers_json(r.headers), r.body,
-            r.received_at, "pending" if r.lease_owner is None else "in_flight",
+            r.received_at, calls.initial_status(r.lease_owner is not None).value,
             r.received_at, r.received_at, r.endpoint, r.ordering_key, r.expires_at,
             r.dedup_key, r.coalesce_key, r.lease_owner, r.lease_expires_at,
         ))
@@ -274,14 +276,14 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         await self._write(lambda c: c.execute(
             "UPDATE requests SET dedup_key=NULL WHERE id=?", (request_id,)))
 
-    async def supersede(self, coalesce_key: str, reason: str, now: float,
+    async def supersede(self, coalesce_key: str, now: float,
                         callbacks: CallbackBuilder | None = None) -> str | None:
         def op(c: sqlite3.Connection) -> str | None:
             row = c.execute(_NEWEST_LIVE, (coalesce_key,)).fetchone()
             newest: str | None = row[0] if row else None
             if newest is None:
                 return None
-            transition = Transition(Status.CANCELLED, reason + newest)
+            transition = calls.superseded_by(newest)
             cancelled = c.execute(
                 _SUPERSEDE, (transition.reason, now, coalesce_key, newest)).fetchall()
             for r in cancelled:
@@ -312,8 +314,10 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         return sorted(claimed, key=lambda r: (r.next_attempt_at or 0, r.id))
 
     async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:
+        release = calls.released(now)
+
         def op(c: sqlite3.Connection) -> list[Any]:
-            c.execute(_RELEASE, (now, now, RELEASED, upstream))
+            c.execute(_RELEASE, (release.next_attempt_at, now, release.reason, upstream))
             return c.execute(_HOLD, (now, HELD_BEHIND, upstream, upstream)).fetchall()
 
         held = (row_to_request(r) for r in await self._write(op))
@@ -331,6 +335,7 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         now: float, callback: NewCallback | None = None,
     ) -> None:
         a, t = attempt, transition
+        calls.ensure_allowed(Status.IN_FLIGHT, t.status)
 
         def op(c: sqlite3.Connection) -> int:
             n = c.execute(
@@ -369,6 +374,7 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         callback: NewCallback | None = None,
     ) -> None:
         t = transition
+        calls.ensure_allowed(expected, t.status)
 
         def op(c: sqlite3.Connection) -> int:
             n = c.execute(

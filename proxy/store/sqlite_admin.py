@@ -13,9 +13,8 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from proxy.calls import Verdict
+from proxy.calls import OPEN, Verdict, sql_in
 from proxy.store.admin_base import (
-    OPEN_STATUSES,
     SCAN_WINDOW,
     AttemptBucket,
     AuditEntry,
@@ -31,10 +30,9 @@ from proxy.store.base import Conflict
 T = TypeVar("T")
 
 _USER = "SELECT name, password_hash, role, created_at, failed_logins, locked_until FROM users"
-_OPEN = ",".join(f"'{s.value}'" for s in OPEN_STATUSES)
 # Counted by the triggers of schema v8 (request_counts.sep is the SEP test).
 _SEP_OPEN = (
-    f"SELECT upstream, SUM(n) FROM request_counts WHERE sep=1 AND status IN ({_OPEN}) "
+    f"SELECT upstream, SUM(n) FROM request_counts WHERE sep=1 AND status IN {sql_in(OPEN)} "
     "GROUP BY upstream HAVING SUM(n) > 0"
 )
 

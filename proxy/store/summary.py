@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from proxy.calls import Status, Verdict
+from proxy.calls import LIVE, Status, Verdict
 from proxy.store.base import UpstreamSummary
 
 
@@ -19,7 +19,7 @@ def summarise(
     for request_id, upstream, status, received_at in requests:
         by_status = counts.setdefault(upstream, {})
         by_status[status] = by_status.get(status, 0) + 1
-        if status in (Status.PENDING, Status.IN_FLIGHT) and (
+        if status in LIVE and (
                 upstream not in first or request_id < first[upstream][0]):
             first[upstream] = (request_id, received_at)
     oldest = {upstream: at for upstream, (_, at) in first.items()}

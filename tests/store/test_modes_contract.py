@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.calls import Status, Transition
+from proxy.calls import SUPERSEDED, Status, Transition
 from proxy.store.base import DuplicateKey, NewCallback, Store, StoredRequest
 from proxy.store.callbacks_base import CallbackStatus, callback_store
 from tests.store.test_contract import T0, UP, put, req
@@ -36,17 +36,17 @@ async def test_supersede_cancels_older_pending_updates_and_names_the_newest(
         store: Store) -> None:
     rows = await put(store, *(req(i, coalesce_key="room-A") for i in (1, 2, 3)))
     other = (await put(store, req(4, coalesce_key="room-B")))[0]
-    newest = await store.supersede("room-A", "superseded by ", T0 + 50)
+    newest = await store.supersede("room-A", T0 + 50)
     assert newest == rows[2].id
     for old in rows[:2]:
         row = await store.get(old.id)
         assert row is not None and row.status is Status.CANCELLED
-        assert row.reason == f"superseded by {rows[2].id}"
+        assert row.reason == f"{SUPERSEDED}{rows[2].id}"
     kept = await store.get(rows[2].id)
     untouched = await store.get(other.id)
     assert kept is not None and kept.status is Status.PENDING
     assert untouched is not None and untouched.status is Status.PENDING
-    assert await store.supersede("room-C", "x", T0) is None
+    assert await store.supersede("room-C", T0) is None
 
 
 async def test_supersede_queues_the_callback_of_each_cancelled_update(store: Store) -> None:
@@ -61,9 +61,9 @@ async def test_supersede_queues_the_callback_of_each_cancelled_update(store: Sto
         return NewCallback("http://127.0.0.1:9/hook", cancelled.id.encode()) \
             if cancelled.id == old.id else None
 
-    assert await store.supersede("room-A", "superseded by ", T0 + 50, callbacks=build) \
+    assert await store.supersede("room-A", T0 + 50, callbacks=build) \
         == newest.id
-    reason = f"superseded by {newest.id}"
+    reason = f"{SUPERSEDED}{newest.id}"
     assert sorted(seen) == [(old.id, Status.CANCELLED, reason),
                             (older_kept.id, Status.CANCELLED, reason)]
     [cb] = await callback_store(store).callbacks_for(old.id)
@@ -77,7 +77,7 @@ async def test_supersede_never_cancels_what_is_in_flight(store: Store) -> None:
     old, new = await put(store, req(1, coalesce_key="r"), req(2, coalesce_key="r"))
     claimed = await store.claim_due(UP, T0 + 10, 1, "w", T0 + 70)
     assert [r.id for r in claimed] == [old.id]
-    assert await store.supersede("r", "superseded by ", T0 + 20) == new.id
+    assert await store.supersede("r", T0 + 20) == new.id
     row = await store.get(old.id)
     assert row is not None and row.status is Status.IN_FLIGHT
 

@@ -55,7 +55,7 @@ async def test_counts_follow_every_change_the_store_makes(store: SqliteStore,
     await put(store, req(6, upstream=OTHER, endpoint="vclaim.sep.insert"))
     assert kept(db) == counted(db) == {(UP, "pending", 0): 4, (OTHER, "pending", 1): 2}
 
-    await store.supersede("c", "superseded by ", T0 + 10)  # c cancelled
+    await store.supersede("c", T0 + 10)  # c cancelled
     claimed = await store.claim_due(UP, T0 + 10, 10, "w1", T0 + 20)
     assert {r.id for r in claimed} == {a.id, d.id}
     await store.complete_attempt(a.id, "w1", attempt(1, T0 + 11, Verdict.PERMANENT),
