@@ -224,7 +224,9 @@ class Store(Protocol):
         """Persist an attempt (None: finished without one), the transition and the
         callback to send (if any), if ``owner`` still holds the lease.
 
-        Raises Conflict when the lease was lost (the result is then not recorded twice).
+        Raises Conflict when the lease was lost (the result is then not recorded twice),
+        and ``calls.IllegalTransition`` (nothing written) when ``calls.ALLOWED`` has no
+        move from in_flight to ``transition.status``.
         """
 
     async def release(self, request_id: str, owner: str, now: float) -> None:
@@ -243,7 +245,8 @@ class Store(Protocol):
         callback: NewCallback | None = None,
     ) -> None:
         """Move a request that is still in ``expected`` state (queueing ``callback`` with
-        it); otherwise raise Conflict."""
+        it); otherwise raise Conflict. A move ``calls.ALLOWED`` lacks raises
+        ``calls.IllegalTransition`` before anything is written."""
 
     async def get(self, request_id: str) -> StoredRequest | None: ...
 
