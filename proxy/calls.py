@@ -9,8 +9,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from proxy.policies.retry import RetryPolicy, backoff_delay_s
+
+if TYPE_CHECKING:
+    from proxy.store.base import StoredRequest
 
 
 class Status(StrEnum):
@@ -80,6 +84,29 @@ def sql_in(statuses: frozenset[Status]) -> str:
     order (a frozenset's own order changes from one process to the next). For SQL
     backends, rendered once at import."""
     return "(" + ",".join(f"'{s.value}'" for s in Status if s in statuses) + ")"
+
+
+# A natural-key resubmission after one of these is a person trying again (with data
+# fixed, say): it is a new request. An Idempotency-Key always means the same request.
+_RETRIED_BY_PEOPLE = frozenset({Status.FAILED, Status.DEAD})
+# Marks a dedup key that came from an Idempotency-Key header (``<upstream>:idem:...``).
+EXPLICIT_KEY = "idem"
+
+
+def still_matches(original: StoredRequest, window_s: float, now: float) -> bool:
+    """Whether a resubmission should get ``original`` back instead of a new delivery.
+
+    An original not yet final (pending, in flight, held) always does, however old: it
+    will still be delivered, and a SIMRS resending every 10 minutes while BPJS is down
+    for a day would otherwise queue a second copy. ``window_s`` only bounds how long a
+    settled original keeps answering, counted from when it settled.
+    """
+    if original.status not in FINAL:
+        return True
+    if original.status is Status.CANCELLED or original.updated_at < now - window_s:
+        return False
+    explicit = (original.dedup_key or "").startswith(f"{original.upstream}:{EXPLICIT_KEY}:")
+    return explicit or original.status not in _RETRIED_BY_PEOPLE
 
 
 def initial_status(leased: bool) -> Status:

@@ -33,7 +33,7 @@ from proxy.bpjs.presets import (
 from proxy.bpjs.service_day import end_of_service_day
 from proxy.calls import Status
 from proxy.config import Config, UpstreamConfig
-from proxy.dedup import dedup_key, still_matches
+from proxy.dedup import dedup_key
 from proxy.delivery import LiveResult
 from proxy.envelopes import WithId, already_accepted, bpjs_ok, envelope, queued
 from proxy.headers import Forwarded, forwarded, live_headers, stored_headers
@@ -45,7 +45,7 @@ from proxy.paths import path_trick
 from proxy.policies.breaker import Permit
 from proxy.relay import Relay
 from proxy.results_api import add_results_route
-from proxy.store.base import DuplicateKey, NewRequest, Store, StoredRequest, StoreError
+from proxy.store.base import NewRequest, Store, StoredRequest, StoreError
 from proxy.upstream import has_dot_segment
 
 log = logging.getLogger("tenang.gateway")
@@ -228,20 +228,7 @@ class Gateway:
 
     async def _store(self, call: NewRequest, up: UpstreamConfig) -> StoredRequest | None:
         """Commit ``call``; if it resubmits one still in play, return that one instead."""
-        try:
-            await self.store.enqueue(call)
-            return None
-        except DuplicateKey:
-            if call.dedup_key is None:
-                raise
-        original = await self.store.find_by_dedup_key(call.dedup_key)
-        if original is not None and still_matches(original, up.dedup_window_s,
-                                                  call.received_at):
-            return original
-        if original is not None:
-            await self.store.clear_dedup_key(original.id)
-        await self.store.enqueue(call)
-        return None
+        return await self.store.enqueue_or_match(call, up.dedup_window_s, call.received_at)
 
     def _accepted(self, route: Route, rule: Endpoint, request_id: str) -> web.Response:
         ok = rule.ack == ACK_BPJS_OK

@@ -184,11 +184,13 @@ class Store(Protocol):
         its dedup key is taken.
         """
 
-    async def find_by_dedup_key(self, dedup_key: str) -> StoredRequest | None:
-        """The request currently holding ``dedup_key``."""
-
-    async def clear_dedup_key(self, request_id: str) -> None:
-        """Free the request's dedup key (it is too old, or final and not to be matched)."""
+    async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
+                               now: float) -> StoredRequest | None:
+        """Commit ``request`` like ``enqueue`` and return None, unless another request
+        holds its dedup key and ``calls.still_matches`` it (``settled_window_s``, ``now``):
+        then store nothing and return that one. An original that no longer matches
+        loses its key to ``request``. Look-up, decision and insert are one transaction,
+        so concurrent resubmissions of one key store exactly one new request."""
 
     async def supersede(self, coalesce_key: str, now: float,
                         callbacks: CallbackBuilder | None = None) -> str | None:

@@ -66,14 +66,18 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
             reason=None,
         )
 
-    async def find_by_dedup_key(self, dedup_key: str) -> StoredRequest | None:
+    async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
+                               now: float) -> StoredRequest | None:
+        # No await before the insert: the decision is one step of the event loop.
         self._live()
-        return next((r for r in self._rows.values() if r.dedup_key == dedup_key), None)
-
-    async def clear_dedup_key(self, request_id: str) -> None:
-        self._live()
-        if request_id in self._rows:
-            self._rows[request_id] = dataclasses.replace(self._rows[request_id], dedup_key=None)
+        original = None if request.dedup_key is None else next(
+            (r for r in self._rows.values() if r.dedup_key == request.dedup_key), None)
+        if original is not None:
+            if calls.still_matches(original, settled_window_s, now):
+                return original
+            self._rows[original.id] = dataclasses.replace(original, dedup_key=None)
+        await self.enqueue(request)
+        return None
 
     async def supersede(self, coalesce_key: str, now: float,
                         callbacks: CallbackBuilder | None = None) -> str | None:

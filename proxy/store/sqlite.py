@@ -184,6 +184,15 @@ def _queue_callback(c: sqlite3.Connection, request_id: str, callback: NewCallbac
         "WHERE id=?", (callback.url, callback.payload, now, now, now, request_id))
 
 
+def _insert_row(r: NewRequest) -> tuple[Any, ...]:
+    return (
+        r.id, r.upstream, r.method, r.path, r.query, _headers_json(r.headers), r.body,
+        r.received_at, calls.initial_status(r.lease_owner is not None).value,
+        r.received_at, r.received_at, r.endpoint, r.ordering_key, r.expires_at,
+        r.dedup_key, r.coalesce_key, r.lease_owner, r.lease_expires_at,
+    )
+
+
 class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
                   SqliteCallbacksMixin):
     def __init__(self, path: Path, busy_timeout_ms: int = 5_000) -> None:
@@ -260,21 +269,29 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
         return result
 
     async def enqueue(self, request: NewRequest) -> None:
-        r = request
-        await self._w().insert((
-            r.id, r.upstream, r.method, r.path, r.query, _headers_json(r.headers), r.body,
-            r.received_at, calls.initial_status(r.lease_owner is not None).value,
-            r.received_at, r.received_at, r.endpoint, r.ordering_key, r.expires_at,
-            r.dedup_key, r.coalesce_key, r.lease_owner, r.lease_expires_at,
-        ))
+        await self._w().insert(_insert_row(request))
 
-    async def find_by_dedup_key(self, dedup_key: str) -> StoredRequest | None:
-        rows = await self._read(_BY_DEDUP, (dedup_key,))
-        return row_to_request(rows[0]) if rows else None
+    async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
+                               now: float) -> StoredRequest | None:
+        if request.dedup_key is None:
+            await self.enqueue(request)
+            return None
+        row = _insert_row(request)
 
-    async def clear_dedup_key(self, request_id: str) -> None:
-        await self._write(lambda c: c.execute(
-            "UPDATE requests SET dedup_key=NULL WHERE id=?", (request_id,)))
+        # One writer job: the look-up, the decision and the insert share its transaction,
+        # so two racing resubmissions are decided one after the other.
+        def op(c: sqlite3.Connection) -> StoredRequest | None:
+            found = c.execute(_BY_DEDUP, (request.dedup_key,)).fetchone()
+            if found is not None:
+                original = row_to_request(found)
+                if calls.still_matches(original, settled_window_s, now):
+                    return original
+                c.execute("UPDATE requests SET dedup_key=NULL WHERE id=?", (original.id,))
+            c.execute(_INSERT, row)
+            count_inserted(c, [row])
+            return None
+
+        return await self._write(op)
 
     async def supersede(self, coalesce_key: str, now: float,
                         callbacks: CallbackBuilder | None = None) -> str | None:

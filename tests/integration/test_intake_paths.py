@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from proxy.calls import Status
-from proxy.dedup import MAX_KEY_CHARS, still_matches
+from proxy.calls import Status, still_matches
+from proxy.dedup import MAX_KEY_CHARS
 from proxy.store.base import StoredRequest
 from proxy.upstream import upstream_url
 from tests.conftest import make_config

@@ -2,29 +2,66 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
 from proxy.calls import SUPERSEDED, Status, Transition
-from proxy.store.base import DuplicateKey, NewCallback, Store, StoredRequest
+from proxy.store.base import NewCallback, NewRequest, Store, StoredRequest
 from proxy.store.callbacks_base import CallbackStatus, callback_store
 from tests.store.test_contract import T0, UP, put, req
 
+WINDOW = 600.0
 
-async def test_a_dedup_key_is_unique_and_finds_its_request(store: Store) -> None:
-    first = (await put(store, req(1, dedup_key="antrean:add:KB1")))[0]
-    with pytest.raises(DuplicateKey):
-        await store.enqueue(req(2, dedup_key="antrean:add:KB1"))
-    found = await store.find_by_dedup_key("antrean:add:KB1")
+
+async def _settle(store: Store, request: NewRequest, now: float) -> None:
+    """Deliver ``request`` successfully at ``now``."""
+    claimed = await store.claim_due(UP, now, 10, "w", now + 30)
+    assert request.id in [r.id for r in claimed]
+    await store.complete_attempt(request.id, "w", None, Transition(Status.SUCCEEDED, "ok"), now)
+
+
+async def test_a_resubmission_of_a_request_in_play_is_matched_and_not_stored(
+        store: Store) -> None:
+    first = req(1, dedup_key="antrean:add:KB1")
+    assert await store.enqueue_or_match(first, WINDOW, T0 + 1) is None
+    found = await store.enqueue_or_match(req(2, dedup_key="antrean:add:KB1"), WINDOW, T0 + 2)
     assert found is not None and found.id == first.id and found.dedup_key == "antrean:add:KB1"
-    assert await store.find_by_dedup_key("antrean:add:KB2") is None
+    assert await store.enqueue_or_match(req(3, dedup_key="antrean:add:KB2"), WINDOW,
+                                        T0 + 3) is None
+    page = await store.search(status=None, upstream=UP, limit=10, cursor=None)
+    assert sorted(r.dedup_key or "" for r in page.items) == ["antrean:add:KB1",
+                                                            "antrean:add:KB2"]
 
 
-async def test_a_cleared_dedup_key_can_be_used_again(store: Store) -> None:
-    first = (await put(store, req(1, dedup_key="k")))[0]
-    await store.clear_dedup_key(first.id)
-    second = (await put(store, req(2, dedup_key="k")))[0]
-    found = await store.find_by_dedup_key("k")
-    assert found is not None and found.id == second.id
+async def test_a_resubmission_after_the_window_is_a_new_request_holding_the_key(
+        store: Store) -> None:
+    first = req(1, dedup_key="k")
+    assert await store.enqueue_or_match(first, WINDOW, T0 + 1) is None
+    await _settle(store, first, T0 + 5)
+    inside = await store.enqueue_or_match(req(6, dedup_key="k"), WINDOW, T0 + 5 + WINDOW)
+    assert inside is not None and inside.id == first.id
+    second = req(700, dedup_key="k")
+    assert await store.enqueue_or_match(second, WINDOW, T0 + 6 + WINDOW) is None
+    again = await store.enqueue_or_match(req(701, dedup_key="k"), WINDOW, T0 + 7 + WINDOW)
+    assert again is not None and again.id == second.id
+    old = await store.get(first.id)
+    assert old is not None and old.dedup_key is None and old.status is Status.SUCCEEDED
+
+
+async def test_racing_resubmissions_after_the_window_store_exactly_one_new_request(
+        store: Store) -> None:
+    first = req(1, dedup_key="k")
+    await store.enqueue_or_match(first, WINDOW, T0 + 1)
+    await _settle(store, first, T0 + 5)
+    late = T0 + 10 + WINDOW
+    racers = [req(800 + i, dedup_key="k") for i in range(8)]
+    results = await asyncio.gather(
+        *(store.enqueue_or_match(r, WINDOW, late) for r in racers), return_exceptions=True)
+    assert not [r for r in results if isinstance(r, BaseException)]
+    stored = [r.id for r, found in zip(racers, results, strict=True) if found is None]
+    assert len(stored) == 1
+    assert {found.id for found in results if isinstance(found, StoredRequest)} == set(stored)
+    page = await store.search(status=None, upstream=UP, limit=20, cursor=None)
+    assert sorted(r.id for r in page.items) == sorted([first.id, *stored])
 
 
 async def test_requests_without_dedup_keys_never_collide(store: Store) -> None:

@@ -56,7 +56,7 @@ RECURRING: dict[str, tuple[str, tuple[Any, ...], str]] = {
     # intake, per request
     "count_queued (backpressure)": (s._QUEUED, ("antrean",),
                                     "request_counts USING PRIMARY KEY (upstream=?"),
-    "find_by_dedup_key": (s._BY_DEDUP, ("k",), "requests_dedup (dedup_key=?)"),
+    "enqueue_or_match": (s._BY_DEDUP, ("k",), "requests_dedup (dedup_key=?)"),
     "supersede (newest)": (s._NEWEST_LIVE, ("k",), "requests_coalesce (coalesce_key=?)"),
     "supersede (cancel)": (s._SUPERSEDE, ("r", NOW, "k", "01H"),
                            "requests_coalesce (coalesce_key=? AND id<?)"),
