@@ -3,7 +3,7 @@ look up, retry now, cancel, and the per-upstream overview the dashboard and /sum
 
 The state machine (``proxy.calls``) decides every move; the store persists it only if
 the request is still in the state the decision was made for. Every change is written to
-the audit log with who asked.
+the audit log with who asked, in the change's transaction.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from proxy.calls import Status, Verdict
 from proxy.config import UpstreamConfig
 from proxy.policies.breaker import AsyncBreaker, BreakerState
 from proxy.store.admin_base import ManagedStore
-from proxy.store.base import StoredRequest, UpstreamSummary
+from proxy.store.base import NewAudit, StoredRequest, UpstreamSummary
 
 # Every open dashboard polls the overview; its store queries are cheap (counts kept by
 # the store, the oldest by index: ~1 ms at 1,000,000 queued), yet many browsers polling
@@ -95,10 +95,10 @@ class Operations:
         # A cancel is a final state: the SIMRS's callback hears of it like any other.
         callback = None if upstream is None else callback_for(upstream, r, transition, None,
                                                               now, attempts=r.attempts)
-        await self.store.transition(r.id, r.status, transition, now, callback=callback)
-        await self.store.audit(actor, action, r.id,
-                               f"{r.status.value} -> {transition.status.value}"
-                               + (f"; {detail}" if detail else ""), now)
+        audit = NewAudit(actor, action, f"{r.status.value} -> {transition.status.value}"
+                         + (f"; {detail}" if detail else ""))
+        await self.store.transition(r.id, r.status, transition, now, callback=callback,
+                                    audit=audit)
         if self._relay is not None:
             self._relay.wake(r.upstream)
         return await self.get(r.id)

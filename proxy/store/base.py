@@ -146,6 +146,16 @@ class NewCallback:
     payload: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class NewAudit:
+    """Who asked for a transition: its audit-log entry (target: the request, at: the
+    transition's ``now``), written in the transition's transaction."""
+
+    actor: str
+    action: str
+    detail: str | None = None
+
+
 # Builds the callback of a transition the store makes itself (e.g. superseding).
 CallbackBuilder = Callable[["StoredRequest", Transition], NewCallback | None]
 
@@ -244,10 +254,11 @@ class Store(Protocol):
 
     async def transition(
         self, request_id: str, expected: Status, transition: Transition, now: float,
-        callback: NewCallback | None = None,
+        callback: NewCallback | None = None, audit: NewAudit | None = None,
     ) -> None:
-        """Move a request that is still in ``expected`` state (queueing ``callback`` with
-        it); otherwise raise Conflict. A move ``calls.ALLOWED`` lacks raises
+        """Move a request that is still in ``expected`` state (queueing ``callback`` and
+        appending ``audit`` to the audit log in the same transaction: all or nothing);
+        otherwise raise Conflict. A move ``calls.ALLOWED`` lacks raises
         ``calls.IllegalTransition`` before anything is written."""
 
     async def get(self, request_id: str) -> StoredRequest | None: ...

@@ -12,6 +12,7 @@ from proxy.store.base import (
     CallbackBuilder,
     Conflict,
     DuplicateKey,
+    NewAudit,
     NewCallback,
     NewRequest,
     Page,
@@ -212,7 +213,7 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
 
     async def transition(
         self, request_id: str, expected: Status, transition: Transition, now: float,
-        callback: NewCallback | None = None,
+        callback: NewCallback | None = None, audit: NewAudit | None = None,
     ) -> None:
         self._live()
         calls.ensure_allowed(expected, transition.status)
@@ -228,6 +229,8 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
         if callback is not None:
             self._queue_callback(request_id, callback, now)
         self._rows[request_id] = moved
+        if audit is not None:  # no await before it suspends: one step with the move
+            await self.audit(audit.actor, audit.action, request_id, audit.detail, now)
 
     async def get(self, request_id: str) -> StoredRequest | None:
         self._live()

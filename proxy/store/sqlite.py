@@ -24,6 +24,7 @@ from proxy.store.base import (
     CallbackBuilder,
     Conflict,
     Headers,
+    NewAudit,
     NewCallback,
     NewRequest,
     Page,
@@ -32,7 +33,7 @@ from proxy.store.base import (
     StoreUnavailable,
     UpstreamSummary,
 )
-from proxy.store.sqlite_admin import SqliteAdminMixin
+from proxy.store.sqlite_admin import AUDIT, SqliteAdminMixin
 from proxy.store.sqlite_bulk import SqliteBulkMixin
 from proxy.store.sqlite_callbacks import SqliteCallbacksMixin
 from proxy.store.sqlite_maintenance import SqliteMaintenanceMixin
@@ -388,7 +389,7 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
 
     async def transition(
         self, request_id: str, expected: Status, transition: Transition, now: float,
-        callback: NewCallback | None = None,
+        callback: NewCallback | None = None, audit: NewAudit | None = None,
     ) -> None:
         t = transition
         calls.ensure_allowed(expected, t.status)
@@ -403,6 +404,8 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
             ).rowcount
             if n and callback is not None:
                 _queue_callback(c, request_id, callback, now)
+            if n and audit is not None:
+                c.execute(AUDIT, (now, audit.actor, audit.action, request_id, audit.detail))
             return n
 
         n = await self._write(op)

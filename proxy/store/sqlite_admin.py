@@ -100,6 +100,9 @@ def _sql_where(clauses: list[str]) -> str:
     return " AND ".join(clauses) if clauses else "1=1"
 
 
+AUDIT = "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?,?,?,?,?)"
+
+
 class SqliteAdminMixin:
     if TYPE_CHECKING:  # provided by SqliteStore
         async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]: ...
@@ -184,9 +187,7 @@ class SqliteAdminMixin:
 
     async def audit(self, actor: str, action: str, target: str | None, detail: str | None,
                     at: float) -> None:
-        await self._write(lambda c: c.execute(
-            "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?,?,?,?,?)",
-            (at, actor, action, target, detail)))
+        await self._write(lambda c: c.execute(AUDIT, (at, actor, action, target, detail)))
 
     async def audit_entries(self, *, target: str | None = None, limit: int = 100,
                             before_id: int | None = None) -> list[AuditEntry]:
