@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from proxy.bpjs.results import readable
 from proxy.bpjs.signature import CONS_ID_HEADER, USER_KEY_HEADER
 from proxy.callbacks import callback_for
 from proxy.calls import Outcome, Settlement, Transition, Verdict
-from proxy.config import UpstreamConfig
+from proxy.config import RelayConfig, UpstreamConfig
 from proxy.delivery_log import DeliveryLog
 from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker, Permit
@@ -91,12 +92,18 @@ class Deliverer:
     accepted_at: float | None = None
     # Routine outcomes summed up every few seconds, not a line each (proxy/delivery_log.py).
     outcomes: DeliveryLog | None = None
+    # A lease lasts the upstream's timeout plus this (config relay.lease_margin_s).
+    lease_margin_s: float = RelayConfig().lease_margin_s
     # Endpoint rules per (method, path): a drain sends thousands of requests to a few paths.
     rules: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.outcomes is None:
             self.outcomes = DeliveryLog(self.upstream.name)
+
+    @property
+    def lease_s(self) -> float:
+        return self.upstream.timeout_s + self.lease_margin_s
 
     def rule(self, request: StoredRequest) -> Endpoint:
         key = (request.method, request.path)
@@ -306,6 +313,13 @@ class Deliverer:
         )
         await self.finish(request, attempt, transition)
 
+    async def _renew(self, request: StoredRequest) -> None:
+        """Keep the lease of a request whose result waits for the store; if the store is
+        still unavailable, the next round tries again (the lease has its margin)."""
+        with contextlib.suppress(StoreError):
+            await self.store.renew_leases(self.owner, [request.id],
+                                          self.clock() + self.lease_s)
+
     async def finish(self, request: StoredRequest, attempt: AttemptRecord | None,
                      transition: Transition) -> bool:
         """Record the attempt and transition; False when they could not be recorded."""
@@ -326,12 +340,13 @@ class Deliverer:
             except (StoreUnavailable, StoreFull) as exc:
                 # The answer is known: dropping it would let the lease run out and the
                 # request be sent again as "interrupted". Keep it and keep trying; this
-                # task stays the request's delivery, so its lease is renewed meanwhile.
+                # task stays the request's delivery and renews its lease each time round.
                 log.error("cannot record delivery result, retrying in %.2g s: %s", delay,
                           exc, extra={"request_id": request.id,
                                       "upstream": self.upstream.name})
                 await asyncio.sleep(delay)  # backoff between store retries
                 delay = min(delay * 2, FINISH_RETRY_MAX_S)
+                await self._renew(request)
             except StoreError as exc:
                 # Not a passing condition (a bug, a broken row): the lease will expire and
                 # the request is retried as an interrupted delivery.

@@ -51,7 +51,7 @@ class Lane:
 
     @property
     def lease_s(self) -> float:
-        return self.up.timeout_s + self.relay_cfg.lease_margin_s
+        return self.d.lease_s
 
     async def run(self) -> None:
         while not self.stopping:
@@ -109,13 +109,17 @@ class Lane:
         return len(claimed)
 
     async def _take_over_expired(self, now: float) -> None:
+        if self.delivering:
+            # Our own sends are alive, however long they took (a slow commit): renew
+            # their leases first so the take-over below never sees them as dead.
+            # Recording one as interrupted would throw its real result away and send it
+            # again.
+            await self.d.store.renew_leases(self.d.owner, sorted(self.delivering),
+                                            now + self.lease_s)
         for request in await self.d.store.take_over_expired(
                 self.up.name, now, self.d.owner, now + self.lease_s):
             if request.id in self.delivering:
-                # Our own send outlived its lease (a slow commit): it is alive, and the
-                # take-over just renewed its lease. Recording it as interrupted would
-                # throw its real result away and send it again.
-                continue
+                continue  # started between the renewal and the take-over: still ours
             log.warning("lease of %s expired mid-delivery; recording it as interrupted",
                         request.id, extra={"request_id": request.id, "upstream": self.up.name})
             try:
@@ -165,6 +169,7 @@ class Relay:
         self.lanes = {
             up.name: Lane(Deliverer(up, store, session, breakers[up.name], self.owner, clock,
                                     rng or random.Random(), observer,
+                                    lease_margin_s=config.relay.lease_margin_s,
                                     outcomes=DeliveryLog(up.name, config.relay.log_summary_s,
                                                          config.relay.log_each_delivery)),
                           config, clock)

@@ -252,6 +252,13 @@ class Store(Protocol):
         Their earlier worker died mid-delivery; the caller records the ambiguous attempt.
         """
 
+    async def renew_leases(self, owner: str, request_ids: Sequence[str],
+                           until: float) -> set[str]:
+        """Extend to ``until`` the leases ``owner`` still holds on ``request_ids`` (in
+        flight); return the ids renewed. A delivery still working on a request (its send
+        outlived the lease, or its result waits for the store) renews its lease so that
+        no take-over records it as interrupted and sends it again."""
+
     async def transition(
         self, request_id: str, expected: Status, transition: Transition, now: float,
         callback: NewCallback | None = None, audit: NewAudit | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from proxy import calls
@@ -175,6 +176,17 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
             key=lambda r: r.id,
         )
         return self._lease(expired, owner, lease_until, now)
+
+    async def renew_leases(self, owner: str, request_ids: Sequence[str],
+                           until: float) -> set[str]:
+        self._live()
+        renewed = set()
+        for request_id in request_ids:
+            row = self._rows.get(request_id)
+            if row is not None and row.status is Status.IN_FLIGHT and row.lease_owner == owner:
+                self._rows[request_id] = dataclasses.replace(row, lease_expires_at=until)
+                renewed.add(request_id)
+        return renewed
 
     def _leased_by(self, request_id: str, owner: str) -> StoredRequest:
         row = self._rows.get(request_id)

@@ -348,6 +348,16 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
             _TAKE_OVER, (owner, lease_until, now, upstream, now)).fetchall())
         return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
 
+    async def renew_leases(self, owner: str, request_ids: Sequence[str],
+                           until: float) -> set[str]:
+        ids = list(request_ids)
+        if not ids:
+            return set()
+        sql = (f"UPDATE requests SET lease_expires_at=? WHERE id IN ({','.join('?' * len(ids))})"
+               " AND status='in_flight' AND lease_owner=? RETURNING id")
+        rows = await self._write(lambda c: c.execute(sql, (until, *ids, owner)).fetchall())
+        return {r[0] for r in rows}
+
     async def complete_attempt(
         self, request_id: str, owner: str, attempt: AttemptRecord | None, transition: Transition,
         now: float, callback: NewCallback | None = None,

@@ -327,6 +327,43 @@ async def test_a_known_answer_is_kept_until_the_store_takes_it_and_never_resent(
     assert len(standin.state.log) == 1, "the applied write was not sent again"
 
 
+class LockedLongerThanALease(MemoryStore):
+    """Each failing write of a result takes almost a whole lease, and another worker
+    looks for expired leases meanwhile: it steals the request unless its lease is kept."""
+
+    def __init__(self, clock: FakeClock, lease_s: float) -> None:
+        super().__init__()
+        self.clock, self.lease_s = clock, lease_s
+        self.failures_left = 3
+        self.stolen: list[str] = []
+
+    async def complete_attempt(self, *args: Any, **kwargs: Any) -> None:
+        if self.failures_left:
+            self.failures_left -= 1
+            self.clock.advance(self.lease_s - 1)
+            now = self.clock()
+            self.stolen += [r.id for r in await self.take_over_expired(
+                "antrean", now, "other-worker", now + 1_000)]
+            raise StoreUnavailable("database is locked")
+        await super().complete_attempt(*args, **kwargs)
+
+
+async def test_a_result_waiting_for_the_store_keeps_its_lease(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    cfg = config_for(tmp_path, standin)
+    clock = FakeClock(T0)
+    store = LockedLongerThanALease(clock, cfg.upstreams[0].timeout_s + cfg.relay.lease_margin_s)
+    deliverer = Deliverer(cfg.upstreams[0], store, session, build_breakers(cfg)["antrean"],
+                          "w", clock, random.Random(1), lease_margin_s=cfg.relay.lease_margin_s)
+    rid = await enqueue(store, "KB-LOCKED", T0)
+    [claimed] = await store.claim_due("antrean", T0, 1, "w", T0 + deliverer.lease_s)
+
+    assert await deliverer.finish(claimed, None, calls.Transition(Status.SUCCEEDED, "ok"))
+    assert store.stolen == [], "a take-over found the lease of a live delivery expired"
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.SUCCEEDED and row.lease_owner is None
+
+
 class LockedOnSupersede(MemoryStore):
     async def supersede(self, *args: Any, **kwargs: Any) -> str | None:
         raise StoreUnavailable("database is locked")
