@@ -5,13 +5,11 @@ views only call it (it writes the audit log). Without the service nothing is sho
 
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 
 from admin_ui.fmt import parse_day_time
 from admin_ui.guard import error_page
-from proxy.admin_api import PRINCIPAL
+from proxy.admin_api import CLOCK, PRINCIPAL
 from proxy.admin_maintenance_api import MAINTENANCE
 from proxy.maintenance import Maintenance, MaintenanceError, MaintenanceWindow
 
@@ -39,7 +37,7 @@ async def schedule(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     who = request[PRINCIPAL]
     starts_text, ends_text = str(form.get("starts_at", "")), str(form.get("ends_at", ""))
-    starts_at = parse_day_time(starts_text) if starts_text else time.time()
+    starts_at = parse_day_time(starts_text) if starts_text else request.app[CLOCK]()
     ends_at = parse_day_time(ends_text) if ends_text else None
     if starts_at is None or (ends_text and ends_at is None):
         return error_page(request, 400, "maintenance.bad_time")

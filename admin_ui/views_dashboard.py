@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from aiohttp import web
 
 from admin_ui.dashboard import (
@@ -17,7 +15,7 @@ from admin_ui.dashboard import (
 )
 from admin_ui.maintenance import windows_by_upstream
 from admin_ui.render import render, translator
-from proxy.admin_api import BREAKERS, OPS, PRINCIPAL
+from proxy.admin_api import BREAKERS, CLOCK, OPS, PRINCIPAL
 from proxy.admin_maintenance_api import MAINTENANCE
 from proxy.auth import Permission
 from proxy.operations import DASHBOARD_MAX_AGE_S
@@ -33,7 +31,7 @@ async def _cards(request: web.Request, now: float) -> list[Card]:
 
 
 async def dashboard(request: web.Request) -> web.Response:
-    now = time.time()
+    now = request.app[CLOCK]()
     cards = await _cards(request, now)
     maintenance = request.app.get(MAINTENANCE)
     notice = request.query.get("done", "")
@@ -47,7 +45,7 @@ async def dashboard(request: web.Request) -> web.Response:
 
 
 async def dashboard_json(request: web.Request) -> web.Response:
-    now = time.time()
+    now = request.app[CLOCK]()
     return web.json_response(live_json(await _cards(request, now), now))
 
 
@@ -55,7 +53,7 @@ async def chart_svg(request: web.Request) -> web.Response:
     upstream = request.match_info["upstream"]
     if upstream not in request.app[BREAKERS]:
         raise web.HTTPNotFound()
-    now = time.time()
+    now = request.app[CLOCK]()
     # Bars on whole quarter hours (WIB is a whole-hour offset), so they do not shift on
     # every poll; the last bar is the quarter hour now running.
     since = now - now % CHART_BUCKET_S + CHART_BUCKET_S - CHART_HOURS * 3600

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -16,7 +15,7 @@ from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
 from admin_ui.row_keys import RowKeys, page_keys, request_keys
-from proxy.admin_api import OPS, PRINCIPAL
+from proxy.admin_api import CLOCK, OPS, PRINCIPAL
 from proxy.auth import Permission
 from proxy.bulk import describe
 from proxy.calls import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, Status
@@ -76,7 +75,7 @@ async def request_csv(request: web.Request) -> web.StreamResponse:
     form = _form(request)
     store = request.app[OPS].store
     await store.audit(request[PRINCIPAL].name, "export_csv", None, describe(form.filter),
-                      time.time())
+                      request.app[CLOCK]())
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": 'attachment; filename="tenang-requests.csv"'})

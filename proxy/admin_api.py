@@ -40,6 +40,8 @@ SETTINGS = web.AppKey("admin_settings", AdminConfig)
 OPS = web.AppKey("operations", Operations)
 AUTH = web.AppKey("auth", Auth)
 BULK = web.AppKey("bulk_retries", BulkRetries)
+# The clock Tenang(clock=...) runs on: handlers read the time here, never time.time().
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 MAX_PAGE = 500
@@ -123,7 +125,7 @@ async def list_requests(request: web.Request) -> web.Response:
 
 
 async def summary(request: web.Request) -> web.Response:
-    now = time.time()
+    now = request.app[CLOCK]()
     out: dict[str, Any] = {}
     breakers = request.app[BREAKERS]
     for u in await request.app[OPS].overview(breakers):
@@ -229,6 +231,7 @@ def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker]
     if backpressure is not None:
         app[BACKPRESSURE] = backpressure
     app[TOKEN] = token
+    app[CLOCK] = clock
     app[BREAKERS] = breakers
     app[SETTINGS] = settings
     app[OPS] = Operations(admin_store, relay, clock, upstreams)

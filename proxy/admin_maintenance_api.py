@@ -12,13 +12,12 @@ the maintain permission (the bearer token has it).
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from proxy.admin_api import PRINCIPAL, iso
+from proxy.admin_api import CLOCK, PRINCIPAL, iso
 from proxy.admin_input import ApiError, json_object, whole_number
 from proxy.auth import Permission
 from proxy.maintenance import MAX_TIME, Maintenance, MaintenanceError, MaintenanceWindow
@@ -72,7 +71,7 @@ async def list_windows(request: web.Request) -> web.Response:
     include_past = request.query.get("include_past", "").lower() in ("1", "true", "yes")
     windows = await _service(request).windows(request.query.get("upstream") or None,
                                               include_past=include_past)
-    now = time.time()
+    now = request.app[CLOCK]()
     return web.json_response({"items": [window_json(w, now) for w in windows]})
 
 
@@ -95,7 +94,7 @@ def _window_times(doc: dict[str, Any], now: float) -> tuple[float, float | None]
 async def schedule_window(request: web.Request) -> web.Response:
     actor = _may_change(request)
     doc = await json_object(request, WINDOW_FIELDS)
-    now = time.time()
+    now = request.app[CLOCK]()
     starts, ends = _window_times(doc, now)
     upstream, reason = doc.get("upstream"), doc.get("reason")
     if not isinstance(upstream, str) or not isinstance(reason, str):
@@ -104,7 +103,7 @@ async def schedule_window(request: web.Request) -> web.Response:
         window = await _service(request).schedule(upstream, starts, ends, reason, actor)
     except MaintenanceError as exc:
         raise ApiError(exc.status, str(exc)) from None
-    return web.json_response(window_json(window, time.time()), status=201)
+    return web.json_response(window_json(window, request.app[CLOCK]()), status=201)
 
 
 async def cancel_window(request: web.Request) -> web.Response:
@@ -119,7 +118,7 @@ async def cancel_window(request: web.Request) -> web.Response:
     except MaintenanceError as exc:
         raise ApiError(exc.status, str(exc)) from None
     [window] = [w for w in await service.windows(include_past=True) if w.id == window_id]
-    return web.json_response(window_json(window, time.time()))
+    return web.json_response(window_json(window, request.app[CLOCK]()))
 
 
 def add_maintenance_routes(app: web.Application, maintenance: Maintenance) -> None:

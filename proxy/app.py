@@ -46,12 +46,12 @@ def _log_transition(name: str, old: BreakerState, new: BreakerState) -> None:
                 extra={"upstream": name})
 
 
-def build_breakers(config: Config, on_change: StateListener | None = None
-                   ) -> dict[str, AsyncBreaker]:
+def build_breakers(config: Config, on_change: StateListener | None = None, *,
+                   clock: Callable[[], float] = time.time) -> dict[str, AsyncBreaker]:
     """One breaker per upstream; ``on_change`` (default: log it) hears every transition."""
     return {
         up.name: AsyncBreaker(up.name, up.breaker.fail_max, up.breaker.reset_timeout_s,
-                              on_change=on_change or _log_transition)
+                              on_change=on_change or _log_transition, clock=clock)
         for up in config.upstreams
     }
 
@@ -126,7 +126,8 @@ class Tenang:
         self.notifier = Notifier(config.notify, build_channels(config.notify), clock=clock,
                                  quiet=self._quiet, summary=self.store.summary,
                                  on_result=self.metrics.notification)
-        self.breakers = build_breakers(config, on_change=self._breaker_changed)
+        self.breakers = build_breakers(config, on_change=self._breaker_changed,
+                                       clock=clock)
         self.maintenance = Maintenance(_maintenance_store(self.store), self.breakers,
                                        config.maintenance, clock=clock,
                                        on_change=self._maintenance_changed,
@@ -218,7 +219,8 @@ class Tenang:
         passthrough = Passthrough(lambda: session, self.breakers, self.clock,
                                   self.observer)
         gateway = Gateway(self.config, self.store, self.relay, observer=self.observer,
-                          passthrough=passthrough, backpressure=self.backpressure)
+                          passthrough=passthrough, backpressure=self.backpressure,
+                          clock=self.clock)
         simrs = restrict(create_gateway_app(gateway), self.config.server.allow_from,
                          admin=False)
         runner, self.gateway_url = await _site(simrs, self.config.server.listen,

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -69,8 +70,10 @@ class Gateway:
     def __init__(self, config: Config, store: Store, relay: Relay | None,
                  observer: Observer = NULL_OBSERVER,
                  passthrough: Passthrough | None = None,
-                 backpressure: Backpressure | None = None) -> None:
+                 backpressure: Backpressure | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self.clock = clock
         self.observer = observer
         self.store = store
         self.relay = relay
@@ -211,7 +214,7 @@ class Gateway:
 
     def _new_request(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
                      path: str, query: str, body: bytes, sent: Forwarded) -> NewRequest:
-        received_at = time.time()
+        received_at = self.clock()
         parsed = Body(body)
         ordering = key_of(parsed, rule.ordering_key)
         coalesce = key_of(parsed, rule.coalesce_key)

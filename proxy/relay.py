@@ -84,7 +84,7 @@ class Lane:
         permit = self.d.breaker.try_acquire()
         if permit is None:
             probe_at = self.d.breaker.probe_at
-            await self._idle(max(0.0, (probe_at or 0) - time.time()) or 0.05)
+            await self._idle(max(0.0, (probe_at or 0) - self.clock()) or 0.05)
             return 0
         want = self.bucket.take(1 if permit.probe else min(capacity, self.relay_cfg.claim_batch))
         if want == 0:

@@ -53,8 +53,10 @@ class _Listener(pybreaker.CircuitBreakerListener):
 
 class AsyncBreaker:
     def __init__(self, name: str, fail_max: int, reset_timeout_s: float,
-                 on_change: StateListener | None = None) -> None:
+                 on_change: StateListener | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
         self.name = name
+        self._clock = clock
         self.reset_timeout_s = reset_timeout_s
         self._on_change = on_change
         self._probe_in_flight = False
@@ -96,7 +98,7 @@ class AsyncBreaker:
             return None
         probe_at = self.probe_at
         if state is BreakerState.OPEN and probe_at is not None and \
-                (time.time() if now is None else now) < probe_at:
+                (self._clock() if now is None else now) < probe_at:
             return None
         if state is BreakerState.OPEN:
             self._cb.half_open()
@@ -150,7 +152,7 @@ class AsyncBreaker:
     def _changed(self, old: BreakerState, new: BreakerState) -> None:
         self._generation += 1
         if new is BreakerState.OPEN:
-            self.opened_at = time.time()
+            self.opened_at = self._clock()
         elif new is BreakerState.CLOSED:
             self.opened_at = None
         if self._on_change is not None:
