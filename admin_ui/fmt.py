@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 from admin_ui.i18n import Translator
-
-WIB = timezone(timedelta(hours=7), "WIB")
+from proxy.bpjs.service_day import WIB
 
 
 def wib(ts: float | None, *, seconds: bool = True) -> str:

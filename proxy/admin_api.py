@@ -17,7 +17,15 @@ from typing import Any
 from aiohttp import web
 
 from proxy.admin_input import ApiError, whole_number
-from proxy.auth import SESSION_COOKIE, TOKEN_PRINCIPAL, Auth, Permission, Principal, same
+from proxy.auth import (
+    SESSION_COOKIE,
+    TOKEN_PRINCIPAL,
+    Auth,
+    Permission,
+    Principal,
+    bearer_matches,
+    same,
+)
 from proxy.backpressure import Backpressure
 from proxy.bulk import BulkRetries
 from proxy.calls import InvalidTransition, Status
@@ -161,7 +169,7 @@ async def api_principal(request: web.Request) -> Principal:
     also send its CSRF token, and have an operating role, for anything but a read."""
     given = request.headers.get("Authorization")
     if given is not None:
-        if request.app[TOKEN] and same(given, "Bearer " + request.app[TOKEN]):
+        if bearer_matches(given, request.app[TOKEN]):
             return TOKEN_PRINCIPAL
         if not given.isascii():
             raise ApiError(401, "the Authorization header is not ASCII text (bytes that are "

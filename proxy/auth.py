@@ -123,6 +123,16 @@ def same(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and hmac.compare_digest(_raw(a), _raw(b))
 
 
+def bearer_matches(authorization: str | None, token: str | None) -> bool:
+    """Whether an Authorization header value carries ``token`` as its bearer token: the
+    scheme in any case (RFC 7235), the token compared in constant time. No token
+    configured, no header or non-UTF-8 bytes never match, and never raise."""
+    if not token or authorization is None:
+        return False
+    scheme, _, given = authorization.strip().partition(" ")
+    return scheme.lower() == "bearer" and same(given.strip(), token)
+
+
 class _UnknownNames:
     """Failed logins for names that do not exist, counted and locked like a real user's
     (in memory, the most recent ``limit`` names), so that a lockout message does not

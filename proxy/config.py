@@ -203,6 +203,11 @@ class UpstreamConfig:
         """Lower-case names of the request headers this upstream gets."""
         return self.header_allowlist or forwarded_headers(self.preset, self.forward_headers)
 
+    def below_prefix(self, path: str) -> str:
+        """The part of a SIMRS path (as matched: prefix case-insensitive) after ``prefix``,
+        raw, as endpoint rules and the upstream URL read it."""
+        return path[len(self.prefix):]
+
     @property
     def is_bpjs(self) -> bool:
         return self.preset != "generic"

@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 from proxy import calls
 from proxy.bpjs.presets import Endpoint, resolve
 from proxy.bpjs.results import readable
-from proxy.bpjs.signature import CONS_ID_HEADER, USER_KEY_HEADER
+from proxy.bpjs.signature import USER_KEY_HEADER
 from proxy.callbacks import callback_for
 from proxy.calls import Outcome, Settlement, Transition, Verdict
 from proxy.config import RelayConfig, UpstreamConfig
@@ -33,7 +33,7 @@ from proxy.store.base import (
     StoreFull,
     StoreUnavailable,
 )
-from proxy.upstream import MAX_STORED_RESPONSE_BYTES, Reply, send, stored_header
+from proxy.upstream import MAX_STORED_RESPONSE_BYTES, Reply, send, stored_cons_id, stored_header
 
 log = logging.getLogger("tenang.relay")
 
@@ -57,7 +57,7 @@ def _names_existing(outcome: Outcome) -> bool:
 
 def rule_for(upstream: UpstreamConfig, request: StoredRequest) -> Endpoint:
     return resolve(upstream.preset, upstream.overrides, request.method,
-                   request.path[len(upstream.prefix):])
+                   upstream.below_prefix(request.path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +194,7 @@ class Deliverer:
             envelope_required=self.upstream.is_bpjs,
             retryable_messages=rule.retryable_messages,
         )
-        cons_id = self.upstream.cons_id or stored_header(request, CONS_ID_HEADER) or ""
+        cons_id = stored_cons_id(self.upstream, request)
         result = readable(reply.body, encrypted=rule.encrypted, cons_id=cons_id,
                           secret=self.upstream.secret, timestamp=reply.timestamp)
         if result.decrypt_error is not None:

@@ -137,7 +137,7 @@ class Gateway:
         denied = self.auth.refusal(up, request.headers, request.remote)
         if denied is not None:
             return refuse(up.preset, denied.status, denied.message)
-        rule = self._rule(up, request.method, path[len(up.prefix):])
+        rule = self._rule(up, request.method, up.below_prefix(path))
         if isinstance(rule, BadPath):
             return refuse(up.preset, 400, rule.message)
         if isinstance(rule, Allow):
@@ -225,7 +225,7 @@ class Gateway:
             ordering_key=None if ordering is None else f"{up.name}:{ordering}",
             expires_at=end_of_service_day(received_at) if rule.expires == END_OF_SERVICE_DAY
             else None,
-            dedup_key=dedup_key(up, rule, request, path[len(up.prefix):], parsed),
+            dedup_key=dedup_key(up, rule, request, up.below_prefix(path), parsed),
             coalesce_key=None if coalesce is None else f"{up.name}:{path.lower()}:{coalesce}",
         )
 

@@ -9,7 +9,6 @@ it scrapes, so a busy dashboard cannot load the database.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -21,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from proxy.auth import bearer_matches
 from proxy.calls import Status, Verdict
 from proxy.policies.breaker import BreakerState
 from proxy.store.base import StoreError, UpstreamSummary
@@ -230,10 +230,8 @@ METRICS_TOKEN = web.AppKey("metrics_token", str)
 
 async def metrics_handler(request: web.Request) -> web.Response:
     token = request.app[METRICS_TOKEN]
-    if token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+    if token and not bearer_matches(request.headers.get("Authorization"), token):
+        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
     body = await request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

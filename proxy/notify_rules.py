@@ -18,15 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from proxy.bpjs.service_day import WIB
 from proxy.calls import Status
 from proxy.config_ops import NotifyConfig
 from proxy.policies.breaker import BreakerState
 
-WIB = timezone(timedelta(hours=7), "WIB")  # Asia/Jakarta, no daylight saving
 MAX_IDS = 10  # request ids quoted in one message
 
 

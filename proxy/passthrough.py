@@ -28,7 +28,7 @@ from proxy.observe import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker
 from proxy.policies.classify import attribute, classify_error, classify_response
 from proxy.read_cache import Cached, ReadCache, for_caller
-from proxy.upstream import Reply, exchange, upstream_url
+from proxy.upstream import Reply, cons_id_for, exchange, upstream_url
 
 log = logging.getLogger("tenang.passthrough")
 
@@ -103,7 +103,7 @@ class Passthrough:
 
     def _remember(self, key: tuple[str, ...], up: UpstreamConfig, rule: Endpoint,
                   reply: Reply, cons_id: str) -> None:
-        plain = readable(reply.body, encrypted=rule.encrypted, cons_id=up.cons_id or cons_id,
+        plain = readable(reply.body, encrypted=rule.encrypted, cons_id=cons_id_for(up, cons_id),
                          secret=up.secret, timestamp=reply.timestamp)
         env = bpjs_envelope.parse(plain.body)
         if env is not None and plain.decrypt_error is None:
@@ -114,7 +114,7 @@ class Passthrough:
         now = self.clock()
         cached = self.cache.get(key, rule.cache_ttl_s, now) if rule.cache_ttl_s else None
         if cached is not None:
-            cons_id = up.cons_id or request.headers.get(CONS_ID_HEADER, "")
+            cons_id = cons_id_for(up, request.headers.get(CONS_ID_HEADER))
             served = for_caller(cached, cons_id, up.secret,
                                 request.headers.get(TIMESTAMP_HEADER, ""))
             if served is not None:

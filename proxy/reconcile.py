@@ -22,12 +22,11 @@ import aiohttp
 from proxy.bpjs import envelope as bpjs_envelope
 from proxy.bpjs.keys import UnkeyableBody, key_of, parse_json
 from proxy.bpjs.results import readable
-from proxy.bpjs.signature import CONS_ID_HEADER
 from proxy.calls import Settlement, Verdict
 from proxy.config import UpstreamConfig
 from proxy.policies.classify import classify_error, classify_response
 from proxy.store.base import StoredRequest
-from proxy.upstream import Reply, signed_read, stored_header
+from proxy.upstream import Reply, signed_read, stored_cons_id
 
 log = logging.getLogger("tenang.reconcile")
 
@@ -123,7 +122,7 @@ class Reconciler:
     def _judge_history(self, request: StoredRequest, visit: dict[str, Any], reply: Reply,
                        day: str) -> Finding:
         status = reply.status
-        cons_id = self.upstream.cons_id or stored_header(request, CONS_ID_HEADER) or ""
+        cons_id = stored_cons_id(self.upstream, request)
         plain = readable(reply.body, encrypted=True, cons_id=cons_id,
                          secret=self.upstream.secret, timestamp=reply.timestamp)
         env = bpjs_envelope.parse(plain.body)

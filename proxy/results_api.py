@@ -31,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.auth import same
+from proxy.auth import bearer_matches
 from proxy.bpjs import envelope as bpjs_envelope
 from proxy.bpjs.crypto import encrypt_response
 from proxy.bpjs.presets import resolve
@@ -41,7 +41,7 @@ from proxy.calls import FINAL, Status
 from proxy.config import Config, UpstreamConfig
 from proxy.envelopes import envelope
 from proxy.store.base import Store, StoredAttempt, StoredRequest, StoreError
-from proxy.upstream import stored_header
+from proxy.upstream import stored_cons_id
 
 log = logging.getLogger("tenang.results")
 
@@ -141,8 +141,7 @@ class ResultsApi:
 
     def _refuse_caller(self, request: web.Request) -> web.Response | None:
         if self.token is not None:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() == "bearer" and same(given.strip(), self.token):
+            if bearer_matches(request.headers.get("Authorization"), self.token):
                 return None
             return _refusal(None, 401, "Token salah atau tidak ada / missing or wrong "
                             "token (Authorization: Bearer ...)",
@@ -188,7 +187,7 @@ class ResultsApi:
         doc = dict(env.doc)
         if caller is not None and up is not None and doc.get("response") is not None \
                 and resolve(up.preset, up.overrides, r.method,
-                            r.path[len(up.prefix):]).encrypted:
+                            up.below_prefix(r.path)).encrypted:
             doc["response"] = encrypt_response(doc["response"], caller.cons_id,
                                                caller.secret, caller.timestamp)
         return doc, 200
@@ -201,7 +200,7 @@ def caller_key(request: web.Request, up: UpstreamConfig | None,
     signature = request.headers.get(SIGNATURE_HEADER)
     if signature is None or up is None or not up.secret:
         return None
-    cons_id = up.cons_id or stored_header(stored, CONS_ID_HEADER) or ""
+    cons_id = stored_cons_id(up, stored)
     timestamp = request.headers.get(TIMESTAMP_HEADER, "").strip()
     if request.headers.get(CONS_ID_HEADER, "").strip() != cons_id:
         raise BadSignature("X-cons-id is not this upstream's consumer id")

@@ -48,6 +48,17 @@ def stored_header(request: StoredRequest, name: str) -> str | None:
     return next((v for k, v in request.headers if k.lower() == wanted), None)
 
 
+def cons_id_for(upstream: UpstreamConfig, sent: str | None) -> str:
+    """The consumer id a call is signed, and its answer encrypted, for: the upstream's
+    configured one, else the one the SIMRS sent (an upstream that passes it through)."""
+    return upstream.cons_id or sent or ""
+
+
+def stored_cons_id(upstream: UpstreamConfig, request: StoredRequest) -> str:
+    """``cons_id_for`` a stored request (its X-cons-id as the SIMRS sent it)."""
+    return cons_id_for(upstream, stored_header(request, signature.CONS_ID_HEADER))
+
+
 def outgoing_headers(upstream: UpstreamConfig, request: StoredRequest,
                      now: float) -> CIMultiDict[str]:
     """The stored headers, re-signed for ``now`` when the upstream has its secret. Only
@@ -59,7 +70,7 @@ def outgoing_headers(upstream: UpstreamConfig, request: StoredRequest,
         if name.lower() in allow and name.lower() not in skip:
             headers.add(name, value)
     if upstream.secret:
-        cons_id = upstream.cons_id or stored_header(request, signature.CONS_ID_HEADER) or ""
+        cons_id = stored_cons_id(upstream, request)
         headers.update(signature.signed_headers(cons_id, upstream.secret, now))
     if upstream.user_key and signature.USER_KEY_HEADER not in headers:
         headers[signature.USER_KEY_HEADER] = upstream.user_key
@@ -101,7 +112,7 @@ def upstream_url(upstream: UpstreamConfig, path: str, query: str) -> str:
     """The upstream URL for a SIMRS path (prefix included): the configured target plus
     the path below the prefix, and the query, both as the SIMRS encoded them (``exchange``
     sends the URL without re-encoding). Only configured targets are ever contacted."""
-    rest = path[len(upstream.prefix):]
+    rest = upstream.below_prefix(path)
     if has_dot_segment(rest):
         raise ValueError(f"refusing to send {path!r}: '.' or '..' segment")
     rest = rest if rest.startswith("/") or not rest else "/" + rest

@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any, Literal, get_args
+
+from proxy.bpjs.service_day import WIB
 
 Mode = Literal["up", "down", "slow", "flaky"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -24,8 +26,7 @@ DOWN_STYLES: tuple[str, ...] = get_args(DownStyle)
 FlakyStyle = Literal["mixed", "html", "reset", "timeout"]
 FLAKY_STYLES: tuple[str, ...] = get_args(FlakyStyle)
 
-# Asia/Jakarta has no DST: a fixed offset is exact and needs no tz database.
-JAKARTA = timezone(timedelta(hours=7), "WIB")
+JAKARTA = WIB  # BPJS's clock: the service day is a Jakarta day
 
 
 class SettingsError(ValueError):
