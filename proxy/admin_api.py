@@ -12,11 +12,11 @@ import base64
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
 from proxy.admin_input import ApiError, whole_number
+from proxy.admin_shapes import AttemptJson, RequestBrief, RequestDetail, Summary, UpstreamSummary
 from proxy.auth import (
     SESSION_COOKIE,
     TOKEN_PRINCIPAL,
@@ -70,7 +70,7 @@ def readable(body: bytes | None) -> str | None:
         return "base64:" + base64.b64encode(body).decode()
 
 
-def request_brief(r: StoredRequest) -> dict[str, Any]:
+def request_brief(r: StoredRequest) -> RequestBrief:
     return {
         "id": r.id, "upstream": r.upstream, "method": r.method, "path": r.path,
         "query": r.query, "status": r.status.value, "reason": r.reason,
@@ -82,7 +82,7 @@ def request_brief(r: StoredRequest) -> dict[str, Any]:
     }
 
 
-def attempt_json(a: StoredAttempt) -> dict[str, Any]:
+def attempt_json(a: StoredAttempt) -> AttemptJson:
     return {
         "number": a.number, "started_at": iso(a.started_at),
         "duration_ms": round(a.duration_s * 1000, 1), "outcome": a.verdict.value,
@@ -90,12 +90,12 @@ def attempt_json(a: StoredAttempt) -> dict[str, Any]:
     }
 
 
-async def request_detail(store: Store, r: StoredRequest) -> dict[str, Any]:
+async def request_detail(store: Store, r: StoredRequest) -> RequestDetail:
     attempts = [attempt_json(a) for a in await store.attempts(r.id)]
-    return {
-        **request_brief(r), "headers": masked_headers(r.headers), "body": readable(r.body),
-        "attempts": attempts, "last_response": attempts[-1]["response"] if attempts else None,
-    }
+    return RequestDetail(
+        **request_brief(r), headers=masked_headers(r.headers), body=readable(r.body),
+        attempts=attempts, last_response=attempts[-1]["response"] if attempts else None,
+    )
 
 
 async def get_request(request: web.Request) -> web.Response:
@@ -134,7 +134,7 @@ async def list_requests(request: web.Request) -> web.Response:
 
 async def summary(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
-    out: dict[str, Any] = {}
+    out: dict[str, UpstreamSummary] = {}
     breakers = request.app[BREAKERS]
     for u in await request.app[OPS].overview(breakers):
         oldest = u.oldest_pending_at
@@ -147,7 +147,7 @@ async def summary(request: web.Request) -> web.Response:
             "last_outcome": u.last_verdict.value if u.last_verdict else None,
             "sep_not_succeeded": u.sep_open,
         }
-    return web.json_response({"upstreams": out, "generated_at": iso(now)})
+    return web.json_response(Summary(upstreams=out, generated_at=iso(now)))
 
 
 async def retry(request: web.Request) -> web.Response:

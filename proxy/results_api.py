@@ -31,6 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.admin_shapes import TenangState
 from proxy.auth import bearer_matches
 from proxy.bpjs import envelope as bpjs_envelope
 from proxy.bpjs.crypto import encrypt_response
@@ -110,7 +111,7 @@ def _refusal(preset: str | None, status: int, message: str, **headers: str) -> w
     return _answer(_doc(preset, status, message), status, **headers)
 
 
-def tenang_state(r: StoredRequest) -> dict[str, Any]:
+def tenang_state(r: StoredRequest) -> TenangState:
     """The ``tenang`` key: the request's state as Tenang holds it (no headers, no body)."""
     return {"id": r.id, "upstream": r.upstream, "endpoint": r.endpoint,
             "status": r.status.value, "reason": r.reason, "attempts": r.attempts,
