@@ -28,9 +28,10 @@ from proxy.auth import (
 )
 from proxy.backpressure import Backpressure
 from proxy.bulk import BulkRetries
-from proxy.calls import InvalidTransition, Status
+from proxy.calls import Status
 from proxy.config import AdminConfig, UpstreamConfig
-from proxy.operations import NotFound, Operations
+from proxy.errors import TenangError
+from proxy.operations import Operations
 from proxy.policies.breaker import AsyncBreaker
 from proxy.readiness import BACKPRESSURE, READY_STORE, readyz
 from proxy.redact import masked_headers
@@ -193,12 +194,8 @@ async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamR
         if request.path.startswith("/api/"):
             request[PRINCIPAL] = await api_principal(request)
         return await handler(request)
-    except ApiError as exc:
+    except TenangError as exc:
         return web.json_response({"error": str(exc)}, status=exc.status)
-    except NotFound as exc:
-        return web.json_response({"error": str(exc.args[0])}, status=404)
-    except InvalidTransition as exc:
-        return web.json_response({"error": str(exc)}, status=409)
     except Conflict:
         return web.json_response(
             {"error": "the request changed state meanwhile; reload and try again"}, status=409)

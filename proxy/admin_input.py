@@ -14,13 +14,17 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.errors import TenangError
+
 # SQLite's (and PostgreSQL's bigint) largest integer: a bigger id names nothing.
 MAX_STORED_ID = 2**63 - 1
 # Admin bodies are a handful of fields; anything near this is not one.
 MAX_JSON_BODY = 64 * 1024
 
 
-class ApiError(Exception):
+class ApiError(TenangError):
+    """A refusal of what the admin client sent, with the status to answer it with."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

@@ -20,7 +20,7 @@ from aiohttp import web
 from proxy.admin_api import CLOCK, PRINCIPAL, iso
 from proxy.admin_input import ApiError, json_object, whole_number
 from proxy.auth import Permission
-from proxy.maintenance import MAX_TIME, Maintenance, MaintenanceError, MaintenanceWindow
+from proxy.maintenance import MAX_TIME, Maintenance, MaintenanceWindow
 
 MAINTENANCE = web.AppKey("maintenance", Maintenance)
 WINDOW_FIELDS = ("upstream", "reason", "starts_at", "ends_at", "duration_s")
@@ -99,10 +99,7 @@ async def schedule_window(request: web.Request) -> web.Response:
     upstream, reason = doc.get("upstream"), doc.get("reason")
     if not isinstance(upstream, str) or not isinstance(reason, str):
         raise ApiError(400, "upstream and reason are required strings")
-    try:
-        window = await _service(request).schedule(upstream, starts, ends, reason, actor)
-    except MaintenanceError as exc:
-        raise ApiError(exc.status, str(exc)) from None
+    window = await _service(request).schedule(upstream, starts, ends, reason, actor)
     return web.json_response(window_json(window, request.app[CLOCK]()), status=201)
 
 
@@ -113,10 +110,7 @@ async def cancel_window(request: web.Request) -> web.Response:
     if window_id is None:
         raise ApiError(404, f"no maintenance window with id {raw!r}")
     service = _service(request)
-    try:
-        await service.cancel(window_id, actor)
-    except MaintenanceError as exc:
-        raise ApiError(exc.status, str(exc)) from None
+    await service.cancel(window_id, actor)
     [window] = [w for w in await service.windows(include_past=True) if w.id == window_id]
     return web.json_response(window_json(window, request.app[CLOCK]()))
 

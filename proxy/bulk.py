@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from proxy.calls import OPERATOR_RETRYABLE, InvalidTransition, Status
+from proxy.errors import TenangError
 from proxy.operations import NotFound, Operations
 from proxy.store.admin_base import RequestFilter
 from proxy.store.base import Conflict, StoreError
@@ -36,7 +37,7 @@ log = logging.getLogger("tenang.bulk")
 RETRYABLE_ORDER = (Status.DEAD, Status.FAILED, Status.HELD)
 
 
-class NotRetryable(ValueError):
+class NotRetryable(TenangError, ValueError):
     """The filter names a status an operator cannot retry (e.g. succeeded)."""
 
 

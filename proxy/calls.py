@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from proxy.errors import TenangError
 from proxy.policies.retry import RetryPolicy, backoff_delay_s
 
 if TYPE_CHECKING:
@@ -132,8 +133,10 @@ def ensure_allowed(current: Status, wanted: Status) -> None:
         raise IllegalTransition(current, wanted)
 
 
-class InvalidTransition(Exception):
+class InvalidTransition(TenangError):
     """An operator asked for a move the state machine forbids (e.g. cancel a success)."""
+
+    status = 409
 
     def __init__(self, current: Status, wanted: Status) -> None:
         super().__init__(f"cannot move a {current.value} request to {wanted.value}")

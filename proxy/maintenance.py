@@ -20,6 +20,7 @@ from datetime import datetime
 
 from proxy.bpjs.service_day import WIB
 from proxy.config_ops import MaintenanceConfig
+from proxy.errors import TenangError
 from proxy.policies.breaker import AsyncBreaker
 from proxy.store.base import StoreError
 from proxy.store.maintenance_base import MaintenanceStore, MaintenanceWindow
@@ -41,7 +42,7 @@ ChangeHook = Callable[[str, bool], None]  # (upstream, now in maintenance)
 AuditHook = Callable[[str, str, str | None, str | None, float], Awaitable[None]]
 
 
-class MaintenanceError(Exception):
+class MaintenanceError(TenangError):
     """A request the service refuses; ``status`` is the HTTP status to answer with."""
 
     status = 400

@@ -18,6 +18,7 @@ from proxy import calls
 from proxy.callbacks import callback_for
 from proxy.calls import Status, Verdict
 from proxy.config import UpstreamConfig
+from proxy.errors import TenangError
 from proxy.policies.breaker import AsyncBreaker, BreakerState
 from proxy.store.admin_base import ManagedStore
 from proxy.store.base import NewAudit, StoredRequest, UpstreamSummary
@@ -28,7 +29,9 @@ from proxy.store.base import NewAudit, StoredRequest, UpstreamSummary
 DASHBOARD_MAX_AGE_S = 1.0
 
 
-class NotFound(LookupError):
+class NotFound(TenangError, LookupError):
+    status = 404
+
     def __init__(self, request_id: str) -> None:
         super().__init__(f"no request with id {request_id!r}")
 
