@@ -178,13 +178,27 @@ class Deliverer:
             reason = f"max age reached ({self.upstream.retry.max_age_s:g} s) before delivery"
             return Transition(calls.Status.DEAD, reason)
         if request.coalesce_key is not None:
-            newest = await self.store.supersede(
-                request.coalesce_key, now,
-                callbacks=lambda cancelled, transition: callback_for(
-                    self.upstream, cancelled, transition, None, now))
-            if newest is not None and newest != request.id:
-                return calls.superseded_by(newest)
+            return await self._supersede(request.coalesce_key, request.id, now)
         return None
+
+    async def _supersede(self, coalesce_key: str, request_id: str,
+                         now: float) -> Transition | None:
+        """Cancel the older pending updates of the same thing; the transition for
+        ``request_id`` if a newer one supersedes it too. Their callbacks are built here,
+        before the store's transaction, which only writes them."""
+        live = await self.store.live_coalesced(coalesce_key)
+        if not live:
+            return None
+        newest = live[-1].id
+        transition = calls.superseded_by(newest)
+        older = [r for r in live if r.status is calls.Status.PENDING and r.id < newest]
+        if older:
+            built = {r.id: callback_for(self.upstream, r, transition, None, now)
+                     for r in older}
+            await self.store.supersede(
+                [r.id for r in older], newest, now,
+                {i: cb for i, cb in built.items() if cb is not None})
+        return None if newest == request_id else transition
 
     def _judge(self, request: StoredRequest, rule: Endpoint,
                reply: Reply) -> tuple[Outcome, bytes]:

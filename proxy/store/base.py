@@ -6,7 +6,7 @@ exception escapes a backend: everything is wrapped in ``StoreError`` subclasses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -156,9 +156,6 @@ class NewAudit:
     detail: str | None = None
 
 
-# Builds the callback of a transition the store makes itself (e.g. superseding).
-CallbackBuilder = Callable[["StoredRequest", Transition], NewCallback | None]
-
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -202,11 +199,14 @@ class Store(Protocol):
         loses its key to ``request``. Look-up, decision and insert are one transaction,
         so concurrent resubmissions of one key store exactly one new request."""
 
-    async def supersede(self, coalesce_key: str, now: float,
-                        callbacks: CallbackBuilder | None = None) -> str | None:
-        """Cancel every pending request with ``coalesce_key`` older than the newest
-        pending or in-flight one (``calls.superseded_by`` it); return that newest id. Each
-        cancel queues the callback ``callbacks`` builds for it, in the same transaction."""
+    async def live_coalesced(self, coalesce_key: str) -> list[StoredRequest]:
+        """The pending and in-flight requests with ``coalesce_key``, oldest first."""
+
+    async def supersede(self, older: Sequence[str], newest: str, now: float,
+                        callbacks: Mapping[str, NewCallback] | None = None) -> list[str]:
+        """Cancel the requests of ``older`` still pending (``calls.superseded_by``
+        ``newest``) and return their ids; each cancel queues its callback from
+        ``callbacks`` (built by the caller beforehand) in the same transaction."""
 
     async def count_queued(self, upstream: str) -> int:
         """Requests of ``upstream`` waiting for delivery (pending, in flight, held)."""

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from proxy import calls
 from proxy.calls import Status, Transition
 from proxy.store.base import (
     AttemptRecord,
-    CallbackBuilder,
     Conflict,
     DuplicateKey,
     NewAudit,
@@ -81,24 +80,28 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
         await self.enqueue(request)
         return None
 
-    async def supersede(self, coalesce_key: str, now: float,
-                        callbacks: CallbackBuilder | None = None) -> str | None:
+    async def live_coalesced(self, coalesce_key: str) -> list[StoredRequest]:
         self._live()
-        live = [r for r in self._rows.values() if r.coalesce_key == coalesce_key
-                and r.status in calls.LIVE]
-        if not live:
-            return None
-        newest = max(r.id for r in live)
+        return sorted((r for r in self._rows.values() if r.coalesce_key == coalesce_key
+                       and r.status in calls.LIVE), key=lambda r: r.id)
+
+    async def supersede(self, older: Sequence[str], newest: str, now: float,
+                        callbacks: Mapping[str, NewCallback] | None = None) -> list[str]:
+        self._live()
         transition = calls.superseded_by(newest)
-        for r in live:
-            if r.status is Status.PENDING and r.id < newest:
-                self._rows[r.id] = _moved(
-                    r, transition.status, reason=transition.reason, updated_at=now,
-                    next_attempt_at=transition.next_attempt_at)
-                callback = None if callbacks is None else callbacks(r, transition)
-                if callback is not None:
-                    self._queue_callback(r.id, callback, now)
-        return newest
+        cancelled = []
+        for request_id in older:
+            r = self._rows.get(request_id)
+            if r is None or r.status is not Status.PENDING:
+                continue
+            self._rows[r.id] = _moved(
+                r, transition.status, reason=transition.reason, updated_at=now,
+                next_attempt_at=transition.next_attempt_at)
+            callback = (callbacks or {}).get(r.id)
+            if callback is not None:
+                self._queue_callback(r.id, callback, now)
+            cancelled.append(r.id)
+        return cancelled
 
     async def count_queued(self, upstream: str) -> int:
         self._live()

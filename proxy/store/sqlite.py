@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +21,6 @@ from proxy import calls
 from proxy.calls import HELD_BEHIND, Status, Transition, Verdict
 from proxy.store.base import (
     AttemptRecord,
-    CallbackBuilder,
     Conflict,
     Headers,
     NewAudit,
@@ -169,11 +168,11 @@ _FIRSTS = (
 _QUEUED = ("SELECT IFNULL(SUM(n), 0) FROM request_counts WHERE upstream=? AND status IN "
            f"{calls.sql_in(calls.QUEUED)}")
 _BY_DEDUP = f"SELECT {COLUMNS} FROM requests WHERE dedup_key=?"
-_NEWEST_LIVE = ("SELECT MAX(id) FROM requests WHERE coalesce_key=? "
-                f"AND status IN {calls.sql_in(calls.LIVE)}")
+_LIVE_COALESCED = (f"SELECT {COLUMNS} FROM requests WHERE coalesce_key=? "
+                   f"AND status IN {calls.sql_in(calls.LIVE)} ORDER BY id")
+# {} is the list of placeholders of the older requests' ids.
 _SUPERSEDE = ("UPDATE requests SET status='cancelled', reason=?, updated_at=?, "
-              "next_attempt_at=NULL WHERE coalesce_key=? AND status='pending' AND id<? "
-              f"RETURNING {COLUMNS}")
+              "next_attempt_at=NULL WHERE id IN ({}) AND status='pending' RETURNING id")
 _TAKE_OVER = _lease_sql("upstream=? AND status='in_flight' AND lease_expires_at<?")
 
 
@@ -294,22 +293,26 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
 
         return await self._write(op)
 
-    async def supersede(self, coalesce_key: str, now: float,
-                        callbacks: CallbackBuilder | None = None) -> str | None:
-        def op(c: sqlite3.Connection) -> str | None:
-            row = c.execute(_NEWEST_LIVE, (coalesce_key,)).fetchone()
-            newest: str | None = row[0] if row else None
-            if newest is None:
-                return None
-            transition = calls.superseded_by(newest)
-            cancelled = c.execute(
-                _SUPERSEDE, (transition.reason, now, coalesce_key, newest)).fetchall()
-            for r in cancelled:
-                callback = None if callbacks is None else callbacks(row_to_request(r),
-                                                                    transition)
+    async def live_coalesced(self, coalesce_key: str) -> list[StoredRequest]:
+        return [row_to_request(r) for r in await self._read(_LIVE_COALESCED, (coalesce_key,))]
+
+    async def supersede(self, older: Sequence[str], newest: str, now: float,
+                        callbacks: Mapping[str, NewCallback] | None = None) -> list[str]:
+        ids = list(older)
+        if not ids:
+            return []
+        transition = calls.superseded_by(newest)
+        sql = _SUPERSEDE.format(",".join("?" * len(ids)))
+        built = callbacks or {}
+
+        def op(c: sqlite3.Connection) -> list[str]:
+            cancelled = [r[0] for r in c.execute(
+                sql, (transition.reason, now, *ids)).fetchall()]
+            for request_id in cancelled:
+                callback = built.get(request_id)
                 if callback is not None:
-                    _queue_callback(c, r[0], callback, now)
-            return newest
+                    _queue_callback(c, request_id, callback, now)
+            return cancelled
 
         return await self._write(op)
 

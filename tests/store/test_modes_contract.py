@@ -69,40 +69,46 @@ async def test_requests_without_dedup_keys_never_collide(store: Store) -> None:
     assert len((await store.search(status=None, upstream=UP, limit=10, cursor=None)).items) == 2
 
 
-async def test_supersede_cancels_older_pending_updates_and_names_the_newest(
+async def test_live_coalesced_lists_pending_and_in_flight_updates_oldest_first(
+        store: Store) -> None:
+    rows = await put(store, *(req(i, coalesce_key="room-A") for i in (1, 2, 3, 4)))
+    await put(store, req(5, coalesce_key="room-B"))
+    claimed = await store.claim_due(UP, T0 + 10, 1, "w", T0 + 70)
+    assert [r.id for r in claimed] == [rows[0].id]
+    await store.supersede([rows[1].id], rows[3].id, T0 + 11)
+    live = await store.live_coalesced("room-A")
+    assert [(r.id, r.status) for r in live] == [
+        (rows[0].id, Status.IN_FLIGHT), (rows[2].id, Status.PENDING),
+        (rows[3].id, Status.PENDING)]
+    assert await store.live_coalesced("room-C") == []
+
+
+async def test_supersede_cancels_the_older_pending_updates_naming_the_newest(
         store: Store) -> None:
     rows = await put(store, *(req(i, coalesce_key="room-A") for i in (1, 2, 3)))
     other = (await put(store, req(4, coalesce_key="room-B")))[0]
-    newest = await store.supersede("room-A", T0 + 50)
-    assert newest == rows[2].id
+    cancelled = await store.supersede([rows[0].id, rows[1].id], rows[2].id, T0 + 50)
+    assert cancelled == [rows[0].id, rows[1].id]
     for old in rows[:2]:
         row = await store.get(old.id)
         assert row is not None and row.status is Status.CANCELLED
-        assert row.reason == f"{SUPERSEDED}{rows[2].id}"
+        assert row.reason == f"{SUPERSEDED}{rows[2].id}" and row.updated_at == T0 + 50
     kept = await store.get(rows[2].id)
     untouched = await store.get(other.id)
     assert kept is not None and kept.status is Status.PENDING
     assert untouched is not None and untouched.status is Status.PENDING
-    assert await store.supersede("room-C", T0) is None
+    assert await store.supersede([], rows[2].id, T0 + 60) == []
 
 
-async def test_supersede_queues_the_callback_of_each_cancelled_update(store: Store) -> None:
+async def test_supersede_queues_the_callbacks_built_for_the_cancelled_updates(
+        store: Store) -> None:
     old, older_kept, newest = await put(store, req(1, coalesce_key="room-A"),
                                         req(2, coalesce_key="room-A"),
                                         req(3, coalesce_key="room-A"))
-    seen: list[tuple[str, Status, str]] = []
-
-    def build(cancelled: StoredRequest, transition: Transition) -> NewCallback | None:
-        seen.append((cancelled.id, transition.status, transition.reason))
-        # The upstream decides: here only the first update's SIMRS wants to hear of it.
-        return NewCallback("http://127.0.0.1:9/hook", cancelled.id.encode()) \
-            if cancelled.id == old.id else None
-
-    assert await store.supersede("room-A", T0 + 50, callbacks=build) \
-        == newest.id
-    reason = f"{SUPERSEDED}{newest.id}"
-    assert sorted(seen) == [(old.id, Status.CANCELLED, reason),
-                            (older_kept.id, Status.CANCELLED, reason)]
+    # The upstream decides: here only the first update's SIMRS wants to hear of it.
+    built = {old.id: NewCallback("http://127.0.0.1:9/hook", old.id.encode())}
+    assert await store.supersede([old.id, older_kept.id], newest.id, T0 + 50,
+                                 built) == [old.id, older_kept.id]
     [cb] = await callback_store(store).callbacks_for(old.id)
     assert (cb.payload, cb.status, cb.next_attempt_at) == (
         old.id.encode(), CallbackStatus.PENDING, T0 + 50)
@@ -110,13 +116,20 @@ async def test_supersede_queues_the_callback_of_each_cancelled_update(store: Sto
     assert await callback_store(store).callbacks_for(newest.id) == []
 
 
-async def test_supersede_never_cancels_what_is_in_flight(store: Store) -> None:
-    old, new = await put(store, req(1, coalesce_key="r"), req(2, coalesce_key="r"))
-    claimed = await store.claim_due(UP, T0 + 10, 1, "w", T0 + 70)
-    assert [r.id for r in claimed] == [old.id]
-    assert await store.supersede("r", T0 + 20) == new.id
+async def test_supersede_never_cancels_what_is_in_flight_or_settled(store: Store) -> None:
+    old, done, new = await put(store, req(1, coalesce_key="r"), req(2, coalesce_key="r"),
+                               req(3, coalesce_key="r"))
+    claimed = await store.claim_due(UP, T0 + 10, 2, "w", T0 + 70)
+    assert [r.id for r in claimed] == [old.id, done.id]
+    await store.complete_attempt(done.id, "w", None, Transition(Status.SUCCEEDED, "ok"),
+                                 T0 + 15)
+    built = {old.id: NewCallback("http://127.0.0.1:9/hook", b"{}")}
+    assert await store.supersede([old.id, done.id], new.id, T0 + 20, built) == []
     row = await store.get(old.id)
     assert row is not None and row.status is Status.IN_FLIGHT
+    finished = await store.get(done.id)
+    assert finished is not None and finished.status is Status.SUCCEEDED
+    assert await callback_store(store).callbacks_for(old.id) == []
 
 
 async def test_a_leased_request_is_stored_in_flight_for_its_owner(store: Store) -> None:

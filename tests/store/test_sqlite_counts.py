@@ -49,13 +49,13 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 async def test_counts_follow_every_change_the_store_makes(store: SqliteStore,
                                                           tmp_path: Path) -> None:
     db = tmp_path / "tenang.db"
-    a, b, _, d = await put(store, req(1, ordering_key="k1"), req(2, ordering_key="k1"),
+    a, b, c, d = await put(store, req(1, ordering_key="k1"), req(2, ordering_key="k1"),
                            req(3, coalesce_key="c"), req(4, coalesce_key="c"))
     sep, = await put(store, req(5, upstream=OTHER, path=SEP_PATH))
     await put(store, req(6, upstream=OTHER, endpoint="vclaim.sep.insert"))
     assert kept(db) == counted(db) == {(UP, "pending", 0): 4, (OTHER, "pending", 1): 2}
 
-    await store.supersede("c", T0 + 10)  # c cancelled
+    await store.supersede([c.id], d.id, T0 + 10)  # c cancelled
     claimed = await store.claim_due(UP, T0 + 10, 10, "w1", T0 + 20)
     assert {r.id for r in claimed} == {a.id, d.id}
     await store.complete_attempt(a.id, "w1", attempt(1, T0 + 11, Verdict.PERMANENT),

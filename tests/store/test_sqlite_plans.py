@@ -57,9 +57,8 @@ RECURRING: dict[str, tuple[str, tuple[Any, ...], str]] = {
     "count_queued (backpressure)": (s._QUEUED, ("antrean",),
                                     "request_counts USING PRIMARY KEY (upstream=?"),
     "enqueue_or_match": (s._BY_DEDUP, ("k",), "requests_dedup (dedup_key=?)"),
-    "supersede (newest)": (s._NEWEST_LIVE, ("k",), "requests_coalesce (coalesce_key=?)"),
-    "supersede (cancel)": (s._SUPERSEDE, ("r", NOW, "k", "01H"),
-                           "requests_coalesce (coalesce_key=? AND id<?)"),
+    "live_coalesced": (s._LIVE_COALESCED, ("k",), "requests_coalesce (coalesce_key=?)"),
+    "supersede": (s._SUPERSEDE.format("?,?"), ("r", NOW, "01H", "01J"), "id=?)"),
     # summary: /metrics, /api/v1/summary, dashboard, notifier
     "summary (counts)": (s._COUNTS, (), "SCAN request_counts"),
     "summary (oldest, last attempt)": (s._FIRSTS, (), "requests_waiting (upstream=?)"),

@@ -365,8 +365,40 @@ async def test_a_result_waiting_for_the_store_keeps_its_lease(
 
 
 class LockedOnSupersede(MemoryStore):
-    async def supersede(self, *args: Any, **kwargs: Any) -> str | None:
+    async def live_coalesced(self, *args: Any, **kwargs: Any) -> list[StoredRequest]:
         raise StoreUnavailable("database is locked")
+
+
+async def test_an_older_pending_update_superseded_before_a_send_gets_its_callback(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    cfg = make_config(tmp_path, standin.url, name="aplicare", prefix="/aplicare",
+                      target=standin.url + "/aplicare", preset="aplicare",
+                      callback_url="http://127.0.0.1:9/outcome")
+    clock, store = FakeClock(T0), MemoryStore()
+    ids = [new_request_id(T0 + n) for n in range(3)]
+    for n, rid in enumerate(ids):
+        await store.enqueue(NewRequest(
+            id=rid, upstream="aplicare", method="POST",
+            path="/aplicare/rest/bed/update/0101R001", query="", headers=(),
+            body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": %d}' % n,
+            received_at=T0 + n, coalesce_key="aplicare:room-r1"))
+    [oldest] = await store.claim_due("aplicare", T0 + 5, 1, "w", T0 + 60)
+    breaker = build_breakers(cfg)["aplicare"]
+    permit = breaker.try_acquire()
+    assert permit is not None
+    deliverer = Deliverer(cfg.upstreams[0], store, session, breaker, "w", clock,
+                          random.Random(1))
+    await deliverer.deliver(oldest, permit)
+
+    assert standin.state.log == [], "a superseded update was sent"
+    for rid in ids[:2]:
+        row = await store.get(rid)
+        assert row is not None and row.status is Status.CANCELLED
+        assert row.reason == f"{calls.SUPERSEDED}{ids[2]}"
+        [cb] = await store.callbacks_for(rid)
+        assert b'"status":"cancelled"' in cb.payload and ids[2].encode() in cb.payload
+    newest = await store.get(ids[2])
+    assert newest is not None and newest.status is Status.PENDING
 
 
 async def test_a_store_error_before_sending_hands_the_half_open_probe_back(
