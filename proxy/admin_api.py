@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from datetime import UTC, datetime
 
 from aiohttp import web
 
@@ -28,6 +27,7 @@ from proxy.auth import (
 )
 from proxy.backpressure import Backpressure
 from proxy.bulk import BulkRetries
+from proxy.callbacks import iso_utc
 from proxy.calls import Status
 from proxy.config import AdminConfig, UpstreamConfig
 from proxy.errors import TenangError
@@ -57,8 +57,8 @@ MAX_PAGE = 500
 
 
 def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat(
-        timespec="milliseconds").replace("+00:00", "Z")
+    """``callbacks.iso_utc`` (the one UTC format), None for no time."""
+    return None if ts is None else iso_utc(ts)
 
 
 def readable(body: bytes | None) -> str | None:

@@ -3,6 +3,7 @@ gauges from the store summary (cached), and the /metrics route with its token.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -161,3 +162,15 @@ async def test_metrics_route_needs_its_token(served: tuple[str, Metrics]) -> Non
             text = await resp.text()
     assert value(text, "tenang_requests_accepted_total", upstream="antrean",
                  endpoint="antrean.add") == 1
+
+
+async def test_metrics_route_refuses_a_non_utf8_authorization_with_401(
+        served: tuple[str, Metrics]) -> None:
+    url, _ = served
+    host, port = url.removeprefix("http://").split("/")[0].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 b"Authorization: Bearer scrape-token\xff\r\n\r\n")
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
