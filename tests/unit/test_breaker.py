@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from proxy.policies.breaker import AsyncBreaker, BreakerState, Permit
-from tests.conftest import wait_until
+from tests.conftest import FakeClock
 
 FAR = 10_000_000_000.0  # a `now` long after any reset timeout
 
@@ -85,21 +85,20 @@ def test_exactly_one_probe_after_reset_timeout() -> None:
     assert b.try_acquire() is None
 
 
-async def test_probe_is_granted_once_real_time_passes() -> None:
-    b = opened(reset_timeout_s=0.2)
+def test_the_probe_waits_for_the_injected_clock_to_pass_probe_at() -> None:
+    clock = FakeClock()
+    b = AsyncBreaker("antrean", 3, 30.0, clock=clock)
+    opened_at = clock.now
+    fail(b, 3)
+    assert b.opened_at == opened_at
+    assert b.probe_at == opened_at + 30.0
+    clock.advance(29.9)
     assert b.try_acquire() is None
-    granted: list[Permit] = []
-
-    def probe_granted() -> bool:
-        permit = b.try_acquire()
-        if permit is not None:
-            granted.append(permit)
-        return bool(granted)
-
-    await wait_until(probe_granted, timeout_s=5.0, what="half-open probe")
-    assert b.probe_at is None
-    assert granted[0].probe
-    assert b.try_acquire() is None
+    clock.advance(0.1)
+    probe = acquire(b)
+    assert probe.probe
+    assert b.state is BreakerState.HALF_OPEN
+    assert b.try_acquire() is None  # one probe at a time
 
 
 def test_probe_success_closes() -> None:
