@@ -134,7 +134,12 @@ class Deliverer:
                        live: Live | None) -> LiveResult:
         now = self.clock()
         rule = self.rule(request)
-        stop = await self._before_sending(request, rule, now)
+        try:
+            stop = await self._before_sending(request, rule, now)
+        except (StoreUnavailable, StoreFull) as exc:
+            self.breaker.cancel(permit)
+            recorded = await self._not_sent(request, exc)
+            return LiveResult(None, calls.Status.PENDING if recorded else None)
         if stop is not None:
             self.breaker.cancel(permit)
             await self.finish(request, None, stop)
@@ -326,6 +331,23 @@ class Deliverer:
             response_body=body,
         )
         await self.finish(request, attempt, transition)
+
+    async def _not_sent(self, request: StoredRequest, exc: StoreError) -> bool:
+        """The store failed before anything was sent: hand the claim back, due a little
+        later. Left to its lease, the take-over would record an unanswered send (one that
+        may have been applied) that never happened. False: the lease is left to expire."""
+        transition = Transition(
+            calls.Status.PENDING, f"not sent: the store failed before sending ({exc}); "
+            "trying again", next_attempt_at=self.clock() + FINISH_RETRY_MAX_S,
+            reconcile_reads=request.reconcile_reads, own_faults=request.own_faults)
+        try:
+            await self.store.complete_attempt(request.id, self.owner, None, transition,
+                                              self.clock())
+        except StoreError as again:
+            log.error("cannot hand back %s after a store error: %s", request.id, again,
+                      extra={"request_id": request.id, "upstream": self.upstream.name})
+            return False
+        return True
 
     async def _renew(self, request: StoredRequest) -> None:
         """Keep the lease of a request whose result waits for the store; if the store is

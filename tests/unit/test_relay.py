@@ -419,11 +419,46 @@ async def test_a_store_error_before_sending_hands_the_half_open_probe_back(
     assert permit is not None and permit.probe
     deliverer = Deliverer(cfg.upstreams[0], store, session, breaker, "w", clock,
                           random.Random(1))
-    with pytest.raises(StoreUnavailable):  # the lane logs it; the lease will expire
-        await deliverer.deliver(claimed, permit)
+    await deliverer.deliver(claimed, permit)  # the claim is handed back, unsent
     assert breaker.state is BreakerState.HALF_OPEN
     assert breaker.try_acquire() is not None, "the probe was lost: nothing would be sent"
     assert standin.state.log == []
+
+
+class LockedOnceOnSupersede(MemoryStore):
+    failures_left = 1
+
+    async def live_coalesced(self, *args: Any, **kwargs: Any) -> list[StoredRequest]:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise StoreUnavailable("database is locked")
+        return await super().live_coalesced(*args, **kwargs)
+
+
+async def test_a_store_error_before_sending_records_no_send_that_never_happened(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    cfg = make_config(tmp_path, standin.url, name="aplicare", prefix="/aplicare",
+                      target=standin.url + "/aplicare", preset="aplicare")
+    clock, store = FakeClock(T0), LockedOnceOnSupersede()
+    relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w")
+    rid = new_request_id(T0)
+    await store.enqueue(NewRequest(
+        id=rid, upstream="aplicare", method="POST",
+        path="/aplicare/rest/bed/update/0101R001", query="", headers=(),
+        body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": 3}', received_at=T0,
+        coalesce_key="aplicare:room-r1"))
+
+    await relay.drain()  # claimed; the store fails before the send
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.PENDING and row.lease_owner is None
+    assert await store.attempts(rid) == [] and standin.state.log == []
+    assert row.reason is not None and row.reason.startswith("not sent")
+
+    clock.advance(relay.lanes["aplicare"].lease_s + 10)  # a lease later: a take-over looks
+    await relay.drain()
+    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS], (
+        "a send that never happened was recorded as interrupted")
+    assert len(standin.state.log) == 1
 
 
 class Recorder:
