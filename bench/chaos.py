@@ -35,6 +35,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.chaos_account import account, dump
 from bench.chaos_load import CONS_ID, SECRET, Ledger, Simrs
+from bench.common import server_store_toml
 from bench.intake_bench import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,14 +71,7 @@ per_second = 100000.0
 max_concurrency = 16
 """ for name, prefix in SERVICES)
     path = work / "tenang.toml"
-    path.write_text(f"""\
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = "127.0.0.1:{admin_port}"
-
-[store]
-url = "sqlite:///./tenang.db"
-
+    path.write_text(server_store_toml(port, admin_port) + f"""
 [relay]
 lease_margin_s = 1.0
 poll_interval_s = 0.05

@@ -20,14 +20,13 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
 
+from bench.common import booking_body, today
 from proxy.bpjs.simulator.client import signed_headers
 
-WIB = timezone(timedelta(hours=7))
 CONS_ID = "12345"
 SECRET = "chaos-soak-secret"
 USER_KEY = "chaos-user-key"
@@ -36,10 +35,6 @@ ADD, TASK = "/antreanrs/antrean/add", "/antreanrs/antrean/updatewaktu"
 BED = f"/aplicaresws/rest/bed/update/{PPK}"
 SEP = "/vclaim-rest/SEP/2.0/insert"
 TASKS = range(1, 8)
-
-
-def today() -> str:
-    return datetime.now(WIB).date().isoformat()
 
 
 @dataclass
@@ -60,18 +55,6 @@ class Ledger:
     acks: list[Ack] = field(default_factory=list)
     resends: Counter[str] = field(default_factory=Counter)  # why a write was sent again
     refused: list[tuple[str, int, str]] = field(default_factory=list)  # key, status, body
-
-
-def booking_body(kode: str) -> dict[str, Any]:
-    return {"kodebooking": kode, "jenispasien": "JKN", "nomorkartu": "0001234567890",
-            "nik": "3201012345678901", "nohp": "081234567890", "kodepoli": "INT",
-            "namapoli": "PENYAKIT DALAM", "pasienbaru": 0, "norm": "123456",
-            "tanggalperiksa": today(), "kodedokter": 31537, "namadokter": "dr. Andi",
-            "jampraktek": "08:00-12:00", "jeniskunjungan": 1,
-            "nomorreferensi": "0138U0200326P000123", "nomorantrean": "A-12",
-            "angkaantrean": 12, "estimasidilayani": int(time.time() * 1000),
-            "sisakuotajkn": 5, "kuotajkn": 30, "sisakuotanonjkn": 5, "kuotanonjkn": 30,
-            "keterangan": "chaos soak"}
 
 
 def sep_body(card: str) -> dict[str, Any]:
@@ -142,7 +125,7 @@ class Simrs:
             if self.stopping.is_set():
                 return
             kode = f"CH{self.tag}{worker:02d}{n:05d}"
-            await self.write("add", kode, "antrean", ADD, booking_body(kode))
+            await self.write("add", kode, "antrean", ADD, booking_body(kode, "chaos soak"))
             base = int(time.time() * 1000)
             for task in TASKS:
                 await self.write("task", f"{kode}/{task}", "antrean", TASK,

@@ -30,13 +30,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import booking_body, server_store_toml
 from bench.intake_bench import free_port, stop, wait_http
 from proxy.bpjs.simulator.client import signed_headers
 from proxy.loop import new_event_loop
@@ -48,34 +48,16 @@ SECRET_ENV = "TENANG_BENCH_SECRET"
 ADMIN_TOKEN = "bench-admin-token"
 ADD_PATH = "/antreanrs/antrean/add"
 TARGET_RATIO = 0.8
-WIB = timezone(timedelta(hours=7))
 
 
 def booking(kode: str) -> bytes:
-    today = datetime.now(WIB).date().isoformat()
-    return json.dumps({
-        "kodebooking": kode, "jenispasien": "JKN", "nomorkartu": "0001234567890",
-        "nik": "3201012345678901", "nohp": "081234567890", "kodepoli": "INT",
-        "namapoli": "PENYAKIT DALAM", "pasienbaru": 0, "norm": "123456",
-        "tanggalperiksa": today, "kodedokter": 31537, "namadokter": "dr. Andi",
-        "jampraktek": "08:00-12:00", "jeniskunjungan": 1,
-        "nomorreferensi": "0138U0200326P000123", "nomorantrean": "A-12", "angkaantrean": 12,
-        "estimasidilayani": 1_715_912_345_678, "sisakuotajkn": 5, "kuotajkn": 30,
-        "sisakuotanonjkn": 5, "kuotanonjkn": 30, "keterangan": "drain bench",
-    }, separators=(",", ":")).encode()
+    return json.dumps(booking_body(kode, "drain bench"), separators=(",", ":")).encode()
 
 
 def tenang_config(work: Path, port: int, admin_port: int, sim_port: int,
                   concurrency: int) -> Path:
     path = work / "tenang.toml"
-    path.write_text(f"""\
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = "127.0.0.1:{admin_port}"
-
-[store]
-url = "sqlite:///./tenang.db"
-
+    path.write_text(server_store_toml(port, admin_port) + f"""
 [relay]
 poll_interval_s = 0.2
 

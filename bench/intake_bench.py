@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import server_store_toml
 from proxy.bpjs.signature import signed_headers
 from proxy.loop import event_loop_name, new_event_loop
 
@@ -218,14 +219,7 @@ def measure(url: str, script: Path, args: argparse.Namespace) -> tuple[dict[str,
 def tenang_config(work: Path, port: int, admin_port: int, upstream_port: int,
                   preset: str = "antrean") -> Path:
     path = work / "tenang.toml"
-    path.write_text(f"""\
-[server]
-listen = "127.0.0.1:{port}"
-admin_listen = "127.0.0.1:{admin_port}"
-
-[store]
-url = "sqlite:///./tenang.db"
-
+    path.write_text(server_store_toml(port, admin_port) + f"""
 [[upstreams]]
 name = "antrean"
 prefix = "/antreanrs"
