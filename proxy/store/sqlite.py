@@ -22,6 +22,7 @@ from proxy.calls import HELD_BEHIND, Status, Transition, Verdict
 from proxy.store.base import (
     AttemptRecord,
     Conflict,
+    DuplicateKey,
     Headers,
     NewAudit,
     NewCallback,
@@ -273,13 +274,17 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
 
     async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
                                now: float) -> StoredRequest | None:
-        if request.dedup_key is None:
+        try:
+            # Most calls resubmit nothing: they join the group commit's one executemany.
             await self.enqueue(request)
             return None
+        except DuplicateKey:
+            if request.dedup_key is None:
+                raise
         row = _insert_row(request)
 
-        # One writer job: the look-up, the decision and the insert share its transaction,
-        # so two racing resubmissions are decided one after the other.
+        # A resubmission: one writer job, the look-up, the decision and the insert in its
+        # transaction, so two racing resubmissions are decided one after the other.
         def op(c: sqlite3.Connection) -> StoredRequest | None:
             found = c.execute(_BY_DEDUP, (request.dedup_key,)).fetchone()
             if found is not None:
