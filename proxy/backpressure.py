@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from proxy.calls import Status
+from proxy.calls import QUEUED, Status
 from proxy.config import Config, UpstreamConfig
 from proxy.store.base import NewRequest, Store, StoreError
 
@@ -49,7 +49,6 @@ SAMPLE_BYTES = 64 * 1024
 # Readiness wants room for a typical request above the floor, not just any room: a
 # balancer stops sending a little before intake starts refusing.
 READY_HEADROOM = 64 * 1024
-SETTLED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.DEAD, Status.CANCELLED})
 
 
 def storage_cost(call: NewRequest) -> int:
@@ -207,7 +206,7 @@ class Backpressure:
     def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
         """An Observer's ``finished``: a request that settled leaves the queue."""
         count = self._counts.get(upstream)
-        if status in SETTLED and count is not None and count.value:
+        if status not in QUEUED and count is not None and count.value:
             count.value -= 1
 
     async def queued(self, upstream: str) -> int:
