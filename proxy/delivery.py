@@ -200,9 +200,12 @@ class Deliverer:
         if older:
             built = {r.id: callback_for(self.upstream, r, transition, None, now)
                      for r in older}
-            await self.store.supersede(
+            cancelled = await self.store.supersede(
                 [r.id for r in older], newest, now,
                 {i: cb for i, cb in built.items() if cb is not None})
+            for cancelled_id in cancelled:  # final: out of the queue count and the log
+                self.observer.finished(self.upstream.name, cancelled_id,
+                                       transition.status, transition.reason)
         return None if newest == request_id else transition
 
     def _judge(self, request: StoredRequest, rule: Endpoint,

@@ -386,11 +386,15 @@ async def test_an_older_pending_update_superseded_before_a_send_gets_its_callbac
     breaker = build_breakers(cfg)["aplicare"]
     permit = breaker.try_acquire()
     assert permit is not None
+    seen = Recorder()
     deliverer = Deliverer(cfg.upstreams[0], store, session, breaker, "w", clock,
-                          random.Random(1))
+                          random.Random(1), observer=seen)
     await deliverer.deliver(oldest, permit)
 
     assert standin.state.log == [], "a superseded update was sent"
+    # Reported like any final outcome: out of backpressure's count and into the log.
+    cancelled = [(rid, st) for rid, st, _ in seen.outcomes if rid != ids[0]]
+    assert cancelled == [(ids[1], Status.CANCELLED)]
     for rid in ids[:2]:
         row = await store.get(rid)
         assert row is not None and row.status is Status.CANCELLED
