@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from admin_ui.fmt import age, wib, wib_clock
 from admin_ui.i18n import Translator
-from proxy.calls import Status, Verdict
-from proxy.operations import UpstreamOverview
+from proxy.lifecycle import Status, Verdict
+from proxy.ops.operations import UpstreamOverview
 from proxy.store.admin_base import AttemptBucket
 
 SHOWN_STATUSES = (Status.PENDING, Status.IN_FLIGHT, Status.SUCCEEDED, Status.FAILED,

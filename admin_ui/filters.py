@@ -13,10 +13,10 @@ from aiohttp import web
 from admin_ui.fmt import day_start, day_text, parse_day
 from admin_ui.i18n import Translator
 from admin_ui.labels import endpoint_by_label, endpoint_label
-from proxy.admin_api import BREAKERS
-from proxy.admin_input import whole_number
 from proxy.bpjs.service_day import WIB
-from proxy.calls import Status
+from proxy.lifecycle import Status
+from proxy.ops.admin_api import BREAKERS
+from proxy.ops.admin_input import whole_number
 from proxy.store.admin_base import RequestFilter
 
 FIELDS = ("status", "upstream", "endpoint", "from", "to", "q")

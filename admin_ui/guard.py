@@ -16,8 +16,8 @@ from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from admin_ui.render import render
-from proxy.admin_api import AUTH, PRINCIPAL
-from proxy.auth import SESSION_COOKIE, Permission, same
+from proxy.ops.admin_api import AUTH, PRINCIPAL
+from proxy.ops.auth import SESSION_COOKIE, Permission, same
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -1,6 +1,6 @@
 """Maintenance windows on the dashboard: what is scheduled per upstream, and the admin
-forms to schedule or cancel one. The service (``proxy.maintenance.Maintenance``, put on
-the admin app by ``proxy.admin_maintenance_api``) decides and applies windows; these
+forms to schedule or cancel one. The service (``proxy.ops.maintenance.Maintenance``, put on
+the admin app by ``proxy.ops.maintenance_api``) decides and applies windows; these
 views only call it (it writes the audit log). Without the service nothing is shown."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from aiohttp import web
 
 from admin_ui.fmt import parse_day_time
 from admin_ui.guard import error_page
-from proxy.admin_api import CLOCK, PRINCIPAL
-from proxy.admin_maintenance_api import MAINTENANCE
-from proxy.maintenance import Maintenance, MaintenanceError, MaintenanceWindow
+from proxy.ops.admin_api import CLOCK, PRINCIPAL
+from proxy.ops.maintenance import Maintenance, MaintenanceError, MaintenanceWindow
+from proxy.ops.maintenance_api import MAINTENANCE
 
 
 async def windows_by_upstream(maintenance: Maintenance | None,

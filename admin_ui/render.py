@@ -14,7 +14,7 @@ from aiohttp import web
 from admin_ui.fmt import wib
 from admin_ui.i18n import LANG_COOKIE, Translator
 from admin_ui.labels import endpoint_label
-from proxy.admin_api import PRINCIPAL, SETTINGS
+from proxy.ops.admin_api import PRINCIPAL, SETTINGS
 
 ENV = web.AppKey("jinja_env", jinja2.Environment)
 

@@ -12,7 +12,7 @@ from admin_ui.guard import add_security_headers, guarded
 from admin_ui.maintenance import cancel as cancel_window
 from admin_ui.maintenance import schedule as schedule_window
 from admin_ui.render import ENV, make_env
-from proxy.auth import Permission
+from proxy.ops.auth import Permission
 
 READ, OPERATE, EXPORT, MAINTAIN = (Permission.READ, Permission.OPERATE, Permission.EXPORT,
                                    Permission.MAINTAIN)
@@ -20,9 +20,9 @@ ID = r"{id:[0-9A-Za-z]{1,64}}"
 
 
 def setup_ui(app: web.Application) -> None:
-    """Mount the UI at ``/`` on the admin app made by ``proxy.admin_api.create_admin_app``
+    """Mount the UI at ``/`` on the admin app made by ``proxy.ops.admin_api.create_admin_app``
     (whose services it uses). Maintenance windows are shown when the app has the
-    maintenance service (``proxy.admin_maintenance_api.add_maintenance_routes``)."""
+    maintenance service (``proxy.ops.maintenance_api.add_maintenance_routes``)."""
     app[ENV] = make_env()
     app.on_response_prepare.append(add_security_headers)
     r = app.router

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from proxy.bpjs.keys import UnkeyableBody, parse_json, scalar
-from proxy.calls import Status, Verdict
+from proxy.lifecycle import Status, Verdict
 from proxy.store.base import Store, StoredAttempt, StoredRequest
 
 BOOKING_FIELDS = ("kodebooking",)

@@ -12,14 +12,14 @@ from aiohttp import web
 from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
 from admin_ui.render import render, translator
-from proxy.admin_api import OPS
 from proxy.ids import is_request_id
+from proxy.ops.admin_api import OPS
 from proxy.store.admin_base import AuditEntry
 
 PAGE_SIZE = 100
 MAX_TARGET = 200  # longer than any target the code writes (request ids, user names, ...)
-# Every action the code appends (proxy.auth, proxy.operations, proxy.bulk,
-# proxy.maintenance, proxy.cli_user, the CSV export): each has an ``audit.action.*``
+# Every action the code appends (proxy.ops.auth, proxy.ops.operations, proxy.ops.bulk,
+# proxy.ops.maintenance, proxy.cli_user, the CSV export): each has an ``audit.action.*``
 # label. Anything else is shown by its raw name.
 ACTIONS = frozenset({
     "login", "login_failed", "login_refused", "logout", "retry", "cancel", "bulk_retry",

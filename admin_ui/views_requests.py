@@ -15,12 +15,12 @@ from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
 from admin_ui.row_keys import RowKeys, page_keys, request_keys
-from proxy.admin_api import CLOCK, OPS, PRINCIPAL
-from proxy.auth import Permission
-from proxy.bulk import describe
-from proxy.calls import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, Status
-from proxy.operations import NotFound
-from proxy.redact import masked_headers
+from proxy.lifecycle import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, Status
+from proxy.observe.redact import masked_headers
+from proxy.ops.admin_api import CLOCK, OPS, PRINCIPAL
+from proxy.ops.auth import Permission
+from proxy.ops.bulk import describe
+from proxy.ops.operations import NotFound
 from proxy.store.admin_base import AuditEntry
 from proxy.store.base import Conflict, StoredAttempt, StoredRequest
 

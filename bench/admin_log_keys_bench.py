@@ -24,7 +24,7 @@ from admin_search_bench import DAY, NOW, build  # type: ignore[import-not-found]
 
 from admin_ui.row_keys import page_keys
 from proxy.store.admin_base import RequestFilter
-from proxy.store.sqlite import SqliteStore
+from proxy.store.sqlite.store import SqliteStore
 
 
 async def _page(store: SqliteStore, f: RequestFilter, limit: int, cursor: str | None,

@@ -24,11 +24,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from proxy.calls import Status
 from proxy.ids import new_request_id
+from proxy.lifecycle import Status
 from proxy.store.admin_base import RequestFilter
-from proxy.store.sqlite import COLUMNS, SqliteStore
-from proxy.store.sqlite_admin import _indexed, _residual, _sql_where
+from proxy.store.sqlite.admin import _indexed, _residual, _sql_where
+from proxy.store.sqlite.store import COLUMNS, SqliteStore
 
 DAY = 86_400.0
 NOW = 1_764_300_000.0  # fixed, so a rebuilt file gives the same figures

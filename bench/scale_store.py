@@ -25,8 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.drain_bench import booking
 from proxy.ids import next_request_id
-from proxy.store.sqlite import _INSERT, count_inserted
-from proxy.store.sqlite_schema import migrate
+from proxy.store.sqlite.schema import migrate
+from proxy.store.sqlite.store import _INSERT, count_inserted
 
 BATCH = 50_000
 UPSTREAM = "antrean"

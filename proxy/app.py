@@ -13,24 +13,24 @@ import aiohttp
 from aiohttp import web
 
 from admin_ui import setup_ui
-from proxy.admin_api import create_admin_app
-from proxy.admin_maintenance_api import add_maintenance_routes
-from proxy.allow_from import restrict
-from proxy.backpressure import Backpressure
-from proxy.callback_sender import CallbackSender
 from proxy.config import Config, HostPort
-from proxy.envelopes import envelope
-from proxy.gateway import Gateway, create_gateway_app
-from proxy.intake_auth import unsigned_warnings
-from proxy.maintenance import Maintenance
-from proxy.metrics import Metrics, add_metrics_route
-from proxy.notify import Notifier
-from proxy.notify_channels import build_channels
-from proxy.observe import Telemetry
-from proxy.passthrough import Passthrough
+from proxy.delivery.callback_sender import CallbackSender
+from proxy.delivery.relay import Relay
+from proxy.intake.allow_from import restrict
+from proxy.intake.answers import envelope
+from proxy.intake.backpressure import Backpressure
+from proxy.intake.credentials import unsigned_warnings
+from proxy.intake.gateway import Gateway, create_gateway_app
+from proxy.intake.passthrough import Passthrough
+from proxy.observe.metrics import Metrics, add_metrics_route
+from proxy.observe.notify import Notifier
+from proxy.observe.notify_channels import build_channels
+from proxy.observe.observer import Telemetry
+from proxy.ops.admin_api import create_admin_app
+from proxy.ops.maintenance import Maintenance
+from proxy.ops.maintenance_api import add_maintenance_routes
 from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
 from proxy.preflight import listen_error
-from proxy.relay import Relay
 from proxy.server import GuardedSite, Limits, ensure_fd_room
 from proxy.store import open_store
 from proxy.store.admin_base import managed

@@ -22,9 +22,9 @@ from proxy.bpjs.simulator.serve import config_from_args as simulator_config
 from proxy.bpjs.simulator.serve import serve as serve_simulator
 from proxy.config import Config, ConfigError, load_config, settable_keys
 from proxy.config_routes import unmatched_routes
-from proxy.intake_auth import unsigned_warnings
-from proxy.logs import setup_logging
+from proxy.intake.credentials import unsigned_warnings
 from proxy.loop import run
+from proxy.observe.logs import setup_logging
 from proxy.preflight import StartupError, check_data_dir, no_users_hint
 from proxy.store.admin_base import managed
 from proxy.store.base import StoreError

@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from proxy.auth import Role, hash_password
 from proxy.config import load_config
 from proxy.loop import run
+from proxy.ops.auth import Role, hash_password
 from proxy.store import open_store
 from proxy.store.admin_base import managed
 from proxy.store.base import Conflict, StoreError

@@ -183,7 +183,7 @@ class UpstreamConfig:
     # GET/POST/PUT/DELETE for BPJS, plus HEAD and PATCH for generic); others get 405.
     methods: tuple[str, ...] = ()
     # Request headers forwarded (and stored for replay) besides the preset's own list
-    # (proxy/headers.py); every other header stays at Tenang.
+    # (proxy/intake/headers.py); every other header stays at Tenang.
     forward_headers: tuple[str, ...] = ()
     callback_secret: str | None = field(default=None, metadata={"derived": True},
                                         repr=False)

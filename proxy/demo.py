@@ -18,12 +18,12 @@ from pathlib import Path
 import aiohttp
 
 from proxy.app import Tenang
-from proxy.auth import hash_password
 from proxy.bpjs.service_day import WIB
 from proxy.bpjs.simulator import SimConfig
 from proxy.bpjs.simulator.client import signed_headers
 from proxy.bpjs.simulator.harness import RunningSimulator, start_simulator
 from proxy.config import load_config
+from proxy.ops.auth import hash_password
 
 SECRET_ENV = "TENANG_DEMO_BPJS_SECRET"
 CONS_ID = "29999"

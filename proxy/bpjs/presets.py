@@ -52,7 +52,7 @@ class Endpoint:
     # The real success answer carries nothing the SIMRS needs (ack "bpjs-ok" allowed).
     data_less: bool = False
     # Sending twice creates a second record (a second SEP): an ambiguous outcome is
-    # settled by this reconciliation read (proxy/reconcile.py), or held for a person.
+    # settled by this reconciliation read (proxy/delivery/reconcile.py), or held for a person.
     reconcile: str = ""
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
     methods: frozenset[str] = field(init=False, repr=False, compare=False)

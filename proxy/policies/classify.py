@@ -18,7 +18,7 @@ from dataclasses import replace
 import aiohttp
 
 from proxy.bpjs import envelope as bpjs_envelope
-from proxy.calls import Outcome, Verdict
+from proxy.lifecycle import Outcome, Verdict
 
 SUCCESS_CODES = frozenset({"200", "1"})
 DUPLICATE_CODES = frozenset({"208"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from proxy.config import StoreConfig
 from proxy.store.base import Store
-from proxy.store.sqlite import SqliteStore
+from proxy.store.sqlite.store import SqliteStore
 
 
 def open_store(config: StoreConfig) -> Store:

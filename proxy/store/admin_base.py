@@ -2,7 +2,7 @@
 
 A second protocol beside ``Store`` so the delivery path never depends on it; every
 backend implements both (``SqliteAdminMixin``, ``MemoryAdminMixin``). Like ``Store``,
-these verbs persist what the callers decide (``proxy.auth``, ``proxy.operations``) and
+these verbs persist what the callers decide (``proxy.ops.auth``, ``proxy.ops.operations``) and
 raise only ``StoreError`` subclasses.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast, runtime_checkable
 
-from proxy.calls import Status, Verdict
+from proxy.lifecycle import Status, Verdict
 from proxy.store.base import Store, StoredRequest
 
 # Free-text and other filters no index serves read at most this many candidate rows per
@@ -161,7 +161,7 @@ class AdminStore(Protocol):
 
     async def sep_open_counts(self) -> dict[str, int]:
         """Per upstream: SEP requests (endpoint ``vclaim.sep*`` or a ``/SEP/`` path) in
-        one of ``calls.OPEN``."""
+        one of ``lifecycle.OPEN``."""
 
 
 class ManagedStore(Store, AdminStore, Protocol):

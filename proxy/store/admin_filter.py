@@ -3,7 +3,7 @@ patterns, and the same matching rules in Python for backends without SQL."""
 
 from __future__ import annotations
 
-from proxy.calls import OPEN
+from proxy.lifecycle import OPEN
 from proxy.store.admin_base import (
     SEP_ENDPOINT_PREFIX,
     SEP_PATH_PART,

@@ -1,6 +1,6 @@
 """The Store protocol: durable state of every accepted request, in domain verbs.
 
-Backends persist what ``proxy.calls`` decides; they never decide transitions. No driver
+Backends persist what ``proxy.lifecycle`` decides; they never decide transitions. No driver
 exception escapes a backend: everything is wrapped in ``StoreError`` subclasses.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from proxy.calls import Status, Transition, Verdict, initial_status
+from proxy.lifecycle import Status, Transition, Verdict, initial_status
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -194,7 +194,7 @@ class Store(Protocol):
     async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
                                now: float) -> StoredRequest | None:
         """Commit ``request`` like ``enqueue`` and return None, unless another request
-        holds its dedup key and ``calls.still_matches`` it (``settled_window_s``, ``now``):
+        holds its dedup key and ``lifecycle.still_matches`` it (``settled_window_s``, ``now``):
         then store nothing and return that one. An original that no longer matches
         loses its key to ``request``. Look-up, decision and insert are one transaction,
         so concurrent resubmissions of one key store exactly one new request."""
@@ -204,7 +204,7 @@ class Store(Protocol):
 
     async def supersede(self, older: Sequence[str], newest: str, now: float,
                         callbacks: Mapping[str, NewCallback] | None = None) -> list[str]:
-        """Cancel the requests of ``older`` still pending (``calls.superseded_by``
+        """Cancel the requests of ``older`` still pending (``lifecycle.superseded_by``
         ``newest``) and return their ids; each cancel queues its callback from
         ``callbacks`` (built by the caller beforehand) in the same transaction."""
 
@@ -225,7 +225,7 @@ class Store(Protocol):
 
     async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:
         """Pending requests behind a failed/dead/held one with the same ordering key
-        become held (reason ``calls.HELD_BEHIND`` + which one); held ones with nothing
+        become held (reason ``lifecycle.HELD_BEHIND`` + which one); held ones with nothing
         stuck before them any more return to pending; one transaction. Returns the newly
         held, so they can be reported."""
 
@@ -237,7 +237,7 @@ class Store(Protocol):
         callback to send (if any), if ``owner`` still holds the lease.
 
         Raises Conflict when the lease was lost (the result is then not recorded twice),
-        and ``calls.IllegalTransition`` (nothing written) when ``calls.ALLOWED`` has no
+        and ``lifecycle.IllegalTransition`` (nothing written) when ``lifecycle.ALLOWED`` has no
         move from in_flight to ``transition.status``.
         """
 
@@ -265,8 +265,8 @@ class Store(Protocol):
     ) -> None:
         """Move a request that is still in ``expected`` state (queueing ``callback`` and
         appending ``audit`` to the audit log in the same transaction: all or nothing);
-        otherwise raise Conflict. A move ``calls.ALLOWED`` lacks raises
-        ``calls.IllegalTransition`` before anything is written."""
+        otherwise raise Conflict. A move ``lifecycle.ALLOWED`` lacks raises
+        ``lifecycle.IllegalTransition`` before anything is written."""
 
     async def get(self, request_id: str) -> StoredRequest | None: ...
 

@@ -2,7 +2,7 @@
 
 A job's progress (which status it is walking, where in it, what it has moved) is saved
 after every batch, so a restart resumes the job where it stopped instead of forgetting
-it. ``proxy.bulk`` decides what a job does; backends only keep the record.
+it. ``proxy.ops.bulk`` decides what a job does; backends only keep the record.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from proxy.store.base import Store
 class BulkJobRecord:
     id: int
     actor: str
-    filter: str  # the request-log filter as JSON (see ``proxy.bulk.filter_to_json``)
+    filter: str  # the request-log filter as JSON (see ``proxy.ops.bulk.filter_to_json``)
     expected: int  # the dry-run count the operator confirmed
     started_at: float
     retried: int = 0
     skipped: int = 0  # moved by someone else meanwhile
-    stage: int = 0  # index of the status being walked (``proxy.bulk.retryable_statuses``)
+    stage: int = 0  # index of the status being walked (``proxy.ops.bulk.retryable_statuses``)
     cursor: str | None = None  # keyset position within that status; None: its start
     finished_at: float | None = None
     error: str | None = None

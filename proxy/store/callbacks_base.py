@@ -3,7 +3,7 @@
 Rows are created by the store itself, in the same transaction as the final transition
 they report (``NewCallback`` passed to ``complete_attempt`` / ``transition``), so an
 outcome is never reported without being stored, nor stored without being reported.
-``proxy.callback_sender`` claims due rows under a lease, sends them and records the
+``proxy.delivery.callback_sender`` claims due rows under a lease, sends them and records the
 result here; the retry schedule it decides is persisted as ``next_attempt_at``.
 """
 

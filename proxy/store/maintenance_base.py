@@ -1,6 +1,6 @@
 """Store verbs for maintenance windows (announced BPJS downtime), and the window record.
 
-Backends persist windows; ``proxy.maintenance`` decides what an active window does.
+Backends persist windows; ``proxy.ops.maintenance`` decides what an active window does.
 """
 
 from __future__ import annotations

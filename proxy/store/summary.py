@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from proxy.calls import LIVE, Status, Verdict
+from proxy.lifecycle import LIVE, Status, Verdict
 from proxy.store.base import UpstreamSummary
 
 

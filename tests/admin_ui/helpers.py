@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from proxy.calls import Status, Transition, Verdict
+from proxy.lifecycle import Status, Transition, Verdict
 from proxy.store.base import AttemptRecord, Store
 
 

@@ -17,7 +17,7 @@ from admin_ui.fmt import wib
 from admin_ui.i18n import LANGS, catalog
 from admin_ui.views_audit import ACTIONS, PAGE_SIZE
 from proxy.app import Tenang
-from proxy.calls import Status
+from proxy.lifecycle import Status
 from proxy.store.admin_base import managed
 from tests.admin_ui.conftest import Browser, submit
 from tests.admin_ui.helpers import settle

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from proxy.app import Tenang
-from proxy.calls import Status
+from proxy.lifecycle import Status
 from proxy.store.admin_base import managed
 from tests.admin_ui.conftest import PASSWORD, Browser, submit
 from tests.admin_ui.helpers import settle

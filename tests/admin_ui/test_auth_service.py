@@ -1,13 +1,13 @@
-"""proxy.auth on the memory store with a fake clock: session lifetime, roles, lockout."""
+"""proxy.ops.auth on the memory store with a fake clock: session lifetime, roles, lockout."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.auth import Auth, LoginRefused, Role, digest
 from proxy.config import AdminConfig, AdminUserConfig
+from proxy.ops.auth import Auth, LoginRefused, Role, digest
 from proxy.store.admin_base import ManagedStore, managed
-from proxy.store.memory import MemoryStore
+from proxy.store.memory.store import MemoryStore
 from tests.admin_ui.conftest import HASH, PASSWORD
 
 

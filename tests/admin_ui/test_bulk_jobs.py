@@ -14,8 +14,8 @@ import aiohttp
 
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.calls import Status, Transition
 from proxy.config import Config
+from proxy.lifecycle import Status, Transition
 from proxy.store import open_store
 from proxy.store.admin_base import managed
 from proxy.store.bulk_base import bulk_job_store

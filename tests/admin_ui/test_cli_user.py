@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 
 from proxy.cli import main
 from proxy.store.admin_base import User, managed
-from proxy.store.sqlite import SqliteStore
+from proxy.store.sqlite.store import SqliteStore
 
 CONFIG = """
 [store]

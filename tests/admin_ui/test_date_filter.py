@@ -11,7 +11,7 @@ import aiohttp
 
 from admin_ui.fmt import WIB
 from proxy.app import Tenang
-from proxy.calls import Status
+from proxy.lifecycle import Status
 from tests.admin_ui.conftest import Browser, submit
 from tests.admin_ui.helpers import settle
 

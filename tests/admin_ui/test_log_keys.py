@@ -16,7 +16,7 @@ from admin_ui.labels import preset_endpoint_names
 from admin_ui.row_keys import MASK, SEP_RESULT_ENDPOINTS, body_keys, mask_card, result_sep
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.calls import Status, Verdict
+from proxy.lifecycle import Status, Verdict
 from proxy.store.base import StoredAttempt
 from tests.admin_ui.conftest import Browser, submit, with_ui_users
 from tests.admin_ui.helpers import settle

@@ -13,7 +13,7 @@ import aiohttp
 
 from admin_ui.fmt import WIB
 from proxy.app import Tenang
-from proxy.calls import Status
+from proxy.lifecycle import Status
 from proxy.store.admin_base import managed
 from tests.admin_ui.conftest import Browser, submit
 from tests.admin_ui.helpers import settle

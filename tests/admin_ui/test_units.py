@@ -25,8 +25,9 @@ from admin_ui.fmt import (
 )
 from admin_ui.guard import safe_next
 from admin_ui.i18n import LANGS, Translator, catalog
-from proxy.auth import GRANTS, Permission, Role
-from proxy.bulk import (
+from proxy.lifecycle import OPERATOR_RETRYABLE, Status, Verdict
+from proxy.ops.auth import GRANTS, Permission, Role
+from proxy.ops.bulk import (
     RETRYABLE_ORDER,
     NotRetryable,
     describe,
@@ -34,8 +35,7 @@ from proxy.bulk import (
     filter_to_json,
     retryable_statuses,
 )
-from proxy.calls import OPERATOR_RETRYABLE, Status, Verdict
-from proxy.operations import UpstreamOverview
+from proxy.ops.operations import UpstreamOverview
 from proxy.policies.breaker import BreakerState
 from proxy.store.admin_base import AttemptBucket, RequestFilter
 

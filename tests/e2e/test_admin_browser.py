@@ -15,7 +15,7 @@ from admin_ui.fmt import WIB
 from admin_ui.row_keys import MASK
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.calls import Status
+from proxy.lifecycle import Status
 from tests.bpjs_support import waktu
 from tests.conftest import wait_until
 from tests.e2e.conftest import Session, Simrs

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from proxy.app import Tenang
-from proxy.auth import hash_password
 from proxy.bpjs.simulator import SimConfig
 from proxy.bpjs.simulator.harness import RunningSimulator, start_simulator
 from proxy.config import parse_config
+from proxy.ops.auth import hash_password
 from tests.conftest import ADMIN_TOKEN
 from tests.signing import TEST_CONS_ID, TEST_SECRET, TEST_SECRET_ENV
 

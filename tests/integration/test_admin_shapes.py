@@ -1,4 +1,4 @@
-"""The JSON answers carry exactly the keys their TypedDicts (proxy/admin_shapes.py) name:
+"""The JSON answers carry exactly the keys their TypedDicts (proxy/shapes.py) name:
 mypy checks where they are built, this checks what goes out over HTTP (a ``**`` spread or
 a key added after the fact would slip past the type checker)."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from proxy.admin_shapes import (
+from proxy.shapes import (
     AttemptJson,
     BreakerJson,
     RequestBrief,

@@ -14,15 +14,15 @@ import aiohttp
 
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.callbacks import (
+from proxy.config import CallbacksConfig, Config
+from proxy.delivery.callbacks import (
     CALLBACK_ID_HEADER,
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
     callback_for,
     verify_signature,
 )
-from proxy.calls import Status, Transition
-from proxy.config import CallbacksConfig, Config
+from proxy.lifecycle import Status, Transition
 from proxy.store.callbacks_base import CallbackStatus, callback_store
 from tests.bpjs_support import SECRET_ENV, Simrs, booking
 from tests.conftest import make_config, wait_until

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from proxy.upstream import MAX_STORED_RESPONSE_BYTES
+from proxy.delivery.upstream import MAX_STORED_RESPONSE_BYTES
 from tests.conftest import admin_headers, make_config, wait_until
 from tests.signing import signing_session
 

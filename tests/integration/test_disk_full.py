@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from proxy.backpressure import WAL_LIMIT, sqlite_free_bytes
+from proxy.intake.backpressure import WAL_LIMIT, sqlite_free_bytes
 from tests.conftest import admin_headers, make_config, wait_until
 
 MiB = 1024 * 1024

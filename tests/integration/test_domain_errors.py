@@ -10,12 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from proxy.admin_input import ApiError
-from proxy.bulk import NotRetryable
-from proxy.calls import InvalidTransition, Status
 from proxy.errors import TenangError
-from proxy.maintenance import InvalidWindow, MaintenanceError, UnknownWindow
-from proxy.operations import NotFound
+from proxy.lifecycle import InvalidTransition, Status
+from proxy.ops.admin_input import ApiError
+from proxy.ops.bulk import NotRetryable
+from proxy.ops.maintenance import InvalidWindow, MaintenanceError, UnknownWindow
+from proxy.ops.operations import NotFound
 from tests.conftest import admin_headers, make_config
 from tests.integration.test_admin_api import write
 

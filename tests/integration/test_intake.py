@@ -19,7 +19,7 @@ from yarl import URL
 
 from proxy.config import Config
 from proxy.store.base import NewRequest
-from proxy.store.memory import MemoryStore
+from proxy.store.memory.store import MemoryStore
 from tests.conftest import Standin, admin_headers, make_config, wait_until
 from tests.signing import bpjs_headers
 from tests.standin import StandinState, create_standin_app

@@ -13,10 +13,10 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from proxy.calls import Status, still_matches
-from proxy.dedup import MAX_KEY_CHARS
+from proxy.delivery.upstream import upstream_url
+from proxy.intake.dedup import MAX_KEY_CHARS
+from proxy.lifecycle import Status, still_matches
 from proxy.store.base import StoredRequest
-from proxy.upstream import upstream_url
 from tests.conftest import make_config
 from tests.integration import test_intake
 from tests.integration.test_intake import (

@@ -22,13 +22,13 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from proxy.app import Tenang
 from proxy.bpjs.crypto import decrypt_response
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.calls import Settlement, Status
 from proxy.config import ConfigError, parse_config
+from proxy.delivery.reconcile import Reconciler
 from proxy.ids import next_request_id
+from proxy.lifecycle import Settlement, Status
 from proxy.policies.breaker import BreakerState
-from proxy.reconcile import Reconciler
 from proxy.store.base import NewRequest, StoredRequest, StoreFull
-from proxy.store.sqlite import SqliteStore
+from proxy.store.sqlite.store import SqliteStore
 from tests.bpjs_support import SECRET_ENV, Simrs, booking, bpjs_config, today
 from tests.conftest import admin_headers, wait_until
 from tests.integration.metrics_scrape import scrape, v

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import time
 
-from proxy.calls import Status
 from proxy.config_ops import NotifyConfig, SmtpConfig, TelegramConfig, WebhookConfig
-from proxy.notify import Notifier
-from proxy.notify_channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, build_channels, sign
+from proxy.lifecycle import Status
+from proxy.observe.notify import Notifier
+from proxy.observe.notify_channels import SIGNATURE_HEADER, TIMESTAMP_HEADER, build_channels, sign
 from proxy.policies.breaker import AsyncBreaker, BreakerState
 from tests.conftest import wait_until
 from tests.integration.notify_receivers import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from proxy.admin_api import iso
+from proxy.ops.admin_api import iso
 from tests.conftest import FakeClock, admin_headers, make_config
 from tests.integration.test_admin_api import api, write
 

@@ -15,10 +15,10 @@ import pytest
 
 from proxy.bpjs.service_day import end_of_service_day
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.calls import Status, Transition, Verdict
 from proxy.ids import next_request_id
+from proxy.lifecycle import Status, Transition, Verdict
 from proxy.store.base import AttemptRecord, NewRequest
-from proxy.store.sqlite import SqliteStore
+from proxy.store.sqlite.store import SqliteStore
 from tests.bpjs_support import bpjs_config
 from tests.conftest import FakeClock, admin_headers, wait_until
 from tests.integration.metrics_scrape import scrape, v

@@ -15,11 +15,11 @@ import pytest
 from aiohttp import web
 
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.callback_sender import CallbackSender
 from proxy.config_ops import WebhookConfig
-from proxy.notify_channels import SendError, WebhookChannel
-from proxy.notify_rules import Kind, Message
-from proxy.store.memory import MemoryStore
+from proxy.delivery.callback_sender import CallbackSender
+from proxy.observe.notify_channels import SendError, WebhookChannel
+from proxy.observe.notify_rules import Kind, Message
+from proxy.store.memory.store import MemoryStore
 from tests.bpjs_support import Simrs, booking, bpjs_config
 from tests.conftest import Standin, make_config
 

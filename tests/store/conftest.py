@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from proxy.store.base import Store
-from proxy.store.memory import MemoryStore
-from proxy.store.sqlite import SqliteStore
+from proxy.store.memory.store import MemoryStore
+from proxy.store.sqlite.store import SqliteStore
 
 
 def _memory(tmp_path: Path) -> Store:

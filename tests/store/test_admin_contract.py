@@ -7,8 +7,8 @@ import dataclasses
 
 import pytest
 
-from proxy.calls import Status, Transition, Verdict
 from proxy.ids import new_request_id
+from proxy.lifecycle import Status, Transition, Verdict
 from proxy.store.admin_base import ManagedStore, RequestFilter, Session, managed
 from proxy.store.admin_filter import id_ceiling, id_floor
 from proxy.store.base import Conflict, Store, StoreError, StoreUnavailable

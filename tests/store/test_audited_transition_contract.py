@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from proxy.calls import Status, Transition
+from proxy.lifecycle import Status, Transition
 from proxy.store.admin_base import managed
 from proxy.store.base import Conflict, NewAudit, NewCallback, Store, StoreError
 from proxy.store.callbacks_base import callback_store
-from proxy.store.sqlite import SqliteStore
+from proxy.store.sqlite.store import SqliteStore
 from tests.store.test_contract import T0, put, req
 
 CANCEL = Transition(Status.CANCELLED, "cancelled by an operator")

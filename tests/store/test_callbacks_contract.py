@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.calls import Status, Transition, Verdict
+from proxy.lifecycle import Status, Transition, Verdict
 from proxy.store.base import Conflict, NewCallback, Store, StoreUnavailable
 from proxy.store.callbacks_base import CallbackStatus, CallbackStore, callback_store
 from tests.store.test_contract import T0, UP, attempt, put, req

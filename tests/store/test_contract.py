@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from proxy.calls import Status, Transition, Verdict
 from proxy.ids import new_request_id
+from proxy.lifecycle import Status, Transition, Verdict
 from proxy.store.base import (
     AttemptRecord,
     Conflict,

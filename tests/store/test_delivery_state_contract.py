@@ -4,7 +4,7 @@ keeps a request from being the half-open probe."""
 
 from __future__ import annotations
 
-from proxy.calls import Status, Transition
+from proxy.lifecycle import Status, Transition
 from proxy.store.base import Store
 from tests.store.test_contract import T0, UP, attempt, ids, put, req
 

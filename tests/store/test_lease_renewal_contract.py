@@ -3,7 +3,7 @@ renewed lease is not taken over (renewal is its own verb, not a take-over side e
 
 from __future__ import annotations
 
-from proxy.calls import Status, Transition
+from proxy.lifecycle import Status, Transition
 from proxy.store.base import Store
 from tests.store.test_contract import T0, UP, put, req
 

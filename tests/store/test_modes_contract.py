@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from proxy.calls import SUPERSEDED, Status, Transition
+from proxy.lifecycle import SUPERSEDED, Status, Transition
 from proxy.store.base import NewCallback, NewRequest, Store, StoredRequest
 from proxy.store.callbacks_base import CallbackStatus, callback_store
 from tests.store.test_contract import T0, UP, put, req

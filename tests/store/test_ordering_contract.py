@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.calls import HELD_BEHIND, RELEASED, Status, Transition, Verdict
+from proxy.lifecycle import HELD_BEHIND, RELEASED, Status, Transition, Verdict
 from proxy.store.base import Store
 from tests.store.test_contract import T0, UP, attempt, ids, put, req
 

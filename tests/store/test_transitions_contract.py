@@ -1,11 +1,11 @@
-"""Store contract: ``calls.ALLOWED`` is enforced by every backend. A move it lacks raises
+"""Store contract: ``lifecycle.ALLOWED`` is enforced by every backend. A move it lacks raises
 ``IllegalTransition`` and writes nothing (no state, no reason, no callback)."""
 
 from __future__ import annotations
 
 import pytest
 
-from proxy.calls import ALLOWED, IllegalTransition, Status, Transition
+from proxy.lifecycle import ALLOWED, IllegalTransition, Status, Transition
 from proxy.store.base import NewCallback, Store
 from proxy.store.callbacks_base import callback_store
 from tests.store.test_contract import T0, UP, attempt, put, req

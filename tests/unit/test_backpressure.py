@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from proxy.backpressure import (
+from proxy.config import Config
+from proxy.intake.backpressure import (
     ROW_OVERHEAD,
     WAL_LIMIT,
     Backpressure,
     sqlite_free_bytes,
     storage_cost,
 )
-from proxy.calls import Status
-from proxy.config import Config
-from proxy.readiness import readiness
+from proxy.intake.readiness import readiness
+from proxy.lifecycle import Status
 from proxy.store.base import NewRequest, StoreError, StoreUnavailable
-from proxy.store.memory import MemoryStore
+from proxy.store.memory.store import MemoryStore
 from tests.conftest import FakeClock, make_config, wait_until
 
 MiB = 1024 * 1024

@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from proxy.callback_sender import CallbackSender
-from proxy.callbacks import (
+from proxy.config import CallbacksConfig, Config, parse_config
+from proxy.delivery.callback_sender import CallbackSender
+from proxy.delivery.callbacks import (
     CALLBACK_ID_HEADER,
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
@@ -25,12 +26,11 @@ from proxy.callbacks import (
     sign,
     verify_signature,
 )
-from proxy.calls import Status, Transition
-from proxy.config import CallbacksConfig, Config, parse_config
 from proxy.ids import new_request_id
+from proxy.lifecycle import Status, Transition
 from proxy.store.base import NewRequest, StoredRequest
 from proxy.store.callbacks_base import CallbackStatus, StoredCallback
-from proxy.store.memory import MemoryStore
+from proxy.store.memory.store import MemoryStore
 from tests.conftest import FakeClock, wait_until
 
 T0 = 1_750_000_000.0

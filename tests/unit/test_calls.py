@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from proxy.calls import (
+from proxy.lifecycle import (
     ALLOWED,
     DEADLINE_PASSED,
     InvalidTransition,

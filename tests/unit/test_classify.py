@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from proxy.calls import Outcome, Verdict
+from proxy.lifecycle import Outcome, Verdict
 from proxy.policies.classify import classify_error, classify_response, envelope, retry_after_s
 
 NOW = 1_700_000_000.0

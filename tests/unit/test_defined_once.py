@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.auth import bearer_matches
 from proxy.config import UpstreamConfig
-from proxy.upstream import cons_id_for
+from proxy.delivery.upstream import cons_id_for
+from proxy.ops.auth import bearer_matches
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.calls import Status
 from proxy.config import Config, parse_config
-from proxy.delivery_log import DeliveryLog
+from proxy.delivery.outcome_log import DeliveryLog
+from proxy.lifecycle import Status
 from tests.conftest import wait_until
 from tests.unit.test_config import fails_naming, minimal, with_value
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.calls import Status, Verdict
 from proxy.config import load_config
-from proxy.metrics import Metrics
+from proxy.lifecycle import Status, Verdict
+from proxy.observe.metrics import Metrics
 from proxy.store.base import UpstreamSummary
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 
 from proxy.bpjs.keys import UnkeyableBody, key_of, parse_json
 from proxy.config import ConfigError
-from proxy.reconcile import _visit
+from proxy.delivery.reconcile import _visit
 from tests.conftest import make_config
 
 DEEP = b'{"request":{"t_sep":{"noKartu":"1","tglSep":"2025-01-01","jnsPelayanan":"2",' \

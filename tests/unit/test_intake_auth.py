@@ -1,4 +1,4 @@
-"""The intake credential check (proxy/intake_auth.py) and the allow_from list, on their own
+"""The intake credential check (proxy/intake/credentials.py) and the allow_from list, on their own
 with a fake clock; tests/integration/test_intake_auth.py drives them over real HTTP."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from multidict import CIMultiDict
 
-from proxy.allow_from import AllowList
 from proxy.bpjs.signature import sign
 from proxy.config import UpstreamConfig
-from proxy.intake_auth import IntakeAuth, Refusal, unsigned_warnings
+from proxy.intake.allow_from import AllowList
+from proxy.intake.credentials import IntakeAuth, Refusal, unsigned_warnings
 from tests.conftest import FakeClock, make_config
 from tests.signing import TEST_CONS_ID, TEST_SECRET, bpjs_headers
 

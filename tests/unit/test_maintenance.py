@@ -8,9 +8,9 @@ import time
 import pytest
 
 from proxy.config_ops import MaintenanceConfig
-from proxy.maintenance import InvalidWindow, Maintenance, UnknownWindow
+from proxy.ops.maintenance import InvalidWindow, Maintenance, UnknownWindow
 from proxy.policies.breaker import AsyncBreaker, BreakerState
-from proxy.store.memory import MemoryStore
+from proxy.store.memory.store import MemoryStore
 from tests.conftest import FakeClock, wait_until
 
 T0 = 1_800_000_000.0

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from proxy.calls import Status, Verdict
-from proxy.metrics import Metrics, add_metrics_route
+from proxy.lifecycle import Status, Verdict
+from proxy.observe.metrics import Metrics, add_metrics_route
 from proxy.policies.breaker import BreakerState
 from proxy.store.base import StoreUnavailable, UpstreamSummary
 

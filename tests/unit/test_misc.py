@@ -9,13 +9,13 @@ import pytest
 
 from proxy import ids
 from proxy.bpjs import signature
-from proxy.calls import Status
 from proxy.config import UpstreamConfig
-from proxy.envelopes import QUEUED_MESSAGE, envelope, queued
+from proxy.delivery.upstream import outgoing_headers
 from proxy.ids import new_request_id, next_request_id
-from proxy.redact import mask, masked_headers
+from proxy.intake.answers import QUEUED_MESSAGE, envelope, queued
+from proxy.lifecycle import Status
+from proxy.observe.redact import mask, masked_headers
 from proxy.store.base import StoredRequest
-from proxy.upstream import outgoing_headers
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from proxy.calls import Status
 from proxy.config_ops import NotifyConfig
-from proxy.notify import Notifier
-from proxy.notify_channels import SendError
-from proxy.notify_rules import Message
+from proxy.lifecycle import Status
+from proxy.observe.notify import Notifier
+from proxy.observe.notify_channels import SendError
+from proxy.observe.notify_rules import Message
 from proxy.store.base import UpstreamSummary
 from tests.conftest import FakeClock
 

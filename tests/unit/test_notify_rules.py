@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from proxy.calls import Status
 from proxy.config_ops import NotifyConfig
-from proxy.notify_rules import Kind, Message, Rules
+from proxy.lifecycle import Status
+from proxy.observe.notify_rules import Kind, Message, Rules
 from proxy.policies.breaker import BreakerState
 
 T0 = 1_800_000_000.0

@@ -8,7 +8,7 @@ import random
 
 from multidict import CIMultiDict
 
-from proxy.calls import Outcome, Status, Verdict, after_attempt
+from proxy.lifecycle import Outcome, Status, Verdict, after_attempt
 from proxy.policies.classify import attribute, classify_response
 from proxy.policies.retry import RetryPolicy
 

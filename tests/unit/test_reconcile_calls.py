@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 
-from proxy.calls import (
+from proxy.lifecycle import (
     DEADLINE_PASSED,
     Outcome,
     Reading,

@@ -12,16 +12,16 @@ from typing import Any
 import aiohttp
 import pytest
 
-from proxy import calls
+from proxy import lifecycle
 from proxy.app import build_breakers
-from proxy.calls import Status, Verdict
 from proxy.config import Config
-from proxy.delivery import Deliverer
+from proxy.delivery.attempt import Deliverer
+from proxy.delivery.relay import Relay
 from proxy.ids import new_request_id
+from proxy.lifecycle import Status, Verdict
 from proxy.policies.breaker import BreakerState
-from proxy.relay import Relay
 from proxy.store.base import NewRequest, StoredRequest, StoreUnavailable
-from proxy.store.memory import MemoryStore
+from proxy.store.memory.store import MemoryStore
 from tests.conftest import FakeClock, Standin, make_config, wait_until
 
 T0 = 1_800_000_000.0
@@ -206,7 +206,7 @@ async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
     row = await store.get(rid)
     assert row is not None and row.status is Status.DEAD and standin.state.log == []
 
-    await store.transition(rid, Status.DEAD, calls.operator_retry(row.status, clock.now),
+    await store.transition(rid, Status.DEAD, lifecycle.operator_retry(row.status, clock.now),
                            clock.now)
     await relay.drain()
 
@@ -254,7 +254,7 @@ async def test_a_day_bound_request_is_not_sent_after_its_service_day(
     await relay.drain()  # fails again; the next retry (T0 + 30) would land after midnight
     row = await store.get(rid)
     assert row is not None and row.status is Status.DEAD
-    assert row.reason is not None and row.reason.startswith(calls.DEADLINE_PASSED)
+    assert row.reason is not None and row.reason.startswith(lifecycle.DEADLINE_PASSED)
     assert len(standin.state.log) == 2
 
 
@@ -271,7 +271,7 @@ async def test_a_request_claimed_after_its_deadline_ends_dead_unsent(
     await relay.drain()
     row = await store.get(rid)
     assert row is not None and row.status is Status.DEAD
-    assert row.reason == f"{calls.DEADLINE_PASSED}; not sent late"
+    assert row.reason == f"{lifecycle.DEADLINE_PASSED}; not sent late"
     assert standin.state.log == []
 
 
@@ -292,7 +292,7 @@ async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_who_may_send_
     assert row.reason is not None and "a person must decide" in row.reason
     assert standin.state.log == []
     # The person decides to send it late: their retry lifts the day's deadline.
-    await store.transition(rid, Status.HELD, calls.operator_retry(row.status, clock.now),
+    await store.transition(rid, Status.HELD, lifecycle.operator_retry(row.status, clock.now),
                            clock.now)
     await relay.drain()
     row = await store.get(rid)
@@ -358,7 +358,7 @@ async def test_a_result_waiting_for_the_store_keeps_its_lease(
     rid = await enqueue(store, "KB-LOCKED", T0)
     [claimed] = await store.claim_due("antrean", T0, 1, "w", T0 + deliverer.lease_s)
 
-    assert await deliverer.finish(claimed, None, calls.Transition(Status.SUCCEEDED, "ok"))
+    assert await deliverer.finish(claimed, None, lifecycle.Transition(Status.SUCCEEDED, "ok"))
     assert store.stolen == [], "a take-over found the lease of a live delivery expired"
     row = await store.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED and row.lease_owner is None
@@ -398,7 +398,7 @@ async def test_an_older_pending_update_superseded_before_a_send_gets_its_callbac
     for rid in ids[:2]:
         row = await store.get(rid)
         assert row is not None and row.status is Status.CANCELLED
-        assert row.reason == f"{calls.SUPERSEDED}{ids[2]}"
+        assert row.reason == f"{lifecycle.SUPERSEDED}{ids[2]}"
         [cb] = await store.callbacks_for(rid)
         assert b'"status":"cancelled"' in cb.payload and ids[2].encode() in cb.payload
     newest = await store.get(ids[2])
@@ -501,7 +501,7 @@ async def test_requests_held_behind_a_failed_one_are_reported_like_any_outcome(
     clock.now = T0 + 10  # the next housekeeping tick holds the later one
     await relay.drain()
     held = [(rid, reason) for rid, status, reason in seen.outcomes if status is Status.HELD]
-    assert held == [(ids[1], f"{calls.HELD_BEHIND}failed ({ids[0]})")]
+    assert held == [(ids[1], f"{lifecycle.HELD_BEHIND}failed ({ids[0]})")]
 
 
 async def test_the_half_open_probe_is_a_request_without_own_faults(
@@ -510,7 +510,7 @@ async def test_the_half_open_probe_is_a_request_without_own_faults(
     relay = relay_for(config_for(tmp_path, standin), store, session, clock)
     refused = await enqueue(store, "KB-REFUSED", T0)
     await store.claim_due("antrean", T0, 1, "worker-a", T0 + 30)
-    await store.complete_attempt(refused, "worker-a", None, calls.Transition(
+    await store.complete_attempt(refused, "worker-a", None, lifecycle.Transition(
         Status.PENDING, "refused for its own user_key", next_attempt_at=T0 + 1,
         own_faults=1), T0 + 1)
     clean = await enqueue(store, "KB-CLEAN", T0 + 2)  # due after the refused one

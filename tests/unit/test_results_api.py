@@ -12,11 +12,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from proxy.calls import Status, Transition, Verdict
 from proxy.config import Config, parse_config
-from proxy.results_api import ResultsApi, is_loopback
+from proxy.intake.results import ResultsApi, is_loopback
+from proxy.lifecycle import Status, Transition, Verdict
 from proxy.store.base import AttemptRecord, NewRequest, StoreUnavailable
-from proxy.store.memory import MemoryStore
+from proxy.store.memory.store import MemoryStore
 
 T0 = 1_750_000_000.0
 REQUEST_ID = "01JTESTREQUEST000000000000"

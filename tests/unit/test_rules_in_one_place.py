@@ -1,4 +1,4 @@
-"""Each request-state rule is spelled once, in ``proxy/calls.py``: the status sets the
+"""Each request-state rule is spelled once, in ``proxy/lifecycle.py``: the status sets the
 queries use and the hold/release/supersede reasons. A backend that writes its own copy
 (an SQL list of statuses, a tuple of ``Status`` members, the reason text, a
 ``Transition`` it builds itself) drifts from the others the day one of them changes."""
@@ -8,25 +8,25 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from proxy import calls
+from proxy import lifecycle
 
 ROOT = Path(__file__).resolve().parents[2]
-_STATUS = "|".join(s.value for s in calls.Status)
+_STATUS = "|".join(s.value for s in lifecycle.Status)
 # Two request statuses side by side in quotes: an SQL list like ('pending','in_flight').
 SQL_LIST = re.compile(rf"'(?:{_STATUS})'\s*,\s*'(?:{_STATUS})'")
 # Two Status members side by side: a Python tuple or set of them.
 PY_SET = re.compile(r"Status\.[A-Z_]+\s*,\s*Status\.[A-Z_]+")
 BUILT = re.compile(r"\bTransition\(")
-REASONS = (calls.HELD_BEHIND, calls.RELEASED, calls.SUPERSEDED)
+REASONS = (lifecycle.HELD_BEHIND, lifecycle.RELEASED, lifecycle.SUPERSEDED)
 # Migrations are history: the DDL a database was created with stays as it was written.
-FROZEN = ("proxy/store/sqlite_schema.py",)
+FROZEN = ("proxy/store/sqlite/schema.py",)
 
 
 def offences(root: Path) -> list[str]:
     found = []
     for path in sorted((root / "proxy").rglob("*.py")):
         name = path.relative_to(root).as_posix()
-        if name == "proxy/calls.py" or name in FROZEN:
+        if name == "proxy/lifecycle.py" or name in FROZEN:
             continue
         text = path.read_text(encoding="utf-8")
         in_store = name.startswith("proxy/store/")
@@ -56,18 +56,21 @@ def test_the_check_sees_the_copies_it_is_for(tmp_path: Path) -> None:
 
 
 def test_sql_lists_render_in_declaration_order() -> None:
-    assert calls.sql_in(calls.BLOCKS_LATER) == "('pending','in_flight','failed','dead','held')"
-    assert calls.sql_in(calls.STUCK) == "('failed','dead','held')"
-    assert calls.sql_in(calls.QUEUED) == "('pending','in_flight','held')"
-    assert calls.sql_in(calls.LIVE) == "('pending','in_flight')"
+    assert (lifecycle.sql_in(lifecycle.BLOCKS_LATER)
+            == "('pending','in_flight','failed','dead','held')")
+    assert lifecycle.sql_in(lifecycle.STUCK) == "('failed','dead','held')"
+    assert lifecycle.sql_in(lifecycle.QUEUED) == "('pending','in_flight','held')"
+    assert lifecycle.sql_in(lifecycle.LIVE) == "('pending','in_flight')"
 
 
 def test_the_reason_builders_name_the_request_they_point_at() -> None:
-    hold = calls.held_behind(calls.Status.FAILED, "01ABC")
+    hold = lifecycle.held_behind(lifecycle.Status.FAILED, "01ABC")
     assert (hold.status, hold.reason) == (
-        calls.Status.HELD, "held: an earlier request with the same ordering key is failed (01ABC)")
-    gone = calls.superseded_by("01XYZ")
+        lifecycle.Status.HELD,
+        "held: an earlier request with the same ordering key is failed (01ABC)")
+    gone = lifecycle.superseded_by("01XYZ")
     assert (gone.status, gone.reason) == (
-        calls.Status.CANCELLED, "superseded by a newer update for the same thing: 01XYZ")
-    back = calls.released(5.0)
-    assert (back.status, back.next_attempt_at) == (calls.Status.PENDING, 5.0)
+        lifecycle.Status.CANCELLED,
+        "superseded by a newer update for the same thing: 01XYZ")
+    back = lifecycle.released(5.0)
+    assert (back.status, back.next_attempt_at) == (lifecycle.Status.PENDING, 5.0)

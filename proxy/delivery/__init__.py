@@ -1,0 +1,1 @@
+"""Delivery: claiming stored requests, sending them upstream, deciding what happens next."""

@@ -1,0 +1,120 @@
+"""Outcome callbacks to the SIMRS: what is sent, how it is signed, when it is retried.
+
+Pure functions; ``proxy.delivery.callback_sender`` does the sending. A callback is queued in the
+same store transaction as the final state it reports (``callback_for`` builds it for the
+caller of ``Store.complete_attempt`` / ``Store.transition``), so a crash can lose neither.
+
+Receivers check ``X-Tenang-Signature: t=<unix seconds>,v1=<hex>`` where the hex is
+HMAC-SHA256 keyed with the upstream's ``callback_secret`` over ``"<t>." + raw body``
+(``verify_signature`` does it), and deduplicate on ``X-Tenang-Callback-Id``: delivery is
+at least once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from typing import Any, TypedDict
+
+from tenacity import RetryCallState, wait_exponential
+
+from proxy.bpjs import envelope as bpjs_envelope
+from proxy.config import CallbacksConfig, UpstreamConfig
+from proxy.lifecycle import FINAL, Transition
+from proxy.store.base import NewCallback, StoredRequest
+
+SIGNATURE_HEADER = "X-Tenang-Signature"
+REQUEST_ID_HEADER = "X-Tenang-Request-Id"
+CALLBACK_ID_HEADER = "X-Tenang-Callback-Id"
+
+
+class CallbackPayload(TypedDict):
+    id: str
+    upstream: str
+    endpoint: str | None
+    method: str
+    path: str
+    status: str
+    reason: str
+    received_at: str
+    finished_at: str
+    attempts: int
+    result: dict[str, Any] | None  # BPJS's envelope as stored (decrypted), or None
+
+
+def iso_utc(ts: float) -> str:
+    """ISO 8601 in UTC with milliseconds, e.g. ``2025-03-01T01:02:03.456Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def bpjs_result(body: bytes | None) -> dict[str, Any] | None:
+    """The stored answer as a JSON object when it is a BPJS envelope, else None (HTML
+    error pages, empty bodies and non-BPJS answers are not results to hand on)."""
+    env = None if body is None else bpjs_envelope.parse(body)
+    return None if env is None else env.doc
+
+
+def callback_for(upstream: UpstreamConfig, request: StoredRequest, transition: Transition,
+                 result: bytes | None, now: float, *,
+                 attempts: int | None = None) -> NewCallback | None:
+    """The callback to queue with ``transition`` of ``request``, or None when the
+    upstream has no ``callback_url`` or the new status is not final.
+
+    ``result`` is the stored (plain) answer of the attempt that ended it, if any;
+    ``attempts`` the attempt count after the transition (default: ``request.attempts``,
+    right when the transition recorded no attempt).
+    """
+    if not upstream.callback_url or transition.status not in FINAL:
+        return None
+    payload: CallbackPayload = {
+        "id": request.id, "upstream": request.upstream, "endpoint": request.endpoint,
+        "method": request.method, "path": request.path,
+        "status": transition.status.value, "reason": transition.reason,
+        "received_at": iso_utc(request.received_at), "finished_at": iso_utc(now),
+        "attempts": request.attempts if attempts is None else attempts,
+        "result": bpjs_result(result),
+    }
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return NewCallback(upstream.callback_url, body)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Tenang-Signature`` value for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, now: float,
+                     tolerance_s: float = 300.0) -> bool:
+    """What a receiver does: the header is well formed, its MAC matches (constant-time
+    compare) and its time is within ``tolerance_s`` of ``now`` (no old replays)."""
+    parts: dict[str, str] = {}
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        parts[name] = value
+    ts, given = parts.get("t", ""), parts.get("v1", "")
+    if not ts.isdigit() or abs(now - int(ts)) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, int(ts), body), f"t={ts},v1={given}")
+
+
+def retry_delay_s(attempt: int, config: CallbacksConfig) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (1-based): exponential
+    from ``initial_delay_s``, capped at ``max_delay_s``. No jitter: callbacks go to one
+    receiver per hospital, not to a shared service a herd could stampede."""
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = attempt
+    delay: float = wait_exponential(multiplier=config.initial_delay_s,
+                                    min=config.initial_delay_s,
+                                    max=config.max_delay_s)(state)
+    return delay
+
+
+def next_attempt_at(attempt: int, config: CallbacksConfig, now: float) -> float | None:
+    """When to try again after failed attempt ``attempt``; None: give up (dead)."""
+    if attempt >= config.max_attempts:
+        return None
+    return now + retry_delay_s(attempt, config)

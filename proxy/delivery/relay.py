@@ -1,0 +1,243 @@
+"""The relay: one lane per upstream claims due requests under a lease and delivers them.
+
+Each lane asks the breaker for permission before claiming (one probe while half-open),
+paces claims with a token bucket and caps concurrent sends. Nothing sleeps between
+attempts in memory: the schedule is ``next_attempt_at`` in the store, and lanes wake on
+new work, on their next due time, or after ``poll_interval_s`` at the latest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping
+
+import aiohttp
+from multidict import CIMultiDict
+
+from proxy.bpjs.presets import orders_requests
+from proxy.config import Config, UpstreamConfig
+from proxy.delivery.attempt import Deliverer, Live, LiveResult
+from proxy.delivery.outcome_log import DeliveryLog
+from proxy.observe.observer import NULL_OBSERVER, Observer
+from proxy.policies.breaker import AsyncBreaker, Permit
+from proxy.policies.ratelimit import TokenBucket
+from proxy.store.base import Store, StoredRequest, StoreError
+
+log = logging.getLogger("tenang.relay")
+
+
+class Lane:
+    def __init__(self, deliverer: Deliverer, config: Config, clock: Callable[[], float]) -> None:
+        self.d = deliverer
+        self.up: UpstreamConfig = deliverer.upstream
+        self.relay_cfg = config.relay
+        self.clock = clock
+        self.bucket = TokenBucket(self.up.rate.per_second)
+        self.ordered = orders_requests(self.up.preset, self.up.overrides)
+        self.wakeup = asyncio.Event()
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.delivering: set[str] = set()  # ids of the requests those tasks are sending
+        self.stopping = False
+        # Only a lane idle for lack of work is woken by intake; one waiting for the
+        # breaker, for tokens or for a free slot would only spin.
+        self.waiting_for_work = False
+        self._next_takeover = 0.0
+
+    @property
+    def lease_s(self) -> float:
+        return self.d.lease_s
+
+    async def run(self) -> None:
+        while not self.stopping:
+            try:
+                await self.step()
+            except StoreError as exc:
+                log.error("relay lane %s: store error: %s", self.up.name, exc)
+                await self._idle(self.relay_cfg.poll_interval_s)
+            except Exception:
+                # A bug must not silently stop deliveries to this upstream for good.
+                log.exception("relay lane %s: unexpected error; carrying on", self.up.name)
+                await self._idle(self.relay_cfg.poll_interval_s)
+
+    async def step(self) -> int:
+        """Claim and start one batch; wait when there is nothing to do. Returns claimed."""
+        now = self.clock()
+        # Housekeeping once per poll interval, not per claim: both scan more than a
+        # claim does (expired leases; requests to hold behind, or release from, a stuck one).
+        if now >= self._next_takeover:
+            self._next_takeover = now + self.relay_cfg.poll_interval_s
+            await self._take_over_expired(now)
+            if self.ordered:
+                for held in await self.d.store.refresh_holds(self.up.name, now):
+                    self.d.observer.finished(self.up.name, held.id, held.status,
+                                             held.reason or "")
+        capacity = self.up.rate.max_concurrency - len(self.in_flight)
+        if capacity <= 0:
+            await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
+            return 0
+        permit = self.d.breaker.try_acquire()
+        if permit is None:
+            probe_at = self.d.breaker.probe_at
+            await self._idle(max(0.0, (probe_at or 0) - self.clock()) or 0.05)
+            return 0
+        want = self.bucket.take(1 if permit.probe else min(capacity, self.relay_cfg.claim_batch))
+        if want == 0:
+            self.d.breaker.cancel(permit)
+            await self._idle(self.bucket.wait_s())
+            return 0
+        # A probe prefers a request with no own-fault history: one refused for its own
+        # credentials would only re-open the breaker and starve the rest.
+        claimed = await self.d.store.claim_due(self.up.name, now, want, self.d.owner,
+                                               now + self.lease_s, probe=permit.probe)
+        self.bucket.give_back(want - len(claimed))
+        if not claimed:
+            self.d.breaker.cancel(permit)
+            self.waiting_for_work = True
+            try:
+                await self._idle(await self._until_due(now))
+            finally:
+                self.waiting_for_work = False
+            return 0
+        for request in claimed:
+            self.spawn(self.d.deliver(request, permit), request.id)
+        return len(claimed)
+
+    async def _take_over_expired(self, now: float) -> None:
+        if self.delivering:
+            # Our own sends are alive, however long they took (a slow commit): renew
+            # their leases first so the take-over below never sees them as dead.
+            # Recording one as interrupted would throw its real result away and send it
+            # again.
+            await self.d.store.renew_leases(self.d.owner, sorted(self.delivering),
+                                            now + self.lease_s)
+        for request in await self.d.store.take_over_expired(
+                self.up.name, now, self.d.owner, now + self.lease_s):
+            if request.id in self.delivering:
+                continue  # started between the renewal and the take-over: still ours
+            log.warning("lease of %s expired mid-delivery; recording it as interrupted",
+                        request.id, extra={"request_id": request.id, "upstream": self.up.name})
+            try:
+                await self.d.record_interrupted(request)
+            except Exception:
+                # One request that cannot be settled (its reconciliation broke) must not
+                # keep the others taken over with it from being recorded; its lease
+                # expires again and it is retried at the next take-over.
+                log.exception("cannot record %s as interrupted", request.id,
+                              extra={"request_id": request.id, "upstream": self.up.name})
+
+    async def _until_due(self, now: float) -> float:
+        due = await self.d.store.next_due_at(self.up.name)
+        wait = self.relay_cfg.poll_interval_s if due is None else due - now
+        return min(max(wait, 0.001), self.relay_cfg.poll_interval_s)
+
+    async def _idle(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self.wakeup.wait()
+        self.wakeup.clear()
+
+    def spawn(self, coro: object, request_id: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro,  # type: ignore[arg-type]
+                                                       name=f"deliver-{request_id}")
+        self.in_flight.add(task)
+        self.delivering.add(request_id)
+        task.add_done_callback(lambda t: self._done(t, request_id))
+
+    def _done(self, task: asyncio.Task[None], request_id: str) -> None:
+        self.in_flight.discard(task)
+        self.delivering.discard(request_id)
+        self.wakeup.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery task crashed", exc_info=task.exception())
+
+
+class Relay:
+    """Owns one lane per upstream. ``run()`` until ``stop()``; ``drain()`` for tests."""
+
+    def __init__(self, config: Config, store: Store, session: aiohttp.ClientSession,
+                 breakers: Mapping[str, AsyncBreaker], *, clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None, owner: str | None = None,
+                 observer: Observer = NULL_OBSERVER) -> None:
+        self.config = config
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):x}"
+        self.lanes = {
+            up.name: Lane(Deliverer(up, store, session, breakers[up.name], self.owner, clock,
+                                    rng or random.Random(), observer,
+                                    lease_margin_s=config.relay.lease_margin_s,
+                                    outcomes=DeliveryLog(up.name, config.relay.log_summary_s,
+                                                         config.relay.log_each_delivery)),
+                          config, clock)
+            for up in config.upstreams
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def try_live(self, upstream: str) -> Permit | None:
+        """Breaker permission for a send made while the SIMRS waits (deadline mode)."""
+        return self.lanes[upstream].d.breaker.try_acquire()
+
+    def cancel_live(self, upstream: str, permit: Permit) -> None:
+        """A permit from ``try_live`` that was not used (the request was not stored)."""
+        self.lanes[upstream].d.breaker.cancel(permit)
+
+    def lease_until(self, upstream: str, now: float) -> float:
+        return now + self.lanes[upstream].lease_s
+
+    def send_live(self, request: StoredRequest, permit: Permit,
+                  headers: CIMultiDict[str]) -> asyncio.Future[LiveResult]:
+        """Deliver ``request`` (stored leased to us) now, with the SIMRS's own headers.
+        The future gets the recorded result; the send belongs to the lane, so it outlives
+        the SIMRS's wait and counts as in flight at shutdown."""
+        lane = self.lanes[request.upstream]
+        answer: asyncio.Future[LiveResult] = asyncio.get_running_loop().create_future()
+        lane.spawn(lane.d.deliver(request, permit, Live(headers, answer)), request.id)
+        return answer
+
+    def wake(self, upstream: str) -> None:
+        """New work for ``upstream`` was committed."""
+        lane = self.lanes[upstream]
+        if lane.waiting_for_work:
+            lane.wakeup.set()
+
+    def start(self) -> None:
+        for name, lane in self.lanes.items():
+            self._tasks.append(asyncio.create_task(lane.run(), name=f"relay-lane-{name}"))
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight sends finish within the grace period, then cut the
+        rest short and record them as interrupted. Idempotent."""
+        for lane in self.lanes.values():
+            lane.stopping = True
+            lane.wakeup.set()
+        tasks, self._tasks = self._tasks, []
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        pending = {t for lane in self.lanes.values() for t in lane.in_flight}
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.config.relay.shutdown_grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            if late:
+                log.warning("%d deliveries cut short at shutdown; their leases expire and "
+                            "they are retried as interrupted", len(late))
+        for lane in self.lanes.values():
+            if lane.d.outcomes is not None:
+                lane.d.outcomes.flush()  # the last seconds' summary
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Deliver until nothing is due or in flight (tests and tools; not for serve)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            busy = False
+            for lane in self.lanes.values():
+                if await lane.step() or lane.in_flight:
+                    busy = True
+            if not busy:
+                return
+        raise TimeoutError(f"relay did not drain within {timeout_s} s")

@@ -1,0 +1,1 @@
+"""Observability: metrics, the observer seam, notifications, logs and redaction."""

@@ -1,0 +1,1 @@
+"""Operations: the admin API, operator actions, bulk retry, maintenance windows, logins."""

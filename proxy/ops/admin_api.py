@@ -1,0 +1,256 @@
+"""Admin JSON API on the admin port: request lookup, listing, summary, retry, cancel.
+
+Every /api/ route needs ``Authorization: Bearer <token>`` or the session cookie of an
+admin UI login (then a state-changing call also needs the session's ``X-CSRF-Token``
+header and a role that may operate); /healthz and /readyz need neither. The admin UI
+(``admin_ui``) is mounted on the same application and shares its services.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from proxy.config import AdminConfig, UpstreamConfig
+from proxy.delivery.callbacks import iso_utc
+from proxy.delivery.relay import Relay
+from proxy.errors import TenangError
+from proxy.intake.backpressure import Backpressure
+from proxy.intake.readiness import BACKPRESSURE, READY_STORE, readyz
+from proxy.lifecycle import Status
+from proxy.observe.redact import masked_headers
+from proxy.ops.admin_input import ApiError, whole_number
+from proxy.ops.auth import (
+    SESSION_COOKIE,
+    TOKEN_PRINCIPAL,
+    Auth,
+    Permission,
+    Principal,
+    bearer_matches,
+    same,
+)
+from proxy.ops.bulk import BulkRetries
+from proxy.ops.operations import Operations
+from proxy.policies.breaker import AsyncBreaker
+from proxy.shapes import AttemptJson, RequestBrief, RequestDetail, Summary, UpstreamSummary
+from proxy.store.admin_base import managed
+from proxy.store.base import Conflict, Store, StoredAttempt, StoredRequest, StoreError
+from proxy.store.bulk_base import bulk_job_store
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+STORE = web.AppKey("store", Store)
+TOKEN = web.AppKey("token", str)
+BREAKERS = web.AppKey("breakers", dict[str, AsyncBreaker])
+RELAY = web.AppKey("relay", Relay)
+SETTINGS = web.AppKey("admin_settings", AdminConfig)
+OPS = web.AppKey("operations", Operations)
+AUTH = web.AppKey("auth", Auth)
+BULK = web.AppKey("bulk_retries", BulkRetries)
+# The clock Tenang(clock=...) runs on: handlers read the time here, never time.time().
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+MAX_PAGE = 500
+
+
+def iso(ts: float | None) -> str | None:
+    """``callbacks.iso_utc`` (the one UTC format), None for no time."""
+    return None if ts is None else iso_utc(ts)
+
+
+def readable(body: bytes | None) -> str | None:
+    """Bodies as text when they are UTF-8, otherwise tagged base64."""
+    if body is None:
+        return None
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(body).decode()
+
+
+def request_brief(r: StoredRequest) -> RequestBrief:
+    return {
+        "id": r.id, "upstream": r.upstream, "method": r.method, "path": r.path,
+        "query": r.query, "status": r.status.value, "reason": r.reason,
+        "attempt_count": r.attempts, "received_at": iso(r.received_at),
+        "next_attempt_at": iso(r.next_attempt_at) if r.status is Status.PENDING else None,
+        "updated_at": iso(r.updated_at), "retried_at": iso(r.retried_at),
+        "endpoint": r.endpoint, "ordering_key": r.ordering_key, "held_by": r.held_by,
+        "expires_at": iso(r.expires_at),
+    }
+
+
+def attempt_json(a: StoredAttempt) -> AttemptJson:
+    return {
+        "number": a.number, "started_at": iso(a.started_at),
+        "duration_ms": round(a.duration_s * 1000, 1), "outcome": a.verdict.value,
+        "http_status": a.http_status, "error": a.error, "response": readable(a.response_body),
+    }
+
+
+async def request_detail(store: Store, r: StoredRequest) -> RequestDetail:
+    attempts = [attempt_json(a) for a in await store.attempts(r.id)]
+    return RequestDetail(
+        **request_brief(r), headers=masked_headers(r.headers), body=readable(r.body),
+        attempts=attempts, last_response=attempts[-1]["response"] if attempts else None,
+    )
+
+
+async def get_request(request: web.Request) -> web.Response:
+    r = await request.app[OPS].get(request.match_info["id"])
+    return web.json_response(await request_detail(request.app[STORE], r))
+
+
+def _query_status(raw: str | None) -> Status | None:
+    if not raw:
+        return None
+    try:
+        return Status(raw)
+    except ValueError:
+        raise ApiError(400, f"status must be one of {', '.join(s.value for s in Status)}"
+                       ) from None
+
+
+def _query_limit(raw: str | None) -> int:
+    if raw is None:
+        return 50
+    limit = whole_number(raw, 1, MAX_PAGE)
+    if limit is None:
+        raise ApiError(400, f"limit must be a whole number from 1 to {MAX_PAGE}")
+    return limit
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    q = request.query
+    page = await request.app[STORE].search(
+        status=_query_status(q.get("status")), upstream=q.get("upstream") or None,
+        limit=_query_limit(q.get("limit")), cursor=q.get("cursor") or None,
+    )
+    return web.json_response({"items": [request_brief(r) for r in page.items],
+                              "next_cursor": page.next_cursor})
+
+
+async def summary(request: web.Request) -> web.Response:
+    now = request.app[CLOCK]()
+    out: dict[str, UpstreamSummary] = {}
+    breakers = request.app[BREAKERS]
+    for u in await request.app[OPS].overview(breakers):
+        oldest = u.oldest_pending_at
+        out[u.name] = {
+            "counts": {st.value: u.counts.get(st, 0) for st in Status},
+            "breaker": {"state": u.breaker_state.value, "opened_at": iso(u.opened_at),
+                        "probe_at": iso(u.probe_at)},
+            "oldest_pending_age_s": None if oldest is None else round(now - oldest, 3),
+            "last_attempt_at": iso(u.last_attempt_at),
+            "last_outcome": u.last_verdict.value if u.last_verdict else None,
+            "sep_not_succeeded": u.sep_open,
+        }
+    return web.json_response(Summary(upstreams=out, generated_at=iso(now)))
+
+
+async def retry(request: web.Request) -> web.Response:
+    r = await request.app[OPS].retry(request.match_info["id"], request[PRINCIPAL].name)
+    return web.json_response(await request_detail(request.app[STORE], r))
+
+
+async def cancel(request: web.Request) -> web.Response:
+    r = await request.app[OPS].cancel(request.match_info["id"], request[PRINCIPAL].name)
+    return web.json_response(await request_detail(request.app[STORE], r))
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def api_principal(request: web.Request) -> Principal:
+    """Who calls the API: the bearer token, else an admin UI session. A session must
+    also send its CSRF token, and have an operating role, for anything but a read."""
+    given = request.headers.get("Authorization")
+    if given is not None:
+        if bearer_matches(given, request.app[TOKEN]):
+            return TOKEN_PRINCIPAL
+        if not given.isascii():
+            raise ApiError(401, "the Authorization header is not ASCII text (bytes that are "
+                           "not UTF-8?): expected 'Bearer <token>'; wrong bearer token")
+        raise ApiError(401, "missing or wrong bearer token")
+    who = await request.app[AUTH].principal(request.cookies.get(SESSION_COOKIE))
+    if who is None:
+        raise ApiError(401, "missing or wrong bearer token (or log in to the admin UI)")
+    if request.method not in ("GET", "HEAD"):
+        if not same(request.headers.get("X-CSRF-Token"), who.csrf_token):
+            raise ApiError(403, "missing or wrong X-CSRF-Token header")
+        if not who.can(Permission.OPERATE):
+            raise ApiError(403, f"role {who.role.value} may not change requests")
+    return who
+
+
+@web.middleware
+async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authentication for /api/, and the one place errors become HTTP answers."""
+    try:
+        if request.path.startswith("/api/"):
+            request[PRINCIPAL] = await api_principal(request)
+        return await handler(request)
+    except TenangError as exc:
+        return web.json_response({"error": str(exc)}, status=exc.status)
+    except Conflict:
+        return web.json_response(
+            {"error": "the request changed state meanwhile; reload and try again"}, status=409)
+    except StoreError as exc:
+        return web.json_response({"error": exc.reason}, status=503)
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if not request.path.startswith("/api/"):
+            raise  # the UI's pages answer these themselves
+        # The router's own answers (no such call, or not with this method), in JSON
+        # like every other API error instead of aiohttp's plain text.
+        allow = exc.headers.get("Allow")
+        return web.json_response(
+            {"error": f"{exc.reason}: {request.method} {request.path}"}, status=exc.status,
+            headers={"Allow": allow} if allow else None)
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    # Users from the config file must exist before anyone can log in as them.
+    await app[AUTH].sync_users(app[SETTINGS].users)
+    await app[BULK].resume()
+    yield
+    await app[BULK].close()
+
+
+def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker],
+                     relay: Relay | None, settings: AdminConfig | None = None,
+                     clock: Callable[[], float] = time.time,
+                     upstreams: Mapping[str, UpstreamConfig] | None = None,
+                     backpressure: Backpressure | None = None,
+                     ) -> web.Application:
+    """The admin application (JSON API and health checks). ``store`` must implement
+    the admin store verbs too (every backend does)."""
+    app = web.Application(middlewares=[errors_and_auth])
+    admin_store = managed(store)
+    settings = settings or AdminConfig()
+    app[STORE] = store
+    app[READY_STORE] = store
+    if backpressure is not None:
+        app[BACKPRESSURE] = backpressure
+    app[TOKEN] = token
+    app[CLOCK] = clock
+    app[BREAKERS] = breakers
+    app[SETTINGS] = settings
+    app[OPS] = Operations(admin_store, relay, clock, upstreams)
+    app[AUTH] = Auth(admin_store, settings, clock)
+    app[BULK] = BulkRetries(app[OPS], bulk_job_store(store), settings.bulk_batch,
+                            settings.bulk_interval_s, clock)
+    app.cleanup_ctx.append(_lifecycle)
+    if relay is not None:
+        app[RELAY] = relay
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/v1/requests", list_requests)
+    app.router.add_get("/api/v1/requests/{id}", get_request)
+    app.router.add_post("/api/v1/requests/{id}/retry", retry)
+    app.router.add_post("/api/v1/requests/{id}/cancel", cancel)
+    app.router.add_get("/api/v1/summary", summary)
+    return app
