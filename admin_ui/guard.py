@@ -17,7 +17,8 @@ from multidict import MultiDictProxy
 
 from admin_ui.render import render
 from proxy.ops.admin_api import AUTH, PRINCIPAL
-from proxy.ops.auth import SESSION_COOKIE, Permission, same
+from proxy.ops.auth import SESSION_COOKIE, Permission
+from proxy.tokens import same
 
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

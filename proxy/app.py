@@ -22,6 +22,7 @@ from proxy.intake.backpressure import Backpressure
 from proxy.intake.credentials import unsigned_warnings
 from proxy.intake.gateway import Gateway, create_gateway_app
 from proxy.intake.passthrough import Passthrough
+from proxy.intake.readiness import add_readiness_route
 from proxy.observe.metrics import Metrics, add_metrics_route
 from proxy.observe.notify import Notifier
 from proxy.observe.notify_channels import build_channels
@@ -206,8 +207,8 @@ class Tenang:
             self.callbacks.start()
         admin = create_admin_app(self.store, self.config.admin.token or "", self.breakers,
                                  self.relay, self.config.admin, clock=self.clock,
-                                 upstreams={u.name: u for u in self.config.upstreams},
-                                 backpressure=self.backpressure)
+                                 upstreams={u.name: u for u in self.config.upstreams})
+        add_readiness_route(admin, self.store, self.backpressure)
         add_metrics_route(admin, self.metrics, self.config.metrics.token)
         add_maintenance_routes(admin, self.maintenance)
         setup_ui(admin)  # the admin web UI at /, on the services registered above

@@ -4,7 +4,15 @@ the README's API tables promise these keys, and mypy checks every place that bui
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TypedDict
+
+
+def iso_utc(ts: float) -> str:
+    """The one time format of every JSON document Tenang writes (these, and the SIMRS
+    callbacks): ISO 8601 in UTC with milliseconds, e.g. ``2025-03-01T01:02:03.456Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
 
 
 class RequestBrief(TypedDict):

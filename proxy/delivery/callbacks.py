@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from tenacity import RetryCallState, wait_exponential
@@ -23,6 +22,7 @@ from tenacity import RetryCallState, wait_exponential
 from proxy.bpjs import envelope as bpjs_envelope
 from proxy.config import CallbacksConfig, UpstreamConfig
 from proxy.lifecycle import FINAL, Transition
+from proxy.shapes import iso_utc
 from proxy.store.base import NewCallback, StoredRequest
 
 SIGNATURE_HEADER = "X-Tenang-Signature"
@@ -42,12 +42,6 @@ class CallbackPayload(TypedDict):
     finished_at: str
     attempts: int
     result: dict[str, Any] | None  # BPJS's envelope as stored (decrypted), or None
-
-
-def iso_utc(ts: float) -> str:
-    """ISO 8601 in UTC with milliseconds, e.g. ``2025-03-01T01:02:03.456Z``."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
 
 
 def bpjs_result(body: bytes | None) -> dict[str, Any] | None:

@@ -73,3 +73,14 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response({"error": f"no upstream named {only!r}"}, status=404)
     ready, doc = await readiness(request.app[READY_STORE], backpressure, only)
     return web.json_response(doc, status=200 if ready else 503)
+
+
+def add_readiness_route(app: web.Application, store: Store,
+                        backpressure: Backpressure | None) -> None:
+    """Serve ``GET /readyz`` on ``app`` (the admin port, where balancers and the Docker
+    health check ask). Intake owns the answer; the composition root mounts it, so the
+    admin API need not import intake."""
+    app[READY_STORE] = store
+    if backpressure is not None:
+        app[BACKPRESSURE] = backpressure
+    app.router.add_get("/readyz", readyz)

@@ -36,13 +36,12 @@ from proxy.bpjs.crypto import encrypt_response
 from proxy.bpjs.presets import resolve
 from proxy.bpjs.signature import CONS_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from proxy.config import Config, UpstreamConfig
-from proxy.delivery.callbacks import iso_utc
 from proxy.delivery.upstream import stored_cons_id
 from proxy.intake.answers import envelope
 from proxy.lifecycle import FINAL, Status
-from proxy.ops.auth import bearer_matches
-from proxy.shapes import TenangState
+from proxy.shapes import TenangState, iso_utc
 from proxy.store.base import Store, StoredAttempt, StoredRequest, StoreError
+from proxy.tokens import bearer_matches
 
 log = logging.getLogger("tenang.results")
 

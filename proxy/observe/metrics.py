@@ -21,9 +21,9 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from proxy.lifecycle import Status, Verdict
-from proxy.ops.auth import bearer_matches
 from proxy.policies.breaker import BreakerState
 from proxy.store.base import StoreError, UpstreamSummary
+from proxy.tokens import bearer_matches
 
 log = logging.getLogger("tenang.metrics")
 

@@ -2,8 +2,9 @@
 
 Every /api/ route needs ``Authorization: Bearer <token>`` or the session cookie of an
 admin UI login (then a state-changing call also needs the session's ``X-CSRF-Token``
-header and a role that may operate); /healthz and /readyz need neither. The admin UI
-(``admin_ui``) is mounted on the same application and shares its services.
+header and a role that may operate); /healthz and /readyz need neither (/readyz is intake's
+answer, ``proxy.intake.readiness``, which the composition root adds to this app). The
+admin UI (``admin_ui``) is mounted on the same application and shares its services.
 """
 
 from __future__ import annotations
@@ -15,11 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from aiohttp import web
 
 from proxy.config import AdminConfig, UpstreamConfig
-from proxy.delivery.callbacks import iso_utc
-from proxy.delivery.relay import Relay
 from proxy.errors import TenangError
-from proxy.intake.backpressure import Backpressure
-from proxy.intake.readiness import BACKPRESSURE, READY_STORE, readyz
 from proxy.lifecycle import Status
 from proxy.observe.redact import masked_headers
 from proxy.ops.admin_input import ApiError, whole_number
@@ -29,22 +26,27 @@ from proxy.ops.auth import (
     Auth,
     Permission,
     Principal,
-    bearer_matches,
-    same,
 )
 from proxy.ops.bulk import BulkRetries
-from proxy.ops.operations import Operations
+from proxy.ops.operations import Operations, Waker
 from proxy.policies.breaker import AsyncBreaker
-from proxy.shapes import AttemptJson, RequestBrief, RequestDetail, Summary, UpstreamSummary
+from proxy.shapes import (
+    AttemptJson,
+    RequestBrief,
+    RequestDetail,
+    Summary,
+    UpstreamSummary,
+    iso_utc,
+)
 from proxy.store.admin_base import managed
 from proxy.store.base import Conflict, Store, StoredAttempt, StoredRequest, StoreError
 from proxy.store.bulk_base import bulk_job_store
+from proxy.tokens import bearer_matches, same
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STORE = web.AppKey("store", Store)
 TOKEN = web.AppKey("token", str)
 BREAKERS = web.AppKey("breakers", dict[str, AsyncBreaker])
-RELAY = web.AppKey("relay", Relay)
 SETTINGS = web.AppKey("admin_settings", AdminConfig)
 OPS = web.AppKey("operations", Operations)
 AUTH = web.AppKey("auth", Auth)
@@ -57,7 +59,7 @@ MAX_PAGE = 500
 
 
 def iso(ts: float | None) -> str | None:
-    """``callbacks.iso_utc`` (the one UTC format), None for no time."""
+    """``shapes.iso_utc`` (the one UTC format), None for no time."""
     return None if ts is None else iso_utc(ts)
 
 
@@ -221,10 +223,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker],
-                     relay: Relay | None, settings: AdminConfig | None = None,
+                     relay: Waker | None, settings: AdminConfig | None = None,
                      clock: Callable[[], float] = time.time,
                      upstreams: Mapping[str, UpstreamConfig] | None = None,
-                     backpressure: Backpressure | None = None,
                      ) -> web.Application:
     """The admin application (JSON API and health checks). ``store`` must implement
     the admin store verbs too (every backend does)."""
@@ -232,9 +233,6 @@ def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker]
     admin_store = managed(store)
     settings = settings or AdminConfig()
     app[STORE] = store
-    app[READY_STORE] = store
-    if backpressure is not None:
-        app[BACKPRESSURE] = backpressure
     app[TOKEN] = token
     app[CLOCK] = clock
     app[BREAKERS] = breakers
@@ -244,10 +242,7 @@ def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker]
     app[BULK] = BulkRetries(app[OPS], bulk_job_store(store), settings.bulk_batch,
                             settings.bulk_interval_s, clock)
     app.cleanup_ctx.append(_lifecycle)
-    if relay is not None:
-        app[RELAY] = relay
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/v1/requests", list_requests)
     app.router.add_get("/api/v1/requests/{id}", get_request)
     app.router.add_post("/api/v1/requests/{id}/retry", retry)

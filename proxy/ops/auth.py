@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import secrets
 import time
 import weakref
@@ -25,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from proxy.config import AdminConfig, AdminUserConfig
 from proxy.store.admin_base import ManagedStore, Session, after_login_failure
+from proxy.tokens import header_bytes
 
 SESSION_COOKIE = "tenang_session"
 MAX_NAME = 64  # longer names are cut before they reach the audit log
@@ -108,29 +108,8 @@ def _dummy() -> str:
     return _dummy_hash
 
 
-def _raw(text: str) -> bytes:
-    """A header or cookie value as bytes. Bytes that were not UTF-8 arrive as surrogate
-    escapes; they must compare unequal (and hash), not raise."""
-    return text.encode("utf-8", "surrogatepass")
-
-
 def digest(token: str) -> str:
-    return hashlib.sha256(_raw(token)).hexdigest()
-
-
-def same(a: str | None, b: str | None) -> bool:
-    """Constant-time comparison of two optional secrets (None never matches)."""
-    return a is not None and b is not None and hmac.compare_digest(_raw(a), _raw(b))
-
-
-def bearer_matches(authorization: str | None, token: str | None) -> bool:
-    """Whether an Authorization header value carries ``token`` as its bearer token: the
-    scheme in any case (RFC 7235), the token compared in constant time. No token
-    configured, no header or non-UTF-8 bytes never match, and never raise."""
-    if not token or authorization is None:
-        return False
-    scheme, _, given = authorization.strip().partition(" ")
-    return scheme.lower() == "bearer" and same(given.strip(), token)
+    return hashlib.sha256(header_bytes(token)).hexdigest()
 
 
 class _UnknownNames:

@@ -20,7 +20,6 @@ from proxy.delivery.callbacks import (
     REQUEST_ID_HEADER,
     SIGNATURE_HEADER,
     callback_for,
-    iso_utc,
     next_attempt_at,
     retry_delay_s,
     sign,
@@ -28,6 +27,7 @@ from proxy.delivery.callbacks import (
 )
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status, Transition
+from proxy.shapes import iso_utc
 from proxy.store.base import NewRequest, StoredRequest
 from proxy.store.callbacks_base import CallbackStatus, StoredCallback
 from proxy.store.memory.store import MemoryStore

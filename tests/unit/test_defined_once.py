@@ -11,7 +11,7 @@ import pytest
 
 from proxy.config import UpstreamConfig
 from proxy.delivery.upstream import cons_id_for
-from proxy.ops.auth import bearer_matches
+from proxy.tokens import bearer_matches
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token"
