@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import aiohttp
-from multidict import CIMultiDict
 
 from proxy import lifecycle
 from proxy.bpjs.presets import Endpoint, resolve
@@ -18,6 +17,7 @@ from proxy.bpjs.results import readable
 from proxy.bpjs.signature import USER_KEY_HEADER
 from proxy.config import RelayConfig, UpstreamConfig
 from proxy.delivery.callbacks import callback_for
+from proxy.delivery.live import NOT_RECORDED, LiveAttempt, LiveResult
 from proxy.delivery.outcome_log import DeliveryLog
 from proxy.delivery.reconcile import EXISTING_SEP, Finding, Reconciler
 from proxy.delivery.upstream import (
@@ -29,7 +29,7 @@ from proxy.delivery.upstream import (
 )
 from proxy.lifecycle import Outcome, Settlement, Transition, Verdict
 from proxy.observe.observer import NULL_OBSERVER, Observer
-from proxy.policies.breaker import AsyncBreaker, Permit
+from proxy.policies.breaker import AsyncBreaker, Grant, Permit
 from proxy.policies.classify import attribute, classify_error, classify_response, envelope
 from proxy.store.base import (
     AttemptRecord,
@@ -64,21 +64,6 @@ def _names_existing(outcome: Outcome) -> bool:
 def rule_for(upstream: UpstreamConfig, request: StoredRequest) -> Endpoint:
     return resolve(upstream.preset, upstream.overrides, request.method,
                    upstream.below_prefix(request.path))
-
-
-@dataclass(frozen=True, slots=True)
-class LiveResult:
-    reply: Reply | None  # None: BPJS gave no answer
-    status: lifecycle.Status | None  # where the request went (None: not recorded)
-
-
-@dataclass(slots=True)
-class Live:
-    """A deadline-mode send made with the SIMRS's own signed headers while the SIMRS
-    waits; ``answer`` gets the result once it is recorded."""
-
-    headers: CIMultiDict[str]
-    answer: asyncio.Future[LiveResult]
 
 
 @dataclass(slots=True)
@@ -121,37 +106,37 @@ class Deliverer:
         return found
 
     async def deliver(self, request: StoredRequest, permit: Permit,
-                      live: Live | None = None) -> None:
-        result = LiveResult(None, None)
+                      live: LiveAttempt | None = None) -> None:
+        """Send ``request`` (claimed, or leased for a live attempt) under ``permit`` and
+        record the result; a live attempt hears it once it is stored."""
+        grant = Grant(self.breaker, permit)
+        result = NOT_RECORDED
         try:
-            result = await self._deliver(request, permit, live)
-        except BaseException:
-            # Whatever broke the attempt (a store error before sending, a bug): the permit
-            # may be the half-open breaker's only probe, and lost it would stop every send
-            # to this upstream. A send already recorded with the breaker has settled it,
-            # and cancel is then a no-op.
-            self.breaker.cancel(permit)
-            raise
+            result = await self._deliver(request, grant, live)
         finally:
-            if live is not None and not live.answer.done():
-                live.answer.set_result(result)
+            # Whatever ended the attempt (a store error before sending, a bug, shutdown)
+            # and the send's result did not settle: the permit may be the half-open
+            # breaker's only probe, and lost it would stop every send to this upstream.
+            grant.give_back()
+            if live is not None:
+                live.settle(result)
 
-    async def _deliver(self, request: StoredRequest, permit: Permit,
-                       live: Live | None) -> LiveResult:
+    async def _deliver(self, request: StoredRequest, grant: Grant,
+                       live: LiveAttempt | None) -> LiveResult:
         now = self.clock()
         rule = self.rule(request)
         try:
             stop = await self._before_sending(request, rule, now)
         except (StoreUnavailable, StoreFull) as exc:
-            self.breaker.cancel(permit)
+            grant.give_back()
             recorded = await self._not_sent(request, exc)
             return LiveResult(None, lifecycle.Status.PENDING if recorded else None)
         if stop is not None:
-            self.breaker.cancel(permit)
+            grant.give_back()  # now, not after the write: that may wait for the store
             await self.finish(request, None, stop)
             return LiveResult(None, stop.status)
         if request.reconcile_reads is not None:
-            return await self._read_back(request, rule, permit, now)
+            return await self._read_back(request, rule, grant, now)
         reply: Reply | None = None
         try:
             reply = await send(self.session, self.upstream, request, now,
@@ -163,7 +148,7 @@ class Deliverer:
             outcome, body = self._judge(request, rule, reply)
             outcome = self._attribute(request, outcome, reply)
             status, duration = reply.status, reply.duration_s
-        self.breaker.record(permit, failure=outcome.trips_breaker)
+        grant.record(failure=outcome.trips_breaker)
         self.observer.attempt(self.upstream.name, outcome.verdict, duration)
         transition, body, outcome = await self._conclude(request, rule, outcome, body)
         attempt = AttemptRecord(
@@ -277,14 +262,14 @@ class Deliverer:
     def reconciler(self) -> Reconciler:
         return Reconciler(self.upstream, self.session, self.clock)
 
-    async def _read_back(self, request: StoredRequest, rule: Endpoint, permit: Permit,
+    async def _read_back(self, request: StoredRequest, rule: Endpoint, grant: Grant,
                          now: float) -> LiveResult:
         """A claim of a request whose last send got no answer: read BPJS's history under
         the breaker's permit, like a send, and never send blindly. What the read finds
         joins the reason; a find is recorded as an attempt that found it applied."""
         finding = await self.reconciler.settle(rule.reconcile, request)
         self._observe_read(finding)
-        self.breaker.record(permit, failure=finding.trips_breaker)
+        grant.record(failure=finding.trips_breaker)
         unanswered = Outcome(Verdict.INTERRUPTED, f"attempt {request.attempts} got no answer",
                              ambiguous=True)
         reading = lifecycle.Reading(request.reconcile_reads or 0, just_sent=False,

@@ -18,16 +18,16 @@ import time
 from collections.abc import Callable, Mapping
 
 import aiohttp
-from multidict import CIMultiDict
 
 from proxy.bpjs.presets import orders_requests
 from proxy.config import Config, UpstreamConfig
-from proxy.delivery.attempt import Deliverer, Live, LiveResult
+from proxy.delivery.attempt import Deliverer
+from proxy.delivery.live import LiveAttempt
 from proxy.delivery.outcome_log import DeliveryLog
 from proxy.observe.observer import NULL_OBSERVER, Observer
-from proxy.policies.breaker import AsyncBreaker, Permit
+from proxy.policies.breaker import AsyncBreaker
 from proxy.policies.ratelimit import TokenBucket
-from proxy.store.base import Store, StoredRequest, StoreError
+from proxy.store.base import Store, StoreError
 
 log = logging.getLogger("tenang.relay")
 
@@ -53,6 +53,12 @@ class Lane:
     def lease_s(self) -> float:
         return self.d.lease_s
 
+    @property
+    def free_slots(self) -> int:
+        """Sends this lane may still start (``rate.max_concurrency`` less those in
+        flight, live ones included)."""
+        return self.up.rate.max_concurrency - len(self.in_flight)
+
     async def run(self) -> None:
         while not self.stopping:
             try:
@@ -77,7 +83,7 @@ class Lane:
                 for held in await self.d.store.refresh_holds(self.up.name, now):
                     self.d.observer.finished(self.up.name, held.id, held.status,
                                              held.reason or "")
-        capacity = self.up.rate.max_concurrency - len(self.in_flight)
+        capacity = self.free_slots
         if capacity <= 0:
             await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
             return 0
@@ -93,8 +99,14 @@ class Lane:
             return 0
         # A probe prefers a request with no own-fault history: one refused for its own
         # credentials would only re-open the breaker and starve the rest.
-        claimed = await self.d.store.claim_due(self.up.name, now, want, self.d.owner,
-                                               now + self.lease_s, probe=permit.probe)
+        try:
+            claimed = await self.d.store.claim_due(self.up.name, now, want, self.d.owner,
+                                                   now + self.lease_s, probe=permit.probe)
+        except BaseException:
+            # Nothing claimed: a probe kept here would stop every send to this upstream.
+            self.d.breaker.cancel(permit)
+            self.bucket.give_back(want)
+            raise
         self.bucket.give_back(want - len(claimed))
         if not claimed:
             self.d.breaker.cancel(permit)
@@ -177,26 +189,10 @@ class Relay:
         }
         self._tasks: list[asyncio.Task[None]] = []
 
-    def try_live(self, upstream: str) -> Permit | None:
-        """Breaker permission for a send made while the SIMRS waits (deadline mode)."""
-        return self.lanes[upstream].d.breaker.try_acquire()
-
-    def cancel_live(self, upstream: str, permit: Permit) -> None:
-        """A permit from ``try_live`` that was not used (the request was not stored)."""
-        self.lanes[upstream].d.breaker.cancel(permit)
-
-    def lease_until(self, upstream: str, now: float) -> float:
-        return now + self.lanes[upstream].lease_s
-
-    def send_live(self, request: StoredRequest, permit: Permit,
-                  headers: CIMultiDict[str]) -> asyncio.Future[LiveResult]:
-        """Deliver ``request`` (stored leased to us) now, with the SIMRS's own headers.
-        The future gets the recorded result; the send belongs to the lane, so it outlives
-        the SIMRS's wait and counts as in flight at shutdown."""
-        lane = self.lanes[request.upstream]
-        answer: asyncio.Future[LiveResult] = asyncio.get_running_loop().create_future()
-        lane.spawn(lane.d.deliver(request, permit, Live(headers, answer)), request.id)
-        return answer
+    def live(self, upstream: str) -> LiveAttempt:
+        """A send to ``upstream`` made while the SIMRS waits (deadline mode), if the
+        breaker allows one when it is entered (``with``; proxy/delivery/live.py)."""
+        return LiveAttempt(self.lanes[upstream])
 
     def wake(self, upstream: str) -> None:
         """New work for ``upstream`` was committed."""

@@ -9,8 +9,6 @@ prefix is refused (Tenang is never an open proxy). Modes (proxy/bpjs/presets.py)
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import logging
 import re
 import time
@@ -32,7 +30,7 @@ from proxy.bpjs.presets import (
 )
 from proxy.bpjs.service_day import end_of_service_day
 from proxy.config import Config, UpstreamConfig
-from proxy.delivery.attempt import LiveResult
+from proxy.delivery.live import NOT_LIVE, LiveResult
 from proxy.delivery.relay import Relay
 from proxy.delivery.upstream import has_dot_segment
 from proxy.ids import next_request_id
@@ -46,7 +44,6 @@ from proxy.intake.paths import path_trick
 from proxy.intake.results import add_results_route
 from proxy.lifecycle import Status
 from proxy.observe.observer import NULL_OBSERVER, Observer
-from proxy.policies.breaker import Permit
 from proxy.store.base import NewRequest, Store, StoredRequest, StoreError
 
 log = logging.getLogger("tenang.gateway")
@@ -167,38 +164,27 @@ class Gateway:
             return self._store_refused(up, exc)
         if refusal is not None:
             return refuse(up.preset, 503, STORE_REFUSED.format(refusal))
-        permit: Permit | None = None
-        sending = False
-        try:
-            # Deadline mode sends live while the SIMRS waits, if the breaker allows it now.
-            if rule.mode is Mode.DEADLINE and self.relay is not None:
-                permit = self.relay.try_live(up.name)
-            if permit is not None and self.relay is not None:
-                call = dataclasses.replace(call, lease_owner=self.relay.owner,
-                                           lease_expires_at=self.relay.lease_until(
-                                               up.name, call.received_at))
+        # Deadline mode sends live while the SIMRS waits, if the breaker allows it now.
+        live = self.relay.live(up.name) if rule.mode is Mode.DEADLINE and \
+            self.relay is not None else NOT_LIVE
+        with live:  # leaving it unsent hands the permit back
+            call = live.lease(call)
             try:
                 original = await self._store(call, up)
             except StoreError as exc:
                 return self._store_refused(up, exc)
+            finally:
+                self.backpressure.stored(call)
             if original is not None:
                 return self._duplicate(route, rule, original)
             self.backpressure.accepted(up.name)
             self.observer.accepted(up.name, call.endpoint, time.perf_counter() - started)
-            if self.relay is None:
+            if not live.permitted:
+                if self.relay is not None:
+                    self.relay.wake(up.name)
                 return self._accepted(route, rule, call.id)
-            if permit is None:
-                self.relay.wake(up.name)
-                return self._accepted(route, rule, call.id)
-            answer = self.relay.send_live(call.as_stored(), permit, live_headers(sent))
-            sending = True
-        finally:
-            self.backpressure.stored(call)
-            if not sending:
-                # The permit may be the half-open breaker's only probe: kept unused (a
-                # refusal, a duplicate, a bug), no send to this upstream would happen again.
-                self._unused(up, permit)
-        live_reply = await _wait_live(answer, rule.deadline_ms / 1000)
+            live.start(call.as_stored(), live_headers(sent))
+            live_reply = _live_reply(await live.result(rule.deadline_ms / 1000))
         if live_reply is None:
             return self._accepted(route, rule, call.id)
         return live_reply.with_id(call.id)
@@ -206,11 +192,6 @@ class Gateway:
     def _store_refused(self, up: UpstreamConfig, exc: StoreError) -> web.Response:
         log.error("intake refused, store error: %s", exc, extra={"upstream": up.name})
         return refuse(up.preset, 503, STORE_REFUSED.format(exc.reason))
-
-    def _unused(self, up: UpstreamConfig, permit: Permit | None) -> None:
-        """A live-send permit that will not be used goes back to the breaker."""
-        if permit is not None and self.relay is not None:
-            self.relay.cancel_live(up.name, permit)
 
     def _new_request(self, request: web.Request, up: UpstreamConfig, rule: Endpoint,
                      path: str, query: str, body: bytes, sent: Forwarded) -> NewRequest:
@@ -299,15 +280,12 @@ class LiveReply:
             "Content-Type": self.content_type, REQUEST_ID_HEADER: request_id})
 
 
-async def _wait_live(answer: asyncio.Future[LiveResult], deadline_s: float) -> LiveReply | None:
-    """BPJS's own answer if it came within the deadline and settled the request (the
-    SIMRS gets it byte for byte); None: answer "queued" instead (the send goes on)."""
-    try:
-        result = await asyncio.wait_for(asyncio.shield(answer), deadline_s)
-    except TimeoutError:
-        return None
-    settled = result.status in (Status.SUCCEEDED, Status.FAILED)
-    if result.reply is None or not settled:
+def _live_reply(result: LiveResult | None) -> LiveReply | None:
+    """BPJS's own answer if it came within the deadline (``result`` not None) and
+    settled the request (the SIMRS gets it byte for byte); None: answer "queued" instead
+    (the send goes on)."""
+    if result is None or result.reply is None or \
+            result.status not in (Status.SUCCEEDED, Status.FAILED):
         return None
     reply = result.reply
     return LiveReply(reply.status, reply.headers.get("Content-Type", "application/json"),

@@ -40,6 +40,31 @@ class Permit:
     generation: int
 
 
+class Grant:
+    """One send's hold on a ``Permit``, settled exactly once: by the send's result
+    (``record``) or by handing it back unused (``give_back``); whatever comes later is a
+    no-op. The holder can then settle it on every way out (a ``finally``) without
+    reasoning about which of them already did: a probe settled twice could free the
+    next probe's slot, one never settled would stop every send to the upstream."""
+
+    __slots__ = ("breaker", "permit", "settled")
+
+    def __init__(self, breaker: AsyncBreaker, permit: Permit) -> None:
+        self.breaker = breaker
+        self.permit = permit
+        self.settled = False
+
+    def record(self, *, failure: bool) -> None:
+        if not self.settled:
+            self.settled = True
+            self.breaker.record(self.permit, failure=failure)
+
+    def give_back(self) -> None:
+        if not self.settled:
+            self.settled = True
+            self.breaker.cancel(self.permit)
+
+
 class _Listener(pybreaker.CircuitBreakerListener):
     def __init__(self, owner: AsyncBreaker) -> None:
         self._owner = owner
@@ -76,6 +101,11 @@ class AsyncBreaker:
     def forced(self) -> bool:
         """True while a maintenance window holds the breaker open."""
         return self._forced
+
+    @property
+    def probing(self) -> bool:
+        """True while the half-open probe is out (granted and not yet settled)."""
+        return self._probe_in_flight
 
     @property
     def probe_at(self) -> float | None:

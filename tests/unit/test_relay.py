@@ -196,6 +196,23 @@ async def test_lane_survives_an_unexpected_error(
     assert store.failures_left == 0
 
 
+async def test_a_failed_claim_hands_the_half_open_probe_back(
+        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+    clock, store = FakeClock(T0), FlakyClaimStore()
+    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    lane, breaker = relay.lanes["antrean"], relay.lanes["antrean"].d.breaker
+    breaker.force_open()
+    breaker.release()  # half-open: the lane's next claim carries the one probe
+    rid = await enqueue(store, "KB-PROBE", T0)
+    with pytest.raises(RuntimeError):
+        await lane.step()
+    assert not breaker.probing, "kept by the failed claim, no send would happen again"
+    await relay.drain()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.SUCCEEDED
+    assert breaker.state is BreakerState.CLOSED
+
+
 async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
         tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()

@@ -1,0 +1,122 @@
+"""A live attempt: a deadline-mode send made while the SIMRS waits for BPJS's answer.
+
+Such a send needs four things that used to be spread over intake and the relay: the
+breaker's permit (it may be the half-open breaker's only probe), the lease written into
+the row before it is stored (so no lane claims it meanwhile), the SIMRS's own signed
+headers (used for this send only, never stored) and the future that carries the recorded
+result back to the waiting SIMRS. ``LiveAttempt`` holds them together, and the gateway
+enters and leaves it (a plain ``with``: entering and leaving never wait, and it costs
+every deadline-mode intake less)::
+
+    with relay.live(upstream) as live:
+        call = live.lease(call)             # unchanged when the breaker said no
+        ...store it; return early on a duplicate or a store error...
+        live.start(stored, headers)         # the permit passes to the lane's delivery
+        result = await live.result(deadline_s)
+
+The permit is handed back exactly once: on leaving, if it was never started (refused,
+duplicate, store error, a bug, the SIMRS's request cancelled), and otherwise by the
+delivery itself, which settles it with the send's result or gives it back on every
+other way out (its ``Grant``); the send belongs to the lane, so it outlives the SIMRS's
+wait and counts as in flight at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from multidict import CIMultiDict
+
+from proxy import lifecycle
+from proxy.delivery.upstream import Reply
+from proxy.policies.breaker import Permit
+from proxy.store.base import NewRequest, StoredRequest
+
+if TYPE_CHECKING:
+    from proxy.delivery.relay import Lane
+
+
+@dataclass(frozen=True, slots=True)
+class LiveResult:
+    reply: Reply | None  # None: BPJS gave no answer
+    status: lifecycle.Status | None  # where the request went (None: not recorded)
+
+
+NOT_RECORDED = LiveResult(None, None)
+
+
+class LiveAttempt:
+    """One deadline-mode request's chance to be sent live; see the module docstring.
+
+    Not entered through a relay (``NOT_LIVE``), or refused by the breaker, it is not
+    ``permitted``: ``lease`` changes nothing and the request is left to the relay."""
+
+    __slots__ = ("_lane", "_permit", "_started", "answer", "headers")
+
+    def __init__(self, lane: Lane | None) -> None:
+        self._lane = lane
+        self._permit: Permit | None = None
+        self._started = False
+        self.headers: CIMultiDict[str] | None = None  # the SIMRS's own, once started
+        self.answer: asyncio.Future[LiveResult] | None = None
+
+    def __enter__(self) -> LiveAttempt:
+        if self._lane is not None:
+            self._permit = self._lane.d.breaker.try_acquire()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        permit, self._permit = self._permit, None
+        if permit is not None and not self._started and self._lane is not None:
+            # Never sent: the permit may be the half-open breaker's only probe, and kept
+            # unused no send to this upstream would happen again.
+            self._lane.d.breaker.cancel(permit)
+
+    @property
+    def permitted(self) -> bool:
+        """The breaker allows this send now (entered, not yet left)."""
+        return self._permit is not None
+
+    def lease(self, call: NewRequest) -> NewRequest:
+        """``call`` leased to this process if it is to be sent live: stored ``in_flight``,
+        so no lane claims it before ``start``."""
+        if self._permit is None or self._lane is None:
+            return call
+        return dataclasses.replace(call, lease_owner=self._lane.d.owner,
+                                   lease_expires_at=call.received_at + self._lane.lease_s)
+
+    def start(self, request: StoredRequest, headers: CIMultiDict[str]) -> None:
+        """Send ``request`` (stored leased to us) now with the SIMRS's own ``headers``.
+        From here the permit and the lease belong to the lane's delivery."""
+        lane, permit = self._lane, self._permit
+        if lane is None or permit is None or self._started:
+            raise RuntimeError("a live attempt starts once, and only with a permit")
+        self.headers = headers
+        self.answer = asyncio.get_running_loop().create_future()
+        lane.spawn(lane.d.deliver(request, permit, self), request.id)
+        self._started = True
+
+    def settle(self, result: LiveResult) -> None:
+        """The delivery's recorded result (called once it is stored, or it gave up)."""
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(result)
+
+    async def result(self, deadline_s: float) -> LiveResult | None:
+        """The recorded result if it comes within ``deadline_s``; None: it did not (the
+        send goes on in the lane). The SIMRS's waiting never cancels the send."""
+        if self.answer is None:
+            raise RuntimeError("a live attempt has a result only once started")
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.answer), deadline_s)
+        except TimeoutError:
+            return None
+
+
+# Queue-mode requests, and a gateway without a relay: nothing is ever sent live. Shared,
+# since an attempt without a lane has no state to change.
+NOT_LIVE = LiveAttempt(None)
