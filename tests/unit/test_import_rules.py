@@ -23,10 +23,11 @@ ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
 PACKAGES = ("proxy", "admin_ui")
 
 # Entry points and the composition root: they put the rooms together, so they may
-# import every room, and no room imports them. Every command module (cli, cli_*) is one.
-ENTRY = frozenset({"proxy.app", "proxy.cli", "proxy.demo", "proxy.__main__"})
+# import every room, and no room imports them. Every command module (cli, cli_*) is one,
+# and so are the start-up checks the commands run before anything starts (preflight).
+ENTRY = frozenset({"proxy.app", "proxy.cli", "proxy.preflight", "proxy.demo", "proxy.__main__"})
 # Sub-packages that are rooms. Every other top-level module of proxy/ (errors, ids,
-# shapes, tokens, http_timeouts, loop, server, preflight, ...) is "shared".
+# shapes, tokens, http_timeouts, loop, server, ...) is "shared".
 ROOM_PACKAGES = {
     "proxy.intake": "intake",
     "proxy.delivery": "delivery",
@@ -66,15 +67,22 @@ class Rule:
     type_only: frozenset[str] = frozenset()  # modules it may name under TYPE_CHECKING only
     # Named modules of the room that also may import these (each says why in the doc).
     exceptions: dict[str, frozenset[str]] = field(default_factory=dict)
+    # The same, for type hints only.
+    type_only_exceptions: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def allows(self, module: str, target: str, type_only: bool) -> bool:
         return (room_of(target) in self.rooms | {room_of(module)}
                 or any(within(target, m) for m in self.modules)
-                or (type_only and any(within(target, m) for m in self.type_only))
-                or any(within(target, m) for m in self.exceptions.get(module, ())))
+                or any(within(target, m) for m in self.exceptions.get(module, ()))
+                or (type_only and (
+                    any(within(target, m) for m in self.type_only)
+                    or any(within(target, m) for m in self.type_only_exceptions.get(module, ())))))
 
 
 BELOW_STAGES = frozenset({"observe", "store", "policies", "bpjs", "lifecycle", "config", "shared"})
+# What the store hands out as plain values: records and its errors (store.base holds them
+# until the role split moves them to store.records and store.errors).
+STORE_VALUES = frozenset({"proxy.store.base", "proxy.store.records", "proxy.store.errors"})
 
 RULES: dict[str, Rule] = {
     "bpjs": Rule(
@@ -82,8 +90,11 @@ RULES: dict[str, Rule] = {
         frozenset(),
         exceptions={"proxy.bpjs.simulator.serve": frozenset({"proxy.config", "proxy.preflight"})}),
     "shared": Rule(
-        "A shared module imports no room: only config and the other shared modules.",
-        frozenset({"config"})),
+        "A shared module imports no room: only config and the other shared modules "
+        "(app_keys names the services it keys, for type hints only).",
+        frozenset({"config"}),
+        type_only_exceptions={"proxy.app_keys": frozenset(
+            {*ROOM_PACKAGES, "proxy.lifecycle", "proxy.config"})}),
     "config": Rule(
         "config reads only bpjs (the presets) and policies.retry, besides shared modules.",
         frozenset({"bpjs", "shared"}), frozenset({"proxy.policies.retry"})),
@@ -91,7 +102,7 @@ RULES: dict[str, Rule] = {
         "lifecycle imports only errors and policies.retry; the store's records for type "
         "hints only.",
         frozenset(), frozenset({"proxy.errors", "proxy.policies.retry"}),
-        type_only=frozenset({"proxy.store.base"})),
+        type_only=STORE_VALUES - {"proxy.store.errors"}),
     "policies": Rule(
         "policies imports only lifecycle, bpjs and shared modules.",
         frozenset({"lifecycle", "bpjs", "shared"})),
@@ -100,16 +111,17 @@ RULES: dict[str, Rule] = {
         frozenset({"lifecycle", "config", "shared"})),
     "observe": Rule(
         "observe imports no stage (intake, delivery, ops, admin_ui) and of the store only "
-        "its records (store.base).",
-        BELOW_STAGES - {"store"}, frozenset({"proxy.store.base"})),
+        "its records and errors.",
+        BELOW_STAGES - {"store"}, STORE_VALUES),
     "delivery": Rule(
         "delivery never imports intake, ops or admin_ui.",
         BELOW_STAGES),
     "intake": Rule(
-        "intake never imports ops or admin_ui, and of delivery only relay and attempt (the "
-        "live send of deadline mode) and upstream (the HTTP client passthrough reads use).",
+        "intake never imports ops or admin_ui, and of delivery only relay, live and attempt "
+        "(the live send of deadline mode) and upstream (the HTTP client passthrough reads use).",
         BELOW_STAGES,
-        frozenset({"proxy.delivery.relay", "proxy.delivery.attempt", "proxy.delivery.upstream"})),
+        frozenset({"proxy.delivery.relay", "proxy.delivery.live", "proxy.delivery.attempt",
+                   "proxy.delivery.upstream"})),
     "ops": Rule(
         "ops never imports intake or admin_ui, and of delivery only callbacks (an operator's "
         "final move queues the same callback a delivery does).",
@@ -119,7 +131,8 @@ RULES: dict[str, Rule] = {
         "observe only redact.",
         BELOW_STAGES - {"observe", "policies"} | {"ops"}, frozenset({"proxy.observe.redact"})),
     "entry": Rule(
-        "Only the entry points (app, cli and cli_*, demo, __main__) import every room, and "
+        "Only the entry points (app, cli and cli_*, preflight, demo, __main__) import every "
+        "room, and "
         "only they open a store (proxy.store.open_store) or name a backend.",
         frozenset(ROOM_PACKAGES.values()) | {"lifecycle", "config", "shared"}),
 }
