@@ -5,22 +5,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from admin_ui.fmt import day_start, day_text, parse_day
+from admin_ui.fmt import day_text
 from admin_ui.i18n import Translator
 from admin_ui.labels import endpoint_by_label, endpoint_label
 from proxy.bpjs.service_day import WIB
-from proxy.lifecycle import Status
 from proxy.ops.admin_api import BREAKERS
 from proxy.ops.admin_input import whole_number
+from proxy.ops.request_log import (
+    FILTER_PARAMETERS,
+    MAX_TEXT,
+    BadParameter,
+    day_range,
+    read_day,
+    read_status,
+)
 from proxy.store.admin_base import RequestFilter
 
-FIELDS = ("status", "upstream", "endpoint", "from", "to", "q")
-MAX_TEXT = 200
+FIELDS = FILTER_PARAMETERS
 PAGE_SIZES = (25, 50, 100)
 
 
@@ -39,16 +45,17 @@ class FilterForm:
 
 
 def parse(query: Mapping[str, str], upstreams: list[str]) -> FilterForm:
-    """Unknown or malformed values are dropped with an error key, never guessed."""
+    """The listing service's readers (``request_log``), one field at a time: an unknown
+    or malformed value is dropped with an error key, never guessed, and the rest of the
+    filter still applies."""
     values = {k: query.get(k, "").strip()[:MAX_TEXT] for k in FIELDS}
     errors: list[str] = []
     status = None
-    if values["status"]:
-        try:
-            status = Status(values["status"])
-        except ValueError:
-            errors.append("filter.bad_status")
-            values["status"] = ""
+    try:
+        status = read_status(values["status"])
+    except BadParameter:
+        errors.append("filter.bad_status")
+        values["status"] = ""
     if values["upstream"] and values["upstream"] not in upstreams:
         errors.append("filter.bad_upstream")
         values["upstream"] = ""
@@ -66,24 +73,22 @@ def _dates(values: dict[str, str], errors: list[str]
     """The day range as WIB epoch seconds [from 00:00, day after ``to`` 00:00). A good
     date is redisplayed as dd/mm/yyyy; a bad one stays as typed, to be corrected, and is
     left out of the filter and of every link the page makes."""
-    bounds: dict[str, float | None] = {"from": None, "to": None}
+    days: dict[str, date | None] = {"from": None, "to": None}
     invalid = set()
-    for key, error in (("from", "filter.bad_from"), ("to", "filter.bad_to")):
-        if not values[key]:
-            continue
-        day = parse_day(values[key])
-        if day is None:
-            errors.append(error)
+    for key in days:
+        try:
+            day = read_day(key, values[key])
+        except BadParameter:
+            errors.append("filter.bad_" + key)
             invalid.add(key)
             continue
-        values[key] = day_text(day)
-        bounds[key] = day_start(values[key])
-    end = bounds["to"]
-    if end is not None:
-        end += 86_400
-    if bounds["from"] is not None and end is not None and end <= bounds["from"]:
+        if day is not None:
+            values[key] = day_text(day)
+            days[key] = day
+    start, end = day_range(days["from"], days["to"])
+    if start is not None and end is not None and end <= start:
         errors.append("filter.bad_range")
-    return bounds["from"], end, frozenset(invalid)
+    return start, end, frozenset(invalid)
 
 
 def page_size(raw: str | None) -> int:

@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 from admin_ui.i18n import Translator
 from proxy.bpjs.service_day import WIB
+from proxy.ops.request_log import parse_day, wib_midnight
 
 
 def wib(ts: float | None, *, seconds: bool = True) -> str:
@@ -41,26 +42,7 @@ def age(seconds: float | None, t: Translator) -> str:
     return " ".join(f"{n} {t(unit)}" for n, unit in parts[:2])
 
 
-# dd/mm/yyyy as Indonesians write it (also with '-' or '.'), and ISO yyyy-mm-dd, which
-# links and bookmarks from before kept in their ``from``/``to`` parameters.
-_DMY = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", re.ASCII)
-_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 _CLOCK = re.compile(r"(\d{1,2})[:.](\d{2})", re.ASCII)  # 14:30, or 14.30 as often written
-
-
-def parse_day(text: str) -> date | None:
-    """``28/11/2026`` (or ISO ``2026-11-28``) as a date; None when it is not a real day."""
-    text = text.strip()
-    if m := _DMY.fullmatch(text):
-        day, month, year = (int(g) for g in m.groups())
-    elif m := _ISO.fullmatch(text):
-        year, month, day = (int(g) for g in m.groups())
-    else:
-        return None
-    try:
-        return date(year, month, day)
-    except ValueError:  # 31/02, month 13, year 0
-        return None
 
 
 def parse_day_time(text: str) -> float | None:
@@ -85,9 +67,7 @@ def day_text(day: date) -> str:
 def day_start(text: str) -> float | None:
     """A day (``parse_day``) as midnight WIB in epoch seconds; None when not a date."""
     day = parse_day(text)
-    if day is None:
-        return None
-    return datetime(day.year, day.month, day.day, tzinfo=WIB).timestamp()
+    return None if day is None else wib_midnight(day)
 
 
 def next_day_start(text: str) -> float | None:

@@ -21,6 +21,7 @@ from proxy.ops.admin_api import CLOCK, OPS, PRINCIPAL
 from proxy.ops.auth import Permission
 from proxy.ops.bulk import describe
 from proxy.ops.operations import NotFound
+from proxy.ops.request_log import Query, every_page, list_page
 from proxy.store.admin_base import AuditEntry
 from proxy.store.base import Conflict, StoredAttempt, StoredRequest
 
@@ -43,7 +44,7 @@ async def request_log(request: web.Request) -> web.Response:
     limit = page_size(request.query.get("limit"))
     cursor = request.query.get("cursor") or None
     store = request.app[OPS].store
-    page = await store.find_requests(form.filter, limit=limit, cursor=cursor)
+    page = await list_page(store, Query(form.filter, limit, cursor))
     who = request[PRINCIPAL]
     return render(request, "requests.html", {
         "form": form, "page": page, "cursor": cursor, "limit": limit,
@@ -81,17 +82,10 @@ async def request_csv(request: web.Request) -> web.StreamResponse:
         "Content-Disposition": 'attachment; filename="tenang-requests.csv"'})
     await response.prepare(request)
     await response.write(",".join(CSV_COLUMNS).encode() + b"\r\n")
-    cursor, written = None, 0
-    while written < EXPORT_MAX:
-        page = await store.find_requests(form.filter, limit=min(500, EXPORT_MAX - written),
-                                         cursor=cursor)
+    async for page in every_page(store, form.filter, max_rows=EXPORT_MAX):
         keys = await page_keys(store, page.items)
         await response.write("".join(_csv_row(r, keys[r.id]) for r in page.items)
                              .encode("utf-8", "replace"))
-        written += len(page.items)
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
     await response.write_eof()
     return response
 

@@ -19,7 +19,7 @@ from proxy.config import AdminConfig, UpstreamConfig
 from proxy.errors import TenangError
 from proxy.lifecycle import Status
 from proxy.observe.redact import masked_headers
-from proxy.ops.admin_input import ApiError, whole_number
+from proxy.ops.admin_input import ApiError
 from proxy.ops.auth import (
     SESSION_COOKIE,
     TOKEN_PRINCIPAL,
@@ -29,6 +29,7 @@ from proxy.ops.auth import (
 )
 from proxy.ops.bulk import BulkRetries
 from proxy.ops.operations import Operations, Waker
+from proxy.ops.request_log import BadParameter, list_page, read_query
 from proxy.policies.breaker import AsyncBreaker
 from proxy.shapes import (
     AttemptJson,
@@ -54,9 +55,6 @@ BULK = web.AppKey("bulk_retries", BulkRetries)
 # The clock Tenang(clock=...) runs on: handlers read the time here, never time.time().
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 PRINCIPAL = web.RequestKey("principal", Principal)
-
-MAX_PAGE = 500
-
 
 def iso(ts: float | None) -> str | None:
     """``shapes.iso_utc`` (the one UTC format), None for no time."""
@@ -106,33 +104,11 @@ async def get_request(request: web.Request) -> web.Response:
     return web.json_response(await request_detail(request.app[STORE], r))
 
 
-def _query_status(raw: str | None) -> Status | None:
-    if not raw:
-        return None
-    try:
-        return Status(raw)
-    except ValueError:
-        raise ApiError(400, f"status must be one of {', '.join(s.value for s in Status)}"
-                       ) from None
-
-
-def _query_limit(raw: str | None) -> int:
-    if raw is None:
-        return 50
-    limit = whole_number(raw, 1, MAX_PAGE)
-    if limit is None:
-        raise ApiError(400, f"limit must be a whole number from 1 to {MAX_PAGE}")
-    return limit
-
-
 async def list_requests(request: web.Request) -> web.Response:
-    q = request.query
-    page = await request.app[STORE].search(
-        status=_query_status(q.get("status")), upstream=q.get("upstream") or None,
-        limit=_query_limit(q.get("limit")), cursor=q.get("cursor") or None,
-    )
+    """The request log through the listing service, with every filter the UI has."""
+    page = await list_page(managed(request.app[STORE]), read_query(request.query))
     return web.json_response({"items": [request_brief(r) for r in page.items],
-                              "next_cursor": page.next_cursor})
+                              "next_cursor": page.next_cursor, "capped": page.capped})
 
 
 async def summary(request: web.Request) -> web.Response:
@@ -196,6 +172,9 @@ async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamR
         if request.path.startswith("/api/"):
             request[PRINCIPAL] = await api_principal(request)
         return await handler(request)
+    except BadParameter as exc:  # which one, for a program to point at
+        return web.json_response({"error": str(exc), "parameter": exc.parameter},
+                                 status=exc.status)
     except TenangError as exc:
         return web.json_response({"error": str(exc)}, status=exc.status)
     except Conflict:

@@ -18,7 +18,6 @@ from admin_ui.fmt import (
     day_start,
     day_text,
     next_day_start,
-    parse_day,
     parse_day_time,
     wib,
     wib_iso,
@@ -36,6 +35,7 @@ from proxy.ops.bulk import (
     retryable_statuses,
 )
 from proxy.ops.operations import UpstreamOverview
+from proxy.ops.request_log import parse_day
 from proxy.policies.breaker import BreakerState
 from proxy.store.admin_base import AttemptBucket, RequestFilter
 
