@@ -158,12 +158,6 @@ class NewAudit:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
-    items: Sequence[StoredRequest]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class UpstreamSummary:
     counts: Mapping[Status, int] = field(default_factory=dict)
     # Receive time of the oldest request not yet delivered (pending or in flight): a
@@ -271,11 +265,6 @@ class Store(Protocol):
     async def get(self, request_id: str) -> StoredRequest | None: ...
 
     async def attempts(self, request_id: str) -> list[StoredAttempt]: ...
-
-    async def search(
-        self, *, status: Status | None, upstream: str | None, limit: int, cursor: str | None
-    ) -> Page:
-        """Newest first, keyset-paginated by id."""
 
     async def summary(self) -> dict[str, UpstreamSummary]:
         """Per-upstream counts by status, oldest pending receive time, last attempt."""

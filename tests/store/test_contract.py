@@ -416,87 +416,6 @@ async def test_operator_retry_time_is_kept_across_later_transitions(store: Store
     assert got is not None and got.retried_at == T0 + 50
 
 
-# --- search ----------------------------------------------------------------------------------
-
-
-async def _mixed(store: Store) -> list[NewRequest]:
-    """Seven requests over two upstreams; the ones with i in (2, 5) cancelled."""
-    rows = await put(store, *(req(i, upstream=UP if i % 3 else OTHER) for i in range(1, 8)))
-    for i in (2, 5):
-        await store.transition(rows[i - 1].id, Status.PENDING,
-                               Transition(Status.CANCELLED, "cancelled by operator"), T0 + 9)
-    return rows
-
-
-async def test_search_newest_first_with_filters(store: Store) -> None:
-    rows = await _mixed(store)
-    newest_first = [r.id for r in reversed(rows)]
-
-    page = await store.search(status=None, upstream=None, limit=100, cursor=None)
-    assert ids(page.items) == newest_first
-    assert page.next_cursor is None
-
-    cancelled = {rows[1].id, rows[4].id}
-    status_of = {r.id: Status.CANCELLED if r.id in cancelled else Status.PENDING for r in rows}
-
-    def want(status: Status | None, upstream: str | None) -> list[str]:
-        return [r.id for r in reversed(rows)
-                if (upstream is None or r.upstream == upstream)
-                and (status is None or status_of[r.id] is status)]
-
-    for status, upstream in ((Status.CANCELLED, None), (Status.PENDING, None),
-                             (None, UP), (None, OTHER), (Status.PENDING, UP),
-                             (Status.CANCELLED, OTHER), (Status.SUCCEEDED, None)):
-        page = await store.search(status=status, upstream=upstream, limit=100, cursor=None)
-        assert ids(page.items) == want(status, upstream), (status, upstream)
-        assert all(r.upstream == upstream for r in page.items if upstream)
-        assert all(r.status is status for r in page.items if status)
-        assert page.next_cursor is None
-    assert (await store.search(status=None, upstream="nope", limit=10, cursor=None)).items == []
-
-
-@pytest.mark.parametrize("limit", [1, 2, 3, 7, 8])
-async def test_search_keyset_pages_cover_every_row_once(store: Store, limit: int) -> None:
-    rows = await _mixed(store)
-    seen: list[str] = []
-    cursor: str | None = None
-    pages = 0
-    while True:
-        page = await store.search(status=None, upstream=None, limit=limit, cursor=cursor)
-        pages += 1
-        assert 0 < len(page.items) <= limit
-        seen += ids(page.items)
-        if page.next_cursor is None:
-            break
-        assert len(page.items) == limit
-        cursor = page.next_cursor
-        assert pages < 20, "pagination does not terminate"
-
-    assert seen == [r.id for r in reversed(rows)]
-    assert pages == -(-len(rows) // limit)
-
-
-async def test_search_pages_through_a_filter(store: Store) -> None:
-    rows = await _mixed(store)
-    wanted = [r.id for r in reversed(rows) if r.upstream == UP]
-    seen: list[str] = []
-    cursor: str | None = None
-    for _ in range(len(wanted) + 1):
-        page = await store.search(status=None, upstream=UP, limit=2, cursor=cursor)
-        seen += ids(page.items)
-        cursor = page.next_cursor
-        if cursor is None:
-            break
-    assert seen == wanted
-    assert cursor is None
-
-
-async def test_search_on_empty_store(store: Store) -> None:
-    page = await store.search(status=None, upstream=None, limit=10, cursor=None)
-    assert list(page.items) == []
-    assert page.next_cursor is None
-
-
 # --- summary / next_due_at / check_writable --------------------------------------------------
 
 
@@ -596,7 +515,6 @@ async def test_every_call_after_close_raises_store_unavailable(store: Store) -> 
             r.id, Status.PENDING, Transition(Status.CANCELLED, "x"), T0 + 10)),
         ("get", lambda: store.get(r.id)),
         ("attempts", lambda: store.attempts(r.id)),
-        ("search", lambda: store.search(status=None, upstream=None, limit=10, cursor=None)),
         ("summary", store.summary),
         ("next_due_at", lambda: store.next_due_at(UP)),
         ("check_writable", store.check_writable),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from proxy.lifecycle import SUPERSEDED, Status, Transition
+from proxy.store.admin_base import RequestFilter, managed
 from proxy.store.base import NewCallback, NewRequest, Store, StoredRequest
 from proxy.store.callbacks_base import CallbackStatus, callback_store
 from tests.store.test_contract import T0, UP, put, req
@@ -27,7 +28,7 @@ async def test_a_resubmission_of_a_request_in_play_is_matched_and_not_stored(
     assert found is not None and found.id == first.id and found.dedup_key == "antrean:add:KB1"
     assert await store.enqueue_or_match(req(3, dedup_key="antrean:add:KB2"), WINDOW,
                                         T0 + 3) is None
-    page = await store.search(status=None, upstream=UP, limit=10, cursor=None)
+    page = await managed(store).find_requests(RequestFilter(upstream=UP), limit=10, cursor=None)
     assert sorted(r.dedup_key or "" for r in page.items) == ["antrean:add:KB1",
                                                             "antrean:add:KB2"]
 
@@ -60,13 +61,14 @@ async def test_racing_resubmissions_after_the_window_store_exactly_one_new_reque
     stored = [r.id for r, found in zip(racers, results, strict=True) if found is None]
     assert len(stored) == 1
     assert {found.id for found in results if isinstance(found, StoredRequest)} == set(stored)
-    page = await store.search(status=None, upstream=UP, limit=20, cursor=None)
+    page = await managed(store).find_requests(RequestFilter(upstream=UP), limit=20, cursor=None)
     assert sorted(r.id for r in page.items) == sorted([first.id, *stored])
 
 
 async def test_requests_without_dedup_keys_never_collide(store: Store) -> None:
     await put(store, req(1), req(2))
-    assert len((await store.search(status=None, upstream=UP, limit=10, cursor=None)).items) == 2
+    page = await managed(store).find_requests(RequestFilter(upstream=UP), limit=10, cursor=None)
+    assert len(page.items) == 2
 
 
 async def test_live_coalesced_lists_pending_and_in_flight_updates_oldest_first(

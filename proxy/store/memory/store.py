@@ -15,7 +15,6 @@ from proxy.store.base import (
     NewAudit,
     NewCallback,
     NewRequest,
-    Page,
     StoredAttempt,
     StoredRequest,
     StoreError,
@@ -254,21 +253,6 @@ class MemoryStore(MemoryBulkMixin, MemoryMaintenanceMixin, MemoryAdminMixin,
     async def attempts(self, request_id: str) -> list[StoredAttempt]:
         self._live()
         return list(self._attempts.get(request_id, []))
-
-    async def search(
-        self, *, status: Status | None, upstream: str | None, limit: int, cursor: str | None
-    ) -> Page:
-        self._live()
-        rows = sorted(
-            (r for r in self._rows.values()
-             if (status is None or r.status is status)
-             and (upstream is None or r.upstream == upstream)
-             and (cursor is None or r.id < cursor)),
-            key=lambda r: r.id, reverse=True,
-        )
-        page = rows[:limit]
-        more = len(rows) > limit
-        return Page(page, page[-1].id if more and page else None)
 
     async def summary(self) -> dict[str, UpstreamSummary]:
         self._live()

@@ -27,7 +27,6 @@ from proxy.store.base import (
     NewAudit,
     NewCallback,
     NewRequest,
-    Page,
     StoredAttempt,
     StoredRequest,
     StoreUnavailable,
@@ -444,21 +443,6 @@ class SqliteStore(SqliteBulkMixin, SqliteMaintenanceMixin, SqliteAdminMixin,
                           response_body=None if r[7] is None else bytes(r[7]))
             for r in rows
         ]
-
-    async def search(
-        self, *, status: Status | None, upstream: str | None, limit: int, cursor: str | None
-    ) -> Page:
-        where, params = ["1=1"], []
-        for clause, value in (("status=?", status.value if status else None),
-                              ("upstream=?", upstream), ("id<?", cursor)):
-            if value is not None:
-                where.append(clause)
-                params.append(value)
-        rows = await self._read(
-            f"SELECT {COLUMNS} FROM requests WHERE {' AND '.join(where)} "
-            f"ORDER BY id DESC LIMIT ?", (*params, limit + 1))
-        items = [row_to_request(r) for r in rows[:limit]]
-        return Page(items, items[-1].id if len(rows) > limit else None)
 
     async def summary(self) -> dict[str, UpstreamSummary]:
         counts, firsts = await self._snapshot(_COUNTS, _FIRSTS)

@@ -15,6 +15,7 @@ import pytest
 import proxy.store.sqlite.store as sqlite_backend
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status, Transition, Verdict
+from proxy.store.admin_base import RequestFilter
 from proxy.store.base import (
     AttemptRecord,
     DuplicateKey,
@@ -134,7 +135,7 @@ async def test_data_survives_close_and_reopen(db_path: Path, opened: Any) -> Non
     assert await second.attempts(a.id) == attempts_before
     assert len(attempts_before) == 1
     assert await second.summary() == summary_before
-    page = await second.search(status=None, upstream=None, limit=10, cursor=None)
+    page = await second.find_requests(RequestFilter(), limit=10, cursor=None)
     assert [r.id for r in page.items] == [c.id, b.id, a.id]
 
 
@@ -240,7 +241,8 @@ async def test_concurrent_enqueues_share_commits(
     assert results == [None] * 500
     assert count_rows(db_path) == 500
     assert 1 <= counter.commits < 50, f"{counter.commits} commits for 500 enqueues"
-    page = await store.search(status=Status.PENDING, upstream=UP, limit=1000, cursor=None)
+    page = await store.find_requests(RequestFilter(status=Status.PENDING, upstream=UP),
+                                     limit=1000, cursor=None)
     assert sorted(r.id for r in page.items) == sorted(r.id for r in requests)
 
 
