@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from yarl import URL
 
 from .conftest import Simrs, t_sep
 
@@ -19,6 +20,7 @@ async def test_log_lists_every_request_with_filters(simrs: Simrs) -> None:
     assert [e["outcome"] for e in log] == ["ok", "duplicate", "bad-signature", "rejected"]
     assert set(log[0]) >= {"method", "path", "body", "time", "outcome"}
     assert log[0]["headers"]["user_key"] and log[0]["service"] == "vclaim"
+    assert log[0]["target"] == "/vclaim-rest/SEP/2.0/insert"    # as sent on the wire
     assert log[3]["body"] == "a=1&b=2"                          # not JSON: kept as text
     assert len(await simrs.sim.log(path_contains="sep/2.0/INSERT")) == 2
     assert [e["seq"] for e in await simrs.sim.log(outcome="duplicate")] == [2]
@@ -80,3 +82,12 @@ async def test_bodies_on_get_are_read_and_logged(simrs: Simrs) -> None:
     assert reply.code == 1
     [entry] = await simrs.sim.log()
     assert entry["body"] == {"filter": "INT"}
+
+
+async def test_log_keeps_the_request_target_as_sent(simrs: Simrs) -> None:
+    target = URL(f"{simrs.sim.url}/antreanrs/ref/poli?a=%2F&b=c%20d", encoded=True)
+    async with simrs.http.get(target, headers=simrs.sim.signed_headers("antrean")) as resp:
+        assert resp.status == 200
+    [entry] = await simrs.sim.log()
+    assert entry["target"] == "/antreanrs/ref/poli?a=%2F&b=c%20d"
+    assert entry["query"] == "a=/&b=c d"

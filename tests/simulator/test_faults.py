@@ -73,6 +73,17 @@ async def test_html_faults(simrs: Simrs, action: str, status: int, marker: str) 
     assert (entry["outcome"], entry["fault"], entry["status"]) == ("fault", action, status)
 
 
+async def test_reject_fault_refuses_in_the_envelope_and_applies_nothing(
+        simrs: Simrs) -> None:
+    await simrs.sim.fault(INSERT, "reject")
+    refused = await simrs.post("vclaim", INSERT, t_sep())
+    assert (refused.status, refused.code) == (200, "201")    # a business refusal
+    assert simrs.sim.state.records.seps == {}
+    assert (await simrs.post("vclaim", INSERT, t_sep())).code == "200"     # used up
+    first, _ = await simrs.sim.log()
+    assert (first["outcome"], first["fault"], first["applied"]) == ("fault", "reject", False)
+
+
 async def test_timeout_fault_holds_and_applies_nothing(simrs: Simrs) -> None:
     await simrs.sim.set_mode(timeout_hang_s=30)
     await simrs.sim.fault(INSERT, "timeout")

@@ -8,7 +8,8 @@ Order of events for a request under a BPJS prefix, each step logged:
 4. ``flaky`` mode: ``error_rate`` of requests fail before being applied (``flaky``);
 5. signature check (``bad-signature``, ``stale-timestamp``, ``bad-user-key``);
 6. route lookup (unknown path: HTML 404, ``not-found``);
-7. a queued one-shot fault for this path, if any (``fault``);
+7. a queued one-shot fault for this path, if any (``fault``; a ``reject`` fault answers
+   the service's refusal);
 8. the service handler: ``ok``, ``duplicate``, ``rejected``, ``ordering``, ``throttled``.
 
 Control paths (``/_sim/...``) bypass all of it and work in every mode.
@@ -24,12 +25,14 @@ from typing import Any
 from aiohttp import web
 
 from proxy.bpjs.simulator import antrean, aplicare, control, icare, vclaim
-from proxy.bpjs.simulator.answers import Answer, Caller, Service, render
+from proxy.bpjs.simulator.answers import Answer, Caller, Service, refuse, render
 from proxy.bpjs.simulator.auth import authenticate
 from proxy.bpjs.simulator.faults import (
     BEFORE_APPLY,
     FLAKY_MIX,
     OUTAGE_MIX,
+    REJECT_CODE,
+    REJECT_MESSAGE,
     Failure,
     drop_connection,
     fail,
@@ -114,7 +117,7 @@ async def handle_bpjs(request: web.Request) -> web.Response:
     body = parse_body(await request.read())
     service, subpath = split_service(request.path)
     entry = state.new_entry(request.method, request.path, request.query_string, service,
-                            request.headers, body)
+                            request.headers, body, request.raw_path)
     try:
         if service is None:
             return _html(entry, 404, "not-found")
@@ -164,6 +167,9 @@ async def _serve(request: web.Request, state: SimulatorState, entry: LogEntry,
         if fault.action in BEFORE_APPLY:
             return await _failure(request, state, entry, _FAULT_FAILURES[fault.action],
                                   "fault")
+        if fault.action == "reject":
+            refusal = refuse(REJECT_CODE, REJECT_MESSAGE, outcome="fault")
+            return _answer(state, entry, service, refusal, caller)
         if fault.action == "delay-before-apply":
             await state.pause(fault.delay_ms / 1000)
     answer = match.route.handler(Call(request.method, subpath, match.params, body,

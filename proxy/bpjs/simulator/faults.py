@@ -21,10 +21,13 @@ from aiohttp import web
 from proxy.bpjs.simulator.settings import SettingsError
 
 FaultAction = Literal["reset-before-apply", "reset-after-apply", "delay-then-answer",
-                      "delay-before-apply", "html-500", "html-503", "timeout"]
+                      "delay-before-apply", "html-500", "html-503", "timeout", "reject"]
 FAULT_ACTIONS: tuple[str, ...] = get_args(FaultAction)
 # Actions that stop the request before it reaches the service (nothing applied).
 BEFORE_APPLY = frozenset({"reset-before-apply", "html-500", "html-503", "timeout"})
+# "reject": the service's business refusal instead of applying (a permanent answer a
+# proxy must not re-send), for a write BPJS would otherwise accept.
+REJECT_CODE, REJECT_MESSAGE = 201, "Data tidak valid (ditolak oleh simulator)"
 
 # What a failing request looks like on the wire.
 Failure = Literal["html-500", "html-502", "html-503", "reset", "timeout"]
@@ -57,7 +60,8 @@ class Fault:
     check and routing consume a fault, so a fault queued for an insert waits for a real
     insert. ``delay-then-answer`` applies first and answers after ``delay_ms`` (a slow
     BPJS that has committed); ``delay-before-apply`` waits, then applies and answers, so
-    a client that gave up meanwhile leaves a request that still lands.
+    a client that gave up meanwhile leaves a request that still lands. ``reject`` answers
+    the service's envelope with code 201 and applies nothing.
     """
 
     id: int

@@ -30,6 +30,7 @@ class LogEntry(TypedDict):
     method: str
     path: str
     query: str
+    target: str                  # the request-target as sent on the wire (raw path + query)
     service: str | None          # vclaim | antrean | aplicare | icare; None: unknown prefix
     headers: dict[str, str]
     body: Any                    # parsed JSON, else text, else None
@@ -67,11 +68,11 @@ class SimulatorState:
     # -- log ---------------------------------------------------------------------------
 
     def new_entry(self, method: str, path: str, query: str, service: str | None,
-                  headers: Mapping[str, str], body: Any) -> LogEntry:
+                  headers: Mapping[str, str], body: Any, target: str) -> LogEntry:
         entry = LogEntry(seq=next(self._seq), time=self.clock(), method=method, path=path,
-                         query=query, service=service, headers=dict(headers), body=body,
-                         outcome="pending", status=None, code=None, answer=None, fault=None,
-                         applied=False)
+                         query=query, target=target, service=service, headers=dict(headers),
+                         body=body, outcome="pending", status=None, code=None, answer=None,
+                         fault=None, applied=False)
         self.log.append(entry)
         return entry
 
