@@ -1,9 +1,11 @@
 """Shared by the tests that run Tenang against the BPJS simulator: a signing SIMRS,
-realistic Antrean bookings on today's service day, and a config that re-signs."""
+realistic Antrean bookings on today's service day, a config that re-signs, and what the
+simulator's log says BPJS applied."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ import aiohttp
 
 from proxy.app import Tenang
 from proxy.bpjs.service_day import WIB
+from proxy.bpjs.simulator import LogEntry
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
 from tests.conftest import admin_headers, make_config, wait_until
@@ -38,6 +41,60 @@ def booking(kode: str, **extra: Any) -> dict[str, Any]:
             "angkaantrean": 12, "estimasidilayani": waktu(120), "sisakuotajkn": 5,
             "kuotajkn": 30, "sisakuotanonjkn": 5, "kuotanonjkn": 30, "keterangan": "",
             **extra}
+
+
+# Every call fails with BPJS's HTML 503 page and applies nothing, after the usual
+# ``latency_ms`` (``down`` mode fails at once, before any latency).
+OUTAGE: dict[str, Any] = {"mode": "flaky", "error_rate": 1.0, "flaky_style": "html"}
+
+
+def write_key(body: Any) -> str:
+    """An Antrean write's identity: ``<kodebooking>/<taskid>``, ``/add`` for a booking."""
+    return f"{body['kodebooking']}/{body.get('taskid', 'add')}"
+
+
+def applied(sim: RunningSimulator) -> Counter[str]:
+    """How often BPJS applied each Antrean write (``write_key``), from its log."""
+    return Counter(write_key(e["body"]) for e in sim.state.log
+                   if e["applied"] and isinstance(e["body"], dict))
+
+
+def targets(sim: RunningSimulator) -> list[str]:
+    """Each request-target BPJS received, as sent on the wire (path and raw query)."""
+    return [e["target"] for e in sim.state.log]
+
+
+def outcomes(sim: RunningSimulator, outcome: str) -> list[LogEntry]:
+    """The requests BPJS answered with ``outcome`` (``ok``, ``duplicate``, ``flaky``...)."""
+    return sim.state.entries(outcome=outcome)
+
+
+def assert_applied_once(sim: RunningSimulator, kodebookings: list[str]) -> None:
+    """Each booking reached BPJS and was applied exactly once, none refused as a repeat."""
+    assert dict(applied(sim)) == {f"{kb}/add": 1 for kb in kodebookings}
+    assert outcomes(sim, "duplicate") == []
+
+
+def sep_insert(no_kartu: str = "0001234567890") -> dict[str, Any]:
+    """A VClaim SEP 2.0 insert body for an outpatient visit today."""
+    return {"request": {"t_sep": {
+        "noKartu": no_kartu, "tglSep": today(), "ppkPelayanan": "0301R001",
+        "jnsPelayanan": "2", "klsRawat": {"klsRawatHak": "2"}, "noMR": "123456",
+        "rujukan": {"asalRujukan": "1", "tglRujukan": today(),
+                    "noRujukan": "0138U0200326P000123", "ppkRujukan": "0138U020"},
+        "catatan": "", "diagAwal": "I10", "poli": {"tujuan": "INT", "eksekutif": "0"},
+        "user": "Coba Ws"}}}
+
+
+async def make_sep(sim: RunningSimulator, no_kartu: str = "0001234567890") -> str:
+    """Insert a SEP for today straight at the simulator (no Tenang): its number."""
+    before = set(sim.state.records.seps)
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{sim.url}/vclaim-rest/SEP/2.0/insert", data=json.dumps(sep_insert(no_kartu)),
+            headers=sim.signed_headers("vclaim", method="POST")) as resp:
+        assert resp.status == 200, await resp.text()
+    [no_sep] = set(sim.state.records.seps) - before
+    return no_sep
 
 
 def bpjs_config(tmp_path: Path, sim: RunningSimulator, service: str = "antrean", *,

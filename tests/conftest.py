@@ -1,4 +1,4 @@
-"""Shared harness: a real stand-in upstream over loopback, real SQLite files, and
+"""Shared harness: the BPJS simulator over loopback, real SQLite files, and
 Tenang itself on ephemeral ports. Synchronise by polling with a deadline, never sleep."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from proxy.app import Tenang
+from proxy.bpjs.simulator import SimConfig
+from proxy.bpjs.simulator.harness import RunningSimulator, start_simulator
 from proxy.config import Config, parse_config
 from tests.signing import TEST_CONS_ID, TEST_SECRET, TEST_SECRET_ENV, signing_session
-from tests.standin import StandinState, create_standin_app
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -47,23 +47,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-class Standin:
-    def __init__(self, url: str, state: StandinState) -> None:
-        self.url = url
-        self.state = state
-
-
-@pytest.fixture
-async def standin() -> AsyncIterator[Standin]:
-    state = StandinState()
-    runner = web.AppRunner(create_standin_app(state), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    yield Standin(f"http://{host}:{port}", state)
-    await runner.cleanup()
 
 
 def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
@@ -103,8 +86,11 @@ def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
                                         TEST_SECRET_ENV: TEST_SECRET, **env})
 
 
+StartTenang = Callable[..., Awaitable[Tenang]]  # the start_tenang fixture's type
+
+
 @pytest.fixture
-async def start_tenang() -> AsyncIterator[Callable[..., Awaitable[Tenang]]]:
+async def start_tenang() -> AsyncIterator[StartTenang]:
     """Factory: ``await start_tenang(config)`` starts Tenang; all are stopped at the end."""
     started: list[Tenang] = []
 
@@ -138,7 +124,7 @@ SIM_SECRET = TEST_SECRET
 
 
 @pytest.fixture
-async def bpjs_sim() -> AsyncIterator[Any]:
+async def bpjs_sim() -> AsyncIterator[RunningSimulator]:
     """The BPJS simulator in-process on 127.0.0.1 (any port), mode ``up``.
 
     Yields a ``RunningSimulator``: ``.url``, ``.cons_id``, ``.secret``, ``.state`` (set
@@ -146,9 +132,6 @@ async def bpjs_sim() -> AsyncIterator[Any]:
     headers)``, and async ``set_mode(mode, **settings)``, ``fault(path_contains, action,
     ...)``, ``log(path_contains=, outcome=, method=)``, ``snapshot()``, ``reset()``.
     """
-    from proxy.bpjs.simulator import SimConfig
-    from proxy.bpjs.simulator.harness import start_simulator
-
     sim = await start_simulator(SimConfig(cons_id=SIM_CONS_ID, secret=SIM_SECRET))
     yield sim
     await sim.close()

@@ -10,8 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from proxy.bpjs.simulator.harness import RunningSimulator
 from tests.admin_ui.conftest import Browser, ui_config
-from tests.conftest import admin_headers, make_config
+from tests.conftest import StartTenang, admin_headers, make_config
 
 
 async def raw_exchange(base_url: str, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
@@ -28,8 +29,8 @@ async def raw_exchange(base_url: str, head: bytes, body: bytes = b"") -> tuple[i
 
 
 @pytest.fixture
-async def tenang(tmp_path: Path, standin: Any, start_tenang: Any) -> Any:
-    return await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+async def tenang(tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang) -> Any:
+    return await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
 
 
 @pytest.mark.parametrize("value", [b"Bearer \xff\xfe", b"\xc3\x28", b"Bearer " + b"\x80" * 40])
@@ -106,8 +107,9 @@ def multipart(fields: dict[str, bytes]) -> tuple[bytes, str]:
 
 
 async def test_multipart_login_with_an_invalid_utf8_field_is_400(
-        tmp_path: Path, standin: Any, start_tenang: Any, browsers: Any) -> None:
-    tenang = await start_tenang(ui_config(tmp_path, standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        browsers: Any) -> None:
+    tenang = await start_tenang(ui_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     browser: Browser = browsers(tenang.admin_url)
     token = await browser.login_form()
     body, content_type = multipart({"csrf_token": token.encode(), "name": b"adi\xff",
@@ -122,8 +124,9 @@ async def test_multipart_login_with_an_invalid_utf8_field_is_400(
 
 
 async def test_form_post_with_an_invalid_utf8_field_is_400_when_logged_in(
-        tmp_path: Path, standin: Any, start_tenang: Any, browsers: Any) -> None:
-    tenang = await start_tenang(ui_config(tmp_path, standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        browsers: Any) -> None:
+    tenang = await start_tenang(ui_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     browser: Browser = browsers(tenang.admin_url)
     assert await browser.login("adi") == 303
     body, content_type = multipart({"csrf_token": browser.csrf.encode(),
@@ -139,8 +142,9 @@ async def test_form_post_with_an_invalid_utf8_field_is_400_when_logged_in(
 
 @pytest.mark.parametrize("limit", ["\u00b2", "\u0661", "9" * 30, "0", "-1"])
 async def test_request_log_page_size_that_is_not_a_number_falls_back(
-        tmp_path: Path, standin: Any, start_tenang: Any, browsers: Any, limit: str) -> None:
-    tenang = await start_tenang(ui_config(tmp_path, standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang, browsers: Any,
+        limit: str) -> None:
+    tenang = await start_tenang(ui_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     browser: Browser = browsers(tenang.admin_url)
     assert await browser.login("adi") == 303
     status, _, _ = await browser.get("/requests", params={"limit": limit})
@@ -149,9 +153,9 @@ async def test_request_log_page_size_that_is_not_a_number_falls_back(
 
 @pytest.mark.parametrize("expected", ["\u00b2", "9" * 30, "", "-3"])
 async def test_bulk_retry_with_an_impossible_expected_count_is_400(
-        tmp_path: Path, standin: Any, start_tenang: Any, browsers: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang, browsers: Any,
         expected: str) -> None:
-    tenang = await start_tenang(ui_config(tmp_path, standin.url), relay_enabled=False)
+    tenang = await start_tenang(ui_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     browser: Browser = browsers(tenang.admin_url)
     assert await browser.login("adi") == 303
     status, _, _ = await browser.post("/bulk", {"status": "dead", "expected": expected})

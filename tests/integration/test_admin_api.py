@@ -11,18 +11,20 @@ from typing import Any
 import aiohttp
 import pytest
 
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
-from tests.conftest import admin_headers, make_config, wait_until
+from tests.bpjs_support import OUTAGE, applied, booking
+from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 from tests.signing import bpjs_headers
 
 USER_KEY = "9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
 
-def two_upstreams(config: Config, standin_url: str) -> Config:
-    """``config`` plus a VClaim upstream on the same stand-in."""
+def two_upstreams(config: Config, sim_url: str) -> Config:
+    """``config`` plus a VClaim upstream on the same simulator."""
     antrean = config.upstreams[0]
     vclaim = dataclasses.replace(antrean, name="vclaim", prefix="/vclaim-rest",
-                                 target=standin_url + "/vclaim-rest", preset="vclaim")
+                                 target=sim_url + "/vclaim-rest", preset="vclaim")
     return dataclasses.replace(config, upstreams=(antrean, vclaim))
 
 
@@ -33,7 +35,7 @@ def parse_iso(value: str) -> float:
 
 async def write(http: aiohttp.ClientSession, gateway_url: str, kodebooking: str,
                 path: str = "/antreanrs/antrean/add", **kwargs: Any) -> str:
-    async with http.post(f"{gateway_url}{path}", json={"kodebooking": kodebooking},
+    async with http.post(f"{gateway_url}{path}", json=booking(kodebooking),
                          **kwargs) as resp:
         assert resp.status == 202
         return resp.headers["X-Tenang-Request-Id"]
@@ -70,9 +72,10 @@ API_ROUTES = [
 @pytest.mark.parametrize("auth", [None, "Bearer wrong-token", "test-admin-token",
                                   "Bearer test-admin-token-but-longer", "Basic dGVzdDp0ZXN0"],
                          ids=["none", "wrong", "no-scheme", "prefix", "basic"])
-async def test_api_needs_the_bearer_token(tmp_path: Path, standin, start_tenang, http,
-                                          auth: str | None) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+async def test_api_needs_the_bearer_token(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, auth: str | None) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     request_id = await write(http, tenang.gateway_url, "KB-AUTH")
     headers = {"Authorization": auth} if auth else {}
     for method, path in [*API_ROUTES, ("POST", f"/api/v1/requests/{request_id}/cancel")]:
@@ -85,8 +88,9 @@ async def test_api_needs_the_bearer_token(tmp_path: Path, standin, start_tenang,
 
 
 async def test_health_endpoints_need_no_token_and_readyz_tracks_the_store(
-        tmp_path: Path, standin, start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     async with http.get(f"{tenang.admin_url}/healthz") as resp:
         assert resp.status == 200
     async with http.get(f"{tenang.admin_url}/readyz") as resp:
@@ -104,8 +108,9 @@ async def test_health_endpoints_need_no_token_and_readyz_tracks_the_store(
 
 
 async def test_readyz_is_not_ready_while_intake_would_refuse_and_names_why(
-        tmp_path: Path, standin, start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url, max_pending=2),
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, max_pending=2),
                                 relay_enabled=False)
     async with http.get(f"{tenang.admin_url}/readyz") as resp:
         assert resp.status == 200
@@ -133,8 +138,9 @@ async def test_readyz_is_not_ready_while_intake_would_refuse_and_names_why(
 
 
 async def test_readyz_is_not_ready_below_the_free_disk_floor(
-        tmp_path: Path, standin, start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     tenang.backpressure.disk.free_bytes = lambda _path: 10 * 1024 * 1024  # a full disk
     tenang.backpressure.disk._sampled_at = float("-inf")
     async with http.get(f"{tenang.admin_url}/readyz") as resp:
@@ -143,14 +149,15 @@ async def test_readyz_is_not_ready_below_the_free_disk_floor(
     assert "disk almost full" in doc["reason"] and "min_free_mb" in doc["reason"]
     assert doc["store"] == {"writable": True, "free_mb": 10.0, "min_free_mb": 64}
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
-                         json={"kodebooking": "KB-FULL"}) as resp:
+                         json=booking("KB-FULL")) as resp:
         assert resp.status == 503  # what readiness announced
 
 
 async def test_request_detail_shows_attempts_and_masks_user_key(
-        tmp_path: Path, standin, start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
-    standin.state.mode = "down"
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
+    await bpjs_sim.set_mode(**OUTAGE)
     signed = {**bpjs_headers(), "user_key": USER_KEY}
     request_id = await write(http, tenang.gateway_url, "KB-DETAIL", headers=signed)
 
@@ -159,7 +166,7 @@ async def test_request_detail_shows_attempts_and_masks_user_key(
         return doc["attempt_count"] >= 1
 
     await wait_until(attempted, what="a first, failing attempt")
-    standin.state.mode = "up"
+    await bpjs_sim.set_mode("up")
     await wait_status(http, tenang.admin_url, request_id, "succeeded")
 
     async with http.get(f"{tenang.admin_url}/api/v1/requests/{request_id}",
@@ -184,7 +191,7 @@ async def test_request_detail_shows_attempts_and_masks_user_key(
     assert "x-signature" not in headers
 
     attempts = doc["attempts"]
-    assert len(attempts) == doc["attempt_count"] == len(standin.state.log) >= 2
+    assert len(attempts) == doc["attempt_count"] == len(bpjs_sim.state.log) >= 2
     assert [a["number"] for a in attempts] == list(range(1, len(attempts) + 1))
     for failed in attempts[:-1]:
         assert failed["http_status"] == 503
@@ -195,15 +202,17 @@ async def test_request_detail_shows_attempts_and_masks_user_key(
     assert last["http_status"] == 200
     assert last["outcome"] == "success"
     assert last["error"] is None
-    assert '"Ok."' in last["response"]
+    assert '"OK"' in last["response"]
     for a in attempts:
         assert isinstance(a["duration_ms"], int | float) and a["duration_ms"] >= 0
         assert parse_iso(a["started_at"]) >= received - 0.001
     assert doc["last_response"] == last["response"]
 
 
-async def test_unknown_request_id_is_404(tmp_path: Path, standin, start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+async def test_unknown_request_id_is_404(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     for method, suffix in (("GET", ""), ("POST", "/retry"), ("POST", "/cancel")):
         body = await api(http, method,
                          f"{tenang.admin_url}/api/v1/requests/01HNOSUCHREQUEST0000000000{suffix}",
@@ -211,9 +220,10 @@ async def test_unknown_request_id_is_404(tmp_path: Path, standin, start_tenang, 
         assert "error" in body
 
 
-async def test_list_filters_by_status_and_upstream(tmp_path: Path, standin, start_tenang,
-                                                   http) -> None:
-    config = two_upstreams(make_config(tmp_path, standin.url), standin.url)
+async def test_list_filters_by_status_and_upstream(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    config = two_upstreams(make_config(tmp_path, bpjs_sim.url), bpjs_sim.url)
     tenang = await start_tenang(config, relay_enabled=False)
     antrean = [await write(http, tenang.gateway_url, f"KB-A{i}") for i in range(3)]
     vclaim = [await write(http, tenang.gateway_url, f"KB-V{i}", path="/vclaim-rest/SEP/insert")
@@ -239,16 +249,18 @@ async def test_list_filters_by_status_and_upstream(tmp_path: Path, standin, star
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=1000", "limit=x", "limit=-1",
                                    "limit=2.5", "status=bogus", "status=PENDING"])
-async def test_list_rejects_bad_parameters(tmp_path: Path, standin, start_tenang, http,
-                                           query: str) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+async def test_list_rejects_bad_parameters(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, query: str) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     body = await api(http, "GET", f"{tenang.admin_url}/api/v1/requests?{query}", expect=400)
     assert body["error"]
 
 
-async def test_cursor_pagination_returns_every_request_once(tmp_path: Path, standin,
-                                                            start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+async def test_cursor_pagination_returns_every_request_once(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     written = [await write(http, tenang.gateway_url, f"KB-PAGE{i}") for i in range(25)]
     seen: list[str] = []
     pages: list[int] = []
@@ -268,10 +280,11 @@ async def test_cursor_pagination_returns_every_request_once(tmp_path: Path, stan
     assert seen == sorted(seen, reverse=True)  # newest first
 
 
-async def test_summary_counts_by_status_per_upstream(tmp_path: Path, standin, start_tenang,
-                                                     http) -> None:
-    config = two_upstreams(make_config(tmp_path, standin.url, breaker={"fail_max": 100}),
-                           standin.url)
+async def test_summary_counts_by_status_per_upstream(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    config = two_upstreams(make_config(tmp_path, bpjs_sim.url, breaker={"fail_max": 100}),
+                           bpjs_sim.url)
     tenang = await start_tenang(config)
     summary_url = f"{tenang.admin_url}/api/v1/summary"
 
@@ -283,14 +296,13 @@ async def test_summary_counts_by_status_per_upstream(tmp_path: Path, standin, st
         assert up["last_attempt_at"] is None
         assert up["breaker"]["state"] == "closed"
 
-    standin.state.mode = "reject"
+    await bpjs_sim.fault("antrean/add", "reject")
     rejected = await write(http, tenang.gateway_url, "KB-SUM-REJ")
     await wait_status(http, tenang.admin_url, rejected, "failed")
-    standin.state.mode = "up"
     for kb in ("KB-SUM-OK1", "KB-SUM-OK2"):
         await wait_status(http, tenang.admin_url, await write(http, tenang.gateway_url, kb),
                           "succeeded")
-    standin.state.mode = "down"
+    await bpjs_sim.set_mode(**OUTAGE)
     before_pending = time.time()
     await write(http, tenang.gateway_url, "KB-SUM-DOWN")
 
@@ -316,23 +328,24 @@ async def test_summary_counts_by_status_per_upstream(tmp_path: Path, standin, st
     assert vclaim["last_attempt_at"] is None
 
 
-async def test_retry_a_failed_request_delivers_it(tmp_path: Path, standin, start_tenang,
-                                                  http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
-    standin.state.mode = "reject"
+async def test_retry_a_failed_request_delivers_it(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
+    await bpjs_sim.fault("antrean/add", "reject")  # refuses the first send only
     request_id = await write(http, tenang.gateway_url, "KB-RETRY")
     failed = await wait_status(http, tenang.admin_url, request_id, "failed")
     assert failed["attempt_count"] == 1
 
-    standin.state.mode = "up"
     doc = await api(http, "POST", f"{tenang.admin_url}/api/v1/requests/{request_id}/retry")
     assert doc["id"] == request_id
     assert doc["status"] in ("pending", "in_flight", "succeeded")
     done = await wait_status(http, tenang.admin_url, request_id, "succeeded")
     assert done["attempt_count"] == 2
     assert [a["outcome"] for a in done["attempts"]] == ["permanent", "success"]
-    assert [e["outcome"] for e in standin.state.log] == ["rejected", "ok"]
-    assert standin.state.applied["KB-RETRY/add"] == 1
+    assert [(e["fault"], e["outcome"]) for e in bpjs_sim.state.log] == [
+        ("reject", "fault"), (None, "ok")]
+    assert applied(bpjs_sim)["KB-RETRY/add"] == 1
 
     body = await api(http, "POST", f"{tenang.admin_url}/api/v1/requests/{request_id}/retry",
                      expect=409)
@@ -341,8 +354,10 @@ async def test_retry_a_failed_request_delivers_it(tmp_path: Path, standin, start
     assert again["status"] == "succeeded"
 
 
-async def test_cancel_a_pending_request(tmp_path: Path, standin, start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+async def test_cancel_a_pending_request(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     request_id = await write(http, tenang.gateway_url, "KB-CANCEL")
     url = f"{tenang.admin_url}/api/v1/requests/{request_id}"
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.shapes import (
     AttemptJson,
     BreakerJson,
@@ -18,7 +19,7 @@ from proxy.shapes import (
     TenangState,
     UpstreamSummary,
 )
-from tests.conftest import make_config
+from tests.conftest import StartTenang, make_config
 from tests.integration.test_admin_api import api, wait_status, write
 
 
@@ -27,8 +28,9 @@ def keys(shape: Any) -> set[str]:
 
 
 async def test_every_admin_answer_has_the_keys_of_its_typed_dict(
-        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     request_id = await write(http, tenang.gateway_url, "KB-SHAPES-1")
     await wait_status(http, tenang.admin_url, request_id, "succeeded")
 

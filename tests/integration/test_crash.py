@@ -1,7 +1,7 @@
 """Crash test: SIGKILL `tenang serve` mid-stream, restart it, and prove that every write
 answered 202 reaches the upstream exactly once and ends `succeeded`.
 
-The stand-in upstream runs in this process; Tenang runs as a real subprocess so it can be
+The BPJS simulator runs in this process; Tenang runs as a real subprocess so it can be
 killed without any chance to clean up. Synchronisation is by polling with deadlines.
 """
 
@@ -22,7 +22,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import ADMIN_TOKEN, Standin, admin_headers, wait_until
+from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.bpjs.simulator.records import Booking
+from tests.bpjs_support import booking, waktu
+from tests.conftest import ADMIN_TOKEN, admin_headers, wait_until
 from tests.signing import TEST_CONS_ID, TEST_SECRET, TEST_SECRET_ENV, bpjs_headers
 
 pytestmark = pytest.mark.slow
@@ -127,11 +130,15 @@ async def wait_healthy(http: aiohttp.ClientSession, tenang: TenangProcess, admin
 
 
 def body_for(n: int) -> dict[str, Any]:
-    return {"kodebooking": f"CRASH-{n:04d}", "taskid": 3, "waktu": 1_700_000_000_000 + n}
+    """Task 3 (admission served) of a returning patient's booking made today."""
+    return {"kodebooking": f"CRASH-{n:04d}", "taskid": 3, "waktu": waktu(60) + n}
 
 
-def key_of(kodebooking: str) -> str:
-    return f"{kodebooking}/3"  # the stand-in's dedup key: kodebooking/taskid
+def book_all(sim: RunningSimulator) -> None:
+    """The bookings the task updates belong to, already at BPJS (added earlier that day)."""
+    for n in range(WRITES):
+        kb = body_for(n)["kodebooking"]
+        sim.state.records.bookings[kb] = Booking(kb, booking(kb), time.time())
 
 
 def in_flight_ids(db: Path) -> set[str]:
@@ -161,12 +168,13 @@ async def succeeded_ids(http: aiohttp.ClientSession, admin: str) -> set[str]:
 
 
 async def test_sigkill_mid_stream_loses_nothing_and_applies_once(
-        tmp_path: Path, standin: Standin) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator) -> None:
     started = time.monotonic()
-    standin.state.latency_ms = 20  # deliveries are in flight when the kill lands
+    book_all(bpjs_sim)
+    await bpjs_sim.set_mode(latency_ms=20)  # deliveries are in flight when the kill lands
     port, admin_port = free_port(), free_port()
     gateway, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
-    config = write_config(tmp_path, standin.url, port, admin_port)
+    config = write_config(tmp_path, bpjs_sim.url, port, admin_port)
     tenang = TenangProcess(config, tmp_path / "tenang.log")
     accepted: dict[str, str] = {}  # kodebooking -> X-Tenang-Request-Id, only for 202s
     errors: Counter[str] = Counter()
@@ -180,7 +188,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(
 
             def upstream_busy() -> bool:
                 """A delivery is in the upstream's hands (received, not yet answered)."""
-                return any("outcome" not in e for e in standin.state.log)
+                return any(e["outcome"] == "pending" for e in bpjs_sim.state.log)
 
             async def write(n: int) -> None:
                 doc = body_for(n)
@@ -209,7 +217,7 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(
             assert not any(k.startswith("HTTP") for k in errors), errors
 
             interrupted = in_flight_ids(tmp_path / "tenang.db")
-            delivered_before = len(standin.state.log)
+            delivered_before = len(bpjs_sim.state.log)
 
             tenang.start()
             await wait_healthy(http, tenang, admin)
@@ -234,14 +242,14 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(
         tenang.kill()
 
     outcomes: dict[str, Counter[str]] = {}
-    for entry in standin.state.log:
-        kb = json.loads(entry["body"])["kodebooking"]
-        outcomes.setdefault(kb, Counter())[entry.get("outcome", "unanswered")] += 1
+    for entry in bpjs_sim.state.log:
+        kb = entry["body"]["kodebooking"]
+        outcomes.setdefault(kb, Counter())[entry["outcome"]] += 1
 
     for kb in accepted:
         seen = outcomes.get(kb, Counter())
         assert seen["ok"] == 1, f"{kb} applied {seen['ok']} times upstream ({dict(seen)})"
-        assert standin.state.applied[key_of(kb)] == seen["ok"] + seen["duplicate"]
+        assert 3 in bpjs_sim.state.records.bookings[kb].tasks
         assert set(seen) <= {"ok", "duplicate"}, (kb, dict(seen))
 
     # A repeat reached the upstream only for a request whose delivery the kill cut short,
@@ -263,11 +271,12 @@ async def test_sigkill_mid_stream_loses_nothing_and_applies_once(
 
 
 async def test_sigterm_finishes_in_flight_deliveries_and_exits_cleanly(
-        tmp_path: Path, standin: Standin) -> None:
-    standin.state.latency_ms = 400  # within shutdown_grace_s = 1.0 of write_config
+        tmp_path: Path, bpjs_sim: RunningSimulator) -> None:
+    book_all(bpjs_sim)
+    await bpjs_sim.set_mode(latency_ms=400)  # within shutdown_grace_s = 1.0 of write_config
     port, admin_port = free_port(), free_port()
     gateway, admin = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
-    tenang = TenangProcess(write_config(tmp_path, standin.url, port, admin_port),
+    tenang = TenangProcess(write_config(tmp_path, bpjs_sim.url, port, admin_port),
                            tmp_path / "tenang.log")
     try:
         async with aiohttp.ClientSession() as http:
@@ -277,15 +286,15 @@ async def test_sigterm_finishes_in_flight_deliveries_and_exits_cleanly(
                 async with http.post(f"{gateway}/antreanrs/antrean/updatewaktu",
                                      json=body_for(n), headers=bpjs_headers()) as resp:
                     assert resp.status == 202
-            await wait_until(lambda: len(standin.state.log) == 5,
+            await wait_until(lambda: len(bpjs_sim.state.log) == 5,
                              what="all five deliveries in the upstream's hands")
-            assert all("outcome" not in e for e in standin.state.log)  # still in flight
+            assert all(e["outcome"] == "pending" for e in bpjs_sim.state.log)  # in flight
 
             assert tenang.proc is not None
             tenang.proc.terminate()
             code = await asyncio.to_thread(tenang.proc.wait, 10)
         assert code == 0, tenang.tail()
-        assert [e["outcome"] for e in standin.state.log] == ["ok"] * 5
+        assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"] * 5
         with sqlite3.connect(tmp_path / "tenang.db") as db:
             statuses = [s for (s,) in db.execute("SELECT status FROM requests")]
         assert statuses == ["succeeded"] * 5

@@ -1,7 +1,7 @@
 """Delivery over real HTTP: volume, breaker, retries, pacing and graceful stop.
 
-The stand-in upstream records every receipt (time, outcome) and how often each
-kodebooking was applied, which is what these tests judge Tenang by.
+The BPJS simulator logs every receipt (time, outcome, whether it was applied), which is
+what these tests judge Tenang by.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.delivery.upstream import MAX_STORED_RESPONSE_BYTES
-from tests.conftest import admin_headers, make_config, wait_until
+from tests.bpjs_support import OUTAGE, applied, assert_applied_once, booking, outcomes
+from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 from tests.signing import signing_session
 
 
@@ -43,7 +45,7 @@ def rows(tmp_path: Path) -> dict[str, tuple[str, int]]:
 
 async def write(http: aiohttp.ClientSession, gateway_url: str, kodebooking: str) -> str:
     async with http.post(f"{gateway_url}/antreanrs/antrean/add",
-                         json={"kodebooking": kodebooking}) as resp:
+                         json=booking(kodebooking)) as resp:
         assert resp.status == 202, await resp.text()
         return resp.headers["X-Tenang-Request-Id"]
 
@@ -78,14 +80,9 @@ async def all_succeeded(tmp_path: Path, n: int, timeout_s: float = 20.0) -> None
                      interval_s=0.05, what=f"{n} requests to succeed")
 
 
-def assert_applied_once(state: Any, kodebookings: list[str]) -> None:
-    assert dict(state.applied) == {f"{kb}/add": 1 for kb in kodebookings}
-    assert state.deliveries("duplicate") == []
-
-
-async def test_thousand_concurrent_writes_each_applied_once(tmp_path: Path, standin,
-                                                            start_tenang) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
+async def test_thousand_concurrent_writes_each_applied_once(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     kodebookings = [f"KB-{i:04d}" for i in range(1000)]
     async with signing_session(connector=aiohttp.TCPConnector(limit=100)) as http:
         ids = await asyncio.gather(*(write(http, tenang.gateway_url, kb)
@@ -95,22 +92,22 @@ async def test_thousand_concurrent_writes_each_applied_once(tmp_path: Path, stan
 
     await all_succeeded(tmp_path, 1000, timeout_s=30)
     assert status_counts(tmp_path) == Counter({"succeeded": 1000})
-    assert_applied_once(standin.state, kodebookings)
-    assert len(standin.state.log) == 1000
+    assert_applied_once(bpjs_sim, kodebookings)
+    assert len(bpjs_sim.state.log) == 1000
     assert {attempts for _, attempts in rows(tmp_path).values()} == {1}
 
 
 async def test_breaker_holds_back_then_probes_one_at_a_time_then_drains(
-        tmp_path: Path, standin, start_tenang, http) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
     reset_s = 0.5
-    config = make_config(tmp_path, standin.url,
+    config = make_config(tmp_path, bpjs_sim.url,
                          breaker={"fail_max": 3, "reset_timeout_s": reset_s},
                          retry={"max_attempts": 50, "initial_delay_s": 0.05, "max_delay_s": 0.1})
     tenang = await start_tenang(config)
-    standin.state.mode = "down"
     # The upstream answers slowly, so every send begun before the breaker opened has
     # arrived well before the failures that open it come back.
-    standin.state.latency_ms = 100
+    await bpjs_sim.set_mode(**OUTAGE, latency_ms=100)
     kodebookings = [f"KB-BRK-{i:02d}" for i in range(20)]
     results = await asyncio.gather(*(timed_write(http, tenang.gateway_url, kb)
                                      for kb in kodebookings))
@@ -125,15 +122,15 @@ async def test_breaker_holds_back_then_probes_one_at_a_time_then_drains(
     await wait_until(is_open, what="the breaker to open")
     opened_at = parse_iso(opened["opened_at"])
     assert parse_iso(opened["probe_at"]) - opened_at == pytest.approx(reset_s, abs=0.002)
-    failures = standin.state.deliveries("down")
+    failures = outcomes(bpjs_sim, "flaky")
     assert len(failures) >= 3
-    standin.state.latency_ms = 300  # a probe now stays in flight for a while
+    await bpjs_sim.set_mode(latency_ms=300)  # a probe now stays in flight for a while
 
     # While open nothing reaches the upstream; the next receipt is the probe.
-    before_probe = len(standin.state.log)
-    await wait_until(lambda: len(standin.state.log) > before_probe, what="the first probe")
-    probe = standin.state.log[before_probe]
-    assert all(e["time"] < opened_at for e in standin.state.log[:before_probe])
+    before_probe = len(bpjs_sim.state.log)
+    await wait_until(lambda: len(bpjs_sim.state.log) > before_probe, what="the first probe")
+    probe = bpjs_sim.state.log[before_probe]
+    assert all(e["time"] < opened_at for e in bpjs_sim.state.log[:before_probe])
     assert probe["time"] >= opened_at + reset_s - 0.005
     during = await breaker(http, tenang.admin_url)
     assert during["state"] == "half-open"
@@ -143,24 +140,23 @@ async def test_breaker_holds_back_then_probes_one_at_a_time_then_drains(
 
     async def probe_answered() -> bool:
         nonlocal most
-        most = max(most, len(standin.state.log))
+        most = max(most, len(bpjs_sim.state.log))
         return (await breaker(http, tenang.admin_url))["state"] != "half-open"
 
     await wait_until(probe_answered, what="the probe to fail")
     assert most == before_probe + 1
-    assert len(standin.state.log) == before_probe + 1
+    assert len(bpjs_sim.state.log) == before_probe + 1
     reopened = await breaker(http, tenang.admin_url)
     assert reopened["state"] == "open"
     assert parse_iso(reopened["opened_at"]) > opened_at
 
-    standin.state.mode = "up"
-    standin.state.latency_ms = 0
+    await bpjs_sim.set_mode("up", latency_ms=0)
     await all_succeeded(tmp_path, 20)
-    assert_applied_once(standin.state, kodebookings)
+    assert_applied_once(bpjs_sim, kodebookings)
     assert (await breaker(http, tenang.admin_url))["state"] == "closed"
     # From the first opening on, each probe waited for the previous one's answer (0.3 s)
     # plus the reset timeout: never two at once, never early.
-    after_open = [e for e in standin.state.log if e["time"] >= opened_at]
+    after_open = [e for e in bpjs_sim.state.log if e["time"] >= opened_at]
     first_ok = next(i for i, e in enumerate(after_open) if e["outcome"] == "ok")
     probes = [e["time"] for e in after_open[:first_ok + 1]]
     assert len(probes) >= 2
@@ -168,10 +164,11 @@ async def test_breaker_holds_back_then_probes_one_at_a_time_then_drains(
     assert min(gaps) >= 0.3 + reset_s - 0.01, gaps
 
 
-async def test_permanent_rejection_fails_after_one_attempt(tmp_path: Path, standin,
-                                                           start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
-    standin.state.mode = "reject"
+async def test_permanent_rejection_fails_after_one_attempt(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
+    await bpjs_sim.fault("antrean/add", "reject")
     request_id = await write(http, tenang.gateway_url, "KB-REJECT")
     url = f"{tenang.admin_url}/api/v1/requests/{request_id}"
     await wait_for_status(http, url, "failed")
@@ -180,18 +177,19 @@ async def test_permanent_rejection_fails_after_one_attempt(tmp_path: Path, stand
     assert len(doc["attempts"]) == 1
     assert doc["attempts"][0]["outcome"] == "permanent"
     assert "201" in doc["reason"]
-    assert len(standin.state.log) == 1
+    assert len(bpjs_sim.state.log) == 1
     assert (await breaker(http, tenang.admin_url))["state"] == "closed"
 
 
-async def test_transient_errors_until_max_attempts_end_dead(tmp_path: Path, standin,
-                                                            start_tenang, http) -> None:
+async def test_transient_errors_until_max_attempts_end_dead(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
     max_attempts = 4
-    config = make_config(tmp_path, standin.url, breaker={"fail_max": 100},
+    config = make_config(tmp_path, bpjs_sim.url, breaker={"fail_max": 100},
                          retry={"max_attempts": max_attempts, "initial_delay_s": 0.02,
                                 "max_delay_s": 0.05})
     tenang = await start_tenang(config)
-    standin.state.mode = "down"
+    await bpjs_sim.set_mode(**OUTAGE)
     request_id = await write(http, tenang.gateway_url, "KB-DEAD")
     url = f"{tenang.admin_url}/api/v1/requests/{request_id}"
     await wait_for_status(http, url, "dead")
@@ -199,20 +197,21 @@ async def test_transient_errors_until_max_attempts_end_dead(tmp_path: Path, stan
     assert "retry limit" in doc["reason"]
     assert doc["attempt_count"] == max_attempts
     assert [a["outcome"] for a in doc["attempts"]] == ["transient"] * max_attempts
-    assert len(standin.state.log) == max_attempts
-    assert standin.state.applied == Counter()
+    assert len(bpjs_sim.state.log) == max_attempts
+    assert applied(bpjs_sim) == Counter()
 
 
-async def test_recovered_backlog_is_paced(tmp_path: Path, standin, start_tenang,
-                                          http) -> None:
+async def test_recovered_backlog_is_paced(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
     per_second = 20.0  # the bucket saves up at most per_second tokens (its burst)
     backlog = 60
-    config = make_config(tmp_path, standin.url, rate={"per_second": per_second},
+    config = make_config(tmp_path, bpjs_sim.url, rate={"per_second": per_second},
                          breaker={"fail_max": 3, "reset_timeout_s": 0.3},
                          retry={"max_attempts": 50, "initial_delay_s": 0.05,
                                 "max_delay_s": 0.1})
     tenang = await start_tenang(config)
-    standin.state.mode = "down"
+    await bpjs_sim.set_mode(**OUTAGE)
     kodebookings = [f"KB-PACE-{i:02d}" for i in range(backlog)]
     await asyncio.gather(*(write(http, tenang.gateway_url, kb) for kb in kodebookings))
 
@@ -220,31 +219,32 @@ async def test_recovered_backlog_is_paced(tmp_path: Path, standin, start_tenang,
         return (await breaker(http, tenang.admin_url))["state"] == "open"
 
     await wait_until(is_open, what="the breaker to open")
-    standin.state.mode = "up"
+    await bpjs_sim.set_mode("up")
     await all_succeeded(tmp_path, backlog)
-    assert_applied_once(standin.state, kodebookings)
+    assert_applied_once(bpjs_sim, kodebookings)
 
-    times = sorted(e["time"] for e in standin.state.deliveries("ok"))
+    times = sorted(e["time"] for e in outcomes(bpjs_sim, "ok"))
     assert times[-1] - times[0] >= 1.5, times[-1] - times[0]
     for i, start in enumerate(times):
         in_window = sum(1 for t in times[i:] if t < start + 1.0)
         assert in_window <= 2 * per_second + 1, (start - times[0], in_window)
 
 
-async def test_graceful_stop_finishes_sends_in_flight(tmp_path: Path, standin,
-                                                      start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
-    standin.state.latency_ms = 300
+async def test_graceful_stop_finishes_sends_in_flight(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
+    await bpjs_sim.set_mode(latency_ms=300)
     kodebookings = [f"KB-STOP-{i}" for i in range(10)]
     ids = await asyncio.gather(*(write(http, tenang.gateway_url, kb) for kb in kodebookings))
-    await wait_until(lambda: len(standin.state.log) == len(ids), what="all sends in flight")
-    assert standin.state.applied == Counter()  # none answered yet
+    await wait_until(lambda: len(bpjs_sim.state.log) == len(ids), what="all sends in flight")
+    assert applied(bpjs_sim) == Counter()  # none answered yet
 
     await tenang.stop()
 
     assert rows(tmp_path) == {request_id: ("succeeded", 1) for request_id in ids}
-    assert_applied_once(standin.state, kodebookings)
-    assert len(standin.state.log) == len(ids)
+    assert_applied_once(bpjs_sim, kodebookings)
+    assert len(bpjs_sim.state.log) == len(ids)
 
 
 async def test_long_success_answer_is_read_whole_and_stored_capped(

@@ -24,8 +24,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.intake.backpressure import WAL_LIMIT, sqlite_free_bytes
-from tests.conftest import admin_headers, make_config, wait_until
+from tests.bpjs_support import booking
+from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 
 MiB = 1024 * 1024
 # Room for SQLite's WAL to grow to its checkpoint size (~4 MiB, not free for intake),
@@ -65,16 +67,16 @@ def fill(disk: Path, leave_bytes: int, name: str = "filler") -> Path:
 
 
 async def post(http: aiohttp.ClientSession, url: str, n: int) -> tuple[int, Any, str]:
-    # ~2 KB like a real Antrean add with its patient fields.
-    body = {"kodebooking": f"KB-DISK-{n}-{uuid.uuid4().hex[:8]}", "catatan": "x" * 2000}
+    # ~2 KB: an Antrean add with its patient fields and a long note.
+    body = booking(f"KB-DISK-{n}-{uuid.uuid4().hex[:8]}", keterangan="x" * 1450)
     async with http.post(url + WRITE, json=body) as resp:
         return resp.status, await resp.json(), resp.headers.get("X-Tenang-Request-Id", "")
 
 
 async def test_a_burst_onto_a_full_disk_keeps_every_promise(
-        small_disk: Path, standin: Any, start_tenang: Any,
+        small_disk: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    cfg = make_config(small_disk, standin.url)
+    cfg = make_config(small_disk, bpjs_sim.url)
     cfg = dataclasses.replace(cfg, store=dataclasses.replace(cfg.store, min_free_mb=FLOOR_MB))
     # The relay starts after the burst: what the floor holds against is intake alone.
     tenang = await start_tenang(cfg, relay_enabled=False)

@@ -10,13 +10,14 @@ from typing import Any
 import aiohttp
 import pytest
 
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.errors import TenangError
 from proxy.lifecycle import InvalidTransition, Status
 from proxy.ops.admin_input import ApiError
 from proxy.ops.bulk import NotRetryable
 from proxy.ops.maintenance import InvalidWindow, MaintenanceError, UnknownWindow
 from proxy.ops.operations import NotFound
-from tests.conftest import admin_headers, make_config
+from tests.conftest import StartTenang, admin_headers, make_config
 from tests.integration.test_admin_api import write
 
 
@@ -38,8 +39,9 @@ async def answer(http: aiohttp.ClientSession, method: str, url: str,
 
 
 async def test_service_refusals_reach_the_api_client_with_their_status(
-        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     api = f"{tenang.admin_url}/api/v1"
 
     assert await answer(http, "GET", f"{api}/requests/NOPE") == (

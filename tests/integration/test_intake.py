@@ -14,15 +14,15 @@ from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
-from aiohttp import web
 from yarl import URL
 
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
 from proxy.store.base import NewRequest
 from proxy.store.memory.store import MemoryStore
-from tests.conftest import Standin, admin_headers, make_config, wait_until
+from tests.bpjs_support import applied, booking, make_sep
+from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 from tests.signing import bpjs_headers
-from tests.standin import StandinState, create_standin_app
 
 
 def with_upstream(config: Config, **changes: Any) -> Config:
@@ -68,37 +68,10 @@ async def delivered(http: aiohttp.ClientSession, admin_url: str, request_id: str
     await wait_until(done, what=f"delivery of {request_id}")
 
 
-class RecordingStandin(Standin):
-    def __init__(self, url: str, state: StandinState, raw_targets: list[str]) -> None:
-        super().__init__(url, state)
-        self.raw_targets = raw_targets  # request-target as sent on the wire, with query
-
-
-@pytest.fixture
-async def recording_standin() -> AsyncIterator[RecordingStandin]:
-    """The ordinary stand-in, plus a record of each raw request-target (path and query)."""
-    state = StandinState()
-    raw_targets: list[str] = []
-
-    @web.middleware
-    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
-        raw_targets.append(request.raw_path)
-        response: web.StreamResponse = await handler(request)
-        return response
-
-    app = create_standin_app(state)
-    app.middlewares.append(record)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    yield RecordingStandin(f"http://{host}:{port}", state, raw_targets)
-    await runner.cleanup()
-
-
-async def test_write_is_committed_before_202(tmp_path: Path, standin, start_tenang,
-                                             http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+async def test_write_is_committed_before_202(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     payload = b'{"kodebooking": "KB-COMMIT", "taskid": 3}'
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/updatewaktu", data=payload,
                          headers={"Content-Type": "application/json"}) as resp:
@@ -121,7 +94,7 @@ async def test_write_is_committed_before_202(tmp_path: Path, standin, start_tena
     assert row["method"] == "POST"
     assert row["path"] == "/antreanrs/antrean/updatewaktu"
     assert row["upstream"] == "antrean"
-    assert standin.state.log == []
+    assert bpjs_sim.state.log == []
 
     async with http.get(f"{tenang.admin_url}/api/v1/requests/{request_id}",
                         headers=admin_headers()) as resp:
@@ -130,9 +103,10 @@ async def test_write_is_committed_before_202(tmp_path: Path, standin, start_tena
 
 
 async def test_vclaim_preset_answers_with_metaData_and_string_code(
-        tmp_path: Path, standin, start_tenang, http) -> None:
-    config = with_upstream(make_config(tmp_path, standin.url), name="vclaim",
-                           prefix="/vclaim-rest", target=standin.url + "/vclaim-rest",
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    config = with_upstream(make_config(tmp_path, bpjs_sim.url), name="vclaim",
+                           prefix="/vclaim-rest", target=bpjs_sim.url + "/vclaim-rest",
                            preset="vclaim")
     tenang = await start_tenang(config, relay_enabled=False)
     async with http.put(f"{tenang.gateway_url}/vclaim-rest/SEP/2.0/update",
@@ -147,9 +121,10 @@ async def test_vclaim_preset_answers_with_metaData_and_string_code(
     assert stored(tmp_path, request_id)["upstream"] == "vclaim"
 
 
-async def test_body_at_the_limit_is_accepted(tmp_path: Path, standin, start_tenang,
-                                             http) -> None:
-    config = make_config(tmp_path, standin.url, server={"max_body_bytes": 1000})
+async def test_body_at_the_limit_is_accepted(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    config = make_config(tmp_path, bpjs_sim.url, server={"max_body_bytes": 1000})
     tenang = await start_tenang(config, relay_enabled=False)
     payload = b"a" * 1000
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add", data=payload) as resp:
@@ -160,8 +135,9 @@ async def test_body_at_the_limit_is_accepted(tmp_path: Path, standin, start_tena
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 async def test_oversized_body_is_refused_with_413_and_not_stored(
-        tmp_path: Path, standin, start_tenang, http, chunked: bool) -> None:
-    config = make_config(tmp_path, standin.url, server={"max_body_bytes": 1000})
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, chunked: bool) -> None:
+    config = make_config(tmp_path, bpjs_sim.url, server={"max_body_bytes": 1000})
     tenang = await start_tenang(config)
 
     async def pieces() -> AsyncIterator[bytes]:
@@ -181,17 +157,18 @@ async def test_oversized_body_is_refused_with_413_and_not_stored(
     assert db_rows(tmp_path) == []
 
     # A later small write still works and is the only thing that reaches the upstream.
-    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
-                         json={"kodebooking": "KB-AFTER-413"}) as resp:
+    after = booking("KB-AFTER-413")
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add", json=after) as resp:
         assert resp.status == 202
         request_id = resp.headers["X-Tenang-Request-Id"]
     await delivered(http, tenang.admin_url, request_id)
-    assert [e["body"] for e in standin.state.log] == ['{"kodebooking": "KB-AFTER-413"}']
+    assert [e["body"] for e in bpjs_sim.state.log] == [after]
 
 
-async def test_unknown_prefix_is_refused_and_never_forwarded(tmp_path: Path, standin,
-                                                             start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
+async def test_unknown_prefix_is_refused_and_never_forwarded(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     async with http.post(f"{tenang.gateway_url}/vclaim-rest/SEP/2.0/insert",
                          json={"kodebooking": "KB-NOWHERE"}) as resp:
         assert resp.status == 404
@@ -204,31 +181,32 @@ async def test_unknown_prefix_is_refused_and_never_forwarded(tmp_path: Path, sta
     assert body["response"] is None
     assert db_rows(tmp_path) == []
 
-    await assert_only_the_barrier_reaches_upstream(http, tenang, standin)
+    await assert_only_the_barrier_reaches_upstream(http, tenang, bpjs_sim)
 
 
-async def assert_only_the_barrier_reaches_upstream(http: aiohttp.ClientSession, tenang: Any,
-                                                  standin: Standin) -> None:
+async def assert_only_the_barrier_reaches_upstream(
+        http: aiohttp.ClientSession, tenang: Any, sim: RunningSimulator) -> None:
     """Send a valid write and wait for its delivery: a refused request sent earlier would
     have reached the upstream by then if it had been queued."""
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
-                         json={"kodebooking": "KB-BARRIER"}) as resp:
+                         json=booking("KB-BARRIER")) as resp:
         request_id = resp.headers["X-Tenang-Request-Id"]
     await delivered(http, tenang.admin_url, request_id)
-    assert [e["path"] for e in standin.state.log] == ["/antreanrs/antrean/add"]
+    assert [e["path"] for e in sim.state.log] == ["/antreanrs/antrean/add"]
 
 
-async def test_prefix_match_is_case_insensitive(tmp_path: Path, standin, start_tenang,
-                                                http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
+async def test_prefix_match_is_case_insensitive(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     async with http.post(f"{tenang.gateway_url}/ANTREANRS/antrean/add",
-                         json={"kodebooking": "KB-UPPER"}) as resp:
+                         json=booking("KB-UPPER")) as resp:
         assert resp.status == 202
         request_id = resp.headers["X-Tenang-Request-Id"]
     assert stored(tmp_path, request_id)["upstream"] == "antrean"
     await delivered(http, tenang.admin_url, request_id)
-    assert [e["path"] for e in standin.state.log] == ["/antreanrs/antrean/add"]
-    assert standin.state.applied["KB-UPPER/add"] == 1
+    assert [e["path"] for e in bpjs_sim.state.log] == ["/antreanrs/antrean/add"]
+    assert applied(bpjs_sim)["KB-UPPER/add"] == 1
 
 
 @pytest.mark.parametrize("raw_path", [
@@ -241,9 +219,10 @@ async def test_prefix_match_is_case_insensitive(tmp_path: Path, standin, start_t
     "/antreanrs/a%2F..%2F..%2Fadmin",
     "/antreanrs//..//antrean/add",
 ])
-async def test_dot_dot_segments_are_refused(tmp_path: Path, standin, start_tenang, http,
-                                            raw_path: str) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
+async def test_dot_dot_segments_are_refused(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, raw_path: str) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     url = URL(tenang.gateway_url + raw_path, encoded=True)
     async with http.post(url, json={"kodebooking": "KB-DOTDOT"}) as resp:
         assert resp.status == 400
@@ -253,7 +232,7 @@ async def test_dot_dot_segments_are_refused(tmp_path: Path, standin, start_tenan
     assert body["response"] is None
     assert db_rows(tmp_path) == []
 
-    await assert_only_the_barrier_reaches_upstream(http, tenang, standin)
+    await assert_only_the_barrier_reaches_upstream(http, tenang, bpjs_sim)
 
 
 @pytest.mark.parametrize(("content_type", "payload"), [
@@ -263,9 +242,9 @@ async def test_dot_dot_segments_are_refused(tmp_path: Path, standin, start_tenan
     (None, b'{"kodebooking":"KB-NO-CT"}   \n'),
 ], ids=["form-urlencoded-json", "text-plain", "binary", "no-content-type"])
 async def test_any_content_type_is_stored_byte_for_byte(
-        tmp_path: Path, standin, start_tenang, http, content_type: str | None,
-        payload: bytes) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, content_type: str | None, payload: bytes) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     headers = {"Content-Type": content_type} if content_type else {}
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add", data=payload,
                          headers=headers,
@@ -278,13 +257,29 @@ async def test_any_content_type_is_stored_byte_for_byte(
                                                            else [])
 
 
+def generic_vclaim(
+        tmp_path: Path, sim: RunningSimulator, target: str = "/vclaim-rest",
+        **changes: Any) -> Config:
+    """A ``generic`` upstream (no route table: every method is queued) on VClaim paths,
+    the service with PUT and DELETE routes."""
+    return with_upstream(make_config(tmp_path, sim.url, preset="generic"), name="vclaim",
+                         prefix="/vclaim-rest", target=sim.url + target, **changes)
+
+
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 async def test_get_and_delete_bodies_are_stored_and_forwarded(
-        tmp_path: Path, standin, start_tenang, http, method: str) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, method: str) -> None:
     # generic: every method is queued (the antrean preset passes GETs through live).
-    tenang = await start_tenang(make_config(tmp_path, standin.url, preset="generic"))
-    payload = b'{"kodebooking": "KB-' + method.encode() + b'", "keterangan": "batal"}'
-    async with http.request(method, f"{tenang.gateway_url}/antreanrs/antrean/batal",
+    tenang = await start_tenang(generic_vclaim(tmp_path, bpjs_sim))
+    if method == "GET":  # a read BPJS answers whatever the body (kept as text: not JSON)
+        path, payload = "/vclaim-rest/referensi/propinsi", b"kodebooking=KB-GET&ket=batal"
+    else:
+        no_sep = await make_sep(bpjs_sim)
+        path = "/vclaim-rest/SEP/2.0/delete"
+        payload = b'{"request": {"t_sep": {"noSep": "%s", "user": "Coba Ws"}}}' % (
+            no_sep.encode())
+    async with http.request(method, tenang.gateway_url + path,
                             data=payload, headers={"Content-Type": "application/json"}) as resp:
         assert resp.status == 202
         request_id = resp.headers["X-Tenang-Request-Id"]
@@ -292,15 +287,16 @@ async def test_get_and_delete_bodies_are_stored_and_forwarded(
     assert row["method"] == method
     assert bytes(row["body"]) == payload
     await delivered(http, tenang.admin_url, request_id)
-    [entry] = standin.state.log
+    [entry] = bpjs_sim.state.entries(path_contains=path)
     assert entry["method"] == method
-    assert entry["body"].encode() == payload
+    assert entry["body"] == (payload.decode() if method == "GET" else json.loads(payload))
 
 
 async def test_stored_headers_keep_user_key_and_drop_signature_and_hop_by_hop(
-        tmp_path: Path, standin, start_tenang, http) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
     # Without a secret to re-sign with, a replay carries no signature at all.
-    tenang = await start_tenang(make_config(tmp_path, standin.url, secret_env=None,
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, secret_env=None,
                                             unsigned_replays=True))
     ts = bpjs_headers()["X-timestamp"]  # intake still checks its age
     sent = [
@@ -335,8 +331,9 @@ async def test_stored_headers_keep_user_key_and_drop_signature_and_hop_by_hop(
     assert "c2lnbmF0dXJl" not in raw
     assert "only-for-this-hop" not in raw
 
-    await delivered(http, tenang.admin_url, request_id)
-    [entry] = standin.state.log
+    # BPJS refuses an unsigned call; what matters here is what reached it.
+    await wait_until(lambda: bpjs_sim.state.log != [], what="the replay to reach BPJS")
+    [entry] = bpjs_sim.state.log
     assert header(entry["headers"], "user_key") == ["0123456789abcdef0123456789abcdef"]
     assert header(entry["headers"], "X-cons-id") == ["12345"]
     assert header(entry["headers"], "X-signature") == []
@@ -344,14 +341,15 @@ async def test_stored_headers_keep_user_key_and_drop_signature_and_hop_by_hop(
 
 
 async def test_delivery_reproduces_method_path_query_body_and_user_key(
-        tmp_path: Path, recording_standin: RecordingStandin, start_tenang, http) -> None:
-    target = recording_standin.url + "/bpjs/antreanrs"
-    tenang = await start_tenang(with_upstream(make_config(tmp_path, recording_standin.url),
-                                              target=target))
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    # The target's path differs from the prefix (BPJS's dev host): the path is rewritten.
+    tenang = await start_tenang(generic_vclaim(tmp_path, bpjs_sim, "/vclaim-rest-dev"))
+    no_sep = await make_sep(bpjs_sim)
     query = "tanggal=2024-05-01&kode=A%26B&rumus=1%2B1&nama=Budi%20Santoso&kota=K%C3%B6ln"
-    payload = b'{"kodebooking": "KB-REPLAY", "jenispasien": "JKN"}'
-    url = URL(f"{tenang.gateway_url}/antreanrs/antrean/lainnya?{query}", encoded=True)
-    # PUT on a path the Antrean table does not name (antrean/add itself takes only POST).
+    payload = b'{"request": {"t_sep": {"noSep": "%s", "catatan": "KB-REPLAY"}}}' % (
+        no_sep.encode())
+    url = URL(f"{tenang.gateway_url}/vclaim-rest/SEP/2.0/update?{query}", encoded=True)
     async with http.put(url, data=payload, headers={
             "user_key": "fedcba9876543210fedcba9876543210",
             "Content-Type": "application/json"}) as resp:
@@ -359,15 +357,14 @@ async def test_delivery_reproduces_method_path_query_body_and_user_key(
         request_id = resp.headers["X-Tenang-Request-Id"]
     await delivered(http, tenang.admin_url, request_id)
 
-    [entry] = recording_standin.state.log
+    [entry] = bpjs_sim.state.entries(path_contains="SEP/2.0/update")
     assert entry["method"] == "PUT"
-    assert entry["path"] == "/bpjs/antreanrs/antrean/lainnya"
-    assert entry["body"].encode() == payload
+    assert entry["path"] == "/vclaim-rest-dev/SEP/2.0/update"
+    assert entry["body"] == json.loads(payload)
     assert header(entry["headers"], "user_key") == ["fedcba9876543210fedcba9876543210"]
     assert header(entry["headers"], "Content-Type") == ["application/json"]
-    [raw_target] = recording_standin.raw_targets
-    raw_path, _, raw_query = raw_target.partition("?")
-    assert raw_path == "/bpjs/antreanrs/antrean/lainnya"
+    raw_path, _, raw_query = entry["target"].partition("?")
+    assert raw_path == "/vclaim-rest-dev/SEP/2.0/update"
     assert parse_qsl(raw_query, keep_blank_values=True) == parse_qsl(
         query, keep_blank_values=True)
 
@@ -376,8 +373,9 @@ async def test_delivery_reproduces_method_path_query_body_and_user_key(
 # answer then must be refused like a failed insert, not as "may not have been stored".
 @pytest.mark.parametrize("cap", [{}, {"max_pending": 100}])
 async def test_store_unavailable_gives_503_with_reason_never_202(
-        tmp_path: Path, standin, start_tenang, http, cap: dict[str, int]) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url, **cap))
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, cap: dict[str, int]) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, **cap))
     await tenang.store.close()
     for preset_path in ("/antreanrs/antrean/add", "/antreanrs/antrean/updatewaktu"):
         async with http.post(f"{tenang.gateway_url}{preset_path}",
@@ -391,7 +389,7 @@ async def test_store_unavailable_gives_503_with_reason_never_202(
         assert "store unavailable" in message or "closed" in message, message
         assert "internal" not in message, message
     assert db_rows(tmp_path) == []
-    assert standin.state.log == []
+    assert bpjs_sim.state.log == []
 
 
 class ExplodingStore(MemoryStore):
@@ -400,8 +398,9 @@ class ExplodingStore(MemoryStore):
 
 
 async def test_unexpected_intake_error_gets_an_envelope_not_a_traceback(
-        tmp_path: Path, standin, start_tenang, http) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), store=ExplodingStore())
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), store=ExplodingStore())
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
                          json={"kodebooking": "KB-500"}) as resp:
         assert resp.status == 500
@@ -411,11 +410,11 @@ async def test_unexpected_intake_error_gets_an_envelope_not_a_traceback(
     assert "Traceback" not in text and "a bug" not in text
 
 
-async def test_latin1_header_is_stored_and_answered_202(tmp_path: Path, standin,
-                                                        start_tenang) -> None:
+async def test_latin1_header_is_stored_and_answered_202(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang) -> None:
     """An old SIMRS may send header bytes that are not UTF-8; the request must still be
     stored (read as Latin-1), not refused, and not spoil its commit batch."""
-    cfg = make_config(tmp_path, standin.url, forward_headers=["X-Petugas"])
+    cfg = make_config(tmp_path, bpjs_sim.url, forward_headers=["X-Petugas"])
     tenang = await start_tenang(cfg, relay_enabled=False)
     host, port = tenang.gateway_url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))

@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -24,7 +23,7 @@ from proxy.bpjs.crypto import decrypt_response
 from proxy.bpjs.signature import sign
 from proxy.bpjs.simulator.harness import RunningSimulator
 from tests.bpjs_support import booking, bpjs_config, today
-from tests.conftest import admin_headers, make_config, wait_until
+from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 from tests.integration.metrics_scrape import scrape, v
 
 ADD = "/antreanrs/antrean/add"
@@ -88,9 +87,9 @@ def body_for(kind: str | None) -> bytes | None:
 @pytest.mark.parametrize("how", list(FAILURES))
 @pytest.mark.parametrize(("service", "method", "path", "body"), CASES)
 async def test_a_call_without_valid_credentials_gets_401_and_goes_nowhere(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
-        plain: aiohttp.ClientSession, service: str, method: str, path: str,
-        body: str | None, how: str) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        plain: aiohttp.ClientSession, service: str, method: str, path: str, body: str | None,
+        how: str) -> None:
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, service))
     async with plain.request(method, tenang.gateway_url + path.format(day=today()),
                              data=body_for(body),
@@ -107,7 +106,7 @@ async def test_a_call_without_valid_credentials_gets_401_and_goes_nowhere(
 
 
 async def test_refusals_are_counted_by_reason_in_the_metrics(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim))
     for how in ("wrong secret", "wrong secret", "stale timestamp", "no BPJS headers"):
@@ -123,7 +122,7 @@ async def test_refusals_are_counted_by_reason_in_the_metrics(
 
 
 async def test_a_correctly_signed_write_is_queued_and_delivered(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim))
     async with plain.post(tenang.gateway_url + ADD, data=body_for("booking"),
@@ -138,7 +137,7 @@ async def test_a_correctly_signed_write_is_queued_and_delivered(
 
 
 async def test_a_correctly_signed_read_gets_the_upstream_answer(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, "vclaim"))
     headers = bpjs_sim.signed_headers("vclaim")
@@ -156,7 +155,7 @@ async def test_a_correctly_signed_read_gets_the_upstream_answer(
 
 
 async def test_a_stale_cache_answer_is_not_given_to_an_unsigned_caller(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, "vclaim", routes=[
         {"match": "GET referensi/**", "cache_ttl_s": 3600}]))
@@ -176,7 +175,7 @@ async def test_a_stale_cache_answer_is_not_given_to_an_unsigned_caller(
 
 
 async def test_a_call_without_user_key_gets_400_naming_the_header(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim))
     headers = bpjs_sim.signed_headers("antrean", method="POST")
@@ -192,7 +191,7 @@ async def test_a_call_without_user_key_gets_400_naming_the_header(
 
 
 async def test_with_user_key_env_a_call_without_user_key_is_accepted(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, user_key_env="UK",
                                             env={"UK": "sim-user-key-0001",
@@ -206,7 +205,7 @@ async def test_with_user_key_env_a_call_without_user_key_is_accepted(
 
 
 async def test_unsigned_replays_still_checks_cons_id_and_timestamp(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, re_sign=False))
     for how in ("wrong cons id", "stale timestamp", "missing signature"):
@@ -221,7 +220,7 @@ async def test_unsigned_replays_still_checks_cons_id_and_timestamp(
 
 
 async def test_a_refused_call_with_a_body_leaves_the_connection_usable(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang) -> None:
     """The refusal comes before the body is read: the next request on the same
     keep-alive connection must still be framed right."""
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim), relay_enabled=False)
@@ -249,10 +248,10 @@ async def test_a_refused_call_with_a_body_leaves_the_connection_usable(
 
 
 async def test_a_generic_upstream_without_a_secret_checks_no_credentials(
-        tmp_path: Path, standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     """Documented: no BPJS identity to check; allow_from is what limits it."""
-    tenang = await start_tenang(make_config(tmp_path, standin.url, preset="generic",
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, preset="generic",
                                             cons_id=None, secret_env=None))
     async with plain.post(tenang.gateway_url + "/antreanrs/anything", data=b"{}") as resp:
         assert resp.status == 202
@@ -262,7 +261,7 @@ async def test_a_generic_upstream_without_a_secret_checks_no_credentials(
 
 
 async def test_allow_from_refuses_other_clients_on_both_ports(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim,
                                             server={"allow_from": ["10.99.0.0/16"]}))
@@ -281,7 +280,7 @@ async def test_allow_from_refuses_other_clients_on_both_ports(
 
 
 async def test_allow_from_lets_listed_clients_through_on_both_ports(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         plain: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(bpjs_config(
         tmp_path, bpjs_sim, server={"allow_from": ["10.99.0.0/16", "127.0.0.0/8"]}))

@@ -1,20 +1,18 @@
 """Headers (issue 10.7): an upstream gets only its allowlist (the preset's plus
-``forward_headers``); only those are stored (X-signature never), and the stand-in
-upstream's log shows what really arrived, queued, live and passed through."""
+``forward_headers``); only those are stored (X-signature never), and the BPJS
+simulator's log shows what really arrived, queued, live and passed through."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
-from tests.conftest import admin_headers, make_config
-from tests.integration import test_intake
+from proxy.bpjs.simulator.harness import RunningSimulator
+from tests.bpjs_support import booking
+from tests.conftest import StartTenang, admin_headers, make_config
 from tests.integration.test_intake import delivered, header, stored, stored_headers
-
-recording_standin = test_intake.recording_standin
 
 # What a SIMRS behind a PHP front end or a reverse proxy also sends.
 STRAY = {
@@ -43,76 +41,77 @@ def assert_only_bpjs_headers(received: dict[str, str] | list[tuple[str, str]]) -
 
 
 async def test_a_queued_write_stores_and_replays_only_the_bpjs_headers(
-        tmp_path: Path, recording_standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recording_standin.url))
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
-                         headers={**STRAY, **BPJS}, data=b'{"kodebooking":"KB-HDR"}') as resp:
+                         headers={**STRAY, **BPJS}, data=json.dumps(booking("KB-HDR"))) as resp:
         assert resp.status == 202
         request_id = resp.headers["X-Tenang-Request-Id"]
     kept = stored_headers(stored(tmp_path, request_id))
     assert names(kept) == {"user_key", "x-cons-id", "x-timestamp", "content-type", "accept",
                            "user-agent"}
     await delivered(http, tenang.admin_url, request_id)
-    [entry] = recording_standin.state.log
+    [entry] = bpjs_sim.state.log
     assert_only_bpjs_headers(entry["headers"])
     assert header(entry["headers"], "user_key") == [BPJS["user_key"]]
     assert header(entry["headers"], "X-signature")  # re-signed for the attempt
 
 
 async def test_a_passthrough_read_forwards_only_the_bpjs_headers(
-        tmp_path: Path, recording_standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recording_standin.url))
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     async with http.get(f"{tenang.gateway_url}/antreanrs/ref/poli",
                         headers={**STRAY, **BPJS}) as resp:
         assert resp.status == 200
-    [entry] = recording_standin.state.log
+    [entry] = bpjs_sim.state.log
     assert_only_bpjs_headers(entry["headers"])
     assert header(entry["headers"], "X-signature")  # the SIMRS's own, live
 
 
 async def test_a_live_deadline_send_forwards_only_the_bpjs_headers(
-        tmp_path: Path, recording_standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    cfg = make_config(tmp_path, recording_standin.url,
+    cfg = make_config(tmp_path, bpjs_sim.url,
                       routes=[{"match": "POST antrean/add", "mode": "deadline"}])
     tenang = await start_tenang(cfg)
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
                          headers={**STRAY, **BPJS}, data=b'{"kodebooking":"KB-LIVE"}') as resp:
-        assert resp.status == 200  # the stand-in's own answer, live
+        assert resp.status == 200  # BPJS's own answer, live
         request_id = resp.headers["X-Tenang-Request-Id"]
-    [entry] = recording_standin.state.log
+    [entry] = bpjs_sim.state.log
     assert_only_bpjs_headers(entry["headers"])
     kept = stored_headers(stored(tmp_path, request_id))
     assert "x-signature" not in names(kept) and not names(kept) & {k.lower() for k in STRAY}
 
 
 async def test_forward_headers_adds_to_the_preset_list(
-        tmp_path: Path, recording_standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    cfg = make_config(tmp_path, recording_standin.url, forward_headers=["x-rs-kode"])
+    cfg = make_config(tmp_path, bpjs_sim.url, forward_headers=["x-rs-kode"])
     tenang = await start_tenang(cfg)
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
-                         headers={**STRAY, **BPJS}, data=b'{"kodebooking":"KB-FWD"}') as resp:
+                         headers={**STRAY, **BPJS}, data=json.dumps(booking("KB-FWD"))) as resp:
         request_id = resp.headers["X-Tenang-Request-Id"]
     assert header(stored_headers(stored(tmp_path, request_id)), "X-Rs-Kode") == ["RS0001"]
     await delivered(http, tenang.admin_url, request_id)
-    [entry] = recording_standin.state.log
+    [entry] = bpjs_sim.state.log
     assert header(entry["headers"], "X-Rs-Kode") == ["RS0001"]
     assert header(entry["headers"], "Cookie") == []
 
 
 async def test_a_generic_upstream_forwards_authorization_but_not_cookies(
-        tmp_path: Path, recording_standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recording_standin.url,
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url,
                                             preset="generic"))
-    async with http.post(f"{tenang.gateway_url}/antreanrs/orders", data=b"{}", headers={
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                         data=json.dumps(booking("KB-GENERIC")), headers={
             **STRAY, "Authorization": "Bearer upstream-token-0123456789"}) as resp:
         request_id = resp.headers["X-Tenang-Request-Id"]
     await delivered(http, tenang.admin_url, request_id)
-    [entry] = recording_standin.state.log
+    [entry] = bpjs_sim.state.log
     assert header(entry["headers"], "Authorization") == ["Bearer upstream-token-0123456789"]
     assert not names(entry["headers"]) & {k.lower() for k in STRAY}
     # Shown masked: a credential whatever its name.

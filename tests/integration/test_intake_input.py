@@ -12,12 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import make_config
-from tests.integration import test_intake
+from proxy.bpjs.simulator.harness import RunningSimulator
+from tests.bpjs_support import targets
+from tests.conftest import StartTenang, make_config
 from tests.integration.test_intake import db_rows, stored
 from tests.signing import bpjs_headers
-
-recording_standin = test_intake.recording_standin
 
 DEEP = b'{"kodebooking":"KB-DEEP","taskid":1,"kodekelas":"VIP","koderuang":"R1","x":' \
     + b"[" * 50_000 + b"]" * 50_000 + b"}"
@@ -39,9 +38,10 @@ def config_for(tmp_path: Path, url: str, preset: str, prefix: str) -> Any:
 @pytest.mark.parametrize(("body", "problem"), [
     (DEEP, "nested too deeply"), (SURROGATE, "unpaired UTF-16 surrogate")])
 async def test_unkeyable_body_is_refused_with_the_reason_and_not_stored(
-        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession,
-        preset: str, prefix: str, path: str, body: bytes, problem: str) -> None:
-    tenang = await start_tenang(config_for(tmp_path, standin.url, preset, prefix),
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, preset: str, prefix: str, path: str, body: bytes,
+        problem: str) -> None:
+    tenang = await start_tenang(config_for(tmp_path, bpjs_sim.url, preset, prefix),
                                 relay_enabled=False)
     async with http.post(tenang.gateway_url + path, data=body,
                          headers={"Content-Type": "application/json"}) as resp:
@@ -54,10 +54,10 @@ async def test_unkeyable_body_is_refused_with_the_reason_and_not_stored(
     assert db_rows(tmp_path) == []
 
 
-async def test_surrogate_refusal_names_the_field(tmp_path: Path, standin: Any,
-                                                 start_tenang: Any,
-                                                 http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+async def test_surrogate_refusal_names_the_field(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     async with http.post(tenang.gateway_url + "/antreanrs/antrean/add",
                          data=SURROGATE) as resp:
         assert resp.status == 400
@@ -71,9 +71,9 @@ async def test_surrogate_refusal_names_the_field(tmp_path: Path, standin: Any,
     b'{"kodebooking":"\xff\xfe"}',
 ])
 async def test_nasty_but_keyable_bodies_are_stored_as_bytes(
-        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession,
-        body: bytes) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, body: bytes) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     async with http.post(tenang.gateway_url + "/antreanrs/antrean/add", data=body) as resp:
         assert resp.status == 202
         request_id = resp.headers["X-Tenang-Request-Id"]
@@ -81,8 +81,9 @@ async def test_nasty_but_keyable_bodies_are_stored_as_bytes(
 
 
 async def test_deep_body_on_a_route_that_needs_no_key_is_stored_as_bytes(
-        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     async with http.post(tenang.gateway_url + "/antreanrs/jadwaldokter/updatejadwaldokter",
                          data=DEEP) as resp:
         assert resp.status == 202
@@ -131,20 +132,20 @@ TRICKS = [
 @pytest.mark.parametrize(("target", "problem"), TRICKS)
 @pytest.mark.parametrize("method", [b"POST", b"GET"])
 async def test_encoded_path_tricks_are_refused_on_bpjs_presets(
-        tmp_path: Path, recording_standin: Any, start_tenang: Any, method: bytes,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang, method: bytes,
         target: bytes, problem: str) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recording_standin.url))
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     status, doc = await send_raw(tenang.gateway_url, method, target)
     assert status == 400
     assert doc["metadata"]["code"] == 400 and problem in doc["metadata"]["message"]
     assert doc["response"] is None
     assert db_rows(tmp_path) == []
-    assert recording_standin.raw_targets == []  # nothing went anywhere
+    assert targets(bpjs_sim) == []  # nothing went anywhere
 
 
 async def test_plain_bpjs_paths_and_queries_with_escapes_still_pass(
-        tmp_path: Path, recording_standin: Any, start_tenang: Any) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recording_standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     status, _ = await send_raw(tenang.gateway_url, b"POST",
                                b"/antreanrs/antrean/add?catatan=50%2541;x%00",
                                b'{"kodebooking":"KB-PLAIN"}')
@@ -152,8 +153,8 @@ async def test_plain_bpjs_paths_and_queries_with_escapes_still_pass(
 
 
 async def test_a_generic_upstream_keeps_its_path_parameters(
-        tmp_path: Path, recording_standin: Any, start_tenang: Any) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recording_standin.url, preset="generic"),
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, preset="generic"),
                                 relay_enabled=False)
     status, _ = await send_raw(tenang.gateway_url, b"POST", b"/antreanrs/orders;v=2/add")
     assert status == 202
@@ -181,9 +182,9 @@ async def lookup_raw(gateway_url: str, target: bytes, head: bytes) -> tuple[int,
     b"\r\nX-signature: \xc3\xa9\xff\r\n",
 ])
 async def test_a_lookup_with_header_bytes_that_are_not_utf8_is_401(
-        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession,
-        head: bytes) -> None:
-    cfg = make_config(tmp_path, standin.url, server={"results_token_env": "RESULTS_TOKEN"},
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, head: bytes) -> None:
+    cfg = make_config(tmp_path, bpjs_sim.url, server={"results_token_env": "RESULTS_TOKEN"},
                       env={"RESULTS_TOKEN": "results-token"})
     tenang = await start_tenang(cfg, relay_enabled=False)
     async with http.post(tenang.gateway_url + "/antreanrs/antrean/add",
@@ -199,8 +200,9 @@ async def test_a_lookup_with_header_bytes_that_are_not_utf8_is_401(
     (b"X-signature", b"\x80"), (b"X-timestamp", b"\xc2\xb2"), (b"X-timestamp", b"17\xff"),
     (b"X-cons-id", b"123\xff")])
 async def test_signature_headers_that_are_not_ascii_get_401(
-        tmp_path: Path, standin: Any, start_tenang: Any, name: bytes, value: bytes) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url), relay_enabled=False)
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang, name: bytes,
+        value: bytes) -> None:
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
     signed = {k.encode(): v.encode() for k, v in bpjs_headers().items()}
     signed[name] = value
     head = b"".join(k + b": " + v + b"\r\n" for k, v in signed.items())

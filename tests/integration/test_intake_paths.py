@@ -13,23 +13,20 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.delivery.upstream import upstream_url
 from proxy.intake.dedup import MAX_KEY_CHARS
 from proxy.lifecycle import Status, still_matches
 from proxy.store.base import StoredRequest
-from tests.conftest import make_config
-from tests.integration import test_intake
+from tests.bpjs_support import booking, targets
+from tests.conftest import StartTenang, make_config
 from tests.integration.test_intake import (
-    RecordingStandin,
     assert_only_the_barrier_reaches_upstream,
     db_rows,
     delivered,
     stored,
 )
 from tests.signing import bpjs_headers
-
-# The stand-in recording each raw request-target, shared with test_intake.py.
-recorder = test_intake.recording_standin
 
 ADD = "/antreanrs/antrean/add"
 
@@ -56,28 +53,28 @@ QUERY = "catatan=kamar%231&kode=50%2541&rumus=1+1&huruf=%41&nama=Budi%20Santoso&
 
 
 async def test_write_query_is_stored_and_forwarded_exactly_as_sent(
-        tmp_path: Path, recorder: RecordingStandin, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recorder.url))
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     url = URL(f"{tenang.gateway_url}{ADD}?{QUERY}", encoded=True)
-    async with http.post(url, data=b'{"kodebooking":"KB-QUERY"}') as resp:
+    async with http.post(url, data=json.dumps(booking("KB-QUERY"))) as resp:
         assert resp.status == 202
         request_id = resp.headers["X-Tenang-Request-Id"]
     # Decoded, '%23' became a fragment (the rest of the query lost), '%2541' became 'A'
     # and '+' a space; stored and sent raw, BPJS decodes what the SIMRS encoded.
     assert stored(tmp_path, request_id)["query"] == QUERY
     await delivered(http, tenang.admin_url, request_id)
-    assert recorder.raw_targets == [f"{ADD}?{QUERY}"]
+    assert targets(bpjs_sim) == [f"{ADD}?{QUERY}"]
 
 
 async def test_passthrough_read_query_is_forwarded_exactly_as_sent(
-        tmp_path: Path, recorder: RecordingStandin, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recorder.url))
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     url = URL(f"{tenang.gateway_url}/antreanrs/ref/poli?{QUERY}", encoded=True)
     async with http.get(url) as resp:
         assert resp.status == 200 and "X-Tenang-Fallback" not in resp.headers
-    assert recorder.raw_targets == [f"/antreanrs/ref/poli?{QUERY}"]
+    assert targets(bpjs_sim) == [f"/antreanrs/ref/poli?{QUERY}"]
     assert db_rows(tmp_path) == []
 
 
@@ -99,13 +96,13 @@ def test_upstream_url_keeps_the_encoding_and_only_quotes_what_cannot_stand_raw(
 
 
 async def test_double_slash_resends_get_the_endpoint_rules_and_dedup_to_one(
-        tmp_path: Path, recorder: RecordingStandin, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recorder.url))
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     ids = []
     for _ in range(2):  # Khanza resending, its base URL configured with a trailing '/'
         url = URL(f"{tenang.gateway_url}/antreanrs//antrean//add", encoded=True)
-        async with http.post(url, data=b'{"kodebooking":"KB-SLASH"}') as resp:
+        async with http.post(url, data=json.dumps(booking("KB-SLASH"))) as resp:
             assert resp.status == 202
             ids.append(resp.headers["X-Tenang-Request-Id"])
     assert ids[0] == ids[1]
@@ -114,16 +111,16 @@ async def test_double_slash_resends_get_the_endpoint_rules_and_dedup_to_one(
     assert row["ordering_key"] == "antrean:kodebooking=KB-SLASH"
     assert row["expires_at"] is not None
     await delivered(http, tenang.admin_url, ids[0])
-    assert recorder.raw_targets == [ADD]
+    assert targets(bpjs_sim) == [ADD]
 
 
 # --- absolute-form request targets --------------------------------------------------------
 
 
 async def test_absolute_form_targets_are_refused_and_never_stored_or_sent(
-        tmp_path: Path, recorder: RecordingStandin, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, recorder.url))
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     body = b'{"kodebooking":"KB-ABSOLUTE"}'
     for target in (b"http://evil.example/antreanrs/antrean/add",
                    b"http://a../antreanrs/antrean/add",  # would leave the target's path
@@ -133,8 +130,8 @@ async def test_absolute_form_targets_are_refused_and_never_stored_or_sent(
         assert doc["metadata"]["code"] == 400 and doc["response"] is None
         assert "'/'" in doc["metadata"]["message"]
     assert db_rows(tmp_path) == []
-    await assert_only_the_barrier_reaches_upstream(http, tenang, recorder)
-    assert recorder.raw_targets == [ADD]
+    await assert_only_the_barrier_reaches_upstream(http, tenang, bpjs_sim)
+    assert targets(bpjs_sim) == [ADD]
 
 
 # --- dedup: the window and still-pending originals ---------------------------------------
@@ -168,10 +165,10 @@ def test_a_final_original_matches_only_within_the_window_after_it_settled() -> N
 
 
 async def test_a_resend_of_a_still_pending_original_after_the_window_is_a_duplicate(
-        tmp_path: Path, standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
     # A zero window has passed by the resend: only the original's state can match it.
-    tenang = await start_tenang(make_config(tmp_path, standin.url, dedup_window_s=0.0),
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, dedup_window_s=0.0),
                                 relay_enabled=False)  # BPJS unreachable: nothing settles
     body = b'{"kodebooking":"KB-WAIT","taskid":3,"waktu":1}'
     answers = []
@@ -186,13 +183,13 @@ async def test_a_resend_of_a_still_pending_original_after_the_window_is_a_duplic
 
 
 async def test_a_resend_after_the_window_of_a_settled_original_is_new(
-        tmp_path: Path, standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url, dedup_window_s=0.0))
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, dedup_window_s=0.0))
     ids = []
     for _ in range(2):
         async with http.post(f"{tenang.gateway_url}{ADD}",
-                             data=b'{"kodebooking":"KB-SETTLED"}') as resp:
+                             data=json.dumps(booking("KB-SETTLED"))) as resp:
             ids.append(resp.headers["X-Tenang-Request-Id"])
         await delivered(http, tenang.admin_url, ids[-1])
     assert ids[0] != ids[1]
@@ -202,13 +199,13 @@ async def test_a_resend_after_the_window_of_a_settled_original_is_new(
 
 
 async def test_an_idempotency_key_reused_for_another_call_is_not_a_duplicate(
-        tmp_path: Path, standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url))
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     ids = []
     for path in (ADD, "/antreanrs/antrean/batal", ADD):
         async with http.post(f"{tenang.gateway_url}{path}",
-                             data=b'{"kodebooking":"KB-IDEM","keterangan":"x"}',
+                             data=json.dumps(booking("KB-IDEM", keterangan="x")),
                              headers={"Idempotency-Key": "simrs-7"}) as resp:
             assert resp.status == 202
             ids.append(resp.headers["X-Tenang-Request-Id"])
@@ -216,13 +213,13 @@ async def test_an_idempotency_key_reused_for_another_call_is_not_a_duplicate(
     assert add == add_again and batal != add
     for request_id in (add, batal):
         await delivered(http, tenang.admin_url, request_id)
-    assert [e["path"] for e in standin.state.log] == [ADD, "/antreanrs/antrean/batal"]
+    assert [e["path"] for e in bpjs_sim.state.log] == [ADD, "/antreanrs/antrean/batal"]
 
 
 async def test_long_idempotency_keys_are_hashed_not_cut(
-        tmp_path: Path, standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, standin.url, preset="generic"),
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, preset="generic"),
                                 relay_enabled=False)
     shared = "k" * (MAX_KEY_CHARS + 50)
     ids = []

@@ -4,12 +4,12 @@ dates every admin answer, so a fake clock moves all of them together (HOUSE habi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.ops.admin_api import iso
-from tests.conftest import FakeClock, admin_headers, make_config
+from tests.conftest import FakeClock, StartTenang, admin_headers, make_config
 from tests.integration.test_admin_api import api, write
 
 # Far from the real time, so a stamp read from time.time() cannot pass for it.
@@ -17,9 +17,10 @@ FAKE_NOW = 1_500_000_000.0
 
 
 async def test_intake_the_breaker_and_the_admin_answers_read_the_injected_clock(
-        tmp_path: Path, standin: Any, start_tenang: Any, http: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
     clock = FakeClock(FAKE_NOW)
-    config = make_config(tmp_path, standin.url, breaker={"fail_max": 1,
+    config = make_config(tmp_path, bpjs_sim.url, breaker={"fail_max": 1,
                                                         "reset_timeout_s": 30.0})
     tenang = await start_tenang(config, clock=clock, relay_enabled=False)
 

@@ -11,9 +11,11 @@ from typing import Any
 import aiohttp
 
 from proxy.app import Tenang
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config_ops import MaintenanceConfig, NotifyConfig, WebhookConfig
 from proxy.store.admin_base import managed
-from tests.conftest import Standin, admin_headers, make_config, wait_until
+from tests.bpjs_support import OUTAGE, booking, outcomes
+from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 from tests.integration.metrics_scrape import Samples, scrape, v
 from tests.integration.notify_receivers import HttpReceiver, http_receiver
 
@@ -21,18 +23,18 @@ __all__ = ["http_receiver"]
 
 async def write(http: aiohttp.ClientSession, tenang: Tenang, kodebooking: str) -> str:
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
-                         json={"kodebooking": kodebooking}) as resp:
+                         json=booking(kodebooking)) as resp:
         assert resp.status == 202, await resp.text()
         return resp.headers["X-Tenang-Request-Id"]
 
 
-async def test_metrics_after_an_outage_and_recovery(tmp_path: Path, standin: Standin,
-                                                    start_tenang: Any,
-                                                    http: aiohttp.ClientSession) -> None:
-    config = make_config(tmp_path, standin.url, breaker={"fail_max": 3, "reset_timeout_s": 0.3},
+async def test_metrics_after_an_outage_and_recovery(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    config = make_config(tmp_path, bpjs_sim.url, breaker={"fail_max": 3, "reset_timeout_s": 0.3},
                          retry={"max_attempts": 50, "initial_delay_s": 0.05,
                                 "max_delay_s": 0.1})
-    standin.state.mode = "down"
+    await bpjs_sim.set_mode(**OUTAGE)
     tenang: Tenang = await start_tenang(config)
     tenang.metrics.summary_ttl_s = 0  # exact values on every scrape
     for i in range(3):
@@ -55,7 +57,7 @@ async def test_metrics_after_an_outage_and_recovery(tmp_path: Path, standin: Sta
     assert opened >= 1 and half == opened - 1  # each failed probe re-opened it
     assert v(seen, "tenang_maintenance_active", upstream="antrean") == 0
 
-    standin.state.mode = "up"
+    await bpjs_sim.set_mode("up")
     final: Samples = {}
 
     async def recovered() -> bool:
@@ -69,7 +71,7 @@ async def test_metrics_after_an_outage_and_recovery(tmp_path: Path, standin: Sta
     assert v(final, "tenang_circuit_transitions_total", upstream="antrean", to="closed") == 1
     assert v(final, "tenang_circuit_transitions_total", upstream="antrean", to="open") == \
         v(final, "tenang_circuit_transitions_total", upstream="antrean", to="half-open")
-    failures = len(standin.state.deliveries("down"))
+    failures = len(outcomes(bpjs_sim, "flaky"))
     accepted = [value for (name, labels), value in final.items()
                 if name == "tenang_requests_accepted_total"
                 and ("upstream", "antrean") in labels]
@@ -90,10 +92,10 @@ async def api(http: aiohttp.ClientSession, method: str, url: str,
 
 
 async def test_maintenance_window_queues_quietly_then_drains_with_a_ramp(
-        tmp_path: Path, standin: Standin, start_tenang: Any, http: aiohttp.ClientSession,
-        http_receiver: HttpReceiver) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession, http_receiver: HttpReceiver) -> None:
     config = dataclasses.replace(
-        make_config(tmp_path, standin.url, rate={"per_second": 50.0}),
+        make_config(tmp_path, bpjs_sim.url, rate={"per_second": 50.0}),
         maintenance=MaintenanceConfig(ramp_s=1.0, check_interval_s=0.05),
         notify=NotifyConfig(breaker_open_after_s=0.0, window_s=0.0, check_interval_s=3600,
                             webhook=WebhookConfig(url=f"{http_receiver.url}/hook")))
@@ -112,7 +114,7 @@ async def test_maintenance_window_queues_quietly_then_drains_with_a_ramp(
     assert v(samples, "tenang_maintenance_active", upstream="antrean") == 1
     assert v(samples, "tenang_queue_depth", upstream="antrean", status="pending") == 20
     assert tenang.breakers["antrean"].try_acquire() is None
-    assert standin.state.log == []
+    assert bpjs_sim.state.log == []
     await tenang.notifier.check()  # circuit open past breaker_open_after_s, but quiet
     await tenang.notifier.flush()
     assert http_receiver.posts == []
@@ -124,10 +126,10 @@ async def test_maintenance_window_queues_quietly_then_drains_with_a_ramp(
     assert tenang.relay.lanes["antrean"].bucket.fraction() < 1.0  # the drain ramps up
 
     async def delivered() -> bool:
-        return len(standin.state.deliveries("ok")) == len(ids)
+        return len(outcomes(bpjs_sim, "ok")) == len(ids)
 
     await wait_until(delivered, what="the queued requests to be delivered")
-    times = sorted(e["time"] for e in standin.state.deliveries("ok"))
+    times = sorted(e["time"] for e in outcomes(bpjs_sim, "ok"))
     # 20 requests at 50/s would take 0.4 s at full rate; the ramp starts at 5/s.
     assert times[-1] - times[0] > 0.4
     await tenang.notifier.check()
@@ -137,9 +139,9 @@ async def test_maintenance_window_queues_quietly_then_drains_with_a_ramp(
 
 
 async def test_maintenance_api_validates_and_needs_the_token(
-        tmp_path: Path, standin: Standin, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang: Tenang = await start_tenang(make_config(tmp_path, standin.url))
+    tenang: Tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url))
     base = f"{tenang.admin_url}/api/v1/maintenance"
     async with http.get(base) as resp:
         assert resp.status == 401

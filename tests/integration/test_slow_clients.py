@@ -17,7 +17,8 @@ import aiohttp
 import pytest
 
 from proxy.app import Tenang
-from tests.conftest import admin_headers, make_config, wait_until
+from proxy.bpjs.simulator.harness import RunningSimulator
+from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 from tests.signing import bpjs_headers
 
 WRITE = "/antreanrs/antrean/add"
@@ -62,8 +63,10 @@ def body_of(answer: bytes) -> Any:
 
 
 @pytest.fixture
-async def tenang(tmp_path: Path, standin: Any, start_tenang: Any) -> AsyncIterator[Tenang]:
-    yield await start_tenang(make_config(tmp_path, standin.url, server=limits()),
+async def tenang(
+        tmp_path: Path, bpjs_sim: RunningSimulator,
+        start_tenang: StartTenang) -> AsyncIterator[Tenang]:
+    yield await start_tenang(make_config(tmp_path, bpjs_sim.url, server=limits()),
                              relay_enabled=False)
 
 
@@ -152,10 +155,10 @@ async def test_an_idle_keep_alive_connection_is_closed_near_keepalive_timeout(
 
 
 async def test_beyond_max_connections_a_new_connection_gets_503_and_the_server_goes_on(
-        tmp_path: Path, standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
     server = limits(header_timeout_s=30.0, keepalive_timeout_s=30.0, max_connections=5)
-    tenang = await start_tenang(make_config(tmp_path, standin.url, server=server),
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, server=server),
                                 relay_enabled=False)
     held = [await connect(tenang.gateway_url) for _ in range(5)]
     await wait_until(lambda: tenang.gateway_limits.open == 5, what="5 open connections")
@@ -179,10 +182,10 @@ async def test_beyond_max_connections_a_new_connection_gets_503_and_the_server_g
 
 
 async def test_normal_writes_keep_their_latency_while_200_slow_sockets_are_open(
-        tmp_path: Path, standin: Any, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
     server = limits(header_timeout_s=60.0, body_timeout_s=60.0, max_connections=1024)
-    tenang = await start_tenang(make_config(tmp_path, standin.url, server=server),
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, server=server),
                                 relay_enabled=False)
     slow = []
     for n in range(200):

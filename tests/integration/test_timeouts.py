@@ -21,7 +21,7 @@ from proxy.observe.notify_channels import SendError, WebhookChannel
 from proxy.observe.notify_rules import Kind, Message
 from proxy.store.memory.store import MemoryStore
 from tests.bpjs_support import Simrs, booking, bpjs_config
-from tests.conftest import Standin, make_config
+from tests.conftest import StartTenang, make_config
 
 # What a user may see beyond the configured 5 s: scheduling on a busy machine, not the
 # up-to-1 s rounding.
@@ -39,7 +39,7 @@ async def just_after_a_whole_second() -> None:
 
 
 async def test_a_queued_attempt_times_out_at_timeout_s(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
     await bpjs_sim.fault("antrean/add", "delay-then-answer", delay_ms=9000)
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, timeout_s=5.0,
@@ -58,7 +58,7 @@ async def test_a_queued_attempt_times_out_at_timeout_s(
 
 
 async def test_a_passthrough_read_gives_up_at_timeout_s(
-        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
     await bpjs_sim.fault("Peserta", "delay-then-answer", delay_ms=9000)
     tenang = await start_tenang(bpjs_config(tmp_path, bpjs_sim, "vclaim", timeout_s=5.0))
@@ -97,8 +97,8 @@ async def silent_receiver() -> AsyncIterator[str]:
 
 
 async def test_outcome_callbacks_and_webhooks_give_up_at_their_timeout(
-        tmp_path: Path, standin: Standin, silent_receiver: str) -> None:
-    sender = CallbackSender(make_config(tmp_path, standin.url), MemoryStore())
+        tmp_path: Path, bpjs_sim: RunningSimulator, silent_receiver: str) -> None:
+    sender = CallbackSender(make_config(tmp_path, bpjs_sim.url), MemoryStore())
     webhook = WebhookChannel(WebhookConfig(url=silent_receiver), timeout_s=5.0)
     message = Message(Kind.BREAKER_OPEN, "antrean", 0.0, "t", "x")
     loop = asyncio.get_running_loop()

@@ -90,7 +90,8 @@ def test_serve_help_names_the_environment_variables_it_reads() -> None:
 def test_the_standin_command_is_gone_and_not_installed() -> None:
     with pytest.raises(SystemExit):
         _parser().parse_args(["standin"])
-    assert not (REPO / "proxy" / "standin.py").exists(), "tests/standin.py is test support"
+    assert not (REPO / "proxy" / "standin.py").exists()
+    assert not (REPO / "tests" / "standin.py").exists(), "tests use the BPJS simulator"
 
 
 @pytest.mark.parametrize("command", [["user", "hash"],

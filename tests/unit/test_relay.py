@@ -3,6 +3,7 @@ sent early, and a dead worker's lease is taken over and recorded as interrupted.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,8 @@ import pytest
 
 from proxy import lifecycle
 from proxy.app import build_breakers
+from proxy.bpjs.simulator.client import DEFAULT_USER_KEY
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
 from proxy.delivery.attempt import Deliverer
 from proxy.delivery.relay import Relay
@@ -22,9 +25,12 @@ from proxy.lifecycle import Status, Verdict
 from proxy.policies.breaker import BreakerState
 from proxy.store.base import NewRequest, StoredRequest, StoreUnavailable
 from proxy.store.memory.store import MemoryStore
-from tests.conftest import FakeClock, Standin, make_config, wait_until
+from tests.bpjs_support import OUTAGE, applied, booking, sep_insert
+from tests.conftest import FakeClock, make_config, wait_until
 
 T0 = 1_800_000_000.0
+# What a SIMRS's stored request carries for BPJS (the relay signs each attempt itself).
+HEADERS = (("Content-Type", "application/json"), ("user_key", DEFAULT_USER_KEY))
 
 
 @pytest.fixture
@@ -42,23 +48,23 @@ async def enqueue(store: MemoryStore, key: str, at: float) -> str:
     rid = new_request_id(at)
     await store.enqueue(NewRequest(
         id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/add", query="",
-        headers=(("Content-Type", "application/json"),),
-        body=f'{{"kodebooking": "{key}"}}'.encode(), received_at=at))
+        headers=HEADERS,
+        body=json.dumps(booking(key)).encode(), received_at=at))
     return rid
 
 
-def config_for(tmp_path: Path, standin: Standin) -> Config:
-    return make_config(tmp_path, standin.url, retry={
+def config_for(tmp_path: Path, sim: RunningSimulator) -> Config:
+    return make_config(tmp_path, sim.url, retry={
         "initial_delay_s": 10.0, "max_delay_s": 60.0, "max_age_s": 3600.0, "jitter": "none"},
         breaker={"fail_max": 100})
 
 
 async def test_transient_failure_is_scheduled_exactly_and_not_sent_early(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     rid = await enqueue(store, "KB1", T0)
-    standin.state.mode = "down"
+    await bpjs_sim.set_mode(**OUTAGE)
 
     await relay.drain()
 
@@ -67,9 +73,9 @@ async def test_transient_failure_is_scheduled_exactly_and_not_sent_early(
     assert row.next_attempt_at == T0 + 10.0  # initial_delay_s, no jitter
     clock.now = T0 + 9.9
     await relay.drain()
-    assert len(standin.state.log) == 1  # not due yet: nothing sent
+    assert len(bpjs_sim.state.log) == 1  # not due yet: nothing sent
 
-    standin.state.mode = "up"
+    await bpjs_sim.set_mode("up")
     clock.now = T0 + 10.0
     await relay.drain()
     row = await store.get(rid)
@@ -79,9 +85,9 @@ async def test_transient_failure_is_scheduled_exactly_and_not_sent_early(
 
 
 async def test_dead_workers_lease_is_taken_over_and_recorded_as_interrupted(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    config = config_for(tmp_path, standin)
+    config = config_for(tmp_path, bpjs_sim)
     rid = await enqueue(store, "KB2", T0)
     # A worker that claimed the request and then died without a word.
     await store.claim_due("antrean", T0, 10, "dead-worker", lease_until=T0 + 5)
@@ -90,7 +96,7 @@ async def test_dead_workers_lease_is_taken_over_and_recorded_as_interrupted(
     await survivor.drain()
     row = await store.get(rid)
     assert row is not None and row.status is Status.IN_FLIGHT  # lease still running
-    assert standin.state.log == []
+    assert bpjs_sim.state.log == []
 
     clock.now = T0 + 6  # the lease has ended
     await survivor.drain()
@@ -104,7 +110,7 @@ async def test_dead_workers_lease_is_taken_over_and_recorded_as_interrupted(
     assert row is not None and row.status is Status.SUCCEEDED
     assert [a.verdict for a in await store.attempts(rid)] == [Verdict.INTERRUPTED,
                                                               Verdict.SUCCESS]
-    assert [e["outcome"] for e in standin.state.log] == ["ok"]
+    assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
 
 
 class BrokenFor(MemoryStore):
@@ -119,12 +125,12 @@ class BrokenFor(MemoryStore):
 
 
 async def test_one_request_that_cannot_be_settled_does_not_block_the_other_take_overs(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), BrokenFor()
     first, second = [await enqueue(store, f"KB-T{i}", T0 + i / 1000) for i in range(2)]
     store.broken = first
     await store.claim_due("antrean", T0 + 1, 10, "dead-worker", lease_until=T0 + 5)
-    survivor = relay_for(config_for(tmp_path, standin), store, session, clock, "worker-b")
+    survivor = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock, "worker-b")
     clock.now = T0 + 6
     await survivor.drain()
     assert [a.verdict for a in await store.attempts(second)] == [Verdict.INTERRUPTED]
@@ -133,9 +139,9 @@ async def test_one_request_that_cannot_be_settled_does_not_block_the_other_take_
 
 
 async def test_request_past_max_age_dies_without_being_sent(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     rid = await enqueue(store, "KB3", T0)
     clock.now = T0 + 3601
 
@@ -145,13 +151,13 @@ async def test_request_past_max_age_dies_without_being_sent(
     assert row is not None and row.status is Status.DEAD
     assert "max age" in (row.reason or "")
     assert await store.attempts(rid) == []
-    assert standin.state.log == []
+    assert bpjs_sim.state.log == []
 
 
 async def test_drain_delivers_each_pending_request_once(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     ids = [await enqueue(store, f"KB-{i}", T0 + i / 1000) for i in range(50)]
     clock.now = T0 + 1  # all received, all due
 
@@ -159,7 +165,7 @@ async def test_drain_delivers_each_pending_request_once(
 
     rows = [await store.get(i) for i in ids]
     assert all(r is not None and r.status is Status.SUCCEEDED for r in rows)
-    assert sorted(standin.state.applied.values()) == [1] * 50
+    assert sorted(applied(bpjs_sim).values()) == [1] * 50
 
 
 class FlakyClaimStore(MemoryStore):
@@ -179,10 +185,10 @@ class FlakyClaimStore(MemoryStore):
 
 
 async def test_lane_survives_an_unexpected_error(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     store = FlakyClaimStore()
-    relay = Relay(config_for(tmp_path, standin), store, session,
-                  build_breakers(config_for(tmp_path, standin)))
+    relay = Relay(config_for(tmp_path, bpjs_sim), store, session,
+                  build_breakers(config_for(tmp_path, bpjs_sim)))
     rid = await enqueue(store, "KB-X", time.time())  # real clock here: due now
     relay.start()
     try:
@@ -214,14 +220,14 @@ async def test_a_failed_claim_hands_the_half_open_probe_back(
 
 
 async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     rid = await enqueue(store, "KB-OLD", T0)
     clock.now = T0 + 3601  # past max_age_s
     await relay.drain()
     row = await store.get(rid)
-    assert row is not None and row.status is Status.DEAD and standin.state.log == []
+    assert row is not None and row.status is Status.DEAD and bpjs_sim.state.log == []
 
     await store.transition(rid, Status.DEAD, lifecycle.operator_retry(row.status, clock.now),
                            clock.now)
@@ -229,19 +235,19 @@ async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
 
     row = await store.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED, row.reason
-    assert [e["outcome"] for e in standin.state.log] == ["ok"]
+    assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
 
 
 async def test_own_live_delivery_past_its_lease_is_not_recorded_as_interrupted(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     lane = relay.lanes["antrean"]
     rid = await enqueue(store, "KB-SLOW", T0)
-    standin.state.latency_ms = 300  # the send is still running when the lease runs out
+    await bpjs_sim.set_mode(latency_ms=300)  # the send is still running when the lease runs out
 
     await lane.step()  # claims and starts the delivery
-    await wait_until(lambda: len(standin.state.log) == 1, what="the send to be under way")
+    await wait_until(lambda: len(bpjs_sim.state.log) == 1, what="the send to be under way")
     clock.now = T0 + lane.lease_s + 10  # the lease ends while the send is alive
     await lane.step()  # runs the lease take-over
 
@@ -251,18 +257,18 @@ async def test_own_live_delivery_past_its_lease_is_not_recorded_as_interrupted(
 
     await wait_until(finished, what="the live delivery to finish")
     assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS]
-    assert [e["outcome"] for e in standin.state.log] == ["ok"]
+    assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
 
 
 async def test_a_day_bound_request_is_not_sent_after_its_service_day(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
-    standin.state.mode = "down"
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
+    await bpjs_sim.set_mode(**OUTAGE)
     rid = new_request_id(T0)
     await store.enqueue(NewRequest(
         id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/updatewaktu",
-        query="", headers=(), body=b'{"kodebooking": "KB1", "taskid": 3}', received_at=T0,
+        query="", headers=HEADERS, body=b'{"kodebooking": "KB1", "taskid": 3}', received_at=T0,
         endpoint="antrean.updatewaktu", expires_at=T0 + 25.0))
     await relay.drain()  # first try fails; the retry is due at T0 + 10
     row = await store.get(rid)
@@ -272,48 +278,49 @@ async def test_a_day_bound_request_is_not_sent_after_its_service_day(
     row = await store.get(rid)
     assert row is not None and row.status is Status.DEAD
     assert row.reason is not None and row.reason.startswith(lifecycle.DEADLINE_PASSED)
-    assert len(standin.state.log) == 2
+    assert len(bpjs_sim.state.log) == 2
 
 
 async def test_a_request_claimed_after_its_deadline_ends_dead_unsent(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     rid = new_request_id(T0)
     await store.enqueue(NewRequest(
         id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/add",
-        query="", headers=(), body=b'{"kodebooking": "KB1"}', received_at=T0,
+        query="", headers=HEADERS, body=b'{"kodebooking": "KB1"}', received_at=T0,
         expires_at=T0 + 5.0))
     clock.now = T0 + 5.0
     await relay.drain()
     row = await store.get(rid)
     assert row is not None and row.status is Status.DEAD
     assert row.reason == f"{lifecycle.DEADLINE_PASSED}; not sent late"
-    assert standin.state.log == []
+    assert bpjs_sim.state.log == []
 
 
 async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_who_may_send_it_late(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    cfg = make_config(tmp_path, standin.url, name="vclaim", prefix="/vclaim-rest",
-                      target=standin.url + "/vclaim-rest", preset="vclaim")
+    cfg = make_config(tmp_path, bpjs_sim.url, name="vclaim", prefix="/vclaim-rest",
+                      target=bpjs_sim.url + "/vclaim-rest", preset="vclaim")
     relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w")
     rid = new_request_id(T0)
     await store.enqueue(NewRequest(
         id=rid, upstream="vclaim", method="POST", path="/vclaim-rest/SEP/2.0/insert",
-        query="", headers=(), body=b"{}", received_at=T0, expires_at=T0 + 5.0))
+        query="", headers=HEADERS, body=json.dumps(sep_insert()).encode(), received_at=T0,
+        expires_at=T0 + 5.0))
     clock.now = T0 + 6.0
     await relay.drain()
     row = await store.get(rid)
     assert row is not None and row.status is Status.HELD
     assert row.reason is not None and "a person must decide" in row.reason
-    assert standin.state.log == []
+    assert bpjs_sim.state.log == []
     # The person decides to send it late: their retry lifts the day's deadline.
     await store.transition(rid, Status.HELD, lifecycle.operator_retry(row.status, clock.now),
                            clock.now)
     await relay.drain()
     row = await store.get(rid)
-    assert [e["outcome"] for e in standin.state.log] == ["ok"]
+    assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
     assert row is not None and row.status is Status.SUCCEEDED
 
 
@@ -330,18 +337,18 @@ class FailsToRecordOnce(MemoryStore):
 
 
 async def test_a_known_answer_is_kept_until_the_store_takes_it_and_never_resent(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), FailsToRecordOnce()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     rid = await enqueue(store, "KB-LOCKED", T0)
     await relay.drain()  # sent and answered; the first write of the result fails
-    assert [e["outcome"] for e in standin.state.log] == ["ok"]
+    assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
     clock.advance(relay.lanes["antrean"].lease_s + 1)  # past the lease: a take-over looks
     await relay.drain()
     row = await store.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED
     assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS]
-    assert len(standin.state.log) == 1, "the applied write was not sent again"
+    assert len(bpjs_sim.state.log) == 1, "the applied write was not sent again"
 
 
 class LockedLongerThanALease(MemoryStore):
@@ -366,8 +373,8 @@ class LockedLongerThanALease(MemoryStore):
 
 
 async def test_a_result_waiting_for_the_store_keeps_its_lease(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    cfg = config_for(tmp_path, standin)
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
+    cfg = config_for(tmp_path, bpjs_sim)
     clock = FakeClock(T0)
     store = LockedLongerThanALease(clock, cfg.upstreams[0].timeout_s + cfg.relay.lease_margin_s)
     deliverer = Deliverer(cfg.upstreams[0], store, session, build_breakers(cfg)["antrean"],
@@ -387,16 +394,16 @@ class LockedOnSupersede(MemoryStore):
 
 
 async def test_an_older_pending_update_superseded_before_a_send_gets_its_callback(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    cfg = make_config(tmp_path, standin.url, name="aplicare", prefix="/aplicare",
-                      target=standin.url + "/aplicare", preset="aplicare",
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
+    cfg = make_config(tmp_path, bpjs_sim.url, name="aplicare", prefix="/aplicare",
+                      target=bpjs_sim.url + "/aplicaresws", preset="aplicare",
                       callback_url="http://127.0.0.1:9/outcome")
     clock, store = FakeClock(T0), MemoryStore()
     ids = [new_request_id(T0 + n) for n in range(3)]
     for n, rid in enumerate(ids):
         await store.enqueue(NewRequest(
             id=rid, upstream="aplicare", method="POST",
-            path="/aplicare/rest/bed/update/0101R001", query="", headers=(),
+            path="/aplicare/rest/bed/update/0101R001", query="", headers=HEADERS,
             body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": %d}' % n,
             received_at=T0 + n, coalesce_key="aplicare:room-r1"))
     [oldest] = await store.claim_due("aplicare", T0 + 5, 1, "w", T0 + 60)
@@ -408,7 +415,7 @@ async def test_an_older_pending_update_superseded_before_a_send_gets_its_callbac
                           random.Random(1), observer=seen)
     await deliverer.deliver(oldest, permit)
 
-    assert standin.state.log == [], "a superseded update was sent"
+    assert bpjs_sim.state.log == [], "a superseded update was sent"
     # Reported like any final outcome: out of backpressure's count and into the log.
     cancelled = [(rid, st) for rid, st, _ in seen.outcomes if rid != ids[0]]
     assert cancelled == [(ids[1], Status.CANCELLED)]
@@ -423,16 +430,16 @@ async def test_an_older_pending_update_superseded_before_a_send_gets_its_callbac
 
 
 async def test_a_store_error_before_sending_hands_the_half_open_probe_back(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    cfg = make_config(tmp_path, standin.url, name="aplicare", prefix="/aplicare",
-                      target=standin.url + "/aplicare", preset="aplicare")
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
+    cfg = make_config(tmp_path, bpjs_sim.url, name="aplicare", prefix="/aplicare",
+                      target=bpjs_sim.url + "/aplicaresws", preset="aplicare")
     clock, store = FakeClock(T0), LockedOnSupersede()
     breaker = build_breakers(cfg)["aplicare"]
     breaker.force_open()
     breaker.release()  # after an outage: half-open, one probe allowed
     await store.enqueue(NewRequest(
         id=new_request_id(T0), upstream="aplicare", method="POST",
-        path="/aplicare/rest/bed/update/0101R001", query="", headers=(),
+        path="/aplicare/rest/bed/update/0101R001", query="", headers=HEADERS,
         body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": 3}', received_at=T0,
         coalesce_key="aplicare:room-r1"))
     [claimed] = await store.claim_due("aplicare", T0, 1, "w", T0 + 60)
@@ -443,7 +450,7 @@ async def test_a_store_error_before_sending_hands_the_half_open_probe_back(
     await deliverer.deliver(claimed, permit)  # the claim is handed back, unsent
     assert breaker.state is BreakerState.HALF_OPEN
     assert breaker.try_acquire() is not None, "the probe was lost: nothing would be sent"
-    assert standin.state.log == []
+    assert bpjs_sim.state.log == []
 
 
 class LockedOnceOnSupersede(MemoryStore):
@@ -457,29 +464,30 @@ class LockedOnceOnSupersede(MemoryStore):
 
 
 async def test_a_store_error_before_sending_records_no_send_that_never_happened(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
-    cfg = make_config(tmp_path, standin.url, name="aplicare", prefix="/aplicare",
-                      target=standin.url + "/aplicare", preset="aplicare")
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
+    cfg = make_config(tmp_path, bpjs_sim.url, name="aplicare", prefix="/aplicare",
+                      target=bpjs_sim.url + "/aplicaresws", preset="aplicare")
     clock, store = FakeClock(T0), LockedOnceOnSupersede()
     relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w")
     rid = new_request_id(T0)
     await store.enqueue(NewRequest(
         id=rid, upstream="aplicare", method="POST",
-        path="/aplicare/rest/bed/update/0101R001", query="", headers=(),
-        body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": 3}', received_at=T0,
-        coalesce_key="aplicare:room-r1"))
+        path="/aplicare/rest/bed/update/0101R001", query="", headers=HEADERS,
+        body=b'{"kodekelas": "VIP", "koderuang": "R1", "kapasitas": 10, "tersedia": 3}',
+        received_at=T0, coalesce_key="aplicare:room-r1"))
+    await bpjs_sim.set_mode(aplicare_autocreate=True)  # the room needs no bed/create
 
     await relay.drain()  # claimed; the store fails before the send
     row = await store.get(rid)
     assert row is not None and row.status is Status.PENDING and row.lease_owner is None
-    assert await store.attempts(rid) == [] and standin.state.log == []
+    assert await store.attempts(rid) == [] and bpjs_sim.state.log == []
     assert row.reason is not None and row.reason.startswith("not sent")
 
     clock.advance(relay.lanes["aplicare"].lease_s + 10)  # a lease later: a take-over looks
     await relay.drain()
     assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS], (
         "a send that never happened was recorded as interrupted")
-    assert len(standin.state.log) == 1
+    assert len(bpjs_sim.state.log) == 1
 
 
 class Recorder:
@@ -499,18 +507,18 @@ class Recorder:
 
 
 async def test_requests_held_behind_a_failed_one_are_reported_like_any_outcome(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store, seen = FakeClock(T0), MemoryStore(), Recorder()
-    cfg = config_for(tmp_path, standin)
+    cfg = config_for(tmp_path, bpjs_sim)
     relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w",
                   observer=seen)
-    standin.state.mode = "reject"
+    await bpjs_sim.fault("antrean/updatewaktu", "reject")
     ids = []
     for n in (1, 2):
         rid = new_request_id(T0 + n)
         await store.enqueue(NewRequest(
             id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/updatewaktu",
-            query="", headers=(), body=b'{"kodebooking": "KB1"}', received_at=T0 + n,
+            query="", headers=HEADERS, body=b'{"kodebooking": "KB1"}', received_at=T0 + n,
             ordering_key="antrean:kodebooking=KB1"))
         ids.append(rid)
     clock.now = T0 + 5
@@ -522,9 +530,9 @@ async def test_requests_held_behind_a_failed_one_are_reported_like_any_outcome(
 
 
 async def test_the_half_open_probe_is_a_request_without_own_faults(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), MemoryStore()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     refused = await enqueue(store, "KB-REFUSED", T0)
     await store.claim_due("antrean", T0, 1, "worker-a", T0 + 30)
     await store.complete_attempt(refused, "worker-a", None, lifecycle.Transition(
@@ -536,8 +544,8 @@ async def test_the_half_open_probe_is_a_request_without_own_faults(
     breaker.release()  # half-open: one probe
     clock.now = T0 + 5
     await relay.lanes["antrean"].step()
-    await wait_until(lambda: len(standin.state.log) >= 1, what="the probe")
-    assert "KB-CLEAN" in standin.state.log[0]["body"]
+    await wait_until(lambda: len(bpjs_sim.state.log) >= 1, what="the probe")
+    assert bpjs_sim.state.log[0]["body"]["kodebooking"] == "KB-CLEAN"
     await relay.drain()
     assert [(await store.get(r)).status for r in (refused, clean)] == [  # type: ignore[union-attr]
         Status.SUCCEEDED, Status.SUCCEEDED]
