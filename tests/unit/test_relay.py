@@ -203,9 +203,9 @@ async def test_lane_survives_an_unexpected_error(
 
 
 async def test_a_failed_claim_hands_the_half_open_probe_back(
-        tmp_path: Path, standin: Standin, session: aiohttp.ClientSession) -> None:
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     clock, store = FakeClock(T0), FlakyClaimStore()
-    relay = relay_for(config_for(tmp_path, standin), store, session, clock)
+    relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     lane, breaker = relay.lanes["antrean"], relay.lanes["antrean"].d.breaker
     breaker.force_open()
     breaker.release()  # half-open: the lane's next claim carries the one probe
