@@ -18,14 +18,9 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import aiohttp
 
+from proxy import signing
 from proxy.config import Config
-from proxy.delivery.callbacks import (
-    CALLBACK_ID_HEADER,
-    REQUEST_ID_HEADER,
-    SIGNATURE_HEADER,
-    next_attempt_at,
-    sign,
-)
+from proxy.delivery.callbacks import CALLBACK_ID_HEADER, REQUEST_ID_HEADER, next_attempt_at
 from proxy.http_timeouts import exact_timeout
 from proxy.store.base import Conflict, StoreError
 from proxy.store.callbacks_base import CallbackStore, StoredCallback
@@ -180,7 +175,7 @@ class CallbackSender:
                    CALLBACK_ID_HEADER: str(cb.id)}
         secret = self._secrets.get(cb.upstream)
         if secret:
-            headers[SIGNATURE_HEADER] = sign(secret, int(self.clock()), cb.payload)
+            headers[signing.HEADER] = signing.sign(secret, cb.payload, self.clock())
         timeout_s = self.settings.timeout_s
         try:
             status = await self._post(cb.url, cb.payload, headers, timeout_s)

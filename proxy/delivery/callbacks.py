@@ -1,19 +1,16 @@
-"""Outcome callbacks to the SIMRS: what is sent, how it is signed, when it is retried.
+"""Outcome callbacks to the SIMRS: what is sent and when it is retried.
 
 Pure functions; ``proxy.delivery.callback_sender`` does the sending. A callback is queued in the
 same store transaction as the final state it reports (``callback_for`` builds it for the
 caller of ``Store.complete_attempt`` / ``Store.transition``), so a crash can lose neither.
 
-Receivers check ``X-Tenang-Signature: t=<unix seconds>,v1=<hex>`` where the hex is
-HMAC-SHA256 keyed with the upstream's ``callback_secret`` over ``"<t>." + raw body``
-(``verify_signature`` does it), and deduplicate on ``X-Tenang-Callback-Id``: delivery is
-at least once.
+The sender signs each POST with the upstream's ``callback_secret`` (``proxy.signing``:
+``X-Tenang-Signature``, the same as webhook notifications); receivers verify it and
+deduplicate on ``X-Tenang-Callback-Id``: delivery is at least once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from typing import Any, TypedDict
 
@@ -25,7 +22,6 @@ from proxy.lifecycle import FINAL, Transition
 from proxy.shapes import iso_utc
 from proxy.store.base import NewCallback, StoredRequest
 
-SIGNATURE_HEADER = "X-Tenang-Signature"
 REQUEST_ID_HEADER = "X-Tenang-Request-Id"
 CALLBACK_ID_HEADER = "X-Tenang-Callback-Id"
 
@@ -73,26 +69,6 @@ def callback_for(upstream: UpstreamConfig, request: StoredRequest, transition: T
     }
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     return NewCallback(upstream.callback_url, body)
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``X-Tenang-Signature`` value for ``body`` sent at ``timestamp``."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
-
-
-def verify_signature(secret: str, header: str, body: bytes, now: float,
-                     tolerance_s: float = 300.0) -> bool:
-    """What a receiver does: the header is well formed, its MAC matches (constant-time
-    compare) and its time is within ``tolerance_s`` of ``now`` (no old replays)."""
-    parts: dict[str, str] = {}
-    for part in header.split(","):
-        name, _, value = part.strip().partition("=")
-        parts[name] = value
-    ts, given = parts.get("t", ""), parts.get("v1", "")
-    if not ts.isdigit() or abs(now - int(ts)) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, int(ts), body), f"t={ts},v1={given}")
 
 
 def retry_delay_s(attempt: int, config: CallbacksConfig) -> float:

@@ -8,8 +8,6 @@ retried, everything else is (``proxy.observe.notify`` retries with backoff).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import smtplib
 import ssl
@@ -20,12 +18,10 @@ from typing import Protocol
 
 import aiohttp
 
+from proxy import signing
 from proxy.config_ops import NotifyConfig, SmtpConfig, TelegramConfig, WebhookConfig
 from proxy.http_timeouts import exact_timeout
 from proxy.observe.notify_rules import Message
-
-SIGNATURE_HEADER = "X-Tenang-Signature"
-TIMESTAMP_HEADER = "X-Tenang-Timestamp"
 
 
 class SendError(Exception):
@@ -39,13 +35,6 @@ class Channel(Protocol):
 
     async def send(self, message: Message, session: aiohttp.ClientSession) -> None:
         """Deliver ``message`` once; raise SendError when it was not accepted."""
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The webhook signature: hex HMAC-SHA256 over ``timestamp`` + "." + ``body``
-    (the timestamp is signed too, so a captured request cannot be replayed later)."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: bytes,
@@ -76,10 +65,8 @@ class WebhookChannel:
     async def send(self, message: Message, session: aiohttp.ClientSession) -> None:
         body = json.dumps(message.as_json(), ensure_ascii=False).encode()
         headers = {"Content-Type": "application/json"}
-        if self.config.secret:
-            ts = str(int(self.clock()))
-            headers[TIMESTAMP_HEADER] = ts
-            headers[SIGNATURE_HEADER] = sign(self.config.secret, ts, body)
+        if self.config.secret:  # signed like outcome callbacks: one format for receivers
+            headers[signing.HEADER] = signing.sign(self.config.secret, body, self.clock())
         await _post(session, self.config.url, body, headers, self.timeout_s, "webhook")
 
 

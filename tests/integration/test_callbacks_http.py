@@ -18,11 +18,11 @@ from proxy.config import CallbacksConfig, Config
 from proxy.delivery.callbacks import (
     CALLBACK_ID_HEADER,
     REQUEST_ID_HEADER,
-    SIGNATURE_HEADER,
     callback_for,
-    verify_signature,
 )
 from proxy.lifecycle import Status, Transition
+from proxy.signing import HEADER as SIGNATURE_HEADER
+from proxy.signing import verify
 from proxy.store.callbacks_base import CallbackStatus, callback_store
 from tests.bpjs_support import SECRET_ENV, Simrs, booking
 from tests.conftest import make_config, wait_until
@@ -72,7 +72,7 @@ def check_arrived_once(receiver: HttpReceiver, request_id: str, tries: int) -> d
     assert accepted["path"] == "/tenang/outcome"
     assert accepted["headers"][REQUEST_ID_HEADER] == request_id
     assert accepted["headers"]["Content-Type"] == "application/json"
-    assert verify_signature(CALLBACK_SECRET, accepted["headers"][SIGNATURE_HEADER],
+    assert verify(CALLBACK_SECRET, accepted["headers"][SIGNATURE_HEADER],
                             accepted["body"], now=time.time())
     doc: dict[str, Any] = accepted["json"]
     return doc
