@@ -13,8 +13,8 @@ from aiohttp import web
 from admin_ui.fmt import day_text
 from admin_ui.i18n import Translator
 from admin_ui.labels import endpoint_by_label, endpoint_label
+from proxy.app_keys import BREAKERS
 from proxy.bpjs.service_day import WIB
-from proxy.ops.admin_api import BREAKERS
 from proxy.ops.admin_input import whole_number
 from proxy.ops.request_log import (
     FILTER_PARAMETERS,

@@ -16,7 +16,7 @@ from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
 from admin_ui.render import render
-from proxy.ops.admin_api import AUTH, PRINCIPAL
+from proxy.app_keys import AUTH, PRINCIPAL
 from proxy.ops.auth import SESSION_COOKIE, Permission
 from proxy.tokens import same
 

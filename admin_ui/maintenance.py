@@ -9,9 +9,8 @@ from aiohttp import web
 
 from admin_ui.fmt import parse_day_time
 from admin_ui.guard import error_page
-from proxy.ops.admin_api import CLOCK, PRINCIPAL
+from proxy.app_keys import CLOCK, MAINTENANCE, PRINCIPAL
 from proxy.ops.maintenance import Maintenance, MaintenanceError, MaintenanceWindow
-from proxy.ops.maintenance_api import MAINTENANCE
 
 
 async def windows_by_upstream(maintenance: Maintenance | None,

@@ -14,9 +14,7 @@ from aiohttp import web
 from admin_ui.fmt import wib
 from admin_ui.i18n import LANG_COOKIE, Translator
 from admin_ui.labels import endpoint_label
-from proxy.ops.admin_api import PRINCIPAL, SETTINGS
-
-ENV = web.AppKey("jinja_env", jinja2.Environment)
+from proxy.app_keys import JINJA_ENV, PRINCIPAL, SETTINGS
 
 
 def make_env() -> jinja2.Environment:
@@ -43,7 +41,7 @@ def render(request: web.Request, template: str, context: dict[str, Any], *,
     who = request.get(PRINCIPAL)
     common = {"t": t, "lang": t.lang, "who": who, "csrf": who.csrf_token if who else "",
               "here": request.path_qs, "refresh_s": request.app[SETTINGS].ui_refresh_s}
-    text = request.app[ENV].get_template(template).render({**common, **context})
+    text = request.app[JINJA_ENV].get_template(template).render({**common, **context})
     # A stored body may hold a lone surrogate ("\ud800": valid JSON, not UTF-8): it is
     # shown as "?" rather than failing the page.
     return web.Response(body=text.encode("utf-8", "replace"), status=status,

@@ -11,7 +11,8 @@ from admin_ui import views_audit, views_auth, views_bulk, views_dashboard, views
 from admin_ui.guard import add_security_headers, guarded
 from admin_ui.maintenance import cancel as cancel_window
 from admin_ui.maintenance import schedule as schedule_window
-from admin_ui.render import ENV, make_env
+from admin_ui.render import make_env
+from proxy.app_keys import JINJA_ENV
 from proxy.ops.auth import Permission
 
 READ, OPERATE, EXPORT, MAINTAIN = (Permission.READ, Permission.OPERATE, Permission.EXPORT,
@@ -23,7 +24,7 @@ def setup_ui(app: web.Application) -> None:
     """Mount the UI at ``/`` on the admin app made by ``proxy.ops.admin_api.create_admin_app``
     (whose services it uses). Maintenance windows are shown when the app has the
     maintenance service (``proxy.ops.maintenance_api.add_maintenance_routes``)."""
-    app[ENV] = make_env()
+    app[JINJA_ENV] = make_env()
     app.on_response_prepare.append(add_security_headers)
     r = app.router
     r.add_get("/login", views_auth.login_form)

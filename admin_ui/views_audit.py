@@ -12,8 +12,8 @@ from aiohttp import web
 from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
 from admin_ui.render import render, translator
+from proxy.app_keys import OPS
 from proxy.ids import is_request_id
-from proxy.ops.admin_api import OPS
 from proxy.store.admin_base import AuditEntry
 
 PAGE_SIZE = 100

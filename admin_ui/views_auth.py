@@ -14,7 +14,7 @@ from admin_ui.fmt import wib
 from admin_ui.guard import CSRF_FIELD, error_page, posted_form, safe_next
 from admin_ui.i18n import LANG_COOKIE, LANGS
 from admin_ui.render import render, translator
-from proxy.ops.admin_api import AUTH, PRINCIPAL, SETTINGS
+from proxy.app_keys import AUTH, PRINCIPAL, SETTINGS
 from proxy.ops.auth import SESSION_COOKIE, LoginRefused
 from proxy.tokens import same
 

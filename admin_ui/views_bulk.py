@@ -9,7 +9,7 @@ from admin_ui.filters import filter_words, parse, upstream_names
 from admin_ui.fmt import wib
 from admin_ui.guard import error_page
 from admin_ui.render import render, translator
-from proxy.ops.admin_api import BULK, PRINCIPAL
+from proxy.app_keys import BULK, PRINCIPAL
 from proxy.ops.admin_input import whole_number
 from proxy.ops.bulk import BulkJob, NotRetryable, describe
 

@@ -15,9 +15,8 @@ from admin_ui.dashboard import (
 )
 from admin_ui.maintenance import windows_by_upstream
 from admin_ui.render import render, translator
-from proxy.ops.admin_api import BREAKERS, CLOCK, OPS, PRINCIPAL
+from proxy.app_keys import BREAKERS, CLOCK, MAINTENANCE, OPS, PRINCIPAL
 from proxy.ops.auth import Permission
-from proxy.ops.maintenance_api import MAINTENANCE
 from proxy.ops.operations import DASHBOARD_MAX_AGE_S
 
 NOTICES = frozenset({"maintenance_scheduled", "maintenance_cancelled"})

@@ -15,9 +15,9 @@ from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
 from admin_ui.row_keys import RowKeys, page_keys, request_keys
+from proxy.app_keys import CLOCK, OPS, PRINCIPAL
 from proxy.lifecycle import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, Status
 from proxy.observe.redact import masked_headers
-from proxy.ops.admin_api import CLOCK, OPS, PRINCIPAL
 from proxy.ops.auth import Permission
 from proxy.ops.bulk import describe
 from proxy.ops.operations import NotFound

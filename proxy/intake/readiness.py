@@ -13,11 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
+from proxy.app_keys import BACKPRESSURE, READY_STORE
 from proxy.intake.backpressure import MIB, Backpressure, DiskReadiness
 from proxy.store.base import Store, StoreError
-
-READY_STORE = web.AppKey("ready_store", Store)
-BACKPRESSURE = web.AppKey("backpressure", Backpressure)
 
 
 async def readiness(store: Store, backpressure: Backpressure | None,

@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
+from proxy.app_keys import METRICS, METRICS_TOKEN
 from proxy.lifecycle import Status, Verdict
 from proxy.policies.breaker import BreakerState
 from proxy.store.base import StoreError, UpstreamSummary
@@ -222,10 +223,6 @@ class Metrics:
         """The text exposition, with the store-derived gauges at most 1 s old."""
         await self._queue.refresh()
         return generate_latest(self.registry)
-
-
-METRICS = web.AppKey("metrics", Metrics)
-METRICS_TOKEN = web.AppKey("metrics_token", str)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -15,6 +15,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from aiohttp import web
 
+from proxy.app_keys import (
+    AUTH,
+    BREAKERS,
+    BULK,
+    CLOCK,
+    OPS,
+    PRINCIPAL,
+    SETTINGS,
+    STORE,
+    TOKEN,
+)
 from proxy.config import AdminConfig, UpstreamConfig
 from proxy.errors import TenangError
 from proxy.lifecycle import Status
@@ -45,16 +56,6 @@ from proxy.store.bulk_base import bulk_job_store
 from proxy.tokens import bearer_matches, same
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-STORE = web.AppKey("store", Store)
-TOKEN = web.AppKey("token", str)
-BREAKERS = web.AppKey("breakers", dict[str, AsyncBreaker])
-SETTINGS = web.AppKey("admin_settings", AdminConfig)
-OPS = web.AppKey("operations", Operations)
-AUTH = web.AppKey("auth", Auth)
-BULK = web.AppKey("bulk_retries", BulkRetries)
-# The clock Tenang(clock=...) runs on: handlers read the time here, never time.time().
-CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
-PRINCIPAL = web.RequestKey("principal", Principal)
 
 def iso(ts: float | None) -> str | None:
     """``shapes.iso_utc`` (the one UTC format), None for no time."""

@@ -17,12 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.ops.admin_api import CLOCK, PRINCIPAL, iso
+from proxy.app_keys import CLOCK, MAINTENANCE, PRINCIPAL
+from proxy.ops.admin_api import iso
 from proxy.ops.admin_input import ApiError, json_object, whole_number
 from proxy.ops.auth import Permission
 from proxy.ops.maintenance import MAX_TIME, Maintenance, MaintenanceWindow
 
-MAINTENANCE = web.AppKey("maintenance", Maintenance)
 WINDOW_FIELDS = ("upstream", "reason", "starts_at", "ends_at", "duration_s")
 # A window is hours of BPJS downtime; to hold an upstream longer, leave the end out.
 MAX_DURATION_S = 366 * 86_400

@@ -1,6 +1,6 @@
 """Helpers that used to be written out in several modules, each now defined once: the
-Jakarta time zone, the cons_id fallback, the path below an upstream's prefix and the
-bearer-token check (HOUSE 6.4; issue 12 scope 6)."""
+Jakarta time zone, the cons_id fallback, the path below an upstream's prefix, the
+bearer-token check and the aiohttp app keys (HOUSE 6.3 habit 8, 6.4; issue 12 scope 6)."""
 
 from __future__ import annotations
 
@@ -59,3 +59,12 @@ def test_the_jakarta_time_zone_is_defined_only_in_bpjs_service_day() -> None:
                    for folder in ("proxy", "admin_ui") for path in (ROOT / folder).rglob("*.py")
                    if definition.search(path.read_text(encoding="utf-8")))
     assert found == ["proxy/bpjs/service_day.py"]
+
+
+def test_app_and_request_keys_are_declared_only_in_app_keys() -> None:
+    # The simulator is an application of its own, with its own key beside its state.
+    declaration = re.compile(r"\b(?:AppKey|RequestKey)\(")
+    found = sorted(str(path.relative_to(ROOT))
+                   for folder in ("proxy", "admin_ui") for path in (ROOT / folder).rglob("*.py")
+                   if declaration.search(path.read_text(encoding="utf-8")))
+    assert found == ["proxy/app_keys.py", "proxy/bpjs/simulator/state.py"]

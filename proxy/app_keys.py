@@ -1,0 +1,57 @@
+"""Every key Tenang's aiohttp applications keep their services under, in one neutral place.
+
+The admin app (JSON API, maintenance API, /metrics, /readyz and the admin UI mounted on
+it) reads its services through these keys. Declared here,
+not in the module that happens to set them, so a handler module needs this module and
+not another handler module just for a key (the UI used to import the JSON API for its
+keys). Imports nothing from Tenang at run time (the types are for mypy only), so every
+module may import it without a cycle.
+
+The BPJS simulator is an application of its own and keeps its one key beside its state
+(``proxy.bpjs.simulator.state.STATE``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from proxy.config import AdminConfig
+    from proxy.intake.backpressure import Backpressure
+    from proxy.observe.metrics import Metrics
+    from proxy.ops.auth import Auth, Principal
+    from proxy.ops.bulk import BulkRetries
+    from proxy.ops.maintenance import Maintenance
+    from proxy.ops.operations import Operations
+    from proxy.policies.breaker import AsyncBreaker
+    from proxy.store.base import Store
+
+# --- the admin app ----------------------------------------------------------------------
+STORE: web.AppKey[Store] = web.AppKey("store")
+TOKEN: web.AppKey[str] = web.AppKey("token")  # the admin API's bearer token
+BREAKERS: web.AppKey[dict[str, AsyncBreaker]] = web.AppKey("breakers")
+SETTINGS: web.AppKey[AdminConfig] = web.AppKey("admin_settings")
+OPS: web.AppKey[Operations] = web.AppKey("operations")
+AUTH: web.AppKey[Auth] = web.AppKey("auth")
+BULK: web.AppKey[BulkRetries] = web.AppKey("bulk_retries")
+# The clock Tenang(clock=...) runs on: handlers read the time here, never time.time().
+CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
+# Set only when this Tenang runs maintenance windows.
+MAINTENANCE: web.AppKey[Maintenance] = web.AppKey("maintenance")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+METRICS_TOKEN: web.AppKey[str] = web.AppKey("metrics_token")  # "": /metrics is open
+# The admin UI's template environment (``admin_ui.render.make_env``).
+JINJA_ENV: web.AppKey[jinja2.Environment] = web.AppKey("jinja_env")
+
+# --- /readyz (on the admin app) -----------------------------------------------------------
+READY_STORE: web.AppKey[Store] = web.AppKey("ready_store")
+BACKPRESSURE: web.AppKey[Backpressure] = web.AppKey("backpressure")  # optional
+
+# --- per request ---------------------------------------------------------------------
+# Who is calling: the API token or a UI session (set by the admin app's auth).
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
