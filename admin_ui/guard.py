@@ -15,8 +15,9 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 from multidict import MultiDictProxy
 
-from admin_ui.render import render
-from proxy.app_keys import AUTH, PRINCIPAL
+from admin_ui import errors
+from admin_ui.render import translator
+from proxy.app_keys import AUTH, PRINCIPAL, UI_PAGE
 from proxy.ops.auth import SESSION_COOKIE, Permission
 from proxy.tokens import same
 
@@ -73,8 +74,8 @@ def login_redirect(request: web.Request) -> web.HTTPException:
 
 
 def error_page(request: web.Request, status: int, message_key: str) -> web.Response:
-    return render(request, "error.html", {"status": status, "message_key": message_key},
-                  status=status)
+    """The error page with the catalog's message ``message_key``."""
+    return errors.error_page(request, status, translator(request)(message_key))
 
 
 def guarded(permission: Permission, view: View, *, json_api: bool = False) -> View:
@@ -83,6 +84,7 @@ def guarded(permission: Permission, view: View, *, json_api: bool = False) -> Vi
     state-changing request must also carry the session's CSRF token (403)."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        request[UI_PAGE] = not json_api
         who = await request.app[AUTH].principal(request.cookies.get(SESSION_COOKIE))
         if who is None:
             if json_api:

@@ -10,7 +10,7 @@ from aiohttp import web
 from admin_ui.fmt import parse_day_time
 from admin_ui.guard import error_page
 from proxy.app_keys import CLOCK, MAINTENANCE, PRINCIPAL
-from proxy.ops.maintenance import Maintenance, MaintenanceError, MaintenanceWindow
+from proxy.ops.maintenance import Maintenance, MaintenanceWindow
 
 
 async def windows_by_upstream(maintenance: Maintenance | None,
@@ -40,12 +40,10 @@ async def schedule(request: web.Request) -> web.StreamResponse:
     ends_at = parse_day_time(ends_text) if ends_text else None
     if starts_at is None or (ends_text and ends_at is None):
         return error_page(request, 400, "maintenance.bad_time")
-    try:
-        await service.schedule(
-            str(form.get("upstream", "")), starts_at, ends_at, str(form.get("reason", "")),
-            who.name)
-    except MaintenanceError as exc:
-        return error_page(request, exc.status, "maintenance.invalid")
+    # A window the service refuses (MaintenanceError) becomes admin_ui.errors' page.
+    await service.schedule(
+        str(form.get("upstream", "")), starts_at, ends_at, str(form.get("reason", "")),
+        who.name)
     raise web.HTTPSeeOther("/?done=maintenance_scheduled")
 
 
@@ -53,8 +51,5 @@ async def cancel(request: web.Request) -> web.StreamResponse:
     service = _service(request)
     who = request[PRINCIPAL]
     raw = request.match_info["window_id"]
-    try:
-        await service.cancel(int(raw), who.name)
-    except MaintenanceError as exc:
-        return error_page(request, exc.status, "maintenance.invalid")
+    await service.cancel(int(raw), who.name)
     raise web.HTTPSeeOther("/?done=maintenance_cancelled")

@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import web
 
 from admin_ui import views_audit, views_auth, views_bulk, views_dashboard, views_requests
+from admin_ui.errors import domain_errors
 from admin_ui.guard import add_security_headers, guarded
 from admin_ui.maintenance import cancel as cancel_window
 from admin_ui.maintenance import schedule as schedule_window
@@ -25,6 +26,8 @@ def setup_ui(app: web.Application) -> None:
     (whose services it uses). Maintenance windows are shown when the app has the
     maintenance service (``proxy.ops.maintenance_api.add_maintenance_routes``)."""
     app[JINJA_ENV] = make_env()
+    # Inside the admin app's own middleware: UI pages get their errors as pages first.
+    app.middlewares.append(domain_errors)
     app.on_response_prepare.append(add_security_headers)
     r = app.router
     r.add_get("/login", views_auth.login_form)

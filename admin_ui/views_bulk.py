@@ -33,10 +33,8 @@ async def start(request: web.Request) -> web.StreamResponse:
     expected = whole_number(str(post.get("expected", "")), 0)
     if form.errors or expected is None:
         return error_page(request, 400, "bulk.bad_form")
-    try:
-        job = await request.app[BULK].start(form.filter, request[PRINCIPAL].name, expected)
-    except NotRetryable:
-        return error_page(request, 400, "bulk.not_retryable")
+    # NotRetryable (a filter naming, say, succeeded) becomes admin_ui.errors' page.
+    job = await request.app[BULK].start(form.filter, request[PRINCIPAL].name, expected)
     raise web.HTTPSeeOther(f"/bulk/{job.id}")
 
 

@@ -10,7 +10,6 @@ from aiohttp import web
 
 from admin_ui.filters import FilterForm, page_size, parse, upstream_names
 from admin_ui.fmt import body_text, wib_iso
-from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
@@ -20,7 +19,6 @@ from proxy.lifecycle import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, 
 from proxy.observe.redact import masked_headers
 from proxy.ops.auth import Permission
 from proxy.ops.bulk import describe
-from proxy.ops.operations import NotFound
 from proxy.ops.request_log import Query, every_page, list_page
 from proxy.store.admin_base import AuditEntry
 from proxy.store.base import Conflict, StoredAttempt, StoredRequest
@@ -118,10 +116,7 @@ def _history(r: StoredRequest, attempts: list[StoredAttempt], audit: list[AuditE
 
 async def request_detail(request: web.Request) -> web.Response:
     ops = request.app[OPS]
-    try:
-        r = await ops.get(request.match_info["id"])
-    except NotFound:
-        return error_page(request, 404, "error.not_found")
+    r = await ops.get(request.match_info["id"])  # NotFound: admin_ui.errors answers 404
     attempts = await ops.store.attempts(r.id)
     audit = await ops.store.audit_entries(target=r.id, limit=500)
     who = request[PRINCIPAL]
@@ -146,9 +141,7 @@ async def _act(request: web.Request, action: str) -> web.StreamResponse:
             await ops.retry(request_id, who.name)
         else:
             await ops.cancel(request_id, who.name)
-    except NotFound:
-        return error_page(request, 404, "error.not_found")
-    except InvalidTransition:
+    except InvalidTransition:  # a stale page: back to the request as it is now, with why
         notice = "invalid"
     except Conflict:
         notice = "conflict"

@@ -55,3 +55,6 @@ BACKPRESSURE: web.AppKey[Backpressure] = web.AppKey("backpressure")  # optional
 # --- per request ---------------------------------------------------------------------
 # Who is calling: the API token or a UI session (set by the admin app's auth).
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+# True for an admin UI page (not a view polled by scripts): its domain errors are
+# answered with an HTML error page (``admin_ui.errors``) instead of JSON.
+UI_PAGE: web.RequestKey[bool] = web.RequestKey("ui_page")

@@ -2,8 +2,9 @@
 
 A service raises what went wrong (no such request, a move the state machine forbids,
 a maintenance window it refuses); each app maps ``TenangError`` to an answer in one
-place (the admin API: ``admin_api.errors_and_auth``), so handlers just call the service
-instead of translating its exceptions one by one. Imports nothing from Tenang: every
+place (the admin API: ``admin_api.errors_and_auth``, JSON; the admin UI's pages:
+``admin_ui.errors``, an HTML page), so handlers just call the service instead of
+translating its exceptions one by one. Imports nothing from Tenang: every
 layer may raise these.
 """
 

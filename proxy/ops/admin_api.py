@@ -168,7 +168,8 @@ async def api_principal(request: web.Request) -> Principal:
 
 @web.middleware
 async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authentication for /api/, and the one place errors become HTTP answers."""
+    """Authentication for /api/, and the one place errors become JSON answers (the UI's
+    pages have theirs first: ``admin_ui.errors``)."""
     try:
         if request.path.startswith("/api/"):
             request[PRINCIPAL] = await api_principal(request)

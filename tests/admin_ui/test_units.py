@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from admin_ui import views_bulk, views_dashboard, views_requests
+from admin_ui import errors, views_bulk, views_dashboard, views_requests
 from admin_ui.dashboard import CHART_BUCKET_S, SHOWN_STATUSES, card, chart, live_json
 from admin_ui.filters import filter_words, page_size, parse
 from admin_ui.fmt import (
@@ -69,6 +69,7 @@ def _dynamic_keys() -> set[str]:
     keys = {f"status.{s.value}" for s in Status} | {f"verdict.{v.value}" for v in Verdict}
     keys |= {f"breaker.{b.value}" for b in BreakerState} | {f"role.{r.value}" for r in Role}
     keys |= {f"notice.{n}" for n in views_requests.NOTICES | views_dashboard.NOTICES}
+    keys |= set(errors.MESSAGE_KEYS.values())
     keys |= {f"action.{a}" for a in ("retry", "cancel")}
     keys |= {f"bulk.field.{k}" for k in ("status", "upstream", "endpoint", "from", "to", "q")}
     keys |= {f"bulk.state.{s}" for s in ("running", "done", "failed")}
