@@ -23,6 +23,7 @@ from proxy.intake.credentials import unsigned_warnings
 from proxy.intake.gateway import Gateway, create_gateway_app
 from proxy.intake.passthrough import Passthrough
 from proxy.intake.readiness import add_readiness_route
+from proxy.lifecycle import Status
 from proxy.observe.metrics import Metrics, add_metrics_route
 from proxy.observe.notify import Notifier
 from proxy.observe.notify_channels import build_channels
@@ -142,8 +143,7 @@ class Tenang:
         self.gateway_limits = Limits.of(config.server,
                                         lambda status, msg: envelope(None, status, msg))
         self.admin_limits = Limits.of(config.server)
-        self.observer = Telemetry(self.metrics, self.notifier,
-                                  on_finished=self.backpressure.finished)
+        self.observer = Telemetry(self.metrics, self.notifier, on_finished=self._finished)
         self.relay: Relay | None = None
         self.callbacks: CallbackSender | None = None
         self.session: aiohttp.ClientSession | None = None
@@ -151,6 +151,13 @@ class Tenang:
         self._sockets: list[socket.socket] = []
         self.gateway_url = ""
         self.admin_url = ""
+
+    def _finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
+        """The relay stored a request's new state: backpressure's running count, and the
+        callback sender, which sends a callback queued with a final state at once."""
+        self.backpressure.finished(upstream, request_id, status, reason)
+        if self.callbacks is not None:
+            self.callbacks.finished(upstream, request_id, status, reason)
 
     def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
         _log_transition(name, old, new)

@@ -22,6 +22,7 @@ from proxy import signing
 from proxy.config import Config
 from proxy.delivery.callbacks import CALLBACK_ID_HEADER, REQUEST_ID_HEADER, next_attempt_at
 from proxy.http_timeouts import exact_timeout
+from proxy.lifecycle import FINAL, Status
 from proxy.store.base import Conflict, StoreError
 from proxy.store.callbacks_base import CallbackStore, StoredCallback
 
@@ -50,6 +51,7 @@ class CallbackSender:
         self._secrets = {u.name: u.callback_secret for u in config.upstreams}
         self._unsigned = [u.name for u in config.upstreams
                           if u.callback_url and u.callback_secret_env and not u.callback_secret]
+        self._calling_back = frozenset(u.name for u in config.upstreams if u.callback_url)
         self._post = post or self._aiohttp_post
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
@@ -71,6 +73,13 @@ class CallbackSender:
     def wake(self) -> None:
         """A callback was queued: look at the store now rather than at the next poll."""
         self._wakeup.set()
+
+    def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
+        """``Observer.finished``: a request's new state is stored. A final state of an
+        upstream with a ``callback_url`` queued its callback in that transaction, so it
+        goes out now; other reports (held, upstreams without callbacks) wake nothing."""
+        if status in FINAL and upstream in self._calling_back:
+            self.wake()
 
     async def stop(self) -> None:
         """Let the POSTs under way finish (up to the grace period), then stop. A POST cut

@@ -73,7 +73,7 @@ class Telemetry:
                  on_finished: Finished | None = None) -> None:
         self.metrics = metrics
         self.notifier = notifier
-        self.on_finished = on_finished  # backpressure's running queue count
+        self.on_finished = on_finished  # backpressure's count, the callback sender
 
     def _to_metrics(self, what: str, upstream: str, call: Callable[[Metrics], None]) -> None:
         if self.metrics is not None:
@@ -104,7 +104,7 @@ class Telemetry:
             try:
                 self.on_finished(upstream, request_id, status, reason)
             except Exception:
-                log.exception("backpressure: finished() failed",
+                log.exception("on_finished() failed",
                               extra={"upstream": upstream, "request_id": request_id})
         if self.notifier is not None:
             try:

@@ -148,3 +148,17 @@ async def test_superseded_bed_updates_are_called_back_as_cancelled(
         assert (status, prefix) == ("cancelled", "superseded by a newer update for the "
                                                  "same thing")
         assert newer in ids[n + 1:]
+
+
+async def test_a_final_outcome_is_called_back_without_waiting_for_the_poll(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession, http_receiver: HttpReceiver) -> None:
+    # An hour between looks at the store: only the relay's report of the final state
+    # (Observer.finished) can get the callback out within wait_until's 10 s.
+    cfg = config(tmp_path, bpjs_sim, http_receiver)
+    cfg = dataclasses.replace(cfg, callbacks=dataclasses.replace(FAST, poll_interval_s=3600.0))
+    tenang: Tenang = await start_tenang(cfg)
+    request_id = await submit(http, bpjs_sim, tenang, "KB-CALLBACK-WAKE")
+    await wait_delivered(tenang, request_id)
+    doc = check_arrived_once(http_receiver, request_id, tries=1)
+    assert doc["status"] == "succeeded"
