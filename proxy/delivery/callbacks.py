@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 from typing import Any, TypedDict
 
-from tenacity import RetryCallState, wait_exponential
-
 from proxy.bpjs import envelope as bpjs_envelope
 from proxy.config import CallbacksConfig, UpstreamConfig
 from proxy.lifecycle import FINAL, Transition
+from proxy.policies.retry import capped_exponential_s
 from proxy.shapes import iso_utc
 from proxy.store.base import NewCallback, StoredRequest
 
@@ -75,12 +74,7 @@ def retry_delay_s(attempt: int, config: CallbacksConfig) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based): exponential
     from ``initial_delay_s``, capped at ``max_delay_s``. No jitter: callbacks go to one
     receiver per hospital, not to a shared service a herd could stampede."""
-    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
-    state.attempt_number = attempt
-    delay: float = wait_exponential(multiplier=config.initial_delay_s,
-                                    min=config.initial_delay_s,
-                                    max=config.max_delay_s)(state)
-    return delay
+    return capped_exponential_s(attempt, config.initial_delay_s, config.max_delay_s)
 
 
 def next_attempt_at(attempt: int, config: CallbacksConfig, now: float) -> float | None:

@@ -29,10 +29,14 @@ class RetryPolicy:
     max_own_refusals: int = 3
 
 
-def _attempt_state(attempt: int) -> RetryCallState:
+def capped_exponential_s(attempt: int, initial_s: float, max_s: float) -> float:
+    """``initial_s`` doubling with each failed attempt (1-based), capped at ``max_s``:
+    tenacity's ``wait_exponential``, asked outside a retry loop. The one place Tenang
+    fakes the ``RetryCallState`` it needs (the relay's and the callbacks' schedules)."""
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = attempt
-    return state
+    delay: float = wait_exponential(multiplier=initial_s, min=initial_s, max=max_s)(state)
+    return delay
 
 
 def backoff_delay_s(attempt: int, policy: RetryPolicy, rng: random.Random) -> float:
@@ -41,9 +45,7 @@ def backoff_delay_s(attempt: int, policy: RetryPolicy, rng: random.Random) -> fl
     "full" jitter draws uniformly from [0, capped exponential] (AWS's full jitter), with
     a floor of a tenth of the initial delay so a backlog never spins hot.
     """
-    ceiling: float = wait_exponential(
-        multiplier=policy.initial_delay_s, min=policy.initial_delay_s, max=policy.max_delay_s
-    )(_attempt_state(attempt))
+    ceiling = capped_exponential_s(attempt, policy.initial_delay_s, policy.max_delay_s)
     if policy.jitter == "none":
         return ceiling
     return max(policy.initial_delay_s / 10, rng.uniform(0, ceiling))
