@@ -1,11 +1,10 @@
 """Every key Tenang's aiohttp applications keep their services under, in one neutral place.
 
 The admin app (JSON API, maintenance API, /metrics, /readyz and the admin UI mounted on
-it) reads its services through these keys. Declared here,
-not in the module that happens to set them, so a handler module needs this module and
-not another handler module just for a key (the UI used to import the JSON API for its
-keys). Imports nothing from Tenang at run time (the types are for mypy only), so every
-module may import it without a cycle.
+it) reads its services through these keys. They are declared here, not in whichever
+module sets them, so a handler needs no other handler's module just for a key (the UI
+used to import the JSON API for its keys). Imports nothing from Tenang at run time (the
+types are for mypy only), so every module may import it without a cycle.
 
 The BPJS simulator is an application of its own and keeps its one key beside its state
 (``proxy.bpjs.simulator.state.STATE``).
