@@ -1,4 +1,4 @@
-"""Command line: `tenang serve | check-config | demo | simulate-bpjs | user`
+"""Command line: `tenang serve | check-config | migrate | demo | simulate-bpjs | user`
 (also `python -m proxy`).
 
 Exit codes: 0 done, 1 a start that failed at run time (a port in use, a database that
@@ -15,7 +15,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from proxy import cli_user
+from proxy import cli_migrate, cli_user
 from proxy.app import Tenang
 from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
 from proxy.bpjs.simulator.serve import config_from_args as simulator_config
@@ -25,7 +25,7 @@ from proxy.config_routes import unmatched_routes
 from proxy.intake.credentials import unsigned_warnings
 from proxy.loop import run
 from proxy.observe.logs import setup_logging
-from proxy.preflight import StartupError, check_data_dir, no_users_hint
+from proxy.preflight import StartupError, check_store, no_users_hint
 from proxy.store.admin_base import managed
 from proxy.store.base import StoreError
 
@@ -69,7 +69,7 @@ async def _serve(config: Config, config_path: Path) -> None:
 
 def _serve_command(config_path: Path) -> int:
     config = load_config(config_path)
-    check_data_dir(config)
+    check_store(config)
     db = config.store.sqlite_path
     print(f"tenang: database {db}", flush=True)
     try:
@@ -82,7 +82,7 @@ def _serve_command(config_path: Path) -> int:
 
 def _check_config_command(config_path: Path) -> int:
     cfg = load_config(config_path)
-    check_data_dir(cfg)
+    check_store(cfg)
     names = ", ".join(f"{u.name} ({u.prefix} -> {u.target})" for u in cfg.upstreams)
     print(f"{config_path}: OK; upstreams: {names}")
     db = cfg.store.sqlite_path
@@ -147,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
                                help="run the BPJS simulator (VClaim, Antrean, Aplicare, iCare)")
     add_simulator_arguments(simulator)
     cli_user.add_arguments(sub, common)
+    cli_migrate.add_arguments(sub, common)
     return p
 
 
@@ -162,6 +163,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                      args.fail_rate))
     elif args.command == "user":
         return cli_user.main(args)
+    elif args.command == "migrate":
+        return cli_migrate.main(args)
     elif args.command == "simulate-bpjs":
         sim_config, sim_host, sim_port = simulator_config(args)
         run(serve_simulator(sim_config, sim_host, sim_port))

@@ -72,17 +72,41 @@ class ServerConfig:
     results_token: str | None = field(default=None, metadata={"derived": True}, repr=False)
 
 
+SQLITE_SCHEME = "sqlite:///"
+POSTGRES_SCHEME = "postgresql://"
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
+    # "sqlite:///PATH" (one file, one instance) or "postgresql://USER@HOST:PORT/DBNAME"
+    # (shared by several instances; the password comes from password_env, never the URL).
     url: str = "sqlite:///./data/tenang.db"
     busy_timeout_ms: int = 5_000
     # Below this much free space on the database's disk, intake answers 503 instead of
     # accepting work it may not be able to record the outcome of.
     min_free_mb: int = 64
+    # PostgreSQL: apply schema migrations at start. False: `tenang migrate --config FILE`
+    # applies them (a deploy step run once, by a role allowed to run DDL), and `serve`
+    # refuses a database whose schema is older than it. (A SQLite file is always brought
+    # up to date when it is opened: one instance owns it.)
+    migrate: bool = True
+    # PostgreSQL only: connections per instance (the server's max_connections must cover
+    # pool_max times the instances), connect and statement time limits (a statement
+    # past statement_timeout_s fails as "store unavailable" instead of hanging intake).
+    password_env: str = ""
+    pool_min: int = 2
+    pool_max: int = 10
+    connect_timeout_s: float = 5.0
+    statement_timeout_s: float = 30.0
+    password: str | None = field(default=None, metadata={"derived": True}, repr=False)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.url.startswith(POSTGRES_SCHEME)
 
     @property
     def sqlite_path(self) -> Path:
-        return Path(self.url.removeprefix("sqlite:///"))
+        return Path(self.url.removeprefix(SQLITE_SCHEME))
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +407,51 @@ def _validate_callbacks(cb: CallbacksConfig) -> None:
     _check(cb.batch >= 1, "callbacks.batch", "must be >= 1")
 
 
+def postgres_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a usable "postgresql://USER@HOST:PORT/DBNAME", or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"not a valid URL ({exc})"
+    if parts.password is not None:
+        return ("holds a password: put it in the environment variable that "
+                "store.password_env names (secrets never go in the file)")
+    if not parts.hostname:
+        return 'names no host: "postgresql://USER@HOST:PORT/DBNAME"'
+    if not parts.path.strip("/") or "/" in parts.path.strip("/"):
+        return 'names no database: "postgresql://USER@HOST:PORT/DBNAME"'
+    if port == 0:
+        return "port 0 is not a PostgreSQL port"
+    return None
+
+
+def _validate_store(store: StoreConfig) -> None:
+    if store.is_postgres:
+        problem = postgres_url_problem(store.url)
+        _check(problem is None, "store.url", problem or "")
+    else:
+        _check(store.url.startswith(SQLITE_SCHEME), "store.url",
+               'must be "sqlite:///PATH" or "postgresql://USER@HOST:PORT/DBNAME"')
+    _check(store.busy_timeout_ms >= 0, "store.busy_timeout_ms", "must be >= 0")
+    _check(store.min_free_mb >= 0, "store.min_free_mb", "must be >= 0")
+    _check(store.pool_min >= 1, "store.pool_min", "must be >= 1")
+    _check(store.pool_max >= store.pool_min, "store.pool_max", "must be >= store.pool_min")
+    _check(store.connect_timeout_s > 0, "store.connect_timeout_s", "must be > 0")
+    _check(store.statement_timeout_s > 0, "store.statement_timeout_s", "must be > 0")
+
+
+def _resolve_store(store: StoreConfig, base_dir: Path, env: Mapping[str, str]) -> StoreConfig:
+    """A relative SQLite path resolved against the config's folder; the PostgreSQL
+    password read from the environment."""
+    if store.is_postgres:
+        return dataclasses.replace(store, password=_secret(env, store.password_env))
+    path = store.sqlite_path
+    if not path.is_absolute():
+        path = (base_dir / path).resolve()
+    return dataclasses.replace(store, url=f"{SQLITE_SCHEME}{path}")
+
+
 def _validate(cfg: Config) -> None:
     _validate_admin(cfg.admin)
     _validate_callbacks(cfg.callbacks)
@@ -392,10 +461,7 @@ def _validate(cfg: Config) -> None:
     _check(cfg.server.max_connections >= 1, "server.max_connections", "must be >= 1")
     _check(not cfg.server.admin_listen.collides(cfg.server.listen), "server.admin_listen",
            f"must use another port than server.listen ({cfg.server.listen})")
-    _check(cfg.store.url.startswith("sqlite:///"), "store.url",
-           'only "sqlite:///PATH" is supported in this version')
-    _check(cfg.store.busy_timeout_ms >= 0, "store.busy_timeout_ms", "must be >= 0")
-    _check(cfg.store.min_free_mb >= 0, "store.min_free_mb", "must be >= 0")
+    _validate_store(cfg.store)
     _check(cfg.relay.lease_margin_s >= 0, "relay.lease_margin_s", "must be >= 0")
     _check(cfg.relay.shutdown_grace_s >= 0, "relay.shutdown_grace_s", "must be >= 0")
     _check(cfg.relay.claim_batch >= 1, "relay.claim_batch", "must be >= 1")
@@ -427,9 +493,6 @@ def _notify_secrets(n: NotifyConfig, env: Mapping[str, str]) -> NotifyConfig:
 
 
 def _resolve(cfg: Config, base_dir: Path, env: Mapping[str, str]) -> Config:
-    path = cfg.store.sqlite_path
-    if not path.is_absolute():
-        path = (base_dir / path).resolve()
     upstreams = tuple(
         dataclasses.replace(
             u, secret=(env.get(u.secret_env) or None) if u.secret_env else None,
@@ -442,7 +505,7 @@ def _resolve(cfg: Config, base_dir: Path, env: Mapping[str, str]) -> Config:
     )
     return dataclasses.replace(
         cfg,
-        store=dataclasses.replace(cfg.store, url=f"sqlite:///{path}"),
+        store=_resolve_store(cfg.store, base_dir, env),
         server=dataclasses.replace(cfg.server,
                                    results_token=_secret(env, cfg.server.results_token_env)),
         admin=dataclasses.replace(cfg.admin, token=env.get(cfg.admin.token_env) or None),
@@ -457,6 +520,8 @@ def parse_config(raw: Mapping[str, Any], base_dir: Path, env: Mapping[str, str])
     _validate(cfg)
     for key, message in secret_problems(cfg.upstreams, env):
         raise ConfigError(f"{key}: {message}")
+    _check(not cfg.store.password_env or bool(env.get(cfg.store.password_env)),
+           "store.password_env", f"{cfg.store.password_env} is not set in the environment")
     return _resolve(cfg, base_dir, env)
 
 

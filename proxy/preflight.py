@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from proxy.config import Config, ConfigError, HostPort
+from proxy.store import postgres
 
 
 class StartupError(Exception):
@@ -55,10 +56,22 @@ def data_dir_problem(db: Path) -> str | None:
 
 
 def check_data_dir(config: Config) -> None:
-    """Raise ConfigError naming store.url and the path when the store cannot be written."""
+    """Raise ConfigError naming store.url and the path when a SQLite store cannot be
+    written (a PostgreSQL store has no data directory here)."""
+    if config.store.is_postgres:
+        return
     problem = data_dir_problem(config.store.sqlite_path)
     if problem is not None:
         raise ConfigError(f"store.url: {problem}")
+
+
+def check_store(config: Config) -> None:
+    """What `serve` and `check-config` need of the store before anything starts: a
+    backend that implements every role (not a half-working one), and a writable data
+    directory."""
+    if config.store.is_postgres and postgres.INCOMPLETE is not None:
+        raise ConfigError(f"store.url: {postgres.INCOMPLETE}")
+    check_data_dir(config)
 
 
 def no_users_hint(config_path: Path) -> str:

@@ -1,0 +1,51 @@
+"""The asyncpg pool behind a PostgreSQL store, from ``[store]``: its URL, the password
+from the environment, the pool size and the time limits."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from proxy.config import StoreConfig
+from proxy.store.postgres.errors import translated
+
+# The client-side limit is a backstop for a server that stopped answering at all (a dead
+# network path); statement_timeout, enforced by the server, is the limit that normally
+# fires and leaves the connection usable.
+_CLIENT_MARGIN_S = 5.0
+
+
+def server_settings(config: StoreConfig, search_path: str | None = None) -> dict[str, str]:
+    settings = {
+        "application_name": "tenang",
+        "statement_timeout": str(int(config.statement_timeout_s * 1000)),
+    }
+    if search_path is not None:
+        settings["search_path"] = search_path
+    return settings
+
+
+async def create_pool(config: StoreConfig, *, search_path: str | None = None) -> asyncpg.Pool:
+    """An open pool of ``pool_min``..``pool_max`` connections to ``config.url``.
+
+    ``search_path`` puts the tables in another schema than ``public`` (the tests give
+    every test a schema of its own in one database). Raises StoreUnavailable when the
+    server cannot be reached or refuses the login.
+    """
+    with translated():
+        pool: asyncpg.Pool = await asyncpg.create_pool(
+            dsn=config.url, password=config.password,
+            min_size=config.pool_min, max_size=config.pool_max,
+            timeout=config.connect_timeout_s,
+            command_timeout=config.statement_timeout_s + _CLIENT_MARGIN_S,
+            server_settings=server_settings(config, search_path))
+    return pool
+
+
+async def connect(config: StoreConfig) -> asyncpg.Connection:
+    """One connection with the pool's settings (for `tenang migrate`)."""
+    with translated():
+        conn: asyncpg.Connection = await asyncpg.connect(
+            dsn=config.url, password=config.password, timeout=config.connect_timeout_s,
+            command_timeout=config.statement_timeout_s + _CLIENT_MARGIN_S,
+            server_settings=server_settings(config))
+    return conn

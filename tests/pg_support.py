@@ -1,0 +1,58 @@
+"""PostgreSQL for tests: the server named by TENANG_TEST_PG_DSN, one fresh schema per test.
+
+CI always sets TENANG_TEST_PG_DSN: `.ci/run` starts a PostgreSQL server where none answers,
+creates a database of its own for the run and drops it afterwards. So a PostgreSQL test
+skips only on a developer machine without the variable, and under CI (CI=true) a missing
+variable fails the test instead of skipping it: the PostgreSQL backend is never left
+untested by accident. Locally: createdb on a server with trust auth, then
+``TENANG_TEST_PG_DSN=postgresql://postgres@127.0.0.1:5432/DBNAME``.
+
+Each test gets a schema of its own in that database (a fresh database per test would cost
+a second each); the DSN names it in ``search_path`` so that every connection a store or a
+`tenang` subprocess opens lands in it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+DSN_ENV = "TENANG_TEST_PG_DSN"
+
+
+def pg_dsn() -> str:
+    """The test server's DSN; skips the test (fails it under CI) when there is none."""
+    dsn = os.environ.get(DSN_ENV, "")
+    if not dsn:
+        message = f"{DSN_ENV} is not set (see tests/pg_support.py)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: .ci/run must provide PostgreSQL")
+        pytest.skip(message)
+    return dsn
+
+
+def with_search_path(dsn: str, schema: str) -> str:
+    """``dsn`` with its connections' search_path set to ``schema`` (asyncpg passes unknown
+    query parameters on as server settings)."""
+    parts = urlsplit(dsn)
+    query = "&".join(p for p in (parts.query, f"search_path={schema}") if p)
+    return urlunsplit(parts._replace(query=query))
+
+
+@asynccontextmanager
+async def fresh_schema() -> AsyncIterator[str]:
+    """A new empty schema in the test database; dropped with everything in it after."""
+    dsn = pg_dsn()
+    name = f"t_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"CREATE SCHEMA {name}")
+        yield with_search_path(dsn, name)
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        await conn.close()
