@@ -18,7 +18,9 @@ from proxy.bpjs.simulator import LogEntry
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
 from tests.conftest import admin_headers, make_config, wait_until
-from tests.signing import TEST_SECRET_ENV as SECRET_ENV
+from tests.signing import TEST_SECRET_ENV
+
+SECRET_ENV = TEST_SECRET_ENV  # what bpjs_config re-signs with; tests name it from here
 
 
 def today() -> str:

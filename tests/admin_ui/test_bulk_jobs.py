@@ -141,6 +141,6 @@ async def test_a_job_never_retries_a_request_twice(
     await wait_until(finished, what="the job to finish")
     retries = [e.target for e in await managed(tenang.store).audit_entries(limit=50)
                if e.action == "retry"]
-    assert sorted(retries) == sorted([older, newer]), "each retried once"
+    assert sorted(retries, key=str) == sorted([older, newer]), "each retried once"
     stored = await tenang.store.get(newer)
     assert stored is not None and stored.status is Status.FAILED

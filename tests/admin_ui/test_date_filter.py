@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import aiohttp
 
-from admin_ui.fmt import WIB
 from proxy.app import Tenang
+from proxy.bpjs.service_day import WIB
 from proxy.lifecycle import Status
 from tests.admin_ui.conftest import Browser, submit
 from tests.admin_ui.helpers import settle

@@ -11,8 +11,8 @@ from datetime import datetime
 
 import aiohttp
 
-from admin_ui.fmt import WIB
 from proxy.app import Tenang
+from proxy.bpjs.service_day import WIB
 from proxy.lifecycle import Status
 from proxy.store.admin_base import managed
 from tests.admin_ui.conftest import Browser, submit

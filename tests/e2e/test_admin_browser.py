@@ -11,9 +11,9 @@ from datetime import datetime
 
 from playwright.async_api import expect
 
-from admin_ui.fmt import WIB
 from admin_ui.row_keys import MASK
 from proxy.app import Tenang
+from proxy.bpjs.service_day import WIB
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.lifecycle import Status
 from tests.bpjs_support import waktu

@@ -248,7 +248,7 @@ async def test_graceful_stop_finishes_sends_in_flight(
 
 
 async def test_long_success_answer_is_read_whole_and_stored_capped(
-        tmp_path: Path, start_tenang, http) -> None:
+        tmp_path: Path, start_tenang: StartTenang, http: aiohttp.ClientSession) -> None:
     """A success envelope far larger than one network chunk is still a success (not a
     "non-JSON" failure re-sent later); what is stored is capped."""
     big = {"metadata": {"code": 200, "message": "Ok."}, "response": {"list": ["x" * 100] * 3000}}

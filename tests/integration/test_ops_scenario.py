@@ -147,7 +147,7 @@ async def test_maintenance_api_validates_and_needs_the_token(
         assert resp.status == 401
     async with http.post(base, json={"upstream": "antrean", "reason": "x"}) as resp:
         assert resp.status == 401
-    for body, words in [
+    refusals: list[tuple[dict[str, Any], str]] = [
         ({"upstream": "nope", "reason": "x"}, "unknown upstream"),
         ({"upstream": "antrean"}, "reason"),
         ({"upstream": "antrean", "reason": "x", "starts_at": "2030-01-01T22:00"}, "offset"),
@@ -157,7 +157,8 @@ async def test_maintenance_api_validates_and_needs_the_token(
         ({"upstream": "antrean", "reason": "x", "starts_at": "2000-01-01T00:00:00Z",
           "ends_at": "2001-01-01T00:00:00Z"}, "over"),
         ({"upstream": "antrean", "reason": "x", "colour": "red"}, "colour"),
-    ]:
+    ]
+    for body, words in refusals:
         doc = await api(http, "POST", base, body, 400)
         assert words in doc["error"], (body, doc)
     later = await api(http, "POST", base, {

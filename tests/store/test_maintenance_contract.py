@@ -52,8 +52,8 @@ async def test_in_force_after_drops_ended_and_cancelled(store: Store) -> None:
     ms = windows_of(store)
     ended = await add(store, starts=T0, ends=T0 + 10)
     current = await add(store, starts=T0, ends=T0 + 100)
-    cancelled = await add(store, starts=T0, ends=T0 + 100)
-    cancelled = await ms.cancel_maintenance_window(cancelled.id, T0 + 5)
+    to_cancel = await add(store, starts=T0, ends=T0 + 100)
+    cancelled = await ms.cancel_maintenance_window(to_cancel.id, T0 + 5)
     assert cancelled is not None
     assert await ms.maintenance_windows(in_force_after=T0 + 4) == [ended, current, cancelled]
     assert await ms.maintenance_windows(in_force_after=T0 + 10) == [current]

@@ -88,11 +88,11 @@ class SlowCountStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.counts = 0
-        self.release = asyncio.Event()
+        self.unblock = asyncio.Event()
 
     async def count_queued(self, upstream: str) -> int:
         self.counts += 1
-        await self.release.wait()
+        await self.unblock.wait()
         return await super().count_queued(upstream)
 
 
@@ -111,18 +111,18 @@ async def test_concurrent_requests_share_one_count_and_recounts_never_make_intak
     up = cfg.upstreams[0]
     waiters = [asyncio.ensure_future(bp.refusal(up)) for _ in range(64)]
     await wait_until(lambda: store.counts == 1, what="the first count to start")
-    store.release.set()
+    store.unblock.set()
     assert await asyncio.gather(*waiters) == [None] * 64
     assert store.counts == 1  # 64 requests, one count (it was 64 counts, one by one)
 
-    store.release.clear()  # from now on a count never finishes
+    store.unblock.clear()  # from now on a count never finishes
     clock.advance(3600.0)
     for _ in range(100):  # answered from the running count, at once
         assert await asyncio.wait_for(bp.refusal(up), 1.0) is None
         bp.accepted(up.name)
     assert store.counts == 2  # one recount in the background, not one per request
     assert await bp.queued(up.name) == 105
-    store.release.set()
+    store.unblock.set()
     await wait_until(lambda: bp._counts[up.name].task is None, what="the recount")
     # The recount found 5 rows; the 100 accepted during it are credited (errs high).
     assert await bp.queued(up.name) == 105

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -191,7 +192,9 @@ def test_after_attempt_only_makes_allowed_moves_from_in_flight(
 
 @pytest.mark.parametrize("current", list(Status))
 def test_operator_actions_only_make_allowed_moves(current: Status) -> None:
-    for action in (lambda: operator_retry(current, NOW), lambda: operator_cancel(current)):
+    actions: tuple[Callable[[], Transition], ...] = (
+        lambda: operator_retry(current, NOW), lambda: operator_cancel(current))
+    for action in actions:
         try:
             t = action()
         except InvalidTransition:

@@ -172,9 +172,11 @@ def imports_in(source: str, module: str, path: str = "<test>") -> list[Import]:
     found: list[Import] = []
     for node in ast.walk(tree):
         targets: list[str] = []
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
+        else:
             base = node.module or ""
             if node.level:  # relative: resolved against the importing module's package
                 package = module.split(".")

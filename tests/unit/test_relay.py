@@ -234,7 +234,8 @@ async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
     await relay.drain()
 
     row = await store.get(rid)
-    assert row is not None and row.status is Status.SUCCEEDED, row.reason
+    assert row is not None
+    assert row.status is Status.SUCCEEDED, row.reason
     assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
 
 
@@ -500,6 +501,15 @@ class Recorder:
         return None
 
     def attempt(self, upstream: str, verdict: Verdict, seconds: float) -> None:
+        return None
+
+    def read(self, upstream: str, endpoint: str, answer: str, seconds: float) -> None:
+        return None
+
+    def reconciled(self, upstream: str, settlement: str) -> None:
+        return None
+
+    def refused(self, upstream: str, reason: str) -> None:
         return None
 
     def finished(self, upstream: str, request_id: str, status: Status, reason: str) -> None:
