@@ -14,7 +14,7 @@ demo: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy --strict proxy admin_ui
+	$(VENV)/bin/mypy --strict proxy admin_ui tests
 
 test: lint
 	$(VENV)/bin/pytest -q
