@@ -57,7 +57,7 @@ def readme_verify() -> Callable[..., bool]:
     exec(compile(code, "README.md", "exec"), namespace)
     verify = namespace["verify"]
     assert callable(verify)
-    return verify  # type: ignore[no-any-return]
+    return verify
 
 
 def test_the_readme_example_verifies_what_tenang_signs(
