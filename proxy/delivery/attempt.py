@@ -17,6 +17,7 @@ from proxy.bpjs.results import readable
 from proxy.bpjs.signature import USER_KEY_HEADER
 from proxy.config import RelayConfig, UpstreamConfig
 from proxy.delivery.callbacks import callback_for
+from proxy.delivery.final_write import to_the_end
 from proxy.delivery.live import NOT_RECORDED, LiveAttempt, LiveResult
 from proxy.delivery.outcome_log import DeliveryLog
 from proxy.delivery.reconcile import EXISTING_SEP, Finding, Reconciler
@@ -87,6 +88,9 @@ class Deliverer:
     lease_margin_s: float = RelayConfig().lease_margin_s
     # Endpoint rules per (method, path): a drain sends thousands of requests to a few paths.
     rules: dict[tuple[str, str], Endpoint] = field(default_factory=dict)
+    # Set when a delivery is cancelled while its result is being stored (Tenang stops):
+    # the write still runs to its end, but a store that stays locked is not waited for.
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         if self.outcomes is None:
@@ -335,13 +339,19 @@ class Deliverer:
             "trying again", next_attempt_at=self.clock() + FINISH_RETRY_MAX_S,
             reconcile_reads=request.reconcile_reads, own_faults=request.own_faults)
         try:
-            await self.store.complete_attempt(request.id, self.owner, None, transition,
-                                              self.clock())
+            await to_the_end(self.store.complete_attempt(request.id, self.owner, None,
+                                                         transition, self.clock()))
         except StoreError as again:
             log.error("cannot hand back %s after a store error: %s", request.id, again,
                       extra={"request_id": request.id, "upstream": self.upstream.name})
             return False
         return True
+
+    async def _backoff(self, delay: float) -> None:
+        """Wait ``delay`` between store retries, or less once Tenang is stopping."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self.stopping.wait()
 
     async def _renew(self, request: StoredRequest) -> None:
         """Keep the lease of a request whose result waits for the store; if the store is
@@ -352,7 +362,17 @@ class Deliverer:
 
     async def finish(self, request: StoredRequest, attempt: AttemptRecord | None,
                      transition: Transition) -> bool:
-        """Record the attempt and transition; False when they could not be recorded."""
+        """Record the attempt and transition; False when they could not be recorded.
+
+        The result is known by now (an answer, a reconciliation's finding): a
+        cancellation meanwhile (Tenang stopping) waits for the write instead of cutting
+        it short, which would leave the request in flight, to be taken for an
+        interrupted send and sent again after the restart."""
+        return await to_the_end(self._finish(request, attempt, transition),
+                                on_cancel=self.stopping.set)
+
+    async def _finish(self, request: StoredRequest, attempt: AttemptRecord | None,
+                      transition: Transition) -> bool:
         now = self.clock()
         callback = callback_for(self.upstream, request, transition,
                                 attempt.response_body if attempt else None, now,
@@ -368,13 +388,20 @@ class Deliverer:
                     "request_id": request.id, "upstream": self.upstream.name})
                 return False
             except (StoreUnavailable, StoreFull) as exc:
+                if self.stopping.is_set():
+                    # Tenang is stopping and would wait for the store forever: the lease
+                    # expires and the request is settled as interrupted after the restart.
+                    log.error("cannot record delivery result while stopping: %s", exc,
+                              extra={"request_id": request.id,
+                                     "upstream": self.upstream.name})
+                    return False
                 # The answer is known: dropping it would let the lease run out and the
                 # request be sent again as "interrupted". Keep it and keep trying; this
                 # task stays the request's delivery and renews its lease each time round.
                 log.error("cannot record delivery result, retrying in %.2g s: %s", delay,
                           exc, extra={"request_id": request.id,
                                       "upstream": self.upstream.name})
-                await asyncio.sleep(delay)  # backoff between store retries
+                await self._backoff(delay)
                 delay = min(delay * 2, FINISH_RETRY_MAX_S)
                 await self._renew(request)
             except StoreError as exc:

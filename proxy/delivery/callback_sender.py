@@ -21,6 +21,7 @@ import aiohttp
 from proxy import signing
 from proxy.config import Config
 from proxy.delivery.callbacks import CALLBACK_ID_HEADER, REQUEST_ID_HEADER, next_attempt_at
+from proxy.delivery.final_write import to_the_end
 from proxy.http_timeouts import exact_timeout
 from proxy.lifecycle import FINAL, Status
 from proxy.store.base import Conflict, StoreError
@@ -160,7 +161,9 @@ class CallbackSender:
         now = self.clock()
         retry_at = None if error is None else next_attempt_at(cb.attempts, self.settings, now)
         try:
-            await self.store.finish_callback(cb.id, error is None, error, retry_at, now)
+            # Shielded: cut short by a stop, a POST already answered would be sent again.
+            await to_the_end(self.store.finish_callback(cb.id, error is None, error,
+                                                         retry_at, now))
         except Conflict:
             log.warning("callback %d finished elsewhere meanwhile", cb.id, extra=context)
             return

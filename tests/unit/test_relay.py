@@ -3,6 +3,7 @@ sent early, and a dead worker's lease is taken over and recorded as interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -18,7 +19,7 @@ from proxy.app import build_breakers
 from proxy.bpjs.simulator.client import DEFAULT_USER_KEY
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
-from proxy.delivery.attempt import Deliverer
+from proxy.delivery.attempt import FINISH_RETRY_MAX_S, Deliverer
 from proxy.delivery.relay import Relay
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status, Verdict
@@ -387,6 +388,36 @@ async def test_a_result_waiting_for_the_store_keeps_its_lease(
     assert store.stolen == [], "a take-over found the lease of a live delivery expired"
     row = await store.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED and row.lease_owner is None
+
+
+class LockedForGood(MemoryStore):
+    """The store stays locked for every write of a delivery's result."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tries = 0
+
+    async def complete_attempt(self, *args: Any, **kwargs: Any) -> None:
+        self.tries += 1
+        raise StoreUnavailable("database is locked")
+
+
+async def test_a_stop_does_not_wait_forever_for_a_store_that_stays_locked(
+        tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
+    # The write of a known answer is shielded from the stop's cancellation, but its
+    # retries end then: the lease expires and the request is settled as interrupted
+    # after the restart, rather than Tenang never exiting.
+    cfg = make_config(tmp_path, bpjs_sim.url, relay={"shutdown_grace_s": 0.05})
+    store = LockedForGood()
+    relay = Relay(cfg, store, session, build_breakers(cfg))
+    rid = await enqueue(store, "KB-LOCKED", time.time())
+    relay.start()
+    await wait_until(lambda: store.tries >= 2, what="the result's write to be retried")
+    async with asyncio.timeout(FINISH_RETRY_MAX_S):  # well within one longest backoff
+        await relay.stop()
+    row = await store.get(rid)
+    assert row is not None and row.status is Status.IN_FLIGHT
+    assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
 
 
 class LockedOnSupersede(MemoryStore):
