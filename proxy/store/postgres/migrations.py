@@ -14,10 +14,14 @@ import logging
 import re
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from proxy.store.base import StoreError
 from proxy.store.postgres.errors import DRIVER_ERRORS, translated
 from proxy.store.postgres.sql import load
+
+# A connection of its own or one borrowed from the pool: migrations run on either.
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,7 @@ MIGRATIONS = _migrations()
 LATEST = len(MIGRATIONS)
 
 
-async def schema_version(conn: asyncpg.Connection) -> int:
+async def schema_version(conn: Conn) -> int:
     """The version the database is at (0: never migrated)."""
     with translated():
         if await conn.fetchval("SELECT to_regclass($1) IS NULL", VERSION_TABLE):
@@ -51,7 +55,7 @@ def _too_new(version: int) -> StoreError:
     return StoreError(f"database schema v{version} is newer than this Tenang (v{LATEST})")
 
 
-async def migrate(conn: asyncpg.Connection) -> int:
+async def migrate(conn: Conn) -> int:
     """Bring the schema to the newest version; returns the version reached."""
     with translated():
         # A long migration (an index over a million rows) must not hit the pool's
@@ -83,7 +87,7 @@ async def migrate(conn: asyncpg.Connection) -> int:
     return LATEST
 
 
-async def require_current(conn: asyncpg.Connection) -> None:
+async def require_current(conn: Conn) -> None:
     """With ``[store] migrate = false``: refuse a schema other than this Tenang's."""
     version = await schema_version(conn)
     if version > LATEST:
