@@ -117,11 +117,10 @@ RULES: dict[str, Rule] = {
         "delivery never imports intake, ops or admin_ui.",
         BELOW_STAGES),
     "intake": Rule(
-        "intake never imports ops or admin_ui, and of delivery only relay, live and attempt "
-        "(the live send of deadline mode) and upstream (the HTTP client passthrough reads use).",
+        "intake never imports ops or admin_ui, and of delivery only relay and live (the live "
+        "send of deadline mode) and upstream (the HTTP client passthrough reads use).",
         BELOW_STAGES,
-        frozenset({"proxy.delivery.relay", "proxy.delivery.live", "proxy.delivery.attempt",
-                   "proxy.delivery.upstream"})),
+        frozenset({"proxy.delivery.relay", "proxy.delivery.live", "proxy.delivery.upstream"})),
     "ops": Rule(
         "ops never imports intake or admin_ui, and of delivery only callbacks (an operator's "
         "final move queues the same callback a delivery does).",
