@@ -13,7 +13,7 @@ from admin_ui.fmt import age, wib, wib_clock
 from admin_ui.i18n import Translator
 from proxy.lifecycle import Status, Verdict
 from proxy.ops.operations import UpstreamOverview
-from proxy.store.admin_base import AttemptBucket
+from proxy.store.records import AttemptBucket
 
 SHOWN_STATUSES = (Status.PENDING, Status.IN_FLIGHT, Status.SUCCEEDED, Status.FAILED,
                   Status.DEAD, Status.HELD)

@@ -24,7 +24,7 @@ from proxy.ops.request_log import (
     read_day,
     read_status,
 )
-from proxy.store.admin_base import RequestFilter
+from proxy.store.records import RequestFilter
 
 FIELDS = FILTER_PARAMETERS
 PAGE_SIZES = (25, 50, 100)

@@ -15,7 +15,8 @@ from typing import Any
 
 from proxy.bpjs.keys import UnkeyableBody, parse_json, scalar
 from proxy.lifecycle import Status, Verdict
-from proxy.store.base import Store, StoredAttempt, StoredRequest
+from proxy.store.protocols import RequestLog
+from proxy.store.records import StoredAttempt, StoredRequest
 
 BOOKING_FIELDS = ("kodebooking",)
 TASK_FIELDS = ("taskid",)
@@ -95,11 +96,11 @@ def _wants_result(r: StoredRequest, keys: RowKeys) -> bool:
             and r.endpoint in SEP_RESULT_ENDPOINTS)
 
 
-async def page_keys(store: Store, rows: Sequence[StoredRequest]) -> dict[str, RowKeys]:
+async def page_keys(log: RequestLog, rows: Sequence[StoredRequest]) -> dict[str, RowKeys]:
     """Request id -> its keys, for ``rows``; one attempts read per succeeded SEP insert."""
     keys = {r.id: body_keys(r.body) for r in rows}
     want = [r for r in rows if _wants_result(r, keys[r.id])]
-    found = await asyncio.gather(*(store.attempts(r.id) for r in want))
+    found = await asyncio.gather(*(log.attempts(r.id) for r in want))
     for r, attempts in zip(want, found, strict=True):
         sep = result_sep(attempts)
         if sep:

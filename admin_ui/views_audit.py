@@ -14,7 +14,7 @@ from admin_ui.i18n import Translator
 from admin_ui.render import render, translator
 from proxy.app_keys import OPS
 from proxy.ids import is_request_id
-from proxy.store.admin_base import AuditEntry
+from proxy.store.records import AuditEntry
 
 PAGE_SIZE = 100
 MAX_TARGET = 200  # longer than any target the code writes (request ids, user names, ...)
@@ -67,7 +67,7 @@ async def audit_log(request: web.Request) -> web.Response:
         if _POSITIVE.fullmatch(raw_before) is None:
             return error_page(request, 400, "audit.bad_before_id")
         before_id = int(raw_before)
-    entries = await request.app[OPS].store.audit_entries(
+    entries = await request.app[OPS].audit_log.audit_entries(
         target=target or None, limit=PAGE_SIZE + 1, before_id=before_id)
     page = entries[:PAGE_SIZE]
     t = translator(request)

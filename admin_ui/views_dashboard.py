@@ -56,7 +56,7 @@ async def chart_svg(request: web.Request) -> web.Response:
     # Bars on whole quarter hours (WIB is a whole-hour offset), so they do not shift on
     # every poll; the last bar is the quarter hour now running.
     since = now - now % CHART_BUCKET_S + CHART_BUCKET_S - CHART_HOURS * 3600
-    buckets = await request.app[OPS].store.attempt_buckets(upstream, since, CHART_BUCKET_S)
+    buckets = await request.app[OPS].log.attempt_buckets(upstream, since, CHART_BUCKET_S)
     return render(request, "chart.svg", {
         "chart": chart(buckets, since, translator(request)), "upstream": upstream,
     }, content_type="image/svg+xml")

@@ -20,8 +20,8 @@ from proxy.observe.redact import masked_headers
 from proxy.ops.auth import Permission
 from proxy.ops.bulk import describe
 from proxy.ops.request_log import Query, every_page, list_page
-from proxy.store.admin_base import AuditEntry
-from proxy.store.base import Conflict, StoredAttempt, StoredRequest
+from proxy.store.errors import Conflict
+from proxy.store.records import AuditEntry, StoredAttempt, StoredRequest
 
 EXPORT_MAX = 100_000
 # The search keys as columns (no card number column: the body has it in full, and the
@@ -41,12 +41,12 @@ async def request_log(request: web.Request) -> web.Response:
     form = _form(request)
     limit = page_size(request.query.get("limit"))
     cursor = request.query.get("cursor") or None
-    store = request.app[OPS].store
-    page = await list_page(store, Query(form.filter, limit, cursor))
+    log = request.app[OPS].log
+    page = await list_page(log, Query(form.filter, limit, cursor))
     who = request[PRINCIPAL]
     return render(request, "requests.html", {
         "form": form, "page": page, "cursor": cursor, "limit": limit,
-        "keys": await page_keys(store, page.items), "endpoints": ENDPOINT_CHOICES,
+        "keys": await page_keys(log, page.items), "endpoints": ENDPOINT_CHOICES,
         "statuses": list(Status), "upstreams": upstream_names(request),
         "can_export": who.can(Permission.EXPORT), "can_operate": who.can(Permission.OPERATE),
     })
@@ -72,16 +72,16 @@ def _csv_row(r: StoredRequest, k: RowKeys) -> str:
 async def request_csv(request: web.Request) -> web.StreamResponse:
     """The filtered log as CSV, newest first, at most EXPORT_MAX rows; audited."""
     form = _form(request)
-    store = request.app[OPS].store
-    await store.audit(request[PRINCIPAL].name, "export_csv", None, describe(form.filter),
-                      request.app[CLOCK]())
+    log = request.app[OPS].log
+    await request.app[OPS].audit_log.audit(request[PRINCIPAL].name, "export_csv", None,
+                                           describe(form.filter), request.app[CLOCK]())
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": 'attachment; filename="tenang-requests.csv"'})
     await response.prepare(request)
     await response.write(",".join(CSV_COLUMNS).encode() + b"\r\n")
-    async for page in every_page(store, form.filter, max_rows=EXPORT_MAX):
-        keys = await page_keys(store, page.items)
+    async for page in every_page(log, form.filter, max_rows=EXPORT_MAX):
+        keys = await page_keys(log, page.items)
         await response.write("".join(_csv_row(r, keys[r.id]) for r in page.items)
                              .encode("utf-8", "replace"))
     await response.write_eof()
@@ -117,8 +117,8 @@ def _history(r: StoredRequest, attempts: list[StoredAttempt], audit: list[AuditE
 async def request_detail(request: web.Request) -> web.Response:
     ops = request.app[OPS]
     r = await ops.get(request.match_info["id"])  # NotFound: admin_ui.errors answers 404
-    attempts = await ops.store.attempts(r.id)
-    audit = await ops.store.audit_entries(target=r.id, limit=500)
+    attempts = await ops.log.attempts(r.id)
+    audit = await ops.audit_log.audit_entries(target=r.id, limit=500)
     who = request[PRINCIPAL]
     notice = request.query.get("notice", "")
     return render(request, "detail.html", {

@@ -23,14 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from admin_search_bench import DAY, NOW, build  # type: ignore[import-not-found]
 
 from admin_ui.row_keys import page_keys
-from proxy.store.admin_base import RequestFilter
-from proxy.store.sqlite.store import SqliteStore
+from proxy.store.backend import Backend
+from proxy.store.records import RequestFilter
+from proxy.store.sqlite import sqlite_backend
 
 
-async def _page(store: SqliteStore, f: RequestFilter, limit: int, cursor: str | None,
+async def _page(store: Backend, f: RequestFilter, limit: int, cursor: str | None,
                 keys: bool) -> float:
     t = time.perf_counter()
-    page = await store.find_requests(f, limit=limit, cursor=cursor)
+    page = await store.log.find_requests(f, limit=limit, cursor=cursor)
     if keys:
         await page_keys(store, page.items)
     return (time.perf_counter() - t) * 1000
@@ -42,15 +43,15 @@ async def main() -> None:
     p.add_argument("--db", type=Path, default=Path("/tmp/tenang-admin-bench.db"))
     p.add_argument("--rounds", type=int, default=15)
     args = p.parse_args()
-    store = SqliteStore(args.db)
+    store = sqlite_backend(args.db)
     fresh = not args.db.exists()
     await store.open()
     if fresh:
         build(args.db, args.rows)
-    total = await store.count_requests(RequestFilter())
+    total = await store.log.count_requests(RequestFilter())
     print(f"{args.db}: {total} requests")
-    deep = (await store.find_requests(RequestFilter(received_to=NOW - 25 * DAY), limit=1,
-                                      cursor=None)).items[0].id
+    deep = (await store.log.find_requests(RequestFilter(received_to=NOW - 25 * DAY), limit=1,
+                                          cursor=None)).items[0].id
     cases = [("newest page", RequestFilter(), None),
              ("page 25 days back", RequestFilter(), deep),
              ("endpoint=vclaim.sep (SEP inserts: most need an attempts read)",

@@ -1,7 +1,7 @@
 """Request-log search at scale: the admin store verbs on a 1,000,000-row SQLite file.
 
 Builds (once, reused afterwards) a database of realistic requests spread over 30 days,
-then times each admin query through SqliteStore (median of several runs, warm cache) and
+then times each admin query through the SQLite backend (median of several runs, warm cache) and
 prints its SQLite query plan. Figures and discussion: RESULTS.md, "Admin request-log
 search".
 
@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status
-from proxy.store.admin_base import RequestFilter
-from proxy.store.sqlite.admin import _indexed, _residual, _sql_where
-from proxy.store.sqlite.store import COLUMNS, SqliteStore
+from proxy.store.records import RequestFilter
+from proxy.store.sqlite import sqlite_backend
+from proxy.store.sqlite.log import _indexed, _residual, _sql_where
+from proxy.store.sqlite.rows import COLUMNS
 
 DAY = 86_400.0
 NOW = 1_764_300_000.0  # fixed, so a rebuilt file gives the same figures
@@ -110,17 +111,17 @@ async def main() -> None:
     p.add_argument("--db", type=Path, default=Path("/tmp/tenang-admin-bench.db"))
     p.add_argument("--runs", type=int, default=7)
     args = p.parse_args()
-    store = SqliteStore(args.db)
+    store = sqlite_backend(args.db)
     fresh = not args.db.exists()
     await store.open()  # creates the schema on a new file
     if fresh:
         t = time.perf_counter()
         build(args.db, args.rows)
         print(f"built {args.rows} rows in {time.perf_counter() - t:.0f} s", flush=True)
-    total = await store.count_requests(RequestFilter())
+    total = await store.log.count_requests(RequestFilter())
     print(f"{args.db}: {total} requests, {args.db.stat().st_size / 1e6:.0f} MB")
-    first = await store.find_requests(RequestFilter(), limit=50, cursor=None)
-    deep_cursor = (await store.find_requests(
+    first = await store.log.find_requests(RequestFilter(), limit=50, cursor=None)
+    deep_cursor = (await store.log.find_requests(
         RequestFilter(received_to=NOW - 25 * DAY), limit=1, cursor=None)).items[0].id
     day = RequestFilter(received_from=NOW - 10 * DAY, received_to=NOW - 9 * DAY)
     cases: list[tuple[str, RequestFilter, str | None]] = [
@@ -143,7 +144,7 @@ async def main() -> None:
     conn = sqlite3.connect(args.db)
     print("\n| query | median ms | rows | capped | plan |\n|---|---:|---:|---|---|")
     for name, f, cursor in cases:
-        ms, page = await timed(lambda f=f, c=cursor: store.find_requests(  # type: ignore[misc]
+        ms, page = await timed(lambda f=f, c=cursor: store.log.find_requests(  # type: ignore[misc]
             f, limit=50, cursor=c), args.runs)
         print(f"| {name} | {ms:.1f} | {len(page.items)} | {page.capped} | "
               f"{plan(conn, f, cursor)} |", flush=True)
@@ -153,7 +154,7 @@ async def main() -> None:
     print(f"| (window boundary lookup) | - | - | - | {window_plan[0][3]} |")
     cursor, pages, t = None, 0, time.perf_counter()
     while True:  # a rare card across the whole month, window after window
-        page = await store.find_requests(RequestFilter(text=RARE_CARD), limit=50, cursor=cursor)
+        page = await store.log.find_requests(RequestFilter(text=RARE_CARD), limit=50, cursor=cursor)
         pages += 1
         if page.next_cursor is None:
             break
@@ -161,14 +162,14 @@ async def main() -> None:
     print(f"| text: rare noKartu, all {pages} windows to the oldest row | "
           f"{(time.perf_counter() - t) * 1000:.0f} (total) | - | - | - |")
     others: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
-        ("count status=dead (dry run)", lambda: store.count_requests(
+        ("count status=dead (dry run)", lambda: store.log.count_requests(
             RequestFilter(status=Status.DEAD))),
-        ("count status=failed + text (dry run)", lambda: store.count_requests(
+        ("count status=failed + text (dry run)", lambda: store.log.count_requests(
             RequestFilter(status=Status.FAILED, text="kontrol"))),
-        ("count text only, whole table", lambda: store.count_requests(
+        ("count text only, whole table", lambda: store.log.count_requests(
             RequestFilter(text=RARE_CARD))),
         ("sep_open_counts", store.sep_open_counts),
-        ("attempt_buckets 6 h / 15 min", lambda: store.attempt_buckets(
+        ("attempt_buckets 6 h / 15 min", lambda: store.log.attempt_buckets(
             "antrean", NOW - 6 * 3600, 900)),
         ("summary (core verb, dashboard)", store.summary),
     ]

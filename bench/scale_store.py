@@ -25,8 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.drain_bench import booking
 from proxy.ids import next_request_id
+from proxy.store.sqlite.rows import INSERT, count_inserted
 from proxy.store.sqlite.schema import migrate
-from proxy.store.sqlite.store import _INSERT, count_inserted
 
 BATCH = 50_000
 UPSTREAM = "antrean"
@@ -77,7 +77,7 @@ def build(path: Path, n: int, *, span_s: float = 6 * 3600.0, tag: str = "S") -> 
 
 def _commit(conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
     conn.execute("BEGIN")
-    conn.executemany(_INSERT, batch)
+    conn.executemany(INSERT, batch)
     count_inserted(conn, batch)
     conn.execute("COMMIT")
 

@@ -95,7 +95,7 @@ async def send(tenang: Tenang, sim: Any, card: str) -> str | None:
 async def settle(tenang: Tenang, ids: list[str], timeout_s: float) -> Counter[str]:
     deadline = time.monotonic() + timeout_s
     while True:
-        rows = [await tenang.store.get(i) for i in ids]
+        rows = [await tenang.backend.log.get(i) for i in ids]
         statuses = Counter(r.status.value for r in rows if r is not None)
         if not statuses.keys() & {"pending", "in_flight"} or time.monotonic() > deadline:
             return statuses

@@ -35,10 +35,7 @@ from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
 from proxy.preflight import listen_error
 from proxy.server import GuardedSite, Limits, ensure_fd_room
 from proxy.store import open_store
-from proxy.store.admin_base import managed
-from proxy.store.base import Store
-from proxy.store.callbacks_base import callback_store
-from proxy.store.maintenance_base import MaintenanceStore
+from proxy.store.backend import Backend
 
 log = logging.getLogger("tenang")
 
@@ -56,12 +53,6 @@ def build_breakers(config: Config, on_change: StateListener | None = None, *,
                               on_change=on_change or _log_transition, clock=clock)
         for up in config.upstreams
     }
-
-
-def _maintenance_store(store: Store) -> MaintenanceStore:
-    if not isinstance(store, MaintenanceStore):
-        raise TypeError(f"{type(store).__name__} lacks the maintenance-window verbs")
-    return store
 
 
 def insecure_cookie_warning(config: Config) -> str | None:
@@ -111,14 +102,15 @@ async def _site(app: web.Application, where: HostPort, sock: socket.socket,
 class Tenang:
     """A running Tenang: ``await start()``, then ``await stop()`` (idempotent)."""
 
-    def __init__(self, config: Config, store: Store | None = None, *,
+    def __init__(self, config: Config, backend: Backend | None = None, *,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None,
                  relay_enabled: bool = True) -> None:
         if not config.admin.token:
             raise ValueError(f"admin token missing: set the {config.admin.token_env} "
                              "environment variable")
         self.config = config
-        self.store = store or open_store(config.store)
+        # Each part below gets only the store roles it uses.
+        self.backend = backend or open_store(config.store)
         self.clock = clock
         self.rng = rng
         self.relay_enabled = relay_enabled
@@ -126,19 +118,20 @@ class Tenang:
         names = [up.name for up in config.upstreams]
         self.metrics = Metrics(names, clock=clock)
         self.notifier = Notifier(config.notify, build_channels(config.notify), clock=clock,
-                                 quiet=self._quiet, summary=self.store.summary,
+                                 quiet=self._quiet, summary=self.backend.log.summary,
                                  on_result=self.metrics.notification)
         self.breakers = build_breakers(config, on_change=self._breaker_changed,
                                        clock=clock)
-        self.maintenance = Maintenance(_maintenance_store(self.store), self.breakers,
+        self.maintenance = Maintenance(self.backend.schedules, self.breakers,
                                        config.maintenance, clock=clock,
                                        on_change=self._maintenance_changed,
-                                       audit=managed(self.store).audit)
-        self.metrics.watch_store(self.store.summary)
+                                       audit=self.backend.audit.audit)
+        self.metrics.watch_store(self.backend.log.summary)
         self.metrics.watch_maintenance(
             lambda name: self.maintenance.active(name, self.clock()) is not None)
         # What intake and the relay report (accepted, attempt, finished) goes here.
-        self.backpressure = Backpressure(config, self.store)
+        self.backpressure = Backpressure(config, self.backend.intake,
+                                         free_bytes=self.backend.free_bytes)
         # Per listener: slow or idle clients on one port never use up the other's.
         self.gateway_limits = Limits.of(config.server,
                                         lambda status, msg: envelope(None, status, msg))
@@ -189,7 +182,7 @@ class Tenang:
             log.warning(fd_warning)
         self._sockets = [_bind(server.admin_listen, "server.admin_listen")]
         self._sockets.append(_bind(server.listen, "server.listen"))
-        await self.store.open()
+        await self.backend.open()
         # Before the relay starts: a restart inside a window must not send anything.
         await self.maintenance.tick()
         self.maintenance.start()
@@ -203,19 +196,19 @@ class Tenang:
             connector=aiohttp.TCPConnector(limit=0, limit_per_host=64),
             auto_decompress=True,
         )
-        self.relay = Relay(self.config, self.store, self.session, self.breakers,
+        self.relay = Relay(self.config, self.backend.queue, self.session, self.breakers,
                            clock=self.clock, rng=self.rng, observer=self.observer)
         if self.relay_enabled:
             self.relay.start()
         # Outcome callbacks go out on their own task: a slow receiver never holds the relay.
-        self.callbacks = CallbackSender(self.config, callback_store(self.store),
+        self.callbacks = CallbackSender(self.config, self.backend.outbox,
                                         clock=self.clock)
         if self.relay_enabled:
             self.callbacks.start()
-        admin = create_admin_app(self.store, self.config.admin.token or "", self.breakers,
+        admin = create_admin_app(self.backend, self.config.admin.token or "", self.breakers,
                                  self.relay, self.config.admin, clock=self.clock,
                                  upstreams={u.name: u for u in self.config.upstreams})
-        add_readiness_route(admin, self.store, self.backpressure)
+        add_readiness_route(admin, self.backend.engine, self.backpressure)
         add_metrics_route(admin, self.metrics, self.config.metrics.token)
         add_maintenance_routes(admin, self.maintenance)
         setup_ui(admin)  # the admin web UI at /, on the services registered above
@@ -226,7 +219,7 @@ class Tenang:
         session = self.session
         passthrough = Passthrough(lambda: session, self.breakers, self.clock,
                                   self.observer)
-        gateway = Gateway(self.config, self.store, self.relay, observer=self.observer,
+        gateway = Gateway(self.config, self.backend.intake, self.relay, observer=self.observer,
                           passthrough=passthrough, backpressure=self.backpressure,
                           clock=self.clock)
         simrs = restrict(create_gateway_app(gateway), self.config.server.allow_from,
@@ -258,4 +251,4 @@ class Tenang:
         await self.backpressure.close()
         await self.maintenance.stop()
         await self.notifier.stop()
-        await self.store.close()
+        await self.backend.close()

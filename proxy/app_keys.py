@@ -28,10 +28,10 @@ if TYPE_CHECKING:
     from proxy.ops.maintenance import Maintenance
     from proxy.ops.operations import Operations
     from proxy.policies.breaker import AsyncBreaker
-    from proxy.store.base import Store
+    from proxy.store.protocols import Engine, RequestLog
 
 # --- the admin app ----------------------------------------------------------------------
-STORE: web.AppKey[Store] = web.AppKey("store")
+STORE: web.AppKey[RequestLog] = web.AppKey("store")
 TOKEN: web.AppKey[str] = web.AppKey("token")  # the admin API's bearer token
 BREAKERS: web.AppKey[dict[str, AsyncBreaker]] = web.AppKey("breakers")
 SETTINGS: web.AppKey[AdminConfig] = web.AppKey("admin_settings")
@@ -48,7 +48,7 @@ METRICS_TOKEN: web.AppKey[str] = web.AppKey("metrics_token")  # "": /metrics is 
 JINJA_ENV: web.AppKey[jinja2.Environment] = web.AppKey("jinja_env")
 
 # --- /readyz (on the admin app) -----------------------------------------------------------
-READY_STORE: web.AppKey[Store] = web.AppKey("ready_store")
+READY_STORE: web.AppKey[Engine] = web.AppKey("ready_store")
 BACKPRESSURE: web.AppKey[Backpressure] = web.AppKey("backpressure")  # optional
 
 # --- per request ---------------------------------------------------------------------

@@ -26,8 +26,7 @@ from proxy.intake.credentials import unsigned_warnings
 from proxy.loop import run
 from proxy.observe.logs import setup_logging
 from proxy.preflight import StartupError, check_store, no_users_hint
-from proxy.store.admin_base import managed
-from proxy.store.base import StoreError
+from proxy.store.errors import StoreError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -60,7 +59,7 @@ async def _serve(config: Config, config_path: Path) -> None:
     # collector's scans, which otherwise cost every request (measured: ~6 % CPU).
     gc.freeze()
     print(f"tenang: ready on {tenang.gateway_url} (admin {tenang.admin_url})", flush=True)
-    if await managed(tenang.store).count_users() == 0:
+    if await tenang.backend.accounts.count_users() == 0:
         print(no_users_hint(config_path), flush=True)
     await stop.wait()
     print("tenang: stopping (finishing in-flight deliveries)", flush=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from proxy.config import Config, StoreConfig, load_config
 from proxy.loop import run
 from proxy.preflight import check_data_dir
-from proxy.store.base import StoreError
+from proxy.store.errors import StoreError
 
 
 def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],

@@ -21,8 +21,7 @@ from proxy.config import load_config
 from proxy.loop import run
 from proxy.ops.auth import Role, hash_password
 from proxy.store import open_store
-from proxy.store.admin_base import managed
-from proxy.store.base import Conflict, StoreError
+from proxy.store.errors import Conflict, StoreError
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # as config.py checks [[admin.users]]
 MIN_PASSWORD = 8
@@ -74,28 +73,28 @@ def read_password(from_stdin: bool) -> str:
 
 
 async def _remove(config_path: Path, name: str) -> bool:
-    store = managed(open_store(load_config(config_path).store))
-    await store.open()
+    backend = open_store(load_config(config_path).store)
+    await backend.open()
     try:
-        removed = await store.remove_user(name)
+        removed = await backend.accounts.remove_user(name)
         if removed:
-            await store.audit("cli", "user_remove", name, None, time.time())
+            await backend.audit.audit("cli", "user_remove", name, None, time.time())
         return removed
     finally:
-        await store.close()
+        await backend.close()
 
 
 async def _add(config_path: Path, name: str, role: str, password_hash: str,
                replace: bool) -> None:
-    store = managed(open_store(load_config(config_path).store))
-    await store.open()
+    backend = open_store(load_config(config_path).store)
+    await backend.open()
     try:
         now = time.time()
-        await store.add_user(name, password_hash, role, now, replace=replace)
-        await store.audit("cli", "user_replace" if replace else "user_add", name,
-                          f"role {role}", now)
+        await backend.accounts.add_user(name, password_hash, role, now, replace=replace)
+        await backend.audit.audit("cli", "user_replace" if replace else "user_add", name,
+                                  f"role {role}", now)
     finally:
-        await store.close()
+        await backend.close()
 
 
 def main(args: argparse.Namespace) -> int:

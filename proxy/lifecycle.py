@@ -15,7 +15,7 @@ from proxy.errors import TenangError
 from proxy.policies.retry import RetryPolicy, backoff_delay_s
 
 if TYPE_CHECKING:
-    from proxy.store.base import StoredRequest
+    from proxy.store.records import StoredRequest
 
 
 class Status(StrEnum):
@@ -40,11 +40,11 @@ class Verdict(StrEnum):
 
 # Every move any backend makes. Memory checks each one; SQL statements name the state
 # they move from in their WHERE, and the verbs whose target a caller chooses
-# (``Store.transition``, ``Store.complete_attempt``) check it before writing. Staying in
-# a state is not a move: a take-over hands an in_flight lease to another owner.
+# (``Operator.transition``, ``RequestQueue.complete_attempt``) check it before writing.
+# Staying in a state is not a move: a take-over hands an in_flight lease to another owner.
 ALLOWED: dict[Status, frozenset[Status]] = {
     # PENDING -> HELD: an earlier request with the same ordering key is stuck
-    # (``Store.refresh_holds``).
+    # (``RequestQueue.refresh_holds``).
     Status.PENDING: frozenset({Status.IN_FLIGHT, Status.CANCELLED, Status.DEAD, Status.HELD}),
     # IN_FLIGHT -> CANCELLED: a claimed update superseded by a newer one (coalescing).
     Status.IN_FLIGHT: frozenset(

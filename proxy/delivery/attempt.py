@@ -32,15 +32,9 @@ from proxy.lifecycle import Outcome, Settlement, Transition, Verdict
 from proxy.observe.observer import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker, Grant, Permit
 from proxy.policies.classify import attribute, classify_error, classify_response, envelope
-from proxy.store.base import (
-    AttemptRecord,
-    Conflict,
-    Store,
-    StoredRequest,
-    StoreError,
-    StoreFull,
-    StoreUnavailable,
-)
+from proxy.store.errors import Conflict, StoreError, StoreFull, StoreUnavailable
+from proxy.store.protocols import RequestQueue
+from proxy.store.records import AttemptRecord, StoredRequest
 
 log = logging.getLogger("tenang.relay")
 
@@ -72,7 +66,7 @@ class Deliverer:
     """Everything one upstream's attempts need; shared by all its in-flight deliveries."""
 
     upstream: UpstreamConfig
-    store: Store
+    store: RequestQueue
     session: aiohttp.ClientSession
     breaker: AsyncBreaker
     owner: str

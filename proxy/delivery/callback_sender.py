@@ -24,8 +24,9 @@ from proxy.delivery.callbacks import CALLBACK_ID_HEADER, REQUEST_ID_HEADER, next
 from proxy.delivery.final_write import to_the_end
 from proxy.http_timeouts import exact_timeout
 from proxy.lifecycle import FINAL, Status
-from proxy.store.base import Conflict, StoreError
-from proxy.store.callbacks_base import CallbackStore, StoredCallback
+from proxy.store.errors import Conflict, StoreError
+from proxy.store.protocols import Outbox
+from proxy.store.records import StoredCallback
 
 log = logging.getLogger("tenang.callbacks")
 
@@ -42,7 +43,7 @@ class CallbackSender:
     """``start()`` / ``await stop()`` (both idempotent); ``run_once()`` and ``drain()``
     send without the background task (tests, tools)."""
 
-    def __init__(self, config: Config, store: CallbackStore, *,
+    def __init__(self, config: Config, store: Outbox, *,
                  clock: Callable[[], float] = time.time, post: Poster | None = None) -> None:
         self.settings = config.callbacks
         self.store = store

@@ -19,7 +19,7 @@ from proxy.config import CallbacksConfig, UpstreamConfig
 from proxy.lifecycle import FINAL, Transition
 from proxy.policies.retry import capped_exponential_s
 from proxy.shapes import iso_utc
-from proxy.store.base import NewCallback, StoredRequest
+from proxy.store.records import NewCallback, StoredRequest
 
 REQUEST_ID_HEADER = "X-Tenang-Request-Id"
 CALLBACK_ID_HEADER = "X-Tenang-Callback-Id"

@@ -34,7 +34,7 @@ from multidict import CIMultiDict
 from proxy import lifecycle
 from proxy.delivery.upstream import Reply
 from proxy.policies.breaker import Permit
-from proxy.store.base import NewRequest, StoredRequest
+from proxy.store.records import NewRequest, StoredRequest
 
 if TYPE_CHECKING:
     from proxy.delivery.relay import Lane

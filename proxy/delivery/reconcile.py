@@ -26,7 +26,7 @@ from proxy.config import UpstreamConfig
 from proxy.delivery.upstream import Reply, signed_read, stored_cons_id
 from proxy.lifecycle import Settlement, Verdict
 from proxy.policies.classify import classify_error, classify_response
-from proxy.store.base import StoredRequest
+from proxy.store.records import StoredRequest
 
 log = logging.getLogger("tenang.reconcile")
 

@@ -27,7 +27,8 @@ from proxy.delivery.outcome_log import DeliveryLog
 from proxy.observe.observer import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker
 from proxy.policies.ratelimit import TokenBucket
-from proxy.store.base import Store, StoreError
+from proxy.store.errors import StoreError
+from proxy.store.protocols import RequestQueue
 
 log = logging.getLogger("tenang.relay")
 
@@ -172,7 +173,7 @@ class Lane:
 class Relay:
     """Owns one lane per upstream. ``run()`` until ``stop()``; ``drain()`` for tests."""
 
-    def __init__(self, config: Config, store: Store, session: aiohttp.ClientSession,
+    def __init__(self, config: Config, store: RequestQueue, session: aiohttp.ClientSession,
                  breakers: Mapping[str, AsyncBreaker], *, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None, owner: str | None = None,
                  observer: Observer = NULL_OBSERVER) -> None:

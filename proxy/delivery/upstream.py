@@ -15,7 +15,7 @@ from yarl import URL
 from proxy.bpjs import signature
 from proxy.config import UpstreamConfig
 from proxy.http_timeouts import exact_timeout
-from proxy.store.base import StoredRequest
+from proxy.store.records import StoredRequest
 
 # Responses are kept for ops and auditors, but a runaway body must not fill the disk.
 MAX_STORED_RESPONSE_BYTES = 64 * 1024

@@ -13,7 +13,8 @@ Neither check may cost intake a store query per request, nor stall it:
   every admitted request a conservative estimate of what storing it costs (the row, its
   copy in the WAL, index entries and page slack) from the moment it is admitted. A burst
   of thousands of requests inside one second therefore cannot go through the floor: the
-  floor is what keeps room for the relay to record outcomes.
+  floor is what keeps room for the relay to record outcomes. The backend reports the
+  free space (``Backend.free_bytes``).
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from proxy.config import Config, UpstreamConfig
 from proxy.lifecycle import QUEUED, Status
-from proxy.store.base import NewRequest, Store, StoreError
+from proxy.store.errors import StoreError
+from proxy.store.protocols import Intake
+from proxy.store.records import NewRequest
 
 log = logging.getLogger("tenang.backpressure")
 
@@ -42,8 +43,6 @@ MIB = 1024 * 1024
 # (tests/integration/test_disk_full.py), ~6 KB per 2 KB request in a group of hundreds,
 # ~40 KB for one committed alone. Errs high; sampling by bytes keeps the excess small.
 ROW_OVERHEAD = 16 * 1024
-# SQLite's defaults: checkpoint at 1000 pages of 4 KiB in the WAL (wal_autocheckpoint).
-WAL_LIMIT = 1000 * 4096
 # Re-sample free space after this many bytes admitted (or a quarter of the room left).
 SAMPLE_BYTES = 64 * 1024
 # Readiness wants room for a typical request above the floor, not just any room: a
@@ -94,15 +93,8 @@ class DiskReadiness:
             self.refusing or self.free_bytes < self.min_free_bytes + READY_HEADROOM)
 
 
-def sqlite_free_bytes(db_path: Path) -> int:
-    """Free bytes on the database's disk, less room for SQLite's WAL to grow into.
-
-    SQLite appends every commit to the WAL and reuses the file from its start only after
-    a checkpoint, which runs once the WAL holds WAL_LIMIT bytes; the checkpoint then
-    copies the pages into the database file, which grows too. So up to WAL_LIMIT more
-    may be taken at any moment without a new byte admitted: not free for intake. Counted
-    out, the floor stays the relay's, to record outcomes in."""
-    return shutil.disk_usage(db_path.parent).free - WAL_LIMIT
+def _no_disk() -> int:
+    return 0
 
 
 class DiskFloor:
@@ -110,12 +102,11 @@ class DiskFloor:
     the bytes admitted since reach a quarter of the room above the floor, minus an
     estimate of everything admitted that the sample may not show yet."""
 
-    def __init__(self, min_free_bytes: int, db_path: Path, clock: Callable[[], float],
-                 free_bytes: Callable[[Path], int] | None = None) -> None:
+    def __init__(self, min_free_bytes: int, free_bytes: Callable[[], int],
+                 clock: Callable[[], float]) -> None:
         self.min_free_bytes = min_free_bytes
-        self.db_path = db_path
         self.clock = clock
-        self.free_bytes = free_bytes or sqlite_free_bytes
+        self.free_bytes = free_bytes
         self._sampled_at = float("-inf")
         self._sample = 0
         self._in_flight = 0  # admitted, store call not finished: not in any sample yet
@@ -130,7 +121,7 @@ class DiskFloor:
             return
         self._sampled_at = now
         try:
-            self._sample = self.free_bytes(self.db_path)
+            self._sample = self.free_bytes()
         except OSError:
             self._sample = 0
         self._since_sample = 0
@@ -168,14 +159,16 @@ class DiskFloor:
 
 
 class Backpressure:
-    def __init__(self, config: Config, store: Store,
+    def __init__(self, config: Config, store: Intake,
                  clock: Callable[[], float] = time.monotonic,
-                 free_bytes: Callable[[Path], int] | None = None) -> None:
+                 free_bytes: Callable[[], int] | None = None) -> None:
+        """``free_bytes``: what the backend reports (``Backend.free_bytes``); None
+        reports no disk, and the floor is off."""
         self.store = store
         self.clock = clock
         self.caps = {u.name: u.max_pending for u in config.upstreams}
-        self.disk = DiskFloor(config.store.min_free_mb * MIB, config.store.sqlite_path,
-                              clock, free_bytes)
+        floor = config.store.min_free_mb * MIB if free_bytes is not None else 0
+        self.disk = DiskFloor(floor, free_bytes or _no_disk, clock)
         self._counts: dict[str, _Count] = {}
 
     async def refusal(self, upstream: UpstreamConfig, call: NewRequest | None = None

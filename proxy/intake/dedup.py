@@ -5,7 +5,7 @@ multiply deliveries.
 
 The store keeps dedup keys unique and decides in one step whether a resubmission
 matches the request holding its key (``lifecycle.still_matches``) or is a new request
-(``Store.enqueue_or_match``).
+(``Intake.enqueue_or_match``).
 """
 
 from __future__ import annotations

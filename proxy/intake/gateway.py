@@ -44,7 +44,9 @@ from proxy.intake.paths import path_trick
 from proxy.intake.results import add_results_route
 from proxy.lifecycle import Status
 from proxy.observe.observer import NULL_OBSERVER, Observer
-from proxy.store.base import NewRequest, Store, StoredRequest, StoreError
+from proxy.store.errors import StoreError
+from proxy.store.protocols import Intake
+from proxy.store.records import NewRequest, StoredRequest
 
 log = logging.getLogger("tenang.gateway")
 
@@ -64,7 +66,7 @@ class Route:
 
 
 class Gateway:
-    def __init__(self, config: Config, store: Store, relay: Relay | None,
+    def __init__(self, config: Config, store: Intake, relay: Relay | None,
                  observer: Observer = NULL_OBSERVER,
                  passthrough: Passthrough | None = None,
                  backpressure: Backpressure | None = None,

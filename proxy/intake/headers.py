@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy.store.base import Headers
+from proxy.store.records import Headers
 
 # Never stored: X-signature is a credential bound to the SIMRS's own timestamp.
 NOT_STORED = "x-signature"

@@ -15,10 +15,11 @@ from aiohttp import web
 
 from proxy.app_keys import BACKPRESSURE, READY_STORE
 from proxy.intake.backpressure import MIB, Backpressure, DiskReadiness
-from proxy.store.base import Store, StoreError
+from proxy.store.errors import StoreError
+from proxy.store.protocols import Engine
 
 
-async def readiness(store: Store, backpressure: Backpressure | None,
+async def readiness(store: Engine, backpressure: Backpressure | None,
                     only: str | None = None) -> tuple[bool, dict[str, Any]]:
     """(ready, the JSON body naming every reason it is not). With ``only``, the queue of
     that upstream alone counts (every upstream is still reported)."""
@@ -73,7 +74,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(doc, status=200 if ready else 503)
 
 
-def add_readiness_route(app: web.Application, store: Store,
+def add_readiness_route(app: web.Application, store: Engine,
                         backpressure: Backpressure | None) -> None:
     """Serve ``GET /readyz`` on ``app`` (the admin port, where balancers and the Docker
     health check ask). Intake owns the answer; the composition root mounts it, so the

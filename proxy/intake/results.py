@@ -40,7 +40,9 @@ from proxy.delivery.upstream import stored_cons_id
 from proxy.intake.answers import envelope
 from proxy.lifecycle import FINAL, Status
 from proxy.shapes import TenangState, iso_utc
-from proxy.store.base import Store, StoredAttempt, StoredRequest, StoreError
+from proxy.store.errors import StoreError
+from proxy.store.protocols import Intake
+from proxy.store.records import StoredAttempt, StoredRequest
 from proxy.tokens import bearer_matches
 
 log = logging.getLogger("tenang.results")
@@ -122,7 +124,7 @@ def _because(r: StoredRequest) -> str:
 
 
 class ResultsApi:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Intake) -> None:
         self.token = config.server.results_token
         self.upstreams = {u.name: u for u in config.upstreams}
         self.store = store
@@ -209,6 +211,6 @@ def caller_key(request: web.Request, up: UpstreamConfig | None,
     return CallerKey(cons_id, up.secret, timestamp)
 
 
-def add_results_route(app: web.Application, config: Config, store: Store) -> None:
+def add_results_route(app: web.Application, config: Config, store: Intake) -> None:
     """Register the lookup; call before the gateway's catch-all route."""
     app.router.add_get(RESULTS_ROUTE, ResultsApi(config, store).handle)

@@ -23,7 +23,8 @@ from prometheus_client.registry import Collector
 from proxy.app_keys import METRICS, METRICS_TOKEN
 from proxy.lifecycle import Status, Verdict
 from proxy.policies.breaker import BreakerState
-from proxy.store.base import StoreError, UpstreamSummary
+from proxy.store.errors import StoreError
+from proxy.store.records import UpstreamSummary
 from proxy.tokens import bearer_matches
 
 log = logging.getLogger("tenang.metrics")

@@ -23,7 +23,8 @@ from proxy.lifecycle import Status
 from proxy.observe.notify_channels import Channel, SendError
 from proxy.observe.notify_rules import Message, Rules
 from proxy.policies.breaker import BreakerState
-from proxy.store.base import StoreError, UpstreamSummary
+from proxy.store.errors import StoreError
+from proxy.store.records import UpstreamSummary
 
 log = logging.getLogger("tenang.notify")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from proxy.store.base import Headers
+from proxy.store.records import Headers
 
 # user_key, X-Api-Key, Authorization, Cookie, X-Auth-Token, X-Session-Id, X-Signature,
 # X-Password, X-Credentials, ...

@@ -50,9 +50,10 @@ from proxy.shapes import (
     UpstreamSummary,
     iso_utc,
 )
-from proxy.store.admin_base import managed
-from proxy.store.base import Conflict, Store, StoredAttempt, StoredRequest, StoreError
-from proxy.store.bulk_base import bulk_job_store
+from proxy.store.backend import Backend
+from proxy.store.errors import Conflict, StoreError
+from proxy.store.protocols import RequestLog
+from proxy.store.records import StoredAttempt, StoredRequest
 from proxy.tokens import bearer_matches, same
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -92,7 +93,7 @@ def attempt_json(a: StoredAttempt) -> AttemptJson:
     }
 
 
-async def request_detail(store: Store, r: StoredRequest) -> RequestDetail:
+async def request_detail(store: RequestLog, r: StoredRequest) -> RequestDetail:
     attempts = [attempt_json(a) for a in await store.attempts(r.id)]
     return RequestDetail(
         **request_brief(r), headers=masked_headers(r.headers), body=readable(r.body),
@@ -107,7 +108,7 @@ async def get_request(request: web.Request) -> web.Response:
 
 async def list_requests(request: web.Request) -> web.Response:
     """The request log through the listing service, with every filter the UI has."""
-    page = await list_page(managed(request.app[STORE]), read_query(request.query))
+    page = await list_page(request.app[STORE], read_query(request.query))
     return web.json_response({"items": [request_brief(r) for r in page.items],
                               "next_cursor": page.next_cursor, "capped": page.capped})
 
@@ -203,24 +204,23 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[BULK].close()
 
 
-def create_admin_app(store: Store, token: str, breakers: dict[str, AsyncBreaker],
+def create_admin_app(backend: Backend, token: str, breakers: dict[str, AsyncBreaker],
                      relay: Waker | None, settings: AdminConfig | None = None,
                      clock: Callable[[], float] = time.time,
                      upstreams: Mapping[str, UpstreamConfig] | None = None,
                      ) -> web.Application:
-    """The admin application (JSON API and health checks). ``store`` must implement
-    the admin store verbs too (every backend does)."""
+    """The admin application (JSON API and health checks) on ``backend``'s admin roles."""
     app = web.Application(middlewares=[errors_and_auth])
-    admin_store = managed(store)
     settings = settings or AdminConfig()
-    app[STORE] = store
+    app[STORE] = backend.log
     app[TOKEN] = token
     app[CLOCK] = clock
     app[BREAKERS] = breakers
     app[SETTINGS] = settings
-    app[OPS] = Operations(admin_store, relay, clock, upstreams)
-    app[AUTH] = Auth(admin_store, settings, clock)
-    app[BULK] = BulkRetries(app[OPS], bulk_job_store(store), settings.bulk_batch,
+    app[OPS] = Operations(backend.log, backend.operator, backend.audit, relay, clock,
+                          upstreams)
+    app[AUTH] = Auth(backend.accounts, backend.sessions, backend.audit, settings, clock)
+    app[BULK] = BulkRetries(app[OPS], backend.schedules, settings.bulk_batch,
                             settings.bulk_interval_s, clock)
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/healthz", healthz)

@@ -23,7 +23,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from proxy.config import AdminConfig, AdminUserConfig
-from proxy.store.admin_base import ManagedStore, Session, after_login_failure
+from proxy.store.protocols import Accounts, AuditLog, Sessions
+from proxy.store.records import Session
+from proxy.store.rules import after_login_failure
 from proxy.tokens import header_bytes
 
 SESSION_COOKIE = "tenang_session"
@@ -134,9 +136,11 @@ class _UnknownNames:
 
 
 class Auth:
-    def __init__(self, store: ManagedStore, settings: AdminConfig,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._store = store
+    def __init__(self, accounts: Accounts, sessions: Sessions, audit: AuditLog,
+                 settings: AdminConfig, clock: Callable[[], float] = time.time) -> None:
+        self._accounts = accounts
+        self._sessions = sessions
+        self._audit = audit
         self._settings = settings
         self._clock = clock
         self._unknown = _UnknownNames()
@@ -149,7 +153,7 @@ class Auth:
         """Write the config file's users into the store (their hash and role win over
         what the store holds; lockout state is kept). Idempotent."""
         for u in users:
-            await self._store.add_user(u.name, u.password_hash, u.role, self._clock(),
+            await self._accounts.add_user(u.name, u.password_hash, u.role, self._clock(),
                                        replace=True)
 
     async def login(self, name: str, password: str) -> tuple[str, Principal]:
@@ -163,29 +167,29 @@ class Auth:
 
     async def _login(self, name: str, password: str) -> tuple[str, Principal]:
         now = self._clock()
-        user = await self._store.get_user(name)
+        user = await self._accounts.get_user(name)
         locked_until = self._unknown.locked_until(name) if user is None else user.locked_until
         if locked_until is not None and locked_until > now:
-            await self._store.audit(name, "login_refused", None, "locked", now)
+            await self._audit.audit(name, "login_refused", None, "locked", now)
             raise LoginRefused(locked_until)
         # argon2 takes tens of milliseconds of CPU: keep it off the event loop.
         ok = await asyncio.to_thread(_verify, user.password_hash if user else _dummy(),
                                      password)
         if user is None or not ok or user.role not in _ROLES:
             await self._failed(name, now, known=user is not None)
-        await self._store.reset_login_failures(name)
+        await self._accounts.reset_login_failures(name)
         token = secrets.token_urlsafe(32)
         session = Session(digest(token), name, secrets.token_urlsafe(32), now,
                           now + self._settings.session_ttl_s)
-        await self._store.create_session(session)
-        await self._store.delete_expired_sessions(now)
-        await self._store.audit(name, "login", None, None, now)
+        await self._sessions.create_session(session)
+        await self._sessions.delete_expired_sessions(now)
+        await self._audit.audit(name, "login", None, None, now)
         return token, Principal(name, Role(user.role), session.csrf_token, session.id)
 
     async def _failed(self, name: str, now: float, *, known: bool) -> NoReturn:
         lock_after, lock_s = self._settings.lockout_after, self._settings.lockout_s
         if known:
-            updated = await self._store.record_login_failure(
+            updated = await self._accounts.record_login_failure(
                 name, now, lock_after=lock_after, lock_s=lock_s)
             locked_until = updated.locked_until if updated else None
         else:
@@ -194,17 +198,17 @@ class Auth:
         if locked_until:
             detail = "locked after repeated failures" if known else f"{detail}; locked after " \
                 "repeated failures"
-        await self._store.audit(name, "login_failed", None, detail, now)
+        await self._audit.audit(name, "login_failed", None, detail, now)
         raise LoginRefused(locked_until)
 
     async def principal(self, token: str | None) -> Principal | None:
         """Who holds this session token, or None (unknown, expired, user gone)."""
         if not token:
             return None
-        session = await self._store.get_session(digest(token), self._clock())
+        session = await self._sessions.get_session(digest(token), self._clock())
         if session is None:
             return None
-        user = await self._store.get_user(session.user_name)
+        user = await self._accounts.get_user(session.user_name)
         if user is None or user.role not in _ROLES:
             return None
         return Principal(user.name, Role(user.role), session.csrf_token, session.id)
@@ -213,6 +217,6 @@ class Auth:
         """End the session. Idempotent (only the first logout is audited)."""
         now = self._clock()
         if who.session_id is not None and \
-                await self._store.get_session(who.session_id, now) is not None:
-            await self._store.delete_session(who.session_id)
-            await self._store.audit(who.name, "logout", None, None, now)
+                await self._sessions.get_session(who.session_id, now) is not None:
+            await self._sessions.delete_session(who.session_id)
+            await self._audit.audit(who.name, "logout", None, None, now)

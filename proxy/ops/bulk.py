@@ -27,9 +27,9 @@ from typing import Any
 from proxy.errors import TenangError
 from proxy.lifecycle import OPERATOR_RETRYABLE, InvalidTransition, Status
 from proxy.ops.operations import NotFound, Operations
-from proxy.store.admin_base import RequestFilter
-from proxy.store.base import Conflict, StoreError
-from proxy.store.bulk_base import BulkJobRecord, BulkJobStore
+from proxy.store.errors import Conflict, StoreError
+from proxy.store.protocols import Schedules
+from proxy.store.records import BulkJobRecord, RequestFilter
 
 log = logging.getLogger("tenang.bulk")
 
@@ -100,7 +100,7 @@ def retryable_statuses(f: RequestFilter) -> tuple[Status, ...]:
 
 
 class BulkRetries:
-    def __init__(self, ops: Operations, jobs: BulkJobStore, batch: int, interval_s: float,
+    def __init__(self, ops: Operations, jobs: Schedules, batch: int, interval_s: float,
                  clock: Callable[[], float] = time.time) -> None:
         self._ops = ops
         self._jobs = jobs
@@ -112,7 +112,7 @@ class BulkRetries:
 
     async def dry_run(self, f: RequestFilter) -> int:
         """How many requests a bulk retry with ``f`` would move now."""
-        return sum([await self._ops.store.count_requests(dataclasses.replace(f, status=s))
+        return sum([await self._ops.log.count_requests(dataclasses.replace(f, status=s))
                     for s in retryable_statuses(f)])
 
     async def start(self, f: RequestFilter, actor: str, expected: int) -> BulkJob:
@@ -121,7 +121,7 @@ class BulkRetries:
         retryable_statuses(f)
         record = await self._jobs.add_bulk_job(actor, filter_to_json(f), expected,
                                                self._clock())
-        await self._ops.store.audit(actor, "bulk_retry", None,
+        await self._ops.audit_log.audit(actor, "bulk_retry", None,
                                     f"job #{record.id}: {describe(f)}; dry run {expected}",
                                     record.started_at)
         return self._spawn(BulkJob(record, f))
@@ -135,7 +135,7 @@ class BulkRetries:
             job = BulkJob(record, filter_from_json(record.filter))
             log.warning("resuming bulk retry #%s of %s (retried %s so far)", record.id,
                         record.actor, record.retried)
-            await self._ops.store.audit(
+            await self._ops.audit_log.audit(
                 record.actor, "bulk_retry_resumed", None,
                 f"job #{record.id}: resumed after a restart; retried {record.retried} "
                 "before it", self._clock())
@@ -174,7 +174,7 @@ class BulkRetries:
         try:
             await self._save(job, finished_at=finished_at)
             done = job.record
-            await self._ops.store.audit(
+            await self._ops.audit_log.audit(
                 done.actor, "bulk_retry_done", None,
                 f"job #{done.id}: retried {done.retried}, skipped {done.skipped}"
                 + (f"; stopped: {done.error}" if done.error else ""), finished_at)
@@ -183,7 +183,7 @@ class BulkRetries:
 
     async def _drain(self, job: BulkJob, f: RequestFilter) -> None:
         while True:
-            page = await self._ops.store.find_requests(f, limit=self._batch,
+            page = await self._ops.log.find_requests(f, limit=self._batch,
                                                        cursor=job.record.cursor)
             retried = skipped = 0
             for r in page.items:

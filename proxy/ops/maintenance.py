@@ -22,8 +22,9 @@ from proxy.bpjs.service_day import WIB
 from proxy.config_ops import MaintenanceConfig
 from proxy.errors import TenangError
 from proxy.policies.breaker import AsyncBreaker
-from proxy.store.base import StoreError
-from proxy.store.maintenance_base import MaintenanceStore, MaintenanceWindow
+from proxy.store.errors import StoreError
+from proxy.store.protocols import Schedules
+from proxy.store.records import MaintenanceWindow
 
 __all__ = ["InvalidWindow", "Maintenance", "MaintenanceError", "MaintenanceWindow",
            "UnknownWindow"]
@@ -59,7 +60,7 @@ class UnknownWindow(MaintenanceError):
 class Maintenance:
     """Schedule, cancel and apply windows. ``start()`` the task, ``await stop()`` it."""
 
-    def __init__(self, store: MaintenanceStore, breakers: Mapping[str, AsyncBreaker],
+    def __init__(self, store: Schedules, breakers: Mapping[str, AsyncBreaker],
                  config: MaintenanceConfig | None = None, *,
                  clock: Callable[[], float] = time.time,
                  on_change: ChangeHook | None = None,

@@ -20,8 +20,8 @@ from proxy.delivery.callbacks import callback_for
 from proxy.errors import TenangError
 from proxy.lifecycle import Status, Verdict
 from proxy.policies.breaker import AsyncBreaker, BreakerState
-from proxy.store.admin_base import ManagedStore
-from proxy.store.base import NewAudit, StoredRequest, UpstreamSummary
+from proxy.store.protocols import AuditLog, Operator, RequestLog
+from proxy.store.records import NewAudit, StoredRequest, UpstreamSummary
 
 # Every open dashboard polls the overview; its store queries are cheap (counts kept by
 # the store, the oldest by index: ~1 ms at 1,000,000 queued), yet many browsers polling
@@ -59,10 +59,13 @@ Decide = Callable[[StoredRequest, float], lifecycle.Transition]
 
 
 class Operations:
-    def __init__(self, store: ManagedStore, relay: Waker | None,
-                 clock: Callable[[], float] = time.time,
+    def __init__(self, log: RequestLog, operator: Operator, audit_log: AuditLog,
+                 relay: Waker | None, clock: Callable[[], float] = time.time,
                  upstreams: Mapping[str, UpstreamConfig] | None = None) -> None:
-        self.store = store
+        # The admin API, the UI and bulk retries read through ``log`` and ``audit_log``.
+        self.log = log
+        self.audit_log = audit_log
+        self._operator = operator
         self._relay = relay
         self._clock = clock
         self._upstreams = upstreams or {}
@@ -70,7 +73,7 @@ class Operations:
         self._reading = asyncio.Lock()
 
     async def get(self, request_id: str) -> StoredRequest:
-        r = await self.store.get(request_id)
+        r = await self.log.get(request_id)
         if r is None:
             raise NotFound(request_id)
         return r
@@ -100,7 +103,7 @@ class Operations:
                                                               now, attempts=r.attempts)
         audit = NewAudit(actor, action, f"{r.status.value} -> {transition.status.value}"
                          + (f"; {detail}" if detail else ""))
-        await self.store.transition(r.id, r.status, transition, now, callback=callback,
+        await self._operator.transition(r.id, r.status, transition, now, callback=callback,
                                     audit=audit)
         if self._relay is not None:
             self._relay.wake(r.upstream)
@@ -127,7 +130,7 @@ class Operations:
         async with self._reading:  # concurrent polls wait for the one reading under way
             now = time.monotonic()
             if self._stored is None or now - self._stored[0] >= max_age_s:
-                self._stored = (now, await self.store.summary(),
-                                await self.store.sep_open_counts())
+                self._stored = (now, await self.log.summary(),
+                                await self.log.sep_open_counts())
             return self._stored[1], self._stored[2]
 

@@ -17,7 +17,8 @@ from datetime import date, datetime
 from proxy.bpjs.service_day import WIB
 from proxy.lifecycle import Status
 from proxy.ops.admin_input import ApiError, whole_number
-from proxy.store.admin_base import AdminStore, RequestFilter, RequestPage
+from proxy.store.protocols import RequestLog
+from proxy.store.records import RequestFilter, RequestPage
 
 FILTER_PARAMETERS = ("status", "upstream", "endpoint", "from", "to", "q")
 DEFAULT_LIMIT = 50
@@ -130,13 +131,13 @@ def read_query(params: Mapping[str, str]) -> Query:
                  params.get("cursor") or None)
 
 
-async def list_page(store: AdminStore, query: Query) -> RequestPage:
+async def list_page(store: RequestLog, query: Query) -> RequestPage:
     """One page, newest first. A page can be short (even empty) and still have a
     ``next_cursor`` when ``capped``: the scan window ended before the page filled."""
     return await store.find_requests(query.filter, limit=query.limit, cursor=query.cursor)
 
 
-async def every_page(store: AdminStore, f: RequestFilter, *, max_rows: int,
+async def every_page(store: RequestLog, f: RequestFilter, *, max_rows: int,
                      page_size: int = MAX_LIMIT) -> AsyncIterator[RequestPage]:
     """Every matching request, page by page, newest first, at most ``max_rows`` in all."""
     cursor, listed = None, 0

@@ -1,15 +1,33 @@
-"""Durable storage of accepted requests behind one Store protocol."""
+"""Durable storage of accepted requests, behind role protocols (``proxy.store.protocols``).
+
+``open_store`` picks the backend by the URL's scheme and imports only that one.
+"""
 
 from __future__ import annotations
 
 from proxy.config import ConfigError, StoreConfig
 from proxy.store import postgres
-from proxy.store.base import Store
-from proxy.store.sqlite.store import SqliteStore
+from proxy.store.backend import Backend
 
 
-def open_store(config: StoreConfig) -> Store:
-    """The backend named by ``config.url`` (not yet opened)."""
+class UnknownStoreScheme(ValueError):
+    """``store.url`` names a backend this build has none for."""
+
+
+def open_store(config: StoreConfig) -> Backend:
+    """The backend named by ``config.url`` (not yet opened): ``sqlite:///PATH``, or
+    ``memory://`` (nothing durable: tests and demos only). ``postgresql://`` is refused
+    with ``postgres.INCOMPLETE`` until that backend fills every role."""
+    scheme = config.url.partition("://")[0]
+    if scheme == "sqlite":
+        from proxy.store.sqlite import sqlite_backend
+
+        return sqlite_backend(config.sqlite_path, config.busy_timeout_ms)
+    if scheme == "memory":
+        from proxy.store.memory import memory_backend
+
+        return memory_backend()
     if config.is_postgres and postgres.INCOMPLETE is not None:
         raise ConfigError(f"store.url: {postgres.INCOMPLETE}")
-    return SqliteStore(config.sqlite_path, config.busy_timeout_ms)
+    raise UnknownStoreScheme(f"store.url: no backend for {scheme!r} URLs "
+                             '(supported: "sqlite:///PATH")')

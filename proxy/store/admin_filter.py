@@ -4,12 +4,12 @@ patterns, and the same matching rules in Python for backends without SQL."""
 from __future__ import annotations
 
 from proxy.lifecycle import OPEN
-from proxy.store.admin_base import (
+from proxy.store.records import (
     SEP_ENDPOINT_PREFIX,
     SEP_PATH_PART,
     RequestFilter,
+    StoredRequest,
 )
-from proxy.store.base import StoredRequest
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # as proxy/ids.py (Crockford base32)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from proxy.lifecycle import LIVE, Status, Verdict
-from proxy.store.base import UpstreamSummary
+from proxy.store.records import UpstreamSummary
 
 
 def summarise(

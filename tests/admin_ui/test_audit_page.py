@@ -18,7 +18,6 @@ from admin_ui.i18n import LANGS, catalog
 from admin_ui.views_audit import ACTIONS, PAGE_SIZE
 from proxy.app import Tenang
 from proxy.lifecycle import Status
-from proxy.store.admin_base import managed
 from tests.admin_ui.conftest import Browser, submit
 from tests.admin_ui.helpers import settle
 from tests.conftest import admin_headers
@@ -85,7 +84,7 @@ async def test_auditor_sees_real_actions_newest_first_with_request_links(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]],
         browsers: Callable[[str], Browser], http: aiohttp.ClientSession) -> None:
     request_id = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-AUDIT"}')
-    await settle(ui.store, request_id, Status.DEAD)
+    await settle(ui.backend, request_id, Status.DEAD)
     admin = await as_role("adi")
     assert await browsers(ui.admin_url).login("adi", "salah-sekali") == 401
     status, _, _ = await admin.post(f"/requests/{request_id}/retry")
@@ -106,7 +105,7 @@ async def test_auditor_sees_real_actions_newest_first_with_request_links(
         ("adi", "masuk", "", ""),
     ]
     assert [r.id for r in shown] == sorted((r.id for r in shown), reverse=True)
-    stored = await managed(ui.store).audit_entries()
+    stored = await ui.backend.audit.audit_entries()
     assert [r.cells[0] for r in shown] == [wib(e.at) for e in stored], "WIB times"
     assert all(re.fullmatch(r"\d\d/\d\d/\d{4} \d\d:\d\d:\d\d WIB", r.cells[0]) for r in shown)
     assert shown[1].links == shown[2].links == [f"/requests/{request_id}"]
@@ -123,13 +122,13 @@ async def test_auditor_sees_real_actions_newest_first_with_request_links(
 
 async def test_older_link_pages_through_everything_without_overlap_or_gap(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]]) -> None:
-    store = managed(ui.store)
+    store = ui.backend
     now = time.time()
     for i in range(PAGE_SIZE + 1):  # two targets, each more than one page
-        await store.audit("bot", "note", "maintenance:8", f"n{i}", now)
-        await store.audit("bot", "note", "maintenance:9", f"n{i}", now)
+        await store.audit.audit("bot", "note", "maintenance:8", f"n{i}", now)
+        await store.audit.audit("bot", "note", "maintenance:9", f"n{i}", now)
     auditor = await as_role("audi")
-    everything = [e.id for e in await store.audit_entries(limit=10_000)]
+    everything = [e.id for e in await store.audit.audit_entries(limit=10_000)]
     assert len(everything) == 2 * PAGE_SIZE + 3  # and the auditor's login
 
     async def walk(path: str) -> list[list[Row]]:
@@ -153,7 +152,7 @@ async def test_older_link_pages_through_everything_without_overlap_or_gap(
         "an unknown action is shown by its raw name, other targets as plain text"
     assert pages[0][1].links == []
 
-    nine = [e.id for e in await store.audit_entries(target="maintenance:9", limit=10_000)]
+    nine = [e.id for e in await store.audit.audit_entries(target="maintenance:9", limit=10_000)]
     pages = await walk("/audit?target=maintenance%3A9")
     assert [len(p) for p in pages] == [PAGE_SIZE, 1], "the filter stays on older pages"
     assert [r.id for p in pages for r in p] == nine
@@ -166,7 +165,7 @@ async def test_target_filter_shows_only_that_targets_entries(
     first = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-F1"}')
     second = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-F2"}')
     for request_id in (first, second):
-        await settle(ui.store, request_id, Status.DEAD)
+        await settle(ui.backend, request_id, Status.DEAD)
     admin = await as_role("adi")
     for request_id, action in ((first, "retry"), (second, "retry"), (first, "cancel")):
         assert (await admin.post(f"/requests/{request_id}/{action}"))[0] == 303
@@ -188,7 +187,7 @@ async def test_target_filter_shows_only_that_targets_entries(
 async def test_untrusted_text_is_shown_escaped(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]],
         browsers: Callable[[str], Browser]) -> None:
-    await managed(ui.store).audit("adi", "note", "maintenance:1", f"reason {XSS}", time.time())
+    await ui.backend.audit.audit("adi", "note", "maintenance:1", f"reason {XSS}", time.time())
     # Anyone can type a user name at the login form: it reaches the log as the actor.
     assert await browsers(ui.admin_url).login(XSS) == 401
     auditor = await as_role("audi")

@@ -11,7 +11,6 @@ import pytest
 
 from proxy.app import Tenang
 from proxy.lifecycle import Status
-from proxy.store.admin_base import managed
 from tests.admin_ui.conftest import PASSWORD, Browser, submit
 from tests.admin_ui.helpers import settle
 from tests.conftest import admin_headers
@@ -118,10 +117,10 @@ async def test_wrong_password_five_times_locks_the_user(
 
     again = browsers(ui.admin_url)
     assert await again.login("opa") == 401, "locked: even the right password is refused"
-    user = await managed(ui.store).get_user("opa")
+    user = await ui.backend.accounts.get_user("opa")
     assert user is not None and user.locked_until is not None
     assert user.locked_until == pytest.approx(time.time() + 900, abs=30)
-    entries = await managed(ui.store).audit_entries(limit=30)
+    entries = await ui.backend.audit.audit_entries(limit=30)
     actions = [(e.actor, e.action, e.detail) for e in entries]
     assert ("opa", "login_failed", "locked after repeated failures") in actions
     assert ("opa", "login_refused", "locked") in actions
@@ -136,7 +135,7 @@ async def test_guesses_sent_in_parallel_cannot_get_past_the_lockout(
     statuses = await asyncio.gather(*(b.submit_login("adi", f"guess-{i}", token)
                                       for i in range(30)))
     assert [status for status, _, _ in statuses] == [401] * 30
-    actions = [e.action for e in await managed(ui.store).audit_entries(limit=100)
+    actions = [e.action for e in await ui.backend.audit.audit_entries(limit=100)
                if e.actor == "adi"]
     # Only as many passwords were checked as the lockout allows; the rest were refused
     # unread, and now even the right password is.
@@ -158,7 +157,7 @@ async def test_a_lockout_looks_the_same_for_names_that_do_not_exist(
         pages[name] = (status, "Akun dikunci" in text)
     assert pages == {"adi": (401, True), "nobody-here": (401, True)}
     actions = [(e.actor, e.action, e.detail)
-               for e in await managed(ui.store).audit_entries(limit=30)]
+               for e in await ui.backend.audit.audit_entries(limit=30)]
     assert ("nobody-here", "login_failed", "unknown user; locked after repeated failures") \
         in actions
     assert ("nobody-here", "login_refused", "locked") in actions
@@ -196,7 +195,7 @@ async def test_logout_ends_the_session_server_side(
             ui.admin_url + "/", cookies={"tenang_session": cookie},
             allow_redirects=False) as resp:
         assert resp.status == 303
-    actions = [e.action for e in await managed(ui.store).audit_entries()]
+    actions = [e.action for e in await ui.backend.audit.audit_entries()]
     assert actions[0] == "logout"
 
 
@@ -211,7 +210,7 @@ async def test_posts_without_the_csrf_token_are_403(
         assert status == 403, path
         status, _, _ = await b.post(path, {"csrf_token": "not-the-token"}, csrf=False)
         assert status == 403, path
-    stored = await ui.store.get(request_id)
+    stored = await ui.backend.log.get(request_id)
     assert stored is not None and stored.status is Status.PENDING, "nothing happened"
     status, _, _ = await b.get("/")
     assert status == 200, "still logged in: the logout without a token did nothing"
@@ -221,7 +220,7 @@ async def test_a_viewer_cannot_retry_cancel_or_export(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]], http: aiohttp.ClientSession
         ) -> None:
     request_id = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-VIEW"}')
-    await settle(ui.store, request_id, Status.DEAD)
+    await settle(ui.backend, request_id, Status.DEAD)
     b = await as_role("vera")
     status, page, _ = await b.get(f"/requests/{request_id}")
     assert status == 200 and 'id="retry"' not in page and 'id="cancel"' not in page
@@ -231,7 +230,7 @@ async def test_a_viewer_cannot_retry_cancel_or_export(
     for path in ("/requests.csv", "/bulk"):
         status, _, _ = await b.get(path)
         assert status == 403, path
-    stored = await ui.store.get(request_id)
+    stored = await ui.backend.log.get(request_id)
     assert stored is not None and stored.status is Status.DEAD
 
 
@@ -249,7 +248,7 @@ async def test_the_api_accepts_a_session_and_wants_its_csrf_header_for_changes(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]], http: aiohttp.ClientSession
         ) -> None:
     request_id = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-API"}')
-    await settle(ui.store, request_id, Status.FAILED)
+    await settle(ui.backend, request_id, Status.FAILED)
     viewer, operator = await as_role("vera"), await as_role("opa")
     url = f"{ui.admin_url}/api/v1/requests/{request_id}"
     async with viewer.http.get(url) as resp:
@@ -263,7 +262,7 @@ async def test_the_api_accepts_a_session_and_wants_its_csrf_header_for_changes(
         assert resp.status == 200 and (await resp.json())["status"] == "pending"
     async with operator.http.get(url, headers={"Authorization": "Bearer wrong"}) as resp:
         assert resp.status == 401, "a wrong token is not rescued by the session"
-    (entry, *_) = await managed(ui.store).audit_entries(target=request_id)
+    (entry, *_) = await ui.backend.audit.audit_entries(target=request_id)
     assert (entry.actor, entry.action, entry.detail) == ("opa", "retry", "failed -> pending")
 
 
@@ -273,11 +272,11 @@ async def test_the_bearer_token_still_works_and_is_audited(
     async with http.post(f"{ui.admin_url}/api/v1/requests/{request_id}/cancel",
                          headers=admin_headers()) as resp:
         assert resp.status == 200
-    (entry, *_) = await managed(ui.store).audit_entries(target=request_id)
+    (entry, *_) = await ui.backend.audit.audit_entries(target=request_id)
     assert (entry.actor, entry.action) == ("api-token", "cancel")
 
 
 async def test_config_users_are_written_to_the_store(ui: Tenang) -> None:
     for name, role in (("vera", "viewer"), ("adi", "admin")):
-        user = await managed(ui.store).get_user(name)
+        user = await ui.backend.accounts.get_user(name)
         assert user is not None and user.role == role

@@ -17,8 +17,6 @@ from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
 from proxy.lifecycle import Status, Transition
 from proxy.store import open_store
-from proxy.store.admin_base import managed
-from proxy.store.bulk_base import bulk_job_store
 from tests.admin_ui.conftest import Browser, bpjs_ui_config, submit
 from tests.admin_ui.helpers import settle
 from tests.conftest import wait_until
@@ -42,12 +40,12 @@ async def test_a_bulk_job_cut_short_by_a_restart_is_resumed_where_it_stopped(
         ids = [await submit(http, first.gateway_url, f'{{"kodebooking": "KB-R{i}"}}')
                for i in range(3)]
         for request_id in ids:
-            await settle(first.store, request_id, Status.DEAD)
+            await settle(first.backend, request_id, Status.DEAD)
         b = browsers(first.admin_url)
         assert await b.login("opa") == 303
         status, _, resp = await b.post("/bulk", {"status": "dead", "expected": "3"})
         assert status == 303 and resp.headers["Location"] == "/bulk/1"
-        jobs = bulk_job_store(first.store)
+        jobs = first.backend.schedules
 
         async def first_batch_saved() -> bool:
             job = await jobs.bulk_job(1)
@@ -61,12 +59,12 @@ async def test_a_bulk_job_cut_short_by_a_restart_is_resumed_where_it_stopped(
 
     # Second run, unpaced: the job resumes by itself and finishes the other two.
     second: Tenang = await start_tenang(paced(config, 0.0), relay_enabled=False)
-    jobs = bulk_job_store(second.store)
+    jobs = second.backend.schedules
 
     async def finished() -> bool:
         # The job is marked finished just before its closing audit entry is written.
         job = await jobs.bulk_job(1)
-        entries = await managed(second.store).audit_entries(limit=1)
+        entries = await second.backend.audit.audit_entries(limit=1)
         return (job is not None and job.finished_at is not None and bool(entries)
                 and entries[0].action == "bulk_retry_done")
 
@@ -74,9 +72,9 @@ async def test_a_bulk_job_cut_short_by_a_restart_is_resumed_where_it_stopped(
     job = await jobs.bulk_job(1)
     assert job is not None and (job.retried, job.skipped, job.error) == (3, 0, None)
     for request_id in ids:
-        stored = await second.store.get(request_id)
+        stored = await second.backend.log.get(request_id)
         assert stored is not None and stored.status is Status.PENDING
-    actions = [e.action for e in await managed(second.store).audit_entries(limit=50)]
+    actions = [e.action for e in await second.backend.audit.audit_entries(limit=50)]
     assert actions.count("retry") == 3, "each request retried once, none twice"
     assert actions.index("bulk_retry_done") < actions.index("bulk_retry_resumed") \
         < actions.index("bulk_retry")
@@ -86,7 +84,7 @@ async def test_a_bulk_job_cut_short_by_a_restart_is_resumed_where_it_stopped(
     _, body, _ = await b.get("/bulk/1.json")
     data = json.loads(body)
     assert data["stop"] is True and data["fields"]["retried"] == "3"
-    await settle(second.store, await submit(http, second.gateway_url,
+    await settle(second.backend, await submit(http, second.gateway_url,
                                             '{"kodebooking": "KB-R9"}'), Status.DEAD)
     status, _, resp = await b.post("/bulk", {"status": "dead", "expected": "1"})
     assert status == 303 and resp.headers["Location"] == "/bulk/2"
@@ -97,7 +95,7 @@ async def first_store_status(config: Config, request_id: str) -> str:
     store = open_store(config.store)
     await store.open()
     try:
-        stored = await store.get(request_id)
+        stored = await store.log.get(request_id)
         assert stored is not None
         return stored.status.value
     finally:
@@ -115,7 +113,7 @@ async def test_a_job_never_retries_a_request_twice(
     older, newer = [await submit(http, tenang.gateway_url, f'{{"kodebooking": "KB-T{i}"}}')
                     for i in range(2)]
     for request_id in (older, newer):
-        await settle(tenang.store, request_id, Status.DEAD)
+        await settle(tenang.backend, request_id, Status.DEAD)
     b = browsers(tenang.admin_url)
     assert await b.login("opa") == 303
     # No status filter: the job walks dead, then failed, then held requests.
@@ -123,24 +121,24 @@ async def test_a_job_never_retries_a_request_twice(
     assert status == 303 and resp.headers["Location"] == "/bulk/1"
 
     async def newer_moved() -> bool:
-        stored = await tenang.store.get(newer)
+        stored = await tenang.backend.log.get(newer)
         return stored is not None and stored.status is Status.PENDING
 
     await wait_until(newer_moved, what="the job's first batch")
-    [claimed] = await tenang.store.claim_due("antrean", time.time() + 3600, 10, "relay",
-                                             time.time() + 60)
+    [claimed] = await tenang.backend.queue.claim_due("antrean", time.time() + 3600, 10, "relay",
+                                                     time.time() + 60)
     assert claimed.id == newer
-    await tenang.store.complete_attempt(newer, "relay", None, Transition(
+    await tenang.backend.queue.complete_attempt(newer, "relay", None, Transition(
         Status.FAILED, "201 Data tidak valid"), time.time())
-    jobs = bulk_job_store(tenang.store)
+    jobs = tenang.backend.schedules
 
     async def finished() -> bool:
         record = await jobs.bulk_job(1)
         return record is not None and record.finished_at is not None
 
     await wait_until(finished, what="the job to finish")
-    retries = [e.target for e in await managed(tenang.store).audit_entries(limit=50)
+    retries = [e.target for e in await tenang.backend.audit.audit_entries(limit=50)
                if e.action == "retry"]
     assert sorted(retries, key=str) == sorted([older, newer]), "each retried once"
-    stored = await tenang.store.get(newer)
+    stored = await tenang.backend.log.get(newer)
     assert stored is not None and stored.status is Status.FAILED

@@ -12,8 +12,8 @@ import pytest
 from argon2 import PasswordHasher
 
 from proxy.cli import main
-from proxy.store.admin_base import User, managed
-from proxy.store.sqlite.store import SqliteStore
+from proxy.store.records import User
+from proxy.store.sqlite import sqlite_backend
 
 CONFIG = """
 [store]
@@ -45,10 +45,10 @@ def _config(tmp_path: Path) -> Path:
 
 def _user(tmp_path: Path, name: str) -> User | None:
     async def read() -> User | None:
-        store = managed(SqliteStore(tmp_path / "data" / "t.db"))
+        store = sqlite_backend(tmp_path / "data" / "t.db")
         await store.open()
         try:
-            return await store.get_user(name)
+            return await store.accounts.get_user(name)
         finally:
             await store.close()
 

@@ -22,7 +22,7 @@ async def test_dates_are_dd_mm_yyyy_wib_days_and_old_links_work(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]], http: aiohttp.ClientSession
         ) -> None:
     request_id = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-DAY"}')
-    stored = await ui.store.get(request_id)
+    stored = await ui.backend.log.get(request_id)
     assert stored is not None
     day = datetime.fromtimestamp(stored.received_at, WIB).date()  # its day in Jakarta
     dmy, iso = day.strftime("%d/%m/%Y"), day.isoformat()
@@ -44,7 +44,7 @@ async def test_a_bad_date_is_named_kept_for_correction_and_never_widens_a_bulk_r
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]], http: aiohttp.ClientSession
         ) -> None:
     dead = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-BADDATE"}')
-    await settle(ui.store, dead, Status.DEAD)
+    await settle(ui.backend, dead, Status.DEAD)
     b = await as_role("opa")
     status, page, _ = await b.get("/requests?status=dead&to=31/02/2026")
     assert status == 200

@@ -17,7 +17,7 @@ from admin_ui.row_keys import MASK, SEP_RESULT_ENDPOINTS, body_keys, mask_card, 
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.lifecycle import Status, Verdict
-from proxy.store.base import StoredAttempt
+from proxy.store.records import StoredAttempt
 from tests.admin_ui.conftest import Browser, submit, with_ui_users
 from tests.admin_ui.helpers import settle
 from tests.bpjs_support import booking, bpjs_config, today
@@ -102,7 +102,7 @@ async def test_sep_number_comes_from_the_stored_result_and_vclaim_card_is_masked
         insert = resp.headers["X-Tenang-Request-Id"]
 
     async def delivered() -> bool:
-        stored = await tenang.store.get(insert)
+        stored = await tenang.backend.log.get(insert)
         return stored is not None and stored.status is Status.SUCCEEDED
 
     await wait_until(delivered, what="the SEP insert to reach the simulator")
@@ -127,7 +127,7 @@ async def test_sep_number_of_an_update_comes_from_its_body(
     # An Antrean upstream with a VClaim-shaped body: the key is read through the wrapper.
     request_id = await submit(http, ui.gateway_url, json.dumps(
         {"request": {"t_sep": {"noSep": "0301R0011125V000042", "noKartu": "0001112223334"}}}))
-    await settle(ui.store, request_id, Status.SUCCEEDED, verdict=Verdict.SUCCESS,
+    await settle(ui.backend, request_id, Status.SUCCEEDED, verdict=Verdict.SUCCESS,
                  response=b'{"metadata":{"code":200,"message":"OK"},"response":null}')
     _, page, _ = await (await as_role("vera")).get("/requests")
     row = _row(page, request_id)

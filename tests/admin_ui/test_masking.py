@@ -10,9 +10,10 @@ import aiohttp
 
 from proxy.app import Tenang
 from proxy.ids import next_request_id
-from proxy.store.base import NewRequest
+from proxy.store.records import NewRequest
 from tests.admin_ui.conftest import Browser
 from tests.conftest import admin_headers
+from tests.store_support import enqueue
 
 SECRETS = {"Cookie": "PHPSESSID=9a8b7c6d5e4f3a2b1c0d", "X-Api-Key": "simrs-key-5544332211",
            "user_key": "0123456789abcdef0123456789abcdef",
@@ -22,7 +23,7 @@ SECRETS = {"Cookie": "PHPSESSID=9a8b7c6d5e4f3a2b1c0d", "X-Api-Key": "simrs-key-5
 async def old_row(ui: Tenang) -> str:
     now = time.time()
     request_id = next_request_id(now)
-    await ui.store.enqueue(NewRequest(
+    await enqueue(ui.backend.intake, NewRequest(
         id=request_id, upstream="antrean", method="POST", path="/antreanrs/antrean/add",
         query="", headers=(*SECRETS.items(), ("X-cons-id", "12345")),
         body=b'{"kodebooking":"KB-OLD"}', received_at=now, endpoint="antrean.add"))

@@ -14,7 +14,6 @@ import aiohttp
 from proxy.app import Tenang
 from proxy.bpjs.service_day import WIB
 from proxy.lifecycle import Status
-from proxy.store.admin_base import managed
 from tests.admin_ui.conftest import Browser, submit
 from tests.admin_ui.helpers import settle
 from tests.conftest import wait_until
@@ -26,7 +25,7 @@ async def test_stored_bodies_are_shown_escaped(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]], http: aiohttp.ClientSession
         ) -> None:
     request_id = await submit(http, ui.gateway_url, json.dumps({"nama": XSS}))
-    await settle(ui.store, request_id, Status.FAILED,
+    await settle(ui.backend, request_id, Status.FAILED,
                  response=b'{"metadata":{"code":201,"message":"<script>alert(2)</script>"}}')
     b = await as_role("opa")
     status, page, _ = await b.get(f"/requests/{request_id}")
@@ -84,7 +83,7 @@ async def test_dashboard_shows_counts_sep_and_breaker(
     for i in range(3):
         await submit(http, ui.gateway_url, f'{{"kodebooking": "KB-D{i}"}}')
     dead = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-DEAD"}')
-    await settle(ui.store, dead, Status.DEAD)
+    await settle(ui.backend, dead, Status.DEAD)
     b = await as_role("vera")
     _, page, _ = await b.get("/")
     assert 'data-testid="count-antrean-pending">3<' in page
@@ -110,7 +109,7 @@ async def test_request_log_filters_and_pages(
     ids = [await submit(http, ui.gateway_url, f'{{"kodebooking": "KB-{i:03d}", '
                                               f'"noKartu": "000{i:010d}"}}')
            for i in range(30)]
-    await settle(ui.store, ids[5], Status.FAILED)
+    await settle(ui.backend, ids[5], Status.FAILED)
     b = await as_role("vera")
     _, first, _ = await b.get("/requests?limit=25")
     rows = re.findall(r'href="/requests/([0-9A-Z]{26})"', first)
@@ -133,7 +132,7 @@ async def test_detail_shows_masked_headers_attempts_and_history(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]], http: aiohttp.ClientSession
         ) -> None:
     request_id = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-DETAIL"}')
-    await settle(ui.store, request_id, Status.FAILED)
+    await settle(ui.backend, request_id, Status.FAILED)
     b = await as_role("opa")
     _, page, _ = await b.get(f"/requests/{request_id}")
     assert "9f8e7d6c5b4a39281706" not in page, "user_key is masked"
@@ -149,22 +148,22 @@ async def test_retry_and_cancel_from_the_detail_page_are_audited(
         ui: Tenang, as_role: Callable[[str], Awaitable[Browser]], http: aiohttp.ClientSession
         ) -> None:
     request_id = await submit(http, ui.gateway_url, b'{"kodebooking": "KB-ACT"}')
-    await settle(ui.store, request_id, Status.DEAD)
+    await settle(ui.backend, request_id, Status.DEAD)
     b = await as_role("opa")
     status, _, resp = await b.post(f"/requests/{request_id}/retry")
     assert status == 303
     assert resp.headers["Location"] == f"/requests/{request_id}?notice=retried"
-    stored = await ui.store.get(request_id)
+    stored = await ui.backend.log.get(request_id)
     assert stored is not None and stored.status is Status.PENDING
     status, _, resp = await b.post(f"/requests/{request_id}/retry")
     assert resp.headers["Location"].endswith("notice=invalid"), "pending cannot be retried"
     await b.post(f"/requests/{request_id}/cancel")
-    stored = await ui.store.get(request_id)
+    stored = await ui.backend.log.get(request_id)
     assert stored is not None and stored.status is Status.CANCELLED
     _, page, _ = await b.get(f"/requests/{request_id}?notice=cancelled")
     assert "Permintaan dibatalkan." in page
     assert "dikirim ulang oleh operator" in page and "dibatalkan oleh operator" in page
-    entries = await managed(ui.store).audit_entries(target=request_id)
+    entries = await ui.backend.audit.audit_entries(target=request_id)
     assert [(e.actor, e.action, e.detail) for e in entries] == [
         ("opa", "cancel", "pending -> cancelled"), ("opa", "retry", "dead -> pending")]
     _, page, _ = await b.get(f"/requests/{request_id}?notice=<b>x</b>")
@@ -177,7 +176,7 @@ async def test_bulk_retry_dry_run_then_paced_job(
     ids = [await submit(http, ui.gateway_url, f'{{"kodebooking": "KB-B{i}"}}')
            for i in range(6)]
     for request_id in ids[:5]:
-        await settle(ui.store, request_id, Status.DEAD if request_id in ids[:3]
+        await settle(ui.backend, request_id, Status.DEAD if request_id in ids[:3]
                      else Status.FAILED)
     b = await as_role("opa")
     _, page, _ = await b.get("/bulk?upstream=antrean")
@@ -194,18 +193,18 @@ async def test_bulk_retry_dry_run_then_paced_job(
     async def done() -> bool:
         # The job is marked finished just before its closing audit entry is written.
         finished = json.loads((await b.get(job_url + ".json"))[1])["stop"] is True
-        entries = await managed(ui.store).audit_entries(limit=1)
+        entries = await ui.backend.audit.audit_entries(limit=1)
         return finished and bool(entries) and entries[0].action == "bulk_retry_done"
 
     await wait_until(done, what="the bulk job to finish and audit its end")
     data = json.loads((await b.get(job_url + ".json"))[1])
     assert data["fields"]["retried"] == "3" and data["fields"]["skipped"] == "0"
     for request_id in ids[:3]:
-        stored = await ui.store.get(request_id)
+        stored = await ui.backend.log.get(request_id)
         assert stored is not None and stored.status is Status.PENDING
-    stored = await ui.store.get(ids[3])
+    stored = await ui.backend.log.get(ids[3])
     assert stored is not None and stored.status is Status.FAILED, "outside the filter"
-    entries = await managed(ui.store).audit_entries(limit=20)
+    entries = await ui.backend.audit.audit_entries(limit=20)
     assert [e.action for e in entries[:5]] == ["bulk_retry_done", "retry", "retry", "retry",
                                                "bulk_retry"]
     assert entries[4].detail == "job #1: status=dead; dry run 3"
@@ -240,7 +239,7 @@ async def test_csv_export_for_auditors_is_audited_and_formula_safe(
     data_lines = text.splitlines()[1:]
     assert data_lines and all(line.startswith('"') and line.endswith('"')
                               for line in data_lines)
-    (entry, *_) = await managed(ui.store).audit_entries()
+    (entry, *_) = await ui.backend.audit.audit_entries()
     assert (entry.actor, entry.action, entry.detail) == ("audi", "export_csv", "all")
 
 
@@ -269,7 +268,7 @@ async def test_maintenance_forms_for_operators_and_admins(
     assert status == 303
     _, page, _ = await admin.get("/")
     assert "Tidak ada jadwal pemeliharaan." in page
-    actions = [(e.actor, e.action) for e in await managed(ui.store).audit_entries(limit=5)]
+    actions = [(e.actor, e.action) for e in await ui.backend.audit.audit_entries(limit=5)]
     assert ("adi", "maintenance_cancel") in actions
     assert ("adi", "maintenance_schedule") in actions
     status, page, _ = await admin.post("/maintenance", {"upstream": "nope", "reason": "x"})

@@ -37,7 +37,7 @@ from proxy.ops.bulk import (
 from proxy.ops.operations import UpstreamOverview
 from proxy.ops.request_log import parse_day
 from proxy.policies.breaker import BreakerState
-from proxy.store.admin_base import AttemptBucket, RequestFilter
+from proxy.store.records import AttemptBucket, RequestFilter
 
 UI = Path(__file__).resolve().parents[2] / "admin_ui"
 T0 = 1_764_300_000.0  # 2025-11-28 03:20:00 UTC = 10:20 WIB

@@ -29,7 +29,7 @@ LINES_OF_TEXT = ("e => { const r = document.createRange(); r.selectNodeContents(
 
 async def wait_status(tenang: Tenang, request_ids: list[str], status: Status) -> None:
     async def reached() -> bool:
-        rows = [await tenang.store.get(i) for i in request_ids]
+        rows = [await tenang.backend.log.get(i) for i in request_ids]
         return all(r is not None and r.status is status for r in rows)
 
     await wait_until(reached, timeout_s=15, what=f"{len(request_ids)} requests to be {status}")
@@ -208,7 +208,7 @@ async def test_log_shows_search_keys_with_the_card_number_masked(
 async def test_date_filter_is_day_first_in_wib(tab: Session, tenang: Tenang,
                                                simrs: Simrs) -> None:
     request_id = await simrs.add("KB-DATE")
-    stored = await tenang.store.get(request_id)
+    stored = await tenang.backend.log.get(request_id)
     assert stored is not None
     day = datetime.fromtimestamp(stored.received_at, WIB).date()
     dmy = day.strftime("%d/%m/%Y")

@@ -97,7 +97,7 @@ async def test_health_endpoints_need_no_token_and_readyz_tracks_the_store(
         assert resp.status == 200
         assert (await resp.json())["status"] == "ready"
 
-    await tenang.store.close()
+    await tenang.backend.close()
     async with http.get(f"{tenang.admin_url}/readyz") as resp:
         assert resp.status == 503
         body = await resp.json()
@@ -141,7 +141,7 @@ async def test_readyz_is_not_ready_below_the_free_disk_floor(
         tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
     tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), relay_enabled=False)
-    tenang.backpressure.disk.free_bytes = lambda _path: 10 * 1024 * 1024  # a full disk
+    tenang.backpressure.disk.free_bytes = lambda: 10 * 1024 * 1024  # a full disk
     tenang.backpressure.disk._sampled_at = float("-inf")
     async with http.get(f"{tenang.admin_url}/readyz") as resp:
         assert resp.status == 503

@@ -23,7 +23,6 @@ from proxy.delivery.callbacks import (
 from proxy.lifecycle import Status, Transition
 from proxy.signing import HEADER as SIGNATURE_HEADER
 from proxy.signing import verify
-from proxy.store.callbacks_base import CallbackStatus, callback_store
 from tests.bpjs_support import SECRET_ENV, Simrs, booking
 from tests.conftest import make_config, wait_until
 from tests.integration.notify_receivers import HttpReceiver, http_receiver
@@ -55,10 +54,13 @@ async def submit(http: aiohttp.ClientSession, sim: RunningSimulator, tenang: Ten
         return resp.headers["X-Tenang-Request-Id"]
 
 
-async def wait_delivered(tenang: Tenang, request_id: str) -> None:
+async def wait_delivered(tenang: Tenang, receiver: HttpReceiver, request_id: str) -> None:
+    """Until the receiver accepted the callback of ``request_id`` and the outbox holds
+    nothing more to send (the delivery is recorded)."""
     async def delivered() -> bool:
-        found = await callback_store(tenang.store).callbacks_for(request_id)
-        return bool(found) and found[0].status is CallbackStatus.DELIVERED
+        accepted = not receiver.fail_next and bool(receiver.posts) and \
+            receiver.posts[-1]["headers"][REQUEST_ID_HEADER] == request_id
+        return accepted and await tenang.backend.outbox.next_callback_at() is None
 
     await wait_until(delivered, what=f"the callback of {request_id} to be delivered")
 
@@ -88,22 +90,20 @@ async def test_callback_arrives_once_signed_after_two_failures(
     assert tenang.callbacks is not None
     tenang.callbacks.start()
     request_id = await submit(http, bpjs_sim, tenang, "KB-CALLBACK")
-    request = await tenang.store.get(request_id)
+    request = await tenang.backend.log.get(request_id)
     assert request is not None
     # What the operator cancel path does: the callback is queued with the transition.
     now = time.time()
     transition = Transition(Status.CANCELLED, "cancelled by operator")
-    await tenang.store.transition(
+    await tenang.backend.operator.transition(
         request_id, Status.PENDING, transition, now,
         callback=callback_for(cfg.upstreams[0], request, transition, None, now))
     tenang.callbacks.wake()
 
-    await wait_delivered(tenang, request_id)
+    await wait_delivered(tenang, http_receiver, request_id)
     doc = check_arrived_once(http_receiver, request_id, tries=3)
     assert (doc["id"], doc["status"], doc["reason"], doc["result"]) == (
         request_id, "cancelled", "cancelled by operator", None)
-    [cb] = await callback_store(tenang.store).callbacks_for(request_id)
-    assert (cb.attempts, cb.last_error) == (3, None)
     assert await tenang.callbacks.drain() == 0  # nothing left to send again
 
 
@@ -113,7 +113,7 @@ async def test_relay_success_is_called_back_with_the_bpjs_answer(
     http_receiver.fail_next = [502]
     tenang: Tenang = await start_tenang(config(tmp_path, bpjs_sim, http_receiver))
     request_id = await submit(http, bpjs_sim, tenang, "KB-CALLBACK-RELAY")
-    await wait_delivered(tenang, request_id)
+    await wait_delivered(tenang, http_receiver, request_id)
     doc = check_arrived_once(http_receiver, request_id, tries=2)
     assert (doc["status"], doc["attempts"], doc["endpoint"]) == ("succeeded", 1, "antrean.add")
     assert doc["result"]["metadata"]["code"] == 200
@@ -159,6 +159,6 @@ async def test_a_final_outcome_is_called_back_without_waiting_for_the_poll(
     cfg = dataclasses.replace(cfg, callbacks=dataclasses.replace(FAST, poll_interval_s=3600.0))
     tenang: Tenang = await start_tenang(cfg)
     request_id = await submit(http, bpjs_sim, tenang, "KB-CALLBACK-WAKE")
-    await wait_delivered(tenang, request_id)
+    await wait_delivered(tenang, http_receiver, request_id)
     doc = check_arrived_once(http_receiver, request_id, tries=1)
     assert doc["status"] == "succeeded"

@@ -25,7 +25,7 @@ import aiohttp
 import pytest
 
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.intake.backpressure import WAL_LIMIT, sqlite_free_bytes
+from proxy.store.sqlite.db import WAL_LIMIT, sqlite_free_bytes
 from tests.bpjs_support import booking
 from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 
@@ -94,7 +94,7 @@ async def test_a_burst_onto_a_full_disk_keeps_every_promise(
     for status, _, _ in answers:
         assert status in (202, 503)
     for rid in accepted:  # no 202 without its row
-        assert await tenang.store.get(rid) is not None
+        assert await tenang.backend.log.get(rid) is not None
     free = shutil.disk_usage(small_disk).free
     db = small_disk / "tenang.db"
     assert sqlite_free_bytes(db) >= FLOOR_MB * MiB, "the burst went through the floor"
@@ -106,7 +106,7 @@ async def test_a_burst_onto_a_full_disk_keeps_every_promise(
     tenang.relay.start()
     for rid in accepted:
         async def succeeded(rid: str = rid) -> bool:
-            row = await tenang.store.get(rid)
+            row = await tenang.backend.log.get(rid)
             return row is not None and row.status.value == "succeeded"
         await wait_until(succeeded, timeout_s=30.0, what=f"{rid} delivered and recorded")
 

@@ -3,7 +3,7 @@ cancelled at shutdown while its outcome is being written still writes it, so aft
 restart the request is final instead of in flight (to be taken for an interrupted send
 and sent again), and the callback is delivered instead of claimed (to be POSTed again).
 
-Each test holds the outcome write in a wrapped SQLite store until the stop has
+Each test holds the outcome write in a wrapped SQLite role object until the stop has
 cancelled the task writing it, then lets it go on."""
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
 from proxy.lifecycle import Status
-from proxy.store.callbacks_base import CallbackStatus
-from proxy.store.sqlite.store import SqliteStore
+from proxy.store.backend import Backend
+from proxy.store.sqlite import SqliteDb, sqlite_backend, sqlite_backend_on
+from proxy.store.sqlite.outbox import SqliteOutbox
+from proxy.store.sqlite.queue import SqliteQueue
 from tests.bpjs_support import Simrs, booking, bpjs_config
 from tests.conftest import wait_until
 from tests.integration.notify_receivers import HttpReceiver, http_receiver
@@ -35,45 +37,67 @@ __all__ = ["http_receiver"]  # fixture used below
 GRACE = {"shutdown_grace_s": 0.1}  # the stop cancels what is still running after this
 
 
-class HeldWrites(SqliteStore):
-    """The real SQLite store; the write of an outcome named in ``held`` waits for
-    ``go_on``, and ``writing`` tells the test it has begun."""
+class Hold:
+    """Holds a write until ``go_on``; ``writing`` tells the test it has begun."""
 
-    def __init__(self, path: Path, held: str) -> None:
-        super().__init__(path)
-        self.held = held
+    def __init__(self) -> None:
         self.writing, self.go_on = asyncio.Event(), asyncio.Event()
 
-    async def _hold(self, verb: str) -> None:
-        if verb == self.held:
-            self.writing.set()
-            await self.go_on.wait()
+    async def __call__(self) -> None:
+        self.writing.set()
+        await self.go_on.wait()
+
+
+class HeldQueue(SqliteQueue):
+    """The real SQLite queue, whose outcome writes wait for ``hold``."""
+
+    def __init__(self, db: SqliteDb, hold: Hold) -> None:
+        super().__init__(db)
+        self.hold = hold
 
     async def complete_attempt(self, *args: Any, **kwargs: Any) -> None:
-        await self._hold("complete_attempt")
+        await self.hold()
         await super().complete_attempt(*args, **kwargs)
 
+
+class HeldOutbox(SqliteOutbox):
+    """The real SQLite outbox, whose callback results wait for ``hold``."""
+
+    def __init__(self, db: SqliteDb, hold: Hold) -> None:
+        super().__init__(db)
+        self.hold = hold
+
     async def finish_callback(self, *args: Any, **kwargs: Any) -> None:
-        await self._hold("finish_callback")
+        await self.hold()
         await super().finish_callback(*args, **kwargs)
 
 
-async def stop_while_writing(tenang: Tenang, store: HeldWrites, task_name: str) -> None:
+def held(cfg: Config, verb: str) -> tuple[Backend, Hold]:
+    """The SQLite backend of ``cfg`` whose ``verb`` ("complete_attempt" or
+    "finish_callback") is held, and the hold."""
+    db, hold = SqliteDb(cfg.store.sqlite_path), Hold()
+    backend = sqlite_backend_on(db)
+    if verb == "complete_attempt":
+        return dataclasses.replace(backend, queue=HeldQueue(db, hold)), hold
+    return dataclasses.replace(backend, outbox=HeldOutbox(db, hold)), hold
+
+
+async def stop_while_writing(tenang: Tenang, hold: Hold, task_name: str) -> None:
     """Stop Tenang while ``task_name``'s write is held; let it go on only once the stop
     has cancelled that task (a write that ignored the cancel would pass regardless)."""
-    await store.writing.wait()
+    await hold.writing.wait()
     [task] = [t for t in asyncio.all_tasks() if t.get_name() == task_name]
     stopping = asyncio.create_task(tenang.stop())
     await wait_until(lambda: task.cancelling() > 0, what=f"the stop to cancel {task_name}")
-    store.go_on.set()
+    hold.go_on.set()
     await stopping
     assert task.cancelled(), "the cancellation is raised again once the write is done"
 
 
-async def reopened(cfg: Config) -> SqliteStore:
-    store = SqliteStore(cfg.store.sqlite_path)
-    await store.open()
-    return store
+async def reopened(cfg: Config) -> Backend:
+    backend = sqlite_backend(cfg.store.sqlite_path)
+    await backend.open()
+    return backend
 
 
 @pytest.mark.parametrize("what", ["a send's answer", "a reconciliation's finding"])
@@ -86,8 +110,8 @@ async def test_an_outcome_being_written_at_shutdown_is_stored_not_left_in_flight
         cfg = bpjs_config(tmp_path, bpjs_sim, "vclaim", relay=GRACE, routes=[
             {"match": "POST SEP/{v}/insert", "deadline_ms": 300}])
         await bpjs_sim.fault("SEP/2.0/insert", "reset-after-apply")
-    store = HeldWrites(cfg.store.sqlite_path, "complete_attempt")
-    tenang = await start_tenang(cfg, store=store)
+    backend, hold = held(cfg, "complete_attempt")
+    tenang = await start_tenang(cfg, backend=backend)
     if what == "a send's answer":
         request_id = await Simrs(http, bpjs_sim, tenang).send(
             "POST", "/antreanrs/antrean/add", booking("KB-STOP"))
@@ -97,14 +121,14 @@ async def test_an_outcome_being_written_at_shutdown_is_stored_not_left_in_flight
         assert status == 202  # the deadline passed while the outcome waited for the store
         request_id = headers["X-Tenang-Request-Id"]
 
-    await stop_while_writing(tenang, store, f"deliver-{request_id}")
+    await stop_while_writing(tenang, hold, f"deliver-{request_id}")
 
     after_restart = await reopened(cfg)
     try:
-        row = await after_restart.get(request_id)
+        row = await after_restart.log.get(request_id)
         assert row is not None and row.status is Status.SUCCEEDED, row
         assert row.lease_owner is None
-        assert len(await after_restart.attempts(request_id)) == 1
+        assert len(await after_restart.log.attempts(request_id)) == 1
         if what == "a reconciliation's finding":
             assert "found by reconciliation" in (row.reason or "")
     finally:
@@ -121,16 +145,16 @@ async def test_a_callback_result_being_written_at_shutdown_is_stored(
     cfg = callback_config(tmp_path, bpjs_sim, http_receiver)
     cfg = dataclasses.replace(cfg, relay=dataclasses.replace(
         cfg.relay, shutdown_grace_s=GRACE["shutdown_grace_s"]))
-    store = HeldWrites(cfg.store.sqlite_path, "finish_callback")
-    tenang = await start_tenang(cfg, store=store)
+    backend, hold = held(cfg, "finish_callback")
+    tenang = await start_tenang(cfg, backend=backend)
     request_id = await submit(http, bpjs_sim, tenang, "KB-CB-STOP")
 
-    await stop_while_writing(tenang, store, "callback-sender")
+    await stop_while_writing(tenang, hold, "callback-sender")
 
     after_restart = await reopened(cfg)
     try:
-        [callback] = await after_restart.callbacks_for(request_id)
-        assert callback.status is CallbackStatus.DELIVERED
+        # Delivered: nothing left to send, not even a claim whose lease would run out.
+        assert await after_restart.outbox.next_callback_at() is None
     finally:
         await after_restart.close()
     assert [json.loads(p["body"])["id"] for p in http_receiver.posts] == [request_id]

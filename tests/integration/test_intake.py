@@ -18,11 +18,12 @@ from yarl import URL
 
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
-from proxy.store.base import NewRequest
-from proxy.store.memory.store import MemoryStore
+from proxy.store.memory.intake import MemoryIntake
+from proxy.store.records import NewRequest, StoredRequest
 from tests.bpjs_support import applied, booking, make_sep
 from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 from tests.signing import bpjs_headers
+from tests.store_support import memory_with_intake
 
 
 def with_upstream(config: Config, **changes: Any) -> Config:
@@ -376,7 +377,7 @@ async def test_store_unavailable_gives_503_with_reason_never_202(
         tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession, cap: dict[str, int]) -> None:
     tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, **cap))
-    await tenang.store.close()
+    await tenang.backend.close()
     for preset_path in ("/antreanrs/antrean/add", "/antreanrs/antrean/updatewaktu"):
         async with http.post(f"{tenang.gateway_url}{preset_path}",
                              json={"kodebooking": "KB-NO-STORE"}) as resp:
@@ -392,15 +393,17 @@ async def test_store_unavailable_gives_503_with_reason_never_202(
     assert bpjs_sim.state.log == []
 
 
-class ExplodingStore(MemoryStore):
-    async def enqueue(self, request: NewRequest) -> None:
+class ExplodingIntake(MemoryIntake):
+    async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
+                               now: float) -> StoredRequest | None:
         raise RuntimeError("a bug, not a store error")
 
 
 async def test_unexpected_intake_error_gets_an_envelope_not_a_traceback(
         tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), store=ExplodingStore())
+    backend, _ = memory_with_intake(ExplodingIntake)
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url), backend=backend)
     async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
                          json={"kodebooking": "KB-500"}) as resp:
         assert resp.status == 500

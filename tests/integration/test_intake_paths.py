@@ -17,7 +17,7 @@ from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.delivery.upstream import upstream_url
 from proxy.intake.dedup import MAX_KEY_CHARS
 from proxy.lifecycle import Status, still_matches
-from proxy.store.base import StoredRequest
+from proxy.store.records import StoredRequest
 from tests.bpjs_support import booking, targets
 from tests.conftest import StartTenang, make_config
 from tests.integration.test_intake import (

@@ -26,10 +26,11 @@ from proxy.delivery.relay import Lane, Relay
 from proxy.ids import next_request_id
 from proxy.lifecycle import Status
 from proxy.policies.breaker import AsyncBreaker, BreakerState
-from proxy.store.base import NewRequest
+from proxy.store.records import NewRequest
 from tests.bpjs_support import bpjs_config
 from tests.conftest import wait_until
 from tests.integration.test_modes import SEP_INSERT, Caller, t_sep
+from tests.store_support import enqueue
 
 SLOTS = 4  # the lane's rate.max_concurrency in these tests
 DEADLINE_MS = 300
@@ -114,7 +115,7 @@ async def test_many_live_inserts_ending_every_way_give_back_every_slot_and_permi
     n += 3 * SLOTS
 
     async def all_succeeded() -> bool:
-        counts = (await simrs.tenang.store.summary())["vclaim"].counts
+        counts = (await simrs.tenang.backend.log.summary())["vclaim"].counts
         return dict(counts) == {Status.SUCCEEDED: n}
 
     await wait_until(all_succeeded, timeout_s=30, what=f"all {n} inserts to succeed")
@@ -176,7 +177,7 @@ async def started(relay: Relay, tenang: Tenang, sim: RunningSimulator, n: int,
     with relay.live("vclaim") as live:
         box.append(live)
         call = live.lease(call)
-        await tenang.store.enqueue(call)
+        await enqueue(tenang.backend.intake, call)
         live.start(call.as_stored(), headers)
         await live.result(60.0)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import statistics
@@ -27,8 +28,10 @@ from proxy.delivery.reconcile import Reconciler
 from proxy.ids import next_request_id
 from proxy.lifecycle import Settlement, Status
 from proxy.policies.breaker import BreakerState
-from proxy.store.base import NewRequest, StoredRequest, StoreFull
-from proxy.store.sqlite.store import SqliteStore
+from proxy.store.errors import StoreFull
+from proxy.store.records import NewRequest, StoredRequest
+from proxy.store.sqlite import SqliteDb, sqlite_backend_on
+from proxy.store.sqlite.intake import SqliteIntake
 from tests.bpjs_support import SECRET_ENV, Simrs, booking, bpjs_config, today
 from tests.conftest import admin_headers, wait_until
 from tests.integration.metrics_scrape import scrape, v
@@ -151,16 +154,17 @@ async def test_sep_insert_through_a_double_slash_keeps_deadline_mode(
     assert [e["path"] for e in await bpjs_sim.log("SEP/2.0/insert")] == [SEP_INSERT]
 
 
-class StoreFailingOnce(SqliteStore):
-    """The real SQLite store, whose next enqueue fails once with ``error``."""
+class IntakeFailingOnce(SqliteIntake):
+    """The real SQLite intake, whose next store of a call fails once with ``error``."""
 
     error: BaseException | None = None
 
-    async def enqueue(self, request: NewRequest) -> None:
+    async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
+                               now: float) -> StoredRequest | None:
         error, self.error = self.error, None
         if error is not None:
             raise error
-        await super().enqueue(request)
+        return await super().enqueue_or_match(request, settled_window_s, now)
 
 
 @pytest.mark.parametrize(("error", "answer"), [
@@ -169,8 +173,10 @@ async def test_a_failed_store_write_hands_back_the_half_open_probe(
         tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
         http: aiohttp.ClientSession, error: BaseException, answer: int) -> None:
     cfg = bpjs_config(tmp_path, bpjs_sim, "vclaim")
-    store = StoreFailingOnce(cfg.store.sqlite_path)
-    simrs = Caller(http, bpjs_sim, await start_tenang(cfg, store=store), "vclaim")
+    db = SqliteDb(cfg.store.sqlite_path)
+    store = IntakeFailingOnce(db)
+    backend = dataclasses.replace(sqlite_backend_on(db), intake=store)
+    simrs = Caller(http, bpjs_sim, await start_tenang(cfg, backend=backend), "vclaim")
     breaker = simrs.tenang.breakers["vclaim"]
     breaker.force_open()
     breaker.release()  # half-open: the next send is the one probe allowed

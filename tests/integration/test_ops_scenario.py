@@ -13,7 +13,6 @@ import aiohttp
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config_ops import MaintenanceConfig, NotifyConfig, WebhookConfig
-from proxy.store.admin_base import managed
 from tests.bpjs_support import OUTAGE, booking, outcomes
 from tests.conftest import StartTenang, admin_headers, make_config, wait_until
 from tests.integration.metrics_scrape import Samples, scrape, v
@@ -179,7 +178,7 @@ async def test_maintenance_api_validates_and_needs_the_token(
     # Changes through the API are audited like those made in the UI: who, when, what.
     target = f"maintenance:{later['id']}"
     entries = [(e.actor, e.action, e.detail)
-               for e in await managed(tenang.store).audit_entries(target=target)]
+               for e in await tenang.backend.audit.audit_entries(target=target)]
     assert entries == [
         ("api-token", "maintenance_cancel", "antrean"),
         ("api-token", "maintenance_schedule",

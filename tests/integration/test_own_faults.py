@@ -21,10 +21,11 @@ from proxy.bpjs.service_day import end_of_service_day
 from proxy.bpjs.simulator import SimConfig
 from proxy.bpjs.simulator.harness import RunningSimulator, start_simulator
 from proxy.ids import next_request_id
-from proxy.store.base import NewRequest
+from proxy.store.records import NewRequest
 from tests.bpjs_support import SECRET_ENV, Simrs, booking, bpjs_config
 from tests.conftest import wait_until
 from tests.integration.metrics_scrape import scrape, v
+from tests.store_support import enqueue
 
 ADD = "/antreanrs/antrean/add"
 PESERTA = "/vclaim-rest/Peserta/nokartu/0001112223360/tglSEP/2026-01-01"
@@ -46,7 +47,7 @@ async def _store_without_user_key(simrs: Simrs, kode: str) -> str:
     """A write as stored before intake refused one without a user_key (an upgrade)."""
     now = time.time()
     rid = next_request_id(now)
-    await simrs.tenang.store.enqueue(NewRequest(
+    await enqueue(simrs.tenang.backend.intake, NewRequest(
         id=rid, upstream="antrean", method="POST", path=ADD, query="",
         headers=(("Content-Type", "application/json"),),
         body=json.dumps(booking(kode)).encode(), received_at=now, endpoint="antrean.add",

@@ -17,13 +17,15 @@ from proxy.bpjs.service_day import end_of_service_day
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.ids import next_request_id
 from proxy.lifecycle import Status, Transition, Verdict
-from proxy.store.base import AttemptRecord, NewRequest
-from proxy.store.sqlite.store import SqliteStore
+from proxy.store.backend import Backend
+from proxy.store.records import AttemptRecord, NewRequest
+from proxy.store.sqlite import sqlite_backend
 from tests.bpjs_support import bpjs_config
 from tests.conftest import FakeClock, admin_headers, wait_until
 from tests.integration.metrics_scrape import scrape, v
 from tests.integration.test_modes import SEP_INSERT, Caller, t_sep, vclaim
 from tests.signing import bpjs_headers
+from tests.store_support import enqueue
 
 HISTORY = "HistoriPelayanan"
 # What each read failure looks like on the wire: an HTML 500 and 503, a reset, a hang
@@ -90,7 +92,7 @@ async def test_history_reads_failing_until_the_day_ends_leave_the_insert_held_an
         doc = await simrs.status_of(request_id)
         assert doc["status"] in ("pending", "in_flight")
         clock.advance(1.0)
-    stored = await tenang.store.get(request_id)
+    stored = await tenang.backend.log.get(request_id)
     assert stored is not None and stored.expires_at is not None
     clock.now = stored.expires_at + 1  # midnight in Jakarta: the service day is over
     doc = await simrs.wait_status(request_id, "held")
@@ -108,23 +110,23 @@ async def test_history_reads_failing_until_the_day_ends_leave_the_insert_held_an
     assert len(await _inserts(bpjs_sim)) == 1
 
 
-async def _left_by_a_killed_process(store: SqliteStore, body: bytes, *, mid_read: bool) -> str:
+async def _left_by_a_killed_process(store: Backend, body: bytes, *, mid_read: bool) -> str:
     """The row kill -9 leaves: in flight, leased to a process that is gone, its lease
     run out; ``mid_read``: killed while reading the history after a send with no answer,
     else killed mid-send."""
     now = time.time()
     rid = next_request_id(now - 60)
     headers = tuple((k, v) for k, v in bpjs_headers().items() if k == "user_key")
-    await store.enqueue(NewRequest(
+    await enqueue(store.intake, NewRequest(
         id=rid, upstream="vclaim", method="POST", path=SEP_INSERT, query="", headers=headers,
         body=body, received_at=now - 60, endpoint="vclaim.sep.insert",
         expires_at=end_of_service_day(now), lease_owner="killed", lease_expires_at=now - 30))
     if mid_read:
-        await store.complete_attempt(rid, "killed", AttemptRecord(
+        await store.queue.complete_attempt(rid, "killed", AttemptRecord(
             1, now - 60, 2.0, Verdict.TRANSIENT, None, "timed out waiting for upstream", None),
             Transition(Status.PENDING, "reading", next_attempt_at=now - 50,
                        reconcile_reads=1), now - 50)
-        await store.claim_due("vclaim", now - 40, 1, "killed", now - 30)
+        await store.queue.claim_due("vclaim", now - 40, 1, "killed", now - 30)
     return rid
 
 
@@ -139,7 +141,7 @@ async def test_after_kill_9_a_sep_insert_is_read_back_never_sent_blindly(
         async with http.post(f"{bpjs_sim.url}{SEP_INSERT}", json=body, headers=headers) as r:
             assert r.status == 200
     config = bpjs_config(tmp_path, bpjs_sim, "vclaim")
-    store = SqliteStore(config.store.sqlite_path)
+    store = sqlite_backend(config.store.sqlite_path)
     await store.open()
     rid = await _left_by_a_killed_process(store, json.dumps(body).encode(), mid_read=mid_read)
     await store.close()

@@ -111,7 +111,7 @@ async def test_a_trickled_body_gets_408_near_body_timeout_and_nothing_is_stored(
     assert BODY_S * 0.9 <= took <= BODY_S + SLACK_S
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert "body_timeout_s" in body_of(answer)["metadata"]["message"]
-    assert await tenang.store.count_queued("antrean") == 0
+    assert await tenang.backend.intake.count_queued("antrean") == 0
     writer.close()
 
 
@@ -207,6 +207,6 @@ async def test_normal_writes_keep_their_latency_while_200_slow_sockets_are_open(
         worst = max(worst, time.monotonic() - started)
     assert worst < 1.0, f"a write took {worst:.3f} s with 200 slow sockets open"
     assert tenang.gateway_limits.open >= 200  # the slow ones are still there
-    assert await tenang.store.count_queued("antrean") == 50
+    assert await tenang.backend.intake.count_queued("antrean") == 50
     for _, writer in slow:
         writer.close()

@@ -19,7 +19,7 @@ from proxy.config_ops import WebhookConfig
 from proxy.delivery.callback_sender import CallbackSender
 from proxy.observe.notify_channels import SendError, WebhookChannel
 from proxy.observe.notify_rules import Kind, Message
-from proxy.store.memory.store import MemoryStore
+from proxy.store.memory import memory_backend
 from tests.bpjs_support import Simrs, booking, bpjs_config
 from tests.conftest import StartTenang, make_config
 
@@ -98,7 +98,8 @@ async def silent_receiver() -> AsyncIterator[str]:
 
 async def test_outcome_callbacks_and_webhooks_give_up_at_their_timeout(
         tmp_path: Path, bpjs_sim: RunningSimulator, silent_receiver: str) -> None:
-    sender = CallbackSender(make_config(tmp_path, bpjs_sim.url), MemoryStore())
+    sender = CallbackSender(make_config(tmp_path, bpjs_sim.url),
+                            memory_backend().outbox)
     webhook = WebhookChannel(WebhookConfig(url=silent_receiver), timeout_s=5.0)
     message = Message(Kind.BREAKER_OPEN, "antrean", 0.0, "t", "x")
     loop = asyncio.get_running_loop()

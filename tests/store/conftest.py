@@ -1,8 +1,10 @@
-"""Store fixtures: one opened store per backend, so every contract test runs on each.
+"""Store fixtures: one opened backend per kind, so every contract test runs on each.
 
 Add a backend by adding one entry to ``BACKENDS``: a factory that gets ``tmp_path`` and
-returns an unopened store (raise ``pytest.skip`` inside it when the backend's server is
-not available, e.g. a PostgreSQL factory without a DSN in the environment).
+returns an unopened ``Backend`` (raise ``pytest.skip`` inside it when the backend's
+server is not available, e.g. a PostgreSQL factory without a DSN in the environment).
+Contract tests reach the verbs through the roles (``store.queue.claim_due(...)``), as
+the consumers do.
 """
 
 from __future__ import annotations
@@ -12,27 +14,27 @@ from pathlib import Path
 
 import pytest
 
-from proxy.store.base import Store
-from proxy.store.memory.store import MemoryStore
-from proxy.store.sqlite.store import SqliteStore
+from proxy.store.backend import Backend
+from proxy.store.memory import memory_backend
+from proxy.store.sqlite import sqlite_backend
 
 
-def _memory(tmp_path: Path) -> Store:
-    return MemoryStore()
+def _memory(tmp_path: Path) -> Backend:
+    return memory_backend()
 
 
-def _sqlite(tmp_path: Path) -> Store:
-    return SqliteStore(tmp_path / "queue" / "tenang.db", busy_timeout_ms=2_000)
+def _sqlite(tmp_path: Path) -> Backend:
+    return sqlite_backend(tmp_path / "queue" / "tenang.db", busy_timeout_ms=2_000)
 
 
-BACKENDS: dict[str, Callable[[Path], Store]] = {
+BACKENDS: dict[str, Callable[[Path], Backend]] = {
     "memory": _memory,
     "sqlite": _sqlite,
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     backend = BACKENDS[request.param](tmp_path)
     await backend.open()
     try:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from proxy.store.base import Store
-from proxy.store.bulk_base import BulkJobRecord, BulkJobStore, bulk_job_store
+from proxy.store.backend import Backend
+from proxy.store.protocols import Schedules
+from proxy.store.records import BulkJobRecord
 from tests.store.test_contract import T0
 
 
-def jobs(store: Store) -> BulkJobStore:
-    return bulk_job_store(store)
+def jobs(store: Backend) -> Schedules:
+    return store.schedules
 
 
-async def test_a_new_job_is_stored_unfinished_with_no_progress(store: Store) -> None:
+async def test_a_new_job_is_stored_unfinished_with_no_progress(store: Backend) -> None:
     first = await jobs(store).add_bulk_job("opa", '{"status": "dead"}', 12, T0)
     second = await jobs(store).add_bulk_job("adi", "{}", 0, T0 + 1)
     assert second.id > first.id
@@ -24,7 +25,7 @@ async def test_a_new_job_is_stored_unfinished_with_no_progress(store: Store) -> 
 
 
 async def test_progress_is_saved_and_a_finished_job_is_no_longer_resumed(
-        store: Store) -> None:
+        store: Backend) -> None:
     job = await jobs(store).add_bulk_job("opa", "{}", 5, T0)
     moved = dataclasses.replace(job, retried=3, skipped=1, stage=1, cursor="01ABC")
     await jobs(store).save_bulk_job(moved)
@@ -37,7 +38,7 @@ async def test_progress_is_saved_and_a_finished_job_is_no_longer_resumed(
     assert await jobs(store).unfinished_bulk_jobs() == []
 
 
-async def test_saving_never_changes_what_the_job_was_started_with(store: Store) -> None:
+async def test_saving_never_changes_what_the_job_was_started_with(store: Backend) -> None:
     job = await jobs(store).add_bulk_job("opa", '{"upstream": "vclaim"}', 5, T0)
     await jobs(store).save_bulk_job(dataclasses.replace(
         job, actor="mallory", filter="{}", expected=999, started_at=0.0, retried=2))

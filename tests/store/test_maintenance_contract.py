@@ -6,25 +6,26 @@ import dataclasses
 
 import pytest
 
-from proxy.store.base import Store, StoreUnavailable
-from proxy.store.maintenance_base import MaintenanceStore, MaintenanceWindow
+from proxy.store.backend import Backend
+from proxy.store.errors import StoreUnavailable
+from proxy.store.protocols import Schedules
+from proxy.store.records import MaintenanceWindow
 
 T0 = 1_800_000_000.0
 
 
-def windows_of(store: Store) -> MaintenanceStore:
-    assert isinstance(store, MaintenanceStore)
-    return store
+def windows_of(store: Backend) -> Schedules:
+    return store.schedules
 
 
-async def add(store: Store, upstream: str = "antrean", starts: float = T0,
+async def add(store: Backend, upstream: str = "antrean", starts: float = T0,
               ends: float | None = T0 + 3600, reason: str = "BPJS announced downtime"
               ) -> MaintenanceWindow:
     return await windows_of(store).add_maintenance_window(
         upstream, starts, ends, reason, "ops@rs", T0 - 10)
 
 
-async def test_added_window_is_returned_with_an_id(store: Store) -> None:
+async def test_added_window_is_returned_with_an_id(store: Backend) -> None:
     w = await add(store)
     assert w.id >= 1
     assert (w.upstream, w.starts_at, w.ends_at, w.reason, w.created_by, w.created_at,
@@ -33,7 +34,7 @@ async def test_added_window_is_returned_with_an_id(store: Store) -> None:
     assert await windows_of(store).maintenance_windows() == [w]
 
 
-async def test_ids_are_distinct_and_listing_is_ordered_by_start(store: Store) -> None:
+async def test_ids_are_distinct_and_listing_is_ordered_by_start(store: Backend) -> None:
     late = await add(store, starts=T0 + 100)
     early = await add(store, starts=T0)
     other = await add(store, upstream="vclaim", starts=T0 + 50)
@@ -42,13 +43,13 @@ async def test_ids_are_distinct_and_listing_is_ordered_by_start(store: Store) ->
     assert await windows_of(store).maintenance_windows(upstream="vclaim") == [other]
 
 
-async def test_open_ended_window(store: Store) -> None:
+async def test_open_ended_window(store: Backend) -> None:
     w = await add(store, ends=None)
     assert w.ends_at is None
     assert await windows_of(store).maintenance_windows(in_force_after=T0 + 1e6) == [w]
 
 
-async def test_in_force_after_drops_ended_and_cancelled(store: Store) -> None:
+async def test_in_force_after_drops_ended_and_cancelled(store: Backend) -> None:
     ms = windows_of(store)
     ended = await add(store, starts=T0, ends=T0 + 10)
     current = await add(store, starts=T0, ends=T0 + 100)
@@ -60,7 +61,7 @@ async def test_in_force_after_drops_ended_and_cancelled(store: Store) -> None:
     assert await ms.maintenance_windows() == [ended, current, cancelled]
 
 
-async def test_cancel_records_the_first_time_only(store: Store) -> None:
+async def test_cancel_records_the_first_time_only(store: Backend) -> None:
     ms = windows_of(store)
     w = await add(store)
     first = await ms.cancel_maintenance_window(w.id, T0 + 1)
@@ -70,7 +71,7 @@ async def test_cancel_records_the_first_time_only(store: Store) -> None:
     assert await ms.maintenance_windows() == [first]
 
 
-async def test_cancel_unknown_window_returns_none(store: Store) -> None:
+async def test_cancel_unknown_window_returns_none(store: Backend) -> None:
     assert await windows_of(store).cancel_maintenance_window(12345, T0) is None
 
 
@@ -86,7 +87,7 @@ async def test_window_activity() -> None:
     assert c.over_at() == T0 + 5
 
 
-async def test_closed_store_refuses(store: Store) -> None:
+async def test_closed_store_refuses(store: Backend) -> None:
     await store.close()
     with pytest.raises(StoreUnavailable):
         await windows_of(store).maintenance_windows()

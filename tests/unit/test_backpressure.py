@@ -12,16 +12,19 @@ import pytest
 from proxy.config import Config
 from proxy.intake.backpressure import (
     ROW_OVERHEAD,
-    WAL_LIMIT,
     Backpressure,
-    sqlite_free_bytes,
     storage_cost,
 )
 from proxy.intake.readiness import readiness
 from proxy.lifecycle import Status
-from proxy.store.base import NewRequest, StoreError, StoreUnavailable
-from proxy.store.memory.store import MemoryStore
+from proxy.store.errors import StoreError, StoreUnavailable
+from proxy.store.memory import memory_backend
+from proxy.store.memory.intake import MemoryIntake
+from proxy.store.memory.state import MemoryState
+from proxy.store.records import NewRequest
+from proxy.store.sqlite.db import WAL_LIMIT, sqlite_free_bytes
 from tests.conftest import FakeClock, make_config, wait_until
+from tests.store_support import enqueue, memory_with_intake
 
 MiB = 1024 * 1024
 
@@ -36,7 +39,7 @@ async def test_below_the_free_disk_floor_intake_is_refused_with_the_reason(
     free = {"bytes": 10 * MiB}
     cfg = config(tmp_path)
     clock = FakeClock(100.0)
-    bp = Backpressure(cfg, MemoryStore(), clock, free_bytes=lambda _p: free["bytes"])
+    bp = Backpressure(cfg, memory_backend().intake, clock, free_bytes=lambda: free["bytes"])
     reason = await bp.refusal(cfg.upstreams[0])
     assert reason is not None and "disk almost full" in reason and "min_free_mb" in reason
     free["bytes"] = 500 * MiB
@@ -48,12 +51,12 @@ async def test_below_the_free_disk_floor_intake_is_refused_with_the_reason(
 async def test_the_cap_counts_what_the_store_holds_plus_what_was_accepted_since(
         tmp_path: Path) -> None:
     cfg = config(tmp_path, max_pending=3)
-    store, clock = MemoryStore(), FakeClock(100.0)
+    store, clock = memory_backend(), FakeClock(100.0)
     for n in range(2):
-        await store.enqueue(NewRequest(id=f"r{n}", upstream="antrean", method="POST",
-                                       path="/antreanrs/x", query="", headers=(), body=b"",
-                                       received_at=float(n)))
-    bp = Backpressure(cfg, store, clock, free_bytes=lambda _p: 10_000 * MiB)
+        await enqueue(store.intake, NewRequest(id=f"r{n}", upstream="antrean", method="POST",
+                                               path="/antreanrs/x", query="", headers=(), body=b"",
+                                               received_at=float(n)))
+    bp = Backpressure(cfg, store.intake, clock, free_bytes=lambda: 10_000 * MiB)
     up = cfg.upstreams[0]
     assert await bp.refusal(up) is None
     bp.accepted(up.name)
@@ -61,7 +64,7 @@ async def test_the_cap_counts_what_the_store_holds_plus_what_was_accepted_since(
     assert reason is not None and "max_pending" in reason
 
 
-class LockedStore(MemoryStore):
+class LockedStore(MemoryIntake):
     locked = True
 
     async def count_queued(self, upstream: str) -> int:
@@ -73,20 +76,20 @@ class LockedStore(MemoryStore):
 async def test_a_queue_that_cannot_be_counted_raises_the_store_error_and_recounts_next(
         tmp_path: Path) -> None:
     cfg = config(tmp_path, max_pending=1)
-    store, clock = LockedStore(), FakeClock(100.0)
-    bp = Backpressure(cfg, store, clock, free_bytes=lambda _p: 10_000 * MiB)
+    (store, intake), clock = memory_with_intake(LockedStore), FakeClock(100.0)
+    bp = Backpressure(cfg, store.intake, clock, free_bytes=lambda: 10_000 * MiB)
     up = cfg.upstreams[0]
     with pytest.raises(StoreError):  # the gateway answers 503 with its reason
         await bp.refusal(up)
-    store.locked = False
+    intake.locked = False
     assert await bp.refusal(up) is None  # counted now, not a second later
 
 
-class SlowCountStore(MemoryStore):
+class SlowCountStore(MemoryIntake):
     """Counting blocks until the test releases it, and every count is recorded."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, state: MemoryState) -> None:
+        super().__init__(state)
         self.counts = 0
         self.unblock = asyncio.Event()
 
@@ -104,25 +107,25 @@ def new_request(n: int, body: bytes = b"") -> NewRequest:
 async def test_concurrent_requests_share_one_count_and_recounts_never_make_intake_wait(
         tmp_path: Path) -> None:
     cfg = config(tmp_path, max_pending=1000)
-    store, clock = SlowCountStore(), FakeClock(100.0)
+    (store, intake), clock = memory_with_intake(SlowCountStore), FakeClock(100.0)
     for n in range(5):
-        await store.enqueue(new_request(n))
-    bp = Backpressure(cfg, store, clock, free_bytes=lambda _p: 10_000 * MiB)
+        await enqueue(store.intake, new_request(n))
+    bp = Backpressure(cfg, store.intake, clock, free_bytes=lambda: 10_000 * MiB)
     up = cfg.upstreams[0]
     waiters = [asyncio.ensure_future(bp.refusal(up)) for _ in range(64)]
-    await wait_until(lambda: store.counts == 1, what="the first count to start")
-    store.unblock.set()
+    await wait_until(lambda: intake.counts == 1, what="the first count to start")
+    intake.unblock.set()
     assert await asyncio.gather(*waiters) == [None] * 64
-    assert store.counts == 1  # 64 requests, one count (it was 64 counts, one by one)
+    assert intake.counts == 1  # 64 requests, one count (it was 64 counts, one by one)
 
-    store.unblock.clear()  # from now on a count never finishes
+    intake.unblock.clear()  # from now on a count never finishes
     clock.advance(3600.0)
     for _ in range(100):  # answered from the running count, at once
         assert await asyncio.wait_for(bp.refusal(up), 1.0) is None
         bp.accepted(up.name)
-    assert store.counts == 2  # one recount in the background, not one per request
+    assert intake.counts == 2  # one recount in the background, not one per request
     assert await bp.queued(up.name) == 105
-    store.unblock.set()
+    intake.unblock.set()
     await wait_until(lambda: bp._counts[up.name].task is None, what="the recount")
     # The recount found 5 rows; the 100 accepted during it are credited (errs high).
     assert await bp.queued(up.name) == 105
@@ -131,10 +134,10 @@ async def test_concurrent_requests_share_one_count_and_recounts_never_make_intak
 async def test_requests_that_settle_leave_the_running_count_without_a_recount(
         tmp_path: Path) -> None:
     cfg = config(tmp_path, max_pending=3)
-    store, clock = MemoryStore(), FakeClock(100.0)
+    store, clock = memory_backend(), FakeClock(100.0)
     for n in range(3):
-        await store.enqueue(new_request(n))
-    bp = Backpressure(cfg, store, clock, free_bytes=lambda _p: 10_000 * MiB)
+        await enqueue(store.intake, new_request(n))
+    bp = Backpressure(cfg, store.intake, clock, free_bytes=lambda: 10_000 * MiB)
     up = cfg.upstreams[0]
     assert await bp.refusal(up) is not None
     bp.finished(up.name, "r0", Status.HELD, "behind r1")  # still queued
@@ -147,7 +150,7 @@ async def test_recounts_are_spaced_by_how_long_a_count_takes(tmp_path: Path) -> 
     cfg = config(tmp_path, max_pending=10)
     clock = FakeClock(100.0)
 
-    class TimedStore(MemoryStore):
+    class TimedStore(MemoryIntake):
         counts = 0
 
         async def count_queued(self, upstream: str) -> int:
@@ -155,16 +158,16 @@ async def test_recounts_are_spaced_by_how_long_a_count_takes(tmp_path: Path) -> 
             clock.advance(0.5)  # a count over a large backlog takes half a second
             return 0
 
-    store = TimedStore()
-    bp = Backpressure(cfg, store, clock, free_bytes=lambda _p: 10_000 * MiB)
+    store, intake = memory_with_intake(TimedStore)
+    bp = Backpressure(cfg, store.intake, clock, free_bytes=lambda: 10_000 * MiB)
     up = cfg.upstreams[0]
     await bp.refusal(up)
     clock.advance(5.0)  # past the 1 s refresh, inside 20 x 0.5 s
     await bp.refusal(up)
-    assert store.counts == 1
+    assert intake.counts == 1
     clock.advance(5.0)
     await bp.refusal(up)
-    await wait_until(lambda: store.counts == 2, what="a recount")
+    await wait_until(lambda: intake.counts == 2, what="a recount")
 
 
 async def test_a_burst_inside_one_sample_cannot_go_through_the_disk_floor(
@@ -172,7 +175,7 @@ async def test_a_burst_inside_one_sample_cannot_go_through_the_disk_floor(
     cfg = config(tmp_path)  # min_free_mb = 64
     clock = FakeClock(100.0)
     disk = {"free": 65 * MiB}
-    bp = Backpressure(cfg, MemoryStore(), clock, free_bytes=lambda _p: disk["free"])
+    bp = Backpressure(cfg, memory_backend().intake, clock, free_bytes=lambda: disk["free"])
     up = cfg.upstreams[0]
     calls = [new_request(n, b"x" * 100_000) for n in range(100)]
     admitted = [c for c in calls if await bp.refusal(up, c) is None]
@@ -196,7 +199,7 @@ async def test_free_space_is_sampled_again_after_enough_bytes_not_only_each_seco
     cfg = config(tmp_path)  # min_free_mb = 64
     clock = FakeClock(100.0)  # frozen: all of it inside one second
     disk = {"free": 70 * MiB}
-    bp = Backpressure(cfg, MemoryStore(), clock, free_bytes=lambda _p: disk["free"])
+    bp = Backpressure(cfg, memory_backend().intake, clock, free_bytes=lambda: disk["free"])
     up = cfg.upstreams[0]
     call = new_request(1, b"x" * 60_000)
     for _ in range(1000):  # bounded: a floor that never refuses fails, not hangs
@@ -221,21 +224,21 @@ async def test_readiness_for_one_upstream_ignores_another_ones_full_queue(
     other = dataclasses.replace(cfg.upstreams[0], name="vclaim", prefix="/vclaim-rest",
                                 max_pending=0)
     cfg = dataclasses.replace(cfg, upstreams=(cfg.upstreams[0], other))
-    store = MemoryStore()
-    await store.enqueue(new_request(1))
-    bp = Backpressure(cfg, store, FakeClock(100.0), free_bytes=lambda _p: 10_000 * MiB)
-    ready, doc = await readiness(store, bp)
+    store = memory_backend()
+    await enqueue(store.intake, new_request(1))
+    bp = Backpressure(cfg, store.intake, FakeClock(100.0), free_bytes=lambda: 10_000 * MiB)
+    ready, doc = await readiness(store.engine, bp)
     assert not ready and "queue for antrean is full" in doc["reason"]
     assert doc["upstreams"]["vclaim"] == {"ready": True, "queued": None, "max_pending": None}
-    assert (await readiness(store, bp, only="vclaim"))[0]
-    assert not (await readiness(store, bp, only="antrean"))[0]
+    assert (await readiness(store.engine, bp, only="vclaim"))[0]
+    assert not (await readiness(store.engine, bp, only="antrean"))[0]
 
 
 async def test_the_disk_estimate_counts_requests_still_being_stored_across_a_sample(
         tmp_path: Path) -> None:
     cfg = config(tmp_path)
     clock = FakeClock(100.0)
-    bp = Backpressure(cfg, MemoryStore(), clock, free_bytes=lambda _p: 65 * MiB)
+    bp = Backpressure(cfg, memory_backend().intake, clock, free_bytes=lambda: 65 * MiB)
     up = cfg.upstreams[0]
     call = new_request(1, b"x" * (MiB // 2 - ROW_OVERHEAD))
     assert await bp.refusal(up, call) is None  # admitted, its commit not done yet

@@ -25,10 +25,12 @@ from proxy.lifecycle import Status, Transition
 from proxy.shapes import iso_utc
 from proxy.signing import HEADER as SIGNATURE_HEADER
 from proxy.signing import verify
-from proxy.store.base import NewRequest, StoredRequest
-from proxy.store.callbacks_base import CallbackStatus, StoredCallback
-from proxy.store.memory.store import MemoryStore
+from proxy.store.backend import Backend
+from proxy.store.memory import memory_backend
+from proxy.store.memory.state import MemoryState
+from proxy.store.records import CallbackStatus, NewRequest, StoredCallback, StoredRequest
 from tests.conftest import FakeClock, wait_until
+from tests.store_support import enqueue
 
 T0 = 1_750_000_000.0
 URL = "http://127.0.0.1:9/hook"
@@ -134,38 +136,42 @@ class Receiver:
         return outcome
 
 
-async def queued(store: MemoryStore, cfg: Config, at: float = T0) -> StoredRequest:
+async def queued(store: Backend, cfg: Config, at: float = T0) -> StoredRequest:
     """A request that ended cancelled at ``at``, with its callback queued."""
     request_id = new_request_id(at)
-    await store.enqueue(NewRequest(
+    await enqueue(store.intake, NewRequest(
         id=request_id, upstream="antrean", method="POST", path="/antreanrs/x",
         query="", headers=(), body=b"{}", received_at=at))
-    request = await store.get(request_id)
+    request = await store.log.get(request_id)
     assert request is not None
     transition = Transition(Status.CANCELLED, "cancelled by operator")
-    await store.transition(request.id, Status.PENDING, transition, at,
-                           callback=callback_for(cfg.upstreams[0], request, transition, None,
-                                                 at))
+    await store.operator.transition(request.id, Status.PENDING, transition, at,
+                                    callback=callback_for(cfg.upstreams[0], request,
+                                                          transition, None, at))
     return request
 
 
-async def only_callback(store: MemoryStore, request_id: str) -> StoredCallback:
-    [cb] = await store.callbacks_for(request_id)
+async def only_callback(store: Backend, request_id: str) -> StoredCallback:
+    """The one callback queued for ``request_id``, as the in-memory backend holds it (the
+    outbox's verbs show a callback only while it is claimable)."""
+    state = store.engine
+    assert isinstance(state, MemoryState)
+    [cb] = [cb for cb in state.callbacks.values() if cb.request_id == request_id]
     return cb
 
 
 @pytest.fixture
-async def store() -> MemoryStore:
-    s = MemoryStore()
+async def store() -> Backend:
+    s = memory_backend()
     await s.open()
     return s
 
 
-async def test_delivered_once_with_signed_headers(store: MemoryStore) -> None:
+async def test_delivered_once_with_signed_headers(store: Backend) -> None:
     cfg, clock, receiver = config(), FakeClock(T0), Receiver()
     request = await queued(store, cfg)
     clock.now = T0 + 3
-    sender = CallbackSender(cfg, store, clock=clock, post=receiver)
+    sender = CallbackSender(cfg, store.outbox, clock=clock, post=receiver)
     assert await sender.drain() == 1
     [(url, body, headers, timeout_s)] = receiver.calls
     cb = await only_callback(store, request.id)
@@ -180,19 +186,19 @@ async def test_delivered_once_with_signed_headers(store: MemoryStore) -> None:
     await sender.stop()
 
 
-async def test_unsigned_without_a_secret(store: MemoryStore) -> None:
+async def test_unsigned_without_a_secret(store: Backend) -> None:
     cfg, receiver = config(secret=False), Receiver()
     await queued(store, cfg)
-    await CallbackSender(cfg, store, clock=FakeClock(T0), post=receiver).drain()
+    await CallbackSender(cfg, store.outbox, clock=FakeClock(T0), post=receiver).drain()
     [(_, _, headers, _)] = receiver.calls
     assert SIGNATURE_HEADER not in headers
 
 
-async def test_retries_follow_the_backoff_schedule_then_die(store: MemoryStore) -> None:
+async def test_retries_follow_the_backoff_schedule_then_die(store: Backend) -> None:
     cfg, clock = config(), FakeClock(T0)
     receiver = Receiver(503, 503, 503, 503, 503)
     request = await queued(store, cfg)
-    sender = CallbackSender(cfg, store, clock=clock, post=receiver)
+    sender = CallbackSender(cfg, store.outbox, clock=clock, post=receiver)
     waits = []
     for attempt in range(1, 4):
         assert await sender.drain() == 1
@@ -219,12 +225,12 @@ async def test_retries_follow_the_backoff_schedule_then_die(store: MemoryStore) 
     (302, "HTTP 302 (redirects are not followed)"),
     (RuntimeError("bug in a poster"), "unexpected error: RuntimeError('bug in a poster')"),
 ])
-async def test_a_failed_try_is_recorded_and_retried(store: MemoryStore,
+async def test_a_failed_try_is_recorded_and_retried(store: Backend,
                                                     failure: int | BaseException,
                                                     error: str) -> None:
     cfg, clock = config(), FakeClock(T0)
     request = await queued(store, cfg)
-    sender = CallbackSender(cfg, store, clock=clock, post=Receiver(failure))
+    sender = CallbackSender(cfg, store.outbox, clock=clock, post=Receiver(failure))
     await sender.drain()
     cb = await only_callback(store, request.id)
     assert (cb.status, cb.last_error, cb.next_attempt_at) == (CallbackStatus.PENDING, error,
@@ -234,9 +240,9 @@ async def test_a_failed_try_is_recorded_and_retried(store: MemoryStore,
     assert (await only_callback(store, request.id)).status is CallbackStatus.DELIVERED
 
 
-async def test_background_task_sends_and_stop_is_idempotent(store: MemoryStore) -> None:
+async def test_background_task_sends_and_stop_is_idempotent(store: Backend) -> None:
     cfg, receiver = config(poll_interval_s=0.01), Receiver()
-    sender = CallbackSender(cfg, store, post=receiver)
+    sender = CallbackSender(cfg, store.outbox, post=receiver)
     sender.start()
     sender.start()
     request = await queued(store, cfg, at=T0)  # long due on the real clock
@@ -251,10 +257,10 @@ async def test_background_task_sends_and_stop_is_idempotent(store: MemoryStore) 
     assert len(receiver.calls) == 1
 
 
-async def test_sender_survives_a_store_error(store: MemoryStore,
+async def test_sender_survives_a_store_error(store: Backend,
                                              caplog: pytest.LogCaptureFixture) -> None:
     cfg, receiver = config(poll_interval_s=0.01), Receiver()
-    sender = CallbackSender(cfg, store, post=receiver)
+    sender = CallbackSender(cfg, store.outbox, post=receiver)
     await store.close()  # every verb now raises StoreUnavailable
     sender.start()
     await wait_until(lambda: "callback sender: store error" in caplog.text,

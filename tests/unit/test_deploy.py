@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy.config import load_config
 from proxy.lifecycle import Status, Verdict
 from proxy.observe.metrics import Metrics
-from proxy.store.base import UpstreamSummary
+from proxy.store.records import UpstreamSummary
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

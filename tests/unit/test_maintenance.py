@@ -10,7 +10,7 @@ import pytest
 from proxy.config_ops import MaintenanceConfig
 from proxy.ops.maintenance import InvalidWindow, Maintenance, UnknownWindow
 from proxy.policies.breaker import AsyncBreaker, BreakerState
-from proxy.store.memory.store import MemoryStore
+from proxy.store.memory import memory_backend
 from tests.conftest import FakeClock, wait_until
 
 T0 = 1_800_000_000.0
@@ -19,10 +19,10 @@ T0 = 1_800_000_000.0
 class Setup:
     def __init__(self, ramp_s: float = 60.0, check_interval_s: float = 5.0) -> None:
         self.clock = FakeClock(T0)
-        self.store = MemoryStore()
+        self.backend = memory_backend()
         self.breakers = {name: AsyncBreaker(name, 3, 30.0) for name in ("antrean", "vclaim")}
         self.changes: list[tuple[str, bool]] = []
-        self.m = Maintenance(self.store, self.breakers,
+        self.m = Maintenance(self.backend.schedules, self.breakers,
                              MaintenanceConfig(ramp_s=ramp_s, check_interval_s=check_interval_s),
                              clock=self.clock,
                              on_change=lambda up, on: self.changes.append((up, on)))
@@ -35,7 +35,7 @@ class Setup:
 @pytest.fixture
 async def s() -> Setup:
     setup = Setup()
-    await setup.store.open()
+    await setup.backend.open()
     return setup
 
 
@@ -131,13 +131,13 @@ async def test_invalid_windows_are_refused(s: Setup, upstream: str, starts: floa
                                            words: str) -> None:
     with pytest.raises(InvalidWindow, match=words):
         await s.m.schedule(upstream, starts, ends, reason, actor)
-    assert await s.store.maintenance_windows() == []
+    assert await s.backend.schedules.maintenance_windows() == []
 
 
 async def test_a_restarted_service_applies_windows_from_the_store(s: Setup) -> None:
     await s.m.schedule("antrean", T0, T0 + 100, "announced", "ops")
     fresh = {name: AsyncBreaker(name, 3, 30.0) for name in ("antrean", "vclaim")}
-    again = Maintenance(s.store, fresh, clock=s.clock)
+    again = Maintenance(s.backend.schedules, fresh, clock=s.clock)
     await again.tick()
     assert fresh["antrean"].forced
 
@@ -145,9 +145,9 @@ async def test_a_restarted_service_applies_windows_from_the_store(s: Setup) -> N
 async def test_background_task_applies_a_window_starting_soon() -> None:
     # Real clock here: the task sleeps until the next boundary, not a whole interval.
     setup = Setup(check_interval_s=30.0)
-    m = Maintenance(setup.store, setup.breakers,
+    m = Maintenance(setup.backend.schedules, setup.breakers,
                     MaintenanceConfig(ramp_s=0.0, check_interval_s=30.0))
-    await setup.store.open()
+    await setup.backend.open()
     m.start()
     try:
         now = time.time()

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy.lifecycle import Status, Verdict
 from proxy.observe.metrics import Metrics, add_metrics_route
 from proxy.policies.breaker import BreakerState
-from proxy.store.base import StoreUnavailable, UpstreamSummary
+from proxy.store.errors import StoreUnavailable
+from proxy.store.records import UpstreamSummary
 
 T0 = 1_800_000_000.0
 CLOSED, HALF, OPEN = BreakerState.CLOSED, BreakerState.HALF_OPEN, BreakerState.OPEN

@@ -15,7 +15,7 @@ from proxy.ids import new_request_id, next_request_id
 from proxy.intake.answers import QUEUED_MESSAGE, envelope, queued
 from proxy.lifecycle import Status
 from proxy.observe.redact import mask, masked_headers
-from proxy.store.base import StoredRequest
+from proxy.store.records import StoredRequest
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 

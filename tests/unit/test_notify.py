@@ -11,7 +11,7 @@ from proxy.lifecycle import Status
 from proxy.observe.notify import Notifier
 from proxy.observe.notify_channels import SendError
 from proxy.observe.notify_rules import Message
-from proxy.store.base import UpstreamSummary
+from proxy.store.records import UpstreamSummary
 from tests.conftest import FakeClock
 
 T0 = 1_800_000_000.0

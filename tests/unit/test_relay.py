@@ -24,10 +24,15 @@ from proxy.delivery.relay import Relay
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status, Verdict
 from proxy.policies.breaker import BreakerState
-from proxy.store.base import NewRequest, StoredRequest, StoreUnavailable
-from proxy.store.memory.store import MemoryStore
+from proxy.store.backend import Backend
+from proxy.store.errors import StoreUnavailable
+from proxy.store.memory import memory_backend
+from proxy.store.memory.queue import MemoryQueue
+from proxy.store.memory.state import MemoryState
+from proxy.store.records import NewRequest, StoredRequest
 from tests.bpjs_support import OUTAGE, applied, booking, sep_insert
 from tests.conftest import FakeClock, make_config, wait_until
+from tests.store_support import enqueue, memory_with_queue
 
 T0 = 1_800_000_000.0
 # What a SIMRS's stored request carries for BPJS (the relay signs each attempt itself).
@@ -40,14 +45,14 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-def relay_for(config: Config, store: MemoryStore, session: aiohttp.ClientSession,
+def relay_for(config: Config, store: Backend, session: aiohttp.ClientSession,
               clock: FakeClock, owner: str = "worker-a") -> Relay:
-    return Relay(config, store, session, build_breakers(config), clock=clock, owner=owner)
+    return Relay(config, store.queue, session, build_breakers(config), clock=clock, owner=owner)
 
 
-async def enqueue(store: MemoryStore, key: str, at: float) -> str:
+async def enqueue_booking(store: Backend, key: str, at: float) -> str:
     rid = new_request_id(at)
-    await store.enqueue(NewRequest(
+    await enqueue(store.intake, NewRequest(
         id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/add", query="",
         headers=HEADERS,
         body=json.dumps(booking(key)).encode(), received_at=at))
@@ -62,14 +67,14 @@ def config_for(tmp_path: Path, sim: RunningSimulator) -> Config:
 
 async def test_transient_failure_is_scheduled_exactly_and_not_sent_early(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
-    rid = await enqueue(store, "KB1", T0)
+    rid = await enqueue_booking(store, "KB1", T0)
     await bpjs_sim.set_mode(**OUTAGE)
 
     await relay.drain()
 
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.PENDING
     assert row.next_attempt_at == T0 + 10.0  # initial_delay_s, no jitter
     clock.now = T0 + 9.9
@@ -79,42 +84,42 @@ async def test_transient_failure_is_scheduled_exactly_and_not_sent_early(
     await bpjs_sim.set_mode("up")
     clock.now = T0 + 10.0
     await relay.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED
-    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.TRANSIENT,
-                                                              Verdict.SUCCESS]
+    assert [a.verdict for a in await store.log.attempts(rid)] == [Verdict.TRANSIENT,
+                                                                  Verdict.SUCCESS]
 
 
 async def test_dead_workers_lease_is_taken_over_and_recorded_as_interrupted(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     config = config_for(tmp_path, bpjs_sim)
-    rid = await enqueue(store, "KB2", T0)
+    rid = await enqueue_booking(store, "KB2", T0)
     # A worker that claimed the request and then died without a word.
-    await store.claim_due("antrean", T0, 10, "dead-worker", lease_until=T0 + 5)
+    await store.queue.claim_due("antrean", T0, 10, "dead-worker", lease_until=T0 + 5)
 
     survivor = relay_for(config, store, session, clock, owner="worker-b")
     await survivor.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.IN_FLIGHT  # lease still running
     assert bpjs_sim.state.log == []
 
     clock.now = T0 + 6  # the lease has ended
     await survivor.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.PENDING
-    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.INTERRUPTED]
+    assert [a.verdict for a in await store.log.attempts(rid)] == [Verdict.INTERRUPTED]
 
     clock.now = row.next_attempt_at or clock.now
     await survivor.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED
-    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.INTERRUPTED,
-                                                              Verdict.SUCCESS]
+    assert [a.verdict for a in await store.log.attempts(rid)] == [Verdict.INTERRUPTED,
+                                                                  Verdict.SUCCESS]
     assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
 
 
-class BrokenFor(MemoryStore):
+class BrokenFor(MemoryQueue):
     """Recording anything for one request fails with a bug."""
 
     broken = ""
@@ -127,53 +132,53 @@ class BrokenFor(MemoryStore):
 
 async def test_one_request_that_cannot_be_settled_does_not_block_the_other_take_overs(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), BrokenFor()
-    first, second = [await enqueue(store, f"KB-T{i}", T0 + i / 1000) for i in range(2)]
-    store.broken = first
-    await store.claim_due("antrean", T0 + 1, 10, "dead-worker", lease_until=T0 + 5)
+    clock, (store, queue) = FakeClock(T0), memory_with_queue(BrokenFor)
+    first, second = [await enqueue_booking(store, f"KB-T{i}", T0 + i / 1000) for i in range(2)]
+    queue.broken = first
+    await store.queue.claim_due("antrean", T0 + 1, 10, "dead-worker", lease_until=T0 + 5)
     survivor = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock, "worker-b")
     clock.now = T0 + 6
     await survivor.drain()
-    assert [a.verdict for a in await store.attempts(second)] == [Verdict.INTERRUPTED]
-    row = await store.get(first)
+    assert [a.verdict for a in await store.log.attempts(second)] == [Verdict.INTERRUPTED]
+    row = await store.log.get(first)
     assert row is not None and row.status is Status.IN_FLIGHT  # taken over again later
 
 
 async def test_request_past_max_age_dies_without_being_sent(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
-    rid = await enqueue(store, "KB3", T0)
+    rid = await enqueue_booking(store, "KB3", T0)
     clock.now = T0 + 3601
 
     await relay.drain()
 
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.DEAD
     assert "max age" in (row.reason or "")
-    assert await store.attempts(rid) == []
+    assert await store.log.attempts(rid) == []
     assert bpjs_sim.state.log == []
 
 
 async def test_drain_delivers_each_pending_request_once(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
-    ids = [await enqueue(store, f"KB-{i}", T0 + i / 1000) for i in range(50)]
+    ids = [await enqueue_booking(store, f"KB-{i}", T0 + i / 1000) for i in range(50)]
     clock.now = T0 + 1  # all received, all due
 
     await relay.drain()
 
-    rows = [await store.get(i) for i in ids]
+    rows = [await store.log.get(i) for i in ids]
     assert all(r is not None and r.status is Status.SUCCEEDED for r in rows)
     assert sorted(applied(bpjs_sim).values()) == [1] * 50
 
 
-class FlakyClaimStore(MemoryStore):
+class FlakyClaimStore(MemoryQueue):
     """A store whose first claim blows up with an unexpected (non-store) error."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, state: MemoryState) -> None:
+        super().__init__(state)
         self.failures_left = 1
 
     async def claim_due(self, upstream: str, now: float, limit: int, owner: str,
@@ -187,54 +192,55 @@ class FlakyClaimStore(MemoryStore):
 
 async def test_lane_survives_an_unexpected_error(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    store = FlakyClaimStore()
-    relay = Relay(config_for(tmp_path, bpjs_sim), store, session,
+    store, queue = memory_with_queue(FlakyClaimStore)
+    relay = Relay(config_for(tmp_path, bpjs_sim), store.queue, session,
                   build_breakers(config_for(tmp_path, bpjs_sim)))
-    rid = await enqueue(store, "KB-X", time.time())  # real clock here: due now
+    rid = await enqueue_booking(store, "KB-X", time.time())  # real clock here: due now
     relay.start()
     try:
         async def delivered() -> bool:
-            row = await store.get(rid)
+            row = await store.log.get(rid)
             return row is not None and row.status is Status.SUCCEEDED
 
         await wait_until(delivered, what="delivery after the lane's error")
     finally:
         await relay.stop()
-    assert store.failures_left == 0
+    assert queue.failures_left == 0
 
 
 async def test_a_failed_claim_hands_the_half_open_probe_back(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), FlakyClaimStore()
+    clock, (store, _) = FakeClock(T0), memory_with_queue(FlakyClaimStore)
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     lane, breaker = relay.lanes["antrean"], relay.lanes["antrean"].d.breaker
     breaker.force_open()
     breaker.release()  # half-open: the lane's next claim carries the one probe
-    rid = await enqueue(store, "KB-PROBE", T0)
+    rid = await enqueue_booking(store, "KB-PROBE", T0)
     with pytest.raises(RuntimeError):
         await lane.step()
     assert not breaker.probing, "kept by the failed claim, no send would happen again"
     await relay.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED
     assert breaker.state is BreakerState.CLOSED
 
 
 async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
-    rid = await enqueue(store, "KB-OLD", T0)
+    rid = await enqueue_booking(store, "KB-OLD", T0)
     clock.now = T0 + 3601  # past max_age_s
     await relay.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.DEAD and bpjs_sim.state.log == []
 
-    await store.transition(rid, Status.DEAD, lifecycle.operator_retry(row.status, clock.now),
-                           clock.now)
+    await store.operator.transition(rid, Status.DEAD, lifecycle.operator_retry(row.status,
+                                                                               clock.now),
+                                    clock.now)
     await relay.drain()
 
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None
     assert row.status is Status.SUCCEEDED, row.reason
     assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
@@ -242,10 +248,10 @@ async def test_operator_retry_of_a_request_dead_of_old_age_sends_it(
 
 async def test_own_live_delivery_past_its_lease_is_not_recorded_as_interrupted(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     lane = relay.lanes["antrean"]
-    rid = await enqueue(store, "KB-SLOW", T0)
+    rid = await enqueue_booking(store, "KB-SLOW", T0)
     await bpjs_sim.set_mode(latency_ms=300)  # the send is still running when the lease runs out
 
     await lane.step()  # claims and starts the delivery
@@ -254,30 +260,30 @@ async def test_own_live_delivery_past_its_lease_is_not_recorded_as_interrupted(
     await lane.step()  # runs the lease take-over
 
     async def finished() -> bool:
-        row = await store.get(rid)
+        row = await store.log.get(rid)
         return row is not None and row.status is Status.SUCCEEDED
 
     await wait_until(finished, what="the live delivery to finish")
-    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS]
+    assert [a.verdict for a in await store.log.attempts(rid)] == [Verdict.SUCCESS]
     assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
 
 
 async def test_a_day_bound_request_is_not_sent_after_its_service_day(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     await bpjs_sim.set_mode(**OUTAGE)
     rid = new_request_id(T0)
-    await store.enqueue(NewRequest(
+    await enqueue(store.intake, NewRequest(
         id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/updatewaktu",
         query="", headers=HEADERS, body=b'{"kodebooking": "KB1", "taskid": 3}', received_at=T0,
         endpoint="antrean.updatewaktu", expires_at=T0 + 25.0))
     await relay.drain()  # first try fails; the retry is due at T0 + 10
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.PENDING
     clock.now = T0 + 10.0
     await relay.drain()  # fails again; the next retry (T0 + 30) would land after midnight
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.DEAD
     assert row.reason is not None and row.reason.startswith(lifecycle.DEADLINE_PASSED)
     assert len(bpjs_sim.state.log) == 2
@@ -285,16 +291,16 @@ async def test_a_day_bound_request_is_not_sent_after_its_service_day(
 
 async def test_a_request_claimed_after_its_deadline_ends_dead_unsent(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
     rid = new_request_id(T0)
-    await store.enqueue(NewRequest(
+    await enqueue(store.intake, NewRequest(
         id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/add",
         query="", headers=HEADERS, body=b'{"kodebooking": "KB1"}', received_at=T0,
         expires_at=T0 + 5.0))
     clock.now = T0 + 5.0
     await relay.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.DEAD
     assert row.reason == f"{lifecycle.DEADLINE_PASSED}; not sent late"
     assert bpjs_sim.state.log == []
@@ -302,31 +308,32 @@ async def test_a_request_claimed_after_its_deadline_ends_dead_unsent(
 
 async def test_a_sep_insert_whose_day_is_over_is_held_for_a_person_who_may_send_it_late(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     cfg = make_config(tmp_path, bpjs_sim.url, name="vclaim", prefix="/vclaim-rest",
                       target=bpjs_sim.url + "/vclaim-rest", preset="vclaim")
-    relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w")
+    relay = Relay(cfg, store.queue, session, build_breakers(cfg), clock=clock, owner="w")
     rid = new_request_id(T0)
-    await store.enqueue(NewRequest(
+    await enqueue(store.intake, NewRequest(
         id=rid, upstream="vclaim", method="POST", path="/vclaim-rest/SEP/2.0/insert",
         query="", headers=HEADERS, body=json.dumps(sep_insert()).encode(), received_at=T0,
         expires_at=T0 + 5.0))
     clock.now = T0 + 6.0
     await relay.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.HELD
     assert row.reason is not None and "a person must decide" in row.reason
     assert bpjs_sim.state.log == []
     # The person decides to send it late: their retry lifts the day's deadline.
-    await store.transition(rid, Status.HELD, lifecycle.operator_retry(row.status, clock.now),
-                           clock.now)
+    await store.operator.transition(rid, Status.HELD, lifecycle.operator_retry(row.status,
+                                                                               clock.now),
+                                    clock.now)
     await relay.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
     assert row is not None and row.status is Status.SUCCEEDED
 
 
-class FailsToRecordOnce(MemoryStore):
+class FailsToRecordOnce(MemoryQueue):
     """The store is locked for the first write of a delivery's result."""
 
     failures_left = 1
@@ -340,25 +347,25 @@ class FailsToRecordOnce(MemoryStore):
 
 async def test_a_known_answer_is_kept_until_the_store_takes_it_and_never_resent(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), FailsToRecordOnce()
+    clock, (store, _) = FakeClock(T0), memory_with_queue(FailsToRecordOnce)
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
-    rid = await enqueue(store, "KB-LOCKED", T0)
+    rid = await enqueue_booking(store, "KB-LOCKED", T0)
     await relay.drain()  # sent and answered; the first write of the result fails
     assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
     clock.advance(relay.lanes["antrean"].lease_s + 1)  # past the lease: a take-over looks
     await relay.drain()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED
-    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS]
+    assert [a.verdict for a in await store.log.attempts(rid)] == [Verdict.SUCCESS]
     assert len(bpjs_sim.state.log) == 1, "the applied write was not sent again"
 
 
-class LockedLongerThanALease(MemoryStore):
+class LockedLongerThanALease(MemoryQueue):
     """Each failing write of a result takes almost a whole lease, and another worker
     looks for expired leases meanwhile: it steals the request unless its lease is kept."""
 
-    def __init__(self, clock: FakeClock, lease_s: float) -> None:
-        super().__init__()
+    def __init__(self, state: MemoryState, clock: FakeClock, lease_s: float) -> None:
+        super().__init__(state)
         self.clock, self.lease_s = clock, lease_s
         self.failures_left = 3
         self.stolen: list[str] = []
@@ -378,23 +385,24 @@ async def test_a_result_waiting_for_the_store_keeps_its_lease(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     cfg = config_for(tmp_path, bpjs_sim)
     clock = FakeClock(T0)
-    store = LockedLongerThanALease(clock, cfg.upstreams[0].timeout_s + cfg.relay.lease_margin_s)
-    deliverer = Deliverer(cfg.upstreams[0], store, session, build_breakers(cfg)["antrean"],
+    lease_s = cfg.upstreams[0].timeout_s + cfg.relay.lease_margin_s
+    store, queue = memory_with_queue(lambda s: LockedLongerThanALease(s, clock, lease_s))
+    deliverer = Deliverer(cfg.upstreams[0], store.queue, session, build_breakers(cfg)["antrean"],
                           "w", clock, random.Random(1), lease_margin_s=cfg.relay.lease_margin_s)
-    rid = await enqueue(store, "KB-LOCKED", T0)
-    [claimed] = await store.claim_due("antrean", T0, 1, "w", T0 + deliverer.lease_s)
+    rid = await enqueue_booking(store, "KB-LOCKED", T0)
+    [claimed] = await store.queue.claim_due("antrean", T0, 1, "w", T0 + deliverer.lease_s)
 
     assert await deliverer.finish(claimed, None, lifecycle.Transition(Status.SUCCEEDED, "ok"))
-    assert store.stolen == [], "a take-over found the lease of a live delivery expired"
-    row = await store.get(rid)
+    assert queue.stolen == [], "a take-over found the lease of a live delivery expired"
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.SUCCEEDED and row.lease_owner is None
 
 
-class LockedForGood(MemoryStore):
+class LockedForGood(MemoryQueue):
     """The store stays locked for every write of a delivery's result."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, state: MemoryState) -> None:
+        super().__init__(state)
         self.tries = 0
 
     async def complete_attempt(self, *args: Any, **kwargs: Any) -> None:
@@ -408,19 +416,19 @@ async def test_a_stop_does_not_wait_forever_for_a_store_that_stays_locked(
     # retries end then: the lease expires and the request is settled as interrupted
     # after the restart, rather than Tenang never exiting.
     cfg = make_config(tmp_path, bpjs_sim.url, relay={"shutdown_grace_s": 0.05})
-    store = LockedForGood()
-    relay = Relay(cfg, store, session, build_breakers(cfg))
-    rid = await enqueue(store, "KB-LOCKED", time.time())
+    store, queue = memory_with_queue(LockedForGood)
+    relay = Relay(cfg, store.queue, session, build_breakers(cfg))
+    rid = await enqueue_booking(store, "KB-LOCKED", time.time())
     relay.start()
-    await wait_until(lambda: store.tries >= 2, what="the result's write to be retried")
+    await wait_until(lambda: queue.tries >= 2, what="the result's write to be retried")
     async with asyncio.timeout(FINISH_RETRY_MAX_S):  # well within one longest backoff
         await relay.stop()
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.IN_FLIGHT
     assert [e["outcome"] for e in bpjs_sim.state.log] == ["ok"]
 
 
-class LockedOnSupersede(MemoryStore):
+class LockedOnSupersede(MemoryQueue):
     async def live_coalesced(self, *args: Any, **kwargs: Any) -> list[StoredRequest]:
         raise StoreUnavailable("database is locked")
 
@@ -430,20 +438,21 @@ async def test_an_older_pending_update_superseded_before_a_send_gets_its_callbac
     cfg = make_config(tmp_path, bpjs_sim.url, name="aplicare", prefix="/aplicare",
                       target=bpjs_sim.url + "/aplicaresws", preset="aplicare",
                       callback_url="http://127.0.0.1:9/outcome")
-    clock, store = FakeClock(T0), MemoryStore()
+    state = MemoryState()
+    clock, store = FakeClock(T0), memory_backend(state)
     ids = [new_request_id(T0 + n) for n in range(3)]
     for n, rid in enumerate(ids):
-        await store.enqueue(NewRequest(
+        await enqueue(store.intake, NewRequest(
             id=rid, upstream="aplicare", method="POST",
             path="/aplicare/rest/bed/update/0101R001", query="", headers=HEADERS,
             body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": %d}' % n,
             received_at=T0 + n, coalesce_key="aplicare:room-r1"))
-    [oldest] = await store.claim_due("aplicare", T0 + 5, 1, "w", T0 + 60)
+    [oldest] = await store.queue.claim_due("aplicare", T0 + 5, 1, "w", T0 + 60)
     breaker = build_breakers(cfg)["aplicare"]
     permit = breaker.try_acquire()
     assert permit is not None
     seen = Recorder()
-    deliverer = Deliverer(cfg.upstreams[0], store, session, breaker, "w", clock,
+    deliverer = Deliverer(cfg.upstreams[0], store.queue, session, breaker, "w", clock,
                           random.Random(1), observer=seen)
     await deliverer.deliver(oldest, permit)
 
@@ -452,12 +461,12 @@ async def test_an_older_pending_update_superseded_before_a_send_gets_its_callbac
     cancelled = [(rid, st) for rid, st, _ in seen.outcomes if rid != ids[0]]
     assert cancelled == [(ids[1], Status.CANCELLED)]
     for rid in ids[:2]:
-        row = await store.get(rid)
+        row = await store.log.get(rid)
         assert row is not None and row.status is Status.CANCELLED
         assert row.reason == f"{lifecycle.SUPERSEDED}{ids[2]}"
-        [cb] = await store.callbacks_for(rid)
+        [cb] = [cb for cb in state.callbacks.values() if cb.request_id == rid]
         assert b'"status":"cancelled"' in cb.payload and ids[2].encode() in cb.payload
-    newest = await store.get(ids[2])
+    newest = await store.log.get(ids[2])
     assert newest is not None and newest.status is Status.PENDING
 
 
@@ -465,19 +474,19 @@ async def test_a_store_error_before_sending_hands_the_half_open_probe_back(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     cfg = make_config(tmp_path, bpjs_sim.url, name="aplicare", prefix="/aplicare",
                       target=bpjs_sim.url + "/aplicaresws", preset="aplicare")
-    clock, store = FakeClock(T0), LockedOnSupersede()
+    clock, (store, _) = FakeClock(T0), memory_with_queue(LockedOnSupersede)
     breaker = build_breakers(cfg)["aplicare"]
     breaker.force_open()
     breaker.release()  # after an outage: half-open, one probe allowed
-    await store.enqueue(NewRequest(
+    await enqueue(store.intake, NewRequest(
         id=new_request_id(T0), upstream="aplicare", method="POST",
         path="/aplicare/rest/bed/update/0101R001", query="", headers=HEADERS,
         body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": 3}', received_at=T0,
         coalesce_key="aplicare:room-r1"))
-    [claimed] = await store.claim_due("aplicare", T0, 1, "w", T0 + 60)
+    [claimed] = await store.queue.claim_due("aplicare", T0, 1, "w", T0 + 60)
     permit = breaker.try_acquire()
     assert permit is not None and permit.probe
-    deliverer = Deliverer(cfg.upstreams[0], store, session, breaker, "w", clock,
+    deliverer = Deliverer(cfg.upstreams[0], store.queue, session, breaker, "w", clock,
                           random.Random(1))
     await deliverer.deliver(claimed, permit)  # the claim is handed back, unsent
     assert breaker.state is BreakerState.HALF_OPEN
@@ -485,7 +494,7 @@ async def test_a_store_error_before_sending_hands_the_half_open_probe_back(
     assert bpjs_sim.state.log == []
 
 
-class LockedOnceOnSupersede(MemoryStore):
+class LockedOnceOnSupersede(MemoryQueue):
     failures_left = 1
 
     async def live_coalesced(self, *args: Any, **kwargs: Any) -> list[StoredRequest]:
@@ -499,10 +508,10 @@ async def test_a_store_error_before_sending_records_no_send_that_never_happened(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
     cfg = make_config(tmp_path, bpjs_sim.url, name="aplicare", prefix="/aplicare",
                       target=bpjs_sim.url + "/aplicaresws", preset="aplicare")
-    clock, store = FakeClock(T0), LockedOnceOnSupersede()
-    relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w")
+    clock, (store, _) = FakeClock(T0), memory_with_queue(LockedOnceOnSupersede)
+    relay = Relay(cfg, store.queue, session, build_breakers(cfg), clock=clock, owner="w")
     rid = new_request_id(T0)
-    await store.enqueue(NewRequest(
+    await enqueue(store.intake, NewRequest(
         id=rid, upstream="aplicare", method="POST",
         path="/aplicare/rest/bed/update/0101R001", query="", headers=HEADERS,
         body=b'{"kodekelas": "VIP", "koderuang": "R1", "kapasitas": 10, "tersedia": 3}',
@@ -510,14 +519,14 @@ async def test_a_store_error_before_sending_records_no_send_that_never_happened(
     await bpjs_sim.set_mode(aplicare_autocreate=True)  # the room needs no bed/create
 
     await relay.drain()  # claimed; the store fails before the send
-    row = await store.get(rid)
+    row = await store.log.get(rid)
     assert row is not None and row.status is Status.PENDING and row.lease_owner is None
-    assert await store.attempts(rid) == [] and bpjs_sim.state.log == []
+    assert await store.log.attempts(rid) == [] and bpjs_sim.state.log == []
     assert row.reason is not None and row.reason.startswith("not sent")
 
     clock.advance(relay.lanes["aplicare"].lease_s + 10)  # a lease later: a take-over looks
     await relay.drain()
-    assert [a.verdict for a in await store.attempts(rid)] == [Verdict.SUCCESS], (
+    assert [a.verdict for a in await store.log.attempts(rid)] == [Verdict.SUCCESS], (
         "a send that never happened was recorded as interrupted")
     assert len(bpjs_sim.state.log) == 1
 
@@ -549,15 +558,15 @@ class Recorder:
 
 async def test_requests_held_behind_a_failed_one_are_reported_like_any_outcome(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store, seen = FakeClock(T0), MemoryStore(), Recorder()
+    clock, store, seen = FakeClock(T0), memory_backend(), Recorder()
     cfg = config_for(tmp_path, bpjs_sim)
-    relay = Relay(cfg, store, session, build_breakers(cfg), clock=clock, owner="w",
+    relay = Relay(cfg, store.queue, session, build_breakers(cfg), clock=clock, owner="w",
                   observer=seen)
     await bpjs_sim.fault("antrean/updatewaktu", "reject")
     ids = []
     for n in (1, 2):
         rid = new_request_id(T0 + n)
-        await store.enqueue(NewRequest(
+        await enqueue(store.intake, NewRequest(
             id=rid, upstream="antrean", method="POST", path="/antreanrs/antrean/updatewaktu",
             query="", headers=HEADERS, body=b'{"kodebooking": "KB1"}', received_at=T0 + n,
             ordering_key="antrean:kodebooking=KB1"))
@@ -572,14 +581,14 @@ async def test_requests_held_behind_a_failed_one_are_reported_like_any_outcome(
 
 async def test_the_half_open_probe_is_a_request_without_own_faults(
         tmp_path: Path, bpjs_sim: RunningSimulator, session: aiohttp.ClientSession) -> None:
-    clock, store = FakeClock(T0), MemoryStore()
+    clock, store = FakeClock(T0), memory_backend()
     relay = relay_for(config_for(tmp_path, bpjs_sim), store, session, clock)
-    refused = await enqueue(store, "KB-REFUSED", T0)
-    await store.claim_due("antrean", T0, 1, "worker-a", T0 + 30)
-    await store.complete_attempt(refused, "worker-a", None, lifecycle.Transition(
+    refused = await enqueue_booking(store, "KB-REFUSED", T0)
+    await store.queue.claim_due("antrean", T0, 1, "worker-a", T0 + 30)
+    await store.queue.complete_attempt(refused, "worker-a", None, lifecycle.Transition(
         Status.PENDING, "refused for its own user_key", next_attempt_at=T0 + 1,
         own_faults=1), T0 + 1)
-    clean = await enqueue(store, "KB-CLEAN", T0 + 2)  # due after the refused one
+    clean = await enqueue_booking(store, "KB-CLEAN", T0 + 2)  # due after the refused one
     breaker = relay.lanes["antrean"].d.breaker
     breaker.force_open()
     breaker.release()  # half-open: one probe
@@ -588,5 +597,5 @@ async def test_the_half_open_probe_is_a_request_without_own_faults(
     await wait_until(lambda: len(bpjs_sim.state.log) >= 1, what="the probe")
     assert bpjs_sim.state.log[0]["body"]["kodebooking"] == "KB-CLEAN"
     await relay.drain()
-    assert [(await store.get(r)).status for r in (refused, clean)] == [  # type: ignore[union-attr]
-        Status.SUCCEEDED, Status.SUCCEEDED]
+    rows = [await store.log.get(r) for r in (refused, clean)]
+    assert [r.status if r else None for r in rows] == [Status.SUCCEEDED, Status.SUCCEEDED]

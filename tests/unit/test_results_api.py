@@ -15,8 +15,11 @@ from aiohttp.test_utils import make_mocked_request
 from proxy.config import Config, parse_config
 from proxy.intake.results import ResultsApi, is_loopback
 from proxy.lifecycle import Status, Transition, Verdict
-from proxy.store.base import AttemptRecord, NewRequest, StoreUnavailable
-from proxy.store.memory.store import MemoryStore
+from proxy.store.backend import Backend
+from proxy.store.errors import StoreUnavailable
+from proxy.store.memory import memory_backend
+from proxy.store.records import AttemptRecord, NewRequest
+from tests.store_support import enqueue
 
 T0 = 1_750_000_000.0
 REQUEST_ID = "01JTESTREQUEST000000000000"
@@ -44,16 +47,16 @@ def lookup_request(peer: str, headers: dict[str, str] | None = None) -> web.Requ
                                transport=transport)
 
 
-async def store_with_sep(status: Status = Status.SUCCEEDED) -> MemoryStore:
+async def store_with_sep(status: Status = Status.SUCCEEDED) -> Backend:
     """A VClaim SEP insert that ended ``status`` with BPJS's (decrypted) answer stored."""
-    store = MemoryStore()
-    await store.enqueue(NewRequest(
+    store = memory_backend()
+    await enqueue(store.intake, NewRequest(
         id=REQUEST_ID, upstream="vclaim", method="POST", path="/vclaim-rest/SEP/2.0/insert",
         query="", headers=(("user_key", "uk-very-secret"),), body=b"{}", received_at=T0))
-    await store.claim_due("vclaim", T0, 1, "w", T0 + 60)
+    await store.queue.claim_due("vclaim", T0, 1, "w", T0 + 60)
     answer = {"metaData": {"code": "200", "message": "Sukses"},
               "response": {"sep": {"noSep": "0301R0011125V000001"}}}
-    await store.complete_attempt(
+    await store.queue.complete_attempt(
         REQUEST_ID, "w", AttemptRecord(1, T0, 0.2, Verdict.SUCCESS, 200, None,
                                        json.dumps(answer).encode()),
         Transition(status, "ok"), T0 + 1)
@@ -75,7 +78,7 @@ def test_is_loopback(remote: str | None, loopback: bool) -> None:
 
 
 async def test_without_a_token_only_loopback_peers_may_ask() -> None:
-    api = ResultsApi(config(), await store_with_sep())
+    api = ResultsApi(config(), (await store_with_sep()).intake)
     refused = await api.handle(lookup_request("10.0.0.5"))
     assert refused.status == 403
     doc = body_of(refused)
@@ -87,7 +90,7 @@ async def test_without_a_token_only_loopback_peers_may_ask() -> None:
 
 
 async def test_with_a_token_any_peer_with_it_may_ask() -> None:
-    api = ResultsApi(config(token="tok"), await store_with_sep())
+    api = ResultsApi(config(token="tok"), (await store_with_sep()).intake)
     assert (await api.handle(lookup_request("127.0.0.1"))).status == 401
     resp = await api.handle(lookup_request("10.0.0.5", {"Authorization": "bearer tok"}))
     assert resp.status == 200
@@ -95,7 +98,7 @@ async def test_with_a_token_any_peer_with_it_may_ask() -> None:
 
 
 async def test_vclaim_spelling_and_no_headers_echoed() -> None:
-    resp = await ResultsApi(config(), await store_with_sep()).handle(
+    resp = await ResultsApi(config(), (await store_with_sep()).intake).handle(
         lookup_request("127.0.0.1"))
     doc = body_of(resp)
     assert doc["metaData"] == {"code": "200", "message": "Sukses"}
@@ -105,14 +108,14 @@ async def test_vclaim_spelling_and_no_headers_echoed() -> None:
 
 async def test_signature_headers_are_ignored_without_a_secret() -> None:
     signed = {"X-cons-id": "1234", "X-timestamp": "1750000000", "X-signature": "bogus"}
-    resp = await ResultsApi(config(secret=False), await store_with_sep()).handle(
+    resp = await ResultsApi(config(secret=False), (await store_with_sep()).intake).handle(
         lookup_request("127.0.0.1", signed))
     assert resp.status == 200
     assert body_of(resp)["response"]["sep"]["noSep"] == "0301R0011125V000001"
 
 
 async def test_a_dead_request_gets_tenangs_envelope_not_a_stale_answer() -> None:
-    resp = await ResultsApi(config(), await store_with_sep(Status.DEAD)).handle(
+    resp = await ResultsApi(config(), (await store_with_sep(Status.DEAD)).intake).handle(
         lookup_request("127.0.0.1"))
     doc = body_of(resp)
     assert resp.status == 200
@@ -123,15 +126,15 @@ async def test_a_dead_request_gets_tenangs_envelope_not_a_stale_answer() -> None
 async def test_store_trouble_is_a_503_envelope() -> None:
     store = await store_with_sep()
     await store.close()
-    resp = await ResultsApi(config(), store).handle(lookup_request("127.0.0.1"))
+    resp = await ResultsApi(config(), store.intake).handle(lookup_request("127.0.0.1"))
     assert resp.status == 503
     assert body_of(resp)["metadata"]["code"] == 503
 
 
 async def test_an_unexpected_error_is_a_500_envelope_not_a_traceback() -> None:
     store = await store_with_sep()
-    with mock.patch.object(store, "attempts", side_effect=RuntimeError("boom")):
-        resp = await ResultsApi(config(), store).handle(lookup_request("127.0.0.1"))
+    with mock.patch.object(store.intake, "attempts", side_effect=RuntimeError("boom")):
+        resp = await ResultsApi(config(), store.intake).handle(lookup_request("127.0.0.1"))
     assert resp.status == 500
     doc = body_of(resp)
     assert doc["metaData"]["code"] == "500" and "boom" not in json.dumps(doc)
@@ -139,7 +142,7 @@ async def test_an_unexpected_error_is_a_500_envelope_not_a_traceback() -> None:
 
 async def test_store_unavailable_reason_is_shown() -> None:
     store = await store_with_sep()
-    with mock.patch.object(store, "get", side_effect=StoreUnavailable("locked")):
-        resp = await ResultsApi(config(), store).handle(lookup_request("127.0.0.1"))
+    with mock.patch.object(store.intake, "get", side_effect=StoreUnavailable("locked")):
+        resp = await ResultsApi(config(), store.intake).handle(lookup_request("127.0.0.1"))
     assert resp.status == 503
     assert "store unavailable" in body_of(resp)["metadata"]["message"]

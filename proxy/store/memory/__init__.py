@@ -1,5 +1,29 @@
-"""The in-memory backend for unit tests: same contract, no durability."""
+"""The in-memory backend for unit tests: same contract, no durability.
 
-from proxy.store.memory.store import MemoryStore
+One ``MemoryState`` shared by one object per role.
+"""
 
-__all__ = ["MemoryStore"]
+from __future__ import annotations
+
+from proxy.store.backend import Backend
+from proxy.store.memory.accounts import MemoryAccounts, MemorySessions
+from proxy.store.memory.audit import MemoryAudit
+from proxy.store.memory.intake import MemoryIntake
+from proxy.store.memory.log import MemoryLog
+from proxy.store.memory.operator import MemoryOperator
+from proxy.store.memory.outbox import MemoryOutbox
+from proxy.store.memory.queue import MemoryQueue
+from proxy.store.memory.schedules import MemorySchedules
+from proxy.store.memory.state import MemoryState
+
+
+def memory_backend(state: MemoryState | None = None) -> Backend:
+    """Every role on ``state`` (a new, empty one by default)."""
+    s = MemoryState() if state is None else state
+    return Backend(
+        intake=MemoryIntake(s), queue=MemoryQueue(s), log=MemoryLog(s),
+        operator=MemoryOperator(s), accounts=MemoryAccounts(s), sessions=MemorySessions(s),
+        audit=MemoryAudit(s), outbox=MemoryOutbox(s), schedules=MemorySchedules(s), engine=s)
+
+
+__all__ = ["MemoryIntake", "MemoryQueue", "MemoryState", "memory_backend"]

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import asyncpg
 
-from proxy.store.base import Conflict, DuplicateKey, StoreError, StoreFull, StoreUnavailable
+from proxy.store.errors import Conflict, DuplicateKey, StoreError, StoreFull, StoreUnavailable
 
 # The partial unique index on requests.dedup_key (schema.sql): the one unique key a
 # concurrent resubmission can hit, which intake resolves by looking up the original.

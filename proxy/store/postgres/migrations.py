@@ -16,7 +16,7 @@ import re
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from proxy.store.base import StoreError
+from proxy.store.errors import StoreError
 from proxy.store.postgres.errors import DRIVER_ERRORS, translated
 from proxy.store.postgres.sql import load
 

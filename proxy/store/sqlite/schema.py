@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from proxy.store.base import StoreError
+from proxy.store.errors import StoreError
 from proxy.store.sqlite.writer import translate
 
 MIGRATIONS: tuple[str, ...] = (
@@ -152,7 +152,7 @@ MIGRATIONS: tuple[str, ...] = (
     # and the oldest waiting request of an upstream is the first entry of a partial
     # index. Building both reads the table once (~2 s at 1,000,000 rows, measured in
     # bench/RESULTS.md); afterwards each write maintains them. The SEP test is the one of
-    # admin_base.SEP_ENDPOINT_PREFIX / SEP_PATH_PART (LIKE: ASCII case-insensitive).
+    # records.SEP_ENDPOINT_PREFIX / SEP_PATH_PART (LIKE: ASCII case-insensitive).
     """
     CREATE TABLE request_counts (
         upstream TEXT NOT NULL,

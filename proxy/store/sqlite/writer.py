@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proxy.store.base import DuplicateKey, StoreError, StoreFull, StoreUnavailable
+from proxy.store.errors import DuplicateKey, StoreError, StoreFull, StoreUnavailable
 
 Op = Callable[[sqlite3.Connection], Any]
 InsertRow = tuple[Any, ...]

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from proxy.config import StoreConfig
-from proxy.store.base import Conflict, DuplicateKey, StoreError, StoreFull, StoreUnavailable
+from proxy.store.errors import Conflict, DuplicateKey, StoreError, StoreFull, StoreUnavailable
 from proxy.store.postgres.errors import translate, translated
 from proxy.store.postgres.migrations import migrate
 from proxy.store.postgres.pool import create_pool

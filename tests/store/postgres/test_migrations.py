@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from proxy.config import StoreConfig
-from proxy.store.base import StoreError
+from proxy.store.errors import StoreError
 from proxy.store.postgres.migrations import (
     LATEST,
     VERSION_TABLE,

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from proxy.lifecycle import Status
-from proxy.store.admin_base import RequestFilter
-from proxy.store.sqlite.admin import _indexed, _residual, _sql_where
+from proxy.store.records import RequestFilter
+from proxy.store.sqlite.log import _indexed, _residual, _sql_where
+from proxy.store.sqlite.rows import COLUMNS
 from proxy.store.sqlite.schema import migrate
-from proxy.store.sqlite.store import COLUMNS
 
 T0 = 1_700_000_000.0
 CURSOR = "01HZZZZZZZZZZZZZZZZZZZZZZZ"

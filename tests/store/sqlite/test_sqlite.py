@@ -12,21 +12,17 @@ from typing import Any
 
 import pytest
 
-import proxy.store.sqlite.store as sqlite_backend
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status, Transition, Verdict
-from proxy.store.admin_base import RequestFilter
-from proxy.store.base import (
-    AttemptRecord,
-    DuplicateKey,
-    NewRequest,
-    StoreError,
-    StoreFull,
-    StoreUnavailable,
-)
+from proxy.store.backend import Backend
+from proxy.store.errors import DuplicateKey, StoreError, StoreFull, StoreUnavailable
+from proxy.store.records import AttemptRecord, NewRequest, RequestFilter
+from proxy.store.sqlite import db as sqlite_db
+from proxy.store.sqlite import sqlite_backend
+from proxy.store.sqlite.rows import INSERT
 from proxy.store.sqlite.schema import MIGRATIONS
-from proxy.store.sqlite.store import SqliteStore
 from proxy.store.sqlite.writer import SqliteWriter, connect_writer
+from tests.store.sqlite import insert
 
 T0 = 1_700_000_000.0
 UP = "antrean"
@@ -61,11 +57,11 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def opened() -> AsyncIterator[Callable[..., Any]]:
-    """Factory: ``await opened(path, ...)`` opens a SqliteStore; all are closed at the end."""
-    stores: list[SqliteStore] = []
+    """Factory: ``await opened(path, ...)`` opens a SQLite backend; all are closed at the end."""
+    stores: list[Backend] = []
 
-    async def open_store(path: Path, busy_timeout_ms: int = 2_000) -> SqliteStore:
-        store = SqliteStore(path, busy_timeout_ms)
+    async def open_store(path: Path, busy_timeout_ms: int = 2_000) -> Backend:
+        store = sqlite_backend(path, busy_timeout_ms)
         stores.append(store)
         await store.open()
         return store
@@ -113,29 +109,29 @@ async def test_data_survives_close_and_reopen(db_path: Path, opened: Any) -> Non
     first = await opened(db_path)
     a, b, c = req(1, body=b"\x00\xff\xfe binary"), req(2), req(3)
     for r in (a, b, c):
-        await first.enqueue(r)
-    await first.claim_due(UP, T0 + 10, 1, "w1", T0 + 40)
-    await first.complete_attempt(
+        await insert(first, r)
+    await first.queue.claim_due(UP, T0 + 10, 1, "w1", T0 + 40)
+    await first.queue.complete_attempt(
         a.id, "w1",
         AttemptRecord(1, T0 + 11, 0.5, Verdict.TRANSIENT, 503, "upstream 503", b"\xffbusy"),
         Transition(Status.PENDING, "upstream 503", T0 + 20), T0 + 12)
-    await first.transition(c.id, Status.PENDING,
-                           Transition(Status.CANCELLED, "cancelled by operator"), T0 + 13)
-    before = {r.id: await first.get(r.id) for r in (a, b, c)}
-    attempts_before = await first.attempts(a.id)
-    summary_before = await first.summary()
+    await first.operator.transition(c.id, Status.PENDING,
+                                    Transition(Status.CANCELLED, "cancelled by operator"), T0 + 13)
+    before = {r.id: await first.log.get(r.id) for r in (a, b, c)}
+    attempts_before = await first.log.attempts(a.id)
+    summary_before = await first.log.summary()
     await first.close()
 
     second = await opened(db_path)
 
-    assert {r.id: await second.get(r.id) for r in (a, b, c)} == before
+    assert {r.id: await second.log.get(r.id) for r in (a, b, c)} == before
     assert before[a.id] is not None
     assert before[a.id].body == b"\x00\xff\xfe binary"
     assert before[a.id].headers == a.headers
-    assert await second.attempts(a.id) == attempts_before
+    assert await second.log.attempts(a.id) == attempts_before
     assert len(attempts_before) == 1
-    assert await second.summary() == summary_before
-    page = await second.find_requests(RequestFilter(), limit=10, cursor=None)
+    assert await second.log.summary() == summary_before
+    page = await second.log.find_requests(RequestFilter(), limit=10, cursor=None)
     assert [r.id for r in page.items] == [c.id, b.id, a.id]
 
 
@@ -143,7 +139,7 @@ async def test_enqueue_is_committed_when_it_returns(db_path: Path, opened: Any) 
     store = await opened(db_path)
     r = req(1)
 
-    await store.enqueue(r)
+    await insert(store, r)
 
     conn = raw(db_path)
     try:
@@ -171,10 +167,10 @@ async def test_wal_mode_and_synchronous_full(db_path: Path, opened: Any) -> None
 
 
 async def counted(db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch,
-                  **options: Any) -> tuple[SqliteStore, CommitCounter]:
+                  **options: Any) -> tuple[Backend, CommitCounter]:
     """An opened store whose writer connection counts the statements it runs."""
     counter = CommitCounter()
-    monkeypatch.setattr(sqlite_backend, "connect_writer", counter.connect)
+    monkeypatch.setattr(sqlite_db, "connect_writer", counter.connect)
     return await opened(db_path, **options), counter
 
 
@@ -185,7 +181,7 @@ async def test_store_writes_through_connect_writer(
     store, counter = await counted(db_path, opened, monkeypatch)
     counter.reset()
 
-    await store.enqueue(req(1))
+    await insert(store, req(1))
 
     assert counter.commits == 1
 
@@ -194,7 +190,7 @@ async def test_migrations_are_idempotent(db_path: Path, opened: Any) -> None:
     first = await opened(db_path)
     await first.open()  # a second open of the same store is a no-op
     r = req(1)
-    await first.enqueue(r)
+    await insert(first, r)
     await first.close()
 
     second = await opened(db_path)
@@ -204,8 +200,8 @@ async def test_migrations_are_idempotent(db_path: Path, opened: Any) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     finally:
         conn.close()
-    assert await second.get(r.id) is not None
-    await second.enqueue(req(2))
+    assert await second.log.get(r.id) is not None
+    await insert(second, req(2))
     assert count_rows(db_path) == 2
 
 
@@ -236,13 +232,13 @@ async def test_concurrent_enqueues_share_commits(
     counter.reset()
     requests = [req(i / 1000) for i in range(500)]
 
-    results = await asyncio.gather(*(store.enqueue(r) for r in requests))
+    results = await asyncio.gather(*(insert(store, r) for r in requests))
 
     assert results == [None] * 500
     assert count_rows(db_path) == 500
     assert 1 <= counter.commits < 50, f"{counter.commits} commits for 500 enqueues"
-    page = await store.find_requests(RequestFilter(status=Status.PENDING, upstream=UP),
-                                     limit=1000, cursor=None)
+    page = await store.log.find_requests(RequestFilter(status=Status.PENDING, upstream=UP),
+                                         limit=1000, cursor=None)
     assert sorted(r.id for r in page.items) == sorted(r.id for r in requests)
 
 
@@ -251,14 +247,14 @@ async def test_a_duplicate_in_a_group_does_not_cost_its_neighbours_a_commit_each
 ) -> None:
     store, counter = await counted(db_path, opened, monkeypatch)
     resent = "antrean:add:KB-RESENT"
-    await store.enqueue(dataclasses.replace(req(0), dedup_key=resent))
+    await insert(store, dataclasses.replace(req(0), dedup_key=resent))
     counter.reset()
     # A SIMRS resending one booking five times among 495 new ones, all arriving together.
     requests = [dataclasses.replace(req(i / 1000 + 1),
                                     dedup_key=resent if i % 100 == 50 else None)
                 for i in range(500)]
 
-    results = await asyncio.gather(*(store.enqueue(r) for r in requests),
+    results = await asyncio.gather(*(insert(store, r) for r in requests),
                                    return_exceptions=True)
 
     duplicates = [i for i, r in enumerate(results) if isinstance(r, DuplicateKey)]
@@ -323,17 +319,17 @@ async def test_failing_enqueue_does_not_fail_concurrent_enqueues(
 ) -> None:
     store = await opened(db_path)
     existing = req(0)
-    await store.enqueue(existing)
+    await insert(store, existing)
     fresh = [req(i) for i in range(1, 20)]
 
-    results = await asyncio.gather(*(store.enqueue(r) for r in (*fresh[:10], existing,
+    results = await asyncio.gather(*(insert(store, r) for r in (*fresh[:10], existing,
                                                                   *fresh[10:])),
                                    return_exceptions=True)
 
     assert isinstance(results[10], StoreError)
     assert [r for i, r in enumerate(results) if i != 10] == [None] * len(fresh)
     for r in fresh:
-        assert await store.get(r.id) is not None
+        assert await store.log.get(r.id) is not None
     assert count_rows(db_path) == 20
 
 
@@ -361,26 +357,26 @@ async def test_disk_full_raises_store_full_and_commits_nothing_false(
 ) -> None:
     before = await opened(db_path)
     kept = req(0)
-    await before.enqueue(kept)
+    await insert(before, kept)
     await before.close()
-    monkeypatch.setattr(sqlite_backend, "connect_writer",
+    monkeypatch.setattr(sqlite_db, "connect_writer",
                         CommitCounter(max_page_count=True).connect)
     store = await opened(db_path)
     big = req(1, body=b"\x00\xff" * 100_000)
 
     with pytest.raises(StoreFull) as caught:
-        await store.enqueue(big)
+        await insert(store, big)
 
     assert "full" in caught.value.reason
-    assert await store.get(big.id) is None
-    assert await store.get(kept.id) is not None
+    assert await store.log.get(big.id) is None
+    assert await store.log.get(kept.id) is not None
 
     # Mixed with small requests in one group: whatever is reported committed is stored,
     # whatever failed is not.
     mixed = [req(2 + i, body=(b"\x01" * 300_000 if i % 3 == 0 else b"{}")) for i in range(9)]
-    results = await asyncio.gather(*(store.enqueue(r) for r in mixed), return_exceptions=True)
+    results = await asyncio.gather(*(insert(store, r) for r in mixed), return_exceptions=True)
     for r, result in zip(mixed, results, strict=True):
-        stored = await store.get(r.id)
+        stored = await store.log.get(r.id)
         if result is None:
             assert stored is not None and stored.body == r.body
         else:
@@ -391,7 +387,7 @@ async def test_disk_full_raises_store_full_and_commits_nothing_false(
 
     reopened = await opened(db_path)
     for r, result in zip(mixed, results, strict=True):
-        assert (await reopened.get(r.id) is not None) == (result is None)
+        assert (await reopened.log.get(r.id) is not None) == (result is None)
 
 
 async def test_locked_database_raises_unavailable_then_recovers(
@@ -404,19 +400,19 @@ async def test_locked_database_raises_unavailable_then_recovers(
         locker.execute("BEGIN EXCLUSIVE")
 
         with pytest.raises(StoreUnavailable) as caught:
-            await store.enqueue(blocked)
+            await insert(store, blocked)
         assert "unavailable" in caught.value.reason
         with pytest.raises(StoreUnavailable):
             await store.check_writable()
-        assert await store.get(blocked.id) is None  # reads still work under WAL
+        assert await store.log.get(blocked.id) is None  # reads still work under WAL
     finally:
         locker.execute("ROLLBACK")
         locker.close()
 
-    await store.enqueue(later)
+    await insert(store, later)
     await store.check_writable()
-    assert await store.get(later.id) is not None
-    assert await store.get(blocked.id) is None
+    assert await store.log.get(later.id) is not None
+    assert await store.log.get(blocked.id) is None
     assert count_rows(db_path) == 1
 
 
@@ -428,7 +424,7 @@ async def test_a_locked_database_fails_a_group_at_once_not_a_busy_wait_per_reque
     locker = raw(db_path)
     try:
         locker.execute("BEGIN EXCLUSIVE")
-        results = await asyncio.gather(*(store.enqueue(req(i)) for i in range(30)),
+        results = await asyncio.gather(*(insert(store, req(i)) for i in range(30)),
                                        return_exceptions=True)
     finally:
         locker.execute("ROLLBACK")
@@ -445,7 +441,7 @@ async def test_writer_that_cannot_connect_fails_waiters_instead_of_hanging() -> 
     def broken_connect() -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    writer = SqliteWriter(broken_connect, sqlite_backend._INSERT)
+    writer = SqliteWriter(broken_connect, INSERT)
     writer.start(asyncio.get_running_loop())
 
     async def submit_and_wait() -> None:
@@ -473,7 +469,7 @@ async def test_version_1_database_is_upgraded_keeping_its_rows(db_path: Path,
 
     store = await opened(db_path)
 
-    old = await store.get("01OLD")
+    old = await store.log.get("01OLD")
     assert old is not None and old.status is Status.DEAD and old.retried_at is None
     conn = raw(db_path)
     try:

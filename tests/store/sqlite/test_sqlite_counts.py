@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from proxy.lifecycle import Status, Transition, Verdict
-from proxy.store.base import DuplicateKey
+from proxy.store.backend import Backend
+from proxy.store.errors import DuplicateKey
+from proxy.store.sqlite import sqlite_backend
 from proxy.store.sqlite.schema import MIGRATIONS, migrate, statements
-from proxy.store.sqlite.store import SqliteStore
+from tests.store.sqlite import insert
 from tests.store.test_contract import OTHER, T0, UP, attempt, put, req
+from tests.store_support import hand_back
 
 Counts = dict[tuple[str, str, int], int]
 
@@ -37,8 +40,8 @@ def counted(db: Path) -> Counts:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "tenang.db")
+async def store(tmp_path: Path) -> AsyncIterator[Backend]:
+    s = sqlite_backend(tmp_path / "tenang.db")
     await s.open()
     try:
         yield s
@@ -46,7 +49,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await s.close()
 
 
-async def test_counts_follow_every_change_the_store_makes(store: SqliteStore,
+async def test_counts_follow_every_change_the_store_makes(store: Backend,
                                                           tmp_path: Path) -> None:
     db = tmp_path / "tenang.db"
     a, b, c, d = await put(store, req(1, ordering_key="k1"), req(2, ordering_key="k1"),
@@ -55,46 +58,47 @@ async def test_counts_follow_every_change_the_store_makes(store: SqliteStore,
     await put(store, req(6, upstream=OTHER, endpoint="vclaim.sep.insert"))
     assert kept(db) == counted(db) == {(UP, "pending", 0): 4, (OTHER, "pending", 1): 2}
 
-    await store.supersede([c.id], d.id, T0 + 10)  # c cancelled
-    claimed = await store.claim_due(UP, T0 + 10, 10, "w1", T0 + 20)
+    await store.queue.supersede([c.id], d.id, T0 + 10)  # c cancelled
+    claimed = await store.queue.claim_due(UP, T0 + 10, 10, "w1", T0 + 20)
     assert {r.id for r in claimed} == {a.id, d.id}
-    await store.complete_attempt(a.id, "w1", attempt(1, T0 + 11, Verdict.PERMANENT),
-                                 Transition(Status.FAILED, "400"), T0 + 12)
-    assert [r.id for r in await store.refresh_holds(UP, T0 + 13)] == [b.id]
-    await store.take_over_expired(UP, T0 + 30, "w2", T0 + 60)  # d, leased anew
-    await store.complete_attempt(d.id, "w2", attempt(1, T0 + 31, Verdict.SUCCESS),
-                                 Transition(Status.SUCCEEDED, "200"), T0 + 32)
-    await store.transition(a.id, Status.FAILED, Transition(Status.PENDING, "retry", T0 + 33),
-                           T0 + 33)
-    await store.refresh_holds(UP, T0 + 34)  # b released
-    await store.claim_due(OTHER, T0 + 40, 1, "w1", T0 + 50)
-    await store.release(sep.id, "w1", T0 + 41)
+    await store.queue.complete_attempt(a.id, "w1", attempt(1, T0 + 11, Verdict.PERMANENT),
+                                       Transition(Status.FAILED, "400"), T0 + 12)
+    assert [r.id for r in await store.queue.refresh_holds(UP, T0 + 13)] == [b.id]
+    await store.queue.take_over_expired(UP, T0 + 30, "w2", T0 + 60)  # d, leased anew
+    await store.queue.complete_attempt(d.id, "w2", attempt(1, T0 + 31, Verdict.SUCCESS),
+                                       Transition(Status.SUCCEEDED, "200"), T0 + 32)
+    await store.operator.transition(a.id, Status.FAILED, Transition(Status.PENDING, "retry",
+                                                                    T0 + 33),
+                                    T0 + 33)
+    await store.queue.refresh_holds(UP, T0 + 34)  # b released
+    await store.queue.claim_due(OTHER, T0 + 40, 1, "w1", T0 + 50)
+    await hand_back(store, sep.id, "w1", T0 + 41)
 
     assert kept(db) == counted(db) == {
         (UP, "pending", 0): 2, (UP, "cancelled", 0): 1, (UP, "succeeded", 0): 1,
         (OTHER, "pending", 1): 2}
-    assert await store.count_queued(UP) == 2
-    assert await store.sep_open_counts() == {OTHER: 2}
+    assert await store.intake.count_queued(UP) == 2
+    assert await store.log.sep_open_counts() == {OTHER: 2}
 
 
-async def test_a_rolled_back_change_leaves_the_counts_alone(store: SqliteStore,
+async def test_a_rolled_back_change_leaves_the_counts_alone(store: Backend,
                                                             tmp_path: Path) -> None:
     db = tmp_path / "tenang.db"
     await put(store, req(1, dedup_key="same"))
     with pytest.raises(DuplicateKey):
-        await store.enqueue(req(2, dedup_key="same"))
+        await insert(store, req(2, dedup_key="same"))
     assert kept(db) == counted(db) == {(UP, "pending", 0): 1}
 
 
 async def test_inserts_committed_together_are_counted_and_a_refused_one_is_not(
-        store: SqliteStore, tmp_path: Path) -> None:
+        store: Backend, tmp_path: Path) -> None:
     db = tmp_path / "tenang.db"
     await put(store, req(0, dedup_key="taken"))
     # One group commit: a duplicate among them makes the writer replay the group, each
     # insert in its own savepoint; the refused one's count is rolled back with it.
     batch = [req(i, dedup_key="taken" if i == 5 else None,
                  path=SEP_PATH if i % 2 else "/a") for i in range(1, 11)]
-    results = await asyncio.gather(*(store.enqueue(r) for r in batch),
+    results = await asyncio.gather(*(insert(store, r) for r in batch),
                                    return_exceptions=True)
     assert [type(r).__name__ for r in results].count("DuplicateKey") == 1
     assert kept(db) == counted(db) == {(UP, "pending", 0): 6, (UP, "pending", 1): 4}

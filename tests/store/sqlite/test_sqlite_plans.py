@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from proxy.store.sqlite import callbacks as cb
-from proxy.store.sqlite import store as s
-from proxy.store.sqlite.admin import _ATTEMPT_BUCKETS, _SEP_OPEN
+from proxy.store.sqlite import intake, queue
+from proxy.store.sqlite import log as request_log
+from proxy.store.sqlite import outbox as cb
+from proxy.store.sqlite.log import _ATTEMPT_BUCKETS, _SEP_OPEN
 from proxy.store.sqlite.schema import migrate
 
 NOW = 1_700_000_000.0
@@ -41,27 +42,27 @@ def scans(steps: list[str]) -> list[str]:
 
 RECURRING: dict[str, tuple[str, tuple[Any, ...], str]] = {
     # relay lane, every claim and every idle wait
-    "claim_due": (s._CLAIM, ("o", NOW + 30, NOW, "antrean", NOW, 64),
+    "claim_due": (queue._CLAIM, ("o", NOW + 30, NOW, "antrean", NOW, 64),
                   "requests_due (upstream=? AND status=? AND next_attempt_at<?)"),
-    "claim_due (probe)": (s._CLAIM_CLEAN, ("o", NOW + 30, NOW, "antrean", NOW, 1),
+    "claim_due (probe)": (queue._CLAIM_CLEAN, ("o", NOW + 30, NOW, "antrean", NOW, 1),
                           "requests_due (upstream=? AND status=? AND next_attempt_at<?)"),
-    "next_due_at": (s._NEXT_DUE, ("antrean",), "requests_due (upstream=? AND status=?)"),
+    "next_due_at": (queue._NEXT_DUE, ("antrean",), "requests_due (upstream=? AND status=?)"),
     # relay lane, once per poll interval
-    "take_over_expired": (s._TAKE_OVER, ("o", NOW + 30, NOW, "antrean", NOW),
+    "take_over_expired": (queue._TAKE_OVER, ("o", NOW + 30, NOW, "antrean", NOW),
                           "requests_due (upstream=? AND status=?)"),
-    "refresh_holds (release)": (s._RELEASE, (NOW, NOW, "released", "antrean"),
+    "refresh_holds (release)": (queue._RELEASE, (NOW, NOW, "released", "antrean"),
                                 "requests_due (upstream=? AND status=?)"),
-    "refresh_holds (hold)": (s._HOLD, (NOW, "held behind ", "antrean", "antrean"),
+    "refresh_holds (hold)": (queue._HOLD, (NOW, "held behind ", "antrean", "antrean"),
                              "requests_ordering (ordering_key=?)"),
     # intake, per request
-    "count_queued (backpressure)": (s._QUEUED, ("antrean",),
+    "count_queued (backpressure)": (intake._QUEUED, ("antrean",),
                                     "request_counts USING PRIMARY KEY (upstream=?"),
-    "enqueue_or_match": (s._BY_DEDUP, ("k",), "requests_dedup (dedup_key=?)"),
-    "live_coalesced": (s._LIVE_COALESCED, ("k",), "requests_coalesce (coalesce_key=?)"),
-    "supersede": (s._SUPERSEDE.format("?,?"), ("r", NOW, "01H", "01J"), "id=?)"),
+    "enqueue_or_match": (intake._BY_DEDUP, ("k",), "requests_dedup (dedup_key=?)"),
+    "live_coalesced": (queue._LIVE_COALESCED, ("k",), "requests_coalesce (coalesce_key=?)"),
+    "supersede": (queue._SUPERSEDE.format("?,?"), ("r", NOW, "01H", "01J"), "id=?)"),
     # summary: /metrics, /api/v1/summary, dashboard, notifier
-    "summary (counts)": (s._COUNTS, (), "SCAN request_counts"),
-    "summary (oldest, last attempt)": (s._FIRSTS, (), "requests_waiting (upstream=?)"),
+    "summary (counts)": (request_log._COUNTS, (), "SCAN request_counts"),
+    "summary (oldest, last attempt)": (request_log._FIRSTS, (), "requests_waiting (upstream=?)"),
     "sep_open_counts": (_SEP_OPEN, (), "SCAN request_counts"),
     "attempt_buckets (dashboard chart)": (
         _ATTEMPT_BUCKETS, (NOW - 21_600, 900.0, "antrean", NOW - 21_600),
@@ -83,13 +84,13 @@ def test_a_recurring_query_seeks_an_index(conn: sqlite3.Connection, name: str) -
 
 def test_the_summary_reads_attempts_by_index_for_each_upstream(
         conn: sqlite3.Connection) -> None:
-    steps = plan(conn, s._FIRSTS, ())
+    steps = plan(conn, request_log._FIRSTS, ())
     assert sum("attempts_upstream_time (upstream=?)" in step for step in steps) == 2, steps
     assert not any("TEMP B-TREE" in step for step in steps), steps
 
 
 def test_the_hold_refresh_starts_from_the_stuck_requests(conn: sqlite3.Connection) -> None:
-    steps = plan(conn, s._HOLD, (NOW, "held behind ", "antrean", "antrean"))
+    steps = plan(conn, queue._HOLD, (NOW, "held behind ", "antrean", "antrean"))
     # The outer walk is over the stuck requests' ordering keys, never the pending range.
     assert steps[0] == "SEARCH requests USING INDEX requests_ordering (ordering_key=?)", steps
     assert any("SEARCH s USING INDEX requests_due (upstream=? AND status=?)" in step

@@ -1,41 +1,23 @@
-"""Callback outbox verbs of MemoryStore (same contract as the SQLite ones)."""
+"""In-memory ``Outbox`` (rows are queued by the other role objects' moves)."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
-from proxy.store.base import Conflict, NewCallback, StoredRequest
-from proxy.store.callbacks_base import CallbackStatus, StoredCallback, finished_status
+from proxy.store.errors import Conflict
+from proxy.store.memory.state import MemoryState
+from proxy.store.records import CallbackStatus, StoredCallback
+from proxy.store.rules import finished_status
 
 
-class MemoryCallbacksMixin:
-    if TYPE_CHECKING:  # provided by MemoryStore
-        _rows: dict[str, StoredRequest]
-
-        def _live(self) -> None: ...
-
-    def _callback_rows(self) -> dict[int, StoredCallback]:
-        """Created on first use: MemoryStore's constructor knows nothing of the mixin."""
-        rows: dict[int, StoredCallback] | None = self.__dict__.get("_callbacks")
-        if rows is None:
-            rows = self.__dict__["_callbacks"] = {}
-        return rows
-
-    def _queue_callback(self, request_id: str, callback: NewCallback, now: float) -> None:
-        """Called by MemoryStore inside the transition that queues it."""
-        rows = self._callback_rows()
-        new_id = max(rows, default=0) + 1
-        rows[new_id] = StoredCallback(
-            id=new_id, request_id=request_id, upstream=self._rows[request_id].upstream,
-            url=callback.url, payload=callback.payload, status=CallbackStatus.PENDING,
-            attempts=0, next_attempt_at=now, lease_expires_at=None, last_error=None,
-            created_at=now, updated_at=now)
+class MemoryOutbox:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
 
     async def claim_callbacks(self, now: float, limit: int,
                               lease_until: float) -> list[StoredCallback]:
-        self._live()
-        rows = self._callback_rows()
+        self._s.live()
+        rows = self._s.callbacks
         due = sorted(
             (cb for cb in rows.values()
              if (cb.status is CallbackStatus.PENDING and cb.next_attempt_at <= now)
@@ -50,8 +32,8 @@ class MemoryCallbacksMixin:
 
     async def finish_callback(self, callback_id: int, delivered: bool, error: str | None,
                               next_attempt_at: float | None, now: float) -> None:
-        self._live()
-        rows = self._callback_rows()
+        self._s.live()
+        rows = self._s.callbacks
         cb = rows.get(callback_id)
         if cb is None or cb.status is not CallbackStatus.SENDING:
             raise Conflict(f"callback {callback_id} is not being sent")
@@ -61,14 +43,9 @@ class MemoryCallbacksMixin:
             next_attempt_at=next_attempt_at if status is CallbackStatus.PENDING
             and next_attempt_at is not None else cb.next_attempt_at)
 
-    async def callbacks_for(self, request_id: str) -> list[StoredCallback]:
-        self._live()
-        return sorted((cb for cb in self._callback_rows().values()
-                       if cb.request_id == request_id), key=lambda cb: cb.id)
-
     async def next_callback_at(self) -> float | None:
-        self._live()
+        self._s.live()
         times = [cb.next_attempt_at if cb.status is CallbackStatus.PENDING
-                 else cb.lease_expires_at for cb in self._callback_rows().values()
+                 else cb.lease_expires_at for cb in self._s.callbacks.values()
                  if cb.status in (CallbackStatus.PENDING, CallbackStatus.SENDING)]
         return min((t for t in times if t is not None), default=None)

@@ -1,19 +1,18 @@
-"""Callback outbox verbs of SqliteStore (table ``callbacks``, schema v4).
+"""SQLite ``Outbox`` (table ``callbacks``, schema v4).
 
-Rows are inserted by SqliteStore's own transitions (``_queue_callback``); these verbs
-lease, finish and list them. Claims and finishes go through the group-commit writer.
+Rows are inserted by the other role objects' transitions (``rows.queue_callback``); these
+verbs lease and finish them. Claims and finishes go through the group-commit writer.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
-from proxy.store.base import Conflict
-from proxy.store.callbacks_base import CallbackStatus, StoredCallback, finished_status
-
-T = TypeVar("T")
+from proxy.store.errors import Conflict
+from proxy.store.records import CallbackStatus, StoredCallback
+from proxy.store.rules import finished_status
+from proxy.store.sqlite.db import SqliteDb
 
 _COLUMNS = ("id, request_id, upstream, url, payload, status, attempts, next_attempt_at, "
             "lease_expires_at, last_error, created_at, updated_at")
@@ -34,12 +33,6 @@ _NEXT = (
     "  UNION ALL SELECT MIN(lease_expires_at) FROM callbacks WHERE status='sending')")
 
 
-class _Sqlite(Protocol):
-    async def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]: ...
-
-    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T: ...
-
-
 def _callback(r: sqlite3.Row | tuple[Any, ...]) -> StoredCallback:
     return StoredCallback(
         id=r[0], request_id=r[1], upstream=r[2], url=r[3], payload=bytes(r[4]),
@@ -47,30 +40,28 @@ def _callback(r: sqlite3.Row | tuple[Any, ...]) -> StoredCallback:
         lease_expires_at=r[8], last_error=r[9], created_at=r[10], updated_at=r[11])
 
 
-class SqliteCallbacksMixin:
-    async def claim_callbacks(self: _Sqlite, now: float, limit: int,
+class SqliteOutbox:
+    def __init__(self, db: SqliteDb) -> None:
+        self._db = db
+
+    async def claim_callbacks(self, now: float, limit: int,
                               lease_until: float) -> list[StoredCallback]:
-        rows = await self._write(lambda c: c.execute(
+        rows = await self._db.write(lambda c: c.execute(
             _CLAIM, (lease_until, now, now, now, limit)).fetchall())
         # RETURNING gives no order: restore "oldest due first".
         return sorted((_callback(r) for r in rows), key=lambda cb: (cb.next_attempt_at, cb.id))
 
-    async def finish_callback(self: _Sqlite, callback_id: int, delivered: bool,
+    async def finish_callback(self, callback_id: int, delivered: bool,
                               error: str | None, next_attempt_at: float | None,
                               now: float) -> None:
         status = finished_status(delivered, next_attempt_at)
         retry_at = next_attempt_at if status is CallbackStatus.PENDING else None
-        n = await self._write(lambda c: c.execute(
+        n = await self._db.write(lambda c: c.execute(
             _FINISH, (status.value, error, retry_at, now, callback_id)).rowcount)
         if not n:
             raise Conflict(f"callback {callback_id} is not being sent")
 
-    async def callbacks_for(self: _Sqlite, request_id: str) -> list[StoredCallback]:
-        rows = await self._read(
-            f"SELECT {_COLUMNS} FROM callbacks WHERE request_id=? ORDER BY id", (request_id,))
-        return [_callback(r) for r in rows]
-
-    async def next_callback_at(self: _Sqlite) -> float | None:
-        rows = await self._read(_NEXT)
+    async def next_callback_at(self) -> float | None:
+        rows = await self._db.read(_NEXT)
         value = rows[0][0] if rows else None
         return None if value is None else float(value)

@@ -1,0 +1,309 @@
+"""The store seam, by role: one protocol per consumer, each a handful of domain verbs.
+
+Backends persist what ``proxy.lifecycle`` decides; they never decide transitions. No
+driver exception escapes a backend: everything is wrapped in ``proxy.store.errors``.
+Every verb is safe to call concurrently. A backend (``proxy.store.backend.Backend``)
+fills each role with one object; a consumer takes only the roles it uses, so the
+delivery path never depends on the admin verbs, nor the admin UI on the queue's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from proxy.lifecycle import Status, Transition
+from proxy.store.records import (
+    SCAN_WINDOW,
+    AttemptBucket,
+    AttemptRecord,
+    AuditEntry,
+    BulkJobRecord,
+    MaintenanceWindow,
+    NewAudit,
+    NewCallback,
+    NewRequest,
+    RequestFilter,
+    RequestPage,
+    Session,
+    StoredAttempt,
+    StoredCallback,
+    StoredRequest,
+    UpstreamSummary,
+    User,
+)
+
+
+class Intake(Protocol):
+    """The SIMRS-facing side: the gateway stores calls, backpressure counts the backlog,
+    the results route reads a call back."""
+
+    async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
+                               now: float) -> StoredRequest | None:
+        """Return only once ``request`` is committed to durable storage (pending, or
+        in_flight when it carries a lease) and return None, unless another request
+        holds its dedup key and ``lifecycle.still_matches`` it (``settled_window_s``,
+        ``now``): then store nothing and return that one. An original that no longer
+        matches loses its key to ``request``. Look-up, decision and insert are one
+        transaction, so concurrent resubmissions of one key store exactly one new request.
+
+        Raises StoreFull / StoreUnavailable when it could not be stored.
+        """
+
+    async def count_queued(self, upstream: str) -> int:
+        """Requests of ``upstream`` waiting for delivery (``lifecycle.QUEUED``)."""
+
+    async def get(self, request_id: str) -> StoredRequest | None: ...
+
+    async def attempts(self, request_id: str) -> list[StoredAttempt]: ...
+
+
+class RequestQueue(Protocol):
+    """The relay's side: claim due requests under a lease, record how each attempt ended."""
+
+    async def claim_due(
+        self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
+        *, probe: bool = False,
+    ) -> list[StoredRequest]:
+        """Lease up to ``limit`` due requests of ``upstream`` (oldest first) as in_flight.
+
+        A request is never claimed while an earlier one with the same ordering key is in
+        ``lifecycle.BLOCKS_LATER``. With ``probe`` (the half-open breaker's one send) a
+        due request with no own-fault history (``own_faults`` 0) is taken before older
+        ones that were refused for credentials last time.
+        """
+
+    async def take_over_expired(
+        self, upstream: str, now: float, owner: str, lease_until: float
+    ) -> list[StoredRequest]:
+        """Lease to ``owner`` the in_flight requests whose lease ended before ``now``.
+
+        Their earlier worker died mid-delivery; the caller records the ambiguous attempt.
+        """
+
+    async def renew_leases(self, owner: str, request_ids: Sequence[str],
+                           until: float) -> set[str]:
+        """Extend to ``until`` the leases ``owner`` still holds on ``request_ids`` (in
+        flight); return the ids renewed. A delivery still working on a request (its send
+        outlived the lease, or its result waits for the store) renews its lease so that
+        no take-over records it as interrupted and sends it again."""
+
+    async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:
+        """Pending requests behind a ``lifecycle.STUCK`` one with the same ordering key
+        become held (``lifecycle.held_behind``); held ones with nothing stuck before them
+        any more return to pending (``lifecycle.released``); one transaction. Returns the
+        newly held, so they can be reported."""
+
+    async def live_coalesced(self, coalesce_key: str) -> list[StoredRequest]:
+        """The pending and in-flight requests with ``coalesce_key``, oldest first."""
+
+    async def supersede(self, older: Sequence[str], newest: str, now: float,
+                        callbacks: Mapping[str, NewCallback] | None = None) -> list[str]:
+        """Cancel the requests of ``older`` still pending (``lifecycle.superseded_by``
+        ``newest``) and return their ids; each cancel queues its callback from
+        ``callbacks`` (built by the caller beforehand) in the same transaction."""
+
+    async def complete_attempt(
+        self, request_id: str, owner: str, attempt: AttemptRecord | None,
+        transition: Transition, now: float, callback: NewCallback | None = None,
+    ) -> None:
+        """Persist an attempt (None: finished without one), the transition and the
+        callback to send (if any), if ``owner`` still holds the lease.
+
+        Raises Conflict when the lease was lost (the result is then not recorded twice),
+        and ``lifecycle.IllegalTransition`` (nothing written) when ``lifecycle.ALLOWED``
+        has no move from in_flight to ``transition.status``.
+        """
+
+    async def next_due_at(self, upstream: str) -> float | None:
+        """When the earliest pending request of ``upstream`` not waiting behind an
+        earlier one becomes due."""
+
+
+class RequestLog(Protocol):
+    """What the admin API, the UI and the metrics read: requests, attempts, summaries."""
+
+    async def get(self, request_id: str) -> StoredRequest | None: ...
+
+    async def attempts(self, request_id: str) -> list[StoredAttempt]: ...
+
+    async def find_requests(self, f: RequestFilter, *, limit: int, cursor: str | None,
+                            scan_window: int = SCAN_WINDOW) -> RequestPage:
+        """Newest first, keyset-paginated by id (below ``cursor``). When ``f.needs_scan``
+        at most ``scan_window`` candidate rows are read."""
+
+    async def count_requests(self, f: RequestFilter) -> int:
+        """Exact number of matching requests (no scan window: used for dry runs)."""
+
+    async def summary(self) -> dict[str, UpstreamSummary]:
+        """Per-upstream counts by status, oldest pending receive time, last attempt."""
+
+    async def attempt_buckets(self, upstream: str, since: float,
+                              bucket_s: float) -> list[AttemptBucket]:
+        """Attempts of ``upstream`` started at or after ``since``, counted by verdict in
+        buckets of ``bucket_s`` seconds; only buckets with attempts, oldest first."""
+
+    async def sep_open_counts(self) -> dict[str, int]:
+        """Per upstream: SEP requests (endpoint ``vclaim.sep*`` or a ``/SEP/`` path) in
+        one of ``lifecycle.OPEN``."""
+
+
+class Operator(Protocol):
+    """A person's move of one request (retry, cancel), with its audit entry."""
+
+    async def transition(
+        self, request_id: str, expected: Status, transition: Transition, now: float,
+        callback: NewCallback | None = None, audit: NewAudit | None = None,
+    ) -> None:
+        """Move a request that is still in ``expected`` state (queueing ``callback`` and
+        appending ``audit`` to the audit log in the same transaction: all or nothing);
+        otherwise raise Conflict. A move ``lifecycle.ALLOWED`` lacks raises
+        ``lifecycle.IllegalTransition`` before anything is written."""
+
+
+class Accounts(Protocol):
+    """Admin UI users and their lockout state (``proxy.ops.auth``, ``tenang user``)."""
+
+    async def add_user(self, name: str, password_hash: str, role: str, now: float, *,
+                       replace: bool = False) -> None:
+        """Create a user. With ``replace`` an existing user gets the new hash and role
+        (its lockout state is kept; a changed hash ends its sessions); without it an
+        existing name raises Conflict."""
+
+    async def get_user(self, name: str) -> User | None: ...
+
+    async def count_users(self) -> int:
+        """How many users exist (start-up tells how to create the first one)."""
+
+    async def remove_user(self, name: str) -> bool:
+        """Delete the user and end their sessions; False when there was no such user."""
+
+    async def record_login_failure(self, name: str, now: float, *, lock_after: int,
+                                   lock_s: float) -> User | None:
+        """Count one failed login (``rules.after_login_failure``). Returns the updated
+        user, None when there is no such user."""
+
+    async def reset_login_failures(self, name: str) -> None:
+        """Clear the failure count and any lock (after a successful login)."""
+
+
+class Sessions(Protocol):
+    """Admin UI logins (``proxy.ops.auth``)."""
+
+    async def create_session(self, session: Session) -> None:
+        """Persist a session of an existing user (StoreError otherwise)."""
+
+    async def get_session(self, session_id: str, now: float) -> Session | None:
+        """The session, or None when unknown or expired at ``now``."""
+
+    async def delete_session(self, session_id: str) -> None:
+        """Idempotent."""
+
+    async def delete_expired_sessions(self, now: float) -> int: ...
+
+
+class AuditLog(Protocol):
+    """Who did what, append-only."""
+
+    async def audit(self, actor: str, action: str, target: str | None, detail: str | None,
+                    at: float) -> None:
+        """Append one entry to the audit log (never updated or deleted)."""
+
+    async def audit_entries(self, *, target: str | None = None, limit: int = 100,
+                            before_id: int | None = None) -> list[AuditEntry]:
+        """Newest first; ``before_id`` pages further back."""
+
+
+class Outbox(Protocol):
+    """The callback sender's side of the outcome notifications to the SIMRS.
+
+    Rows are created by the store itself, in the same transaction as the final transition
+    they report (``NewCallback`` passed to ``complete_attempt`` / ``transition`` /
+    ``supersede``), so an outcome is never reported without being stored, nor stored
+    without being reported. The retry schedule the sender decides is persisted as
+    ``next_attempt_at``.
+    """
+
+    async def claim_callbacks(self, now: float, limit: int,
+                              lease_until: float) -> list[StoredCallback]:
+        """Lease up to ``limit`` callbacks to send now, oldest due first: pending ones
+        whose ``next_attempt_at`` has come, and ``sending`` ones whose lease ended before
+        ``now`` (their sender died). Each becomes ``sending`` until ``lease_until`` with
+        its ``attempts`` counted up by one; the returned rows show that new state."""
+
+    async def finish_callback(self, callback_id: int, delivered: bool, error: str | None,
+                              next_attempt_at: float | None, now: float) -> None:
+        """Record how a claimed callback's attempt ended (``rules.finished_status``):
+        ``delivered``; else pending again at ``next_attempt_at`` with ``error``; else
+        (None) dead with ``error``.
+
+        Raises Conflict when the callback is not ``sending`` (unknown id, or already
+        finished).
+        """
+
+    async def next_callback_at(self) -> float | None:
+        """When the earliest callback becomes claimable (a pending one's
+        ``next_attempt_at`` or a sending one's lease end); None when none will."""
+
+
+class Schedules(Protocol):
+    """Work planned ahead: maintenance windows (``proxy.ops.maintenance``) and bulk retry
+    jobs (``proxy.ops.bulk``). Backends keep the records; those services decide.
+
+    A bulk job's progress is saved after every batch, so a restart resumes it."""
+
+    async def add_maintenance_window(
+        self, upstream: str, starts_at: float, ends_at: float | None, reason: str,
+        created_by: str, created_at: float,
+    ) -> MaintenanceWindow:
+        """Persist a new window and return it with its id."""
+
+    async def cancel_maintenance_window(
+        self, window_id: int, cancelled_at: float
+    ) -> MaintenanceWindow | None:
+        """Mark the window cancelled (an already cancelled one keeps its first time) and
+        return it as stored; None when there is no window with that id."""
+
+    async def maintenance_windows(
+        self, *, upstream: str | None = None, in_force_after: float | None = None
+    ) -> list[MaintenanceWindow]:
+        """Windows ordered by start, then id. ``in_force_after``: only those neither
+        ended nor cancelled at or before that time (None: all, history included)."""
+
+    async def add_bulk_job(self, actor: str, filter: str, expected: int,
+                           started_at: float) -> BulkJobRecord:
+        """Persist a new job (no progress yet) and return it with its id."""
+
+    async def save_bulk_job(self, job: BulkJobRecord) -> None:
+        """Store the progress fields of ``job`` (retried, skipped, stage, cursor,
+        finished_at, error); the rest never changes."""
+
+    async def bulk_job(self, job_id: int) -> BulkJobRecord | None:
+        """The job with that id, or None."""
+
+    async def unfinished_bulk_jobs(self) -> list[BulkJobRecord]:
+        """Jobs without ``finished_at``, oldest first."""
+
+
+class Engine(Protocol):
+    """The backend's own lifecycle (the composition root, readiness, backpressure)."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema. Idempotent."""
+
+    async def close(self) -> None:
+        """Flush outstanding writes and release the database. Idempotent."""
+
+    async def check_writable(self) -> None:
+        """Raise StoreError unless a write can be committed right now."""
+
+    def free_bytes(self) -> int:
+        """Bytes intake may still fill on the storage holding the queue (OSError when
+        it cannot be measured); backpressure keeps a floor of it for the relay."""
+
+
+ROLES: Mapping[str, type] = {
+    "intake": Intake, "queue": RequestQueue, "log": RequestLog, "operator": Operator,
+    "accounts": Accounts, "sessions": Sessions, "audit": AuditLog, "outbox": Outbox,
+    "schedules": Schedules, "engine": Engine,
+}

@@ -1,0 +1,33 @@
+"""SQLite ``AuditLog`` (append-only ``audit_log``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy.store.records import AuditEntry
+from proxy.store.sqlite.db import SqliteDb
+from proxy.store.sqlite.rows import AUDIT
+
+
+class SqliteAudit:
+    def __init__(self, db: SqliteDb) -> None:
+        self._db = db
+
+    async def audit(self, actor: str, action: str, target: str | None, detail: str | None,
+                    at: float) -> None:
+        await self._db.write(lambda c: c.execute(AUDIT, (at, actor, action, target, detail)))
+
+    async def audit_entries(self, *, target: str | None = None, limit: int = 100,
+                            before_id: int | None = None) -> list[AuditEntry]:
+        where: list[str] = ["1=1"]
+        params: list[Any] = []
+        if target is not None:
+            where.append("target=?")
+            params.append(target)
+        if before_id is not None:
+            where.append("id<?")
+            params.append(before_id)
+        rows = await self._db.read(
+            "SELECT id, at, actor, action, target, detail FROM audit_log "
+            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))
+        return [AuditEntry(*r) for r in rows]

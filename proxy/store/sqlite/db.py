@@ -1,0 +1,128 @@
+"""The SQLite database every SQLite role object shares: its writer and its reader.
+
+Writes go through ``SqliteWriter`` (one thread, group commit); reads use a separate
+aiosqlite connection, which WAL lets run beside the writer. This object is also the
+backend's ``Engine``: open, close, the writability check and the free disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from proxy.store.errors import StoreUnavailable
+from proxy.store.sqlite.rows import INSERT, count_inserted
+from proxy.store.sqlite.schema import migrate
+from proxy.store.sqlite.writer import InsertRow, SqliteWriter, connect_writer, translate
+
+T = TypeVar("T")
+
+# SQLite's defaults: checkpoint at 1000 pages of 4 KiB in the WAL (wal_autocheckpoint).
+WAL_LIMIT = 1000 * 4096
+
+
+def sqlite_free_bytes(db_path: Path) -> int:
+    """Free bytes on the database's disk, less room for SQLite's WAL to grow into.
+
+    SQLite appends every commit to the WAL and reuses the file from its start only after
+    a checkpoint, which runs once the WAL holds WAL_LIMIT bytes; the checkpoint then
+    copies the pages into the database file, which grows too. So up to WAL_LIMIT more
+    may be taken at any moment without a new byte admitted: not free for intake. Counted
+    out, the floor stays the relay's, to record outcomes in."""
+    return shutil.disk_usage(db_path.parent).free - WAL_LIMIT
+
+
+class SqliteDb:
+    def __init__(self, path: Path, busy_timeout_ms: int = 5_000) -> None:
+        self.path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: SqliteWriter | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._snapshot_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect_writer(self.path, self._busy_timeout_ms)
+            try:
+                migrate(conn)
+            finally:
+                conn.close()
+            self._reader = await aiosqlite.connect(self.path)
+            await self._reader.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc.strerror}") from exc
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        writer = SqliteWriter(lambda: connect_writer(self.path, self._busy_timeout_ms),
+                              INSERT, count_inserted)
+        writer.start(asyncio.get_running_loop())
+        self._writer = writer
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        if writer is not None:
+            await writer.stop()
+        if reader is not None:
+            await reader.close()
+
+    async def check_writable(self) -> None:
+        await self.write(lambda c: c.execute(
+            "INSERT INTO health (id, checked_at) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET checked_at=excluded.checked_at", (time.time(),)))
+
+    def free_bytes(self) -> int:
+        return sqlite_free_bytes(self.path)
+
+    def _w(self) -> SqliteWriter:
+        if self._writer is None:
+            raise StoreUnavailable("store is closed")
+        return self._writer
+
+    async def read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        if self._reader is None:
+            raise StoreUnavailable("store is closed")
+        try:
+            async with self._reader.execute(sql, params) as cur:
+                return list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+
+    async def snapshot(self, *statements: str) -> list[list[sqlite3.Row]]:
+        """Several reads that see one consistent state (one read transaction)."""
+        if self._reader is None:
+            raise StoreUnavailable("store is closed")
+        async with self._snapshot_lock:
+            reader = self._reader
+            try:
+                await reader.execute("BEGIN")
+                try:
+                    results = []
+                    for sql in statements:
+                        async with reader.execute(sql) as cur:
+                            results.append(list(await cur.fetchall()))
+                    return results
+                finally:
+                    await reader.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` in the writer's next group commit; its result once committed."""
+        result: T = await self._w().submit(op)
+        return result
+
+    def insert(self, row: InsertRow) -> asyncio.Future[Any]:
+        """Insert one request row (``rows.INSERT``) in the group commit's executemany;
+        a plain function returning the writer's future, so intake awaits nothing more."""
+        return self._w().insert(row)

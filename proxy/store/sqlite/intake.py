@@ -1,0 +1,57 @@
+"""SQLite ``Intake``: new requests join the writer's group commit."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from proxy import lifecycle
+from proxy.store.errors import DuplicateKey
+from proxy.store.records import NewRequest, StoredAttempt, StoredRequest
+from proxy.store.sqlite.db import SqliteDb
+from proxy.store.sqlite.log import get_attempts, get_request
+from proxy.store.sqlite.rows import COLUMNS, INSERT, count_inserted, insert_row, row_to_request
+
+_BY_DEDUP = f"SELECT {COLUMNS} FROM requests WHERE dedup_key=?"
+_QUEUED = ("SELECT IFNULL(SUM(n), 0) FROM request_counts WHERE upstream=? AND status IN "
+           f"{lifecycle.sql_in(lifecycle.QUEUED)}")
+
+
+class SqliteIntake:
+    def __init__(self, db: SqliteDb) -> None:
+        self._db = db
+
+    async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
+                               now: float) -> StoredRequest | None:
+        row = insert_row(request)
+        try:
+            # Most calls resubmit nothing: they join the group commit's one executemany.
+            await self._db.insert(row)
+            return None
+        except DuplicateKey:
+            if request.dedup_key is None:
+                raise
+
+        # A resubmission: one writer job, the look-up, the decision and the insert in its
+        # transaction, so two racing resubmissions are decided one after the other.
+        def op(c: sqlite3.Connection) -> StoredRequest | None:
+            found = c.execute(_BY_DEDUP, (request.dedup_key,)).fetchone()
+            if found is not None:
+                original = row_to_request(found)
+                if lifecycle.still_matches(original, settled_window_s, now):
+                    return original
+                c.execute("UPDATE requests SET dedup_key=NULL WHERE id=?", (original.id,))
+            c.execute(INSERT, row)
+            count_inserted(c, [row])
+            return None
+
+        return await self._db.write(op)
+
+    async def count_queued(self, upstream: str) -> int:
+        rows = await self._db.read(_QUEUED, (upstream,))
+        return int(rows[0][0])
+
+    async def get(self, request_id: str) -> StoredRequest | None:
+        return await get_request(self._db, request_id)
+
+    async def attempts(self, request_id: str) -> list[StoredAttempt]:
+        return await get_attempts(self._db, request_id)

@@ -1,0 +1,42 @@
+"""SQLite ``Operator``: a person's move and its audit entry in one transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from proxy import lifecycle
+from proxy.lifecycle import Status, Transition
+from proxy.store.errors import Conflict
+from proxy.store.records import NewAudit, NewCallback
+from proxy.store.sqlite.db import SqliteDb
+from proxy.store.sqlite.rows import AUDIT, queue_callback
+
+
+class SqliteOperator:
+    def __init__(self, db: SqliteDb) -> None:
+        self._db = db
+
+    async def transition(
+        self, request_id: str, expected: Status, transition: Transition, now: float,
+        callback: NewCallback | None = None, audit: NewAudit | None = None,
+    ) -> None:
+        t = transition
+        lifecycle.ensure_allowed(expected, t.status)
+
+        def op(c: sqlite3.Connection) -> int:
+            n = c.execute(
+                "UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=?, "
+                "retried_at=COALESCE(?, retried_at), reconcile_reads=?, own_faults=? "
+                "WHERE id=? AND status=?",
+                (t.status.value, t.reason, t.next_attempt_at, now, t.retried_at,
+                 t.reconcile_reads, t.own_faults, request_id, expected.value),
+            ).rowcount
+            if n and callback is not None:
+                queue_callback(c, request_id, callback, now)
+            if n and audit is not None:
+                c.execute(AUDIT, (now, audit.actor, audit.action, request_id, audit.detail))
+            return n
+
+        n = await self._db.write(op)
+        if not n:
+            raise Conflict(f"{request_id}: not {expected.value}")
