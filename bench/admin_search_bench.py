@@ -28,8 +28,8 @@ from proxy.ids import new_request_id
 from proxy.lifecycle import Status
 from proxy.store.records import RequestFilter
 from proxy.store.sqlite import sqlite_backend
-from proxy.store.sqlite.log import _indexed, _residual, _sql_where
-from proxy.store.sqlite.rows import COLUMNS
+from proxy.store.sqlite.log import _indexed, _residual
+from proxy.store.sqlite.queries import QUERIES, with_where
 
 DAY = 86_400.0
 NOW = 1_764_300_000.0  # fixed, so a rebuilt file gives the same figures
@@ -99,9 +99,8 @@ def plan(conn: sqlite3.Connection, f: RequestFilter, cursor: str | None) -> str:
     where, params = _indexed(f, cursor)
     rest, rest_params = _residual(f)
     rows = conn.execute(
-        f"EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM requests "
-        f"WHERE {_sql_where(where + rest)} ORDER BY id DESC LIMIT 51",
-        (*params, *rest_params)).fetchall()
+        "EXPLAIN QUERY PLAN " + with_where(QUERIES["find_requests"], where + rest),
+        (*params, *rest_params, 51)).fetchall()
     return "; ".join(r[3] for r in rows)
 
 

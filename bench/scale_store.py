@@ -25,7 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.drain_bench import booking
 from proxy.ids import next_request_id
-from proxy.store.sqlite.rows import INSERT, count_inserted
+from proxy.store.sqlite.queries import QUERIES
+from proxy.store.sqlite.rows import count_inserted
 from proxy.store.sqlite.schema import migrate
 
 BATCH = 50_000
@@ -77,7 +78,7 @@ def build(path: Path, n: int, *, span_s: float = 6 * 3600.0, tag: str = "S") -> 
 
 def _commit(conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
     conn.execute("BEGIN")
-    conn.executemany(INSERT, batch)
+    conn.executemany(QUERIES["insert_request"], batch)
     count_inserted(conn, batch)
     conn.execute("COMMIT")
 

@@ -9,8 +9,7 @@ from proxy.store.errors import Conflict
 from proxy.store.records import Session, User
 from proxy.store.rules import after_login_failure
 from proxy.store.sqlite.db import SqliteDb
-
-_USER = "SELECT name, password_hash, role, created_at, failed_logins, locked_until FROM users"
+from proxy.store.sqlite.queries import QUERIES
 
 
 def _user(r: sqlite3.Row | tuple[Any, ...]) -> User:
@@ -25,53 +24,49 @@ class SqliteAccounts:
     async def add_user(self, name: str, password_hash: str, role: str, now: float, *,
                        replace: bool = False) -> None:
         def op(c: sqlite3.Connection) -> bool:
-            old = c.execute("SELECT password_hash FROM users WHERE name=?", (name,)).fetchone()
+            old = c.execute(QUERIES["user_password_hash"], (name,)).fetchone()
             if old:
                 if not replace:
                     return False
                 if old[0] != password_hash:  # a new password ends the old one's sessions
-                    c.execute("DELETE FROM sessions WHERE user_name=?", (name,))
-                c.execute("UPDATE users SET password_hash=?, role=? WHERE name=?",
-                          (password_hash, role, name))
+                    c.execute(QUERIES["delete_user_sessions"], (name,))
+                c.execute(QUERIES["update_user"], (password_hash, role, name))
                 return True
-            c.execute("INSERT INTO users (name, password_hash, role, created_at) "
-                      "VALUES (?,?,?,?)", (name, password_hash, role, now))
+            c.execute(QUERIES["insert_user"], (name, password_hash, role, now))
             return True
 
         if not await self._db.write(op):
             raise Conflict(f"user {name!r} already exists")
 
     async def get_user(self, name: str) -> User | None:
-        rows = await self._db.read(f"{_USER} WHERE name=?", (name,))
+        rows = await self._db.read(QUERIES["get_user"], (name,))
         return _user(rows[0]) if rows else None
 
     async def count_users(self) -> int:
-        return int((await self._db.read("SELECT COUNT(*) FROM users"))[0][0])
+        return int((await self._db.read(QUERIES["count_users"]))[0][0])
 
     async def remove_user(self, name: str) -> bool:
         def op(c: sqlite3.Connection) -> bool:
-            c.execute("DELETE FROM sessions WHERE user_name=?", (name,))
-            return bool(c.execute("DELETE FROM users WHERE name=?", (name,)).rowcount)
+            c.execute(QUERIES["delete_user_sessions"], (name,))
+            return bool(c.execute(QUERIES["delete_user"], (name,)).rowcount)
 
         return await self._db.write(op)
 
     async def record_login_failure(self, name: str, now: float, *, lock_after: int,
                                    lock_s: float) -> User | None:
         def op(c: sqlite3.Connection) -> User | None:
-            row = c.execute(f"{_USER} WHERE name=?", (name,)).fetchone()
+            row = c.execute(QUERIES["get_user"], (name,)).fetchone()
             if row is None:
                 return None
             failures, locked = after_login_failure(row[4], row[5], now,
                                                    lock_after=lock_after, lock_s=lock_s)
-            c.execute("UPDATE users SET failed_logins=?, locked_until=? WHERE name=?",
-                      (failures, locked, name))
+            c.execute(QUERIES["set_login_failures"], (failures, locked, name))
             return _user((*row[:4], failures, locked))
 
         return await self._db.write(op)
 
     async def reset_login_failures(self, name: str) -> None:
-        await self._db.write(lambda c: c.execute(
-            "UPDATE users SET failed_logins=0, locked_until=NULL WHERE name=?", (name,)))
+        await self._db.write(lambda c: c.execute(QUERIES["reset_login_failures"], (name,)))
 
 
 class SqliteSessions:
@@ -80,19 +75,16 @@ class SqliteSessions:
 
     async def create_session(self, session: Session) -> None:
         s = session
-        await self._db.write(lambda c: c.execute(
-            "INSERT INTO sessions (id, user_name, csrf_token, created_at, expires_at) "
-            "VALUES (?,?,?,?,?)", (s.id, s.user_name, s.csrf_token, s.created_at, s.expires_at)))
+        await self._db.write(lambda c: c.execute(QUERIES["insert_session"], (
+            s.id, s.user_name, s.csrf_token, s.created_at, s.expires_at)))
 
     async def get_session(self, session_id: str, now: float) -> Session | None:
-        rows = await self._db.read(
-            "SELECT id, user_name, csrf_token, created_at, expires_at FROM sessions "
-            "WHERE id=? AND expires_at>?", (session_id, now))
+        rows = await self._db.read(QUERIES["get_session"], (session_id, now))
         return Session(*rows[0]) if rows else None
 
     async def delete_session(self, session_id: str) -> None:
-        await self._db.write(lambda c: c.execute("DELETE FROM sessions WHERE id=?", (session_id,)))
+        await self._db.write(lambda c: c.execute(QUERIES["delete_session"], (session_id,)))
 
     async def delete_expired_sessions(self, now: float) -> int:
         return await self._db.write(lambda c: c.execute(
-            "DELETE FROM sessions WHERE expires_at<=?", (now,)).rowcount)
+            QUERIES["delete_expired_sessions"], (now,)).rowcount)

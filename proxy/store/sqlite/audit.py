@@ -6,7 +6,7 @@ from typing import Any
 
 from proxy.store.records import AuditEntry
 from proxy.store.sqlite.db import SqliteDb
-from proxy.store.sqlite.rows import AUDIT
+from proxy.store.sqlite.queries import QUERIES, with_where
 
 
 class SqliteAudit:
@@ -15,11 +15,12 @@ class SqliteAudit:
 
     async def audit(self, actor: str, action: str, target: str | None, detail: str | None,
                     at: float) -> None:
-        await self._db.write(lambda c: c.execute(AUDIT, (at, actor, action, target, detail)))
+        await self._db.write(lambda c: c.execute(QUERIES["insert_audit"],
+                                                 (at, actor, action, target, detail)))
 
     async def audit_entries(self, *, target: str | None = None, limit: int = 100,
                             before_id: int | None = None) -> list[AuditEntry]:
-        where: list[str] = ["1=1"]
+        where: list[str] = []
         params: list[Any] = []
         if target is not None:
             where.append("target=?")
@@ -27,7 +28,6 @@ class SqliteAudit:
         if before_id is not None:
             where.append("id<?")
             params.append(before_id)
-        rows = await self._db.read(
-            "SELECT id, at, actor, action, target, detail FROM audit_log "
-            f"WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?", (*params, limit))
+        rows = await self._db.read(with_where(QUERIES["audit_entries"], where),
+                                   (*params, limit))
         return [AuditEntry(*r) for r in rows]

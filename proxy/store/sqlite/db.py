@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from proxy.store.errors import StoreUnavailable
-from proxy.store.sqlite.rows import INSERT, count_inserted
+from proxy.store.sqlite.queries import QUERIES
+from proxy.store.sqlite.rows import count_inserted
 from proxy.store.sqlite.schema import migrate
 from proxy.store.sqlite.writer import InsertRow, SqliteWriter, connect_writer, translate
 
@@ -64,7 +65,7 @@ class SqliteDb:
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         writer = SqliteWriter(lambda: connect_writer(self.path, self._busy_timeout_ms),
-                              INSERT, count_inserted)
+                              QUERIES["insert_request"], count_inserted)
         writer.start(asyncio.get_running_loop())
         self._writer = writer
 
@@ -77,9 +78,7 @@ class SqliteDb:
             await reader.close()
 
     async def check_writable(self) -> None:
-        await self.write(lambda c: c.execute(
-            "INSERT INTO health (id, checked_at) VALUES (1, ?) "
-            "ON CONFLICT (id) DO UPDATE SET checked_at=excluded.checked_at", (time.time(),)))
+        await self.write(lambda c: c.execute(QUERIES["check_writable"], (time.time(),)))
 
     def free_bytes(self) -> int:
         return sqlite_free_bytes(self.path)
@@ -123,6 +122,6 @@ class SqliteDb:
         return result
 
     def insert(self, row: InsertRow) -> asyncio.Future[Any]:
-        """Insert one request row (``rows.INSERT``) in the group commit's executemany;
+        """Insert one request row (``insert_request``) in the group commit's executemany;
         a plain function returning the writer's future, so intake awaits nothing more."""
         return self._w().insert(row)

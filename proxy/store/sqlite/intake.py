@@ -9,11 +9,8 @@ from proxy.store.errors import DuplicateKey
 from proxy.store.records import NewRequest, StoredAttempt, StoredRequest
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.log import get_attempts, get_request
-from proxy.store.sqlite.rows import COLUMNS, INSERT, count_inserted, insert_row, row_to_request
-
-_BY_DEDUP = f"SELECT {COLUMNS} FROM requests WHERE dedup_key=?"
-_QUEUED = ("SELECT IFNULL(SUM(n), 0) FROM request_counts WHERE upstream=? AND status IN "
-           f"{lifecycle.sql_in(lifecycle.QUEUED)}")
+from proxy.store.sqlite.queries import QUERIES
+from proxy.store.sqlite.rows import count_inserted, insert_row, row_to_request
 
 
 class SqliteIntake:
@@ -34,20 +31,20 @@ class SqliteIntake:
         # A resubmission: one writer job, the look-up, the decision and the insert in its
         # transaction, so two racing resubmissions are decided one after the other.
         def op(c: sqlite3.Connection) -> StoredRequest | None:
-            found = c.execute(_BY_DEDUP, (request.dedup_key,)).fetchone()
+            found = c.execute(QUERIES["request_by_dedup_key"], (request.dedup_key,)).fetchone()
             if found is not None:
                 original = row_to_request(found)
                 if lifecycle.still_matches(original, settled_window_s, now):
                     return original
-                c.execute("UPDATE requests SET dedup_key=NULL WHERE id=?", (original.id,))
-            c.execute(INSERT, row)
+                c.execute(QUERIES["release_dedup_key"], (original.id,))
+            c.execute(QUERIES["insert_request"], row)
             count_inserted(c, [row])
             return None
 
         return await self._db.write(op)
 
     async def count_queued(self, upstream: str) -> int:
-        rows = await self._db.read(_QUEUED, (upstream,))
+        rows = await self._db.read(QUERIES["count_queued"], (upstream,))
         return int(rows[0][0])
 
     async def get(self, request_id: str) -> StoredRequest | None:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy import lifecycle
-from proxy.lifecycle import OPEN, Status, Verdict, sql_in
+from proxy.lifecycle import Status, Verdict
 from proxy.store.admin_filter import id_ceiling, id_floor, like_escape
 from proxy.store.records import (
     SCAN_WINDOW,
@@ -24,43 +23,18 @@ from proxy.store.records import (
     UpstreamSummary,
 )
 from proxy.store.sqlite.db import SqliteDb
-from proxy.store.sqlite.rows import ATTEMPTS, COLUMNS, GET, row_to_attempt, row_to_request
+from proxy.store.sqlite.queries import QUERIES, with_where
+from proxy.store.sqlite.rows import row_to_attempt, row_to_request
 
 
 async def get_request(db: SqliteDb, request_id: str) -> StoredRequest | None:
-    rows = await db.read(GET, (request_id,))
+    rows = await db.read(QUERIES["get_request"], (request_id,))
     return row_to_request(rows[0]) if rows else None
 
 
 async def get_attempts(db: SqliteDb, request_id: str) -> list[StoredAttempt]:
-    return [row_to_attempt(r) for r in await db.read(ATTEMPTS, (request_id,))]
-
-
-# The summary reads no request row it does not report: counts from the table the
-# triggers keep (schema v8), per upstream the first waiting request by id (ids are
-# minted in receive order) from the partial index requests_waiting, and the newest
-# attempt from attempts_upstream_time.
-_COUNTS = ("SELECT upstream, status, SUM(n) FROM request_counts GROUP BY upstream, status "
-           "HAVING SUM(n) > 0")
-_FIRSTS = (
-    "SELECT u.upstream, (SELECT r.received_at FROM requests r WHERE r.upstream=u.upstream "
-    f"  AND r.status IN {lifecycle.sql_in(lifecycle.LIVE)} ORDER BY r.id LIMIT 1), "
-    " (SELECT a.started_at FROM attempts a WHERE a.upstream=u.upstream "
-    "  ORDER BY a.started_at DESC LIMIT 1), "
-    " (SELECT a.verdict FROM attempts a WHERE a.upstream=u.upstream "
-    "  ORDER BY a.started_at DESC LIMIT 1) "
-    "FROM (SELECT upstream FROM request_counts GROUP BY upstream HAVING SUM(n) > 0) u")
-# Counted by the triggers of schema v8 (request_counts.sep is the SEP test).
-_SEP_OPEN = (
-    f"SELECT upstream, SUM(n) FROM request_counts WHERE sep=1 AND status IN {sql_in(OPEN)} "
-    "GROUP BY upstream HAVING SUM(n) > 0"
-)
-
-
-# The dashboard's chart: the recent range of attempts_upstream_time only.
-_ATTEMPT_BUCKETS = (
-    "SELECT CAST((started_at - ?) / ? AS INTEGER) AS b, verdict, COUNT(*) "
-    "FROM attempts WHERE upstream=? AND started_at>=? GROUP BY b, verdict ORDER BY b")
+    return [row_to_attempt(r)
+            for r in await db.read(QUERIES["request_attempts"], (request_id,))]
 
 
 def _indexed(f: RequestFilter, cursor: str | None,
@@ -111,10 +85,6 @@ def _residual(f: RequestFilter) -> tuple[list[str], list[Any]]:
     return where, params
 
 
-def _sql_where(clauses: list[str]) -> str:
-    return " AND ".join(clauses) if clauses else "1=1"
-
-
 class SqliteLog:
     def __init__(self, db: SqliteDb) -> None:
         self._db = db
@@ -126,7 +96,8 @@ class SqliteLog:
         return await get_attempts(self._db, request_id)
 
     async def summary(self) -> dict[str, UpstreamSummary]:
-        counts, firsts = await self._db.snapshot(_COUNTS, _FIRSTS)
+        counts, firsts = await self._db.snapshot(QUERIES["summary_counts"],
+                                                  QUERIES["summary_firsts"])
         out: dict[str, UpstreamSummary] = {}
         by_status: dict[str, dict[Status, int]] = {}
         for upstream, status, n in counts:
@@ -145,16 +116,14 @@ class SqliteLog:
         if f.needs_scan:
             # The lowest id of the window: an index-only walk of at most scan_window
             # entries; None when fewer candidates exist than the window holds.
-            rows = await self._db.read(
-                f"SELECT id FROM requests WHERE {_sql_where(where)} "
-                "ORDER BY id DESC LIMIT 1 OFFSET ?", (*params, scan_window - 1))
+            rows = await self._db.read(with_where(QUERIES["scan_window_end"], where),
+                                       (*params, scan_window - 1))
             boundary = rows[0][0] if rows else None
             if boundary is not None:
                 where, params = _indexed(f, cursor, boundary)
         rest, rest_params = _residual(f)
-        rows = await self._db.read(
-            f"SELECT {COLUMNS} FROM requests WHERE {_sql_where(where + rest)} "
-            "ORDER BY id DESC LIMIT ?", (*params, *rest_params, limit + 1))
+        rows = await self._db.read(with_where(QUERIES["find_requests"], where + rest),
+                                   (*params, *rest_params, limit + 1))
         items = [row_to_request(r) for r in rows[:limit]]
         if len(rows) > limit:
             return RequestPage(items, items[-1].id)
@@ -165,18 +134,17 @@ class SqliteLog:
     async def count_requests(self, f: RequestFilter) -> int:
         where, params = _indexed(f, None)
         rest, rest_params = _residual(f)
-        rows = await self._db.read(
-            f"SELECT COUNT(*) FROM requests WHERE {_sql_where(where + rest)}",
-            (*params, *rest_params))
+        rows = await self._db.read(with_where(QUERIES["count_requests"], where + rest),
+                                   (*params, *rest_params))
         return int(rows[0][0])
 
     async def attempt_buckets(self, upstream: str, since: float,
                               bucket_s: float) -> list[AttemptBucket]:
-        rows = await self._db.read(_ATTEMPT_BUCKETS, (since, bucket_s, upstream, since))
+        rows = await self._db.read(QUERIES["attempt_buckets"], (since, bucket_s, upstream, since))
         buckets: dict[int, dict[Verdict, int]] = {}
         for b, verdict, n in rows:
             buckets.setdefault(b, {})[Verdict(verdict)] = n
         return [AttemptBucket(since + b * bucket_s, counts) for b, counts in buckets.items()]
 
     async def sep_open_counts(self) -> dict[str, int]:
-        return {upstream: n for upstream, n in await self._db.read(_SEP_OPEN)}
+        return {upstream: n for upstream, n in await self._db.read(QUERIES["sep_open_counts"])}

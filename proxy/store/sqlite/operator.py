@@ -9,7 +9,8 @@ from proxy.lifecycle import Status, Transition
 from proxy.store.errors import Conflict
 from proxy.store.records import NewAudit, NewCallback
 from proxy.store.sqlite.db import SqliteDb
-from proxy.store.sqlite.rows import AUDIT, queue_callback
+from proxy.store.sqlite.queries import QUERIES
+from proxy.store.sqlite.rows import queue_callback
 
 
 class SqliteOperator:
@@ -25,16 +26,15 @@ class SqliteOperator:
 
         def op(c: sqlite3.Connection) -> int:
             n = c.execute(
-                "UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=?, "
-                "retried_at=COALESCE(?, retried_at), reconcile_reads=?, own_faults=? "
-                "WHERE id=? AND status=?",
+                QUERIES["transition"],
                 (t.status.value, t.reason, t.next_attempt_at, now, t.retried_at,
                  t.reconcile_reads, t.own_faults, request_id, expected.value),
             ).rowcount
             if n and callback is not None:
                 queue_callback(c, request_id, callback, now)
             if n and audit is not None:
-                c.execute(AUDIT, (now, audit.actor, audit.action, request_id, audit.detail))
+                c.execute(QUERIES["insert_audit"],
+                          (now, audit.actor, audit.action, request_id, audit.detail))
             return n
 
         n = await self._db.write(op)

@@ -1,6 +1,5 @@
-"""How a request becomes a ``requests`` row and back, and the inserts every SQLite role
-object writes inside its own transactions (a request, its counts, a callback, an audit
-entry)."""
+"""How records become SQLite rows and back, and the writes every SQLite role object makes
+inside its own transactions (a request and its counts, a callback)."""
 
 from __future__ import annotations
 
@@ -12,35 +11,28 @@ from typing import Any
 
 from proxy import lifecycle
 from proxy.lifecycle import Status, Verdict
-from proxy.store.records import Headers, NewCallback, NewRequest, StoredAttempt, StoredRequest
+from proxy.store.records import (
+    BulkJobRecord,
+    CallbackStatus,
+    Headers,
+    MaintenanceWindow,
+    NewCallback,
+    NewRequest,
+    StoredAttempt,
+    StoredCallback,
+    StoredRequest,
+)
+from proxy.store.sqlite.queries import QUERIES
 
-COLUMNS = ("id, upstream, method, path, query, headers, body, received_at, status, attempts, "
-           "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at, retried_at, "
-           "endpoint, ordering_key, expires_at, held_by, dedup_key, coalesce_key, reconcile_reads, "
-           "own_faults")
-INSERT = ("INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at,"
-          " status, next_attempt_at, updated_at, endpoint, ordering_key, expires_at, "
-          "dedup_key, coalesce_key, lease_owner, lease_expires_at) "
-          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
-AUDIT = "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?,?,?,?,?)"
-
-
-# New rows are counted once per group commit, one upsert per (upstream, status, endpoint,
-# path) among them, in the same transaction: a trigger per row cost ~7 us of the writer's
-# time per insert (bench/RESULTS.md). Status changes are counted by a trigger (schema v8).
-# The SEP test is the trigger's, so both agree on every row.
-_COUNT_INSERTED = (
-    "INSERT INTO request_counts (upstream, status, sep, n) VALUES (?, ?, "
-    "IFNULL(? LIKE 'vclaim.sep%' OR ? LIKE '%/sep/%', 0), ?) "
-    "ON CONFLICT (upstream, status, sep) DO UPDATE SET n = n + excluded.n")
-_UPSTREAM, _PATH, _STATUS, _ENDPOINT = 1, 3, 8, 11  # positions in an INSERT row
+_UPSTREAM, _PATH, _STATUS, _ENDPOINT = 1, 3, 8, 11  # positions in an insert_request row
 
 
 def count_inserted(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Add ``rows`` (just inserted with ``INSERT``) to request_counts. Every insert
-    into ``requests`` must be followed by this, in its transaction."""
+    """Add ``rows`` (just inserted with ``insert_request``) to request_counts. Every
+    insert into ``requests`` must be followed by this, in its transaction."""
     groups = Counter((r[_UPSTREAM], r[_STATUS], r[_ENDPOINT], r[_PATH]) for r in rows)
-    conn.executemany(_COUNT_INSERTED, [(*key, n) for key, n in groups.items()])
+    conn.executemany(QUERIES["count_requests_inserted"],
+                     [(*key, n) for key, n in groups.items()])
 
 
 # Built once: json.dumps with non-default options constructs an encoder per call.
@@ -63,7 +55,7 @@ def _headers_json(headers: Headers) -> str:
 
 
 def insert_row(r: NewRequest) -> tuple[Any, ...]:
-    """The parameters of ``INSERT`` for ``r``."""
+    """The parameters of ``insert_request`` for ``r``."""
     return (
         r.id, r.upstream, r.method, r.path, r.query, _headers_json(r.headers), r.body,
         r.received_at, lifecycle.initial_status(r.lease_owner is not None).value,
@@ -73,7 +65,7 @@ def insert_row(r: NewRequest) -> tuple[Any, ...]:
 
 
 def row_to_request(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
-    """A ``requests`` row selected as ``COLUMNS``."""
+    """A ``requests`` row selected as ``REQUEST_COLUMNS``."""
     headers = tuple((str(k), str(v)) for k, v in json.loads(r[5]))
     return StoredRequest(
         id=r[0], upstream=r[1], method=r[2], path=r[3], query=r[4], headers=headers,
@@ -85,22 +77,35 @@ def row_to_request(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
     )
 
 
-GET = f"SELECT {COLUMNS} FROM requests WHERE id=?"
-ATTEMPTS = ("SELECT request_id, number, started_at, duration_s, verdict, http_status, error, "
-            "response_body FROM attempts WHERE request_id=? ORDER BY number")
-
-
 def row_to_attempt(r: sqlite3.Row | tuple[Any, ...]) -> StoredAttempt:
-    """An ``attempts`` row selected as in ``ATTEMPTS``."""
+    """An ``attempts`` row selected as in ``request_attempts``."""
     return StoredAttempt(request_id=r[0], number=r[1], started_at=r[2], duration_s=r[3],
                          verdict=Verdict(r[4]), http_status=r[5], error=r[6],
                          response_body=None if r[7] is None else bytes(r[7]))
 
 
+def row_to_callback(r: sqlite3.Row | tuple[Any, ...]) -> StoredCallback:
+    """A ``callbacks`` row selected as ``CALLBACK_COLUMNS``."""
+    return StoredCallback(
+        id=r[0], request_id=r[1], upstream=r[2], url=r[3], payload=bytes(r[4]),
+        status=CallbackStatus(r[5]), attempts=r[6], next_attempt_at=r[7],
+        lease_expires_at=r[8], last_error=r[9], created_at=r[10], updated_at=r[11])
+
+
+def row_to_window(r: sqlite3.Row | tuple[Any, ...]) -> MaintenanceWindow:
+    """A ``maintenance_windows`` row selected as ``WINDOW_COLUMNS``."""
+    return MaintenanceWindow(id=r[0], upstream=r[1], starts_at=r[2], ends_at=r[3],
+                             reason=r[4] or "", created_by=r[5], created_at=r[6],
+                             cancelled_at=r[7])
+
+
+def row_to_job(r: sqlite3.Row | tuple[Any, ...]) -> BulkJobRecord:
+    """A ``bulk_jobs`` row selected as ``JOB_COLUMNS``."""
+    return BulkJobRecord(*r)
+
+
 def queue_callback(c: sqlite3.Connection, request_id: str, callback: NewCallback,
                    now: float) -> None:
     """Queue ``callback`` for ``request_id`` in the caller's transaction (the outbox)."""
-    c.execute(
-        "INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at, "
-        "created_at, updated_at) SELECT id, upstream, ?, ?, 'pending', ?, ?, ? FROM requests "
-        "WHERE id=?", (callback.url, callback.payload, now, now, now, request_id))
+    c.execute(QUERIES["queue_callback"], (callback.url, callback.payload, now, now, now,
+                                          request_id))

@@ -11,8 +11,8 @@ import pytest
 
 from proxy.lifecycle import Status
 from proxy.store.records import RequestFilter
-from proxy.store.sqlite.log import _indexed, _residual, _sql_where
-from proxy.store.sqlite.rows import COLUMNS
+from proxy.store.sqlite.log import _indexed, _residual
+from proxy.store.sqlite.queries import QUERIES, with_where
 from proxy.store.sqlite.schema import migrate
 
 T0 = 1_700_000_000.0
@@ -30,9 +30,9 @@ def plan(conn: sqlite3.Connection, f: RequestFilter, cursor: str | None,
          lowest: str | None = None) -> str:
     where, params = _indexed(f, cursor, lowest)
     rest, rest_params = _residual(f)
-    rows = conn.execute(f"EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM requests WHERE "
-                        f"{_sql_where(where + rest)} ORDER BY id DESC LIMIT 51",
-                        (*params, *rest_params)).fetchall()
+    rows = conn.execute("EXPLAIN QUERY PLAN "
+                        + with_where(QUERIES["find_requests"], where + rest),
+                        (*params, *rest_params, 51)).fetchall()
     return " | ".join(r[3] for r in rows)
 
 

@@ -19,7 +19,7 @@ from proxy.store.errors import DuplicateKey, StoreError, StoreFull, StoreUnavail
 from proxy.store.records import AttemptRecord, NewRequest, RequestFilter
 from proxy.store.sqlite import db as sqlite_db
 from proxy.store.sqlite import sqlite_backend
-from proxy.store.sqlite.rows import INSERT
+from proxy.store.sqlite.queries import QUERIES
 from proxy.store.sqlite.schema import MIGRATIONS
 from proxy.store.sqlite.writer import SqliteWriter, connect_writer
 from tests.store.sqlite import insert
@@ -441,7 +441,7 @@ async def test_writer_that_cannot_connect_fails_waiters_instead_of_hanging() -> 
     def broken_connect() -> sqlite3.Connection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    writer = SqliteWriter(broken_connect, INSERT)
+    writer = SqliteWriter(broken_connect, QUERIES["insert_request"])
     writer.start(asyncio.get_running_loop())
 
     async def submit_and_wait() -> None:

@@ -12,10 +12,7 @@ from typing import Any
 
 import pytest
 
-from proxy.store.sqlite import intake, queue
-from proxy.store.sqlite import log as request_log
-from proxy.store.sqlite import outbox as cb
-from proxy.store.sqlite.log import _ATTEMPT_BUCKETS, _SEP_OPEN
+from proxy.store.sqlite.queries import QUERIES, with_ids
 from proxy.store.sqlite.schema import migrate
 
 NOW = 1_700_000_000.0
@@ -42,34 +39,37 @@ def scans(steps: list[str]) -> list[str]:
 
 RECURRING: dict[str, tuple[str, tuple[Any, ...], str]] = {
     # relay lane, every claim and every idle wait
-    "claim_due": (queue._CLAIM, ("o", NOW + 30, NOW, "antrean", NOW, 64),
+    "claim_due": (QUERIES["claim_due"], ("o", NOW + 30, NOW, "antrean", NOW, 64),
                   "requests_due (upstream=? AND status=? AND next_attempt_at<?)"),
-    "claim_due (probe)": (queue._CLAIM_CLEAN, ("o", NOW + 30, NOW, "antrean", NOW, 1),
+    "claim_due (probe)": (QUERIES["claim_due_clean"], ("o", NOW + 30, NOW, "antrean", NOW, 1),
                           "requests_due (upstream=? AND status=? AND next_attempt_at<?)"),
-    "next_due_at": (queue._NEXT_DUE, ("antrean",), "requests_due (upstream=? AND status=?)"),
+    "next_due_at": (QUERIES["next_due_at"], ("antrean",), "requests_due (upstream=? AND status=?)"),
     # relay lane, once per poll interval
-    "take_over_expired": (queue._TAKE_OVER, ("o", NOW + 30, NOW, "antrean", NOW),
+    "take_over_expired": (QUERIES["take_over_expired"], ("o", NOW + 30, NOW, "antrean", NOW),
                           "requests_due (upstream=? AND status=?)"),
-    "refresh_holds (release)": (queue._RELEASE, (NOW, NOW, "released", "antrean"),
+    "refresh_holds (release)": (QUERIES["release_held"], (NOW, NOW, "released", "antrean"),
                                 "requests_due (upstream=? AND status=?)"),
-    "refresh_holds (hold)": (queue._HOLD, (NOW, "held behind ", "antrean", "antrean"),
+    "refresh_holds (hold)": (QUERIES["hold_behind_stuck"], (NOW, "held behind ", "antrean",
+                                                            "antrean"),
                              "requests_ordering (ordering_key=?)"),
     # intake, per request
-    "count_queued (backpressure)": (intake._QUEUED, ("antrean",),
+    "count_queued (backpressure)": (QUERIES["count_queued"], ("antrean",),
                                     "request_counts USING PRIMARY KEY (upstream=?"),
-    "enqueue_or_match": (intake._BY_DEDUP, ("k",), "requests_dedup (dedup_key=?)"),
-    "live_coalesced": (queue._LIVE_COALESCED, ("k",), "requests_coalesce (coalesce_key=?)"),
-    "supersede": (queue._SUPERSEDE.format("?,?"), ("r", NOW, "01H", "01J"), "id=?)"),
+    "enqueue_or_match": (QUERIES["request_by_dedup_key"], ("k",), "requests_dedup (dedup_key=?)"),
+    "live_coalesced": (QUERIES["live_coalesced"], ("k",), "requests_coalesce (coalesce_key=?)"),
+    "supersede": (with_ids(QUERIES["supersede"], 2), ("r", NOW, "01H", "01J"), "id=?)"),
     # summary: /metrics, /api/v1/summary, dashboard, notifier
-    "summary (counts)": (request_log._COUNTS, (), "SCAN request_counts"),
-    "summary (oldest, last attempt)": (request_log._FIRSTS, (), "requests_waiting (upstream=?)"),
-    "sep_open_counts": (_SEP_OPEN, (), "SCAN request_counts"),
+    "summary (counts)": (QUERIES["summary_counts"], (), "SCAN request_counts"),
+    "summary (oldest, last attempt)": (QUERIES["summary_firsts"], (),
+                                       "requests_waiting (upstream=?)"),
+    "sep_open_counts": (QUERIES["sep_open_counts"], (), "SCAN request_counts"),
     "attempt_buckets (dashboard chart)": (
-        _ATTEMPT_BUCKETS, (NOW - 21_600, 900.0, "antrean", NOW - 21_600),
+        QUERIES["attempt_buckets"], (NOW - 21_600, 900.0, "antrean", NOW - 21_600),
         "attempts_upstream_time (upstream=? AND started_at>?)"),
     # callback sender
-    "claim_callbacks": (cb._CLAIM, (NOW + 30, NOW, NOW, NOW, 16), "callbacks_due (status=?"),
-    "next_callback_at": (cb._NEXT, (), "callbacks_due (status=?)"),
+    "claim_callbacks": (QUERIES["claim_callbacks"], (NOW + 30, NOW, NOW, NOW, 16),
+                        "callbacks_due (status=?"),
+    "next_callback_at": (QUERIES["next_callback_at"], (), "callbacks_due (status=?)"),
 }
 
 
@@ -84,13 +84,13 @@ def test_a_recurring_query_seeks_an_index(conn: sqlite3.Connection, name: str) -
 
 def test_the_summary_reads_attempts_by_index_for_each_upstream(
         conn: sqlite3.Connection) -> None:
-    steps = plan(conn, request_log._FIRSTS, ())
+    steps = plan(conn, QUERIES["summary_firsts"], ())
     assert sum("attempts_upstream_time (upstream=?)" in step for step in steps) == 2, steps
     assert not any("TEMP B-TREE" in step for step in steps), steps
 
 
 def test_the_hold_refresh_starts_from_the_stuck_requests(conn: sqlite3.Connection) -> None:
-    steps = plan(conn, queue._HOLD, (NOW, "held behind ", "antrean", "antrean"))
+    steps = plan(conn, QUERIES["hold_behind_stuck"], (NOW, "held behind ", "antrean", "antrean"))
     # The outer walk is over the stuck requests' ordering keys, never the pending range.
     assert steps[0] == "SEARCH requests USING INDEX requests_ordering (ordering_key=?)", steps
     assert any("SEARCH s USING INDEX requests_due (upstream=? AND status=?)" in step

@@ -1,0 +1,282 @@
+-- The SQLite backend's statements, one block each: "-- name --", comment lines, the SQL.
+-- Loaded once by proxy/store/sqlite/queries.py. Written there, not here: the columns
+-- ({REQUEST_COLUMNS}, {CALLBACK_COLUMNS}, {WINDOW_COLUMNS}, {JOB_COLUMNS}) and the status
+-- lists ({BLOCKS_LATER}, {STUCK}, {QUEUED}, {LIVE}, {OPEN}), rendered from
+-- proxy.lifecycle's sets, so no status list is spelled twice. {ids} (a list of
+-- placeholders) and {where} (the request-log builder's conditions) are filled per call.
+
+-- insert_request --
+-- Batched by the writer's group commit (executemany); count_requests_inserted follows.
+INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at, status,
+                      next_attempt_at, updated_at, endpoint, ordering_key, expires_at,
+                      dedup_key, coalesce_key, lease_owner, lease_expires_at)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+
+-- count_requests_inserted --
+-- New rows are counted once per group commit, one upsert per (upstream, status, endpoint,
+-- path) among them, in the same transaction: a trigger per row cost ~7 us of the writer's
+-- time per insert (bench/RESULTS.md). Status changes are counted by a trigger (schema v8).
+-- The SEP test is the trigger's, so both agree on every row.
+INSERT INTO request_counts (upstream, status, sep, n)
+VALUES (?, ?, IFNULL(? LIKE 'vclaim.sep%' OR ? LIKE '%/sep/%', 0), ?)
+ON CONFLICT (upstream, status, sep) DO UPDATE SET n = n + excluded.n
+
+-- request_by_dedup_key --
+SELECT {REQUEST_COLUMNS} FROM requests WHERE dedup_key=?
+
+-- release_dedup_key --
+-- An original that no longer matches gives its key to the resubmission.
+UPDATE requests SET dedup_key=NULL WHERE id=?
+
+-- count_queued --
+-- From the counts the triggers keep: no request row is read.
+SELECT IFNULL(SUM(n), 0) FROM request_counts WHERE upstream=? AND status IN {QUEUED}
+
+-- get_request --
+SELECT {REQUEST_COLUMNS} FROM requests WHERE id=?
+
+-- request_attempts --
+SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body
+FROM attempts WHERE request_id=? ORDER BY number
+
+-- claim_due --
+-- An earlier request with the same ordering key that is not yet delivered (or has been
+-- given up on) keeps the later ones waiting: Antrean task ids must arrive in order.
+UPDATE requests SET status='in_flight', lease_owner=?, lease_expires_at=?, updated_at=?
+WHERE id IN (
+  SELECT id FROM requests
+  WHERE upstream=? AND status='pending' AND next_attempt_at<=?
+    AND (ordering_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM requests p WHERE p.ordering_key=requests.ordering_key
+        AND p.id<requests.id AND p.status IN {BLOCKS_LATER}))
+  ORDER BY next_attempt_at, id LIMIT ?)
+RETURNING {REQUEST_COLUMNS}
+
+-- claim_due_clean --
+-- The half-open probe: a request refused for its own credentials last time would only
+-- re-open the breaker, so one with a clean record goes first (few are unclean: the walk
+-- along the due index stops at the first clean one).
+UPDATE requests SET status='in_flight', lease_owner=?, lease_expires_at=?, updated_at=?
+WHERE id IN (
+  SELECT id FROM requests
+  WHERE upstream=? AND status='pending' AND next_attempt_at<=?
+    AND (ordering_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM requests p WHERE p.ordering_key=requests.ordering_key
+        AND p.id<requests.id AND p.status IN {BLOCKS_LATER}))
+    AND own_faults=0
+  ORDER BY next_attempt_at, id LIMIT ?)
+RETURNING {REQUEST_COLUMNS}
+
+-- next_due_at --
+-- Requests waiting behind an earlier one are not due: their wake-up is its completion.
+SELECT next_attempt_at FROM requests
+WHERE upstream=? AND status='pending'
+  AND (ordering_key IS NULL OR NOT EXISTS (
+    SELECT 1 FROM requests p WHERE p.ordering_key=requests.ordering_key
+      AND p.id<requests.id AND p.status IN {BLOCKS_LATER}))
+ORDER BY next_attempt_at LIMIT 1
+
+-- take_over_expired --
+UPDATE requests SET status='in_flight', lease_owner=?, lease_expires_at=?, updated_at=?
+WHERE id IN (SELECT id FROM requests
+             WHERE upstream=? AND status='in_flight' AND lease_expires_at<?)
+RETURNING {REQUEST_COLUMNS}
+
+-- renew_leases --
+UPDATE requests SET lease_expires_at=?
+WHERE id IN ({ids}) AND status='in_flight' AND lease_owner=?
+RETURNING id
+
+-- hold_behind_stuck --
+-- Later requests behind one that failed, died or is held become held themselves, so the
+-- wait is visible and explained (the reason: lifecycle.HELD_BEHIND, then the stuck
+-- request's state and (id)). Driven from the few stuck requests (status index) through
+-- the ordering index, not from the whole backlog: the unary + keeps SQLite from walking
+-- every pending row of the upstream (requests_due) and testing each one's key.
+UPDATE requests SET status='held', updated_at=?,
+  held_by=(SELECT p.id FROM requests p WHERE p.ordering_key=requests.ordering_key
+             AND p.id<requests.id AND p.status IN {STUCK} ORDER BY p.id LIMIT 1),
+  reason=? || (SELECT p.status || ' (' || p.id || ')' FROM requests p
+               WHERE p.ordering_key=requests.ordering_key
+                 AND p.id<requests.id AND p.status IN {STUCK} ORDER BY p.id LIMIT 1)
+WHERE +upstream=? AND +status='pending'
+  AND ordering_key IN (SELECT s.ordering_key FROM requests s WHERE s.status IN {STUCK}
+                         AND s.upstream=? AND s.ordering_key IS NOT NULL)
+  AND EXISTS (SELECT 1 FROM requests p WHERE p.ordering_key=requests.ordering_key
+                AND p.id<requests.id AND p.status IN {STUCK})
+RETURNING {REQUEST_COLUMNS}
+
+-- release_held --
+-- Once nothing before them is stuck any more (the parent was retried or cancelled),
+-- held requests return to pending.
+UPDATE requests SET status='pending', held_by=NULL, next_attempt_at=?, updated_at=?, reason=?
+WHERE upstream=? AND status='held' AND held_by IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM requests p WHERE p.ordering_key=requests.ordering_key
+                    AND p.id<requests.id AND p.status IN {STUCK})
+
+-- live_coalesced --
+SELECT {REQUEST_COLUMNS} FROM requests WHERE coalesce_key=? AND status IN {LIVE} ORDER BY id
+
+-- supersede --
+UPDATE requests SET status='cancelled', reason=?, updated_at=?, next_attempt_at=NULL
+WHERE id IN ({ids}) AND status='pending'
+RETURNING id
+
+-- complete_attempt --
+UPDATE requests SET status=?, reason=?, next_attempt_at=?, attempts=COALESCE(?, attempts),
+  updated_at=?, lease_owner=NULL, lease_expires_at=NULL, reconcile_reads=?, own_faults=?
+WHERE id=? AND status='in_flight' AND lease_owner=?
+
+-- insert_attempt --
+INSERT INTO attempts (request_id, number, upstream, started_at, duration_s, verdict,
+                      http_status, error, response_body)
+SELECT id, ?, upstream, ?, ?, ?, ?, ?, ? FROM requests WHERE id=?
+
+-- queue_callback --
+-- In the transaction of the final state it reports (the outbox).
+INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at,
+                       created_at, updated_at)
+SELECT id, upstream, ?, ?, 'pending', ?, ?, ? FROM requests WHERE id=?
+
+-- transition --
+UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=?,
+  retried_at=COALESCE(?, retried_at), reconcile_reads=?, own_faults=?
+WHERE id=? AND status=?
+
+-- insert_audit --
+INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?,?,?,?,?)
+
+-- audit_entries --
+SELECT id, at, actor, action, target, detail FROM audit_log
+WHERE {where} ORDER BY id DESC LIMIT ?
+
+-- summary_counts --
+-- The summary reads no request row it does not report: counts from the table the
+-- triggers keep (schema v8), per upstream the first waiting request by id (ids are minted
+-- in receive order) from the partial index requests_waiting, and the newest attempt from
+-- attempts_upstream_time.
+SELECT upstream, status, SUM(n) FROM request_counts GROUP BY upstream, status
+HAVING SUM(n) > 0
+
+-- summary_firsts --
+SELECT u.upstream,
+  (SELECT r.received_at FROM requests r WHERE r.upstream=u.upstream
+     AND r.status IN {LIVE} ORDER BY r.id LIMIT 1),
+  (SELECT a.started_at FROM attempts a WHERE a.upstream=u.upstream
+     ORDER BY a.started_at DESC LIMIT 1),
+  (SELECT a.verdict FROM attempts a WHERE a.upstream=u.upstream
+     ORDER BY a.started_at DESC LIMIT 1)
+FROM (SELECT upstream FROM request_counts GROUP BY upstream HAVING SUM(n) > 0) u
+
+-- sep_open_counts --
+-- Counted by the triggers of schema v8 (request_counts.sep is the SEP test).
+SELECT upstream, SUM(n) FROM request_counts WHERE sep=1 AND status IN {OPEN}
+GROUP BY upstream HAVING SUM(n) > 0
+
+-- attempt_buckets --
+-- The dashboard's chart: the recent range of attempts_upstream_time only.
+SELECT CAST((started_at - ?) / ? AS INTEGER) AS b, verdict, COUNT(*)
+FROM attempts WHERE upstream=? AND started_at>=? GROUP BY b, verdict ORDER BY b
+
+-- scan_window_end --
+-- The lowest id of a scan window: an index-only walk of at most scan_window entries.
+SELECT id FROM requests WHERE {where} ORDER BY id DESC LIMIT 1 OFFSET ?
+
+-- find_requests --
+SELECT {REQUEST_COLUMNS} FROM requests WHERE {where} ORDER BY id DESC LIMIT ?
+
+-- count_requests --
+SELECT COUNT(*) FROM requests WHERE {where}
+
+-- get_user --
+SELECT name, password_hash, role, created_at, failed_logins, locked_until FROM users
+WHERE name=?
+
+-- user_password_hash --
+SELECT password_hash FROM users WHERE name=?
+
+-- insert_user --
+INSERT INTO users (name, password_hash, role, created_at) VALUES (?,?,?,?)
+
+-- update_user --
+UPDATE users SET password_hash=?, role=? WHERE name=?
+
+-- count_users --
+SELECT COUNT(*) FROM users
+
+-- delete_user --
+DELETE FROM users WHERE name=?
+
+-- set_login_failures --
+UPDATE users SET failed_logins=?, locked_until=? WHERE name=?
+
+-- reset_login_failures --
+UPDATE users SET failed_logins=0, locked_until=NULL WHERE name=?
+
+-- insert_session --
+INSERT INTO sessions (id, user_name, csrf_token, created_at, expires_at) VALUES (?,?,?,?,?)
+
+-- get_session --
+SELECT id, user_name, csrf_token, created_at, expires_at FROM sessions
+WHERE id=? AND expires_at>?
+
+-- delete_session --
+DELETE FROM sessions WHERE id=?
+
+-- delete_user_sessions --
+DELETE FROM sessions WHERE user_name=?
+
+-- delete_expired_sessions --
+DELETE FROM sessions WHERE expires_at<=?
+
+-- claim_callbacks --
+-- Both branches are served by callbacks_due (status, next_attempt_at): the due pending
+-- rows, and the few 'sending' rows (only a crashed sender leaves an expired lease).
+UPDATE callbacks SET status='sending', attempts=attempts+1, lease_expires_at=?, updated_at=?
+WHERE id IN (SELECT id FROM callbacks
+             WHERE (status='pending' AND next_attempt_at<=?)
+                OR (status='sending' AND lease_expires_at<?)
+             ORDER BY next_attempt_at, id LIMIT ?)
+RETURNING {CALLBACK_COLUMNS}
+
+-- finish_callback --
+UPDATE callbacks SET status=?, last_error=?, next_attempt_at=COALESCE(?, next_attempt_at),
+  lease_expires_at=NULL, updated_at=?
+WHERE id=? AND status='sending'
+
+-- next_callback_at --
+SELECT MIN(t) FROM (
+  SELECT MIN(next_attempt_at) AS t FROM callbacks WHERE status='pending'
+  UNION ALL SELECT MIN(lease_expires_at) FROM callbacks WHERE status='sending')
+
+-- insert_maintenance_window --
+INSERT INTO maintenance_windows (upstream, starts_at, ends_at, reason, created_by, created_at)
+VALUES (?,?,?,?,?,?)
+RETURNING {WINDOW_COLUMNS}
+
+-- cancel_maintenance_window --
+UPDATE maintenance_windows SET cancelled_at=? WHERE id=? AND cancelled_at IS NULL
+
+-- get_maintenance_window --
+SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE id=?
+
+-- maintenance_windows --
+SELECT {WINDOW_COLUMNS} FROM maintenance_windows WHERE {where} ORDER BY starts_at, id
+
+-- insert_bulk_job --
+INSERT INTO bulk_jobs (actor, filter, expected, started_at) VALUES (?,?,?,?)
+RETURNING {JOB_COLUMNS}
+
+-- save_bulk_job --
+UPDATE bulk_jobs SET retried=?, skipped=?, stage=?, cursor=?, finished_at=?, error=?
+WHERE id=?
+
+-- get_bulk_job --
+SELECT {JOB_COLUMNS} FROM bulk_jobs WHERE id=?
+
+-- unfinished_bulk_jobs --
+SELECT {JOB_COLUMNS} FROM bulk_jobs WHERE finished_at IS NULL ORDER BY id
+
+-- check_writable --
+INSERT INTO health (id, checked_at) VALUES (1, ?)
+ON CONFLICT (id) DO UPDATE SET checked_at=excluded.checked_at
