@@ -19,6 +19,7 @@ from proxy.lifecycle import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, 
 from proxy.observe.redact import masked_headers
 from proxy.ops.auth import Permission
 from proxy.ops.bulk import describe
+from proxy.ops.export import spreadsheet_cell
 from proxy.ops.request_log import Query, every_page, list_page
 from proxy.store.errors import Conflict
 from proxy.store.records import AuditEntry, StoredAttempt, StoredRequest
@@ -52,17 +53,11 @@ async def request_log(request: web.Request) -> web.Response:
     })
 
 
-def _cell(value: object) -> str:
-    """CSV cells a spreadsheet would run as formulas are prefixed with a quote."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _csv_row(r: StoredRequest, k: RowKeys) -> str:
     out = io.StringIO()
     # Every cell quoted: a spreadsheet that splits on ';' (the Indonesian locale) must not
     # start a new, unprefixed cell in the middle of a body.
-    csv.writer(out, quoting=csv.QUOTE_ALL).writerow([_cell(v) for v in (
+    csv.writer(out, quoting=csv.QUOTE_ALL).writerow([spreadsheet_cell(v) for v in (
         r.id, wib_iso(r.received_at), r.upstream, r.endpoint, r.method, r.path, r.query,
         r.status.value, r.attempts, r.reason, k.booking, k.task, k.sep,
         r.body.decode("utf-8", "replace"))])

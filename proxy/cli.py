@@ -1,4 +1,5 @@
-"""Command line: `tenang serve | check-config | migrate | demo | simulate-bpjs | user`
+"""Command line: `tenang serve | check-config | migrate | demo | simulate-bpjs | user |
+export | audit`
 (also `python -m proxy`).
 
 Exit codes: 0 done, 1 a start that failed at run time (a port in use, a database that
@@ -15,7 +16,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from proxy import cli_migrate, cli_user
+from proxy import cli_export, cli_migrate, cli_user
 from proxy.app import Tenang
 from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
 from proxy.bpjs.simulator.serve import config_from_args as simulator_config
@@ -147,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     add_simulator_arguments(simulator)
     cli_user.add_arguments(sub, common)
     cli_migrate.add_arguments(sub, common)
+    cli_export.add_arguments(sub, common)
     return p
 
 
@@ -164,6 +166,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli_user.main(args)
     elif args.command == "migrate":
         return cli_migrate.main(args)
+    elif args.command == "export":
+        return cli_export.export_main(args, tenang_version())
+    elif args.command == "audit":
+        return cli_export.audit_main(args)
     elif args.command == "simulate-bpjs":
         sim_config, sim_host, sim_port = simulator_config(args)
         run(serve_simulator(sim_config, sim_host, sim_port))

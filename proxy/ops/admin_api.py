@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
 
@@ -93,12 +93,17 @@ def attempt_json(a: StoredAttempt) -> AttemptJson:
     }
 
 
-async def request_detail(store: RequestLog, r: StoredRequest) -> RequestDetail:
-    attempts = [attempt_json(a) for a in await store.attempts(r.id)]
+def detail_of(r: StoredRequest, stored: Sequence[StoredAttempt]) -> RequestDetail:
+    """The request's detail document (also each record of a JSONL export)."""
+    attempts = [attempt_json(a) for a in stored]
     return RequestDetail(
         **request_brief(r), headers=masked_headers(r.headers), body=readable(r.body),
         attempts=attempts, last_response=attempts[-1]["response"] if attempts else None,
     )
+
+
+async def request_detail(store: RequestLog, r: StoredRequest) -> RequestDetail:
+    return detail_of(r, await store.attempts(r.id))
 
 
 async def get_request(request: web.Request) -> web.Response:

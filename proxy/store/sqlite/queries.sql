@@ -280,3 +280,13 @@ SELECT {JOB_COLUMNS} FROM bulk_jobs WHERE finished_at IS NULL ORDER BY id
 -- check_writable --
 INSERT INTO health (id, checked_at) VALUES (1, ?)
 ON CONFLICT (id) DO UPDATE SET checked_at=excluded.checked_at
+
+-- export_requests --
+-- The export's keyset page (export_reader), oldest first; {where} holds one id bound on
+-- each side, the status (index requests_status) and the row-by-row checks.
+SELECT {REQUEST_COLUMNS} FROM requests WHERE {where} ORDER BY id LIMIT ?
+
+-- export_attempts --
+-- The attempts of one export page, on the attempts' primary key.
+SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body
+FROM attempts WHERE request_id IN ({ids}) ORDER BY request_id, number

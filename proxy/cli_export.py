@@ -1,0 +1,120 @@
+"""`tenang export` and `tenang audit verify --export`: an export for auditors and its check.
+
+    tenang export --config FILE --since DATE --until DATE --format jsonl|csv
+                  [--upstream NAME] [--status S] --output PATH
+    tenang audit verify --export PATH
+
+The export reads the SQLite file read-only (Tenang may be serving or stopped) and
+writes PATH and PATH.manifest.json, both only once complete (``proxy.ops.export``).
+Verification exits 0 when the export matches its manifest, 1 naming each difference,
+2 when either cannot be read.
+
+``audit`` is a group of subcommands: the hash chain (issue 14, scope 1) adds
+``audit checkpoint`` and ``audit verify --config FILE [--from-checkpoint HASH]`` beside
+``--export`` (then one of the two is required instead of ``--export``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+from proxy.config import ConfigError, load_config
+from proxy.lifecycle import Status
+from proxy.ops.export import ExportFilter, Format, check_output, write_export
+from proxy.ops.export_manifest import ManifestError, describe, manifest_path, verify_export
+from proxy.ops.request_log import parse_day
+from proxy.store.errors import StoreError
+from proxy.store.sqlite.export_reader import histories
+
+
+def _day(text: str) -> date:
+    day = parse_day(text)
+    if day is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a day (dd/mm/yyyy or yyyy-mm-dd, in WIB)")
+    return day
+
+
+def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                  common: argparse.ArgumentParser) -> None:
+    export = sub.add_parser(
+        "export", parents=[common],
+        help="write the requests of a range of days, with attempts and results, for "
+             "auditors (and a manifest beside it)")
+    export.add_argument("--config", type=Path, required=True,
+                        help="path to the TOML config (see config.example.toml)")
+    export.add_argument("--since", type=_day, required=True,
+                        help="first day, in WIB (dd/mm/yyyy or yyyy-mm-dd)")
+    export.add_argument("--until", type=_day, required=True,
+                        help="last day, in WIB, included")
+    export.add_argument("--format", choices=[f.value for f in Format], required=True,
+                        help="jsonl: one JSON object per request, attempts nested; csv: "
+                             "one row per request, attempts as a JSON column")
+    export.add_argument("--upstream", default=None, help="only this upstream's requests")
+    export.add_argument("--status", choices=[s.value for s in Status], default=None,
+                        help="only requests in this status now")
+    export.add_argument("--output", type=Path, required=True,
+                        help="the file to write (must not exist); its manifest is "
+                             "written beside it as OUTPUT.manifest.json")
+    audit = sub.add_parser("audit", parents=[common], help="check what Tenang recorded")
+    checks = audit.add_subparsers(dest="audit_command", required=True, metavar="CHECK")
+    verify = checks.add_parser("verify", parents=[common],
+                               help="check an export against its manifest")
+    verify.add_argument("--export", type=Path, required=True,
+                        help="the export file (its manifest is EXPORT.manifest.json)")
+
+
+def export_main(args: argparse.Namespace, tenang_version: str) -> int:
+    """Run `tenang export`; ConfigError / ValueError reach the CLI's handler (exit 2)."""
+    config = load_config(args.config)
+    if config.store.is_postgres:
+        raise ConfigError("store.url: tenang export reads SQLite stores only (so far)")
+    filters = ExportFilter(args.since, args.until, args.upstream,
+                           None if args.status is None else Status(args.status))
+    known = [u.name for u in config.upstreams]
+    if filters.upstream is not None and filters.upstream not in known:
+        print(f"tenang: note: upstream {filters.upstream!r} is not in the config "
+              f"({', '.join(known)}); exporting what the store holds for it",
+              file=sys.stderr)
+    output: Path = args.output
+    try:
+        check_output(output)
+    except OSError as exc:
+        print(f"tenang: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    db = config.store.sqlite_path
+    try:
+        pages = histories(db, filters.request_filter(),
+                          busy_timeout_ms=config.store.busy_timeout_ms)
+        manifest = write_export(pages, Format(args.format), output, filters, time.time(),
+                                tenang_version)
+    except StoreError as exc:
+        print(f"tenang: cannot read the database {db}: {exc.reason} ({exc})", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"tenang: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"tenang: wrote {output} ({describe(manifest)}) and {manifest_path(output)}")
+    return 0
+
+
+def audit_main(args: argparse.Namespace) -> int:
+    """`tenang audit verify --export PATH` (the only audit check so far)."""
+    export: Path = args.export
+    try:
+        differences = verify_export(export)
+    except ManifestError as exc:
+        print(f"tenang: cannot verify: {exc}", file=sys.stderr)
+        return 2
+    if differences:
+        print(f"tenang: {export} does NOT match its manifest {manifest_path(export)}:",
+              file=sys.stderr)
+        for difference in differences:
+            print(f"  {difference}", file=sys.stderr)
+        return 1
+    print(f"tenang: {export} matches its manifest {manifest_path(export)}")
+    return 0

@@ -1,0 +1,103 @@
+"""Reading a SQLite store for an export (``tenang export``, the UI's export page): every
+matching request with its attempts, oldest first, a page at a time.
+
+It opens a connection of its own, read-only (``mode=ro``): the export never writes the
+file, never creates one where the config points at nothing, and runs beside a serving
+Tenang (WAL lets readers run beside the writer) as well as with Tenang stopped. The whole
+export is one read transaction, so it is one consistent snapshot: what was committed
+when it began, nothing committed during it. (While it runs, the WAL cannot be
+checkpointed past that snapshot; it shrinks again once the export ends.)
+
+Memory stays constant however many rows match: requests come in keyset pages by id (the
+primary key, or ``requests_status (status, id)`` when a status is given) and the
+attempts of a page in one query on the attempts' primary key.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from proxy.store.admin_filter import id_ceiling, id_floor
+from proxy.store.errors import StoreUnavailable
+from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
+from proxy.store.sqlite.queries import QUERIES, with_ids, with_where
+from proxy.store.sqlite.rows import row_to_attempt, row_to_request
+from proxy.store.sqlite.writer import translate
+
+PAGE_SIZE = 500  # well under SQLite's 32,766 bound parameters (the attempts' IN list)
+
+History = tuple[StoredRequest, list[StoredAttempt]]
+
+def _where(f: RequestFilter, after: str | None) -> tuple[list[str], list[Any]]:
+    """One lower and one upper id bound (given two, SQLite may walk from the looser one),
+    status on its index; upstream is checked row by row (``+``: an index on upstream
+    would give the rows out of id order, and every page would sort the whole range)."""
+    lowers = [b for b in (after, None if f.received_from is None else id_floor(f.received_from))
+              if b is not None]
+    clauses: list[tuple[str, Any]] = [
+        ("status=?", None if f.status is None else f.status.value),
+        ("id>?" if lowers and max(lowers) == after else "id>=?", max(lowers, default=None)),
+        ("id<?", None if f.received_to is None else id_ceiling(f.received_to)),
+        ("+upstream=?", f.upstream),
+        # Exact receive-time bounds: an id range is only as fine as a millisecond.
+        ("received_at>=?", f.received_from),
+        ("received_at<?", f.received_to),
+    ]
+    used = [(c, v) for c, v in clauses if v is not None]
+    return [c for c, _ in used], [v for _, v in used]
+
+
+def _attempts(conn: sqlite3.Connection, ids: list[str]) -> dict[str, list[StoredAttempt]]:
+    found: dict[str, list[StoredAttempt]] = {}
+    for row in conn.execute(with_ids(QUERIES["export_attempts"], len(ids)), ids):
+        found.setdefault(row[0], []).append(row_to_attempt(row))
+    return found
+
+
+def open_read_only(path: Path, busy_timeout_ms: int = 5_000) -> sqlite3.Connection:
+    """A read-only connection to an existing database file (StoreUnavailable otherwise).
+    Usable from one thread at a time, not only the one that opened it (the UI reads each
+    page in a worker thread)."""
+    if not path.is_file():
+        raise StoreUnavailable(f"no database at {path}")
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True,
+                               isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        return conn
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
+
+
+def histories(path: Path, f: RequestFilter, *, page_size: int = PAGE_SIZE,
+              busy_timeout_ms: int = 5_000) -> Iterator[list[History]]:
+    """The requests ``f`` matches (status, upstream, receive-time range; its other
+    fields are not export filters and must be unset), oldest first, each with its
+    attempts in order, ``page_size`` requests a page. Raises StoreError subclasses;
+    the connection closes when the iterator ends or is closed."""
+    if f.endpoint is not None or f.text is not None:
+        raise ValueError("an export filters by status, upstream and receive time only")
+    conn = open_read_only(path, busy_timeout_ms)
+    try:
+        conn.execute("BEGIN")  # one snapshot for the whole export
+        after: str | None = None
+        while True:
+            where, params = _where(f, after)
+            rows = conn.execute(with_where(QUERIES["export_requests"], where),
+                                (*params, page_size)).fetchall()
+            if not rows:
+                return
+            requests = [row_to_request(r) for r in rows]
+            attempts = _attempts(conn, [r.id for r in requests])
+            yield [(r, attempts.get(r.id, [])) for r in requests]
+            if len(rows) < page_size:
+                return
+            after = requests[-1].id
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
+    finally:
+        conn.close()
