@@ -13,9 +13,12 @@ a second each); the DSN names it in ``search_path`` so that every connection a s
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
 import secrets
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +45,35 @@ def with_search_path(dsn: str, schema: str) -> str:
     parts = urlsplit(dsn)
     query = "&".join(p for p in (parts.query, f"search_path={schema}") if p)
     return urlunsplit(parts._replace(query=query))
+
+
+async def _execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+_LEFT: list[str] = []  # schemas schema_now() made, dropped when the test process ends
+
+
+def _drop_left(dsn: str) -> None:
+    if _LEFT:
+        asyncio.run(_execute(dsn, f"DROP SCHEMA IF EXISTS {', '.join(_LEFT)} CASCADE"))
+
+
+def schema_now() -> str:
+    """A DSN on a new empty schema, for code that cannot await (a backend factory called
+    from a running event loop): made on a thread of its own, dropped at exit."""
+    dsn = pg_dsn()
+    name = f"t_{secrets.token_hex(6)}"
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, _execute(dsn, f"CREATE SCHEMA {name}")).result()
+    if not _LEFT:
+        atexit.register(_drop_left, dsn)
+    _LEFT.append(name)
+    return with_search_path(dsn, name)
 
 
 @asynccontextmanager

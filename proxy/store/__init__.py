@@ -27,7 +27,11 @@ def open_store(config: StoreConfig) -> Backend:
         from proxy.store.memory import memory_backend
 
         return memory_backend()
-    if config.is_postgres and postgres.INCOMPLETE is not None:
-        raise ConfigError(f"store.url: {postgres.INCOMPLETE}")
+    if config.is_postgres:
+        if postgres.INCOMPLETE is not None:
+            raise ConfigError(f"store.url: {postgres.INCOMPLETE}")
+        from proxy.store.postgres.backend import postgres_backend
+
+        return postgres_backend(config)
     raise UnknownStoreScheme(f"store.url: no backend for {scheme!r} URLs "
                              '(supported: "sqlite:///PATH")')

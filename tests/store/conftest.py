@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from proxy.config import StoreConfig
 from proxy.store.backend import Backend
 from proxy.store.memory import memory_backend
+from proxy.store.postgres.backend import postgres_backend
 from proxy.store.sqlite import sqlite_backend
+from tests.pg_support import schema_now
 
 
 def _memory(tmp_path: Path) -> Backend:
@@ -27,9 +30,17 @@ def _sqlite(tmp_path: Path) -> Backend:
     return sqlite_backend(tmp_path / "queue" / "tenang.db", busy_timeout_ms=2_000)
 
 
+def _postgres(tmp_path: Path) -> Backend:
+    """On a schema of its own in the database of TENANG_TEST_PG_DSN (tests/pg_support.py:
+    skipped without one, except under CI, where .ci/run always provides one)."""
+    return postgres_backend(StoreConfig(url=schema_now(), pool_min=1, pool_max=4,
+                                        statement_timeout_s=10.0))
+
+
 BACKENDS: dict[str, Callable[[Path], Backend]] = {
     "memory": _memory,
     "sqlite": _sqlite,
+    "postgres": _postgres,
 }
 
 

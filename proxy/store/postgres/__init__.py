@@ -1,10 +1,14 @@
 """The PostgreSQL store (asyncpg): one database shared by several Tenang instances.
 
-Built in steps (issue 13). Until every role is implemented, config selects it for
-`tenang migrate` only: `check-config` and `serve` refuse it (``INCOMPLETE``)."""
+``backend.postgres_backend`` fills every role (the contract suite runs on it). Config
+still refuses it (``INCOMPLETE``: `check-config`, `serve` and `tenang user` say why;
+`tenang migrate` works): what several instances must share besides the queue is not
+shared yet (issue 13)."""
 
 from __future__ import annotations
 
-# Why `serve` cannot use this backend yet; None once it implements every role.
-INCOMPLETE: str | None = ("postgresql store: not yet complete (only the schema and "
-                          "`tenang migrate` work in this version; use sqlite:///PATH)")
+# Why `serve` cannot use this backend yet; None once instances can share everything.
+INCOMPLETE: str | None = (
+    "postgresql store: not yet complete (its queue works, but breakers, send rates, "
+    "backpressure and notifications are not yet shared between instances; "
+    "use sqlite:///PATH)")

@@ -207,3 +207,10 @@ CREATE TRIGGER requests_counted_update AFTER UPDATE ON requests
 CREATE TRIGGER requests_counted_delete AFTER DELETE ON requests
     REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tenang_count_requests();
+
+-- version 2 --
+-- The summary's "oldest pending" is the first waiting request by id (minted from the
+-- receive time), as on SQLite, not by intake order: the partial index follows it.
+DROP INDEX requests_waiting;
+CREATE INDEX requests_waiting ON requests (upstream, id)
+    WHERE status IN ('pending', 'in_flight');

@@ -1,0 +1,107 @@
+"""Intake's group commit on PostgreSQL.
+
+Every request waiting to be stored joins the next batch: one ``insert_requests``
+statement (one round trip, one commit, one WAL flush, one count update) for all of them,
+several batches at once on the pool (``parallel`` connections at most), so a 202 still
+means committed and intake is not one round trip per request. A batch that fails for a
+reason of one row (not a lost connection) is retried row by row, so only that row fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from proxy.store.errors import StoreUnavailable
+from proxy.store.postgres.errors import translated
+from proxy.store.postgres.rows import insert_arrays
+from proxy.store.postgres.statements import Q
+from proxy.store.records import NewRequest
+
+MAX_BATCH = 1024
+
+
+@dataclass(slots=True)
+class _Waiting:
+    request: NewRequest
+    stored: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class GroupInsert:
+    """Inserts of new requests, batched. ``insert`` resolves once the row is committed
+    (True) or its dedup key was found taken (False)."""
+
+    def __init__(self, pool: asyncpg.Pool, parallel: int) -> None:
+        self._pool = pool
+        self._parallel = max(1, parallel)
+        self._waiting: list[_Waiting] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self._kicked = False
+        self._closed = False
+
+    async def insert(self, request: NewRequest) -> bool:
+        if self._closed:
+            raise StoreUnavailable("store is closed")
+        waiting = _Waiting(request)
+        self._waiting.append(waiting)
+        self._kick()
+        return await waiting.stored
+
+    def _kick(self) -> None:
+        # After the current step of the event loop: every request that arrives in it
+        # joins the same batch.
+        if not self._kicked:
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._start)
+
+    def _start(self) -> None:
+        self._kicked = False
+        while self._waiting and len(self._running) < self._parallel:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            task = asyncio.get_running_loop().create_task(self._commit(batch))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._waiting:
+            self._start()
+
+    async def _commit(self, batch: Sequence[_Waiting]) -> None:
+        try:
+            stored = await self._insert([w.request for w in batch])
+        except StoreUnavailable as exc:  # nothing was tried or nothing can be: all fail
+            _fail(batch, exc)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            for one in batch:  # a row's own fault: the others still commit
+                await self._commit([one])
+            return
+        for w in batch:
+            if not w.stored.done():
+                w.stored.set_result(w.request.id in stored)
+
+    async def _insert(self, requests: Sequence[NewRequest]) -> set[str]:
+        with translated():
+            rows = await self._pool.fetch(Q["insert_requests"], *insert_arrays(requests))
+        return {r["id"] for r in rows}
+
+    async def close(self) -> None:
+        """Commit what is waiting, then refuse new inserts."""
+        self._closed = True
+        while self._running or self._waiting:
+            self._start()
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+
+def _fail(batch: Sequence[_Waiting], exc: BaseException) -> None:
+    for w in batch:
+        if not w.stored.done():
+            w.stored.set_exception(exc)

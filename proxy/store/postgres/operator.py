@@ -1,0 +1,33 @@
+"""The Operator role on PostgreSQL: a request moved from the state the caller saw, with
+its callback and audit entry in the same statement (all or nothing)."""
+
+from __future__ import annotations
+
+from proxy import lifecycle
+from proxy.lifecycle import Status, Transition
+from proxy.store.errors import Conflict
+from proxy.store.postgres.database import Database
+from proxy.store.postgres.errors import translated
+from proxy.store.postgres.statements import Q
+from proxy.store.records import NewAudit, NewCallback
+
+
+class PostgresOperator:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def transition(
+        self, request_id: str, expected: Status, transition: Transition, now: float,
+        callback: NewCallback | None = None, audit: NewAudit | None = None,
+    ) -> None:
+        t = transition
+        lifecycle.ensure_allowed(expected, t.status)
+        with translated():
+            moved = await self._db.pool.fetchval(
+                Q["transition"], t.status.value, t.reason, t.next_attempt_at, now,
+                t.reconcile_reads, t.own_faults, request_id, expected.value, t.retried_at,
+                callback.url if callback else None, callback.payload if callback else None,
+                audit.actor if audit else None, audit.action if audit else None,
+                audit.detail if audit else None)
+        if not moved:
+            raise Conflict(f"{request_id}: not {expected.value}")

@@ -1,0 +1,336 @@
+-- The PostgreSQL store's statements, one "-- name --" block each (sql.py loads them).
+-- {COLUMNS} is a request row as rows.py reads it; {BLOCKS_LATER}, {STUCK}, {QUEUED},
+-- {OPEN} and {LIVE} are lifecycle's status sets, rendered by lifecycle.sql_in. "Earlier"
+-- is intake order, requests.seq: one sequence for every instance (schema.sql).
+
+-- insert_requests --
+-- A batch of new requests in one statement (intake's group commit): one round trip, one
+-- commit and one count update for the lot. A taken dedup key inserts nothing for that row
+-- (nor for a second row of the batch with the same key); the ids returned are those
+-- stored, and intake resolves the others one by one.
+INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at, status,
+                      next_attempt_at, updated_at, endpoint, ordering_key, expires_at,
+                      dedup_key, coalesce_key, lease_owner, lease_expires_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::bytea[], $8::float8[], $9::text[], $10::float8[], $11::float8[],
+                     $12::text[], $13::text[], $14::float8[], $15::text[], $16::text[],
+                     $17::text[], $18::float8[])
+ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+RETURNING id
+
+-- request_by_dedup_key_locked --
+-- The holder of a dedup key, locked until the resubmission is decided: two racing
+-- resubmissions of one key are decided one after the other.
+SELECT {COLUMNS} FROM requests WHERE dedup_key = $1 FOR UPDATE
+
+-- clear_dedup_key --
+UPDATE requests SET dedup_key = NULL WHERE id = $1
+
+-- count_queued --
+SELECT COALESCE(sum(n), 0) FROM request_counts WHERE upstream = $1 AND status IN {QUEUED}
+
+-- live_coalesced --
+SELECT {COLUMNS} FROM requests WHERE coalesce_key = $1 AND status IN {LIVE} ORDER BY seq
+
+-- claim_due --
+-- Up to $3 due pending requests of upstream $1, oldest due first, leased to $4 until $5.
+-- One whose ordering key has an earlier request not yet delivered (or given up on) is not
+-- due: Antrean task ids must arrive in order. SKIP LOCKED: rows another instance is
+-- claiming right now are left to it, so no two instances lease one request; the status
+-- re-check on the locked row turns away a row claimed and committed meanwhile. That an
+-- earlier request blocks is stable once false (only succeeded and cancelled do not block,
+-- and both are final), so a claim cannot race one that unblocks. $6: the half-open probe
+-- takes only a request with no own-fault history (a credentials refusal last time would
+-- only re-open the breaker).
+WITH due AS (
+    SELECT r.id FROM requests r
+     WHERE r.upstream = $1 AND r.status = 'pending' AND r.next_attempt_at <= $2
+       AND (NOT $6::boolean OR r.own_faults = 0)
+       AND (r.ordering_key IS NULL OR NOT EXISTS (
+            SELECT 1 FROM requests p
+             WHERE p.ordering_key = r.ordering_key AND p.seq < r.seq
+               AND p.status IN {BLOCKS_LATER}))
+     ORDER BY r.next_attempt_at, r.seq
+     LIMIT $3
+     FOR UPDATE OF r SKIP LOCKED)
+UPDATE requests q
+   SET status = 'in_flight', lease_owner = $4, lease_expires_at = $5, updated_at = $2
+  FROM due
+ WHERE q.id = due.id AND q.status = 'pending'
+RETURNING {COLUMNS_OF_Q}
+
+-- next_due_at --
+-- Requests waiting behind an earlier one are not due: their wake-up is its completion.
+SELECT r.next_attempt_at FROM requests r
+ WHERE r.upstream = $1 AND r.status = 'pending'
+   AND (r.ordering_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM requests p
+         WHERE p.ordering_key = r.ordering_key AND p.seq < r.seq
+           AND p.status IN {BLOCKS_LATER}))
+ ORDER BY r.next_attempt_at LIMIT 1
+
+-- take_over_expired --
+-- The in-flight requests of upstream $1 whose lease ended before $2: their instance died
+-- (or stalled) mid-delivery. Leased to $3 until $4; another instance taking them over at
+-- the same moment skips the rows this one locked.
+WITH expired AS (
+    SELECT id FROM requests
+     WHERE upstream = $1 AND status = 'in_flight' AND lease_expires_at < $2
+     ORDER BY seq
+     FOR UPDATE SKIP LOCKED)
+UPDATE requests q SET lease_owner = $3, lease_expires_at = $4, updated_at = $2
+  FROM expired
+ WHERE q.id = expired.id AND q.status = 'in_flight' AND q.lease_expires_at < $2
+RETURNING {COLUMNS_OF_Q}
+
+-- renew_leases --
+UPDATE requests SET lease_expires_at = $3
+ WHERE id = ANY($2::text[]) AND status = 'in_flight' AND lease_owner = $1
+RETURNING id
+
+-- lock_holds --
+-- One instance at a time refreshes an upstream's holds (they would otherwise wait on each
+-- other's row locks, in any order).
+SELECT pg_advisory_xact_lock(hashtextextended('tenang holds ' || $1, 0))
+
+-- release_holds --
+-- Held requests with nothing stuck before them any more (the one they waited for was
+-- retried or cancelled) return to pending: $2.. from lifecycle.released.
+UPDATE requests r
+   SET status = 'pending', held_by = NULL, next_attempt_at = $2, updated_at = $3, reason = $4
+ WHERE r.upstream = $1 AND r.status = 'held' AND r.held_by IS NOT NULL
+   AND NOT EXISTS (
+        SELECT 1 FROM requests p
+         WHERE p.ordering_key = r.ordering_key AND p.seq < r.seq AND p.status IN {STUCK})
+
+-- behind_stuck --
+-- Pending requests with an earlier one of their ordering key failed, dead or held, each
+-- with the first such one (lifecycle.held_behind names it). Driven from the few stuck
+-- requests through the ordering index, not from the whole backlog.
+SELECT r.id, s.id AS stuck_id, s.status AS stuck_status
+  FROM requests r
+  JOIN LATERAL (
+        SELECT p.id, p.status FROM requests p
+         WHERE p.ordering_key = r.ordering_key AND p.seq < r.seq AND p.status IN {STUCK}
+         ORDER BY p.seq LIMIT 1) s ON true
+ WHERE r.upstream = $1 AND r.status = 'pending'
+   AND r.ordering_key IN (
+        SELECT k.ordering_key FROM requests k
+         WHERE k.upstream = $1 AND k.status IN {STUCK} AND k.ordering_key IS NOT NULL)
+ ORDER BY r.seq
+   FOR UPDATE OF r SKIP LOCKED
+
+-- hold --
+UPDATE requests r
+   SET status = 'held', updated_at = $1, held_by = h.stuck_id, reason = h.reason
+  FROM unnest($2::text[], $3::text[], $4::text[]) AS h (id, stuck_id, reason)
+ WHERE r.id = h.id AND r.status = 'pending'
+RETURNING {COLUMNS_OF_R}
+
+-- supersede --
+UPDATE requests SET status = 'cancelled', reason = $2, updated_at = $3, next_attempt_at = NULL
+ WHERE id = ANY($1::text[]) AND status = 'pending'
+RETURNING id
+
+-- queue_callbacks --
+-- Outcome callbacks, in the transaction of the moves they report (the outbox).
+INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at,
+                       created_at, updated_at)
+SELECT r.id, r.upstream, c.url, c.payload, 'pending', $4, $4, $4
+  FROM unnest($1::text[], $2::text[], $3::bytea[]) AS c (request_id, url, payload)
+  JOIN requests r ON r.id = c.request_id
+
+-- complete_attempt --
+-- The transition of a request still leased to $8, its attempt (when $9 is not null) and
+-- its callback (when $16 is not null): one statement, so all or nothing, one round trip.
+WITH moved AS (
+    UPDATE requests
+       SET status = $1, reason = $2, next_attempt_at = $3,
+           attempts = COALESCE($9::integer, attempts), updated_at = $4, lease_owner = NULL,
+           lease_expires_at = NULL, reconcile_reads = $5, own_faults = $6
+     WHERE id = $7 AND status = 'in_flight' AND lease_owner = $8
+    RETURNING id, upstream),
+attempt AS (
+    INSERT INTO attempts (request_id, number, upstream, started_at, duration_s, verdict,
+                          http_status, error, response_body)
+    SELECT id, $9, upstream, $10, $11, $12, $13, $14, $15 FROM moved
+     WHERE $9::integer IS NOT NULL),
+callback AS (
+    INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at,
+                           created_at, updated_at)
+    SELECT id, upstream, $16, $17, 'pending', $4, $4, $4 FROM moved
+     WHERE $16::text IS NOT NULL)
+SELECT count(*) FROM moved
+
+-- transition --
+-- A request still in state $8 moves (an operator's retry or cancel, a reconciliation),
+-- with its callback (when $10 is not null) and audit entry (when $12 is not null) in the
+-- same statement.
+WITH moved AS (
+    UPDATE requests
+       SET status = $1, reason = $2, next_attempt_at = $3, updated_at = $4,
+           retried_at = COALESCE($9, retried_at), reconcile_reads = $5, own_faults = $6
+     WHERE id = $7 AND status = $8
+    RETURNING id, upstream),
+callback AS (
+    INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at,
+                           created_at, updated_at)
+    SELECT id, upstream, $10, $11, 'pending', $4, $4, $4 FROM moved
+     WHERE $10::text IS NOT NULL),
+audit AS (
+    INSERT INTO audit_log (at, actor, action, target, detail)
+    SELECT $4, $12, $13, id, $14 FROM moved WHERE $12::text IS NOT NULL)
+SELECT count(*) FROM moved
+
+-- get --
+SELECT {COLUMNS} FROM requests WHERE id = $1
+
+-- attempts --
+SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body
+  FROM attempts WHERE request_id = $1 ORDER BY number
+
+-- counts --
+SELECT upstream, status, sum(n) FROM request_counts GROUP BY upstream, status
+HAVING sum(n) > 0
+
+-- firsts --
+-- Per upstream with requests: the receive time of the first waiting one by id (ids are
+-- minted from the receive time; partial index requests_waiting) and the newest attempt
+-- (attempts_upstream_time).
+SELECT u.upstream,
+       (SELECT r.received_at FROM requests r
+         WHERE r.upstream = u.upstream AND r.status IN {LIVE} ORDER BY r.id LIMIT 1),
+       a.started_at, a.verdict
+  FROM (SELECT upstream FROM request_counts GROUP BY upstream HAVING sum(n) > 0) u
+  LEFT JOIN LATERAL (
+        SELECT started_at, verdict FROM attempts
+         WHERE upstream = u.upstream ORDER BY started_at DESC LIMIT 1) a ON true
+
+-- check_writable --
+INSERT INTO health (id, checked_at) VALUES (1, $1)
+ON CONFLICT (id) DO UPDATE SET checked_at = EXCLUDED.checked_at
+
+-- user --
+SELECT name, password_hash, role, created_at, failed_logins, locked_until
+  FROM users WHERE name = $1
+
+-- user_locked --
+SELECT name, password_hash, role, created_at, failed_logins, locked_until
+  FROM users WHERE name = $1 FOR UPDATE
+
+-- add_user --
+INSERT INTO users (name, password_hash, role, created_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (name) DO NOTHING
+
+-- replace_user --
+UPDATE users SET password_hash = $2, role = $3 WHERE name = $1
+
+-- end_sessions_of --
+DELETE FROM sessions WHERE user_name = $1
+
+-- remove_user --
+DELETE FROM users WHERE name = $1
+
+-- count_users --
+SELECT count(*) FROM users
+
+-- set_login_failures --
+UPDATE users SET failed_logins = $2, locked_until = $3 WHERE name = $1
+
+-- create_session --
+INSERT INTO sessions (id, user_name, csrf_token, created_at, expires_at)
+VALUES ($1, $2, $3, $4, $5)
+
+-- session --
+SELECT id, user_name, csrf_token, created_at, expires_at FROM sessions
+ WHERE id = $1 AND expires_at > $2
+
+-- delete_session --
+DELETE FROM sessions WHERE id = $1
+
+-- delete_expired_sessions --
+DELETE FROM sessions WHERE expires_at <= $1
+
+-- audit --
+INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)
+
+-- audit_entries --
+-- Newest first; $1 a target or null for all, $2 below this id or null.
+SELECT id, at, actor, action, target, detail FROM audit_log
+ WHERE ($1::text IS NULL OR target = $1) AND ($2::bigint IS NULL OR id < $2)
+ ORDER BY id DESC LIMIT $3
+
+-- claim_callbacks --
+-- Due pending callbacks and those whose sender's lease ran out (it crashed), oldest due
+-- first; several senders (one per instance) skip each other's rows.
+WITH due AS (
+    SELECT id FROM callbacks
+     WHERE (status = 'pending' AND next_attempt_at <= $1)
+        OR (status = 'sending' AND lease_expires_at < $1)
+     ORDER BY next_attempt_at, id
+     LIMIT $2
+     FOR UPDATE SKIP LOCKED)
+UPDATE callbacks c
+   SET status = 'sending', attempts = c.attempts + 1, lease_expires_at = $3, updated_at = $1
+  FROM due WHERE c.id = due.id
+RETURNING c.id, c.request_id, c.upstream, c.url, c.payload, c.status, c.attempts,
+          c.next_attempt_at, c.lease_expires_at, c.last_error, c.created_at, c.updated_at
+
+-- finish_callback --
+UPDATE callbacks
+   SET status = $2, last_error = $3, next_attempt_at = COALESCE($4, next_attempt_at),
+       lease_expires_at = NULL, updated_at = $5
+ WHERE id = $1 AND status = 'sending'
+
+-- next_callback_at --
+SELECT least((SELECT min(next_attempt_at) FROM callbacks WHERE status = 'pending'),
+             (SELECT min(lease_expires_at) FROM callbacks WHERE status = 'sending'))
+
+-- add_maintenance_window --
+INSERT INTO maintenance_windows (upstream, starts_at, ends_at, reason, created_by, created_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id, upstream, starts_at, ends_at, reason, created_by, created_at, cancelled_at
+
+-- cancel_maintenance_window --
+-- An already cancelled window keeps its first cancellation time.
+UPDATE maintenance_windows SET cancelled_at = COALESCE(cancelled_at, $2) WHERE id = $1
+RETURNING id, upstream, starts_at, ends_at, reason, created_by, created_at, cancelled_at
+
+-- maintenance_windows --
+-- $1 an upstream or null for all; $2 only those in force after this time, or null.
+SELECT id, upstream, starts_at, ends_at, reason, created_by, created_at, cancelled_at
+  FROM maintenance_windows
+ WHERE ($1::text IS NULL OR upstream = $1)
+   AND ($2::float8 IS NULL OR ((ends_at IS NULL OR ends_at > $2)
+                               AND (cancelled_at IS NULL OR cancelled_at > $2)))
+ ORDER BY starts_at, id
+
+-- add_bulk_job --
+INSERT INTO bulk_jobs (actor, filter, expected, started_at) VALUES ($1, $2, $3, $4)
+RETURNING id, actor, filter, expected, started_at, retried, skipped, stage, cursor,
+          finished_at, error
+
+-- save_bulk_job --
+UPDATE bulk_jobs SET retried = $2, skipped = $3, stage = $4, cursor = $5, finished_at = $6,
+                     error = $7
+ WHERE id = $1
+
+-- bulk_job --
+SELECT id, actor, filter, expected, started_at, retried, skipped, stage, cursor,
+       finished_at, error
+  FROM bulk_jobs WHERE id = $1
+
+-- unfinished_bulk_jobs --
+SELECT id, actor, filter, expected, started_at, retried, skipped, stage, cursor,
+       finished_at, error
+  FROM bulk_jobs WHERE finished_at IS NULL ORDER BY id
+
+-- attempt_buckets --
+-- The dashboard's chart: the recent range of attempts_upstream_time only.
+SELECT floor((started_at - $1) / $2)::bigint AS b, verdict, count(*)
+  FROM attempts WHERE upstream = $3 AND started_at >= $1
+ GROUP BY b, verdict ORDER BY b
+
+-- sep_open_counts --
+SELECT upstream, sum(n) FROM request_counts WHERE sep AND status IN {OPEN}
+ GROUP BY upstream HAVING sum(n) > 0

@@ -1,0 +1,117 @@
+"""The RequestQueue role on PostgreSQL: claims, leases, holds, supersedes and the result
+of each attempt, safe with several instances on one database.
+
+Claims and take-overs lock with ``FOR UPDATE SKIP LOCKED`` (queries.sql says why no two
+instances lease one request, and why ordering per key holds across them); every other
+move names the state it moves from in its WHERE, so a move another instance made first
+shows as Conflict, never as a second write."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from proxy import lifecycle
+from proxy.lifecycle import Status, Transition
+from proxy.store.errors import Conflict
+from proxy.store.postgres.database import Database
+from proxy.store.postgres.errors import translated
+from proxy.store.postgres.rows import in_due_order, row_to_request
+from proxy.store.postgres.statements import Q
+from proxy.store.records import AttemptRecord, NewCallback, StoredRequest
+
+
+class PostgresQueue:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim_due(
+        self, upstream: str, now: float, limit: int, owner: str, lease_until: float,
+        *, probe: bool = False,
+    ) -> list[StoredRequest]:
+        with translated():
+            rows = []
+            if probe:
+                rows = await self._db.pool.fetch(Q["claim_due"], upstream, now, limit, owner,
+                                                 lease_until, True)
+            if not rows:
+                rows = await self._db.pool.fetch(Q["claim_due"], upstream, now, limit, owner,
+                                                 lease_until, False)
+        return in_due_order(rows)
+
+    async def take_over_expired(self, upstream: str, now: float, owner: str,
+                                lease_until: float) -> list[StoredRequest]:
+        with translated():
+            rows = await self._db.pool.fetch(Q["take_over_expired"], upstream, now, owner,
+                                             lease_until)
+        return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
+
+    async def renew_leases(self, owner: str, request_ids: Sequence[str],
+                           until: float) -> set[str]:
+        if not request_ids:
+            return set()
+        with translated():
+            rows = await self._db.pool.fetch(Q["renew_leases"], owner, list(request_ids), until)
+        return {r["id"] for r in rows}
+
+    async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:
+        release = lifecycle.released(now)
+        with translated():
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                await conn.execute(Q["lock_holds"], upstream)
+                await conn.execute(Q["release_holds"], upstream, release.next_attempt_at, now,
+                                   release.reason)
+                behind = await conn.fetch(Q["behind_stuck"], upstream)
+                if not behind:
+                    return []
+                reasons = [lifecycle.held_behind(Status(b["stuck_status"]), b["stuck_id"])
+                           for b in behind]
+                rows = await conn.fetch(Q["hold"], now, [b["id"] for b in behind],
+                                        [b["stuck_id"] for b in behind],
+                                        [t.reason for t in reasons])
+        return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
+
+    async def live_coalesced(self, coalesce_key: str) -> list[StoredRequest]:
+        with translated():
+            return [row_to_request(r)
+                    for r in await self._db.pool.fetch(Q["live_coalesced"], coalesce_key)]
+
+    async def supersede(self, older: Sequence[str], newest: str, now: float,
+                        callbacks: Mapping[str, NewCallback] | None = None) -> list[str]:
+        if not older:
+            return []
+        transition = lifecycle.superseded_by(newest)
+        with translated():
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(Q["supersede"], list(older), transition.reason, now)
+                cancelled = [r["id"] for r in rows]
+                queued = [(i, (callbacks or {})[i]) for i in cancelled if i in (callbacks or {})]
+                if queued:
+                    await conn.execute(Q["queue_callbacks"], [i for i, _ in queued],
+                                       [c.url for _, c in queued],
+                                       [c.payload for _, c in queued], now)
+        order = {request_id: n for n, request_id in enumerate(older)}
+        return sorted(cancelled, key=order.__getitem__)
+
+    async def complete_attempt(
+        self, request_id: str, owner: str, attempt: AttemptRecord | None,
+        transition: Transition, now: float, callback: NewCallback | None = None,
+    ) -> None:
+        a, t = attempt, transition
+        lifecycle.ensure_allowed(Status.IN_FLIGHT, t.status)
+        with translated():
+            moved = await self._db.pool.fetchval(
+                Q["complete_attempt"], t.status.value, t.reason, t.next_attempt_at, now,
+                t.reconcile_reads, t.own_faults, request_id, owner,
+                a.number if a else None, a.started_at if a else None,
+                a.duration_s if a else None, a.verdict.value if a else None,
+                a.http_status if a else None, a.error if a else None,
+                a.response_body if a else None,
+                callback.url if callback else None, callback.payload if callback else None)
+        if not moved:
+            raise Conflict(f"{request_id}: lease not held by {owner}")
+
+    async def next_due_at(self, upstream: str) -> float | None:
+        with translated():
+            value = await self._db.pool.fetchval(Q["next_due_at"], upstream)
+        return None if value is None else float(value)
+

@@ -1,0 +1,59 @@
+"""Request rows of the PostgreSQL store: the columns read, a row as a StoredRequest, new
+requests as the column arrays of one batched insert."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from proxy import lifecycle
+from proxy.lifecycle import Status
+from proxy.store.records import NewRequest, StoredRequest
+
+_NAMES = ("id", "upstream", "method", "path", "query", "headers", "body", "received_at",
+          "status", "attempts", "next_attempt_at", "updated_at", "reason", "lease_owner",
+          "lease_expires_at", "retried_at", "endpoint", "ordering_key", "expires_at",
+          "held_by", "dedup_key", "coalesce_key", "reconcile_reads", "own_faults", "seq")
+
+
+def columns(alias: str = "") -> str:
+    """The columns ``row_to_request`` reads, qualified by ``alias`` when given."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + name for name in _NAMES)
+
+
+def row_to_request(r: asyncpg.Record | Mapping[str, Any]) -> StoredRequest:
+    """A ``requests`` row selected as ``columns()`` (seq, the intake order, stays here)."""
+    return StoredRequest(
+        id=r["id"], upstream=r["upstream"], method=r["method"], path=r["path"],
+        query=r["query"], headers=tuple((str(k), str(v)) for k, v in json.loads(r["headers"])),
+        body=bytes(r["body"]), received_at=r["received_at"], status=Status(r["status"]),
+        attempts=r["attempts"], next_attempt_at=r["next_attempt_at"],
+        updated_at=r["updated_at"], reason=r["reason"], lease_owner=r["lease_owner"],
+        lease_expires_at=r["lease_expires_at"], retried_at=r["retried_at"],
+        endpoint=r["endpoint"], ordering_key=r["ordering_key"], expires_at=r["expires_at"],
+        held_by=r["held_by"], dedup_key=r["dedup_key"], coalesce_key=r["coalesce_key"],
+        reconcile_reads=r["reconcile_reads"], own_faults=r["own_faults"])
+
+
+def in_due_order(rows: Sequence[asyncpg.Record]) -> list[StoredRequest]:
+    """Oldest due first, ties in intake order (RETURNING keeps no order)."""
+    ordered = sorted(rows, key=lambda r: (r["next_attempt_at"] or 0.0, r["seq"]))
+    return [row_to_request(r) for r in ordered]
+
+
+_HEADERS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def insert_arrays(requests: Sequence[NewRequest]) -> list[list[Any]]:
+    """The 18 column arrays of ``insert_requests`` for ``requests``, in their order
+    (which is the order their seq is allotted in)."""
+    rows = [(r.id, r.upstream, r.method, r.path, r.query, _HEADERS.encode(r.headers), r.body,
+             r.received_at, lifecycle.initial_status(r.lease_owner is not None).value,
+             r.received_at, r.received_at, r.endpoint, r.ordering_key, r.expires_at,
+             r.dedup_key, r.coalesce_key, r.lease_owner, r.lease_expires_at)
+            for r in requests]
+    return [list(column) for column in zip(*rows, strict=True)]

@@ -1,0 +1,90 @@
+"""Intake on PostgreSQL commits in groups: requests arriving together share one insert
+statement (one commit), their intake order is their arrival order, a row that cannot be
+stored fails alone, and resubmissions of one key racing from two instances store one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from proxy.config import StoreConfig
+from proxy.ids import new_request_id
+from proxy.store.errors import StoreError
+from proxy.store.postgres.database import Database
+from proxy.store.postgres.intake import PostgresIntake
+from proxy.store.records import NewRequest
+
+T0 = 1_700_000_000.0
+
+
+def request(n: int, **fields: object) -> NewRequest:
+    values: dict[str, object] = {
+        "id": new_request_id(T0 + n), "upstream": "antrean", "method": "POST",
+        "path": f"/antreanrs/antrean/add/{n}", "query": "", "headers": (), "body": b"{}",
+        "received_at": T0 + n}
+    values.update(fields)
+    return NewRequest(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def db(pg_config: StoreConfig) -> AsyncIterator[Database]:
+    database = Database(pg_config)
+    await database.open()
+    try:
+        yield database
+    finally:
+        await database.close()
+
+
+async def test_requests_arriving_together_share_a_commit(db: Database) -> None:
+    intake = PostgresIntake(db)
+    batch = [request(n) for n in range(300)]
+
+    assert await asyncio.gather(*(intake.enqueue_or_match(r, 60, T0) for r in batch)) == (
+        [None] * 300)
+
+    async with db.pool.acquire() as conn:
+        commits = await conn.fetchval("SELECT count(DISTINCT xmin::text) FROM requests")
+        stored = [r["id"] for r in await conn.fetch("SELECT id FROM requests ORDER BY seq")]
+    assert commits <= 3  # the first request alone, then the rest in a batch or two
+    assert stored == [r.id for r in batch]  # intake order is arrival order
+
+
+async def test_a_row_that_cannot_be_stored_fails_alone(db: Database) -> None:
+    intake = PostgresIntake(db)
+    taken = request(0)
+    await intake.enqueue_or_match(taken, 60, T0)
+
+    results = await asyncio.gather(
+        *(intake.enqueue_or_match(r, 60, T0) for r in (request(1), taken, request(2))),
+        return_exceptions=True)
+
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], StoreError)
+    async with db.pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM requests") == 3
+
+
+async def test_resubmissions_racing_from_two_instances_store_one(
+        pg_config: StoreConfig) -> None:
+    first, second = Database(pg_config), Database(pg_config)
+    await first.open()
+    await second.open()
+    try:
+        key = "antrean:kodebooking=KB1:add"
+        copies = [request(n, dedup_key=key) for n in range(10)]
+        results = await asyncio.gather(*(
+            PostgresIntake(first if n % 2 else second).enqueue_or_match(r, 60, T0 + 20)
+            for n, r in enumerate(copies)))
+
+        stored = [r for r in results if r is None]
+        originals = {r.id for r in results if r is not None}
+        assert len(stored) == 1
+        async with first.pool.acquire() as conn:
+            ids = [r["id"] for r in await conn.fetch("SELECT id FROM requests")]
+        assert len(ids) == 1 and originals == set(ids)
+    finally:
+        await first.close()
+        await second.close()
