@@ -81,8 +81,8 @@ class StoredRequest:
     held_by: str | None = None  # the earlier request whose failure holds this one
     dedup_key: str | None = None
     coalesce_key: str | None = None
-    reconcile_reads: int | None = None  # see calls.Transition
-    own_faults: int = 0  # see calls.Transition
+    reconcile_reads: int | None = None  # see lifecycle.Transition
+    own_faults: int = 0  # see lifecycle.Transition
 
     @property
     def age_from(self) -> float:

@@ -43,7 +43,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX attempts_upstream_time ON attempts (upstream, started_at);
     CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), checked_at REAL NOT NULL);
     """,
-    # v2: an operator retry restarts the age window (see calls.Transition.retried_at).
+    # v2: an operator retry restarts the age window (see lifecycle.Transition.retried_at).
     """
     ALTER TABLE requests ADD COLUMN retried_at REAL;
     """,
