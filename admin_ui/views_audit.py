@@ -24,7 +24,7 @@ MAX_TARGET = 200  # longer than any target the code writes (request ids, user na
 ACTIONS = frozenset({
     "login", "login_failed", "login_refused", "logout", "retry", "cancel", "bulk_retry",
     "bulk_retry_done", "bulk_retry_resumed", "maintenance_schedule", "maintenance_cancel",
-    "export_csv", "user_add", "user_replace", "user_remove",
+    "export_csv", "user_add", "user_replace", "user_remove", "view_full", "list_full",
 })
 _POSITIVE = re.compile(r"[1-9][0-9]{0,17}")  # an SQLite integer, never 0 or negative
 

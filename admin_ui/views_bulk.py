@@ -12,6 +12,7 @@ from admin_ui.render import render, translator
 from proxy.app_keys import BULK, PRINCIPAL
 from proxy.ops.admin_input import whole_number
 from proxy.ops.bulk import BulkJob, NotRetryable, describe
+from proxy.ops.disclosure import disclosure_for
 
 
 async def preview(request: web.Request) -> web.Response:
@@ -55,9 +56,13 @@ async def job_page(request: web.Request) -> web.Response:
     job = await _job(request)
     if job is None:
         return error_page(request, 404, "error.not_found")
+    # Another user's search text may be a NIK or card number.
+    shown = disclosure_for(request[PRINCIPAL])
     return render(request, "bulk_job.html", {
-        "job": job, "fields": _fields(job, request), "filter_text": describe(job.filter),
-        "filter_words": filter_words(job.filter, translator(request))})
+        "job": job, "fields": _fields(job, request),
+        "filter_text": shown.text(describe(job.filter)),
+        "filter_words": [(label, shown.text(value)) for label, value in
+                         filter_words(job.filter, translator(request))]})
 
 
 async def job_json(request: web.Request) -> web.Response:

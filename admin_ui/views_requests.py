@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from proxy.lifecycle import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, 
 from proxy.observe.redact import masked_headers
 from proxy.ops.auth import Permission
 from proxy.ops.bulk import describe
+from proxy.ops.disclosure import VIEW_ACTIONS, disclosure_for, shown_detail, shown_page
 from proxy.ops.export import spreadsheet_cell
 from proxy.ops.request_log import Query, every_page, list_page
 from proxy.store.errors import Conflict
@@ -45,9 +47,11 @@ async def request_log(request: web.Request) -> web.Response:
     log = request.app[OPS].log
     page = await list_page(log, Query(form.filter, limit, cursor))
     who = request[PRINCIPAL]
+    rows = await shown_page(request.app[OPS].audit_log, who, page.items, via="ui log",
+                            at=request.app[CLOCK]())
     return render(request, "requests.html", {
-        "form": form, "page": page, "cursor": cursor, "limit": limit,
-        "keys": await page_keys(log, page.items), "endpoints": ENDPOINT_CHOICES,
+        "form": form, "page": page, "rows": rows, "cursor": cursor, "limit": limit,
+        "keys": await page_keys(log, rows), "endpoints": ENDPOINT_CHOICES,
         "statuses": list(Status), "upstreams": upstream_names(request),
         "can_export": who.can(Permission.EXPORT), "can_operate": who.can(Permission.OPERATE),
     })
@@ -65,19 +69,23 @@ def _csv_row(r: StoredRequest, k: RowKeys) -> str:
 
 
 async def request_csv(request: web.Request) -> web.StreamResponse:
-    """The filtered log as CSV, newest first, at most EXPORT_MAX rows; audited."""
+    """The filtered log as CSV, newest first, at most EXPORT_MAX rows; audited (the
+    export's own entry: its pages are not audited one by one)."""
     form = _form(request)
-    log = request.app[OPS].log
-    await request.app[OPS].audit_log.audit(request[PRINCIPAL].name, "export_csv", None,
-                                           describe(form.filter), request.app[CLOCK]())
+    ops = request.app[OPS]
+    who = request[PRINCIPAL]
+    shown = disclosure_for(who)
+    await ops.audit_log.audit(who.name, "export_csv", None, describe(form.filter),
+                              request.app[CLOCK]())
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": 'attachment; filename="tenang-requests.csv"'})
     await response.prepare(request)
     await response.write(",".join(CSV_COLUMNS).encode() + b"\r\n")
-    async for page in every_page(log, form.filter, max_rows=EXPORT_MAX):
-        keys = await page_keys(log, page.items)
-        await response.write("".join(_csv_row(r, keys[r.id]) for r in page.items)
+    async for page in every_page(ops.log, form.filter, max_rows=EXPORT_MAX):
+        rows = [shown.request(r) for r in page.items]
+        keys = await page_keys(ops.log, rows)
+        await response.write("".join(_csv_row(r, keys[r.id]) for r in rows)
                              .encode("utf-8", "replace"))
     await response.write_eof()
     return response
@@ -102,6 +110,8 @@ def _history(r: StoredRequest, attempts: list[StoredAttempt], audit: list[AuditE
                                              verdict=t("verdict." + a.verdict.value)),
                             "relay", detail))
     for e in audit:
+        if e.action in VIEW_ACTIONS:  # who looked is in the audit trail, not the history
+            continue
         events.append(Event(e.at, t("action." + e.action), e.actor, e.detail or ""))
     events.sort(key=lambda e: e.at)
     events.append(Event(r.updated_at, t("history.now", status=t("status." + r.status.value)),
@@ -112,9 +122,12 @@ def _history(r: StoredRequest, attempts: list[StoredAttempt], audit: list[AuditE
 async def request_detail(request: web.Request) -> web.Response:
     ops = request.app[OPS]
     r = await ops.get(request.match_info["id"])  # NotFound: admin_ui.errors answers 404
-    attempts = await ops.log.attempts(r.id)
-    audit = await ops.audit_log.audit_entries(target=r.id, limit=500)
     who = request[PRINCIPAL]
+    r, attempts = await shown_detail(ops.audit_log, who, r, await ops.log.attempts(r.id),
+                                     via="ui detail", at=request.app[CLOCK]())
+    shown = disclosure_for(who)
+    audit = [dataclasses.replace(e, detail=e.detail and shown.text(e.detail))
+             for e in await ops.audit_log.audit_entries(target=r.id, limit=500)]
     notice = request.query.get("notice", "")
     return render(request, "detail.html", {
         "r": r, "keys": request_keys(r, attempts), "headers": masked_headers(r.headers),

@@ -39,6 +39,7 @@ from proxy.ops.auth import (
     Principal,
 )
 from proxy.ops.bulk import BulkRetries
+from proxy.ops.disclosure import shown_detail, shown_page
 from proxy.ops.operations import Operations, Waker
 from proxy.ops.request_log import BadParameter, list_page, read_query
 from proxy.policies.breaker import AsyncBreaker
@@ -52,7 +53,6 @@ from proxy.shapes import (
 )
 from proxy.store.backend import Backend
 from proxy.store.errors import Conflict, StoreError
-from proxy.store.protocols import RequestLog
 from proxy.store.records import StoredAttempt, StoredRequest
 from proxy.tokens import bearer_matches, same
 
@@ -102,19 +102,28 @@ def detail_of(r: StoredRequest, stored: Sequence[StoredAttempt]) -> RequestDetai
     )
 
 
-async def request_detail(store: RequestLog, r: StoredRequest) -> RequestDetail:
-    return detail_of(r, await store.attempts(r.id))
+async def request_detail(request: web.Request, r: StoredRequest, via: str, *,
+                         after_action: bool = False) -> RequestDetail:
+    """``r`` as the caller may see it (identifiers masked, or a full view audited; after
+    a retry or cancel, that action's audit entry is the record of it)."""
+    ops = request.app[OPS]
+    r, stored = await shown_detail(ops.audit_log, request[PRINCIPAL], r,
+                                   await ops.log.attempts(r.id), via=via,
+                                   at=request.app[CLOCK](), audited_by_action=after_action)
+    return detail_of(r, stored)
 
 
 async def get_request(request: web.Request) -> web.Response:
     r = await request.app[OPS].get(request.match_info["id"])
-    return web.json_response(await request_detail(request.app[STORE], r))
+    return web.json_response(await request_detail(request, r, "api detail"))
 
 
 async def list_requests(request: web.Request) -> web.Response:
     """The request log through the listing service, with every filter the UI has."""
     page = await list_page(request.app[STORE], read_query(request.query))
-    return web.json_response({"items": [request_brief(r) for r in page.items],
+    items = await shown_page(request.app[OPS].audit_log, request[PRINCIPAL], page.items,
+                             via="api list", at=request.app[CLOCK]())
+    return web.json_response({"items": [request_brief(r) for r in items],
                               "next_cursor": page.next_cursor, "capped": page.capped})
 
 
@@ -138,12 +147,12 @@ async def summary(request: web.Request) -> web.Response:
 
 async def retry(request: web.Request) -> web.Response:
     r = await request.app[OPS].retry(request.match_info["id"], request[PRINCIPAL].name)
-    return web.json_response(await request_detail(request.app[STORE], r))
+    return web.json_response(await request_detail(request, r, "api retry", after_action=True))
 
 
 async def cancel(request: web.Request) -> web.Response:
     r = await request.app[OPS].cancel(request.match_info["id"], request[PRINCIPAL].name)
-    return web.json_response(await request_detail(request.app[STORE], r))
+    return web.json_response(await request_detail(request, r, "api cancel", after_action=True))
 
 
 async def healthz(request: web.Request) -> web.Response:

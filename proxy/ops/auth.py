@@ -45,13 +45,16 @@ class Permission(StrEnum):
     OPERATE = "operate"  # retry, cancel, bulk retry
     EXPORT = "export"  # CSV export of the request log
     MAINTAIN = "maintain"  # maintenance windows
+    # NIK, card and phone numbers in full (each full view audited: proxy.ops.disclosure);
+    # without it they are masked wherever a stored request is shown.
+    IDENTIFIERS = "identifiers"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({Permission.READ}),
     # "An operator can force an upstream's breaker open" (issue 5): maintenance is ops work.
     Role.OPERATOR: frozenset({Permission.READ, Permission.OPERATE, Permission.MAINTAIN}),
-    Role.AUDITOR: frozenset({Permission.READ, Permission.EXPORT}),
+    Role.AUDITOR: frozenset({Permission.READ, Permission.EXPORT, Permission.IDENTIFIERS}),
     Role.ADMIN: frozenset(Permission),
 }
 

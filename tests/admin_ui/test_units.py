@@ -253,7 +253,8 @@ def test_roles_grant_what_the_issue_says() -> None:
     assert GRANTS[Role.VIEWER] == {Permission.READ}
     assert Permission.OPERATE in GRANTS[Role.OPERATOR]
     assert Permission.EXPORT not in GRANTS[Role.OPERATOR]
-    assert GRANTS[Role.AUDITOR] == {Permission.READ, Permission.EXPORT}
+    assert GRANTS[Role.AUDITOR] == {Permission.READ, Permission.EXPORT, Permission.IDENTIFIERS}
+    assert Permission.IDENTIFIERS not in GRANTS[Role.OPERATOR] | GRANTS[Role.VIEWER]
     assert GRANTS[Role.ADMIN] == set(Permission)
 
 

@@ -1,21 +1,23 @@
 """The admin UI in a real browser, with Tenang in front of the BPJS simulator: login,
 live dashboard while BPJS is down, retry from the detail page, bulk retry with a dry run,
 language switch, logout, untrusted bodies shown as text (no script runs, no dialog
-opens), the log's key columns with the card number masked, and the dd/mm/yyyy date
-filter. Screenshots of dashboard, log and detail: `make screenshots` keeps them."""
+opens), the log's key columns with the card number masked, patient identifiers masked
+for a viewer and in full for an admin, and the dd/mm/yyyy date filter. Screenshots of
+dashboard, log and detail: `make screenshots` keeps them."""
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
 
-from playwright.async_api import expect
+from playwright.async_api import Browser, expect
 
-from admin_ui.row_keys import MASK
 from proxy.app import Tenang
 from proxy.bpjs.service_day import WIB
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.lifecycle import Status
+from proxy.observe.patient_data import MASK
+from proxy.ops.disclosure import VIEW_FULL
 from tests.bpjs_support import waktu
 from tests.conftest import wait_until
 from tests.e2e.conftest import Session, Simrs
@@ -203,6 +205,45 @@ async def test_log_shows_search_keys_with_the_card_number_masked(
     await page.locator("#lang-en").click()
     await expect(page.locator(f'tr[data-id="{add}"] [data-key="endpoint"]')).to_contain_text(
         "Antrean: add booking")
+
+
+async def test_patient_data_masked_for_a_viewer_in_full_for_an_admin(
+        tab: Session, tenang: Tenang, simrs: Simrs, chromium: Browser) -> None:
+    nik, card, phone = "3201019876543210", "0009876543210", "081298765432"
+    add = await simrs.add("KB-PDP", nik=nik, nomorkartu=card, nohp=phone)
+    await wait_status(tenang, [add], Status.SUCCEEDED)
+
+    page = tab.page
+    await tab.login("vera")
+    await page.get_by_role("link", name="Log permintaan").click()
+    cell = page.locator(f'tr[data-id="{add}"] [data-key="card"]')
+    await expect(cell).to_have_text(MASK * 9 + "3210")
+    await expect(page.locator("table.log")).not_to_contain_text(card)
+    await page.locator(f'tr[data-id="{add}"] a').click()
+    body = page.locator("#request-body")
+    await expect(body).to_contain_text(f'"nik": "{MASK * 12}3210"')
+    await expect(body).to_contain_text(f'"nohp": "{MASK * 8}5432"')
+    await expect(body).to_contain_text('"kodebooking": "KB-PDP"')
+    for full in (nik, card, phone):
+        await expect(page.locator("main")).not_to_contain_text(full)
+    await expect(page.locator('[data-key="card"]')).to_have_text(MASK * 9 + "3210")
+    assert [e for e in await tenang.backend.audit.audit_entries()
+            if e.action == VIEW_FULL] == [], "a masked view is no disclosure"
+
+    context = await chromium.new_context(viewport={"width": 1360, "height": 900})
+    admin = Session(await context.new_page(), tab.base, tab.shots)
+    await admin.login("adi")
+    await admin.page.get_by_role("link", name="Log permintaan").click()
+    await expect(admin.page.locator(f'tr[data-id="{add}"] [data-key="card"]')).to_have_text(
+        card)
+    await admin.page.locator(f'tr[data-id="{add}"] a').click()
+    body = admin.page.locator("#request-body")
+    for full in (nik, card, phone):
+        await expect(body).to_contain_text(full)
+    await context.close()
+    [seen] = [e for e in await tenang.backend.audit.audit_entries() if e.action == VIEW_FULL]
+    assert (seen.actor, seen.target, seen.detail) == ("adi", add, "ui detail")
+    assert tab.dialogs == admin.dialogs == []
 
 
 async def test_date_filter_is_day_first_in_wib(tab: Session, tenang: Tenang,

@@ -1,0 +1,88 @@
+"""Who is shown patient identifiers in full, and the audit entry each full view leaves.
+
+Viewers and operators see stored requests with NIK, card and phone numbers masked
+(``proxy.observe.patient_data``) in every view: the UI's log, detail page and CSV, and the
+JSON API. Auditors and admins (and the admin API token, which acts as an admin) hold
+``Permission.IDENTIFIERS`` and see them in full, and each such view is written to the audit
+log before anything is shown (an audit write that fails fails the view):
+
+- a request's detail (UI page, API lookup): one ``view_full`` entry naming the viewer,
+  the request and the page or call. The API's answer to a retry or cancel shows the
+  detail too; the action's own entry (who, which request, when) covers it;
+- a page of the request log (UI or API) with at least one request on it: one
+  ``list_full`` entry naming the viewer, the call, how many requests and which ids;
+- the CSV export keeps its own ``export_csv`` entry (it names the filter).
+
+Masking works on copies of the records; what is stored is never changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from proxy.observe.patient_data import mask_body, mask_text
+from proxy.ops.auth import Permission, Principal
+from proxy.store.protocols import AuditLog
+from proxy.store.records import StoredAttempt, StoredRequest
+
+VIEW_FULL = "view_full"
+LIST_FULL = "list_full"
+VIEW_ACTIONS = frozenset({VIEW_FULL, LIST_FULL})
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else mask_text(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    """How much one principal is shown: ``full``, or identifiers masked."""
+
+    full: bool
+
+    def text(self, value: str) -> str:
+        return value if self.full else mask_text(value)
+
+    def request(self, r: StoredRequest) -> StoredRequest:
+        if self.full:
+            return r
+        return dataclasses.replace(
+            r, path=mask_text(r.path), query=mask_text(r.query),
+            headers=tuple((k, mask_text(v)) for k, v in r.headers), body=mask_body(r.body),
+            reason=_text(r.reason), ordering_key=_text(r.ordering_key),
+            dedup_key=_text(r.dedup_key), coalesce_key=_text(r.coalesce_key))
+
+    def attempt(self, a: StoredAttempt) -> StoredAttempt:
+        if self.full:
+            return a
+        return dataclasses.replace(
+            a, error=_text(a.error),
+            response_body=None if a.response_body is None else mask_body(a.response_body))
+
+
+def disclosure_for(who: Principal) -> Disclosure:
+    return Disclosure(full=who.can(Permission.IDENTIFIERS))
+
+
+async def shown_detail(log: AuditLog, who: Principal, r: StoredRequest,
+                       attempts: Sequence[StoredAttempt], *, via: str, at: float,
+                       audited_by_action: bool = False,
+                       ) -> tuple[StoredRequest, list[StoredAttempt]]:
+    """``r`` and its attempts as ``who`` may see them; a full view is audited first,
+    unless it answers an action that was audited already (``audited_by_action``)."""
+    shown = disclosure_for(who)
+    if shown.full and not audited_by_action:
+        await log.audit(who.name, VIEW_FULL, r.id, via, at)
+    return shown.request(r), [shown.attempt(a) for a in attempts]
+
+
+async def shown_page(log: AuditLog, who: Principal, rows: Sequence[StoredRequest], *,
+                     via: str, at: float) -> list[StoredRequest]:
+    """One page of the request log as ``who`` may see it; a full page is audited first."""
+    shown = disclosure_for(who)
+    if shown.full and rows:
+        ids = ", ".join(r.id for r in rows)
+        await log.audit(who.name, LIST_FULL, None, f"{via}: {len(rows)} requests: {ids}", at)
+    return [shown.request(r) for r in rows]
