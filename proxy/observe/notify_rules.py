@@ -25,6 +25,7 @@ from typing import Any
 from proxy.bpjs.service_day import WIB
 from proxy.config_ops import NotifyConfig
 from proxy.lifecycle import Status
+from proxy.observe.patient_data import mask_text
 from proxy.policies.breaker import BreakerState
 
 MAX_IDS = 10  # request ids quoted in one message
@@ -115,7 +116,9 @@ class Rules:
         batch.count += 1
         if len(batch.ids) < MAX_IDS:
             batch.ids.append(request_id)
-        batch.reason = reason
+        # A BPJS reason may name the patient ("Peserta NoKa ..."); messages leave Tenang
+        # through third-party channels (Telegram, e-mail), so they carry it masked.
+        batch.reason = mask_text(reason)
         return [] if quiet else self._flush(upstream, status, now)
 
     def check(self, now: float, oldest_age: Mapping[str, float | None],

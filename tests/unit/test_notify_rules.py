@@ -110,6 +110,13 @@ def test_dead_requests_first_at_once_then_counted_per_window() -> None:
     assert "why 49" in summary.text and "49" in summary.title
 
 
+def test_a_reason_naming_the_patient_is_sent_masked() -> None:
+    # Messages leave Tenang through third parties (Telegram, e-mail): no NIK or card there.
+    [message] = Rules(CFG).request_finished(
+        "vclaim", "r0", Status.DEAD, "201 Peserta NoKa 0001234567890 tidak aktif", T0, False)
+    assert "0001234567890" not in message.text and "*********7890" in message.text
+
+
 def test_held_and_dead_are_separate_conditions_and_other_statuses_are_ignored() -> None:
     rules = Rules(CFG)
     out = rules.request_finished("antrean", "a", Status.DEAD, "x", T0, False)
