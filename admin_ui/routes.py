@@ -7,7 +7,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from admin_ui import views_audit, views_auth, views_bulk, views_dashboard, views_requests
+from admin_ui import (
+    views_audit,
+    views_auth,
+    views_bulk,
+    views_dashboard,
+    views_export,
+    views_requests,
+)
 from admin_ui.errors import domain_errors
 from admin_ui.guard import add_security_headers, guarded
 from admin_ui.maintenance import cancel as cancel_window
@@ -45,6 +52,8 @@ def setup_ui(app: web.Application) -> None:
     r.add_post(f"/requests/{ID}/retry", guarded(OPERATE, views_requests.retry))
     r.add_post(f"/requests/{ID}/cancel", guarded(OPERATE, views_requests.cancel))
     r.add_get("/audit", guarded(EXPORT, views_audit.audit_log))
+    r.add_get("/export", guarded(EXPORT, views_export.export_form))
+    r.add_post("/export", guarded(EXPORT, views_export.export_download))
     r.add_get("/bulk", guarded(OPERATE, views_bulk.preview))
     r.add_post("/bulk", guarded(OPERATE, views_bulk.start))
     r.add_get(r"/bulk/{job_id:\d{1,9}}", guarded(READ, views_bulk.job_page))

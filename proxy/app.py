@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from admin_ui import setup_ui
+from proxy.app_keys import EXPORT_PAGES
 from proxy.config import Config, HostPort
 from proxy.delivery.callback_sender import CallbackSender
 from proxy.delivery.relay import Relay
@@ -34,7 +35,7 @@ from proxy.ops.maintenance_api import add_maintenance_routes
 from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
 from proxy.preflight import listen_error
 from proxy.server import GuardedSite, Limits, ensure_fd_room
-from proxy.store import open_store
+from proxy.store import export_reader, open_store
 from proxy.store.backend import Backend
 
 log = logging.getLogger("tenang")
@@ -211,6 +212,7 @@ class Tenang:
         add_readiness_route(admin, self.backend.engine, self.backpressure)
         add_metrics_route(admin, self.metrics, self.config.metrics.token)
         add_maintenance_routes(admin, self.maintenance)
+        admin[EXPORT_PAGES] = export_reader(self.config.store)
         setup_ui(admin)  # the admin web UI at /, on the services registered above
         restrict(admin, self.config.server.allow_from, admin=True)
         runner, self.admin_url = await _site(admin, self.config.server.admin_listen,

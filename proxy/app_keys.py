@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from proxy.observe.metrics import Metrics
     from proxy.ops.auth import Auth, Principal
     from proxy.ops.bulk import BulkRetries
+    from proxy.ops.export import PageSource
     from proxy.ops.maintenance import Maintenance
     from proxy.ops.operations import Operations
     from proxy.policies.breaker import AsyncBreaker
@@ -44,6 +45,8 @@ CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 MAINTENANCE: web.AppKey[Maintenance] = web.AppKey("maintenance")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 METRICS_TOKEN: web.AppKey[str] = web.AppKey("metrics_token")  # "": /metrics is open
+# The export for auditors reads its rows here (``proxy.store.export_reader``).
+EXPORT_PAGES: web.AppKey[PageSource] = web.AppKey("export_pages")
 # The admin UI's template environment (``admin_ui.render.make_env``).
 JINJA_ENV: web.AppKey[jinja2.Environment] = web.AppKey("jinja_env")
 

@@ -13,7 +13,6 @@ import asyncio
 import gc
 import signal
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from proxy import cli_export, cli_migrate, cli_user
@@ -26,17 +25,11 @@ from proxy.config_routes import unmatched_routes
 from proxy.intake.credentials import unsigned_warnings
 from proxy.loop import run
 from proxy.observe.logs import setup_logging
+from proxy.ops.export_manifest import tenang_version
 from proxy.preflight import StartupError, check_store, no_users_hint
 from proxy.store.errors import StoreError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def tenang_version() -> str:
-    try:
-        return version("tenang")
-    except PackageNotFoundError:  # run from a checkout that was never installed
-        return "unknown (not installed)"
 
 
 def _env_epilog() -> str:
@@ -167,7 +160,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "migrate":
         return cli_migrate.main(args)
     elif args.command == "export":
-        return cli_export.export_main(args, tenang_version())
+        return cli_export.export_main(args)
     elif args.command == "audit":
         return cli_export.audit_main(args)
     elif args.command == "simulate-bpjs":

@@ -27,8 +27,8 @@ from proxy.lifecycle import Status
 from proxy.ops.export import ExportFilter, Format, check_output, write_export
 from proxy.ops.export_manifest import ManifestError, describe, manifest_path, verify_export
 from proxy.ops.request_log import parse_day
+from proxy.store import export_reader
 from proxy.store.errors import StoreError
-from proxy.store.sqlite.export_reader import histories
 
 
 def _day(text: str) -> date:
@@ -68,7 +68,7 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                         help="the export file (its manifest is EXPORT.manifest.json)")
 
 
-def export_main(args: argparse.Namespace, tenang_version: str) -> int:
+def export_main(args: argparse.Namespace) -> int:
     """Run `tenang export`; ConfigError / ValueError reach the CLI's handler (exit 2)."""
     config = load_config(args.config)
     if config.store.is_postgres:
@@ -88,10 +88,8 @@ def export_main(args: argparse.Namespace, tenang_version: str) -> int:
         return 2
     db = config.store.sqlite_path
     try:
-        pages = histories(db, filters.request_filter(),
-                          busy_timeout_ms=config.store.busy_timeout_ms)
-        manifest = write_export(pages, Format(args.format), output, filters, time.time(),
-                                tenang_version)
+        pages = export_reader(config.store)(filters.request_filter())
+        manifest = write_export(pages, Format(args.format), output, filters, time.time())
     except StoreError as exc:
         print(f"tenang: cannot read the database {db}: {exc.reason} ({exc})", file=sys.stderr)
         return 1

@@ -5,8 +5,8 @@ One export is written the same way wherever it goes (``tenang export`` to a file
 admin UI's export page to a zip download): an ``ExportStream`` turns pages of requests
 into bytes, counting and hashing them as they pass, so memory stays constant however
 many requests match. The rows come from the store's export reader
-(``proxy.store.sqlite.export_reader.histories``), which the entry points hand in: a
-room other than the entry points never opens a store.
+(``proxy.store.export_reader``), which the entry points hand in: a room other than the
+entry points never opens a store.
 
 Formats (the key and column names are the contract, see the README):
 
@@ -27,7 +27,7 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -37,7 +37,7 @@ from typing import IO, Any
 from proxy.bpjs.service_day import WIB
 from proxy.lifecycle import Status
 from proxy.ops.admin_api import detail_of
-from proxy.ops.export_manifest import Manifest, manifest_path, write_manifest
+from proxy.ops.export_manifest import Manifest, manifest_path, tenang_version, write_manifest
 from proxy.ops.request_log import day_range
 from proxy.shapes import RequestDetail
 from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
@@ -148,13 +148,12 @@ class ExportStream:
         csv.writer(out, quoting=csv.QUOTE_ALL).writerows(rows)
         return out.getvalue().encode()
 
-    def manifest(self, file_name: str, filters: ExportFilter, created_at: float,
-                 tenang_version: str) -> Manifest:
+    def manifest(self, file_name: str, filters: ExportFilter, created_at: float) -> Manifest:
         return Manifest(
             file=file_name, format=self.fmt.value, sha256=self._hash.hexdigest(),
             size=self.size, requests=self.requests, attempts=self.attempts,
             first_id=self.first_id, last_id=self.last_id, filters=filters.as_json(),
-            created_at=created_at, tenang_version=tenang_version,
+            created_at=created_at, tenang_version=tenang_version(),
             # The tamper-evident hash chain (issue 14, scope 1) is not built yet: its work
             # fills in the chain's head at export time here, and verify then checks it.
             chain_head=None)
@@ -178,7 +177,7 @@ def check_output(path: Path) -> None:
 
 
 def write_export(pages: Iterable[Page], fmt: Format, path: Path, filters: ExportFilter,
-                 created_at: float, tenang_version: str) -> Manifest:
+                 created_at: float) -> Manifest:
     """Write the export to ``path`` and its manifest beside it. Both are written to
     temporary files first and renamed into place only when complete: a failure (a bad
     page, a full disk, Ctrl-C) leaves nothing behind."""
@@ -191,7 +190,7 @@ def write_export(pages: Iterable[Page], fmt: Format, path: Path, filters: Export
                 out.write(stream.page(page))
             out.flush()
             os.fsync(out.fileno())
-        manifest = stream.manifest(path.name, filters, created_at, tenang_version)
+        manifest = stream.manifest(path.name, filters, created_at)
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -226,7 +225,7 @@ class _Chunks(io.RawIOBase):
 
 
 def zipped_export(pages: Iterable[Page], fmt: Format, name: str, filters: ExportFilter,
-                  created_at: float, tenang_version: str) -> Iterator[bytes]:
+                  created_at: float) -> Generator[bytes, None, None]:
     """The export and its manifest as one zip (``name`` and ``name.manifest.json``),
     in chunks of about a page each: what the UI streams as one download."""
     sink = _Chunks()
@@ -238,6 +237,6 @@ def zipped_export(pages: Iterable[Page], fmt: Format, name: str, filters: Export
             for page in pages:
                 entry.write(stream.page(page))
                 yield sink.take()
-        manifest = stream.manifest(name, filters, created_at, tenang_version)
+        manifest = stream.manifest(name, filters, created_at)
         archive.writestr(manifest_path(Path(name)).name, manifest.to_bytes())
     yield sink.take()

@@ -19,6 +19,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,14 @@ from proxy.shapes import iso_utc
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_VERSION = 1
 _READ_CHUNK = 1 << 20
+
+
+def tenang_version() -> str:
+    """This Tenang's version (the CLI's --version, and every manifest names it)."""
+    try:
+        return version("tenang")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 class ManifestError(Exception):
