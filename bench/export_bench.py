@@ -1,0 +1,144 @@
+"""Export for auditors at scale: `tenang export` of 100,000 and of 1,000,000 requests in a
+subprocess, its time and peak RSS, then `tenang audit verify --export` of the result.
+
+The stores are built fast (``bench/scale_store.py``: the Antrean bookings intake keeps,
+received over the last three days), then every request is settled as BPJS would have it:
+succeeded, one attempt with a BPJS answer as the relay stores it (decrypted). Peak RSS is
+the child's own (``os.wait4``), so each run is measured alone. Constant memory means the
+1M export's peak RSS is within a few MB of the 100k one's.
+
+    .venv/bin/python bench/export_bench.py               # 100k and 1M (minutes)
+    .venv/bin/python bench/export_bench.py --smoke       # 10k, a few seconds (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.scale_store import UPSTREAM, build
+from proxy.bpjs.service_day import WIB
+
+REPO = Path(__file__).resolve().parents[1]
+SPAN_S = 3 * 86_400.0
+ANSWER = json.dumps({"metadata": {"code": 200, "message": "Ok."}, "response": None}).encode()
+SMOKE_RSS_LIMIT_MB = 200.0
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    stderr: str
+
+
+def settle(db: Path) -> None:
+    """Every request succeeded at its first attempt, as the relay records it."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    try:
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN")
+        conn.execute(
+            "INSERT INTO attempts (request_id, number, upstream, started_at, duration_s, "
+            "verdict, http_status, error, response_body) SELECT id, 1, upstream, "
+            "received_at + 1.5, 0.21, 'success', 200, NULL, ? FROM requests", (ANSWER,))
+        conn.execute("UPDATE requests SET status='succeeded', attempts=1, "
+                     "next_attempt_at=NULL, reason='BPJS answered 200', "
+                     "updated_at=received_at + 1.7")
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def measured(argv: list[str]) -> Run:
+    """Run ``tenang ARGV`` alone; its wall time and its own peak RSS."""
+    started = time.monotonic()
+    child = subprocess.Popen([sys.executable, "-m", "proxy", *argv], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert child.stderr is not None
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return Run(time.monotonic() - started, usage.ru_maxrss / 1024, child.returncode, stderr)
+
+
+def config(folder: Path, db: Path) -> Path:
+    path = folder / "tenang.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{db}"\n\n[[upstreams]]\nname = "{UPSTREAM}"\n'
+                    'prefix = "/antreanrs"\ntarget = "http://127.0.0.1:9/antreanrs"\n',
+                    encoding="utf-8")
+    return path
+
+
+def wib_day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, WIB).strftime("%d/%m/%Y")
+
+
+def bench(n: int, folder: Path, fmt: str) -> dict[str, float]:
+    db = folder / f"export-{n}.db"
+    built = build(db, n, span_s=SPAN_S, tag=str(n))
+    started = time.monotonic()
+    settle(db)
+    settled = time.monotonic() - started
+    out = folder / f"export-{n}.{fmt}"
+    for stale in (out, Path(f"{out}.manifest.json")):
+        stale.unlink(missing_ok=True)
+    now = time.time()
+    run = measured(["export", "--config", str(config(folder, db)), "--since",
+                    wib_day(now - SPAN_S - 60), "--until", wib_day(now), "--format", fmt,
+                    "--output", str(out)])
+    if run.returncode != 0:
+        raise SystemExit(f"export of {n} failed: {run.stderr}")
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text("utf-8"))
+    if manifest["counts"] != {"requests": n, "attempts": n}:
+        raise SystemExit(f"export of {n}: manifest counts {manifest['counts']}")
+    check = measured(["audit", "verify", "--export", str(out)])
+    if check.returncode != 0:
+        raise SystemExit(f"verify of {n} failed: {check.stderr}")
+    size_mb = out.stat().st_size / 1e6
+    print(f"{n:>9,} rows: store built {built:.1f} s + settled {settled:.1f} s "
+          f"({db.stat().st_size / 1e6:.0f} MB); export {run.seconds:.1f} s "
+          f"({n / run.seconds:,.0f} rows/s, {size_mb:.0f} MB {fmt}), peak RSS "
+          f"{run.peak_rss_mb:.1f} MB; verify {check.seconds:.1f} s, peak RSS "
+          f"{check.peak_rss_mb:.1f} MB", flush=True)
+    for path in (db, out, Path(f"{out}.manifest.json")):
+        path.unlink(missing_ok=True)
+    return {"n": n, "export_s": run.seconds, "rss_mb": run.peak_rss_mb,
+            "verify_s": check.seconds, "verify_rss_mb": check.peak_rss_mb}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")],
+                   default=[100_000, 1_000_000])
+    p.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    p.add_argument("--smoke", action="store_true",
+                   help=f"10,000 rows only; fails above {SMOKE_RSS_LIMIT_MB:.0f} MB peak RSS")
+    p.add_argument("--dir", type=Path, default=None, help="where the stores are built")
+    args = p.parse_args()
+    sizes = [10_000] if args.smoke else args.sizes
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        results = [bench(n, Path(tmp), args.format) for n in sizes]
+    if args.smoke and results[0]["rss_mb"] > SMOKE_RSS_LIMIT_MB:
+        print(f"FAIL: peak RSS {results[0]['rss_mb']:.1f} MB", file=sys.stderr)
+        return 1
+    if len(results) > 1:
+        growth = results[-1]["rss_mb"] - results[0]["rss_mb"]
+        print(f"peak RSS {results[-1]['n']:,} vs {results[0]['n']:,}: {growth:+.1f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
