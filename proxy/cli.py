@@ -1,5 +1,5 @@
-"""Command line: `tenang serve | check-config | migrate | demo | simulate-bpjs | user |
-export | audit`
+"""Command line: `tenang serve | check-config | migrate | migrate-store | demo |
+simulate-bpjs | user | export | audit`
 (also `python -m proxy`).
 
 Exit codes: 0 done, 1 a start that failed at run time (a port in use, a database that
@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from proxy import cli_export, cli_migrate, cli_user
+from proxy import cli_export, cli_migrate, cli_migrate_store, cli_user
 from proxy.app import Tenang
 from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
 from proxy.bpjs.simulator.serve import config_from_args as simulator_config
@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     add_simulator_arguments(simulator)
     cli_user.add_arguments(sub, common)
     cli_migrate.add_arguments(sub, common)
+    cli_migrate_store.add_arguments(sub, common)
     cli_export.add_arguments(sub, common)
     return p
 
@@ -159,6 +160,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli_user.main(args)
     elif args.command == "migrate":
         return cli_migrate.main(args)
+    elif args.command == "migrate-store":
+        return cli_migrate_store.main(args)
     elif args.command == "export":
         return cli_export.export_main(args)
     elif args.command == "audit":
