@@ -16,7 +16,8 @@ from admin_ui import setup_ui
 from proxy.app_keys import EXPORT_PAGES
 from proxy.config import Config, HostPort
 from proxy.delivery.callback_sender import CallbackSender
-from proxy.delivery.relay import Relay
+from proxy.delivery.relay import Relay, instance_owner
+from proxy.delivery.shared_breaker import SharedBreaker
 from proxy.intake.allow_from import restrict
 from proxy.intake.answers import envelope
 from proxy.intake.backpressure import Backpressure
@@ -123,6 +124,13 @@ class Tenang:
                                  on_result=self.metrics.notification)
         self.breakers = build_breakers(config, on_change=self._breaker_changed,
                                        clock=clock)
+        self.owner = instance_owner()
+        # Instances sharing the store share each upstream's breaker through it; alone on
+        # it (SQLite), the breakers stay in-process and cost the store nothing.
+        self.shared_breakers = [
+            SharedBreaker(self.breakers[up.name], self.backend.coordination, self.owner,
+                          clock, up.timeout_s + config.relay.lease_margin_s)
+            for up in config.upstreams] if self.backend.coordination.shared else []
         self.maintenance = Maintenance(self.backend.schedules, self.breakers,
                                        config.maintenance, clock=clock,
                                        on_change=self._maintenance_changed,
@@ -184,6 +192,8 @@ class Tenang:
         self._sockets = [_bind(server.admin_listen, "server.admin_listen")]
         self._sockets.append(_bind(server.listen, "server.listen"))
         await self.backend.open()
+        for shared in self.shared_breakers:
+            await shared.start()
         # Before the relay starts: a restart inside a window must not send anything.
         await self.maintenance.tick()
         self.maintenance.start()
@@ -198,7 +208,8 @@ class Tenang:
             auto_decompress=True,
         )
         self.relay = Relay(self.config, self.backend.queue, self.session, self.breakers,
-                           clock=self.clock, rng=self.rng, observer=self.observer)
+                           clock=self.clock, rng=self.rng, owner=self.owner,
+                           observer=self.observer)
         if self.relay_enabled:
             self.relay.start()
         # Outcome callbacks go out on their own task: a slow receiver never holds the relay.
@@ -253,4 +264,6 @@ class Tenang:
         await self.backpressure.close()
         await self.maintenance.stop()
         await self.notifier.stop()
+        for shared in self.shared_breakers:
+            await shared.stop()
         await self.backend.close()

@@ -170,6 +170,11 @@ class Lane:
             log.error("delivery task crashed", exc_info=task.exception())
 
 
+def instance_owner() -> str:
+    """This process's name on leases (requests, the breaker's probe): unique per process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):x}"
+
+
 class Relay:
     """Owns one lane per upstream. ``run()`` until ``stop()``; ``drain()`` for tests."""
 
@@ -178,7 +183,7 @@ class Relay:
                  rng: random.Random | None = None, owner: str | None = None,
                  observer: Observer = NULL_OBSERVER) -> None:
         self.config = config
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):x}"
+        self.owner = owner or instance_owner()
         self.lanes = {
             up.name: Lane(Deliverer(up, store, session, breakers[up.name], self.owner, clock,
                                     rng or random.Random(), observer,

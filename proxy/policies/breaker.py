@@ -8,6 +8,12 @@ burst of late failures cannot re-open it and a late success cannot close it.
 
 A maintenance window forces the breaker open (``force_open``): no permit at all, not even
 a probe, until ``release`` hands it back to the normal cycle through one half-open probe.
+
+Several instances on one store share one breaker per upstream (``share``, driven by
+``delivery.shared_breaker``): each still counts its own consecutive failures and decides
+its own moves, which the store then settles (one instance wins each move; the others
+``adopt`` the winner's state), and a probe needs the store's probe lease, so the
+instances together send one.
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ class _TransientFailure(Exception):
 
 
 StateListener = Callable[[str, BreakerState, BreakerState], None]
+
+_MOVE = {
+    BreakerState.CLOSED: pybreaker.CircuitBreaker.close,
+    BreakerState.OPEN: pybreaker.CircuitBreaker.open,
+    BreakerState.HALF_OPEN: pybreaker.CircuitBreaker.half_open,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +100,12 @@ class AsyncBreaker:
         self._generation = 0  # bumps on every state change; stale results are dropped
         self._forced = False
         self.opened_at: float | None = None
+        # Shared with other instances (``share``): who hears the moves made here, whether
+        # one is being adopted (not made here), and until when this instance holds the
+        # store's probe lease.
+        self._on_move: Callable[[], None] | None = None
+        self._adopting = False
+        self._probe_lease_until: float | None = None
         self._cb = pybreaker.CircuitBreaker(
             fail_max=fail_max, reset_timeout=reset_timeout_s, name=name,
             listeners=[_Listener(self)], throw_new_error_on_trip=False,
@@ -126,6 +144,13 @@ class AsyncBreaker:
             return Permit(probe=False, generation=self._generation)
         if self._probe_in_flight:
             return None
+        if self._on_move is not None:
+            # Shared: the probe is the store's lease, and only its holder sends it.
+            t = self._clock() if now is None else now
+            if self._probe_lease_until is None or t >= self._probe_lease_until:
+                return None
+            self._probe_in_flight = True
+            return Permit(probe=True, generation=self._generation)
         probe_at = self.probe_at
         if state is BreakerState.OPEN and probe_at is not None and \
                 (self._clock() if now is None else now) < probe_at:
@@ -179,14 +204,41 @@ class AsyncBreaker:
         if self.state is BreakerState.OPEN:
             self._cb.half_open()
 
+    def share(self, on_move: Callable[[], None]) -> None:
+        """Make this one instance's view of a breaker several instances share: probes
+        only under the store's lease (``adopt(..., probe_until=)``), and ``on_move``
+        hears every move made here (not those adopted), for the store to settle."""
+        self._on_move = on_move
+
+    def adopt(self, state: BreakerState, opened_at: float | None, *,
+              probe_until: float | None = None) -> None:
+        """Take on the state the store holds (another instance's move, or this one's
+        probe lease until ``probe_until``). Listeners hear a change as from a move made
+        here; ``on_move`` does not. Sends permitted before no longer count, as after any
+        move: their results belong to the state they were sent in."""
+        self._adopting = True
+        try:
+            if state is not self.state:
+                _MOVE[state](self._cb)
+            else:
+                self._generation += 1
+        finally:
+            self._adopting = False
+        self._probe_in_flight = False
+        self.opened_at = None if state is BreakerState.CLOSED else opened_at
+        self._probe_lease_until = probe_until
+
     def _changed(self, old: BreakerState, new: BreakerState) -> None:
         self._generation += 1
+        self._probe_lease_until = None  # every move ends a probe lease
         if new is BreakerState.OPEN:
             self.opened_at = self._clock()
         elif new is BreakerState.CLOSED:
             self.opened_at = None
         if self._on_change is not None:
             self._on_change(self.name, old, new)
+        if self._on_move is not None and not self._adopting:
+            self._on_move()
 
 
 def _raise_transient() -> None:

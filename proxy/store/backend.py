@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from proxy.store.protocols import (
     Accounts,
     AuditLog,
+    Coordination,
     Engine,
     Intake,
     Operator,
@@ -34,6 +35,7 @@ class Backend:
     audit: AuditLog
     outbox: Outbox
     schedules: Schedules
+    coordination: Coordination
     engine: Engine
 
     async def open(self) -> None:

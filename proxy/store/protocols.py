@@ -18,6 +18,7 @@ from proxy.store.records import (
     AttemptBucket,
     AttemptRecord,
     AuditEntry,
+    BreakerRecord,
     BulkJobRecord,
     MaintenanceWindow,
     NewAudit,
@@ -285,6 +286,46 @@ class Schedules(Protocol):
         """Jobs without ``finished_at``, oldest first."""
 
 
+class Coordination(Protocol):
+    """What the Tenang instances sharing one store agree on per upstream (the relay, the
+    breakers): the circuit breaker's state and the send rate.
+
+    A breaker move is a compare-and-set on the record's generation, so of several
+    instances moving one breaker at once exactly one wins; the half-open probe is a
+    lease, so all instances together send one probe; the send rate is one token bucket.
+    Times are the callers' clocks, like the queue's leases (instances keep NTP time).
+    ``shared`` is False on a store only one instance can open (SQLite, memory): their
+    verbs keep the same state in process, and the relay keeps its own in-process breaker
+    and bucket there, never calling them."""
+
+    @property
+    def shared(self) -> bool:
+        """True when other Tenang instances may use this store at the same time."""
+
+    async def breaker(self, upstream: str) -> BreakerRecord:
+        """The breaker's record (a closed one, generation 0, the first time)."""
+
+    async def move_breaker(self, upstream: str, generation: int, state: str,
+                           opened_at: float | None) -> BreakerRecord | None:
+        """Move the breaker to ``state`` (re-timed at ``opened_at``; a probe lease ends)
+        if it is still at ``generation``, and return the new record; None when another
+        move came first (read ``breaker`` for the winner's)."""
+
+    async def lease_probe(self, upstream: str, owner: str, now: float,
+                          reset_timeout_s: float, until: float) -> BreakerRecord | None:
+        """Lease the half-open probe to ``owner`` until ``until``, moving the breaker to
+        half-open, if it is open or half-open, opened ``reset_timeout_s`` or more before
+        ``now``, and no unexpired lease is held; the new record, or None."""
+
+    async def take_send_tokens(self, upstream: str, wanted: int, now: float,
+                               per_second: float, burst: float) -> int:
+        """Take up to ``wanted`` sends from the upstream's one token bucket (refilled at
+        ``per_second`` up to ``burst``, full the first time); how many were granted."""
+
+    async def return_send_tokens(self, upstream: str, count: int, burst: float) -> None:
+        """Put back ``count`` tokens taken but not used (at most ``burst`` kept)."""
+
+
 class Engine(Protocol):
     """The backend's own lifecycle (the composition root, readiness, backpressure)."""
 
@@ -305,5 +346,5 @@ class Engine(Protocol):
 ROLES: Mapping[str, type] = {
     "intake": Intake, "queue": RequestQueue, "log": RequestLog, "operator": Operator,
     "accounts": Accounts, "sessions": Sessions, "audit": AuditLog, "outbox": Outbox,
-    "schedules": Schedules, "engine": Engine,
+    "schedules": Schedules, "coordination": Coordination, "engine": Engine,
 }

@@ -273,3 +273,21 @@ class MaintenanceWindow:
         """When it stops being in force: the earlier of its end and its cancellation."""
         ends = [t for t in (self.ends_at, self.cancelled_at) if t is not None]
         return min(ends) if ends else None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerRecord:
+    """One upstream's circuit breaker as every instance sharing the store sees it.
+
+    ``state`` is a ``policies.breaker.BreakerState`` value ("closed", "open",
+    "half-open"); ``generation`` grows by one with every move, and a move names the
+    generation it starts from, so of several instances moving at once exactly one wins.
+    ``probe_owner`` holds the half-open probe's lease until ``probe_until``."""
+
+    upstream: str
+    state: str
+    generation: int
+    opened_at: float | None
+    probe_owner: str | None
+    probe_until: float | None
+

@@ -6,6 +6,7 @@ One ``MemoryState`` shared by one object per role.
 from __future__ import annotations
 
 from proxy.store.backend import Backend
+from proxy.store.in_process import InProcessCoordination
 from proxy.store.memory.accounts import MemoryAccounts, MemorySessions
 from proxy.store.memory.audit import MemoryAudit
 from proxy.store.memory.intake import MemoryIntake
@@ -23,7 +24,8 @@ def memory_backend(state: MemoryState | None = None) -> Backend:
     return Backend(
         intake=MemoryIntake(s), queue=MemoryQueue(s), log=MemoryLog(s),
         operator=MemoryOperator(s), accounts=MemoryAccounts(s), sessions=MemorySessions(s),
-        audit=MemoryAudit(s), outbox=MemoryOutbox(s), schedules=MemorySchedules(s), engine=s)
+        audit=MemoryAudit(s), outbox=MemoryOutbox(s), schedules=MemorySchedules(s),
+        coordination=InProcessCoordination(), engine=s)
 
 
 __all__ = ["MemoryIntake", "MemoryQueue", "MemoryState", "memory_backend"]

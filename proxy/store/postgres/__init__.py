@@ -9,6 +9,6 @@ from __future__ import annotations
 
 # Why `serve` cannot use this backend yet; None once instances can share everything.
 INCOMPLETE: str | None = (
-    "postgresql store: not yet complete (its queue works, but breakers, send rates, "
+    "postgresql store: not yet complete (its queue and breakers are shared, but send rates, "
     "backpressure and notifications are not yet shared between instances; "
     "use sqlite:///PATH)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from proxy.config import StoreConfig
 from proxy.store.backend import Backend
 from proxy.store.postgres.accounts import PostgresAccounts, PostgresAudit, PostgresSessions
+from proxy.store.postgres.coordination import PostgresCoordination
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.intake import PostgresIntake
 from proxy.store.postgres.log import PostgresLog
@@ -22,4 +23,5 @@ def postgres_backend(config: StoreConfig) -> Backend:
         intake=PostgresIntake(db), queue=PostgresQueue(db), log=PostgresLog(db),
         operator=PostgresOperator(db), accounts=PostgresAccounts(db),
         sessions=PostgresSessions(db), audit=PostgresAudit(db), outbox=PostgresOutbox(db),
-        schedules=PostgresSchedules(db), engine=db)
+        schedules=PostgresSchedules(db), coordination=PostgresCoordination(db),
+        engine=db)

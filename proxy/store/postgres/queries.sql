@@ -334,3 +334,48 @@ SELECT floor((started_at - $1) / $2)::bigint AS b, verdict, count(*)
 -- sep_open_counts --
 SELECT upstream, sum(n) FROM request_counts WHERE sep AND status IN {OPEN}
  GROUP BY upstream HAVING sum(n) > 0
+
+-- breaker --
+-- The upstream's breaker, made closed the first time (a concurrent first read makes one).
+WITH made AS (
+    INSERT INTO breakers (upstream) VALUES ($1) ON CONFLICT (upstream) DO NOTHING
+    RETURNING upstream, state, generation, opened_at, probe_owner, probe_until)
+SELECT * FROM made
+UNION ALL
+SELECT upstream, state, generation, opened_at, probe_owner, probe_until
+  FROM breakers WHERE upstream = $1
+
+-- move_breaker --
+-- Compare-and-set: of instances moving from one generation, the first to update wins and
+-- the others' WHERE no longer matches (READ COMMITTED re-reads the row they waited for).
+UPDATE breakers SET state = $3, generation = generation + 1, opened_at = $4,
+                    probe_owner = NULL, probe_until = NULL
+ WHERE upstream = $1 AND generation = $2
+RETURNING upstream, state, generation, opened_at, probe_owner, probe_until
+
+-- lease_probe --
+UPDATE breakers SET state = 'half-open', generation = generation + 1,
+                    probe_owner = $2, probe_until = $5
+ WHERE upstream = $1 AND state <> 'closed' AND opened_at + $4 <= $3
+   AND (probe_until IS NULL OR probe_until <= $3)
+RETURNING upstream, state, generation, opened_at, probe_owner, probe_until
+
+-- make_send_rate --
+-- A full bucket the first time (as the in-process bucket starts).
+INSERT INTO send_rates (upstream, tokens, at) VALUES ($1, $2, $3)
+ON CONFLICT (upstream) DO NOTHING
+
+-- take_send_tokens --
+-- One row update, so concurrent takes queue on the row and each sees the last one's
+-- tokens: together they never take more than the bucket holds. A clock behind `at`
+-- (another instance's) adds nothing, and takes nothing away.
+UPDATE send_rates
+   SET granted = greatest(0, least($2, floor(least($5, tokens + greatest(0, $3 - at) * $4)))),
+       tokens = least($5, tokens + greatest(0, $3 - at) * $4)
+                - greatest(0, least($2, floor(least($5, tokens + greatest(0, $3 - at) * $4)))),
+       at = greatest(at, $3)
+ WHERE upstream = $1
+RETURNING granted
+
+-- return_send_tokens --
+UPDATE send_rates SET tokens = least($3, tokens + $2) WHERE upstream = $1

@@ -214,3 +214,27 @@ CREATE TRIGGER requests_counted_delete AFTER DELETE ON requests
 DROP INDEX requests_waiting;
 CREATE INDEX requests_waiting ON requests (upstream, id)
     WHERE status IN ('pending', 'in_flight');
+
+-- version 3 --
+-- What the instances sharing this database agree on per upstream (issue 13): one circuit
+-- breaker and one send rate. A breaker moves by compare-and-set on its generation (one
+-- instance wins each move); the half-open probe is a lease (probe_owner until
+-- probe_until), so the instances together send one probe. A row is made on first use.
+CREATE TABLE breakers (
+    upstream     text PRIMARY KEY,
+    state        text NOT NULL DEFAULT 'closed'
+                 CHECK (state IN ('closed', 'open', 'half-open')),
+    generation   bigint NOT NULL DEFAULT 0,
+    opened_at    double precision,
+    probe_owner  text,
+    probe_until  double precision
+);
+-- One token bucket per upstream: `tokens` left at time `at`; `granted` is what the last
+-- take granted (an UPDATE's RETURNING sees only the new row, and the grant is computed
+-- from the old one).
+CREATE TABLE send_rates (
+    upstream  text PRIMARY KEY,
+    tokens    double precision NOT NULL,
+    at        double precision NOT NULL,
+    granted   integer NOT NULL DEFAULT 0
+);

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from proxy.store.backend import Backend
+from proxy.store.in_process import InProcessCoordination
 from proxy.store.sqlite.accounts import SqliteAccounts, SqliteSessions
 from proxy.store.sqlite.audit import SqliteAudit
 from proxy.store.sqlite.db import SqliteDb
@@ -30,7 +31,7 @@ def sqlite_backend_on(db: SqliteDb) -> Backend:
         intake=SqliteIntake(db), queue=SqliteQueue(db), log=SqliteLog(db),
         operator=SqliteOperator(db), accounts=SqliteAccounts(db), sessions=SqliteSessions(db),
         audit=SqliteAudit(db), outbox=SqliteOutbox(db), schedules=SqliteSchedules(db),
-        engine=db)
+        coordination=InProcessCoordination(), engine=db)
 
 
 __all__ = ["SqliteDb", "sqlite_backend", "sqlite_backend_on"]

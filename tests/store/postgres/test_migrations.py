@@ -21,7 +21,8 @@ from proxy.store.postgres.migrations import (
 from proxy.store.postgres.pool import create_pool
 
 TABLES = {"requests", "attempts", "health", "users", "sessions", "audit_log",
-          "maintenance_windows", "callbacks", "bulk_jobs", "request_counts", VERSION_TABLE}
+          "maintenance_windows", "callbacks", "bulk_jobs", "request_counts", "breakers",
+          "send_rates", VERSION_TABLE}
 
 
 async def tables(conn: asyncpg.Connection) -> set[str]:

@@ -1,0 +1,111 @@
+"""Three Tenang instances on one PostgreSQL database, over real HTTP to the BPJS
+simulator (issue 13, scope 3): one breaker and one send rate per upstream for all of
+them.
+
+Each instance is a whole ``Tenang`` (gateway, relay, admin API) in this process, with a
+PostgreSQL backend of its own (its own pool, its own lease owner) handed in directly:
+``serve`` still refuses PostgreSQL until everything instances must share is shared
+(``proxy.store.postgres.INCOMPLETE``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from proxy.app import Tenang
+from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.config import Config, StoreConfig
+from proxy.delivery.shared_breaker import CACHE_S
+from proxy.store.postgres.backend import postgres_backend
+from tests.bpjs_support import OUTAGE, assert_applied_once, booking
+from tests.conftest import admin_headers, make_config, wait_until
+from tests.pg_support import fresh_schema
+
+Instances = Callable[..., Awaitable[list[Tenang]]]
+
+
+@pytest.fixture
+async def instances(tmp_path: Path, bpjs_sim: RunningSimulator) -> AsyncIterator[Instances]:
+    """``await instances(n, **upstream)``: n started instances on one fresh schema."""
+    started: list[Tenang] = []
+    async with fresh_schema() as url:
+        async def start(n: int, **upstream: Any) -> list[Tenang]:
+            for i in range(n):
+                config: Config = make_config(tmp_path / f"i{i}", bpjs_sim.url, **upstream)
+                backend = postgres_backend(StoreConfig(url=url, pool_min=1, pool_max=8,
+                                                       statement_timeout_s=10.0))
+                tenang = Tenang(config, backend)
+                await tenang.start()
+                started.append(tenang)
+            return list(started)
+
+        try:
+            yield start
+        finally:
+            for tenang in started:
+                await tenang.stop()
+
+
+async def write(http: aiohttp.ClientSession, tenang: Tenang, kodebooking: str) -> None:
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                         json=booking(kodebooking)) as resp:
+        assert resp.status == 202, await resp.text()
+
+
+async def upstream_doc(http: aiohttp.ClientSession, tenang: Tenang) -> dict[str, Any]:
+    async with http.get(f"{tenang.admin_url}/api/v1/summary", headers=admin_headers()) as resp:
+        assert resp.status == 200, await resp.text()
+        return dict((await resp.json())["upstreams"]["antrean"])
+
+
+async def breaker_states(http: aiohttp.ClientSession, tenangs: list[Tenang]) -> set[str]:
+    return {(await upstream_doc(http, t))["breaker"]["state"] for t in tenangs}
+
+
+async def succeeded(http: aiohttp.ClientSession, tenang: Tenang) -> int:
+    return int((await upstream_doc(http, tenang))["counts"]["succeeded"])
+
+
+async def test_during_an_outage_three_instances_probe_as_often_as_one(
+        instances: Instances, bpjs_sim: RunningSimulator,
+        http: aiohttp.ClientSession) -> None:
+    reset_s, outage_s = 1.0, 5.0  # issue 13 says 5 s and 20 s: the same ratio, sooner
+    tenangs = await instances(3, breaker={"fail_max": 3, "reset_timeout_s": reset_s},
+                              retry={"max_attempts": 1000, "initial_delay_s": 0.05,
+                                     "max_delay_s": 0.1})
+    await bpjs_sim.set_mode(**OUTAGE)
+    kodebookings = [f"KB-PROBE-{i:02d}" for i in range(30)]
+    await asyncio.gather(*(write(http, tenangs[i % 3], kb)
+                           for i, kb in enumerate(kodebookings)))
+
+    async def all_open() -> bool:
+        return await breaker_states(http, tenangs) == {"open"}
+
+    await wait_until(all_open, what="the breaker to open on every instance")
+    # A measurement over a stretch of time, not a wait for something to happen: every
+    # send BPJS receives while the breaker is open is a probe.
+    start = time.time()
+    await asyncio.sleep(outage_s)
+    probes = [e for e in bpjs_sim.state.log if start <= e["time"] < start + outage_s]
+    alone = outage_s / reset_s  # one instance: a probe every reset timeout, each failing
+    assert abs(len(probes) - alone) <= 1, (len(probes), alone)
+
+    await bpjs_sim.set_mode("up")
+
+    async def all_delivered() -> bool:
+        return await succeeded(http, tenangs[0]) == len(kodebookings)
+
+    await wait_until(all_delivered, timeout_s=30, what="the backlog to be delivered")
+    assert_applied_once(bpjs_sim, kodebookings)
+
+    async def all_closed() -> bool:  # the last to hear of it within its cache time
+        return await breaker_states(http, tenangs) == {"closed"}
+
+    await wait_until(all_closed, timeout_s=2 * CACHE_S + 1,
+                     what="the breaker to close on every instance")
