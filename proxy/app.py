@@ -33,6 +33,7 @@ from proxy.observe.observer import Telemetry
 from proxy.ops.admin_api import create_admin_app
 from proxy.ops.maintenance import Maintenance
 from proxy.ops.maintenance_api import add_maintenance_routes
+from proxy.ops.retention import Purger, RetentionJob
 from proxy.policies.breaker import AsyncBreaker, BreakerState, StateListener
 from proxy.preflight import listen_error
 from proxy.server import GuardedSite, Limits, ensure_fd_room
@@ -135,6 +136,10 @@ class Tenang:
                                        config.maintenance, clock=clock,
                                        on_change=self._maintenance_changed,
                                        audit=self.backend.audit.audit)
+        # [retention]: the daily purge (a no-op task-wise when nothing is configured).
+        self.purger = Purger(self.backend.retention, config.retention,
+                             audit=self.backend.audit, clock=clock)
+        self.retention = RetentionJob(self.purger, config.retention, clock=clock)
         self.metrics.watch_store(self.backend.log.summary)
         self.metrics.watch_maintenance(
             lambda name: self.maintenance.active(name, self.clock()) is not None)
@@ -198,6 +203,7 @@ class Tenang:
         await self.maintenance.tick()
         self.maintenance.start()
         self.notifier.start()
+        self.retention.start()
         warning = insecure_cookie_warning(self.config)
         if warning is not None:
             log.warning(warning)
@@ -262,6 +268,7 @@ class Tenang:
             await self.session.close()
             self.session = None
         await self.backpressure.close()
+        await self.retention.stop()
         await self.maintenance.stop()
         await self.notifier.stop()
         for shared in self.shared_breakers:

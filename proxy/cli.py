@@ -1,4 +1,4 @@
-"""Command line: `tenang serve | check-config | migrate | migrate-store | demo |
+"""Command line: `tenang serve | check-config | migrate | migrate-store | purge | demo |
 simulate-bpjs | user | export | audit`
 (also `python -m proxy`).
 
@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from proxy import cli_export, cli_migrate, cli_migrate_store, cli_user
+from proxy import cli_export, cli_migrate, cli_migrate_store, cli_purge, cli_user
 from proxy.app import Tenang
 from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
 from proxy.bpjs.simulator.serve import config_from_args as simulator_config
@@ -143,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_migrate.add_arguments(sub, common)
     cli_migrate_store.add_arguments(sub, common)
     cli_export.add_arguments(sub, common)
+    cli_purge.add_arguments(sub, common)
     return p
 
 
@@ -166,6 +167,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli_export.export_main(args)
     elif args.command == "audit":
         return cli_export.audit_main(args)
+    elif args.command == "purge":
+        return cli_purge.main(args)
     elif args.command == "simulate-bpjs":
         sim_config, sim_host, sim_port = simulator_config(args)
         run(serve_simulator(sim_config, sim_host, sim_port))

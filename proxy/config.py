@@ -18,7 +18,13 @@ from urllib.parse import urlsplit
 
 from proxy.bpjs.presets import UNFORWARDABLE, Override, forwarded_headers
 from proxy.config_auth import auth_problems, secret_problems
-from proxy.config_ops import MaintenanceConfig, MetricsConfig, NotifyConfig
+from proxy.config_ops import (
+    MaintenanceConfig,
+    MetricsConfig,
+    NotifyConfig,
+    RetentionConfig,
+    retention_problems,
+)
 from proxy.config_ops import problems as ops_problems
 from proxy.config_routes import RouteConfig, route_override, route_problems
 from proxy.policies.retry import RetryPolicy
@@ -254,6 +260,7 @@ class Config:
     maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 T = TypeVar("T")
@@ -273,6 +280,9 @@ def _host_port(value: Any, key: str) -> HostPort:
 
 
 def _scalar(value: Any, hint: Any, key: str) -> Any:
+    optional = [a for a in get_args(hint) if a is not type(None)]
+    if type(None) in get_args(hint) and len(optional) == 1:
+        hint = optional[0]  # "X | None": TOML has no null, so a value given is an X
     if hint is HostPort:
         return _host_port(value, key)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -475,6 +485,8 @@ def _validate(cfg: Config) -> None:
         dupes = sorted({s for s in seen if seen.count(s) > 1})
         _check(not dupes, f"upstreams.{attr}", f"duplicate value {dupes[0] if dupes else ''!r}")
     for key, message in ops_problems(cfg.metrics, cfg.maintenance, cfg.notify):
+        raise ConfigError(f"{key}: {message}")
+    for key, message in retention_problems(cfg.retention):
         raise ConfigError(f"{key}: {message}")
     for key, message in auth_problems(cfg.server, cfg.upstreams):
         raise ConfigError(f"{key}: {message}")

@@ -1,4 +1,5 @@
-"""Configuration of the operations side: ``[metrics]``, ``[maintenance]``, ``[notify]``.
+"""Configuration of the operations side: ``[metrics]``, ``[maintenance]``, ``[notify]``,
+``[retention]``.
 
 Plain frozen dataclasses loaded by ``proxy.config`` like every other section; secrets
 are named by ``*_env`` keys and filled in by ``proxy.config`` (the only module that
@@ -7,8 +8,10 @@ reads the environment) into the fields marked ``derived``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import time
 from urllib.parse import urlsplit
 
 _DERIVED = {"derived": True}
@@ -72,6 +75,50 @@ class NotifyConfig:
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long stored requests are kept (UU PDP 27/2022: no longer than needed). Only
+    final ones are ever purged (``lifecycle.FINAL``), counted from their last change.
+    Unset: kept forever."""
+
+    # Request and response bodies (and callback payloads) are dropped; metadata is kept.
+    bodies_after_days: int | None = None
+    # Whole rows go, with their attempts and callbacks (audit entries stay).
+    rows_after_days: int | None = None
+    # The daily purge while serving, at this time of day in WIB ("HH:MM").
+    run_at: str = "02:00"
+    # Requests per batch: each batch is one short transaction, so intake goes on between.
+    batch_size: int = 500
+
+    @property
+    def enabled(self) -> bool:
+        return self.bodies_after_days is not None or self.rows_after_days is not None
+
+    @property
+    def run_at_time(self) -> time:
+        hours, minutes = self.run_at.split(":")
+        return time(int(hours), int(minutes))
+
+
+_HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def retention_problems(r: RetentionConfig) -> Iterator[tuple[str, str]]:
+    """(key, message) for every invalid ``[retention]`` value."""
+    for name in ("bodies_after_days", "rows_after_days"):
+        days = getattr(r, name)
+        if days is not None and days < 1:
+            yield f"retention.{name}", "must be a whole number of days >= 1 (unset: keep forever)"
+    if (r.bodies_after_days is not None and r.rows_after_days is not None
+            and r.rows_after_days < r.bodies_after_days):
+        yield ("retention.rows_after_days",
+               f"must be >= bodies_after_days ({r.bodies_after_days}): a row goes with its body")
+    if not _HH_MM.match(r.run_at):
+        yield "retention.run_at", f'must be a time of day in WIB as "HH:MM", got {r.run_at!r}'
+    if r.batch_size < 1:
+        yield "retention.batch_size", "must be >= 1"
 
 
 def _http_url(url: str) -> bool:

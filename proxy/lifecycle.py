@@ -62,6 +62,10 @@ ALLOWED: dict[Status, frozenset[Status]] = {
 OPERATOR_RETRYABLE = frozenset({Status.FAILED, Status.DEAD, Status.HELD})
 CANCELLABLE = frozenset({Status.PENDING, Status.FAILED, Status.DEAD, Status.HELD})
 FINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.DEAD, Status.CANCELLED})
+# Retention (``[retention]``) purges only requests in ``FINAL``: nothing pending, in
+# flight or held is ever purged. A final request that still keeps a later one with its
+# ordering key waiting (both in ``BLOCKS_LATER``) keeps its row, or deleting it would
+# release what a person was meant to look at first.
 
 # The status sets the store queries are built from: every backend reads them here.
 # An earlier request with the same ordering key in one of these states keeps the later
@@ -372,12 +376,25 @@ def too_late_to_read(expires_at: float | None, age_from: float, policy: RetryPol
                       reconcile_reads=reads)
 
 
-def operator_retry(current: Status, now: float,
-                   reconcile_reads: int | None = None) -> Transition:
+class BodyPurged(InvalidTransition):
+    """An operator asked to retry a request whose body retention has dropped: there is
+    nothing left to send (a 409, like any move its state does not allow)."""
+
+    def __init__(self, current: Status) -> None:
+        super().__init__(current, Status.PENDING)
+        self.args = (f"cannot retry a {current.value} request whose body was purged by "
+                     "retention: nothing is left to send",)
+
+
+def operator_retry(current: Status, now: float, reconcile_reads: int | None = None, *,
+                   body_purged: bool = False) -> Transition:
     """Due now, its age window restarted. A request held in its reading phase (its last
-    send unanswered) keeps it: the retry reads before anything is sent again."""
+    send unanswered) keeps it: the retry reads before anything is sent again. One whose
+    body retention dropped cannot be sent again (``BodyPurged``)."""
     if current not in OPERATOR_RETRYABLE:
         raise InvalidTransition(current, Status.PENDING)
+    if body_purged:
+        raise BodyPurged(current)
     if reconcile_reads is not None:
         return Transition(Status.PENDING, "retry requested by operator; reading BPJS's "
                           "history before any resend", next_attempt_at=now, retried_at=now,

@@ -84,7 +84,9 @@ class Operations:
         or Conflict when the request moved meanwhile."""
         return await self._operate(
             request_id, actor, "retry",
-            lambda r, now: lifecycle.operator_retry(r.status, now, r.reconcile_reads), detail)
+            lambda r, now: lifecycle.operator_retry(r.status, now, r.reconcile_reads,
+                                                    body_purged=r.purged_at is not None),
+            detail)
 
     async def cancel(self, request_id: str, actor: str,
                      detail: str | None = None) -> StoredRequest:

@@ -19,6 +19,7 @@ from proxy.store.protocols import (
     Outbox,
     RequestLog,
     RequestQueue,
+    Retention,
     Schedules,
     Sessions,
 )
@@ -36,6 +37,7 @@ class Backend:
     outbox: Outbox
     schedules: Schedules
     coordination: Coordination
+    retention: Retention
     engine: Engine
 
     async def open(self) -> None:

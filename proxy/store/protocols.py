@@ -24,6 +24,8 @@ from proxy.store.records import (
     NewAudit,
     NewCallback,
     NewRequest,
+    PurgeBatch,
+    PurgeKind,
     RequestFilter,
     RequestPage,
     Session,
@@ -326,6 +328,30 @@ class Coordination(Protocol):
         """Put back ``count`` tokens taken but not used (at most ``burst`` kept)."""
 
 
+class Retention(Protocol):
+    """``[retention]``: old final requests lose their bodies, later their rows, one short
+    batch at a time (``proxy.ops.retention`` walks the batches).
+
+    Only requests in ``lifecycle.FINAL`` whose last change (``updated_at``) is before the
+    cutoff are purged, and of those not one with a callback still to send
+    (``records.UNSENT_CALLBACKS``), nor (whole rows) one that keeps a later request with
+    its ordering key waiting (both in ``lifecycle.BLOCKS_LATER``). Audit entries are
+    never purged."""
+
+    async def purge(self, kind: PurgeKind, before: float, after_id: str | None,
+                    limit: int, now: float) -> PurgeBatch:
+        """One batch, one transaction: of the next ``limit`` requests by id after
+        ``after_id`` (None: from the oldest) received before ``before``, purge those the
+        rules above allow: ``BODIES`` empties the request body, the attempts' response
+        bodies and the callbacks' payloads and sets ``purged_at`` to ``now`` (metadata
+        kept; already purged ones are skipped); ``ROWS`` deletes the request with its
+        attempts and callbacks. Returns how many were purged and where to go on."""
+
+    async def count_purgeable(self, kind: PurgeKind, before: float) -> int:
+        """How many requests ``purge`` would purge with these arguments walking from the
+        oldest (a dry run: nothing is written)."""
+
+
 class Engine(Protocol):
     """The backend's own lifecycle (the composition root, readiness, backpressure)."""
 
@@ -346,5 +372,6 @@ class Engine(Protocol):
 ROLES: Mapping[str, type] = {
     "intake": Intake, "queue": RequestQueue, "log": RequestLog, "operator": Operator,
     "accounts": Accounts, "sessions": Sessions, "audit": AuditLog, "outbox": Outbox,
-    "schedules": Schedules, "coordination": Coordination, "engine": Engine,
+    "schedules": Schedules, "coordination": Coordination, "retention": Retention,
+    "engine": Engine,
 }

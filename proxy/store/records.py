@@ -83,6 +83,8 @@ class StoredRequest:
     coalesce_key: str | None = None
     reconcile_reads: int | None = None  # see lifecycle.Transition
     own_faults: int = 0  # see lifecycle.Transition
+    # When retention dropped its request and response bodies (metadata kept); None: never.
+    purged_at: float | None = None
 
     @property
     def age_from(self) -> float:
@@ -234,6 +236,27 @@ class CallbackStatus(StrEnum):
     SENDING = "sending"  # claimed under a lease (a crashed sender's lease expires)
     DELIVERED = "delivered"  # the receiver answered 2xx
     DEAD = "dead"  # given up on after the last allowed attempt
+
+
+# Callbacks the sender still has to send: their payload is needed, so retention keeps
+# the request they report on as it is until they are delivered or dead.
+UNSENT_CALLBACKS = frozenset({CallbackStatus.PENDING, CallbackStatus.SENDING})
+
+
+class PurgeKind(StrEnum):
+    """What retention removes of an old final request (``[retention]``)."""
+
+    BODIES = "bodies"  # the request body, attempts' response bodies, callback payloads
+    ROWS = "rows"  # the request with its attempts and callbacks
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeBatch:
+    """How one ``Retention.purge`` batch ended: how many requests it purged, and the id
+    to continue after (None: the walk reached the cutoff, nothing older is left)."""
+
+    purged: int
+    after_id: str | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from proxy.store.memory.log import MemoryLog
 from proxy.store.memory.operator import MemoryOperator
 from proxy.store.memory.outbox import MemoryOutbox
 from proxy.store.memory.queue import MemoryQueue
+from proxy.store.memory.retention import MemoryRetention
 from proxy.store.memory.schedules import MemorySchedules
 from proxy.store.memory.state import MemoryState
 
@@ -25,7 +26,7 @@ def memory_backend(state: MemoryState | None = None) -> Backend:
         intake=MemoryIntake(s), queue=MemoryQueue(s), log=MemoryLog(s),
         operator=MemoryOperator(s), accounts=MemoryAccounts(s), sessions=MemorySessions(s),
         audit=MemoryAudit(s), outbox=MemoryOutbox(s), schedules=MemorySchedules(s),
-        coordination=InProcessCoordination(), engine=s)
+        coordination=InProcessCoordination(), retention=MemoryRetention(s), engine=s)
 
 
 __all__ = ["MemoryIntake", "MemoryQueue", "MemoryState", "memory_backend"]

@@ -17,6 +17,7 @@ from proxy.store.sqlite.log import SqliteLog
 from proxy.store.sqlite.operator import SqliteOperator
 from proxy.store.sqlite.outbox import SqliteOutbox
 from proxy.store.sqlite.queue import SqliteQueue
+from proxy.store.sqlite.retention import SqliteRetention
 from proxy.store.sqlite.schedules import SqliteSchedules
 
 
@@ -31,7 +32,7 @@ def sqlite_backend_on(db: SqliteDb) -> Backend:
         intake=SqliteIntake(db), queue=SqliteQueue(db), log=SqliteLog(db),
         operator=SqliteOperator(db), accounts=SqliteAccounts(db), sessions=SqliteSessions(db),
         audit=SqliteAudit(db), outbox=SqliteOutbox(db), schedules=SqliteSchedules(db),
-        coordination=InProcessCoordination(), engine=db)
+        coordination=InProcessCoordination(), retention=SqliteRetention(db), engine=db)
 
 
 __all__ = ["SqliteDb", "sqlite_backend", "sqlite_backend_on"]

@@ -14,6 +14,7 @@ from typing import Final
 
 from proxy import lifecycle
 from proxy.store.named_sql import load, render
+from proxy.store.records import UNSENT_CALLBACKS
 
 # Selected in this order by every statement that returns whole rows; the row mappers
 # (``rows.row_to_request`` and the others) read them by position.
@@ -21,7 +22,7 @@ REQUEST_COLUMNS: Final = (
     "id, upstream, method, path, query, headers, body, received_at, status, attempts, "
     "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at, retried_at, "
     "endpoint, ordering_key, expires_at, held_by, dedup_key, coalesce_key, reconcile_reads, "
-    "own_faults")
+    "own_faults, purged_at")
 CALLBACK_COLUMNS: Final = (
     "id, request_id, upstream, url, payload, status, attempts, next_attempt_at, "
     "lease_expires_at, last_error, created_at, updated_at")
@@ -41,6 +42,9 @@ VALUES: Final[Mapping[str, str]] = {
     "QUEUED": lifecycle.sql_in(lifecycle.QUEUED),
     "LIVE": lifecycle.sql_in(lifecycle.LIVE),
     "OPEN": lifecycle.sql_in(lifecycle.OPEN),
+    "FINAL": lifecycle.sql_in(lifecycle.FINAL),
+    "UNSENT_CALLBACKS": "(" + ",".join(f"'{s.value}'" for s in sorted(UNSENT_CALLBACKS))
+                        + ")",
 }
 
 QUERIES: Final[Mapping[str, str]] = render(load(__package__, "queries.sql"), VALUES)

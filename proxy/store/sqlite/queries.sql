@@ -1,8 +1,9 @@
 -- The SQLite backend's statements, one block each: "-- name --", comment lines, the SQL.
 -- Loaded once by proxy/store/sqlite/queries.py. Written there, not here: the columns
 -- ({REQUEST_COLUMNS}, {CALLBACK_COLUMNS}, {WINDOW_COLUMNS}, {JOB_COLUMNS}) and the status
--- lists ({BLOCKS_LATER}, {STUCK}, {QUEUED}, {LIVE}, {OPEN}), rendered from
--- proxy.lifecycle's sets, so no status list is spelled twice. {ids} (a list of
+-- lists ({BLOCKS_LATER}, {STUCK}, {QUEUED}, {LIVE}, {OPEN}, {FINAL}, and the callbacks'
+-- {UNSENT_CALLBACKS}), rendered from proxy.lifecycle's and proxy.store.records' sets, so
+-- no status list is spelled twice. {ids} (a list of
 -- placeholders) and {where} (the request-log builder's conditions) are filled per call.
 
 -- insert_request --
@@ -276,6 +277,51 @@ SELECT {JOB_COLUMNS} FROM bulk_jobs WHERE id=?
 
 -- unfinished_bulk_jobs --
 SELECT {JOB_COLUMNS} FROM bulk_jobs WHERE finished_at IS NULL ORDER BY id
+
+-- retention_window --
+-- The next batch of retention's walk: up to ? requests by id (the primary key) after the
+-- last batch, all received before the cutoff (ids are minted from the receive time). Its
+-- last id and its size: a short window means the walk is done.
+SELECT MAX(id), COUNT(*) FROM (
+  SELECT id FROM requests WHERE id > ? AND id < ? ORDER BY id LIMIT ?)
+
+-- purgeable_bodies --
+-- Within one window: final requests settled before the cutoff, bodies not yet dropped,
+-- no callback still to send (it needs its payload).
+SELECT id FROM requests r
+WHERE id > ? AND id <= ? AND status IN {FINAL} AND updated_at < ? AND purged_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.request_id = r.id
+                    AND c.status IN {UNSENT_CALLBACKS})
+
+-- purgeable_rows --
+-- As purgeable_bodies (purged bodies or not), and not a request that keeps a later one
+-- with its ordering key waiting: deleting it would release what waits behind it.
+SELECT id FROM requests r
+WHERE id > ? AND id <= ? AND status IN {FINAL} AND updated_at < ?
+  AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.request_id = r.id
+                    AND c.status IN {UNSENT_CALLBACKS})
+  AND NOT (r.status IN {BLOCKS_LATER} AND r.ordering_key IS NOT NULL AND EXISTS (
+    SELECT 1 FROM requests l WHERE l.ordering_key = r.ordering_key AND l.id > r.id
+      AND l.status IN {BLOCKS_LATER}))
+
+-- drop_request_bodies --
+UPDATE requests SET body=X'', purged_at=? WHERE id IN ({ids})
+
+-- drop_attempt_bodies --
+UPDATE attempts SET response_body=NULL WHERE request_id IN ({ids})
+
+-- drop_callback_payloads --
+UPDATE callbacks SET payload=X'' WHERE request_id IN ({ids})
+
+-- delete_request_attempts --
+DELETE FROM attempts WHERE request_id IN ({ids})
+
+-- delete_request_callbacks --
+DELETE FROM callbacks WHERE request_id IN ({ids})
+
+-- delete_requests --
+-- request_counts follows by its delete trigger (schema v8).
+DELETE FROM requests WHERE id IN ({ids})
 
 -- check_writable --
 INSERT INTO health (id, checked_at) VALUES (1, ?)

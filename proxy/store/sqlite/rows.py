@@ -73,7 +73,7 @@ def row_to_request(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
         next_attempt_at=r[10], updated_at=r[11], reason=r[12], lease_owner=r[13],
         lease_expires_at=r[14], retried_at=r[15], endpoint=r[16], ordering_key=r[17],
         expires_at=r[18], held_by=r[19], dedup_key=r[20], coalesce_key=r[21],
-        reconcile_reads=r[22], own_faults=r[23],
+        reconcile_reads=r[22], own_faults=r[23], purged_at=r[24],
     )
 
 

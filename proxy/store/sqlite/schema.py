@@ -194,6 +194,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     DROP TRIGGER requests_counted_insert;
     """,
+    # v10: retention ([retention]) drops the bodies of old final requests and records
+    # when, so a retry knows there is nothing left to send (lifecycle.BodyPurged).
+    """
+    ALTER TABLE requests ADD COLUMN purged_at REAL;
+    """,
 )
 
 

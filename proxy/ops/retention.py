@@ -1,0 +1,161 @@
+"""Retention (``[retention]``): old final requests lose their bodies, later their rows.
+
+One run walks the store in short batches (``Retention.purge``, one transaction each) and
+yields between them, so intake's commits go on while a million rows are purged. Bodies
+go first, then rows (their cutoff is the older one, so a row that goes has lost its body
+already): each kind's count is then what a dry run counts for it. ``tenang purge`` runs
+it once; while serving, ``RetentionJob`` runs it every day at ``run_at`` WIB. Each real
+run is recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from proxy.bpjs.service_day import WIB
+from proxy.config_ops import RetentionConfig
+from proxy.store.errors import StoreError
+from proxy.store.protocols import AuditLog, Retention
+from proxy.store.records import PurgeKind
+
+log = logging.getLogger("tenang.retention")
+
+DAY_S = 86_400.0
+ACTOR = "retention"
+# How often the daily job looks at the clock: the clock is injected (tests move it by
+# hand), so the job cannot sleep until run_at on the event loop's own timer.
+CHECK_INTERVAL_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """How many requests a run purged (or, dry, would purge), per kind."""
+
+    dry_run: bool
+    counts: dict[PurgeKind, int]
+    cutoffs: dict[PurgeKind, float]  # final before this time (Unix seconds)
+
+    def lines(self) -> list[str]:
+        verb = "would purge" if self.dry_run else "purged"
+        what = {PurgeKind.BODIES: "bodies of", PurgeKind.ROWS: "whole rows of"}
+        return [f"{kind.value}: {verb} {what[kind]} {self.counts[kind]} requests "
+                f"final before {wib(self.cutoffs[kind])}" for kind in self.counts]
+
+
+def wib(ts: float) -> str:
+    return datetime.fromtimestamp(ts, WIB).strftime("%Y-%m-%d %H:%M WIB")
+
+
+def cutoffs(config: RetentionConfig, now: float) -> dict[PurgeKind, float]:
+    """Per configured kind, in the order a run purges them, the time before which a
+    final request is purged."""
+    days = {PurgeKind.BODIES: config.bodies_after_days,
+            PurgeKind.ROWS: config.rows_after_days}
+    return {kind: now - d * DAY_S for kind, d in days.items() if d is not None}
+
+
+def next_run_at(config: RetentionConfig, now: float) -> float:
+    """The first ``run_at`` (WIB) strictly after ``now``."""
+    today = datetime.fromtimestamp(now, WIB).date()
+    at = datetime.combine(today, config.run_at_time, WIB)
+    if at.timestamp() <= now:
+        at += timedelta(days=1)
+    return at.timestamp()
+
+
+class Purger:
+    """Runs a purge, one at a time (the daily job and an operator never overlap)."""
+
+    def __init__(self, store: Retention, config: RetentionConfig, *,
+                 audit: AuditLog | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._audit = audit
+        self._config = config
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def run(self, *, dry_run: bool = False, actor: str = ACTOR) -> PurgeReport:
+        async with self._lock:
+            now = self._clock()
+            limits = cutoffs(self._config, now)
+            counts: dict[PurgeKind, int] = {}
+            for kind, before in limits.items():
+                if dry_run:
+                    counts[kind] = await self._store.count_purgeable(kind, before)
+                else:
+                    counts[kind] = await self._walk(kind, before, now)
+            report = PurgeReport(dry_run, counts, limits)
+            if not dry_run and self._audit is not None and limits:
+                await self._audit.audit(actor, "purge", None, "; ".join(report.lines()),
+                                        self._clock())
+            return report
+
+    async def _walk(self, kind: PurgeKind, before: float, now: float) -> int:
+        total, after_id = 0, None
+        while True:
+            batch = await self._store.purge(kind, before, after_id, self._config.batch_size,
+                                            now)
+            total += batch.purged
+            if batch.after_id is None:
+                return total
+            after_id = batch.after_id
+            # Let intake's handlers run (and their inserts reach the writer) between
+            # batches, so no group commit waits behind more than one batch.
+            await asyncio.sleep(0)
+
+
+class RetentionJob:
+    """The daily purge while serving: ``start()``, then ``await stop()`` (idempotent)."""
+
+    def __init__(self, purger: Purger, config: RetentionConfig, *,
+                 clock: Callable[[], float] = time.time,
+                 check_interval_s: float = CHECK_INTERVAL_S) -> None:
+        self._purger = purger
+        self._config = config
+        self._clock = clock
+        self._check_interval_s = check_interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.checks = 0  # looks at the clock so far, and runs completed (tests read them)
+        self.runs = 0
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
+
+    def start(self) -> None:
+        if self._task is None and self._config.enabled:
+            self._task = asyncio.create_task(self._run(), name="retention")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        due = next_run_at(self._config, self._clock())
+        while True:
+            now = self._clock()
+            self.checks += 1
+            if now < due:
+                await asyncio.sleep(min(self._check_interval_s, due - now))
+                continue
+            try:
+                report = await self._purger.run()
+                for line in report.lines():
+                    log.info("retention: %s", line)
+            except StoreError as exc:
+                log.error("retention: the daily purge stopped: %s (next try at %s)", exc,
+                          wib(next_run_at(self._config, self._clock())))
+            except Exception:
+                log.exception("retention: the daily purge failed; carrying on")
+            self.runs += 1
+            due = next_run_at(self._config, self._clock())
