@@ -12,6 +12,7 @@ from proxy.store.postgres.log import PostgresLog
 from proxy.store.postgres.operator import PostgresOperator
 from proxy.store.postgres.outbox import PostgresOutbox
 from proxy.store.postgres.queue import PostgresQueue
+from proxy.store.postgres.retention import PostgresRetention
 from proxy.store.postgres.schedules import PostgresSchedules
 
 
@@ -24,4 +25,4 @@ def postgres_backend(config: StoreConfig) -> Backend:
         operator=PostgresOperator(db), accounts=PostgresAccounts(db),
         sessions=PostgresSessions(db), audit=PostgresAudit(db), outbox=PostgresOutbox(db),
         schedules=PostgresSchedules(db), coordination=PostgresCoordination(db),
-        engine=db)
+        retention=PostgresRetention(db), engine=db)

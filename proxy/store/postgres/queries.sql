@@ -1,6 +1,7 @@
 -- The PostgreSQL store's statements, one "-- name --" block each (sql.py loads them).
 -- {COLUMNS} is a request row as rows.py reads it; {BLOCKS_LATER}, {STUCK}, {QUEUED},
--- {OPEN} and {LIVE} are lifecycle's status sets, rendered by lifecycle.sql_in. "Earlier"
+-- {OPEN}, {LIVE} and {FINAL} are lifecycle's status sets, rendered by lifecycle.sql_in
+-- ({UNSENT_CALLBACKS}: records.UNSENT_CALLBACKS). "Earlier"
 -- is intake order, requests.seq: one sequence for every instance (schema.sql).
 
 -- insert_requests --
@@ -379,3 +380,63 @@ RETURNING granted
 
 -- return_send_tokens --
 UPDATE send_rates SET tokens = least($3, tokens + $2) WHERE upstream = $1
+
+-- retention_window --
+-- The next batch of retention's walk: up to $3 requests by id after $1, all received
+-- before the cutoff (ids below $2, minted from the receive time). Its last id and size: a
+-- short window means the walk is done.
+SELECT max(id) AS last, count(*) AS size
+  FROM (SELECT id FROM requests WHERE id > $1 AND id < $2 ORDER BY id LIMIT $3) w
+
+-- purge_bodies --
+-- Within the window ($1, $2]: final requests settled before $3, bodies not yet dropped, no
+-- callback still to send, lose their bodies (attempts' answers, callback payloads too)
+-- and get purged_at $4. Locked as they are picked (SKIP LOCKED: one another instance
+-- moves right now is left for the next run), so none changes state in between.
+WITH picked AS (
+  SELECT id FROM requests r
+   WHERE id > $1 AND id <= $2 AND status IN {FINAL} AND updated_at < $3
+     AND purged_at IS NULL
+     AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.request_id = r.id
+                       AND c.status IN {UNSENT_CALLBACKS})
+     FOR UPDATE SKIP LOCKED),
+req AS (UPDATE requests SET body = ''::bytea, purged_at = $4
+         WHERE id IN (SELECT id FROM picked) RETURNING id),
+att AS (UPDATE attempts SET response_body = NULL WHERE request_id IN (SELECT id FROM req)),
+cb AS (UPDATE callbacks SET payload = ''::bytea WHERE request_id IN (SELECT id FROM req))
+SELECT id FROM req
+
+-- purge_rows --
+-- As purge_bodies (purged bodies or not), and not a request that keeps a later one (in
+-- intake order) with its ordering key waiting: deleting it would release what waits
+-- behind it. The request goes with its attempts and callbacks (the counts follow by the
+-- delete trigger).
+WITH picked AS (
+  SELECT id FROM requests r
+   WHERE id > $1 AND id <= $2 AND status IN {FINAL} AND updated_at < $3
+     AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.request_id = r.id
+                       AND c.status IN {UNSENT_CALLBACKS})
+     AND NOT (r.status IN {BLOCKS_LATER} AND r.ordering_key IS NOT NULL AND EXISTS (
+       SELECT 1 FROM requests l WHERE l.ordering_key = r.ordering_key AND l.seq > r.seq
+         AND l.status IN {BLOCKS_LATER}))
+     FOR UPDATE SKIP LOCKED),
+att AS (DELETE FROM attempts WHERE request_id IN (SELECT id FROM picked)),
+cb AS (DELETE FROM callbacks WHERE request_id IN (SELECT id FROM picked))
+DELETE FROM requests WHERE id IN (SELECT id FROM picked) RETURNING id
+
+-- count_purgeable_bodies --
+-- What purge_bodies would take walking every window below $1 (the same conditions).
+SELECT count(*) FROM requests r
+ WHERE id < $1 AND status IN {FINAL} AND updated_at < $2 AND purged_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.request_id = r.id
+                     AND c.status IN {UNSENT_CALLBACKS})
+
+-- count_purgeable_rows --
+-- What purge_rows would take walking every window below $1 (the same conditions).
+SELECT count(*) FROM requests r
+ WHERE id < $1 AND status IN {FINAL} AND updated_at < $2
+   AND NOT EXISTS (SELECT 1 FROM callbacks c WHERE c.request_id = r.id
+                     AND c.status IN {UNSENT_CALLBACKS})
+   AND NOT (r.status IN {BLOCKS_LATER} AND r.ordering_key IS NOT NULL AND EXISTS (
+     SELECT 1 FROM requests l WHERE l.ordering_key = r.ordering_key AND l.seq > r.seq
+       AND l.status IN {BLOCKS_LATER}))

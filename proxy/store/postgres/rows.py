@@ -16,7 +16,8 @@ from proxy.store.records import NewRequest, StoredRequest
 _NAMES = ("id", "upstream", "method", "path", "query", "headers", "body", "received_at",
           "status", "attempts", "next_attempt_at", "updated_at", "reason", "lease_owner",
           "lease_expires_at", "retried_at", "endpoint", "ordering_key", "expires_at",
-          "held_by", "dedup_key", "coalesce_key", "reconcile_reads", "own_faults", "seq")
+          "held_by", "dedup_key", "coalesce_key", "reconcile_reads", "own_faults", "purged_at",
+          "seq")
 
 
 def columns(alias: str = "") -> str:
@@ -36,7 +37,8 @@ def row_to_request(r: asyncpg.Record | Mapping[str, Any]) -> StoredRequest:
         lease_expires_at=r["lease_expires_at"], retried_at=r["retried_at"],
         endpoint=r["endpoint"], ordering_key=r["ordering_key"], expires_at=r["expires_at"],
         held_by=r["held_by"], dedup_key=r["dedup_key"], coalesce_key=r["coalesce_key"],
-        reconcile_reads=r["reconcile_reads"], own_faults=r["own_faults"])
+        reconcile_reads=r["reconcile_reads"], own_faults=r["own_faults"],
+        purged_at=r["purged_at"])
 
 
 def in_due_order(rows: Sequence[asyncpg.Record]) -> list[StoredRequest]:

@@ -238,3 +238,8 @@ CREATE TABLE send_rates (
     at        double precision NOT NULL,
     granted   integer NOT NULL DEFAULT 0
 );
+
+-- version 4 --
+-- Retention ([retention]) drops the bodies of old final requests and records when, so a
+-- retry knows there is nothing left to send (lifecycle.BodyPurged); SQLite's v10.
+ALTER TABLE requests ADD COLUMN purged_at double precision;

@@ -1,0 +1,52 @@
+"""The Retention role on PostgreSQL: one batch is one statement in one transaction (the
+window, then the purge of what it holds), so every instance's intake goes on between
+batches; the rows purged are locked as they are picked, so none changes state meanwhile."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from asyncpg.pool import PoolConnectionProxy
+
+from proxy.store.admin_filter import id_ceiling
+from proxy.store.postgres.database import Database
+from proxy.store.postgres.errors import translated
+from proxy.store.postgres.statements import Q
+from proxy.store.records import PurgeBatch, PurgeKind
+
+
+async def tombstone(conn: PoolConnectionProxy, kind: PurgeKind, ids: Sequence[str],
+                    now: float) -> None:
+    """Mark what the hash chain holds of ``ids`` as purged, in the purge's transaction,
+    so ``tenang audit verify`` keeps their hashes and skips recomputing them. The chain
+    (issue 14, scope 1) is not in this schema yet: nothing to mark."""
+
+
+class PostgresRetention:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def purge(self, kind: PurgeKind, before: float, after_id: str | None,
+                    limit: int, now: float) -> PurgeBatch:
+        with translated():
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                window = await conn.fetchrow(Q["retention_window"], after_id or "",
+                                             id_ceiling(before), limit)
+                assert window is not None
+                last = window["last"]
+                if last is None:
+                    return PurgeBatch(0, None)
+                if kind is PurgeKind.BODIES:
+                    rows = await conn.fetch(Q["purge_bodies"], after_id or "", last, before,
+                                            now)
+                else:
+                    rows = await conn.fetch(Q["purge_rows"], after_id or "", last, before)
+                ids = [r["id"] for r in rows]
+                await tombstone(conn, kind, ids, now)
+        return PurgeBatch(len(ids), last if window["size"] == limit else None)
+
+    async def count_purgeable(self, kind: PurgeKind, before: float) -> int:
+        sql = Q["count_purgeable_bodies"] if kind is PurgeKind.BODIES \
+            else Q["count_purgeable_rows"]
+        with translated():
+            return int(await self._db.pool.fetchval(sql, id_ceiling(before), before))
