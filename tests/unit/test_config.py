@@ -266,6 +266,9 @@ NUMERIC_KEYS = [
     "callbacks.timeout_s",
     "callbacks.poll_interval_s",
     "callbacks.batch",
+    "retention.bodies_after_days",
+    "retention.rows_after_days",
+    "retention.batch_size",
 ]
 
 
