@@ -25,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.drain_bench import booking
 from proxy.ids import next_request_id
+from proxy.lifecycle import Status
 from proxy.store.sqlite.queries import QUERIES
 from proxy.store.sqlite.rows import count_inserted
 from proxy.store.sqlite.schema import migrate
@@ -38,20 +39,24 @@ HEADERS = json.dumps([["Content-Type", "application/json"], ["X-cons-id", "12345
                      separators=(",", ":"))
 
 
-def rows(n: int, now: float, span_s: float, tag: str) -> Iterator[tuple[Any, ...]]:
+def rows(n: int, now: float, span_s: float, tag: str,
+         status: Status = Status.PENDING) -> Iterator[tuple[Any, ...]]:
     step = span_s / max(n, 1)
     head, tail = booking("@K@").split(b"@K@")
     for i in range(n):
         at = now - span_s + i * step
         code = f"SCL{tag}{i:08d}"
         body = head + code.encode() + tail
-        yield (next_request_id(at), UPSTREAM, "POST", PATH, "", HEADERS, body, at, "pending",
-               at, at, "antrean.add", f"{UPSTREAM}:kodebooking={code}", None,
+        yield (next_request_id(at), UPSTREAM, "POST", PATH, "", HEADERS, body, at,
+               status.value, at, at, "antrean.add", f"{UPSTREAM}:kodebooking={code}", None,
                f"{UPSTREAM}:antrean.add:kodebooking={code}", None, None, None)
 
 
-def build(path: Path, n: int, *, span_s: float = 6 * 3600.0, tag: str = "S") -> float:
-    """Create ``path`` (replacing it) with ``n`` pending requests; returns seconds taken."""
+def build(path: Path, n: int, *, span_s: float = 6 * 3600.0, tag: str = "S",
+          status: Status = Status.PENDING, ended_at: float | None = None) -> float:
+    """Create ``path`` (replacing it) with ``n`` requests in ``status`` (pending: every
+    one due), received over the ``span_s`` seconds before ``ended_at`` (default now) and
+    last changed then; returns seconds taken."""
     started = time.monotonic()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -61,7 +66,8 @@ def build(path: Path, n: int, *, span_s: float = 6 * 3600.0, tag: str = "S") -> 
         migrate(conn)
         conn.execute("PRAGMA synchronous=OFF")
         batch: list[tuple[Any, ...]] = []
-        for row in rows(n, time.time(), span_s, tag):
+        end = time.time() if ended_at is None else ended_at
+        for row in rows(n, end, span_s, tag, status):
             batch.append(row)
             if len(batch) == BATCH:
                 _commit(conn, batch)
