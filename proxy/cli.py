@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from proxy import cli_export, cli_migrate, cli_migrate_store, cli_purge, cli_user
+from proxy import cli_audit, cli_export, cli_migrate, cli_migrate_store, cli_purge, cli_user
 from proxy.app import Tenang
 from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
 from proxy.bpjs.simulator.serve import config_from_args as simulator_config
@@ -144,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_migrate_store.add_arguments(sub, common)
     cli_export.add_arguments(sub, common)
     cli_purge.add_arguments(sub, common)
+    cli_audit.add_arguments(sub, common)
     return p
 
 
@@ -166,7 +167,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "export":
         return cli_export.export_main(args)
     elif args.command == "audit":
-        return cli_export.audit_main(args)
+        return cli_audit.main(args)
     elif args.command == "purge":
         return cli_purge.main(args)
     elif args.command == "simulate-bpjs":

@@ -2,16 +2,15 @@
 
     tenang export --config FILE --since DATE --until DATE --format jsonl|csv
                   [--upstream NAME] [--status S] --output PATH
-    tenang audit verify --export PATH
+    tenang audit verify --export PATH [--config FILE]
 
 The export reads the SQLite file read-only (Tenang may be serving or stopped) and
 writes PATH and PATH.manifest.json, both only once complete (``proxy.ops.export``).
 Verification exits 0 when the export matches its manifest, 1 naming each difference,
 2 when either cannot be read.
 
-``audit`` is a group of subcommands: the hash chain (issue 14, scope 1) adds
-``audit checkpoint`` and ``audit verify --config FILE [--from-checkpoint HASH]`` beside
-``--export`` (then one of the two is required instead of ``--export``).
+The ``audit`` command group (and its ``verify --config`` of the hash chain) is
+``proxy.cli_audit``'s; it hands ``verify --export`` to ``audit_main`` here.
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from proxy.ops.export_manifest import ManifestError, describe, manifest_path, ve
 from proxy.ops.request_log import parse_day
 from proxy.store import export_reader
 from proxy.store.errors import StoreError
+from proxy.store.sqlite.export_reader import chain_head_at, chain_head_of
 
 
 def _day(text: str) -> date:
@@ -60,12 +60,6 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     export.add_argument("--output", type=Path, required=True,
                         help="the file to write (must not exist); its manifest is "
                              "written beside it as OUTPUT.manifest.json")
-    audit = sub.add_parser("audit", parents=[common], help="check what Tenang recorded")
-    checks = audit.add_subparsers(dest="audit_command", required=True, metavar="CHECK")
-    verify = checks.add_parser("verify", parents=[common],
-                               help="check an export against its manifest")
-    verify.add_argument("--export", type=Path, required=True,
-                        help="the export file (its manifest is EXPORT.manifest.json)")
 
 
 def export_main(args: argparse.Namespace) -> int:
@@ -89,7 +83,8 @@ def export_main(args: argparse.Namespace) -> int:
     db = config.store.sqlite_path
     try:
         pages = export_reader(config.store)(filters.request_filter())
-        manifest = write_export(pages, Format(args.format), output, filters, time.time())
+        manifest = write_export(pages, Format(args.format), output, filters, time.time(),
+                                lambda: chain_head_of(db, config.store.busy_timeout_ms))
     except StoreError as exc:
         print(f"tenang: cannot read the database {db}: {exc.reason} ({exc})", file=sys.stderr)
         return 1
@@ -101,12 +96,23 @@ def export_main(args: argparse.Namespace) -> int:
 
 
 def audit_main(args: argparse.Namespace) -> int:
-    """`tenang audit verify --export PATH` (the only audit check so far)."""
+    """`tenang audit verify --export PATH [--config FILE]`: with the config, the
+    manifest's chain head is checked against that store's chain."""
     export: Path = args.export
+    chain_at = None
+    if args.config is not None:
+        config = load_config(args.config)
+        if config.store.is_postgres:
+            raise ConfigError("store.url: the hash chain is kept on SQLite stores only (so "
+                              "far)")
+        chain_at = chain_head_at(config.store.sqlite_path, config.store.busy_timeout_ms)
     try:
-        differences = verify_export(export)
+        differences = verify_export(export, chain_at)
     except ManifestError as exc:
         print(f"tenang: cannot verify: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"tenang: cannot read the store's chain: {exc}", file=sys.stderr)
         return 2
     if differences:
         print(f"tenang: {export} does NOT match its manifest {manifest_path(export)}:",

@@ -40,6 +40,7 @@ from proxy.ops.admin_api import detail_of
 from proxy.ops.export_manifest import Manifest, manifest_path, tenang_version, write_manifest
 from proxy.ops.request_log import day_range
 from proxy.shapes import RequestDetail
+from proxy.store.chain import ChainHead
 from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
 
 Page = Sequence[tuple[StoredRequest, Sequence[StoredAttempt]]]
@@ -148,15 +149,17 @@ class ExportStream:
         csv.writer(out, quoting=csv.QUOTE_ALL).writerows(rows)
         return out.getvalue().encode()
 
-    def manifest(self, file_name: str, filters: ExportFilter, created_at: float) -> Manifest:
+    def manifest(self, file_name: str, filters: ExportFilter, created_at: float,
+                 chain_head: ChainHead | None = None) -> Manifest:
         return Manifest(
             file=file_name, format=self.fmt.value, sha256=self._hash.hexdigest(),
             size=self.size, requests=self.requests, attempts=self.attempts,
             first_id=self.first_id, last_id=self.last_id, filters=filters.as_json(),
             created_at=created_at, tenang_version=tenang_version(),
-            # The tamper-evident hash chain (issue 14, scope 1) is not built yet: its work
-            # fills in the chain's head at export time here, and verify then checks it.
-            chain_head=None)
+            # The hash chain's head once every exported row was read: each of them is in
+            # the chain at or before it (None: the chain was not read, e.g. the UI's zip).
+            chain_head=None if chain_head is None else chain_head.head.hex(),
+            chain_seq=None if chain_head is None else chain_head.seq)
 
 
 def _temp_beside(path: Path) -> tuple[IO[bytes], Path]:
@@ -177,10 +180,12 @@ def check_output(path: Path) -> None:
 
 
 def write_export(pages: Iterable[Page], fmt: Format, path: Path, filters: ExportFilter,
-                 created_at: float) -> Manifest:
+                 created_at: float,
+                 chain_head: Callable[[], ChainHead | None] = lambda: None) -> Manifest:
     """Write the export to ``path`` and its manifest beside it. Both are written to
     temporary files first and renamed into place only when complete: a failure (a bad
-    page, a full disk, Ctrl-C) leaves nothing behind."""
+    page, a full disk, Ctrl-C) leaves nothing behind. ``chain_head`` is read once the
+    last page is written, for the manifest."""
     stream = ExportStream(fmt)
     out, temp = _temp_beside(path)
     try:
@@ -190,7 +195,7 @@ def write_export(pages: Iterable[Page], fmt: Format, path: Path, filters: Export
                 out.write(stream.page(page))
             out.flush()
             os.fsync(out.fileno())
-        manifest = stream.manifest(path.name, filters, created_at)
+        manifest = stream.manifest(path.name, filters, created_at, chain_head())
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)

@@ -4,8 +4,11 @@
 The manifest says what the export holds: the SHA-256 and size of the file, how many
 requests and attempts, the first and last request id, the filters it was made with, when
 and by which Tenang, and the head of the store's hash chain at export time
-(``chain_head``; null until the chain of issue 14 scope 1 exists). Verification reads the
-export again, streaming, and compares every one of those it can recompute.
+(``chain_head``, and its ``chain_seq``: every exported row is in the chain at or before
+that entry; null when the export did not read the chain). Verification reads the export
+again, streaming, and compares every one of those it can recompute; the chain head is
+checked against the store's chain (``--config``), where the entry ``chain_seq`` must
+still carry that head.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -56,6 +59,7 @@ class Manifest:
     created_at: float
     tenang_version: str
     chain_head: str | None
+    chain_seq: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -171,19 +175,36 @@ def read_export(export: Path, fmt: str) -> Found:
     return Found(sha, size, requests, attempts, first, last)
 
 
-def check_chain_head(chain_head: object) -> str | None:
-    """A difference when the manifest's chain head does not check out. The hash chain
-    (issue 14, scope 1) is not built yet: its work replaces this with a look-up of the
-    head in the chain; until then a manifest naming a head cannot be verified."""
+# The head the store's chain has at a seq (None: no such entry); ``--config`` gives one.
+ChainAt = Callable[[int], bytes | None]
+
+
+def check_chain_head(chain_head: object, chain_seq: object,
+                     chain_at: ChainAt | None) -> str | None:
+    """A difference when the manifest's chain head does not check out: it must be the
+    head of the store's chain at ``chain_seq``. A head is never passed unchecked: without
+    the store (``chain_at`` None) that is a difference too."""
     if chain_head is None:
         return None
-    return (f"chain_head {chain_head!r} cannot be checked: this Tenang keeps no hash chain "
-            "yet")
+    if not isinstance(chain_head, str) or not isinstance(chain_seq, int) \
+            or isinstance(chain_seq, bool):
+        return f"chain_head {chain_head!r} / chain_seq {chain_seq!r}: not a chain position"
+    if chain_at is None:
+        return (f"chain_head {chain_head} (seq {chain_seq}) not checked: give --config FILE "
+                "of the store the export was made from")
+    found = chain_at(chain_seq)
+    if found is None:
+        return f"chain_head: the store's chain has no entry seq {chain_seq}"
+    if found.hex() != chain_head.lower():
+        return (f"chain_head: the manifest says {chain_head} at seq {chain_seq}, the "
+                f"store's chain has {found.hex()}")
+    return None
 
 
-def verify_export(export: Path) -> list[str]:
-    """What differs between ``export`` and its manifest (empty: it verifies).
-    ManifestError when either cannot be read at all."""
+def verify_export(export: Path, chain_at: ChainAt | None = None) -> list[str]:
+    """What differs between ``export`` and its manifest (empty: it verifies), and whether
+    its chain head is in the store's chain (``chain_at``). ManifestError when either
+    cannot be read at all."""
     doc = read_manifest(export)
     try:
         found = read_export(export, str(doc.get("format")))
@@ -198,7 +219,8 @@ def verify_export(export: Path) -> list[str]:
         f"{names.get(f.name, f.name)}: the manifest says {expected[f.name]!r}, "
         f"the export has {getattr(found, f.name)!r}"
         for f in fields(Found) if expected[f.name] != getattr(found, f.name)]
-    if (chain := check_chain_head(doc.get("chain_head"))) is not None:
+    if (chain := check_chain_head(doc.get("chain_head"), doc.get("chain_seq"),
+                                  chain_at)) is not None:
         differences.append(chain)
     return differences
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from proxy.store.protocols import (
     Accounts,
     AuditLog,
+    Chain,
     Coordination,
     Engine,
     Intake,
@@ -38,6 +39,7 @@ class Backend:
     schedules: Schedules
     coordination: Coordination
     retention: Retention
+    chain: Chain
     engine: Engine
 
     async def open(self) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from proxy.lifecycle import Status, Transition
+from proxy.store.chain import ChainEntry, ChainHead, Checkpoint, Kind, Verification
 from proxy.store.records import (
     SCAN_WINDOW,
     AttemptBucket,
@@ -352,6 +353,43 @@ class Retention(Protocol):
         oldest (a dry run: nothing is written)."""
 
 
+class Chain(Protocol):
+    """The hash chain over requests, attempts, state changes and audit entries
+    (``proxy.store.chain``), its checkpoints and its verifications.
+
+    The chain is extended by the other roles' verbs themselves, in the transaction of
+    what they store (on SQLite once per group commit); these verbs read it, write down
+    where it stands, and mark entries whose records a purge removed."""
+
+    async def chain_head(self) -> ChainHead:
+        """The last entry's seq and head (0 and ``chain.GENESIS`` while empty)."""
+
+    async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
+        """Up to ``limit`` entries with seq above ``after_seq``, in seq order."""
+
+    async def current_leaves(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
+        """Per entry, the leaf of its record as stored now (None: the record is gone),
+        encoded as ``proxy.store.chain`` says (plaintext bodies)."""
+
+    async def checkpoint(self, at: float, note: str | None = None) -> Checkpoint:
+        """Record the current head as a checkpoint and return it."""
+
+    async def checkpoints(self, *, head: bytes | None = None,
+                          limit: int = 100) -> list[Checkpoint]:
+        """Newest first; with ``head`` only the checkpoint of that head."""
+
+    async def mark_purged(self, kind: Kind, refs: Sequence[str], at: float) -> int:
+        """Mark the entries of ``kind`` for ``refs`` purged at ``at`` (their records are
+        being removed: the leaf is no longer checked, the head still is); returns how
+        many entries were marked. Call it in the purge's own transaction where the
+        backend offers one."""
+
+    async def record_verification(self, result: Verification) -> None:
+        """Keep the outcome of a verification (the UI shows the last one)."""
+
+    async def last_verification(self) -> Verification | None: ...
+
+
 class Engine(Protocol):
     """The backend's own lifecycle (the composition root, readiness, backpressure)."""
 
@@ -373,5 +411,6 @@ ROLES: Mapping[str, type] = {
     "intake": Intake, "queue": RequestQueue, "log": RequestLog, "operator": Operator,
     "accounts": Accounts, "sessions": Sessions, "audit": AuditLog, "outbox": Outbox,
     "schedules": Schedules, "coordination": Coordination, "retention": Retention,
+    "chain": Chain,
     "engine": Engine,
 }

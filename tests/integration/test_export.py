@@ -8,6 +8,7 @@ import asyncio
 import csv
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -192,12 +193,18 @@ def test_a_jsonl_export_holds_the_wib_days_with_attempts_outcomes_and_results(
                                    "timezone": "Asia/Jakarta", "upstream": None,
                                    "status": None}
     assert manifest["format"] == "jsonl" and manifest["file"] == "audit.jsonl"
-    assert manifest["chain_head"] is None
+    # The hash chain's head once the export was read: every exported row is in the
+    # chain at or before it (here, the whole seeded store's chain).
+    head_seq, head = chain_end(config)
+    assert (manifest["chain_seq"], manifest["chain_head"]) == (head_seq, head.hex())
     assert manifest["bytes"] == out.stat().st_size
     assert abs(datetime.fromisoformat(manifest["created_at"]).timestamp() - time.time()) < 60
-    verified = tenang("audit", "verify", "--export", str(out))
+    verified = tenang("audit", "verify", "--export", str(out), "--config", str(config))
     assert verified.returncode == 0, verified.stderr
     assert "matches its manifest" in verified.stdout
+    # Without the store the chain head cannot be checked: never passed unchecked.
+    alone = tenang("audit", "verify", "--export", str(out))
+    assert alone.returncode == 1 and "give --config" in alone.stderr
     assert files_in(tmp_path) == ["audit.jsonl", "audit.jsonl.manifest.json"]
 
 
@@ -234,7 +241,8 @@ def test_a_csv_export_has_a_row_per_request_with_its_attempts_as_json(
     assert dead["received_at_wib"] == "2026-11-28 14:00:00"
     assert manifest_of(out)["format"] == "csv"
     assert manifest_of(out)["counts"]["attempts"] == sum(len(s.answers) for s in IN_RANGE)
-    assert tenang("audit", "verify", "--export", str(out)).returncode == 0
+    assert tenang("audit", "verify", "--export", str(out), "--config",
+                  str(config)).returncode == 0
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
@@ -282,9 +290,24 @@ def test_a_manifest_naming_a_chain_head_is_not_passed_unchecked(
     manifest = Path(f"{out}.manifest.json")
     doc = json.loads(manifest.read_text("utf-8"))
     manifest.write_text(json.dumps({**doc, "chain_head": "ab" * 32}), "utf-8")
-    result = tenang("audit", "verify", "--export", str(out))
+    result = tenang("audit", "verify", "--export", str(out), "--config", str(config))
     assert result.returncode == 1
-    assert "chain_head" in result.stderr
+    assert f"chain_head: the manifest says {'ab' * 32} at seq {doc['chain_seq']}" \
+        in result.stderr
+    manifest.write_text(json.dumps({**doc, "chain_seq": doc["chain_seq"] + 1000}), "utf-8")
+    result = tenang("audit", "verify", "--export", str(out), "--config", str(config))
+    assert result.returncode == 1
+    assert "has no entry seq" in result.stderr
+
+
+def chain_end(config: Path) -> tuple[int, bytes]:
+    conn = sqlite3.connect(config.parent / "data" / "tenang.db")
+    try:
+        seq, head = conn.execute("SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1"
+                                 ).fetchone()
+    finally:
+        conn.close()
+    return seq, bytes(head)
 
 
 @pytest.mark.parametrize("args, message", [

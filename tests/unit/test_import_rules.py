@@ -41,10 +41,12 @@ ROOM_PACKAGES = {
 # The store's seam: what a room outside the store may see of it. Choosing and opening a
 # backend (``proxy.store.open_store``, the backend packages) is the entry points' alone;
 # every other room takes the roles it is given.
+# ``chain`` is the hash chain's records and its pure encoding and walk (what `tenang audit
+# verify` and the UI check with), as plain as ``records`` and ``rules``.
 STORE_SEAM = frozenset({"proxy.store.protocols", "proxy.store.records", "proxy.store.errors",
-                        "proxy.store.rules", "proxy.store.backend"})
+                        "proxy.store.rules", "proxy.store.chain", "proxy.store.backend"})
 SEAM_RULE = ("Every other room sees the store only through its seam: store.protocols, "
-             "records, errors, rules and backend.")
+             "records, errors, rules, chain and backend.")
 
 
 def within(module: str, name: str) -> bool:

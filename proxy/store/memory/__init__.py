@@ -9,6 +9,7 @@ from proxy.store.backend import Backend
 from proxy.store.in_process import InProcessCoordination
 from proxy.store.memory.accounts import MemoryAccounts, MemorySessions
 from proxy.store.memory.audit import MemoryAudit
+from proxy.store.memory.chain import MemoryChain
 from proxy.store.memory.intake import MemoryIntake
 from proxy.store.memory.log import MemoryLog
 from proxy.store.memory.operator import MemoryOperator
@@ -26,7 +27,8 @@ def memory_backend(state: MemoryState | None = None) -> Backend:
         intake=MemoryIntake(s), queue=MemoryQueue(s), log=MemoryLog(s),
         operator=MemoryOperator(s), accounts=MemoryAccounts(s), sessions=MemorySessions(s),
         audit=MemoryAudit(s), outbox=MemoryOutbox(s), schedules=MemorySchedules(s),
-        coordination=InProcessCoordination(), retention=MemoryRetention(s), engine=s)
+        coordination=InProcessCoordination(), retention=MemoryRetention(s),
+        chain=MemoryChain(s), engine=s)
 
 
 __all__ = ["MemoryIntake", "MemoryQueue", "MemoryState", "memory_backend"]

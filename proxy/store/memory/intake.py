@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from proxy import lifecycle
+from proxy.store import chain
 from proxy.store.errors import StoreError
 from proxy.store.memory.state import MemoryState
 from proxy.store.records import NewRequest, StoredAttempt, StoredRequest
@@ -28,6 +29,7 @@ class MemoryIntake:
         if request.id in s.rows:
             raise StoreError(f"request id {request.id} already exists")
         s.rows[request.id] = request.as_stored()
+        s.link([chain.request_link(request)])
         return None
 
     async def count_queued(self, upstream: str) -> int:

@@ -32,5 +32,7 @@ class MemoryOperator:
         if callback is not None:
             s.queue_callback(request_id, callback, now)
         s.rows[request_id] = moved_row
+        s.link_states([(request_id, transition.reason)], expected.value,
+                      transition.status.value, now)
         if audit is not None:  # no await in between: one step with the move
             s.append_audit(audit.actor, audit.action, request_id, audit.detail, now)

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from proxy import lifecycle
 from proxy.lifecycle import Status, Transition
+from proxy.store import chain
 from proxy.store.errors import Conflict
 from proxy.store.memory.state import MemoryState, moved
 from proxy.store.records import AttemptRecord, NewCallback, StoredAttempt, StoredRequest
@@ -27,6 +28,11 @@ class MemoryQueue:
             for r in rows
         ]
         self._s.rows.update((r.id, r) for r in leased)
+        self._s.link_states([(r.id, None) for r in rows if r.status is Status.PENDING],
+                            Status.PENDING.value, Status.IN_FLIGHT.value, now)
+        self._s.link_states([(r.id, chain.TAKEN_OVER) for r in rows
+                             if r.status is Status.IN_FLIGHT],
+                            Status.IN_FLIGHT.value, Status.IN_FLIGHT.value, now)
         return leased
 
     async def claim_due(
@@ -76,6 +82,7 @@ class MemoryQueue:
         mine = sorted((r for r in s.rows.values() if r.upstream == upstream),
                       key=lambda r: r.id)
         release = lifecycle.released(now)
+        released = []
         for row in mine:
             current = s.rows[row.id]
             if current.status is Status.HELD and current.held_by is not None \
@@ -84,6 +91,8 @@ class MemoryQueue:
                     current, release.status, held_by=None,
                     next_attempt_at=release.next_attempt_at, updated_at=now,
                     reason=release.reason)
+                released.append((row.id, release.reason))
+        s.link_states(released, Status.HELD.value, release.status.value, now)
         for row in mine:
             current = s.rows[row.id]
             stuck = s.first_earlier(current, lifecycle.STUCK)
@@ -92,6 +101,8 @@ class MemoryQueue:
                 s.rows[row.id] = moved(current, hold.status, held_by=stuck.id,
                                        updated_at=now, reason=hold.reason)
                 held.append(s.rows[row.id])
+        s.link_states([(r.id, r.reason) for r in held], Status.PENDING.value,
+                      Status.HELD.value, now)
         return held
 
     async def live_coalesced(self, coalesce_key: str) -> list[StoredRequest]:
@@ -116,6 +127,8 @@ class MemoryQueue:
             if callback is not None:
                 s.queue_callback(r.id, callback, now)
             cancelled.append(r.id)
+        s.link_states([(rid, transition.reason) for rid in cancelled], Status.PENDING.value,
+                      transition.status.value, now)
         return cancelled
 
     async def complete_attempt(
@@ -142,6 +155,10 @@ class MemoryQueue:
                 StoredAttempt(request_id=request_id, **dataclasses.asdict(attempt))
             )
         s.rows[request_id] = done
+        if attempt is not None:
+            s.link([chain.attempt_link(request_id, attempt)])
+        s.link_states([(request_id, transition.reason)], Status.IN_FLIGHT.value,
+                      transition.status.value, now)
 
     async def next_due_at(self, upstream: str) -> float | None:
         s = self._s

@@ -8,11 +8,14 @@ transaction would be. This object is also the backend's ``Engine``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxy import lifecycle
 from proxy.lifecycle import Status
+from proxy.store import chain
+from proxy.store.chain import ChainEntry, ChainHead, Checkpoint, Verification
 from proxy.store.errors import StoreUnavailable
 from proxy.store.records import (
     AuditEntry,
@@ -48,6 +51,9 @@ class MemoryState:
     audit: list[AuditEntry] = field(default_factory=list)
     windows: dict[int, MaintenanceWindow] = field(default_factory=dict)
     bulk_jobs: dict[int, BulkJobRecord] = field(default_factory=dict)
+    hash_chain: list[ChainEntry] = field(default_factory=list)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    verifications: list[Verification] = field(default_factory=list)
     closed: bool = False
 
     # --- Engine --------------------------------------------------------------------------
@@ -81,7 +87,24 @@ class MemoryState:
 
     def append_audit(self, actor: str, action: str, target: str | None, detail: str | None,
                      at: float) -> None:
-        self.audit.append(AuditEntry(len(self.audit) + 1, at, actor, action, target, detail))
+        entry = AuditEntry(len(self.audit) + 1, at, actor, action, target, detail)
+        self.audit.append(entry)
+        self.link([chain.audit_link(entry)])
+
+    def head(self) -> ChainHead:
+        last = self.hash_chain[-1] if self.hash_chain else None
+        return ChainHead(0, chain.GENESIS) if last is None else ChainHead(last.seq, last.head)
+
+    def link(self, links: list[chain.Link]) -> None:
+        """Extend the chain (inside the caller's move: no await between them)."""
+        self.hash_chain.extend(chain.extend(self.head(), links))
+
+    def link_states(self, rows: Sequence[tuple[str, str | None]], before: str, after: str,
+                    at: float) -> None:
+        """One state entry per (request id, reason) moved ``before`` -> ``after``, in id
+        order (as the SQL backend does)."""
+        self.link([chain.state_link(rid, before, after, reason, at)
+                   for rid, reason in sorted(rows)])
 
     def first_earlier(self, row: StoredRequest,
                       statuses: frozenset[Status]) -> StoredRequest | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from proxy.config import StoreConfig
 from proxy.store.backend import Backend
 from proxy.store.postgres.accounts import PostgresAccounts, PostgresAudit, PostgresSessions
+from proxy.store.postgres.chain import PostgresChain
 from proxy.store.postgres.coordination import PostgresCoordination
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.intake import PostgresIntake
@@ -25,4 +26,4 @@ def postgres_backend(config: StoreConfig) -> Backend:
         operator=PostgresOperator(db), accounts=PostgresAccounts(db),
         sessions=PostgresSessions(db), audit=PostgresAudit(db), outbox=PostgresOutbox(db),
         schedules=PostgresSchedules(db), coordination=PostgresCoordination(db),
-        retention=PostgresRetention(db), engine=db)
+        retention=PostgresRetention(db), chain=PostgresChain(), engine=db)

@@ -11,6 +11,7 @@ from proxy.store.backend import Backend
 from proxy.store.in_process import InProcessCoordination
 from proxy.store.sqlite.accounts import SqliteAccounts, SqliteSessions
 from proxy.store.sqlite.audit import SqliteAudit
+from proxy.store.sqlite.chain import SqliteChain
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.intake import SqliteIntake
 from proxy.store.sqlite.log import SqliteLog
@@ -32,7 +33,8 @@ def sqlite_backend_on(db: SqliteDb) -> Backend:
         intake=SqliteIntake(db), queue=SqliteQueue(db), log=SqliteLog(db),
         operator=SqliteOperator(db), accounts=SqliteAccounts(db), sessions=SqliteSessions(db),
         audit=SqliteAudit(db), outbox=SqliteOutbox(db), schedules=SqliteSchedules(db),
-        coordination=InProcessCoordination(), retention=SqliteRetention(db), engine=db)
+        coordination=InProcessCoordination(), retention=SqliteRetention(db),
+        chain=SqliteChain(db), engine=db)
 
 
 __all__ = ["SqliteDb", "sqlite_backend", "sqlite_backend_on"]

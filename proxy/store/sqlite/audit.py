@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from proxy.store.records import AuditEntry
+from proxy.store.sqlite.chain import chained_audit
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.queries import QUERIES, with_where
+from proxy.store.sqlite.writer import ChainedConnection
 
 
 class SqliteAudit:
@@ -15,8 +17,12 @@ class SqliteAudit:
 
     async def audit(self, actor: str, action: str, target: str | None, detail: str | None,
                     at: float) -> None:
-        await self._db.write(lambda c: c.execute(QUERIES["insert_audit"],
-                                                 (at, actor, action, target, detail)))
+        def op(c: ChainedConnection) -> None:
+            audit_id = c.execute(QUERIES["insert_audit"],
+                                 (at, actor, action, target, detail)).fetchone()[0]
+            chained_audit(c, audit_id, at, actor, action, target, detail)
+
+        await self._db.write(op)
 
     async def audit_entries(self, *, target: str | None = None, limit: int = 100,
                             before_id: int | None = None) -> list[AuditEntry]:

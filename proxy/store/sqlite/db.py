@@ -21,7 +21,14 @@ from proxy.store.errors import StoreUnavailable
 from proxy.store.sqlite.queries import QUERIES
 from proxy.store.sqlite.rows import count_inserted
 from proxy.store.sqlite.schema import migrate
-from proxy.store.sqlite.writer import InsertRow, SqliteWriter, connect_writer, translate
+from proxy.store.sqlite.writer import (
+    ChainedConnection,
+    InsertLinks,
+    InsertRow,
+    SqliteWriter,
+    connect_writer,
+    translate,
+)
 
 T = TypeVar("T")
 
@@ -65,7 +72,8 @@ class SqliteDb:
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         writer = SqliteWriter(lambda: connect_writer(self.path, self._busy_timeout_ms),
-                              QUERIES["insert_request"], count_inserted)
+                              QUERIES["insert_request"], count_inserted,
+                              (QUERIES["chain_head"], QUERIES["append_chain"]))
         writer.start(asyncio.get_running_loop())
         self._writer = writer
 
@@ -116,12 +124,13 @@ class SqliteDb:
             except sqlite3.Error as exc:
                 raise translate(exc) from exc
 
-    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def write(self, op: Callable[[ChainedConnection], T]) -> T:
         """Run ``op`` in the writer's next group commit; its result once committed."""
         result: T = await self._w().submit(op)
         return result
 
-    def insert(self, row: InsertRow) -> asyncio.Future[Any]:
-        """Insert one request row (``insert_request``) in the group commit's executemany;
-        a plain function returning the writer's future, so intake awaits nothing more."""
-        return self._w().insert(row)
+    def insert(self, row: InsertRow, links: InsertLinks | None = None) -> asyncio.Future[Any]:
+        """Insert one request row (``insert_request``) in the group commit's executemany,
+        with what it adds to the chain (``links``, computed on the writer thread); a
+        plain function returning the writer's future, so intake awaits nothing more."""
+        return self._w().insert(row, links)

@@ -16,12 +16,13 @@ attempts of a page in one query on the attempts' primary key.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from proxy.store.admin_filter import id_ceiling, id_floor
+from proxy.store.chain import GENESIS, ChainHead
 from proxy.store.errors import StoreUnavailable
 from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
 from proxy.store.sqlite.queries import QUERIES, with_ids, with_where
@@ -101,3 +102,31 @@ def histories(path: Path, f: RequestFilter, *, page_size: int = PAGE_SIZE,
         raise translate(exc) from exc
     finally:
         conn.close()
+
+
+def chain_head_of(path: Path, busy_timeout_ms: int = 5_000) -> ChainHead:
+    """The hash chain's head now (read after an export's last page, for its manifest)."""
+    conn = open_read_only(path, busy_timeout_ms)
+    try:
+        row = conn.execute(QUERIES["chain_head"]).fetchone()
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
+    finally:
+        conn.close()
+    return ChainHead(0, GENESIS) if row is None else ChainHead(row[0], bytes(row[1]))
+
+
+def chain_head_at(path: Path, busy_timeout_ms: int = 5_000) -> Callable[[int], bytes | None]:
+    """A look-up of the chain's head at a seq (None: no such entry), for
+    ``export_manifest.verify_export``."""
+    def at(seq: int) -> bytes | None:
+        conn = open_read_only(path, busy_timeout_ms)
+        try:
+            row = conn.execute(QUERIES["chain_head_at"], (seq,)).fetchone()
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+        finally:
+            conn.close()
+        return None if row is None else bytes(row[0])
+
+    return at

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Sequence
 
 from proxy import lifecycle
+from proxy.store import chain
 from proxy.store.errors import DuplicateKey
 from proxy.store.records import NewRequest, StoredAttempt, StoredRequest
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.log import get_attempts, get_request
 from proxy.store.sqlite.queries import QUERIES
 from proxy.store.sqlite.rows import count_inserted, insert_row, row_to_request
+from proxy.store.sqlite.writer import ChainedConnection
 
 
 class SqliteIntake:
@@ -20,9 +22,13 @@ class SqliteIntake:
     async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
                                now: float) -> StoredRequest | None:
         row = insert_row(request)
+
+        def links() -> Sequence[chain.Link]:
+            return [chain.request_link(request)]
+
         try:
             # Most calls resubmit nothing: they join the group commit's one executemany.
-            await self._db.insert(row)
+            await self._db.insert(row, links)
             return None
         except DuplicateKey:
             if request.dedup_key is None:
@@ -30,7 +36,7 @@ class SqliteIntake:
 
         # A resubmission: one writer job, the look-up, the decision and the insert in its
         # transaction, so two racing resubmissions are decided one after the other.
-        def op(c: sqlite3.Connection) -> StoredRequest | None:
+        def op(c: ChainedConnection) -> StoredRequest | None:
             found = c.execute(QUERIES["request_by_dedup_key"], (request.dedup_key,)).fetchone()
             if found is not None:
                 original = row_to_request(found)
@@ -39,6 +45,7 @@ class SqliteIntake:
                 c.execute(QUERIES["release_dedup_key"], (original.id,))
             c.execute(QUERIES["insert_request"], row)
             count_inserted(c, [row])
+            c.add_links(links())
             return None
 
         return await self._db.write(op)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from proxy import lifecycle
 from proxy.lifecycle import Status, Transition
 from proxy.store.errors import Conflict
 from proxy.store.records import NewAudit, NewCallback
+from proxy.store.sqlite.chain import chained_audit, chained_states
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.queries import QUERIES
 from proxy.store.sqlite.rows import queue_callback
+from proxy.store.sqlite.writer import ChainedConnection
 
 
 class SqliteOperator:
@@ -24,7 +24,7 @@ class SqliteOperator:
         t = transition
         lifecycle.ensure_allowed(expected, t.status)
 
-        def op(c: sqlite3.Connection) -> int:
+        def op(c: ChainedConnection) -> int:
             n = c.execute(
                 QUERIES["transition"],
                 (t.status.value, t.reason, t.next_attempt_at, now, t.retried_at,
@@ -32,9 +32,13 @@ class SqliteOperator:
             ).rowcount
             if n and callback is not None:
                 queue_callback(c, request_id, callback, now)
+            if n:
+                chained_states(c, [request_id], expected.value, t.status.value, t.reason, now)
             if n and audit is not None:
-                c.execute(QUERIES["insert_audit"],
-                          (now, audit.actor, audit.action, request_id, audit.detail))
+                audit_id = c.execute(QUERIES["insert_audit"], (
+                    now, audit.actor, audit.action, request_id, audit.detail)).fetchone()[0]
+                chained_audit(c, audit_id, now, audit.actor, audit.action, request_id,
+                              audit.detail)
             return n
 
         n = await self._db.write(op)

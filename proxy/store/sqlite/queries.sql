@@ -109,11 +109,12 @@ RETURNING {REQUEST_COLUMNS}
 
 -- release_held --
 -- Once nothing before them is stuck any more (the parent was retried or cancelled),
--- held requests return to pending.
+-- held requests return to pending (each a state change for the chain).
 UPDATE requests SET status='pending', held_by=NULL, next_attempt_at=?, updated_at=?, reason=?
 WHERE upstream=? AND status='held' AND held_by IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM requests p WHERE p.ordering_key=requests.ordering_key
                     AND p.id<requests.id AND p.status IN {STUCK})
+RETURNING id
 
 -- live_coalesced --
 SELECT {REQUEST_COLUMNS} FROM requests WHERE coalesce_key=? AND status IN {LIVE} ORDER BY id
@@ -140,12 +141,14 @@ INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_
 SELECT id, upstream, ?, ?, 'pending', ?, ?, ? FROM requests WHERE id=?
 
 -- transition --
+-- In the transaction of the move: its audit entry, its callback, its state in the chain.
 UPDATE requests SET status=?, reason=?, next_attempt_at=?, updated_at=?,
   retried_at=COALESCE(?, retried_at), reconcile_reads=?, own_faults=?
 WHERE id=? AND status=?
 
 -- insert_audit --
 INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?,?,?,?,?)
+RETURNING id
 
 -- audit_entries --
 SELECT id, at, actor, action, target, detail FROM audit_log
@@ -333,6 +336,48 @@ ON CONFLICT (id) DO UPDATE SET checked_at=excluded.checked_at
 SELECT {REQUEST_COLUMNS} FROM requests WHERE {where} ORDER BY id LIMIT ?
 
 -- export_attempts --
--- The attempts of one export page, on the attempts' primary key.
+-- The attempts of one export page, on the attempts' primary key (and of one page of the
+-- chain, whose leaves verification recomputes).
 SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body
 FROM attempts WHERE request_id IN ({ids}) ORDER BY request_id, number
+
+-- chain_head --
+-- The last entry (the rowid's end of the table: no scan).
+SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1
+
+-- append_chain --
+-- Once per group commit, just before COMMIT (writer.link_pending).
+INSERT INTO chain (seq, kind, ref, leaf, head, record) VALUES (?,?,?,?,?,?)
+
+-- chain_head_at --
+-- An export manifest's chain position, checked by `tenang audit verify --export`.
+SELECT head FROM chain WHERE seq=?
+
+-- chain_entries --
+SELECT seq, kind, ref, leaf, head, purged_at, record FROM chain
+WHERE seq>? ORDER BY seq LIMIT ?
+
+-- requests_by_ids --
+SELECT {REQUEST_COLUMNS} FROM requests WHERE id IN ({ids})
+
+-- audit_by_ids --
+SELECT id, at, actor, action, target, detail FROM audit_log WHERE id IN ({ids})
+
+-- mark_purged --
+-- A purged record keeps its entry: the leaf is no longer checked, the head still links.
+UPDATE chain SET purged_at=? WHERE kind=? AND ref IN ({ids}) AND purged_at IS NULL
+
+-- insert_checkpoint --
+INSERT INTO checkpoints (seq, head, at, note) VALUES (?,?,?,?)
+
+-- checkpoints --
+SELECT seq, head, at, note FROM checkpoints WHERE {where} ORDER BY id DESC LIMIT ?
+
+-- insert_verification --
+INSERT INTO verifications (at, ok, head_seq, checked, from_seq, broken_seq, broken_kind,
+                           broken_ref, problem)
+VALUES (?,?,?,?,?,?,?,?,?)
+
+-- last_verification --
+SELECT at, ok, head_seq, checked, from_seq, broken_seq, broken_kind, broken_ref, problem
+FROM verifications ORDER BY id DESC LIMIT 1

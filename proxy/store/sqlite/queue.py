@@ -6,17 +6,21 @@ Every write goes through the shared writer (``SqliteDb.write``); the statements 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from proxy import lifecycle
 from proxy.lifecycle import HELD_BEHIND, Status, Transition
+from proxy.store import chain
 from proxy.store.errors import Conflict
 from proxy.store.records import AttemptRecord, NewCallback, StoredRequest
+from proxy.store.sqlite.chain import chained_states
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.queries import QUERIES, with_ids
 from proxy.store.sqlite.rows import queue_callback, row_to_request
+from proxy.store.sqlite.writer import ChainedConnection
+
+PENDING, IN_FLIGHT, HELD = Status.PENDING.value, Status.IN_FLIGHT.value, Status.HELD.value
 
 
 class SqliteQueue:
@@ -36,9 +40,11 @@ class SqliteQueue:
         sql = with_ids(QUERIES["supersede"], len(ids))
         built = callbacks or {}
 
-        def op(c: sqlite3.Connection) -> list[str]:
+        def op(c: ChainedConnection) -> list[str]:
             cancelled = [r[0] for r in c.execute(
                 sql, (transition.reason, now, *ids)).fetchall()]
+            chained_states(c, cancelled, PENDING, transition.status.value, transition.reason,
+                           now)
             for request_id in cancelled:
                 callback = built.get(request_id)
                 if callback is not None:
@@ -53,9 +59,11 @@ class SqliteQueue:
     ) -> list[StoredRequest]:
         params = (owner, lease_until, now, upstream, now, limit)
 
-        def op(c: sqlite3.Connection) -> list[Any]:
+        def op(c: ChainedConnection) -> list[Any]:
             rows = c.execute(QUERIES["claim_due_clean"], params).fetchall() if probe else []
-            return rows or c.execute(QUERIES["claim_due"], params).fetchall()
+            rows = rows or c.execute(QUERIES["claim_due"], params).fetchall()
+            chained_states(c, (r[0] for r in rows), PENDING, IN_FLIGHT, None, now)
+            return rows
 
         rows = await self._db.write(op)
         claimed = (row_to_request(r) for r in rows)
@@ -64,11 +72,18 @@ class SqliteQueue:
     async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:
         release = lifecycle.released(now)
 
-        def op(c: sqlite3.Connection) -> list[Any]:
-            c.execute(QUERIES["release_held"],
-                      (release.next_attempt_at, now, release.reason, upstream))
-            return c.execute(QUERIES["hold_behind_stuck"],
+        def op(c: ChainedConnection) -> list[Any]:
+            released = c.execute(QUERIES["release_held"],
+                                 (release.next_attempt_at, now, release.reason,
+                                  upstream)).fetchall()
+            chained_states(c, (r[0] for r in released), HELD, release.status.value,
+                           release.reason, now)
+            held = c.execute(QUERIES["hold_behind_stuck"],
                              (now, HELD_BEHIND, upstream, upstream)).fetchall()
+            # Each held request has its own reason (the request it waits behind).
+            c.add_links([chain.state_link(rid, PENDING, HELD, reason, now)
+                         for rid, reason in sorted((r[0], r[12]) for r in held)])
+            return held
 
         held = (row_to_request(r) for r in await self._db.write(op))
         return sorted(held, key=lambda r: r.id)
@@ -76,8 +91,14 @@ class SqliteQueue:
     async def take_over_expired(
         self, upstream: str, now: float, owner: str, lease_until: float
     ) -> list[StoredRequest]:
-        rows = await self._db.write(lambda c: c.execute(
-            QUERIES["take_over_expired"], (owner, lease_until, now, upstream, now)).fetchall())
+        def op(c: ChainedConnection) -> list[Any]:
+            rows = c.execute(QUERIES["take_over_expired"],
+                             (owner, lease_until, now, upstream, now)).fetchall()
+            chained_states(c, (r[0] for r in rows), IN_FLIGHT, IN_FLIGHT,
+                           chain.TAKEN_OVER, now)
+            return rows
+
+        rows = await self._db.write(op)
         return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
 
     async def renew_leases(self, owner: str, request_ids: Sequence[str],
@@ -96,7 +117,7 @@ class SqliteQueue:
         a, t = attempt, transition
         lifecycle.ensure_allowed(Status.IN_FLIGHT, t.status)
 
-        def op(c: sqlite3.Connection) -> int:
+        def op(c: ChainedConnection) -> int:
             n = c.execute(
                 QUERIES["complete_attempt"],
                 (t.status.value, t.reason, t.next_attempt_at, a.number if a else None, now,
@@ -110,6 +131,10 @@ class SqliteQueue:
                 )
             if n and callback is not None:
                 queue_callback(c, request_id, callback, now)
+            if n:
+                if a is not None:
+                    c.add_links([chain.attempt_link(request_id, a)])
+                chained_states(c, [request_id], IN_FLIGHT, t.status.value, t.reason, now)
             return n
 
         if not await self._db.write(op):

@@ -199,6 +199,44 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE requests ADD COLUMN purged_at REAL;
     """,
+    # v11: the hash chain (proxy.store.chain): one entry per stored request, attempt,
+    # state change and audit entry, appended in the transaction that stores it (once per
+    # group commit); the checkpoints taken of its head, and each verification's outcome.
+    # A state change has no table of its own: its record is the entry's. chain_ref finds
+    # a record's entries when a purge marks them. Rows stored before this version are not
+    # in the chain: it starts at the upgrade.
+    """
+    CREATE TABLE chain (
+        seq       INTEGER PRIMARY KEY,
+        kind      TEXT NOT NULL,
+        ref       TEXT NOT NULL,
+        leaf      BLOB NOT NULL,
+        head      BLOB NOT NULL,
+        purged_at REAL,
+        record    BLOB
+    );
+    CREATE INDEX chain_ref ON chain (kind, ref);
+    CREATE TABLE checkpoints (
+        id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq  INTEGER NOT NULL,
+        head BLOB NOT NULL,
+        at   REAL NOT NULL,
+        note TEXT
+    );
+    CREATE INDEX checkpoints_head ON checkpoints (head);
+    CREATE TABLE verifications (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          REAL NOT NULL,
+        ok          INTEGER NOT NULL,
+        head_seq    INTEGER NOT NULL,
+        checked     INTEGER NOT NULL,
+        from_seq    INTEGER NOT NULL,
+        broken_seq  INTEGER,
+        broken_kind TEXT,
+        broken_ref  TEXT,
+        problem     TEXT
+    );
+    """,
 )
 
 

@@ -3,10 +3,14 @@
 Handlers and the relay submit operations; the thread takes everything that is waiting,
 runs it in one transaction, commits once (one fsync), then resolves every waiting
 future with a single hop back to the event loop. Inserts of new requests are batched
-into one ``executemany``. A failing operation does not fail its neighbours: the batch
-is rolled back and replayed in one transaction with a savepoint per operation, so only
-the failing one is undone and the rest still commit together (one fsync, not one each:
-a SIMRS resending the same booking must not slow intake for everyone else).
+into one ``executemany``. The hash chain (``proxy.store.chain``) is extended in the same
+transaction, just before COMMIT: every job adds its links to the connection
+(``ChainedConnection.links``) and the writer numbers and inserts them all at once, so a
+group commit stays one commit and one fsync. A failing operation does not fail its
+neighbours: the batch is rolled back and replayed in one transaction with a savepoint
+per operation (its links dropped with it), so only the failing one is undone and the
+rest still commit together (one fsync, not one each: a SIMRS resending the same booking
+must not slow intake for everyone else).
 """
 
 from __future__ import annotations
@@ -21,12 +25,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proxy.store import chain
 from proxy.store.errors import DuplicateKey, StoreError, StoreFull, StoreUnavailable
 
-Op = Callable[[sqlite3.Connection], Any]
+
+class ChainedConnection(sqlite3.Connection):
+    """The writer's connection: what the running transaction adds to the hash chain.
+
+    A job appends its links (``add_links``); the writer links them at COMMIT
+    (``link_pending``) and forgets them when the job or the batch is rolled back."""
+
+    links: list[chain.Link]
+    head_sql: str
+    append_sql: str
+
+    def add_links(self, links: Sequence[chain.Link]) -> None:
+        self.links.extend(links)
+
+
+Op = Callable[[ChainedConnection], Any]
 InsertRow = tuple[Any, ...]
+# What an inserted row adds to the chain, computed on the writer thread (off the loop).
+InsertLinks = Callable[[], Sequence[chain.Link]]
 # Runs in the same transaction right after rows were inserted (the store counts them).
-AfterInsert = Callable[[sqlite3.Connection, Sequence[InsertRow]], None]
+AfterInsert = Callable[[ChainedConnection, Sequence[InsertRow]], None]
 Result = tuple["_Job", Any, BaseException | None]
 
 MAX_BATCH = 2048
@@ -58,14 +80,19 @@ class _Job:
     future: asyncio.Future[Any]
     op: Op | None = None
     insert: InsertRow | None = None
+    links: InsertLinks | None = None
 
 
 class SqliteWriter:
     """Owns the only write connection. ``start()`` then ``submit``/``insert``; ``stop()``."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], insert_sql: str,
-                 after_insert: AfterInsert | None = None) -> None:
+    def __init__(self, connect: Callable[[], ChainedConnection], insert_sql: str,
+                 after_insert: AfterInsert | None = None,
+                 chain_sql: tuple[str, str] = ("", "")) -> None:
+        """``chain_sql``: the statements that read the chain's head and append entries
+        (``link_pending``); a writer whose jobs add no links needs neither."""
         self._connect = connect
+        self._chain_sql = chain_sql
         self._insert_sql = insert_sql
         self._after_insert = after_insert
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -95,8 +122,8 @@ class SqliteWriter:
             raise StoreUnavailable("store is closed")
         return self._loop.create_future()
 
-    def insert(self, row: InsertRow) -> asyncio.Future[Any]:
-        job = _Job(self._future(), insert=row)
+    def insert(self, row: InsertRow, links: InsertLinks | None = None) -> asyncio.Future[Any]:
+        job = _Job(self._future(), insert=row, links=links)
         self._jobs.put(job)
         return job.future
 
@@ -111,6 +138,7 @@ class SqliteWriter:
         except sqlite3.Error as exc:
             self._fail_all(translate(exc))
             return
+        conn.head_sql, conn.append_sql = self._chain_sql
         try:
             while True:
                 first = self._jobs.get()
@@ -143,7 +171,7 @@ class SqliteWriter:
                 failed.append((job, None, error))
         self._deliver(failed)
 
-    def _run_batch(self, conn: sqlite3.Connection,
+    def _run_batch(self, conn: ChainedConnection,
                    batch: Sequence[_Job]) -> list[Result]:
         inserts = [j for j in batch if j.insert is not None]
         rows = [j.insert for j in inserts if j.insert is not None]
@@ -156,7 +184,11 @@ class SqliteWriter:
                 conn.executemany(self._insert_sql, rows)
                 if self._after_insert is not None:
                     self._after_insert(conn, rows)
+                for j in inserts:
+                    if j.links is not None:
+                        conn.add_links(j.links())
             results: list[Result] = [(j, j.op(conn), None) for j in ops if j.op is not None]
+            link_pending(conn)
             conn.execute("COMMIT")
         except BaseException as exc:
             _rollback(conn)
@@ -166,7 +198,7 @@ class SqliteWriter:
         done: list[Result] = [(j, None, None) for j in inserts]
         return done + results
 
-    def _replay(self, conn: sqlite3.Connection, batch: Sequence[_Job]) -> list[Result]:
+    def _replay(self, conn: ChainedConnection, batch: Sequence[_Job]) -> list[Result]:
         """The batch again, in arrival order, each job in its own savepoint."""
         results: list[Result] = []
         began = _begin(conn, batch)
@@ -175,6 +207,7 @@ class SqliteWriter:
         try:
             for job in batch:
                 conn.execute("SAVEPOINT job")
+                linked_before = len(conn.links)
                 try:
                     value = None
                     if job.op is not None:
@@ -183,15 +216,19 @@ class SqliteWriter:
                         conn.execute(self._insert_sql, job.insert or ())
                         if self._after_insert is not None:
                             self._after_insert(conn, [job.insert or ()])
+                        if job.links is not None:
+                            conn.add_links(job.links())
                 except Exception as exc:
                     if not conn.in_transaction:
                         # SQLite gave up the whole transaction (e.g. disk full).
                         raise _TransactionLost from exc
                     conn.execute("ROLLBACK TO job")
+                    del conn.links[linked_before:]
                     results.append((job, None, _wrap(exc)))
                 else:
                     results.append((job, value, None))
                 conn.execute("RELEASE job")
+            link_pending(conn)
             conn.execute("COMMIT")
         except BaseException:
             # Not a single job's fault (disk full): the slow way, one transaction per
@@ -207,10 +244,25 @@ class SqliteWriter:
             self._loop.call_soon_threadsafe(_resolve, results)
 
 
-def _begin(conn: sqlite3.Connection, batch: Sequence[_Job]) -> list[Result] | None:
+def link_pending(conn: ChainedConnection) -> None:
+    """Number and link the transaction's links after the chain's current head and insert
+    them (one executemany). The head is read in the transaction, under the write lock,
+    so another process's writes (a purge, a CLI) cannot fork the chain."""
+    if not conn.links:
+        return
+    row = conn.execute(conn.head_sql).fetchone()
+    head = chain.ChainHead(0, chain.GENESIS) if row is None else chain.ChainHead(row[0],
+                                                                                 row[1])
+    rows = chain.extend_rows(head, conn.links)  # Kind is a str: bound as its value
+    conn.links.clear()
+    conn.executemany(conn.append_sql, rows)
+
+
+def _begin(conn: ChainedConnection, batch: Sequence[_Job]) -> list[Result] | None:
     """Take the write lock; if it cannot be had (locked past the busy timeout, file
     gone), every job fails at once with why: nothing was tried, so replaying the batch
     job by job would only wait out the busy timeout once per job."""
+    conn.links.clear()
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:
@@ -219,7 +271,8 @@ def _begin(conn: sqlite3.Connection, batch: Sequence[_Job]) -> list[Result] | No
     return None
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
+def _rollback(conn: ChainedConnection) -> None:
+    conn.links.clear()
     if conn.in_transaction:
         # If even ROLLBACK fails the connection is unusable; the next BEGIN reports why.
         with contextlib.suppress(sqlite3.Error):
@@ -242,9 +295,11 @@ def _resolve(results: list[Result]) -> None:
             job.future.set_exception(exc)
 
 
-def connect_writer(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+def connect_writer(path: Path, busy_timeout_ms: int) -> ChainedConnection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                           timeout=busy_timeout_ms / 1000)
+                           timeout=busy_timeout_ms / 1000, factory=ChainedConnection)
+    conn.links = []
+    conn.head_sql = conn.append_sql = ""
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")

@@ -21,7 +21,7 @@ from proxy.store.sqlite import db as sqlite_db
 from proxy.store.sqlite import sqlite_backend
 from proxy.store.sqlite.queries import QUERIES
 from proxy.store.sqlite.schema import MIGRATIONS
-from proxy.store.sqlite.writer import SqliteWriter, connect_writer
+from proxy.store.sqlite.writer import ChainedConnection, SqliteWriter, connect_writer
 from tests.store.sqlite import insert
 
 T0 = 1_700_000_000.0
@@ -438,7 +438,7 @@ async def test_a_locked_database_fails_a_group_at_once_not_a_busy_wait_per_reque
 
 
 async def test_writer_that_cannot_connect_fails_waiters_instead_of_hanging() -> None:
-    def broken_connect() -> sqlite3.Connection:
+    def broken_connect() -> ChainedConnection:
         raise sqlite3.OperationalError("unable to open database file")
 
     writer = SqliteWriter(broken_connect, QUERIES["insert_request"])

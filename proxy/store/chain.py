@@ -1,0 +1,309 @@
+"""The hash chain that makes the stored history tamper-evident (issue 14, scope 1): its
+canonical encoding, its links, and the check of one stretch of it. Pure: no I/O, no
+clock, no backend; every backend (SQLite, memory, PostgreSQL later) builds the same
+bytes from the same record, so a chain verifies the same wherever it is stored.
+
+What joins the chain: every stored request, every delivery attempt, every state change
+of a request and every audit-log entry, each as one entry (``Link``) of a ``kind``:
+
+    kind      ref (the record's key)          fields encoded (``encode``)
+    request   the request id                  id, upstream, method, path, query,
+                                              headers, body, received_at, endpoint,
+                                              ordering_key, expires_at, coalesce_key
+    attempt   "<request id>/<number>"         request_id, number, started_at, duration_s,
+                                              verdict, http_status, error, response_body
+    state     the request id                  request_id, from, to, reason, at
+    audit     the audit entry's id            id, at, actor, action, target, detail
+
+A request's fields are the ones that never change once it is stored (its status, lease
+and counters change, and each change of status is a ``state`` entry of its own). A
+request starts pending (in_flight in deadline mode, leased for its live send): that
+first state is the "from" of its first ``state`` entry, or its status if it never moved,
+so storing a request adds one entry, not two. A ``state`` entry's record is kept with the
+entry itself (``Link.record``): no other table holds the history of a request's states.
+
+The canonical encoding of a record, for anyone re-implementing ``tenang audit verify``:
+
+    JSON of one object {"kind": KIND, FIELD: VALUE, ...} with the fields above, keys
+    sorted by code point, no whitespace (separators "," and ":"), ASCII only (every other
+    character as a \\uXXXX escape, surrogate pairs beyond the BMP), UTF-8 bytes of that.
+    Values: text as JSON strings; integers as JSON integers; times and durations (epoch
+    seconds, floats) as the shortest decimal that reads back to the same IEEE double
+    (Python's ``repr``, e.g. 1764590400.123456); absent values as null; byte strings
+    (bodies) as standard base64 with padding; headers as an array of [name, value]
+    arrays in the order they were stored; a state's "from" is null for the first state.
+    Bodies are encoded as the plaintext Tenang received or BPJS answered, before any
+    encryption at rest, so re-encrypting a store leaves its chain intact.
+
+The chain itself:
+
+    leaf  = SHA-256(canonical encoding of the record)
+    head  = SHA-256(previous head || leaf)      (32 bytes each; before the first entry,
+                                                 the previous head is 32 zero bytes)
+
+Entries are numbered ``seq`` 1, 2, 3... with no gaps. A purged record keeps its entry
+(``purged_at`` set): its leaf is no longer recomputed, but its head still links.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import json.encoder as json_encoder
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from proxy.store.records import AttemptRecord, AuditEntry, NewRequest, StoredRequest
+
+GENESIS = bytes(32)
+HASH_SIZE = 32
+# The reason of the state entry a take-over records: the request stays in flight, under
+# a new lease holder, after its earlier one died mid-delivery.
+TAKEN_OVER = "lease taken over"
+
+
+class Kind(StrEnum):
+    REQUEST = "request"
+    ATTEMPT = "attempt"
+    STATE = "state"
+    AUDIT = "audit"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An entry about to join the chain: the writer numbers and links it at commit."""
+
+    kind: Kind
+    ref: str
+    leaf: bytes
+    record: bytes | None = None  # kept with the entry (state changes only)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainEntry:
+    seq: int
+    kind: Kind
+    ref: str
+    leaf: bytes
+    head: bytes
+    purged_at: float | None = None
+    record: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """Where the chain ends: 0 and ``GENESIS`` while it is empty."""
+
+    seq: int
+    head: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A head someone wrote down (``tenang audit checkpoint``), to verify from later."""
+
+    seq: int
+    head: bytes
+    at: float
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """The first entry that does not check out, and why."""
+
+    seq: int
+    kind: str  # a ``Kind``, or "chain" when the chain itself is damaged
+    ref: str
+    problem: str
+
+    def describe(self) -> str:
+        what = f"{self.kind} {self.ref}" if self.ref else self.kind
+        return f"seq {self.seq}: {what}: {self.problem}"
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """One run of ``tenang audit verify`` (or the UI's button), as recorded."""
+
+    at: float
+    ok: bool
+    head_seq: int  # the last entry checked
+    checked: int  # entries checked in this run
+    from_seq: int = 0  # 0: from the start; else the checkpoint's seq
+    broken: Break | None = None
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":"),
+                            allow_nan=False)
+# The same, for the dicts below that are built with their keys already in sorted order
+# (it is on the intake path: sorting costs; tests/unit/test_chain_encoding.py holds every
+# one of them to ``encode``).
+_IN_ORDER = json.JSONEncoder(ensure_ascii=True, sort_keys=False, separators=(",", ":"),
+                             allow_nan=False)
+# JSONEncoder.encode builds its C encoder anew on every call; built once here it costs
+# half (about 4 us less per stored request). Same options, same bytes.
+_MAKE_C_ENCODER = getattr(json_encoder, "c_make_encoder", None)
+_C_ENCODER = None if _MAKE_C_ENCODER is None else _MAKE_C_ENCODER(
+    None, _IN_ORDER.default, json_encoder.encode_basestring_ascii, None, ":", ",", False,
+    False, False)
+
+
+def _in_order(doc: dict[str, Any]) -> bytes:
+    if _C_ENCODER is None:
+        return _IN_ORDER.encode(doc).encode("ascii")
+    return "".join(_C_ENCODER(doc, 0)).encode("ascii")
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+def encode(kind: Kind, fields: Mapping[str, Any]) -> bytes:
+    """The canonical encoding of a record (see the module's docstring): the reference
+    the record-specific encodings below must equal."""
+    return _ENCODER.encode({"kind": kind.value, **fields}).encode("ascii")
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def linked(previous: bytes, leaf: bytes) -> bytes:
+    """The head after ``leaf`` joins a chain ending in ``previous``."""
+    return hashlib.sha256(previous + leaf).digest()
+
+
+def request_encoding(r: NewRequest | StoredRequest) -> bytes:
+    # Keys in sorted order; headers as stored, a tuple of pairs (JSON arrays).
+    return _in_order({
+        "body": _b64(r.body), "coalesce_key": r.coalesce_key, "endpoint": r.endpoint,
+        "expires_at": r.expires_at, "headers": r.headers, "id": r.id, "kind": "request",
+        "method": r.method, "ordering_key": r.ordering_key, "path": r.path,
+        "query": r.query, "received_at": r.received_at, "upstream": r.upstream,
+    })
+
+
+def attempt_ref(request_id: str, number: int) -> str:
+    return f"{request_id}/{number}"
+
+
+def attempt_encoding(request_id: str, a: AttemptRecord) -> bytes:
+    return _in_order({
+        "duration_s": a.duration_s, "error": a.error, "http_status": a.http_status,
+        "kind": "attempt", "number": a.number, "request_id": request_id,
+        "response_body": _b64(a.response_body), "started_at": a.started_at,
+        "verdict": a.verdict.value,
+    })
+
+
+def state_encoding(request_id: str, before: str | None, after: str, reason: str | None,
+                   at: float) -> bytes:
+    return _in_order({"at": at, "from": before, "kind": "state", "reason": reason,
+                      "request_id": request_id, "to": after})
+
+
+def audit_encoding(e: AuditEntry) -> bytes:
+    return _in_order({"action": e.action, "actor": e.actor, "at": e.at,
+                      "detail": e.detail, "id": e.id, "kind": "audit", "target": e.target})
+
+
+def request_link(r: NewRequest | StoredRequest) -> Link:
+    return Link(Kind.REQUEST, r.id, digest(request_encoding(r)))
+
+
+def attempt_link(request_id: str, a: AttemptRecord) -> Link:
+    return Link(Kind.ATTEMPT, attempt_ref(request_id, a.number),
+                digest(attempt_encoding(request_id, a)))
+
+
+def state_link(request_id: str, before: str | None, after: str, reason: str | None,
+               at: float) -> Link:
+    record = state_encoding(request_id, before, after, reason, at)
+    return Link(Kind.STATE, request_id, digest(record), record)
+
+
+def audit_link(e: AuditEntry) -> Link:
+    return Link(Kind.AUDIT, str(e.id), digest(audit_encoding(e)))
+
+
+def extend(head: ChainHead, links: Iterable[Link]) -> list[ChainEntry]:
+    """``links`` numbered and linked after ``head``, in order."""
+    return [ChainEntry(seq, kind, ref, leaf, h, record=record)
+            for seq, kind, ref, leaf, h, record in extend_rows(head, links)]
+
+
+def extend_rows(head: ChainHead, links: Iterable[Link]
+                ) -> list[tuple[int, Kind, str, bytes, bytes, bytes | None]]:
+    """``extend`` as plain rows (seq, kind, ref, leaf, head, record): what a writer
+    inserts at commit, with nothing built it does not insert."""
+    seq, previous = head.seq, head.head
+    out = []
+    sha256 = hashlib.sha256
+    for link in links:
+        seq += 1
+        previous = sha256(previous + link.leaf).digest()
+        out.append((seq, link.kind, link.ref, link.leaf, previous, link.record))
+    return out
+
+
+def parse_hash(text: str) -> bytes:
+    """A head as written by ``tenang audit checkpoint`` (64 hex digits); ValueError else."""
+    value = bytes.fromhex(text.strip())
+    if len(value) != HASH_SIZE:
+        raise ValueError("a chain hash is 64 hex digits")
+    return value
+
+
+class Walk:
+    """Checks entries fed in seq order from a trusted start (genesis or a checkpoint);
+    constant memory. ``feed`` returns the first ``Break`` found, or None."""
+
+    def __init__(self, start: ChainHead,
+                 checkpoints: Mapping[int, bytes] | None = None) -> None:
+        self.last = start
+        self.checked = 0
+        self._checkpoints = dict(checkpoints or {})
+
+    def feed(self, entries: Sequence[ChainEntry],
+             current: Sequence[bytes | None]) -> Break | None:
+        """``current``: per entry, the leaf its record has now (None: no such record);
+        ignored for purged entries."""
+        for entry, leaf in zip(entries, current, strict=True):
+            expected_seq = self.last.seq + 1
+            if entry.seq != expected_seq:
+                return Break(expected_seq, "chain", "",
+                             f"entry missing (the next entry is seq {entry.seq})")
+            if linked(self.last.head, entry.leaf) != entry.head:
+                return Break(entry.seq, entry.kind, entry.ref,
+                             "head does not follow from the previous head and this leaf")
+            wanted = self._checkpoints.get(entry.seq)
+            if wanted is not None and wanted != entry.head:
+                return Break(entry.seq, entry.kind, entry.ref,
+                             "head differs from the checkpoint taken at this seq")
+            if entry.purged_at is None:
+                if leaf is None:
+                    return Break(entry.seq, entry.kind, entry.ref, "record missing")
+                if leaf != entry.leaf:
+                    return Break(entry.seq, entry.kind, entry.ref,
+                                 "record changed since it was stored")
+            self.last = ChainHead(entry.seq, entry.head)
+            self.checked += 1
+        return None
+
+    def finish(self) -> Break | None:
+        """After the last entry: a checkpoint beyond it means entries were cut off."""
+        beyond = [seq for seq in self._checkpoints if seq > self.last.seq]
+        if beyond:
+            return Break(self.last.seq + 1, "chain", "",
+                         f"chain ends at seq {self.last.seq}, before the checkpoint at "
+                         f"seq {min(beyond)}")
+        return None
+
+
+def state_leaf_of(entry: ChainEntry) -> bytes | None:
+    """A state entry's record is the entry's own: its leaf as it reads now."""
+    return None if entry.record is None else digest(entry.record)

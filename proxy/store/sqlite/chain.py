@@ -1,0 +1,142 @@
+"""SQLite ``Chain``: the hash chain's entries (table ``chain``, schema v10), checkpoints
+and verifications.
+
+Entries are appended by the writer (``writer.link_pending``) from the links the other role
+objects' jobs add; ``chained_states`` is how they add a state change. Reads use the
+reader connection (aiosqlite's own thread), a page at a time, so a verification of a
+long chain never holds the event loop for more than a page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from proxy.store import chain
+from proxy.store.chain import Break, ChainEntry, ChainHead, Checkpoint, Kind, Verification
+from proxy.store.records import AuditEntry
+from proxy.store.sqlite.db import SqliteDb
+from proxy.store.sqlite.queries import QUERIES, with_ids, with_where
+from proxy.store.sqlite.rows import row_to_attempt, row_to_request
+from proxy.store.sqlite.writer import ChainedConnection
+
+
+def chained_states(c: ChainedConnection, request_ids: Iterable[str], before: str | None,
+                   after: str, reason: str | None, at: float) -> None:
+    """Add one state change per request (``before`` -> ``after``) to the transaction's
+    chain links, in id order (as every backend does: the same moves, the same chain)."""
+    c.add_links([chain.state_link(rid, before, after, reason, at)
+                 for rid in sorted(request_ids)])
+
+
+def chained_audit(c: ChainedConnection, audit_id: int, at: float, actor: str, action: str,
+                  target: str | None, detail: str | None) -> None:
+    c.add_links([chain.audit_link(AuditEntry(audit_id, at, actor, action, target, detail))])
+
+
+def mark_purged_in(c: ChainedConnection, kind: Kind, refs: Sequence[str], at: float) -> int:
+    """``Chain.mark_purged`` inside the caller's writer job (a purge's transaction)."""
+    marked = 0
+    for start in range(0, len(refs), _PAGE):
+        part = list(refs[start:start + _PAGE])
+        marked += c.execute(with_ids(QUERIES["mark_purged"], len(part)),
+                            (at, kind.value, *part)).rowcount
+    return marked
+
+
+_PAGE = 500  # ids per IN (...) list: well below SQLite's limit of bound parameters
+
+
+def _blob(value: Any) -> bytes:
+    # A value written as text by hand (sqlite3 shell) must be checked, not crash the walk.
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+def _entry(r: Any) -> ChainEntry:
+    return ChainEntry(seq=r[0], kind=Kind(r[1]), ref=r[2], leaf=_blob(r[3]), head=_blob(r[4]),
+                      purged_at=r[5], record=None if r[6] is None else _blob(r[6]))
+
+
+def _checkpoint(r: Any) -> Checkpoint:
+    return Checkpoint(seq=r[0], head=bytes(r[1]), at=r[2], note=r[3])
+
+
+class SqliteChain:
+    def __init__(self, db: SqliteDb) -> None:
+        self._db = db
+
+    async def chain_head(self) -> ChainHead:
+        rows = await self._db.read(QUERIES["chain_head"])
+        return ChainHead(0, chain.GENESIS) if not rows else ChainHead(rows[0][0],
+                                                                       bytes(rows[0][1]))
+
+    async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
+        return [_entry(r) for r in await self._db.read(QUERIES["chain_entries"],
+                                                       (after_seq, limit))]
+
+    async def current_leaves(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
+        leaves: dict[tuple[Kind, str], bytes] = {}
+        for start in range(0, len(entries), _PAGE):
+            await self._leaves_of(entries[start:start + _PAGE], leaves)
+        return [chain.state_leaf_of(e) if e.kind is Kind.STATE else leaves.get((e.kind, e.ref))
+                for e in entries]
+
+    async def _leaves_of(self, entries: Sequence[ChainEntry],
+                         out: dict[tuple[Kind, str], bytes]) -> None:
+        live = [e for e in entries if e.purged_at is None]
+        request_ids = sorted({e.ref for e in live if e.kind is Kind.REQUEST})
+        attempt_of = sorted({e.ref.rpartition("/")[0] for e in live if e.kind is Kind.ATTEMPT})
+        audit_ids = sorted({int(e.ref) for e in live if e.kind is Kind.AUDIT
+                            and e.ref.isdigit()})
+        if request_ids:
+            for row in await self._db.read(with_ids(QUERIES["requests_by_ids"],
+                                                    len(request_ids)), tuple(request_ids)):
+                r = row_to_request(row)
+                out[(Kind.REQUEST, r.id)] = chain.request_link(r).leaf
+        if attempt_of:
+            for row in await self._db.read(with_ids(QUERIES["export_attempts"],
+                                                    len(attempt_of)), tuple(attempt_of)):
+                a = row_to_attempt(row)
+                link = chain.attempt_link(a.request_id, a)
+                out[(Kind.ATTEMPT, link.ref)] = link.leaf
+        if audit_ids:
+            for row in await self._db.read(with_ids(QUERIES["audit_by_ids"], len(audit_ids)),
+                                           tuple(audit_ids)):
+                e = AuditEntry(*row)
+                out[(Kind.AUDIT, str(e.id))] = chain.audit_link(e).leaf
+
+    async def checkpoint(self, at: float, note: str | None = None) -> Checkpoint:
+        def op(c: ChainedConnection) -> Checkpoint:
+            row = c.execute(QUERIES["chain_head"]).fetchone()
+            head = ChainHead(0, chain.GENESIS) if row is None else ChainHead(row[0],
+                                                                             bytes(row[1]))
+            c.execute(QUERIES["insert_checkpoint"], (head.seq, head.head, at, note))
+            return Checkpoint(head.seq, head.head, at, note)
+
+        return await self._db.write(op)
+
+    async def checkpoints(self, *, head: bytes | None = None,
+                          limit: int = 100) -> list[Checkpoint]:
+        where, params = (["head=?"], (head,)) if head is not None else ([], ())
+        rows = await self._db.read(with_where(QUERIES["checkpoints"], where), (*params, limit))
+        return [_checkpoint(r) for r in rows]
+
+    async def mark_purged(self, kind: Kind, refs: Sequence[str], at: float) -> int:
+        wanted = list(refs)
+        return await self._db.write(lambda c: mark_purged_in(c, kind, wanted, at))
+
+    async def record_verification(self, result: Verification) -> None:
+        b = result.broken
+        params = (result.at, int(result.ok), result.head_seq, result.checked, result.from_seq,
+                  b.seq if b else None, b.kind if b else None, b.ref if b else None,
+                  b.problem if b else None)
+        await self._db.write(lambda c: c.execute(QUERIES["insert_verification"], params))
+
+    async def last_verification(self) -> Verification | None:
+        rows = await self._db.read(QUERIES["last_verification"])
+        if not rows:
+            return None
+        r = rows[0]
+        broken = None if r[5] is None else Break(r[5], r[6] or "", r[7] or "", r[8] or "")
+        return Verification(at=r[0], ok=bool(r[1]), head_seq=r[2], checked=r[3],
+                            from_seq=r[4], broken=broken)

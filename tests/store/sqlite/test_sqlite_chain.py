@@ -1,0 +1,93 @@
+"""The SQLite writer extends the hash chain inside its group commit: no commit of its
+own, and a job undone in a replay takes its chain links with it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proxy.ops.audit_chain import verify_chain
+from proxy.store import chain
+from proxy.store.errors import DuplicateKey
+from proxy.store.sqlite import SqliteDb, sqlite_backend_on
+from proxy.store.sqlite.writer import ChainedConnection
+from tests.store.sqlite import test_sqlite as base
+from tests.store.sqlite.test_sqlite import T0, counted, req
+
+db_path, opened = base.db_path, base.opened  # the fixtures
+
+
+def chain_rows(path: Path) -> list[tuple[int, str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT seq, kind, ref FROM chain ORDER BY seq").fetchall()
+    finally:
+        conn.close()
+
+
+async def test_the_chain_is_extended_in_the_group_commit_without_a_commit_of_its_own(
+        db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, counter = await counted(db_path, opened, monkeypatch)
+    counter.reset()
+    requests = [req(i / 1000) for i in range(300)]
+
+    await asyncio.gather(*(store.intake.enqueue_or_match(r, 0.0, T0) for r in requests))
+
+    assert 1 <= counter.commits < 30, f"{counter.commits} commits for 300 enqueues"
+    # Each batch: BEGIN, its rows, its chain entries, COMMIT; never a COMMIT in between.
+    kinds = ["chain" if "INSERT INTO CHAIN" in s else s for s in counter.statements
+             if "INSERT INTO CHAIN" in s or s in ("BEGIN IMMEDIATE", "COMMIT")]
+    batches = "".join({"chain": "c", "COMMIT": ")", "BEGIN IMMEDIATE": "("}[k] for k in kinds)
+    assert batches.replace("c", "") == "()" * counter.commits
+    assert all(part.endswith("c") for part in batches.split(")")[:-1])
+    rows = chain_rows(db_path)
+    assert [seq for seq, _, _ in rows] == list(range(1, 301))  # one entry per request
+    assert sorted(ref for _, kind, ref in rows if kind == "request") == sorted(
+        r.id for r in requests)
+    assert (await verify_chain(store.chain, T0)).ok
+
+
+async def test_a_job_undone_in_a_replay_leaves_no_entry_and_its_neighbours_keep_theirs(
+        db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, _ = await counted(db_path, opened, monkeypatch)
+    resent = "antrean:add:KB-RESENT"
+    await store.intake.enqueue_or_match(dataclasses.replace(req(0), dedup_key=resent), 0, T0)
+    requests = [dataclasses.replace(req(i / 1000 + 1),
+                                    dedup_key=resent if i % 10 == 5 else None)
+                for i in range(50)]
+
+    results = await asyncio.gather(
+        *(store.intake.enqueue_or_match(r, 0.0, T0) for r in requests),
+        return_exceptions=True)
+
+    assert sum(isinstance(r, DuplicateKey) for r in results) == 0  # matched, not refused
+    stored = {ref for _, kind, ref in chain_rows(db_path) if kind == "request"}
+    new = {r.id for r in requests if r.dedup_key is None}
+    assert new <= stored and len(stored) == len(new) + 1  # no entry for the resent ones
+    assert (await verify_chain(store.chain, T0)).ok
+
+
+async def test_a_failing_job_in_a_group_drops_its_links(db_path: Path) -> None:
+    db = SqliteDb(db_path)
+    store = sqlite_backend_on(db)
+    await store.open()
+
+    def failing(c: ChainedConnection) -> None:
+        c.add_links([chain.Link(chain.Kind.AUDIT, "999", b"\x00" * 32)])
+        raise ValueError("boom")
+
+    try:
+        results = await asyncio.gather(
+            db.write(failing), store.intake.enqueue_or_match(req(1), 0.0, T0),
+            store.audit.audit("admin", "login", None, None, T0), return_exceptions=True)
+
+        assert isinstance(results[0], ValueError) and results[1:] == [None, None]
+        assert [kind for _, kind, _ in chain_rows(db_path)] == ["request", "audit"]
+        assert (await verify_chain(store.chain, T0)).ok
+    finally:
+        await store.close()
