@@ -54,6 +54,7 @@ def setup_ui(app: web.Application) -> None:
     r.add_get("/audit", guarded(EXPORT, views_audit.audit_log))
     r.add_get("/export", guarded(EXPORT, views_export.export_form))
     r.add_post("/export", guarded(EXPORT, views_export.export_download))
+    r.add_post("/audit/verify", guarded(EXPORT, views_audit.verify_chain_now))
     r.add_get("/bulk", guarded(OPERATE, views_bulk.preview))
     r.add_post("/bulk", guarded(OPERATE, views_bulk.start))
     r.add_get(r"/bulk/{job_id:\d{1,9}}", guarded(READ, views_bulk.job_page))

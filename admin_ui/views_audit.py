@@ -12,8 +12,9 @@ from aiohttp import web
 from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
 from admin_ui.render import render, translator
-from proxy.app_keys import OPS
+from proxy.app_keys import CHAIN_CHECKS, CLOCK, OPS, PRINCIPAL
 from proxy.ids import is_request_id
+from proxy.ops.audit_chain import ChainStatus
 from proxy.store.records import AuditEntry
 
 PAGE_SIZE = 100
@@ -25,7 +26,7 @@ ACTIONS = frozenset({
     "login", "login_failed", "login_refused", "logout", "retry", "cancel", "bulk_retry",
     "bulk_retry_done", "bulk_retry_resumed", "maintenance_schedule", "maintenance_cancel",
     "export_csv", "export", "user_add", "user_replace", "user_remove", "view_full",
-    "list_full",
+    "list_full", "chain_verify",
 })
 _POSITIVE = re.compile(r"[1-9][0-9]{0,17}")  # an SQLite integer, never 0 or negative
 
@@ -68,6 +69,7 @@ async def audit_log(request: web.Request) -> web.Response:
         if _POSITIVE.fullmatch(raw_before) is None:
             return error_page(request, 400, "audit.bad_before_id")
         before_id = int(raw_before)
+    chain = await request.app[CHAIN_CHECKS].status()
     entries = await request.app[OPS].audit_log.audit_entries(
         target=target or None, limit=PAGE_SIZE + 1, before_id=before_id)
     page = entries[:PAGE_SIZE]
@@ -76,4 +78,40 @@ async def audit_log(request: web.Request) -> web.Response:
         "rows": [_row(e, t) for e in page], "target": target,
         "newest_href": _href(target) if before_id is not None else "",
         "older_href": _href(target, page[-1].id) if len(entries) > PAGE_SIZE else "",
+        "chain": _chain_view(chain), "notice": request.query.get("notice", ""),
     })
+
+
+@dataclass(frozen=True, slots=True)
+class ChainView:
+    """The hash chain's card: the last verification and the last checkpoint."""
+
+    verified_at: float | None
+    ok: bool | None
+    head_seq: int | None
+    checked: int | None
+    broken: str  # the first broken record, as verify names it ("" when none)
+    checkpoint_head: str
+    checkpoint_seq: int | None
+    checkpoint_at: float | None
+    running: bool
+
+
+def _chain_view(status: ChainStatus) -> ChainView:
+    v, c = status.last_verification, status.last_checkpoint
+    return ChainView(
+        verified_at=v.at if v else None, ok=v.ok if v else None,
+        head_seq=v.head_seq if v else None, checked=v.checked if v else None,
+        broken=v.broken.describe() if v and v.broken else "",
+        checkpoint_head=c.head.hex() if c else "", checkpoint_seq=c.seq if c else None,
+        checkpoint_at=c.at if c else None, running=status.running)
+
+
+async def verify_chain_now(request: web.Request) -> web.StreamResponse:
+    """Start a verification of the hash chain in the background (one at a time; a long
+    chain takes a while) and come back to the audit page, which shows it running."""
+    started = request.app[CHAIN_CHECKS].start()
+    if started:
+        await request.app[OPS].audit_log.audit(request[PRINCIPAL].name, "chain_verify", None,
+                                               None, request.app[CLOCK]())
+    raise web.HTTPSeeOther("/audit?notice=" + ("verifying" if started else "running"))

@@ -63,6 +63,10 @@ def hello_run(duration_s: int) -> float:
             stop(server)
 
 
+# Throughput (wrk's Requests/sec) of each run, beside its CPU per request.
+RATES: dict[Path, list[float]] = {}
+
+
 def _measure(pid: int, script: Path, url: str, duration_s: int, label: Path) -> float:
     before = process_cpu_s(pid)
     out = subprocess.run(["wrk", "-t1", "-c64", f"-d{duration_s}s", "-s", str(script), url],
@@ -71,6 +75,8 @@ def _measure(pid: int, script: Path, url: str, duration_s: int, label: Path) -> 
     if "Non-2xx" in out:  # e.g. 401s: the figure would be the cost of a refusal
         raise SystemExit(f"{label}: not every request was accepted:\n{out}")
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    RATES.setdefault(label, []).append(rate)
     return (after - before) / requests * 1e6
 
 
@@ -113,8 +119,11 @@ def main() -> int:
                 else one_run(checkout.resolve(), args.duration, args.preset))
             time.sleep(0.5)  # let the previous server's port and files go
     for checkout, values in results.items():
+        rates = RATES.get(checkout.resolve() if checkout is not HELLO else HELLO, [])
         print(f"{checkout}: median {statistics.median(values):.0f} us CPU per request "
-              f"(runs: {', '.join(f'{v:.0f}' for v in values)})")
+              f"(runs: {', '.join(f'{v:.0f}' for v in values)}); median "
+              f"{statistics.median(rates):.0f} req/s (runs: "
+              f"{', '.join(f'{r:.0f}' for r in rates)})")
     return 0
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from proxy.config import AdminConfig
     from proxy.intake.backpressure import Backpressure
     from proxy.observe.metrics import Metrics
+    from proxy.ops.audit_chain import ChainChecks
     from proxy.ops.auth import Auth, Principal
     from proxy.ops.bulk import BulkRetries
     from proxy.ops.export import PageSource
@@ -39,6 +40,8 @@ SETTINGS: web.AppKey[AdminConfig] = web.AppKey("admin_settings")
 OPS: web.AppKey[Operations] = web.AppKey("operations")
 AUTH: web.AppKey[Auth] = web.AppKey("auth")
 BULK: web.AppKey[BulkRetries] = web.AppKey("bulk_retries")
+# The hash chain's verifications started from the UI, and its status (``ops.audit_chain``).
+CHAIN_CHECKS: web.AppKey[ChainChecks] = web.AppKey("chain_checks")
 # The clock Tenang(clock=...) runs on: handlers read the time here, never time.time().
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 # Set only when this Tenang runs maintenance windows.

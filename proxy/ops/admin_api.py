@@ -19,6 +19,7 @@ from proxy.app_keys import (
     AUTH,
     BREAKERS,
     BULK,
+    CHAIN_CHECKS,
     CLOCK,
     OPS,
     PRINCIPAL,
@@ -31,6 +32,7 @@ from proxy.errors import TenangError
 from proxy.lifecycle import Status
 from proxy.observe.redact import masked_headers
 from proxy.ops.admin_input import ApiError
+from proxy.ops.audit_chain import ChainChecks
 from proxy.ops.auth import (
     SESSION_COOKIE,
     TOKEN_PRINCIPAL,
@@ -216,6 +218,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await app[BULK].resume()
     yield
     await app[BULK].close()
+    await app[CHAIN_CHECKS].close()
 
 
 def create_admin_app(backend: Backend, token: str, breakers: dict[str, AsyncBreaker],
@@ -236,6 +239,7 @@ def create_admin_app(backend: Backend, token: str, breakers: dict[str, AsyncBrea
     app[AUTH] = Auth(backend.accounts, backend.sessions, backend.audit, settings, clock)
     app[BULK] = BulkRetries(app[OPS], backend.schedules, settings.bulk_batch,
                             settings.bulk_interval_s, clock)
+    app[CHAIN_CHECKS] = ChainChecks(backend.chain, clock)
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/requests", list_requests)
