@@ -26,7 +26,7 @@ from proxy.intake.credentials import unsigned_warnings
 from proxy.loop import run
 from proxy.observe.logs import setup_logging
 from proxy.ops.export_manifest import tenang_version
-from proxy.preflight import StartupError, check_store, no_users_hint
+from proxy.preflight import StartupError, check_store, no_users_hint, store_note
 from proxy.store.errors import StoreError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -63,7 +63,7 @@ async def _serve(config: Config, config_path: Path) -> None:
 def _serve_command(config_path: Path) -> int:
     config = load_config(config_path)
     check_store(config)
-    db = config.store.sqlite_path
+    db = config.store.location
     print(f"tenang: database {db}", flush=True)
     try:
         run(_serve(config, config_path))
@@ -76,11 +76,10 @@ def _serve_command(config_path: Path) -> int:
 def _check_config_command(config_path: Path) -> int:
     cfg = load_config(config_path)
     check_store(cfg)
+    note = store_note(cfg.store)  # before "OK": it may find the database unreachable
     names = ", ".join(f"{u.name} ({u.prefix} -> {u.target})" for u in cfg.upstreams)
     print(f"{config_path}: OK; upstreams: {names}")
-    db = cfg.store.sqlite_path
-    print(f"database: {db}" + ("" if db.parent.exists() else
-                                " (its directory is created at start)"))
+    print(f"database: {cfg.store.location}{note}")
     if not cfg.admin.token:
         print(f"note: {cfg.admin.token_env} is not set; `serve` will refuse to start")
     for i, up in enumerate(cfg.upstreams):

@@ -114,6 +114,12 @@ class StoreConfig:
     def sqlite_path(self) -> Path:
         return Path(self.url.removeprefix(SQLITE_SCHEME))
 
+    @property
+    def location(self) -> str:
+        """Where the store is, as an operator names it: the SQLite file's path, or the
+        PostgreSQL URL (which never holds the password: validation refuses one)."""
+        return self.url if self.is_postgres else str(self.sqlite_path)
+
 
 @dataclass(frozen=True, slots=True)
 class AdminUserConfig:

@@ -8,8 +8,10 @@ import errno
 import os
 from pathlib import Path
 
-from proxy.config import Config, ConfigError, HostPort
+from proxy.config import Config, ConfigError, HostPort, StoreConfig
+from proxy.loop import run
 from proxy.store import postgres
+from proxy.store.errors import StoreError
 
 
 class StartupError(Exception):
@@ -72,6 +74,50 @@ def check_store(config: Config) -> None:
     if config.store.is_postgres and postgres.INCOMPLETE is not None:
         raise ConfigError(f"store.url: {postgres.INCOMPLETE}")
     check_data_dir(config)
+
+
+async def _postgres_schema(store: StoreConfig) -> int:
+    from proxy.store.postgres.migrations import schema_version
+    from proxy.store.postgres.pool import connect
+
+    conn = await connect(store)
+    try:
+        return await schema_version(conn)
+    finally:
+        await conn.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    """The driver's own words (the cause behind a StoreError), on one line."""
+    cause = exc.__cause__ or exc
+    return " ".join((str(cause) or type(cause).__name__).split())
+
+
+def store_note(store: StoreConfig) -> str:
+    """What `check-config` adds after the store's location: for a PostgreSQL store it
+    connects and reads the schema version, and raises ConfigError in one line when the
+    server cannot be reached or would refuse `serve` (an operator learns it before the
+    deploy, not from the first start)."""
+    if not store.is_postgres:
+        return "" if store.sqlite_path.parent.exists() else \
+            " (its directory is created at start)"
+    from proxy.store.postgres.migrations import LATEST
+
+    try:
+        version = run(_postgres_schema(store))
+    except StoreError as exc:
+        raise ConfigError(f"store.url: cannot connect to {store.url}: {_one_line(exc)}") \
+            from None
+    if version > LATEST:
+        raise ConfigError(f"store.url: database schema v{version} is newer than this "
+                          f"Tenang (v{LATEST})")
+    if version == LATEST:
+        return f" (reachable, schema v{version})"
+    if store.migrate:
+        return f" (reachable, schema v{version}: migrated to v{LATEST} at start)"
+    raise ConfigError(f"store.url: database schema v{version} is older than this Tenang "
+                      f"(v{LATEST}) and store.migrate = false: run `tenang migrate "
+                      "--config FILE` first")
 
 
 def no_users_hint(config_path: Path) -> str:

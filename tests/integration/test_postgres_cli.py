@@ -1,21 +1,29 @@
 """`tenang migrate` and the PostgreSQL store as an operator meets it: migrate brings a
 database (or a SQLite file) to this Tenang's schema and says so, twice changes nothing,
 an unreachable server ends it with one line; while the backend is incomplete,
-check-config and serve refuse a postgresql:// store instead of half-working."""
+check-config and serve refuse a postgresql:// store instead of half-working. Once it is
+selectable: check-config connects (one line and exit 2 when it cannot), `tenang user
+add` writes into it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import pytest
 
+from proxy.cli import main
+from proxy.store import postgres
 from proxy.store.postgres import INCOMPLETE
 from proxy.store.postgres.migrations import LATEST, schema_version
 from proxy.store.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.integration.test_start_stop import one_line_error, tenang, write_config
-from tests.pg_support import fresh_schema
+from tests.pg_support import fresh_schema, schema_now
 
 
 @pytest.fixture
@@ -86,3 +94,61 @@ def test_user_add_refuses_an_incomplete_postgresql_store(tmp_path: Path) -> None
 
     assert result.returncode == 2
     assert "store.url: postgresql store: not yet complete" in one_line_error(result)
+
+
+@pytest.fixture
+def complete(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The commands as they run once the backend is selectable (``INCOMPLETE`` cleared),
+    in this process; cli.main's log handler is put back after."""
+    monkeypatch.setattr(postgres, "INCOMPLETE", None)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_check_config_on_an_unreachable_server_ends_with_one_line_and_exit_2(
+        tmp_path: Path, complete: None, capsys: pytest.CaptureFixture[str]) -> None:
+    url = "postgresql://tenang@no-such-host.invalid:5432/tenang"
+    config = write_config(tmp_path, store=url, extra="connect_timeout_s = 2.0\n")
+
+    assert main(["check-config", "--config", str(config)]) == 2
+
+    out = capsys.readouterr()
+    lines = out.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.err, out.err
+    assert "OK" not in out.out
+    assert lines[0].startswith(
+        f"tenang: configuration error: store.url: cannot connect to {url}: "), lines[0]
+
+
+def test_check_config_connects_and_says_what_start_will_do_to_the_schema(
+        tmp_path: Path, complete: None, capsys: pytest.CaptureFixture[str]) -> None:
+    url = schema_now()
+    config = write_config(tmp_path, store=url)
+
+    assert main(["check-config", "--config", str(config)]) == 0
+
+    assert (f"database: {url} (reachable, schema v0: migrated to v{LATEST} at start)"
+            in capsys.readouterr().out)
+
+
+def test_user_add_writes_the_user_into_the_postgresql_store(
+        tmp_path: Path, complete: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = schema_now()
+    config = write_config(tmp_path, store=url)
+    monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))
+
+    assert main(["user", "add", "ani", "--role", "admin", "--config", str(config),
+                 "--password-stdin"]) == 0
+
+    async def role() -> str | None:
+        conn = await asyncpg.connect(url)
+        try:
+            return cast(str | None, await conn.fetchval(
+                "SELECT role FROM users WHERE name = 'ani'"))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(role()) == "admin"
