@@ -216,6 +216,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     # Users from the config file must exist before anyone can log in as them.
     await app[AUTH].sync_users(app[SETTINGS].users)
     await app[BULK].resume()
+    app[BULK].start_watching()
     yield
     await app[BULK].close()
     await app[CHAIN_CHECKS].close()

@@ -10,6 +10,13 @@ Jobs live in the store with their progress, saved after every batch: a job cut s
 a restart or a crash is resumed at start-up from its last saved position. Requests it
 had already moved are pending now and no longer match, so none is retried twice; only
 the counts of a batch cut short by a crash may come out low.
+
+Several instances share one store (PostgreSQL) and every one resumes jobs: a job is
+walked by the instance holding its lease (``LEASE_S``), renewed before every batch.
+A stop hands the lease back, so the next start (or another instance) resumes at once;
+a crashed instance's job is taken over by whoever looks next after its lease ran out
+(each instance looks every ``LEASE_S / 3``). A walker that finds its lease taken stops
+without saving, so a stalled one never writes over its successor's progress.
 """
 
 from __future__ import annotations
@@ -18,6 +25,9 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
+import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +45,13 @@ log = logging.getLogger("tenang.bulk")
 
 # Newest-first order of the statuses a bulk retry visits when the filter names none.
 RETRYABLE_ORDER = (Status.DEAD, Status.FAILED, Status.HELD)
+# How long a job stays with its walker without a renewal: well above one batch (a
+# hundred audited retries) plus the pacing interval (added on top).
+LEASE_S = 30.0
+
+
+class _LeaseLost(Exception):
+    """Another instance holds the job now (this one stalled past its lease)."""
 
 
 class NotRetryable(TenangError, ValueError):
@@ -101,14 +118,21 @@ def retryable_statuses(f: RequestFilter) -> tuple[Status, ...]:
 
 class BulkRetries:
     def __init__(self, ops: Operations, jobs: Schedules, batch: int, interval_s: float,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, owner: str | None = None) -> None:
         self._ops = ops
         self._jobs = jobs
         self._batch = batch
         self._interval_s = interval_s
         self._clock = clock
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):x}"
+        self.lease_s = LEASE_S + interval_s
         # The jobs this process is walking now, with their tasks.
         self._walking: dict[int, tuple[BulkJob, asyncio.Task[None]]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def _lease(self, job_id: int) -> bool:
+        now = self._clock()
+        return await self._jobs.lease_bulk_job(job_id, self.owner, now, now + self.lease_s)
 
     async def dry_run(self, f: RequestFilter) -> int:
         """How many requests a bulk retry with ``f`` would move now."""
@@ -121,16 +145,19 @@ class BulkRetries:
         retryable_statuses(f)
         record = await self._jobs.add_bulk_job(actor, filter_to_json(f), expected,
                                                self._clock())
+        await self._lease(record.id)  # new: nobody else can hold it yet
         await self._ops.audit_log.audit(actor, "bulk_retry", None,
                                     f"job #{record.id}: {describe(f)}; dry run {expected}",
                                     record.started_at)
         return self._spawn(BulkJob(record, f))
 
     async def resume(self) -> list[BulkJob]:
-        """Carry on with the jobs a restart (or crash) cut short. Called at start-up."""
+        """Carry on with the jobs a restart (or crash) cut short and no other instance
+        walks (their lease is free or ran out). Called at start-up, then every
+        ``lease_s / 3`` by the watcher ``start_watching`` starts."""
         resumed = []
         for record in await self._jobs.unfinished_bulk_jobs():
-            if record.id in self._walking:
+            if record.id in self._walking or not await self._lease(record.id):
                 continue
             job = BulkJob(record, filter_from_json(record.filter))
             log.warning("resuming bulk retry #%s of %s (retried %s so far)", record.id,
@@ -148,6 +175,20 @@ class BulkRetries:
         record = await self._jobs.bulk_job(job_id)
         return None if record is None else BulkJob(record, filter_from_json(record.filter))
 
+    def start_watching(self) -> None:
+        """Look for jobs to take over every ``lease_s / 3`` (a crashed instance's).
+        Idempotent."""
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="bulk-retry-watcher")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)  # the watch period, not a sync wait
+            try:
+                await self.resume()
+            except StoreError as exc:
+                log.warning("bulk retry: cannot look for jobs to resume: %s", exc)
+
     def _spawn(self, job: BulkJob) -> BulkJob:
         task = asyncio.create_task(self._run(job), name=f"bulk-retry-{job.id}")
         self._walking[job.id] = (job, task)
@@ -164,6 +205,10 @@ class BulkRetries:
                 await self._drain(job, dataclasses.replace(job.filter,
                                                            status=statuses[job.record.stage]))
                 await self._save(job, stage=job.record.stage + 1, cursor=None)
+        except _LeaseLost:
+            log.warning("bulk retry #%s: another instance took it over; stopping here",
+                        job.id)
+            return
         except StoreError as exc:
             job.record = dataclasses.replace(job.record, error=exc.reason)
             log.error("bulk retry #%s stopped: %s", job.id, exc)
@@ -183,6 +228,8 @@ class BulkRetries:
 
     async def _drain(self, job: BulkJob, f: RequestFilter) -> None:
         while True:
+            if not await self._lease(job.id):  # renewed before every batch
+                raise _LeaseLost
             page = await self._ops.log.find_requests(f, limit=self._batch,
                                                        cursor=job.record.cursor)
             retried = skipped = 0
@@ -204,9 +251,20 @@ class BulkRetries:
                 await asyncio.sleep(self._interval_s)  # the pacing itself, not a sync wait
 
     async def close(self) -> None:
-        """Stop running jobs; they stay unfinished in the store and are resumed at the
-        next start. Idempotent."""
+        """Stop running jobs; they stay unfinished in the store, their leases handed
+        back, to be resumed at the next start or by another instance. Idempotent."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+        walking = list(self._walking)
         tasks = [task for _, task in self._walking.values()]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *([watcher] if watcher else []),
+                             return_exceptions=True)
+        now = self._clock()
+        for job_id in walking:
+            try:
+                await self._jobs.lease_bulk_job(job_id, self.owner, now, now)
+            except StoreError as exc:  # it is freed when the lease runs out
+                log.warning("bulk retry #%s: lease not handed back: %s", job_id, exc)

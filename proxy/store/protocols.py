@@ -254,7 +254,8 @@ class Schedules(Protocol):
     """Work planned ahead: maintenance windows (``proxy.ops.maintenance``) and bulk retry
     jobs (``proxy.ops.bulk``). Backends keep the records; those services decide.
 
-    A bulk job's progress is saved after every batch, so a restart resumes it."""
+    A bulk job's progress is saved after every batch, so a restart resumes it; a lease
+    says which instance walks it."""
 
     async def add_maintenance_window(
         self, upstream: str, starts_at: float, ends_at: float | None, reason: str,
@@ -287,6 +288,14 @@ class Schedules(Protocol):
 
     async def unfinished_bulk_jobs(self) -> list[BulkJobRecord]:
         """Jobs without ``finished_at``, oldest first."""
+
+    async def lease_bulk_job(self, job_id: int, owner: str, now: float,
+                             until: float) -> bool:
+        """Lease the unfinished job to ``owner`` until ``until`` unless another owner's
+        lease is still running at ``now``; True when ``owner`` holds it now. The holder
+        calling again renews it; ``until`` <= ``now`` hands it back. Several instances
+        resume jobs: only the holder walks one, and another takes over after the lease
+        of a dead one ends."""
 
 
 class Coordination(Protocol):

@@ -43,3 +43,24 @@ async def test_saving_never_changes_what_the_job_was_started_with(store: Backend
     await jobs(store).save_bulk_job(dataclasses.replace(
         job, actor="mallory", filter="{}", expected=999, started_at=0.0, retried=2))
     assert await jobs(store).bulk_job(job.id) == dataclasses.replace(job, retried=2)
+
+
+async def test_a_job_is_leased_to_one_owner_until_its_lease_runs_out(store: Backend) -> None:
+    job = await jobs(store).add_bulk_job("opa", "{}", 5, T0)
+    assert await jobs(store).lease_bulk_job(job.id, "a", T0, T0 + 30)
+    assert not await jobs(store).lease_bulk_job(job.id, "b", T0 + 29, T0 + 59)
+    assert await jobs(store).lease_bulk_job(job.id, "a", T0 + 29, T0 + 59)  # renewed
+    assert not await jobs(store).lease_bulk_job(job.id, "b", T0 + 58, T0 + 88)
+    assert await jobs(store).lease_bulk_job(job.id, "b", T0 + 59, T0 + 89)  # ran out
+    assert not await jobs(store).lease_bulk_job(job.id, "a", T0 + 60, T0 + 90)
+
+
+async def test_a_lease_handed_back_is_free_at_once_and_a_finished_job_has_none(
+        store: Backend) -> None:
+    job = await jobs(store).add_bulk_job("opa", "{}", 5, T0)
+    assert await jobs(store).lease_bulk_job(job.id, "a", T0, T0 + 30)
+    assert await jobs(store).lease_bulk_job(job.id, "a", T0 + 1, T0 + 1)  # handed back
+    assert await jobs(store).lease_bulk_job(job.id, "b", T0 + 1, T0 + 31)
+    await jobs(store).save_bulk_job(dataclasses.replace(job, finished_at=T0 + 2))
+    assert not await jobs(store).lease_bulk_job(job.id, "b", T0 + 2, T0 + 32)
+    assert not await jobs(store).lease_bulk_job(job.id + 1, "b", T0 + 2, T0 + 32)

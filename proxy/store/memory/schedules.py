@@ -70,3 +70,15 @@ class MemorySchedules:
     async def unfinished_bulk_jobs(self) -> list[BulkJobRecord]:
         self._s.live()
         return [j for _, j in sorted(self._s.bulk_jobs.items()) if j.finished_at is None]
+
+    async def lease_bulk_job(self, job_id: int, owner: str, now: float,
+                             until: float) -> bool:
+        self._s.live()
+        job = self._s.bulk_jobs.get(job_id)
+        if job is None or job.finished_at is not None:
+            return False
+        holder, held_until = self._s.bulk_leases.get(job_id, (None, float("-inf")))
+        if holder not in (None, owner) and held_until > now:
+            return False
+        self._s.bulk_leases[job_id] = (owner, until)
+        return True

@@ -54,6 +54,7 @@ class MemoryState:
     hash_chain: list[ChainEntry] = field(default_factory=list)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     verifications: list[Verification] = field(default_factory=list)
+    bulk_leases: dict[int, tuple[str, float]] = field(default_factory=dict)  # owner, until
     closed: bool = False
 
     # --- Engine --------------------------------------------------------------------------

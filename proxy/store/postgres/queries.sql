@@ -326,6 +326,14 @@ SELECT id, actor, filter, expected, started_at, retried, skipped, stage, cursor,
        finished_at, error
   FROM bulk_jobs WHERE finished_at IS NULL ORDER BY id
 
+-- lease_bulk_job --
+-- One instance walks a job: the holder renews its lease, another takes it only once the
+-- lease has run out (its instance died); the row lock makes two takers go one at a time.
+UPDATE bulk_jobs SET lease_owner = $2, lease_until = $4
+ WHERE id = $1 AND finished_at IS NULL
+   AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until <= $3)
+RETURNING id
+
 -- attempt_buckets --
 -- The dashboard's chart: the recent range of attempts_upstream_time only.
 SELECT floor((started_at - $1) / $2)::bigint AS b, verdict, count(*)

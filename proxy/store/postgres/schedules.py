@@ -1,5 +1,5 @@
 """The Schedules role on PostgreSQL: maintenance windows and bulk retry jobs, read from the
-store by every instance."""
+store by every instance; a bulk job is walked by the instance holding its lease."""
 
 from __future__ import annotations
 
@@ -71,3 +71,9 @@ class PostgresSchedules:
     async def unfinished_bulk_jobs(self) -> list[BulkJobRecord]:
         with translated():
             return [_job(r) for r in await self._db.pool.fetch(Q["unfinished_bulk_jobs"])]
+
+    async def lease_bulk_job(self, job_id: int, owner: str, now: float,
+                             until: float) -> bool:
+        with translated():
+            return await self._db.pool.fetchval(Q["lease_bulk_job"], job_id, owner, now,
+                                                until) is not None

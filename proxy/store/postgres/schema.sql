@@ -243,3 +243,8 @@ CREATE TABLE send_rates (
 -- Retention ([retention]) drops the bodies of old final requests and records when, so a
 -- retry knows there is nothing left to send (lifecycle.BodyPurged); SQLite's v10.
 ALTER TABLE requests ADD COLUMN purged_at double precision;
+
+-- version 5 --
+-- Bulk retry jobs are leased: with several instances only the holder walks a job, and
+-- another resumes it after a dead holder's lease ends (queries.sql lease_bulk_job).
+ALTER TABLE bulk_jobs ADD COLUMN lease_owner text, ADD COLUMN lease_until double precision;

@@ -326,6 +326,12 @@ DELETE FROM callbacks WHERE request_id IN ({ids})
 -- request_counts follows by its delete trigger (schema v8).
 DELETE FROM requests WHERE id IN ({ids})
 
+-- lease_bulk_job --
+-- The holder renews; another owner only once the lease has run out (schema v12).
+UPDATE bulk_jobs SET lease_owner=?, lease_until=?
+ WHERE id=? AND finished_at IS NULL
+   AND (lease_owner IS NULL OR lease_owner=? OR lease_until<=?)
+
 -- check_writable --
 INSERT INTO health (id, checked_at) VALUES (1, ?)
 ON CONFLICT (id) DO UPDATE SET checked_at=excluded.checked_at

@@ -69,3 +69,9 @@ class SqliteSchedules:
     async def unfinished_bulk_jobs(self) -> list[BulkJobRecord]:
         rows = await self._db.read(QUERIES["unfinished_bulk_jobs"])
         return [row_to_job(r) for r in rows]
+
+    async def lease_bulk_job(self, job_id: int, owner: str, now: float,
+                             until: float) -> bool:
+        changed = await self._db.write(lambda c: c.execute(
+            QUERIES["lease_bulk_job"], (owner, until, job_id, owner, now)).rowcount)
+        return bool(changed)

@@ -237,6 +237,12 @@ MIGRATIONS: tuple[str, ...] = (
         problem     TEXT
     );
     """,
+    # v12: bulk retry jobs carry a lease (the same verb on every backend: one instance
+    # walks a job; the next start takes over a crashed one's after the lease).
+    """
+    ALTER TABLE bulk_jobs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE bulk_jobs ADD COLUMN lease_until REAL;
+    """,
 )
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from proxy.config import Config, StoreConfig
-from proxy.intake.backpressure import SHARED_REFRESH_S, Backpressure
 from proxy.ids import new_request_id
+from proxy.intake.backpressure import SHARED_REFRESH_S, Backpressure
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.intake import PostgresIntake
 from proxy.store.records import NewRequest
