@@ -185,7 +185,9 @@ class Deliverer:
             return None
         newest = live[-1].id
         transition = lifecycle.superseded_by(newest)
-        older = [r for r in live if r.status is lifecycle.Status.PENDING and r.id < newest]
+        # "Older" is the store's order (intake order: PostgreSQL's sequence), not the
+        # ids': instances mint ids from their own clocks, which may disagree.
+        older = [r for r in live[:-1] if r.status is lifecycle.Status.PENDING]
         if older:
             built = {r.id: callback_for(self.upstream, r, transition, None, now)
                      for r in older}
