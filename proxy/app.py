@@ -122,7 +122,8 @@ class Tenang:
         self.metrics = Metrics(names, clock=clock)
         self.notifier = Notifier(config.notify, build_channels(config.notify), clock=clock,
                                  quiet=self._quiet, summary=self.backend.log.summary,
-                                 on_result=self.metrics.notification)
+                                 on_result=self.metrics.notification,
+                                 claims=self.backend.notices)
         self.breakers = build_breakers(config, on_change=self._breaker_changed,
                                        clock=clock)
         self.owner = instance_owner()

@@ -5,6 +5,18 @@ they only decide (pure rules) and put messages on a bounded queue; a sender task
 delivers each message to every channel, retrying with backoff (tenacity). When the
 queue is full the oldest message is dropped and counted. A checker task evaluates the
 time-based conditions (open circuit, backlog age) every ``check_interval_s``.
+
+Several instances on one store each watch the conditions (each has its breakers, its
+dead requests, the shared backlog), so each would page. Before sending, the sender
+claims the message in the store (``Claims``, the store's ``Notices`` role): one claim
+per condition, upstream and ``window_s`` wins among all instances, and one all-clear
+per claimed alert. So an operator gets one page per incident, and no leader has to be
+alive for it: if the instance that paged "open" dies, another still pages "recovered",
+and the next incident is paged by whoever sees it. (A leader by advisory lock would
+page once too, but the dead and held requests another instance saw would not reach it,
+and a new leader would not know what the old one had told.) A dead/held batch that
+loses the claim is counted into that instance's next one. When the store cannot be
+asked, the message goes out anyway: a page twice beats none.
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -33,6 +46,16 @@ SummarySource = Callable[[], Awaitable[Mapping[str, UpstreamSummary]]]
 ResultHook = Callable[[str, str], None]  # (channel, "sent" | "failed" | "dropped")
 
 
+class Claims(Protocol):
+    """The store's ``Notices`` role, as far as the notifier needs it (observe does not
+    import the store's protocols: it is fed, never feeding)."""
+
+    async def claim_notice(self, condition: str, upstream: str, at: float,
+                           window_s: float) -> bool: ...
+
+    async def claim_all_clear(self, condition: str, upstream: str) -> bool: ...
+
+
 def _never_quiet(upstream: str, now: float) -> bool:
     return False
 
@@ -48,8 +71,10 @@ class Notifier:
     def __init__(self, config: NotifyConfig, channels: Sequence[Channel], *,
                  clock: Callable[[], float] = time.time, quiet: QuietCheck = _never_quiet,
                  summary: SummarySource | None = None,
-                 on_result: ResultHook | None = None) -> None:
+                 on_result: ResultHook | None = None, claims: Claims | None = None) -> None:
+        """``claims``: who sends when several instances watch (None: this one alone)."""
         self.config = config
+        self.claims = claims
         self.channels = list(channels)
         self.rules = Rules(config)
         self.clock = clock
@@ -113,9 +138,33 @@ class Notifier:
         while True:
             message = await self._queue.get()
             try:
-                await asyncio.gather(*(self._send(ch, message) for ch in self.channels))
+                if await self._claimed(message):
+                    await asyncio.gather(*(self._send(ch, message)
+                                           for ch in self.channels))
             finally:
                 self._queue.task_done()
+
+    async def _claimed(self, message: Message) -> bool:
+        """Whether this instance sends ``message`` (no other sent it for this incident)."""
+        if self.claims is None:
+            return True
+        kind = message.kind
+        try:
+            if kind.all_clear:
+                won = await self.claims.claim_all_clear(kind.condition, message.upstream)
+            else:
+                won = await self.claims.claim_notice(kind.condition, message.upstream,
+                                                     message.at, self.config.window_s)
+        except StoreError as exc:
+            log.warning("notify: cannot ask the store whether another instance sent %s for "
+                        "%s (%s); sending it", kind.value, message.upstream, exc,
+                        extra={"upstream": message.upstream})
+            return True
+        if not won:
+            log.info("notify: %s for %s was sent by another instance", kind.value,
+                     message.upstream, extra={"upstream": message.upstream})
+            self.rules.held_back(message)
+        return won
 
     async def _send(self, channel: Channel, message: Message) -> None:
         assert self._session is not None

@@ -5,9 +5,9 @@ Conditions, per upstream:
   outage, however often the probes fail), and one "recovered" message when it closes;
 - the oldest pending request is older than ``oldest_pending_after_s``, and "cleared";
 - requests went ``dead`` or ``held``: counted, the first at once, the rest together.
-At most one message per condition and upstream per ``window_s``; what is held back is
-counted into the next one. A recovery is never held back (whoever was told "open" must
-hear "closed"), and is only sent when the alert was.
+At most one message per condition and upstream per ``window_s`` (``Kind.condition``);
+what is held back is counted into the next one. A recovery is never held back (whoever
+was told "open" must hear "closed"), and is only sent when the alert was.
 
 While an upstream is quiet (maintenance window and its ramp) alerts are not sent and an
 open circuit's clock restarts, so an announced outage pages nobody; dead and held
@@ -39,6 +39,22 @@ class Kind(StrEnum):
     DEAD = "dead"
     HELD = "held"
 
+    @property
+    def condition(self) -> str:
+        """The condition a message of this kind is about (an alert and its all-clear
+        share one): the rate-limit window's key, here and in the store's claims."""
+        return _CONDITION[self]
+
+    @property
+    def all_clear(self) -> bool:
+        """The "recovered" answer to an alert: sent only where that alert was."""
+        return self in (Kind.BREAKER_CLOSED, Kind.BACKLOG_CLEARED)
+
+
+_CONDITION = {Kind.BREAKER_OPEN: "breaker", Kind.BREAKER_CLOSED: "breaker",
+              Kind.BACKLOG: "backlog", Kind.BACKLOG_CLEARED: "backlog",
+              Kind.DEAD: "dead", Kind.HELD: "held"}
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -49,6 +65,7 @@ class Message:
     text: str
     count: int = 1
     request_ids: tuple[str, ...] = ()
+    reason: str = ""  # a dead/held batch's last reason (masked), to put it back
 
     def as_json(self) -> dict[str, Any]:
         return {"event": self.kind.value, "upstream": self.upstream,
@@ -120,6 +137,18 @@ class Rules:
         # through third-party channels (Telegram, e-mail), so they carry it masked.
         batch.reason = mask_text(reason)
         return [] if quiet else self._flush(upstream, status, now)
+
+    def held_back(self, message: Message) -> None:
+        """A dead/held batch another instance's message for the same condition beat to
+        the window: counted into this upstream's next one (what is held back is never
+        lost). Other kinds need nothing: the other instance's message said it."""
+        if message.kind not in (Kind.DEAD, Kind.HELD):
+            return
+        batch = self._batches.setdefault((message.upstream, Status(message.kind.value)),
+                                         _Batch())
+        batch.count += message.count
+        batch.ids = [*message.request_ids, *batch.ids][:MAX_IDS]
+        batch.reason = batch.reason or message.reason
 
     def check(self, now: float, oldest_age: Mapping[str, float | None],
               quiet: Callable[[str], bool]) -> list[Message]:
@@ -209,4 +238,4 @@ class Rules:
             f"{batch.count} permintaan ke {upstream} {idn}.\n"
             f"{batch.count} request(s) to {upstream} went {eng}.\n"
             f"Terakhir / last reason: {batch.reason}\nID: {ids}",
-            count=batch.count, request_ids=tuple(batch.ids))]
+            count=batch.count, request_ids=tuple(batch.ids), reason=batch.reason)]

@@ -16,6 +16,7 @@ from proxy.store.protocols import (
     Coordination,
     Engine,
     Intake,
+    Notices,
     Operator,
     Outbox,
     RequestLog,
@@ -40,6 +41,7 @@ class Backend:
     coordination: Coordination
     retention: Retention
     chain: Chain
+    notices: Notices
     engine: Engine
 
     async def open(self) -> None:

@@ -399,6 +399,24 @@ class Chain(Protocol):
     async def last_verification(self) -> Verification | None: ...
 
 
+class Notices(Protocol):
+    """Which instance sends an admin notification (``proxy.observe.notify``): every
+    instance watches the conditions and asks before it sends, so one pages per incident,
+    and a survivor pages when the instance that would have is gone.
+
+    ``condition`` names a rule ("breaker", "backlog", "dead", "held") of ``upstream``."""
+
+    async def claim_notice(self, condition: str, upstream: str, at: float,
+                           window_s: float) -> bool:
+        """True for exactly one caller per ``window_s``: when no notice of ``condition``
+        was claimed in the ``window_s`` before ``at``. The winner's notice stands open
+        until ``claim_all_clear``."""
+
+    async def claim_all_clear(self, condition: str, upstream: str) -> bool:
+        """True for exactly one caller per claimed notice of ``condition`` still open
+        (the "recovered" message answering it); it is closed."""
+
+
 class Engine(Protocol):
     """The backend's own lifecycle (the composition root, readiness, backpressure)."""
 
@@ -420,6 +438,6 @@ ROLES: Mapping[str, type] = {
     "intake": Intake, "queue": RequestQueue, "log": RequestLog, "operator": Operator,
     "accounts": Accounts, "sessions": Sessions, "audit": AuditLog, "outbox": Outbox,
     "schedules": Schedules, "coordination": Coordination, "retention": Retention,
-    "chain": Chain,
+    "chain": Chain, "notices": Notices,
     "engine": Engine,
 }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from proxy.store.backend import Backend
 from proxy.store.in_process import InProcessCoordination
+from proxy.store.local_notices import LocalNotices
 from proxy.store.memory.accounts import MemoryAccounts, MemorySessions
 from proxy.store.memory.audit import MemoryAudit
 from proxy.store.memory.chain import MemoryChain
@@ -28,7 +29,7 @@ def memory_backend(state: MemoryState | None = None) -> Backend:
         operator=MemoryOperator(s), accounts=MemoryAccounts(s), sessions=MemorySessions(s),
         audit=MemoryAudit(s), outbox=MemoryOutbox(s), schedules=MemorySchedules(s),
         coordination=InProcessCoordination(), retention=MemoryRetention(s),
-        chain=MemoryChain(s), engine=s)
+        chain=MemoryChain(s), notices=LocalNotices(), engine=s)
 
 
 __all__ = ["MemoryIntake", "MemoryQueue", "MemoryState", "memory_backend"]

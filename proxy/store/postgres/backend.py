@@ -10,6 +10,7 @@ from proxy.store.postgres.coordination import PostgresCoordination
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.intake import PostgresIntake
 from proxy.store.postgres.log import PostgresLog
+from proxy.store.postgres.notices import PostgresNotices
 from proxy.store.postgres.operator import PostgresOperator
 from proxy.store.postgres.outbox import PostgresOutbox
 from proxy.store.postgres.queue import PostgresQueue
@@ -26,4 +27,5 @@ def postgres_backend(config: StoreConfig) -> Backend:
         operator=PostgresOperator(db), accounts=PostgresAccounts(db),
         sessions=PostgresSessions(db), audit=PostgresAudit(db), outbox=PostgresOutbox(db),
         schedules=PostgresSchedules(db), coordination=PostgresCoordination(db),
-        retention=PostgresRetention(db), chain=PostgresChain(), engine=db)
+        retention=PostgresRetention(db), chain=PostgresChain(), notices=PostgresNotices(db),
+        engine=db)

@@ -334,6 +334,18 @@ UPDATE bulk_jobs SET lease_owner = $2, lease_until = $4
    AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until <= $3)
 RETURNING id
 
+-- claim_notice --
+-- $1 condition of upstream $2 at $3: claimed unless claimed in the $4 s before. A racing
+-- claim waits on the row lock, then sees this one's time and claims nothing.
+INSERT INTO notices AS n (condition, upstream, claimed_at, open) VALUES ($1, $2, $3, true)
+ON CONFLICT (condition, upstream) DO UPDATE SET claimed_at = EXCLUDED.claimed_at, open = true
+ WHERE n.claimed_at <= EXCLUDED.claimed_at - $4
+RETURNING 1
+
+-- claim_all_clear --
+UPDATE notices SET open = false WHERE condition = $1 AND upstream = $2 AND open
+RETURNING 1
+
 -- attempt_buckets --
 -- The dashboard's chart: the recent range of attempts_upstream_time only.
 SELECT floor((started_at - $1) / $2)::bigint AS b, verdict, count(*)

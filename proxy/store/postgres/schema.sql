@@ -248,3 +248,14 @@ ALTER TABLE requests ADD COLUMN purged_at double precision;
 -- Bulk retry jobs are leased: with several instances only the holder walks a job, and
 -- another resumes it after a dead holder's lease ends (queries.sql lease_bulk_job).
 ALTER TABLE bulk_jobs ADD COLUMN lease_owner text, ADD COLUMN lease_until double precision;
+
+-- version 6 --
+-- Admin notifications: every instance watches the conditions, and the one that claims
+-- the (condition, upstream) row sends (queries.sql claim_notice, claim_all_clear).
+CREATE TABLE notices (
+    condition  text NOT NULL,
+    upstream   text NOT NULL,
+    claimed_at double precision NOT NULL,
+    open       boolean NOT NULL,  -- claimed, its all-clear not yet sent
+    PRIMARY KEY (condition, upstream)
+);

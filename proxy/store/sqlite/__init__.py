@@ -9,6 +9,7 @@ from pathlib import Path
 
 from proxy.store.backend import Backend
 from proxy.store.in_process import InProcessCoordination
+from proxy.store.local_notices import LocalNotices
 from proxy.store.sqlite.accounts import SqliteAccounts, SqliteSessions
 from proxy.store.sqlite.audit import SqliteAudit
 from proxy.store.sqlite.chain import SqliteChain
@@ -34,7 +35,7 @@ def sqlite_backend_on(db: SqliteDb) -> Backend:
         operator=SqliteOperator(db), accounts=SqliteAccounts(db), sessions=SqliteSessions(db),
         audit=SqliteAudit(db), outbox=SqliteOutbox(db), schedules=SqliteSchedules(db),
         coordination=InProcessCoordination(), retention=SqliteRetention(db),
-        chain=SqliteChain(db), engine=db)
+        chain=SqliteChain(db), notices=LocalNotices(), engine=db)
 
 
 __all__ = ["SqliteDb", "sqlite_backend", "sqlite_backend_on"]
