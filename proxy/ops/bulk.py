@@ -199,6 +199,13 @@ class BulkRetries:
         await self._jobs.save_bulk_job(job.record)
 
     async def _run(self, job: BulkJob) -> None:
+        try:
+            await self._walk(job)
+        finally:
+            # Only once its end is saved: until then the watcher must not resume it here.
+            self._walking.pop(job.id, None)
+
+    async def _walk(self, job: BulkJob) -> None:
         statuses = retryable_statuses(job.filter)
         try:
             while job.record.stage < len(statuses):
@@ -212,8 +219,6 @@ class BulkRetries:
         except StoreError as exc:
             job.record = dataclasses.replace(job.record, error=exc.reason)
             log.error("bulk retry #%s stopped: %s", job.id, exc)
-        finally:
-            self._walking.pop(job.id, None)
         # Not reached when cancelled (shutdown): the job stays unfinished, to be resumed.
         finished_at = self._clock()
         try:
