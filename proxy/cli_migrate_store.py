@@ -27,6 +27,8 @@ from proxy.config import (
 from proxy.loop import run
 from proxy.store.errors import StoreError, StoreUnavailable
 
+COPY_TIMEOUT_S = 24 * 3600.0
+
 if TYPE_CHECKING:
     from proxy.store.postgres.from_sqlite import Report
 
@@ -60,8 +62,11 @@ def _target_config(url: str, password_env: str) -> StoreConfig:
     password = os.environ.get(password_env) or None if password_env else None
     if password_env and password is None:
         raise ConfigError(f"--password-env: {password_env} is not set")
+    # One COPY of a million requests outlasts any serving statement limit, and the client
+    # enforces its own (statement_timeout_s plus a margin) besides the server's, which
+    # the copy turns off: a day stands for "no limit" on both.
     return StoreConfig(url=url, password_env=password_env, password=password, pool_min=1,
-                       pool_max=1)
+                       pool_max=1, statement_timeout_s=COPY_TIMEOUT_S)
 
 
 def _print_progress(table: str, rows: int, seconds: float) -> None:
