@@ -178,7 +178,7 @@ class Tenang:
     def _maintenance_changed(self, upstream: str, active: bool) -> None:
         if not active and self.relay is not None:
             # The backlog of the whole window is due at once: pace it up gradually.
-            self.relay.lanes[upstream].bucket.ramp_up(self.config.maintenance.ramp_s)
+            self.relay.lanes[upstream].pacer.ramp_up(self.config.maintenance.ramp_s)
 
     async def start(self) -> None:
         """Open the store, start the relay and bind both ports. If any step fails (a port
@@ -216,7 +216,7 @@ class Tenang:
         )
         self.relay = Relay(self.config, self.backend.queue, self.session, self.breakers,
                            clock=self.clock, rng=self.rng, owner=self.owner,
-                           observer=self.observer)
+                           observer=self.observer, coordination=self.backend.coordination)
         if self.relay_enabled:
             self.relay.start()
         # Outcome callbacks go out on their own task: a slow receiver never holds the relay.

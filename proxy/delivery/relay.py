@@ -1,9 +1,10 @@
 """The relay: one lane per upstream claims due requests under a lease and delivers them.
 
 Each lane asks the breaker for permission before claiming (one probe while half-open),
-paces claims with a token bucket and caps concurrent sends. Nothing sleeps between
-attempts in memory: the schedule is ``next_attempt_at`` in the store, and lanes wake on
-new work, on their next due time, or after ``poll_interval_s`` at the latest.
+paces claims (``pacing``: its own token bucket, or the store's one for all instances)
+and caps concurrent sends. Nothing sleeps between attempts in memory: the schedule is
+``next_attempt_at`` in the store, and lanes wake on new work, on their next due time,
+or after ``poll_interval_s`` at the latest.
 """
 
 from __future__ import annotations
@@ -24,22 +25,23 @@ from proxy.config import Config, UpstreamConfig
 from proxy.delivery.attempt import Deliverer
 from proxy.delivery.live import LiveAttempt
 from proxy.delivery.outcome_log import DeliveryLog
+from proxy.delivery.pacing import Pacer, pacer_for
 from proxy.observe.observer import NULL_OBSERVER, Observer
 from proxy.policies.breaker import AsyncBreaker
-from proxy.policies.ratelimit import TokenBucket
 from proxy.store.errors import StoreError
-from proxy.store.protocols import RequestQueue
+from proxy.store.protocols import Coordination, RequestQueue
 
 log = logging.getLogger("tenang.relay")
 
 
 class Lane:
-    def __init__(self, deliverer: Deliverer, config: Config, clock: Callable[[], float]) -> None:
+    def __init__(self, deliverer: Deliverer, config: Config, clock: Callable[[], float],
+                 pacer: Pacer) -> None:
         self.d = deliverer
         self.up: UpstreamConfig = deliverer.upstream
         self.relay_cfg = config.relay
         self.clock = clock
-        self.bucket = TokenBucket(self.up.rate.per_second)
+        self.pacer = pacer
         self.ordered = orders_requests(self.up.preset, self.up.overrides)
         self.wakeup = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -93,10 +95,15 @@ class Lane:
             probe_at = self.d.breaker.probe_at
             await self._idle(max(0.0, (probe_at or 0) - self.clock()) or 0.05)
             return 0
-        want = self.bucket.take(1 if permit.probe else min(capacity, self.relay_cfg.claim_batch))
+        try:
+            want = await self.pacer.take(
+                1 if permit.probe else min(capacity, self.relay_cfg.claim_batch))
+        except BaseException:
+            self.d.breaker.cancel(permit)
+            raise
         if want == 0:
             self.d.breaker.cancel(permit)
-            await self._idle(self.bucket.wait_s())
+            await self._idle(self.pacer.wait_s())
             return 0
         # A probe prefers a request with no own-fault history: one refused for its own
         # credentials would only re-open the breaker and starve the rest.
@@ -106,11 +113,12 @@ class Lane:
         except BaseException:
             # Nothing claimed: a probe kept here would stop every send to this upstream.
             self.d.breaker.cancel(permit)
-            self.bucket.give_back(want)
+            await self.pacer.give_back(want)
             raise
-        self.bucket.give_back(want - len(claimed))
+        surplus = want - len(claimed)
         if not claimed:
             self.d.breaker.cancel(permit)
+            await self.pacer.give_back(surplus)
             self.waiting_for_work = True
             try:
                 await self._idle(await self._until_due(now))
@@ -119,6 +127,8 @@ class Lane:
             return 0
         for request in claimed:
             self.spawn(self.d.deliver(request, permit), request.id)
+        # After spawning: the claimed are sent even if Tenang stops during this await.
+        await self.pacer.give_back(surplus)
         return len(claimed)
 
     async def _take_over_expired(self, now: float) -> None:
@@ -181,7 +191,10 @@ class Relay:
     def __init__(self, config: Config, store: RequestQueue, session: aiohttp.ClientSession,
                  breakers: Mapping[str, AsyncBreaker], *, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None, owner: str | None = None,
-                 observer: Observer = NULL_OBSERVER) -> None:
+                 observer: Observer = NULL_OBSERVER,
+                 coordination: Coordination | None = None) -> None:
+        """``coordination``: the store's, when other instances share it (pacing is then
+        the store's one bucket per upstream); by default each lane paces itself."""
         self.config = config
         self.owner = owner or instance_owner()
         self.lanes = {
@@ -190,7 +203,7 @@ class Relay:
                                     lease_margin_s=config.relay.lease_margin_s,
                                     outcomes=DeliveryLog(up.name, config.relay.log_summary_s,
                                                          config.relay.log_each_delivery)),
-                          config, clock)
+                          config, clock, pacer_for(up, coordination, clock))
             for up in config.upstreams
         }
         self._tasks: list[asyncio.Task[None]] = []

@@ -122,7 +122,7 @@ async def test_maintenance_window_queues_quietly_then_drains_with_a_ramp(
     assert cancelled["cancelled_at"] is not None and not cancelled["active"]
     assert not tenang.breakers["antrean"].forced
     assert tenang.relay is not None
-    assert tenang.relay.lanes["antrean"].bucket.fraction() < 1.0  # the drain ramps up
+    assert tenang.relay.lanes["antrean"].pacer.fraction() < 1.0  # the drain ramps up
 
     async def delivered() -> bool:
         return len(outcomes(bpjs_sim, "ok")) == len(ids)

@@ -13,6 +13,7 @@ import os
 # Only tests/integration/test_pg_instances.py sets TENANG_TEST_ALLOW_INCOMPLETE_PG: its
 # instances share the queue, which works, and nothing of what is still per instance.
 INCOMPLETE: str | None = None if os.environ.get("TENANG_TEST_ALLOW_INCOMPLETE_PG") == "1" else (
-    "postgresql store: not yet complete (its queue, breakers, backpressure, notifications "
-    "and bulk jobs are shared, but send rates are not yet shared between instances; "
+    "postgresql store: not yet complete (its queue, breakers, send rates, backpressure, "
+    "notifications and bulk jobs are shared, but max_concurrency is not yet shared between "
+    "instances; "
     "use sqlite:///PATH)")
