@@ -132,16 +132,17 @@ async def test_three_instances_together_send_at_the_upstreams_rate(
     assert_applied_once(bpjs_sim, kodebookings)
     times = sorted(e["time"] for e in bpjs_sim.state.log)
 
-    def busiest(seconds: float, after: float = 0.0) -> int:
+    def busiest(seconds: float) -> int:
         return max(sum(1 for t in times[i:] if t < start + seconds)
-                   for i, start in enumerate(times) if start >= times[0] + after)
+                   for i, start in enumerate(times))
 
-    # The bucket starts full (a burst of per_second) and refills at per_second: past the
-    # burst, the three together send at the rate (issue 13: at most 55/s in total).
-    # Windows of 2 s, because arrivals jitter by a fraction of a second on a loaded
-    # machine. Three lanes pacing themselves send about 170/s here.
+    # The bucket holds at most a burst of per_second (full at first, and again whenever
+    # the senders lag, as on a loaded machine) and refills at per_second: past the burst
+    # the three together send at the rate (issue 13: at most 55/s in total), and no
+    # stretch of time holds more than a burst plus the rate. Windows of 2 s, because
+    # arrivals jitter by a fraction of a second. Three lanes pacing themselves send
+    # about 170/s here.
     overall = (backlog - per_second) / (times[-1] - times[0])
     assert overall <= 55, overall
-    assert busiest(2.0, after=1.0) <= 2 * 55, busiest(2.0, after=1.0)
     assert busiest(2.0) <= per_second + 2 * 55, busiest(2.0)
     assert overall >= 40, f"{overall}/s: paced below the rate"
