@@ -54,7 +54,8 @@ MIB = 1024 * 1024
 # 4 KiB pages to the WAL for the table and every index it touches: measured on tmpfs
 # (tests/integration/test_disk_full.py), ~6 KB per 2 KB request in a group of hundreds,
 # ~40 KB for one committed alone. Errs high; sampling by bytes keeps the excess small.
-ROW_OVERHEAD = 16 * 1024
+# The hash chain (schema v11) adds its row and two index pages to each commit's WAL.
+ROW_OVERHEAD = 24 * 1024
 # Re-sample free space after this many bytes admitted (or a quarter of the room left).
 SAMPLE_BYTES = 64 * 1024
 # Readiness wants room for a typical request above the floor, not just any room: a
