@@ -110,7 +110,8 @@ def bench(n: int, folder: Path, fmt: str) -> dict[str, float]:
     for stale in (out, Path(f"{out}.manifest.json")):
         stale.unlink(missing_ok=True)
     now = time.time()
-    run = measured(["export", "--config", str(config(folder, db)), "--since",
+    cfg = str(config(folder, db))
+    run = measured(["export", "--config", cfg, "--since",
                     wib_day(now - SPAN_S - 60), "--until", wib_day(now), "--format", fmt,
                     "--output", str(out)])
     if run.returncode != 0:
@@ -118,7 +119,8 @@ def bench(n: int, folder: Path, fmt: str) -> dict[str, float]:
     manifest = json.loads(Path(f"{out}.manifest.json").read_text("utf-8"))
     if manifest["counts"] != {"requests": n, "attempts": n}:
         raise SystemExit(f"export of {n}: manifest counts {manifest['counts']}")
-    check = measured(["audit", "verify", "--export", str(out)])
+    # The manifest names the store's chain head: verify looks it up in that store.
+    check = measured(["audit", "verify", "--export", str(out), "--config", cfg])
     if check.returncode != 0:
         raise SystemExit(f"verify of {n} failed: {check.stderr}")
     size_mb = out.stat().st_size / 1e6

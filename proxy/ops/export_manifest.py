@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.shapes import iso_utc
+from proxy.store.chain import GENESIS
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_VERSION = 1
@@ -189,6 +190,12 @@ def check_chain_head(chain_head: object, chain_seq: object,
     if not isinstance(chain_head, str) or not isinstance(chain_seq, int) \
             or isinstance(chain_seq, bool):
         return f"chain_head {chain_head!r} / chain_seq {chain_seq!r}: not a chain position"
+    if chain_seq == 0:
+        # The empty chain's head is the genesis value in every store: nothing to look up.
+        # (A store whose records all predate the chain exports at seq 0.)
+        return None if chain_head.lower() == GENESIS.hex() else (
+            f"chain_head: the manifest says {chain_head} at seq 0, where every chain "
+            f"starts at {GENESIS.hex()}")
     if chain_at is None:
         return (f"chain_head {chain_head} (seq {chain_seq}) not checked: give --config FILE "
                 "of the store the export was made from")
