@@ -90,3 +90,10 @@ async def test_concurrent_takes_never_overdraw_the_bucket(store: Backend) -> Non
     takes = await asyncio.gather(*(c.take_send_tokens(UP, 3, T0, 10.0, 20.0)
                                    for _ in range(12)))
     assert sum(takes) == 20
+
+
+async def test_concurrent_first_reads_of_a_new_breaker_all_get_it(store: Backend) -> None:
+    # Instances starting together each read an upstream's breaker before any row exists.
+    found = await asyncio.gather(*(store.coordination.breaker("antrean-first")
+                                   for _ in range(16)))
+    assert {(b.state, b.generation) for b in found} == {(found[0].state, found[0].generation)}

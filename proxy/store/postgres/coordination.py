@@ -26,6 +26,11 @@ class PostgresCoordination:
     async def breaker(self, upstream: str) -> BreakerRecord:
         with translated():
             found = _breaker(await self._db.pool.fetchrow(Q["breaker"], upstream))
+            if found is None:
+                # Another instance made the row in the same instant: our INSERT waited for
+                # its commit and did nothing, and our SELECT's snapshot predates it. A
+                # second statement's snapshot sees it.
+                found = _breaker(await self._db.pool.fetchrow(Q["breaker"], upstream))
         assert found is not None
         return found
 
