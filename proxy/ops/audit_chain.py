@@ -3,7 +3,8 @@ UI's "verify now" run the same walk here, and both record its outcome.
 
 The walk streams the chain a page at a time in seq order (constant memory however long
 the chain is): each entry's head must follow from the previous head and its leaf, and
-the leaf must still match its record (unless the record was purged). It starts at the
+the leaf must still match its record (unless the record was purged: then the purge must
+have happened, see ``chain.request_leaf_now``). It starts at the
 beginning, or at a checkpoint someone wrote down (``--from-checkpoint``), and it checks
 every stored checkpoint it passes.
 """
@@ -51,8 +52,8 @@ async def verify_chain(store: Chain, now: float, *, from_head: bytes | None = No
         if not entries:
             broken = walk.finish()
             break
-        leaves = await store.current_leaves(entries)
-        entries = await _purged_meanwhile(store, entries, leaves)
+        entries, leaves = await _purged_meanwhile(store, entries,
+                                                  await store.current_leaves(entries))
         broken = walk.feed(entries, leaves)
     result = Verification(at=now, ok=broken is None, head_seq=walk.last.seq,
                           checked=walk.checked, from_seq=start.seq, broken=broken)
@@ -62,15 +63,20 @@ async def verify_chain(store: Chain, now: float, *, from_head: bytes | None = No
 
 
 async def _purged_meanwhile(store: Chain, entries: list[chain.ChainEntry],
-                            leaves: list[bytes | None]) -> list[chain.ChainEntry]:
-    """``entries`` as they are now if a record did not match: a purge running beside the
-    walk may have removed it (and marked its entry) between reading the entries and
-    reading the records, which is no tampering."""
+                            leaves: list[bytes | None]
+                            ) -> tuple[list[chain.ChainEntry], list[bytes | None]]:
+    """``entries`` and their leaves as they are now if a record did not match: a purge
+    running beside the walk may have purged it (and marked its entry) between reading
+    the entries and reading the records, which is no tampering. The leaves are read
+    again for the new marks (a tombstone's record is judged as purged or not)."""
     if all(e.purged_at is not None or e.leaf == leaf
            for e, leaf in zip(entries, leaves, strict=True)):
-        return entries
+        return entries, leaves
     again = {e.seq: e for e in await store.chain_entries(entries[0].seq - 1, len(entries))}
-    return [again.get(e.seq, e) if e.purged_at is None else e for e in entries]
+    now = [again.get(e.seq, e) if e.purged_at is None else e for e in entries]
+    if now == entries:
+        return entries, leaves
+    return now, await store.current_leaves(now)
 
 
 async def _anchor(store: Chain, start: ChainHead) -> chain.Break | None:

@@ -42,7 +42,15 @@ The chain itself:
                                                  the previous head is 32 zero bytes)
 
 Entries are numbered ``seq`` 1, 2, 3... with no gaps. A purged record keeps its entry
-(``purged_at`` set): its leaf is no longer recomputed, but its head still links.
+(``purged_at`` set), its tombstone: the entry's leaf is the purged record's hash, no
+longer recomputed, and its head still links. Retention marks the request's entry and its
+attempts' (``"<id>/<n>"``) in the transaction of the purge, whether it drops the bodies
+(the row stays, its body empty, ``purged_at`` set) or deletes the rows. A tombstone
+must match a purge that happened: over a record still stored in full (a body, or an
+attempt of a request whose bodies were never dropped) it would hide a change to that
+record, so verification reports it; state changes and audit entries are never purged,
+so a tombstone over one of them is reported too. What a dropped body leaves of a
+request (its path, headers, times) is no longer checked: the leaf covered the body.
 """
 
 from __future__ import annotations
@@ -258,6 +266,37 @@ def parse_hash(text: str) -> bytes:
     return value
 
 
+# What retention purges (their tombstones are checked against the store); the other
+# kinds' records live as long as the chain (a state's record is its entry's own).
+PURGEABLE = frozenset({Kind.REQUEST, Kind.ATTEMPT})
+
+
+def request_leaf_now(entry: ChainEntry, r: StoredRequest | None) -> bytes | None:
+    """What ``Walk.feed`` is given for a request's entry: the leaf of its row as stored
+    now, None when there is none. For a tombstone, None also when the purge did happen
+    here (the row is gone, or its body was dropped: ``purged_at`` set and the body
+    empty); otherwise the row's leaf, which the walk reports (see the module's
+    docstring)."""
+    if r is None or (entry.purged_at is not None and r.purged_at is not None
+                     and not r.body):
+        return None
+    return request_link(r).leaf
+
+
+def attempt_leaf_now(entry: ChainEntry, a: AttemptRecord | None,
+                     request: StoredRequest | None) -> bytes | None:
+    """``request_leaf_now`` for an attempt's entry: ``a`` is the attempt as stored now,
+    ``request`` its request's row (needed for a tombstone only: an attempt's answer was
+    purged when its request's bodies were)."""
+    if a is None:
+        return None
+    request_id = entry.ref.rpartition("/")[0]
+    if entry.purged_at is not None and a.response_body is None and (
+            request is None or request.purged_at is not None):
+        return None
+    return attempt_link(request_id, a).leaf
+
+
 class Walk:
     """Checks entries fed in seq order from a trusted start (genesis or a checkpoint);
     constant memory. ``feed`` returns the first ``Break`` found, or None."""
@@ -271,7 +310,7 @@ class Walk:
     def feed(self, entries: Sequence[ChainEntry],
              current: Sequence[bytes | None]) -> Break | None:
         """``current``: per entry, the leaf its record has now (None: no such record);
-        ignored for purged entries."""
+        for a tombstone, None when its record was purged (``request_leaf_now``)."""
         for entry, leaf in zip(entries, current, strict=True):
             expected_seq = self.last.seq + 1
             if entry.seq != expected_seq:
@@ -284,7 +323,14 @@ class Walk:
             if wanted is not None and wanted != entry.head:
                 return Break(entry.seq, entry.kind, entry.ref,
                              "head differs from the checkpoint taken at this seq")
-            if entry.purged_at is None:
+            if entry.purged_at is not None:
+                if entry.kind not in PURGEABLE:
+                    return Break(entry.seq, entry.kind, entry.ref,
+                                 f"marked purged, but {entry.kind} entries are never purged")
+                if leaf is not None:
+                    return Break(entry.seq, entry.kind, entry.ref,
+                                 "marked purged, but its record is still stored in full")
+            else:
                 if leaf is None:
                     return Break(entry.seq, entry.kind, entry.ref, "record missing")
                 if leaf != entry.leaf:

@@ -355,7 +355,10 @@ class Retention(Protocol):
         rules above allow: ``BODIES`` empties the request body, the attempts' response
         bodies and the callbacks' payloads and sets ``purged_at`` to ``now`` (metadata
         kept; already purged ones are skipped); ``ROWS`` deletes the request with its
-        attempts and callbacks. Returns how many were purged and where to go on."""
+        attempts and callbacks. In the same transaction it leaves tombstones: the hash
+        chain's entries of each purged request and of its attempts (``"<id>/<n>"``) are
+        marked purged (``Chain.mark_purged``; ones already marked stay as they are), so
+        the chain still verifies. Returns how many were purged and where to go on."""
 
     async def count_purgeable(self, kind: PurgeKind, before: float) -> int:
         """How many requests ``purge`` would purge with these arguments walking from the
@@ -378,7 +381,10 @@ class Chain(Protocol):
 
     async def current_leaves(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
         """Per entry, the leaf of its record as stored now (None: the record is gone),
-        encoded as ``proxy.store.chain`` says (plaintext bodies)."""
+        encoded as ``proxy.store.chain`` says (plaintext bodies). For an entry marked
+        purged, None when the purge did happen, else the leaf of what is still stored
+        (``chain.request_leaf_now``, ``chain.attempt_leaf_now``): the walk reports a
+        tombstone over a record still kept in full."""
 
     async def checkpoint(self, at: float, note: str | None = None) -> Checkpoint:
         """Record the current head as a checkpoint and return it."""
@@ -390,8 +396,8 @@ class Chain(Protocol):
     async def mark_purged(self, kind: Kind, refs: Sequence[str], at: float) -> int:
         """Mark the entries of ``kind`` for ``refs`` purged at ``at`` (their records are
         being removed: the leaf is no longer checked, the head still is); returns how
-        many entries were marked. Call it in the purge's own transaction where the
-        backend offers one."""
+        many entries were marked. Retention's ``purge`` marks its own, in its
+        transaction; marked without a purge, a record is reported by verification."""
 
     async def record_verification(self, result: Verification) -> None:
         """Keep the outcome of a verification (the UI shows the last one)."""

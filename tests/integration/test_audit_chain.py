@@ -32,11 +32,13 @@ def tenang(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def config_file(folder: Path, db: Path) -> Path:
-    path = folder / "tenang.toml"
+def config_file(folder: Path, db: Path, extra: str = "", name: str = "tenang.toml") -> Path:
+    """A config of the store at ``db`` for the commands; ``extra``: more TOML (sections)."""
+    path = folder / name
     path.write_text(f"""
 [store]
 url = "sqlite:///{db}"
+{extra}
 
 [[upstreams]]
 name = "antrean"

@@ -18,9 +18,10 @@ from proxy.store.chain import GENESIS, ChainEntry, Kind
 from proxy.store.memory import memory_backend
 from proxy.store.memory.chain import MemoryChain
 from proxy.store.memory.state import MemoryState
-from proxy.store.records import NewAudit, NewCallback, NewRequest
+from proxy.store.records import NewAudit, NewCallback, NewRequest, PurgeKind
 from tests.store.conftest import BACKENDS
 from tests.store.test_contract import OTHER, T0, UP, attempt, put, req
+from tests.store.test_retention_contract import CUTOFF, NOW, in_state, purge_all
 
 # The PostgreSQL backend keeps no chain yet (proxy/store/postgres/chain.py).
 CHAINED = ("memory", "sqlite")
@@ -138,21 +139,57 @@ async def test_a_checkpoint_records_the_head_and_verification_can_start_there(
         await verify_chain(store.chain, T0 + 6, from_head=b"\x01" * 32)
 
 
-async def test_purged_entries_keep_their_place_and_are_not_recomputed(
+async def test_a_purge_leaves_tombstones_that_keep_their_place_and_verify(
         store: Backend) -> None:
-    a, b = await put(store, req(1), req(2))
+    """Bodies dropped, then whole rows: each purge marks the request's entry and its
+    attempts' in the same move, their leaves and heads unchanged, and the chain verifies
+    after each (the dropped body is no longer recomputed)."""
+    old = await in_state(store, 1, Status.SUCCEEDED)
+    kept = await in_state(store, 2, Status.FAILED, at=CUTOFF + 1)  # settled too late
+    before = await entries(store)
+    assert await purge_all(store, PurgeKind.BODIES) == 1
+    after = await entries(store)
+    assert [(e.seq, e.leaf, e.head) for e in after] == [(e.seq, e.leaf, e.head)
+                                                      for e in before]
+    assert {(e.kind, e.ref) for e in after if e.purged_at == NOW} == {
+        (Kind.REQUEST, old.id), (Kind.ATTEMPT, f"{old.id}/1")}
+    assert (await verify_chain(store.chain, NOW + 1)).ok
+
+    assert await purge_all(store, PurgeKind.ROWS) == 1
+    assert await store.log.get(old.id) is None
+    result = await verify_chain(store.chain, NOW + 2)
+    assert (result.ok, result.checked) == (True, len(after))
+    assert await store.log.get(kept.id) is not None
+
+
+async def test_a_row_purge_alone_leaves_tombstones_too(store: Backend) -> None:
+    old = await in_state(store, 1, Status.DEAD)
+    assert await purge_all(store, PurgeKind.ROWS) == 1
+    marked = {(e.kind, e.ref) for e in await entries(store) if e.purged_at is not None}
+    assert marked == {(Kind.REQUEST, old.id), (Kind.ATTEMPT, f"{old.id}/1")}
+    assert (await verify_chain(store.chain, NOW + 1)).ok
+
+
+async def test_a_tombstone_over_a_record_still_stored_is_reported(store: Backend) -> None:
+    """Marking an entry purged without the purge would hide a change to its record."""
+    a, _ = await put(store, req(1), req(2))
     assert await store.chain.mark_purged(Kind.REQUEST, [a.id], T0 + 9) == 1
     assert await store.chain.mark_purged(Kind.REQUEST, [a.id], T0 + 10) == 0  # once
-    found = await entries(store)
-    purged = [e for e in found if e.purged_at is not None]
+    purged = [e for e in await entries(store) if e.purged_at is not None]
     assert [(e.kind, e.ref, e.purged_at) for e in purged] == [(Kind.REQUEST, a.id, T0 + 9)]
-    walk = chain.Walk(chain.ChainHead(0, GENESIS))
-    # A purged entry's record may be gone: nothing is recomputed for it.
-    leaves = await store.chain.current_leaves(found)
-    assert walk.feed(found, [None if e.purged_at else leaf
-                             for e, leaf in zip(found, leaves, strict=True)]) is None
-    assert (await verify_chain(store.chain, T0 + 11)).ok
-    assert b.id
+    result = await verify_chain(store.chain, T0 + 11)
+    assert result.broken is not None and (result.broken.kind, result.broken.ref) == (
+        "request", a.id)
+    assert "marked purged, but its record is still stored" in result.broken.problem
+
+
+async def test_a_tombstone_over_an_audit_entry_is_reported(store: Backend) -> None:
+    await store.audit.audit("admin", "export_csv", None, "status=failed", T0 + 1)
+    [entry] = await entries(store)
+    assert await store.chain.mark_purged(Kind.AUDIT, [entry.ref], T0 + 2) == 1
+    result = await verify_chain(store.chain, T0 + 3)
+    assert result.broken is not None and result.broken.kind == "audit"
+    assert "never purged" in result.broken.problem
 
 
 async def test_each_verification_is_recorded_and_the_last_one_is_shown(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from proxy.store import chain
@@ -31,12 +30,12 @@ class MemoryChain:
         if e.kind is Kind.STATE:
             return chain.state_leaf_of(e)
         if e.kind is Kind.REQUEST:
-            row = s.rows.get(e.ref)
-            return None if row is None else chain.request_link(row).leaf
+            return chain.request_leaf_now(e, s.rows.get(e.ref))
         if e.kind is Kind.ATTEMPT:
             request_id, _, number = e.ref.rpartition("/")
             found = [a for a in s.attempts.get(request_id, []) if str(a.number) == number]
-            return chain.attempt_link(request_id, found[0]).leaf if found else None
+            return chain.attempt_leaf_now(e, found[0] if found else None,
+                                          s.rows.get(request_id))
         audit = [a for a in s.audit if str(a.id) == e.ref]
         return chain.audit_link(audit[0]).leaf if audit else None
 
@@ -55,14 +54,7 @@ class MemoryChain:
 
     async def mark_purged(self, kind: Kind, refs: Sequence[str], at: float) -> int:
         self._s.live()
-        wanted = set(refs)
-        entries = self._s.hash_chain
-        marked = 0
-        for i, e in enumerate(entries):
-            if e.kind is kind and e.ref in wanted and e.purged_at is None:
-                entries[i] = dataclasses.replace(e, purged_at=at)
-                marked += 1
-        return marked
+        return self._s.mark_purged(kind, refs, at)
 
     async def record_verification(self, result: Verification) -> None:
         self._s.live()

@@ -6,6 +6,7 @@ import dataclasses
 
 from proxy import lifecycle
 from proxy.store.admin_filter import id_ceiling
+from proxy.store.chain import Kind, attempt_ref
 from proxy.store.memory.state import MemoryState
 from proxy.store.records import UNSENT_CALLBACKS, PurgeBatch, PurgeKind, StoredRequest
 
@@ -35,9 +36,18 @@ class MemoryRetention:
         self._s.live()
         window = self._window(after_id, before, limit)
         ids = [i for i in window if self._purgeable(kind, self._s.rows[i], before)]
+        self._tombstone(ids, now)
         for i in ids:
             self._purge(kind, i, now)
         return PurgeBatch(len(ids), window[-1] if len(window) == limit else None)
+
+    def _tombstone(self, ids: list[str], now: float) -> None:
+        """The chain entries of the requests and their attempts marked purged, in the
+        same move as the purge (as SQLite does in its transaction)."""
+        s = self._s
+        s.mark_purged(Kind.REQUEST, ids, now)
+        s.mark_purged(Kind.ATTEMPT, [attempt_ref(i, a.number) for i in ids
+                                     for a in s.attempts.get(i, [])], now)
 
     def _purge(self, kind: PurgeKind, request_id: str, now: float) -> None:
         s = self._s

@@ -8,7 +8,7 @@ transaction would be. This object is also the backend's ``Engine``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,17 @@ class MemoryState:
     def link(self, links: list[chain.Link]) -> None:
         """Extend the chain (inside the caller's move: no await between them)."""
         self.hash_chain.extend(chain.extend(self.head(), links))
+
+    def mark_purged(self, kind: chain.Kind, refs: Iterable[str], at: float) -> int:
+        """Tombstones: the entries of ``kind`` for ``refs`` marked purged at ``at``
+        (``Chain.mark_purged``, and retention's purge in the same move)."""
+        wanted = set(refs)
+        marked = 0
+        for i, e in enumerate(self.hash_chain):
+            if e.kind is kind and e.ref in wanted and e.purged_at is None:
+                self.hash_chain[i] = dataclasses.replace(e, purged_at=at)
+                marked += 1
+        return marked
 
     def link_states(self, rows: Sequence[tuple[str, str | None]], before: str, after: str,
                     at: float) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from proxy.store import chain
 from proxy.store.chain import Break, ChainEntry, ChainHead, Checkpoint, Kind, Verification
-from proxy.store.records import AuditEntry
+from proxy.store.records import AuditEntry, StoredAttempt, StoredRequest
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.queries import QUERIES, with_ids, with_where
 from proxy.store.sqlite.rows import row_to_attempt, row_to_request
@@ -75,35 +75,52 @@ class SqliteChain:
                                                        (after_seq, limit))]
 
     async def current_leaves(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
-        leaves: dict[tuple[Kind, str], bytes] = {}
+        out: list[bytes | None] = []
         for start in range(0, len(entries), _PAGE):
-            await self._leaves_of(entries[start:start + _PAGE], leaves)
-        return [chain.state_leaf_of(e) if e.kind is Kind.STATE else leaves.get((e.kind, e.ref))
-                for e in entries]
+            out.extend(await self._leaves_of(entries[start:start + _PAGE]))
+        return out
 
-    async def _leaves_of(self, entries: Sequence[ChainEntry],
-                         out: dict[tuple[Kind, str], bytes]) -> None:
-        live = [e for e in entries if e.purged_at is None]
-        request_ids = sorted({e.ref for e in live if e.kind is Kind.REQUEST})
-        attempt_of = sorted({e.ref.rpartition("/")[0] for e in live if e.kind is Kind.ATTEMPT})
-        audit_ids = sorted({int(e.ref) for e in live if e.kind is Kind.AUDIT
+    async def _leaves_of(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
+        """One page's leaves: its requests' rows and attempts, one query each. A
+        tombstone's record is read too (``chain.request_leaf_now``), and for an attempt's
+        tombstone its request's row."""
+        attempt_of = sorted({e.ref.rpartition("/")[0] for e in entries
+                             if e.kind is Kind.ATTEMPT})
+        request_ids = sorted({e.ref for e in entries if e.kind is Kind.REQUEST}
+                             | {e.ref.rpartition("/")[0] for e in entries
+                                if e.kind is Kind.ATTEMPT and e.purged_at is not None})
+        audit_ids = sorted({int(e.ref) for e in entries if e.kind is Kind.AUDIT
                             and e.ref.isdigit()})
+        rows: dict[str, StoredRequest] = {}
+        attempts: dict[str, StoredAttempt] = {}
+        audits: dict[str, bytes] = {}
         if request_ids:
             for row in await self._db.read(with_ids(QUERIES["requests_by_ids"],
                                                     len(request_ids)), tuple(request_ids)):
                 r = row_to_request(row)
-                out[(Kind.REQUEST, r.id)] = chain.request_link(r).leaf
+                rows[r.id] = r
         if attempt_of:
             for row in await self._db.read(with_ids(QUERIES["export_attempts"],
                                                     len(attempt_of)), tuple(attempt_of)):
                 a = row_to_attempt(row)
-                link = chain.attempt_link(a.request_id, a)
-                out[(Kind.ATTEMPT, link.ref)] = link.leaf
+                attempts[chain.attempt_ref(a.request_id, a.number)] = a
         if audit_ids:
             for row in await self._db.read(with_ids(QUERIES["audit_by_ids"], len(audit_ids)),
                                            tuple(audit_ids)):
                 e = AuditEntry(*row)
-                out[(Kind.AUDIT, str(e.id))] = chain.audit_link(e).leaf
+                audits[str(e.id)] = chain.audit_link(e).leaf
+
+        def leaf(e: ChainEntry) -> bytes | None:
+            if e.kind is Kind.REQUEST:
+                return chain.request_leaf_now(e, rows.get(e.ref))
+            if e.kind is Kind.ATTEMPT:
+                return chain.attempt_leaf_now(e, attempts.get(e.ref),
+                                              rows.get(e.ref.rpartition("/")[0]))
+            if e.kind is Kind.STATE:
+                return chain.state_leaf_of(e)
+            return audits.get(e.ref)
+
+        return [leaf(e) for e in entries]
 
     async def checkpoint(self, at: float, note: str | None = None) -> Checkpoint:
         def op(c: ChainedConnection) -> Checkpoint:

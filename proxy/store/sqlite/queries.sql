@@ -316,6 +316,10 @@ UPDATE attempts SET response_body=NULL WHERE request_id IN ({ids})
 -- drop_callback_payloads --
 UPDATE callbacks SET payload=X'' WHERE request_id IN ({ids})
 
+-- attempt_numbers --
+-- The attempts of a purge's batch, for their chain entries' refs (attempts' primary key).
+SELECT request_id, number FROM attempts WHERE request_id IN ({ids})
+
 -- delete_request_attempts --
 DELETE FROM attempts WHERE request_id IN ({ids})
 

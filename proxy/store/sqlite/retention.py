@@ -8,13 +8,15 @@ long purge. Dry runs walk the same windows on the reader connection.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
 from proxy.store.admin_filter import id_ceiling
+from proxy.store.chain import Kind, attempt_ref
 from proxy.store.records import PurgeBatch, PurgeKind
+from proxy.store.sqlite.chain import mark_purged_in
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.queries import QUERIES, with_ids
+from proxy.store.sqlite.writer import ChainedConnection
 
 _PICK = {PurgeKind.BODIES: QUERIES["purgeable_bodies"],
          PurgeKind.ROWS: QUERIES["purgeable_rows"]}
@@ -22,14 +24,14 @@ _PICK = {PurgeKind.BODIES: QUERIES["purgeable_bodies"],
 _COUNT_WINDOW = 5_000
 
 
-def _window(c: sqlite3.Connection, after_id: str | None, ceiling: str,
+def _window(c: ChainedConnection, after_id: str | None, ceiling: str,
             limit: int) -> tuple[str | None, int]:
     last, size = c.execute(QUERIES["retention_window"],
                            (after_id or "", ceiling, limit)).fetchone()
     return last, size
 
 
-def _purge(c: sqlite3.Connection, kind: PurgeKind, ids: Sequence[str], now: float) -> None:
+def _purge(c: ChainedConnection, kind: PurgeKind, ids: Sequence[str], now: float) -> None:
     def run(sql: str, *params: object) -> None:
         c.execute(with_ids(sql, len(ids)), (*params, *ids))
 
@@ -43,10 +45,15 @@ def _purge(c: sqlite3.Connection, kind: PurgeKind, ids: Sequence[str], now: floa
         run(QUERIES["delete_requests"])
 
 
-def tombstone(c: sqlite3.Connection, kind: PurgeKind, ids: Sequence[str], now: float) -> None:
-    """Mark what the hash chain holds of ``ids`` as purged, in the purge's transaction,
-    so ``tenang audit verify`` keeps their hashes and skips recomputing them. The chain
-    (issue 14, scope 1) is not in this schema yet: nothing to mark."""
+def tombstone(c: ChainedConnection, ids: Sequence[str], now: float) -> None:
+    """Mark what the hash chain holds of ``ids`` (each request's entry and its attempts',
+    ``"<id>/<n>"``) as purged, in the purge's transaction and before it (a row purge
+    deletes the attempts this reads), so ``tenang audit verify`` keeps their hashes and
+    no longer recomputes them. Entries a bodies purge marked stay as they are."""
+    refs = [attempt_ref(request_id, number) for request_id, number in
+            c.execute(with_ids(QUERIES["attempt_numbers"], len(ids)), tuple(ids))]
+    mark_purged_in(c, Kind.REQUEST, ids, now)
+    mark_purged_in(c, Kind.ATTEMPT, refs, now)
 
 
 class SqliteRetention:
@@ -57,15 +64,15 @@ class SqliteRetention:
                     limit: int, now: float) -> PurgeBatch:
         ceiling = id_ceiling(before)
 
-        def batch(c: sqlite3.Connection) -> PurgeBatch:
+        def batch(c: ChainedConnection) -> PurgeBatch:
             last, size = _window(c, after_id, ceiling, limit)
             if last is None:
                 return PurgeBatch(0, None)
             ids = [r[0] for r in c.execute(_PICK[kind],
                                            (after_id or "", last, before))]
             if ids:
+                tombstone(c, ids, now)
                 _purge(c, kind, ids, now)
-                tombstone(c, kind, ids, now)
             return PurgeBatch(len(ids), last if size == limit else None)
 
         return await self._db.write(batch)
