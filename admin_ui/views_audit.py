@@ -41,15 +41,16 @@ class Row:
     target: str
     request_link: bool
     detail: str
+    purged_at: float | None  # the target request was purged by retention then
 
 
-def _row(e: AuditEntry, t: Translator) -> Row:
+def _row(e: AuditEntry, t: Translator, purged: dict[str, float]) -> Row:
     target = e.target or ""
     return Row(e.id, e.at, e.actor, e.action,
                t("audit.action." + e.action) if e.action in ACTIONS else e.action,
                # Only request ids link to a detail page: other targets are e.g.
                # ``maintenance:3`` or a user name.
-               target, is_request_id(target), e.detail or "")
+               target, is_request_id(target), e.detail or "", purged.get(target))
 
 
 def _href(target: str, before_id: int | None = None) -> str:
@@ -74,8 +75,12 @@ async def audit_log(request: web.Request) -> web.Response:
         target=target or None, limit=PAGE_SIZE + 1, before_id=before_id)
     page = entries[:PAGE_SIZE]
     t = translator(request)
+    # Entries about requests retention purged since: said on the row (their detail page
+    # says what is left), one look-up for the page.
+    purged = await request.app[CHAIN_CHECKS].purged_requests(
+        sorted({e.target for e in page if e.target and is_request_id(e.target)}))
     return render(request, "audit.html", {
-        "rows": [_row(e, t) for e in page], "target": target,
+        "rows": [_row(e, t, purged) for e in page], "target": target,
         "newest_href": _href(target) if before_id is not None else "",
         "older_href": _href(target, page[-1].id) if len(entries) > PAGE_SIZE else "",
         "chain": _chain_view(chain), "notice": request.query.get("notice", ""),

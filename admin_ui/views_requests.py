@@ -15,13 +15,14 @@ from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
 from admin_ui.row_keys import RowKeys, page_keys, request_keys
-from proxy.app_keys import CLOCK, OPS, PRINCIPAL
+from proxy.app_keys import CHAIN_CHECKS, CLOCK, OPS, PRINCIPAL
 from proxy.lifecycle import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, Status
 from proxy.observe.redact import masked_headers
 from proxy.ops.auth import Permission
 from proxy.ops.bulk import describe
 from proxy.ops.disclosure import VIEW_ACTIONS, disclosure_for, shown_detail, shown_page
 from proxy.ops.export import spreadsheet_cell
+from proxy.ops.operations import NotFound
 from proxy.ops.request_log import Query, every_page, list_page
 from proxy.store.errors import Conflict
 from proxy.store.records import AuditEntry, StoredAttempt, StoredRequest
@@ -121,8 +122,11 @@ def _history(r: StoredRequest, attempts: list[StoredAttempt], audit: list[AuditE
 
 async def request_detail(request: web.Request) -> web.Response:
     ops = request.app[OPS]
-    r = await ops.get(request.match_info["id"])  # NotFound: admin_ui.errors answers 404
     who = request[PRINCIPAL]
+    try:
+        r = await ops.get(request.match_info["id"])
+    except NotFound:  # a purged row says so; else admin_ui.errors answers 404
+        return await _purged_row(request, request.match_info["id"])
     r, attempts = await shown_detail(ops.audit_log, who, r, await ops.log.attempts(r.id),
                                      via="ui detail", at=request.app[CLOCK]())
     shown = disclosure_for(who)
@@ -134,10 +138,23 @@ async def request_detail(request: web.Request) -> web.Response:
         "body": body_text(r.body),
         "attempts": [(a, body_text(a.response_body)) for a in attempts],
         "history": _history(r, attempts, audit, translator(request)),
-        "can_retry": who.can(Permission.OPERATE) and r.status in OPERATOR_RETRYABLE,
+        # Without its body a request cannot be sent again (the API answers 409).
+        "can_retry": who.can(Permission.OPERATE) and r.status in OPERATOR_RETRYABLE
+        and r.purged_at is None,
         "can_cancel": who.can(Permission.OPERATE) and r.status in CANCELLABLE,
         "notice": notice if notice in NOTICES else "",
     })
+
+
+async def _purged_row(request: web.Request, request_id: str) -> web.Response:
+    """A request whose row retention deleted: gone (410), when, and that its hash stays
+    in the chain. Raises NotFound for an id the chain holds no tombstone of."""
+    purged = await request.app[CHAIN_CHECKS].purged_requests([request_id])
+    if request_id not in purged:
+        raise NotFound(request_id)
+    return render(request, "purged.html", {
+        "request_id": request_id, "purged_at": purged[request_id],
+        "audit_link": request[PRINCIPAL].can(Permission.EXPORT)}, status=410)
 
 
 async def _act(request: web.Request, action: str) -> web.StreamResponse:

@@ -399,6 +399,10 @@ class Chain(Protocol):
         many entries were marked. Retention's ``purge`` marks its own, in its
         transaction; marked without a purge, a record is reported by verification."""
 
+    async def tombstones(self, kind: Kind, refs: Sequence[str]) -> dict[str, float]:
+        """Of ``refs``, those whose entry of ``kind`` is marked purged, with when: how the
+        admin UI tells a purged request from one that never was."""
+
     async def record_verification(self, result: Verification) -> None:
         """Keep the outcome of a verification (the UI shows the last one)."""
 

@@ -41,6 +41,9 @@ class PostgresChain:
     async def mark_purged(self, kind: Kind, refs: Sequence[str], at: float) -> int:
         _refuse()
 
+    async def tombstones(self, kind: Kind, refs: Sequence[str]) -> dict[str, float]:
+        _refuse()
+
     async def record_verification(self, result: Verification) -> None:
         _refuse()
 

@@ -377,6 +377,10 @@ SELECT id, at, actor, action, target, detail FROM audit_log WHERE id IN ({ids})
 -- A purged record keeps its entry: the leaf is no longer checked, the head still links.
 UPDATE chain SET purged_at=? WHERE kind=? AND ref IN ({ids}) AND purged_at IS NULL
 
+-- tombstones --
+-- On the index chain_ref (kind, ref).
+SELECT ref, purged_at FROM chain WHERE kind=? AND ref IN ({ids}) AND purged_at IS NOT NULL
+
 -- insert_checkpoint --
 INSERT INTO checkpoints (seq, head, at, note) VALUES (?,?,?,?)
 
