@@ -2,7 +2,8 @@
 
 Such a send needs four things that used to be spread over intake and the relay: the
 breaker's permit (it may be the half-open breaker's only probe), the lease written into
-the row before it is stored (so no lane claims it meanwhile), the SIMRS's own signed
+the row before it is stored (so no lane claims it meanwhile, and registered with the
+lane, so its take-over never records it as an interrupted send), the SIMRS's own signed
 headers (used for this send only, never stored) and the future that carries the recorded
 result back to the waiting SIMRS. ``LiveAttempt`` holds them together, and the gateway
 enters and leaves it (a plain ``with``: entering and leaving never wait, and it costs
@@ -55,12 +56,13 @@ class LiveAttempt:
     Not entered through a relay (``NOT_LIVE``), or refused by the breaker, it is not
     ``permitted``: ``lease`` changes nothing and the request is left to the relay."""
 
-    __slots__ = ("_lane", "_permit", "_started", "answer", "headers")
+    __slots__ = ("_lane", "_leased", "_permit", "_started", "answer", "headers")
 
     def __init__(self, lane: Lane | None) -> None:
         self._lane = lane
         self._permit: Permit | None = None
         self._started = False
+        self._leased: str | None = None  # the id ``lease`` registered with the lane
         self.headers: CIMultiDict[str] | None = None  # the SIMRS's own, once started
         self.answer: asyncio.Future[LiveResult] | None = None
 
@@ -72,6 +74,7 @@ class LiveAttempt:
     def __exit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         permit, self._permit = self._permit, None
+        self._forget_lease()
         if permit is not None and not self._started and self._lane is not None:
             # Never sent: the permit may be the half-open breaker's only probe, and kept
             # unused no send to this upstream would happen again.
@@ -87,8 +90,19 @@ class LiveAttempt:
         so no lane claims it before ``start``."""
         if self._permit is None or self._lane is None:
             return call
+        # The lease counts from the receipt, and the commit may outlast it on a loaded
+        # machine: until the send starts, the lane's take-over must know the row is ours,
+        # or it records a send that never happened as interrupted and sends it again.
+        self._forget_lease()
+        self._leased = call.id
+        self._lane.leased.add(call.id)
         return dataclasses.replace(call, lease_owner=self._lane.d.owner,
                                    lease_expires_at=call.received_at + self._lane.lease_s)
+
+    def _forget_lease(self) -> None:
+        leased, self._leased = self._leased, None
+        if leased is not None and self._lane is not None:
+            self._lane.leased.discard(leased)
 
     def start(self, request: StoredRequest, headers: CIMultiDict[str]) -> None:
         """Send ``request`` (stored leased to us) now with the SIMRS's own ``headers``.
@@ -100,6 +114,7 @@ class LiveAttempt:
         self.answer = asyncio.get_running_loop().create_future()
         lane.spawn(lane.d.deliver(request, permit, self), request.id)
         self._started = True
+        self._forget_lease()  # delivering now, in the same step: no moment unowned
 
     def settle(self, result: LiveResult) -> None:
         """The delivery's recorded result (called once it is stored, or it gave up)."""

@@ -46,6 +46,9 @@ class Lane:
         self.wakeup = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
         self.delivering: set[str] = set()  # ids of the requests those tasks are sending
+        # Ids of live requests stored (or being stored) leased to this lane whose send has
+        # not started yet (proxy/delivery/live.py): ours as much as ``delivering``.
+        self.leased: set[str] = set()
         self.stopping = False
         # Only a lane idle for lack of work is woken by intake; one waiting for the
         # breaker, for tokens or for a free slot would only spin.
@@ -131,17 +134,22 @@ class Lane:
         await self.pacer.give_back(surplus)
         return len(claimed)
 
+    def ours(self) -> set[str]:
+        """The requests this lane is sending or about to send live: never dead."""
+        return self.delivering | self.leased
+
     async def _take_over_expired(self, now: float) -> None:
-        if self.delivering:
-            # Our own sends are alive, however long they took (a slow commit): renew
-            # their leases first so the take-over below never sees them as dead.
+        alive = self.ours()
+        if alive:
+            # Our own sends are alive, however long they took (a slow commit), and so
+            # are live requests whose commit outlasted the lease from their receipt:
+            # renew their leases first so the take-over below never sees them as dead.
             # Recording one as interrupted would throw its real result away and send it
             # again.
-            await self.d.store.renew_leases(self.d.owner, sorted(self.delivering),
-                                            now + self.lease_s)
+            await self.d.store.renew_leases(self.d.owner, sorted(alive), now + self.lease_s)
         for request in await self.d.store.take_over_expired(
                 self.up.name, now, self.d.owner, now + self.lease_s):
-            if request.id in self.delivering:
+            if request.id in self.ours():
                 continue  # started between the renewal and the take-over: still ours
             log.warning("lease of %s expired mid-delivery; recording it as interrupted",
                         request.id, extra={"request_id": request.id, "upstream": self.up.name})

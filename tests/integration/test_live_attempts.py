@@ -28,7 +28,7 @@ from proxy.lifecycle import Status
 from proxy.policies.breaker import AsyncBreaker, BreakerState
 from proxy.store.records import NewRequest
 from tests.bpjs_support import bpjs_config
-from tests.conftest import wait_until
+from tests.conftest import FakeClock, wait_until
 from tests.integration.test_modes import SEP_INSERT, Caller, t_sep
 from tests.store_support import enqueue
 
@@ -42,14 +42,17 @@ def card(n: int) -> str:
 
 async def live_vclaim(tmp_path: Path, sim: RunningSimulator, start_tenang: Any,
                       http: aiohttp.ClientSession, *, relay_enabled: bool = True,
-                      **extra: Any) -> Caller:
+                      clock: FakeClock | None = None, **extra: Any) -> Caller:
     """Tenang for VClaim with a 300 ms SEP insert deadline. ``relay_enabled=False``: no
     lane runs, so every permit the breaker grants goes to a live attempt, which still
-    goes out (it runs as a task of its lane, not in the lane's loop)."""
+    goes out (it runs as a task of its lane, not in the lane's loop). ``clock``: Tenang's
+    own, moved by the test."""
     cfg = bpjs_config(tmp_path, sim, "vclaim", timeout_s=1.5, rate={"max_concurrency": SLOTS},
                       routes=[{"match": "POST SEP/{v}/insert", "deadline_ms": DEADLINE_MS}],
                       **extra)
-    return Caller(http, sim, await start_tenang(cfg, relay_enabled=relay_enabled), "vclaim")
+    timed = {} if clock is None else {"clock": clock}
+    return Caller(http, sim, await start_tenang(cfg, relay_enabled=relay_enabled, **timed),
+                  "vclaim")
 
 
 def parts(tenang: Tenang) -> tuple[Relay, Lane, AsyncBreaker]:
@@ -58,7 +61,7 @@ def parts(tenang: Tenang) -> tuple[Relay, Lane, AsyncBreaker]:
 
 
 def gave_everything_back(lane: Lane, breaker: AsyncBreaker) -> bool:
-    return lane.free_slots == SLOTS and not lane.delivering and not breaker.probing
+    return lane.free_slots == SLOTS and not lane.ours() and not breaker.probing
 
 
 async def insert_gone_early(simrs: Caller, body: Any) -> None:
@@ -158,9 +161,11 @@ async def test_the_half_open_probe_taken_live_comes_back_however_the_attempt_end
 # --- the attempt itself: cancelled before and after it starts, cut short at shutdown ----
 
 
-def sep_call(sim: RunningSimulator, n: int) -> tuple[NewRequest, CIMultiDict[str]]:
-    """A SEP insert as intake stores it, and the SIMRS's own signed headers."""
-    now = time.time()
+def sep_call(sim: RunningSimulator, n: int,
+             now: float | None = None) -> tuple[NewRequest, CIMultiDict[str]]:
+    """A SEP insert as intake stores it (received ``now``), and the SIMRS's own signed
+    headers."""
+    now = time.time() if now is None else now
     body = json.dumps(t_sep(card(n))).encode()
     call = NewRequest(id=next_request_id(now), upstream="vclaim", method="POST",
                       path=SEP_INSERT, query="", headers=(("Content-Type", "application/json"),),
@@ -254,3 +259,35 @@ async def test_a_live_attempt_cut_short_at_shutdown_hands_the_probe_back(
     [live] = box
     assert live.answer is not None and live.answer.result() == NOT_RECORDED
     assert gave_everything_back(lane, breaker)
+
+
+async def test_a_live_attempt_stored_after_its_lease_ran_out_is_sent_once_and_answered(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    """Intake stores a live request leased from its receipt; on a loaded machine the
+    commit may end after the lease did. The lane's take-over, running before the send
+    starts, must not take that row for a dead delivery: recorded as interrupted, it was
+    sent live anyway, the live answer was refused as 'lease lost' (the SIMRS got a 202,
+    not BPJS's answer) and the request was claimed again for a second round trip."""
+    clock = FakeClock(time.time())
+    simrs = await live_vclaim(tmp_path, bpjs_sim, start_tenang, http, relay_enabled=False,
+                              clock=clock)
+    relay, lane, breaker = parts(simrs.tenang)
+    call, headers = sep_call(bpjs_sim, 1, now=clock())
+    with relay.live("vclaim") as live:
+        call = live.lease(call)
+        await enqueue(simrs.tenang.backend.intake, call)
+        clock.advance(lane.lease_s + 1)  # the commit outlasted the lease
+        await lane.step()  # the lane's housekeeping runs before the send starts
+        live.start(call.as_stored(), headers)
+        result = await live.result(30.0)
+    assert result is not None and result.status is Status.SUCCEEDED
+    assert result.reply is not None and result.reply.status == 200
+    attempts = await simrs.tenang.backend.log.attempts(call.id)
+    assert [a.verdict.value for a in attempts] == ["success"]
+    clock.advance(3600)  # whatever a take-over would have scheduled is due now
+    assert await lane.step() == 0
+    await wait_until(lambda: gave_everything_back(lane, breaker),
+                     what="the slot and the probe to come back")
+    assert len(await bpjs_sim.log("SEP/2.0/insert")) == 1
+    assert await bpjs_sim.log("HistoriPelayanan") == []
