@@ -20,7 +20,9 @@ from bench.scale_store import build
 from proxy.config import StoreConfig
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status, Transition, Verdict
+from proxy.ops.audit_chain import verify_chain
 from proxy.store.backend import Backend
+from proxy.store.chain import ChainHead
 from proxy.store.postgres.backend import postgres_backend
 from proxy.store.postgres.from_sqlite import TABLES
 from proxy.store.records import (
@@ -156,6 +158,7 @@ async def test_every_table_arrives_and_the_queue_carries_on(tmp_path: Path,
     db, now = tmp_path / "tenang.db", time.time()
     await seed(db, now)
     before = await read_back(sqlite_backend(db))
+    chained = await sqlite_chain_head(db)
 
     result = migrate_store(db, pg_url)
 
@@ -163,7 +166,9 @@ async def test_every_table_arrives_and_the_queue_carries_on(tmp_path: Path,
     assert printed_counts(result.stdout) == {
         "users": (1, 1), "sessions": (1, 1), "requests": (BOOKINGS * TASKS,) * 2,
         "attempts": (1, 1), "callbacks": (1, 1), "audit_log": (2, 2),
-        "maintenance_windows": (1, 1), "bulk_jobs": (1, 1)}, result.stdout
+        "maintenance_windows": (1, 1), "bulk_jobs": (1, 1),
+        "chain": (chained.seq, chained.seq), "checkpoints": (1, 1),
+        "verifications": (1, 1)}, result.stdout
     assert set(printed_counts(result.stdout)) == {t.name for t in TABLES}
     assert "queue counts" in result.stdout and "MISMATCH" not in result.stdout
     assert await out_of_seq_order(pg_url) == 0
@@ -171,12 +176,32 @@ async def test_every_table_arrives_and_the_queue_carries_on(tmp_path: Path,
     await backend.engine.open()
     try:
         assert await snapshot(backend) == before
+        # The chain came along: SQLite's head is PostgreSQL's, appends continue after it,
+        # and the whole chain verifies from SQLite's first entry, through its checkpoint.
+        assert await backend.chain.chain_head() == chained
         await backend.audit.audit("siti", "logout", None, None, now)
         assert (await backend.audit.audit_entries(limit=1))[0].id == 3  # ids carry on
         await queue_carries_on(backend, now)
+        verified = await verify_chain(backend.chain, now)
+        assert verified.ok and verified.from_seq == 0, verified
+        assert verified.head_seq > chained.seq
+        assert (await verify_chain(backend.chain, now, from_head=chained.head)).ok
     finally:
         await backend.engine.close()
     assert await out_of_seq_order(pg_url) == 0  # the request stored after them too
+
+
+async def sqlite_chain_head(db: Path) -> ChainHead:
+    """The SQLite store's chain head, after a checkpoint and a verification of it (so
+    each chain table has rows to copy)."""
+    backend = sqlite_backend(db)
+    await backend.engine.open()
+    try:
+        point = await backend.chain.checkpoint(time.time(), "before the cut-over")
+        assert (await verify_chain(backend.chain, time.time())).ok
+        return ChainHead(point.seq, point.head)
+    finally:
+        await backend.engine.close()
 
 
 async def queue_carries_on(backend: Backend, now: float) -> None:

@@ -1,11 +1,14 @@
 """The Accounts, Sessions and AuditLog roles on PostgreSQL: admin UI users, their
-logins, and the append-only audit log."""
+logins, and the append-only audit log (each entry in the hash chain, in its
+transaction)."""
 
 from __future__ import annotations
 
 import asyncpg
 
+from proxy.store import chain
 from proxy.store.errors import Conflict
+from proxy.store.postgres.chain_links import append
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.statements import Q
@@ -104,7 +107,10 @@ class PostgresAudit:
     async def audit(self, actor: str, action: str, target: str | None, detail: str | None,
                     at: float) -> None:
         with translated():
-            await self._db.pool.execute(Q["audit"], at, actor, action, target, detail)
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                audit_id = await conn.fetchval(Q["audit"], at, actor, action, target, detail)
+                await append(conn, [chain.audit_link(
+                    AuditEntry(audit_id, at, actor, action, target, detail))])
 
     async def audit_entries(self, *, target: str | None = None, limit: int = 100,
                             before_id: int | None = None) -> list[AuditEntry]:

@@ -27,5 +27,5 @@ def postgres_backend(config: StoreConfig) -> Backend:
         operator=PostgresOperator(db), accounts=PostgresAccounts(db),
         sessions=PostgresSessions(db), audit=PostgresAudit(db), outbox=PostgresOutbox(db),
         schedules=PostgresSchedules(db), coordination=PostgresCoordination(db),
-        retention=PostgresRetention(db), chain=PostgresChain(), notices=PostgresNotices(db),
+        retention=PostgresRetention(db), chain=PostgresChain(db), notices=PostgresNotices(db),
         engine=db)

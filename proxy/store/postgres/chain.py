@@ -1,51 +1,116 @@
-"""PostgreSQL ``Chain``: not built yet (issue 14, scope 1 landed for SQLite first).
+"""The Chain role on PostgreSQL: the hash chain's entries (schema v7 ``chain``, appended
+by every write in its own transaction: ``chain_links``), checkpoints and verifications.
 
-The encoding and the walk are backend-neutral (``proxy.store.chain``): the PostgreSQL
-work appends the same links in the transaction of each write and reads them here. Until
-then every verb says so, rather than pretending an empty chain verifies (``serve``
-refuses this backend anyway: ``postgres.INCOMPLETE``).
+Reads are a page at a time (the walk's page of entries, then the records they name in
+one query per kind), so verifying a long chain holds neither memory nor a connection for
+long; Tenang may be serving meanwhile, on this instance or others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NoReturn
 
-from proxy.store.chain import ChainEntry, ChainHead, Checkpoint, Kind, Verification
-from proxy.store.errors import StoreError
+import asyncpg
 
-NOT_YET = "the hash chain is not kept on a PostgreSQL store yet"
+from proxy.store import chain
+from proxy.store.chain import Break, ChainEntry, ChainHead, Checkpoint, Kind, Verification
+from proxy.store.postgres.chain_links import mark_purged_in
+from proxy.store.postgres.database import Database
+from proxy.store.postgres.errors import translated
+from proxy.store.postgres.rows import row_to_attempt, row_to_request
+from proxy.store.postgres.statements import Q
+from proxy.store.records import AuditEntry
 
 
-def _refuse() -> NoReturn:
-    raise StoreError(NOT_YET)
+def _entry(r: asyncpg.Record) -> ChainEntry:
+    return ChainEntry(seq=r["seq"], kind=Kind(r["kind"]), ref=r["ref"], leaf=bytes(r["leaf"]),
+                      head=bytes(r["head"]), purged_at=r["purged_at"],
+                      record=None if r["record"] is None else bytes(r["record"]))
+
+
+def _checkpoint(r: asyncpg.Record) -> Checkpoint:
+    return Checkpoint(seq=r["seq"], head=bytes(r["head"]), at=r["at"], note=r["note"])
+
+
+def _head(r: asyncpg.Record | None) -> ChainHead:
+    return ChainHead(0, chain.GENESIS) if r is None else ChainHead(r["seq"], bytes(r["head"]))
 
 
 class PostgresChain:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
     async def chain_head(self) -> ChainHead:
-        _refuse()
+        with translated():
+            return _head(await self._db.pool.fetchrow(Q["chain_head"]))
 
     async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
-        _refuse()
+        with translated():
+            rows = await self._db.pool.fetch(Q["chain_entries"], after_seq, limit)
+        return [_entry(r) for r in rows]
 
     async def current_leaves(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
-        _refuse()
+        live = [e for e in entries if e.purged_at is None]
+        request_ids = sorted({e.ref for e in live if e.kind is Kind.REQUEST})
+        attempt_of = sorted({e.ref.rpartition("/")[0] for e in live if e.kind is Kind.ATTEMPT})
+        audit_ids = sorted({int(e.ref) for e in live if e.kind is Kind.AUDIT
+                            and e.ref.isdigit()})
+        leaves: dict[tuple[Kind, str], bytes] = {}
+        with translated():
+            # One snapshot: a record and its request's row read as of the same moment.
+            async with self._db.pool.acquire() as conn, conn.transaction(
+                    isolation="repeatable_read", readonly=True):
+                if request_ids:
+                    for row in await conn.fetch(Q["requests_by_ids"], request_ids):
+                        r = row_to_request(row)
+                        leaves[(Kind.REQUEST, r.id)] = chain.request_link(r).leaf
+                if attempt_of:
+                    for row in await conn.fetch(Q["attempts_of_requests"], attempt_of):
+                        a = row_to_attempt(row)
+                        link = chain.attempt_link(a.request_id, a)
+                        leaves[(Kind.ATTEMPT, link.ref)] = link.leaf
+                if audit_ids:
+                    for row in await conn.fetch(Q["audit_by_ids"], audit_ids):
+                        e = AuditEntry(*row)
+                        leaves[(Kind.AUDIT, str(e.id))] = chain.audit_link(e).leaf
+        return [chain.state_leaf_of(e) if e.kind is Kind.STATE else leaves.get((e.kind, e.ref))
+                for e in entries]
 
     async def checkpoint(self, at: float, note: str | None = None) -> Checkpoint:
-        _refuse()
+        with translated():
+            row = await self._db.pool.fetchrow(Q["insert_checkpoint"], at, note)
+        assert row is not None  # chain_head has its one row from schema v7 on
+        return _checkpoint(row)
 
     async def checkpoints(self, *, head: bytes | None = None,
                           limit: int = 100) -> list[Checkpoint]:
-        _refuse()
+        with translated():
+            rows = await self._db.pool.fetch(Q["checkpoints"], head, limit)
+        return [_checkpoint(r) for r in rows]
 
     async def mark_purged(self, kind: Kind, refs: Sequence[str], at: float) -> int:
-        _refuse()
+        with translated():
+            async with self._db.pool.acquire() as conn:
+                return await mark_purged_in(conn, kind, refs, at)
 
     async def tombstones(self, kind: Kind, refs: Sequence[str]) -> dict[str, float]:
         _refuse()
 
     async def record_verification(self, result: Verification) -> None:
-        _refuse()
+        b = result.broken
+        with translated():
+            await self._db.pool.execute(
+                Q["insert_verification"], result.at, int(result.ok), result.head_seq,
+                result.checked, result.from_seq, b.seq if b else None, b.kind if b else None,
+                b.ref if b else None, b.problem if b else None)
 
     async def last_verification(self) -> Verification | None:
-        _refuse()
+        with translated():
+            r = await self._db.pool.fetchrow(Q["last_verification"])
+        if r is None:
+            return None
+        broken = None if r["broken_seq"] is None else Break(
+            r["broken_seq"], r["broken_kind"] or "", r["broken_ref"] or "", r["problem"] or "")
+        return Verification(at=r["at"], ok=bool(r["ok"]), head_seq=r["head_seq"],
+                            checked=r["checked"], from_seq=r["from_seq"], broken=broken)
+

@@ -23,6 +23,9 @@ with the counts checked before it commits.
   time (asyncpg streams the rows; nothing holds a whole table).
 - Requests are copied as they are, leases included: one a stopped Tenang was sending
   is taken over after its lease, as after a crash (``take_over_expired``).
+- **The hash chain comes along**, its entries, checkpoints and verifications as they
+  are, and PostgreSQL's appends continue after its last entry: `tenang audit verify` on
+  the new store checks every record from the SQLite file's first entry on.
 """
 
 from __future__ import annotations
@@ -63,6 +66,12 @@ TABLES: tuple[Table, ...] = (
     Table("audit_log", "id", identity="id"),
     Table("maintenance_windows", "id", identity="id"),
     Table("bulk_jobs", "id", identity="id"),
+    # The hash chain as SQLite kept it, entry for entry: its leaves are recomputed from
+    # the copied rows (the same records, the same encoding), so the copy verifies, and a
+    # checkpoint taken on the SQLite file before the cut-over still names its head.
+    Table("chain", "seq"),
+    Table("checkpoints", "id", identity="id"),
+    Table("verifications", "id", identity="id"),
 )
 # SQLite's tables that are not copied, and why. A table in neither list stops the copy:
 # a new table must be decided on, not silently left behind.
@@ -70,12 +79,6 @@ NOT_COPIED: dict[str, str] = {
     "health": "check_writable's probe row, written again by the first check",
     "request_counts": "derived: PostgreSQL's triggers count the requests as they are copied",
     "sqlite_sequence": "SQLite's AUTOINCREMENT record: the identities continue past it",
-    # The hash chain is not kept on PostgreSQL yet (its Chain role refuses every verb there):
-    # the SQLite file, kept as the cut-over backup, stays the proof up to the cut-over, and
-    # `tenang audit checkpoint` on it before migrating records where that proof ends.
-    "chain": "the hash chain, not kept on a PostgreSQL store yet: the SQLite file proves it",
-    "checkpoints": "the hash chain's checkpoints, kept with the SQLite file",
-    "verifications": "the hash chain's verification runs, kept with the SQLite file",
 }
 
 
@@ -278,6 +281,9 @@ async def _copy_all(src: sqlite3.Connection, conn: Conn, columns: dict[str, list
         if progress is not None:
             progress(table.name, _sqlite_count(src, table.name), time.monotonic() - began)
     await _continue_identities(src, conn)
+    # Appends continue after the copied chain's last entry.
+    await conn.execute("UPDATE chain_head SET seq = c.seq, head = c.head FROM ("
+                       "SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1) c WHERE id = 1")
     counts = tuple([Count(t.name, _sqlite_count(src, t.name),
                           int(await conn.fetchval(f"SELECT count(*) FROM {t.name}")))
                     for t in TABLES])

@@ -2,9 +2,11 @@
 
 Every request waiting to be stored joins the next batch: one ``insert_requests``
 statement (one round trip, one commit, one WAL flush, one count update) for all of them,
-several batches at once on the pool (``parallel`` connections at most), so a 202 still
-means committed and intake is not one round trip per request. A batch that fails for a
-reason of one row (not a lost connection) is retried row by row, so only that row fails.
+and the hash chain's entries of those stored in the same transaction (``chain_links``:
+one more statement, no second commit), several batches at once on the pool
+(``parallel`` connections at most), so a 202 still means committed and intake is not one
+round trip per request. A batch that fails for a reason of one row (not a lost
+connection) is retried row by row, so only that row fails.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from proxy.store import chain
 from proxy.store.errors import StoreUnavailable
+from proxy.store.postgres.chain_links import append
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.rows import insert_arrays
 from proxy.store.postgres.statements import Q
@@ -27,6 +31,8 @@ MAX_BATCH = 1024
 @dataclass(slots=True)
 class _Waiting:
     request: NewRequest
+    # Computed as the request arrives, not in a burst of a whole batch at commit.
+    link: chain.Link
     stored: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -46,7 +52,7 @@ class GroupInsert:
     async def insert(self, request: NewRequest) -> bool:
         if self._closed:
             raise StoreUnavailable("store is closed")
-        waiting = _Waiting(request)
+        waiting = _Waiting(request, chain.request_link(request))
         self._waiting.append(waiting)
         self._kick()
         return await waiting.stored
@@ -73,7 +79,7 @@ class GroupInsert:
 
     async def _commit(self, batch: Sequence[_Waiting]) -> None:
         try:
-            stored = await self._insert([w.request for w in batch])
+            stored = await self._insert(batch)
         except StoreUnavailable as exc:  # nothing was tried or nothing can be: all fail
             _fail(batch, exc)
             return
@@ -88,10 +94,14 @@ class GroupInsert:
             if not w.stored.done():
                 w.stored.set_result(w.request.id in stored)
 
-    async def _insert(self, requests: Sequence[NewRequest]) -> set[str]:
+    async def _insert(self, batch: Sequence[_Waiting]) -> set[str]:
         with translated():
-            rows = await self._pool.fetch(Q["insert_requests"], *insert_arrays(requests))
-        return {r["id"] for r in rows}
+            async with self._pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(Q["insert_requests"],
+                                        *insert_arrays([w.request for w in batch]))
+                stored = {r["id"] for r in rows}
+                await append(conn, [w.link for w in batch if w.request.id in stored])
+        return stored
 
     async def close(self) -> None:
         """Commit what is waiting, then refuse new inserts."""

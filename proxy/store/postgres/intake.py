@@ -7,7 +7,9 @@ original, so concurrent resubmissions of one key store exactly one new request."
 from __future__ import annotations
 
 from proxy import lifecycle
+from proxy.store import chain
 from proxy.store.errors import DuplicateKey
+from proxy.store.postgres.chain_links import append
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.log import PostgresLog
@@ -51,6 +53,8 @@ class PostgresIntake:
                         return True, original
                     await conn.execute(Q["clear_dedup_key"], original.id)
                 stored = await conn.fetch(Q["insert_requests"], *insert_arrays([request]))
+                if stored:
+                    await append(conn, [chain.request_link(request)])
                 # Nothing stored: another resubmission took the key in between; decide
                 # again against that one.
                 return bool(stored), None

@@ -9,7 +9,7 @@ from proxy.lifecycle import Status, Verdict
 from proxy.store.admin_filter import id_ceiling, id_floor, like_escape
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.errors import translated
-from proxy.store.postgres.rows import columns, row_to_request
+from proxy.store.postgres.rows import columns, row_to_attempt, row_to_request
 from proxy.store.postgres.statements import Q
 from proxy.store.records import (
     SCAN_WINDOW,
@@ -75,12 +75,7 @@ class PostgresLog:
     async def attempts(self, request_id: str) -> list[StoredAttempt]:
         with translated():
             rows = await self._db.pool.fetch(Q["attempts"], request_id)
-        return [
-            StoredAttempt(request_id=r[0], number=r[1], started_at=r[2], duration_s=r[3],
-                          verdict=Verdict(r[4]), http_status=r[5], error=r[6],
-                          response_body=None if r[7] is None else bytes(r[7]))
-            for r in rows
-        ]
+        return [row_to_attempt(r) for r in rows]
 
     async def summary(self) -> dict[str, UpstreamSummary]:
         with translated():

@@ -103,6 +103,7 @@ UPDATE requests r
    AND NOT EXISTS (
         SELECT 1 FROM requests p
          WHERE p.ordering_key = r.ordering_key AND p.seq < r.seq AND p.status IN {STUCK})
+RETURNING r.id
 
 -- behind_stuck --
 -- Pending requests with an earlier one of their ordering key failed, dead or held, each
@@ -166,7 +167,7 @@ SELECT count(*) FROM moved
 -- transition --
 -- A request still in state $8 moves (an operator's retry or cancel, a reconciliation),
 -- with its callback (when $10 is not null) and audit entry (when $12 is not null) in the
--- same statement.
+-- same statement; the audit entry's id goes into the hash chain.
 WITH moved AS (
     UPDATE requests
        SET status = $1, reason = $2, next_attempt_at = $3, updated_at = $4,
@@ -180,8 +181,9 @@ callback AS (
      WHERE $10::text IS NOT NULL),
 audit AS (
     INSERT INTO audit_log (at, actor, action, target, detail)
-    SELECT $4, $12, $13, id, $14 FROM moved WHERE $12::text IS NOT NULL)
-SELECT count(*) FROM moved
+    SELECT $4, $12, $13, id, $14 FROM moved WHERE $12::text IS NOT NULL
+    RETURNING id)
+SELECT (SELECT count(*) FROM moved) AS moved, (SELECT id FROM audit) AS audit_id
 
 -- get --
 SELECT {COLUMNS} FROM requests WHERE id = $1
@@ -254,6 +256,7 @@ DELETE FROM sessions WHERE expires_at <= $1
 
 -- audit --
 INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)
+RETURNING id
 
 -- audit_entries --
 -- Newest first; $1 a target or null for all, $2 below this id or null.
@@ -460,3 +463,50 @@ SELECT count(*) FROM requests r
    AND NOT (r.status IN {BLOCKS_LATER} AND r.ordering_key IS NOT NULL AND EXISTS (
      SELECT 1 FROM requests l WHERE l.ordering_key = r.ordering_key AND l.seq > r.seq
        AND l.status IN {BLOCKS_LATER}))
+
+-- chain_append --
+-- The transaction's chain links, its last statement (schema.sql tenang_chain_append).
+SELECT tenang_chain_append($1::text[], $2::text[], $3::bytea[], $4::bytea[])
+
+-- chain_head --
+SELECT seq, head FROM chain_head WHERE id = 1
+
+-- chain_entries --
+SELECT seq, kind, ref, leaf, head, purged_at, record FROM chain
+ WHERE seq > $1 ORDER BY seq LIMIT $2
+
+-- requests_by_ids --
+SELECT {COLUMNS} FROM requests WHERE id = ANY($1::text[])
+
+-- attempts_of_requests --
+-- The attempts of a page of requests (an export's page, the chain's leaves).
+SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body
+  FROM attempts WHERE request_id = ANY($1::text[]) ORDER BY request_id, number
+
+-- audit_by_ids --
+SELECT id, at, actor, action, target, detail FROM audit_log WHERE id = ANY($1::bigint[])
+
+-- mark_purged --
+-- A purged record keeps its entry: the leaf is no longer checked, the head still links.
+UPDATE chain SET purged_at = $3
+ WHERE kind = $1 AND ref = ANY($2::text[]) AND purged_at IS NULL
+
+-- insert_checkpoint --
+-- The head as committed now (a writer appending meanwhile is not waited for).
+INSERT INTO checkpoints (seq, head, at, note)
+SELECT seq, head, $1, $2 FROM chain_head WHERE id = 1
+RETURNING seq, head, at, note
+
+-- checkpoints --
+-- Newest first; $1 a head or null for all.
+SELECT seq, head, at, note FROM checkpoints WHERE ($1::bytea IS NULL OR head = $1)
+ ORDER BY id DESC LIMIT $2
+
+-- insert_verification --
+INSERT INTO verifications (at, ok, head_seq, checked, from_seq, broken_seq, broken_kind,
+                           broken_ref, problem)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+
+-- last_verification --
+SELECT at, ok, head_seq, checked, from_seq, broken_seq, broken_kind, broken_ref, problem
+  FROM verifications ORDER BY id DESC LIMIT 1

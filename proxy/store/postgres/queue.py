@@ -4,7 +4,8 @@ of each attempt, safe with several instances on one database.
 Claims and take-overs lock with ``FOR UPDATE SKIP LOCKED`` (queries.sql says why no two
 instances lease one request, and why ordering per key holds across them); every other
 move names the state it moves from in its WHERE, so a move another instance made first
-shows as Conflict, never as a second write."""
+shows as Conflict, never as a second write. Each move appends its state changes (and an
+attempt its record) to the hash chain in its own transaction (``chain_links``)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from collections.abc import Mapping, Sequence
 
 from proxy import lifecycle
 from proxy.lifecycle import Status, Transition
+from proxy.store import chain
 from proxy.store.errors import Conflict
+from proxy.store.postgres.chain_links import append, state_links
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.rows import in_due_order, row_to_request
 from proxy.store.postgres.statements import Q
 from proxy.store.records import AttemptRecord, NewCallback, StoredRequest
+
+PENDING, IN_FLIGHT, HELD = Status.PENDING.value, Status.IN_FLIGHT.value, Status.HELD.value
 
 
 class PostgresQueue:
@@ -29,20 +34,26 @@ class PostgresQueue:
         *, probe: bool = False,
     ) -> list[StoredRequest]:
         with translated():
-            rows = []
-            if probe:
-                rows = await self._db.pool.fetch(Q["claim_due"], upstream, now, limit, owner,
-                                                 lease_until, True)
-            if not rows:
-                rows = await self._db.pool.fetch(Q["claim_due"], upstream, now, limit, owner,
-                                                 lease_until, False)
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                rows = []
+                if probe:
+                    rows = await conn.fetch(Q["claim_due"], upstream, now, limit, owner,
+                                            lease_until, True)
+                if not rows:
+                    rows = await conn.fetch(Q["claim_due"], upstream, now, limit, owner,
+                                            lease_until, False)
+                await append(conn, state_links((r["id"] for r in rows), PENDING, IN_FLIGHT,
+                                               None, now))
         return in_due_order(rows)
 
     async def take_over_expired(self, upstream: str, now: float, owner: str,
                                 lease_until: float) -> list[StoredRequest]:
         with translated():
-            rows = await self._db.pool.fetch(Q["take_over_expired"], upstream, now, owner,
-                                             lease_until)
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(Q["take_over_expired"], upstream, now, owner,
+                                        lease_until)
+                await append(conn, state_links((r["id"] for r in rows), IN_FLIGHT, IN_FLIGHT,
+                                               chain.TAKEN_OVER, now))
         return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
 
     async def renew_leases(self, owner: str, request_ids: Sequence[str],
@@ -58,16 +69,22 @@ class PostgresQueue:
         with translated():
             async with self._db.pool.acquire() as conn, conn.transaction():
                 await conn.execute(Q["lock_holds"], upstream)
-                await conn.execute(Q["release_holds"], upstream, release.next_attempt_at, now,
-                                   release.reason)
+                released = await conn.fetch(Q["release_holds"], upstream,
+                                            release.next_attempt_at, now, release.reason)
+                links = state_links((r["id"] for r in released), HELD,
+                                    release.status.value, release.reason, now)
                 behind = await conn.fetch(Q["behind_stuck"], upstream)
-                if not behind:
-                    return []
-                reasons = [lifecycle.held_behind(Status(b["stuck_status"]), b["stuck_id"])
-                           for b in behind]
-                rows = await conn.fetch(Q["hold"], now, [b["id"] for b in behind],
-                                        [b["stuck_id"] for b in behind],
-                                        [t.reason for t in reasons])
+                rows = []
+                if behind:
+                    reasons = [lifecycle.held_behind(Status(b["stuck_status"]), b["stuck_id"])
+                               for b in behind]
+                    rows = await conn.fetch(Q["hold"], now, [b["id"] for b in behind],
+                                            [b["stuck_id"] for b in behind],
+                                            [t.reason for t in reasons])
+                    # Each held request has its own reason (the request it waits behind).
+                    links += [chain.state_link(r["id"], PENDING, HELD, r["reason"], now)
+                              for r in sorted(rows, key=lambda r: r["id"])]
+                await append(conn, links)
         return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
 
     async def live_coalesced(self, coalesce_key: str) -> list[StoredRequest]:
@@ -84,11 +101,14 @@ class PostgresQueue:
             async with self._db.pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(Q["supersede"], list(older), transition.reason, now)
                 cancelled = [r["id"] for r in rows]
+                links = state_links(cancelled, PENDING, transition.status.value,
+                                    transition.reason, now)
                 queued = [(i, (callbacks or {})[i]) for i in cancelled if i in (callbacks or {})]
                 if queued:
                     await conn.execute(Q["queue_callbacks"], [i for i, _ in queued],
                                        [c.url for _, c in queued],
                                        [c.payload for _, c in queued], now)
+                await append(conn, links)
         order = {request_id: n for n, request_id in enumerate(older)}
         return sorted(cancelled, key=order.__getitem__)
 
@@ -99,14 +119,20 @@ class PostgresQueue:
         a, t = attempt, transition
         lifecycle.ensure_allowed(Status.IN_FLIGHT, t.status)
         with translated():
-            moved = await self._db.pool.fetchval(
-                Q["complete_attempt"], t.status.value, t.reason, t.next_attempt_at, now,
-                t.reconcile_reads, t.own_faults, request_id, owner,
-                a.number if a else None, a.started_at if a else None,
-                a.duration_s if a else None, a.verdict.value if a else None,
-                a.http_status if a else None, a.error if a else None,
-                a.response_body if a else None,
-                callback.url if callback else None, callback.payload if callback else None)
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                moved = await conn.fetchval(
+                    Q["complete_attempt"], t.status.value, t.reason, t.next_attempt_at, now,
+                    t.reconcile_reads, t.own_faults, request_id, owner,
+                    a.number if a else None, a.started_at if a else None,
+                    a.duration_s if a else None, a.verdict.value if a else None,
+                    a.http_status if a else None, a.error if a else None,
+                    a.response_body if a else None,
+                    callback.url if callback else None,
+                    callback.payload if callback else None)
+                if moved:
+                    links = [] if a is None else [chain.attempt_link(request_id, a)]
+                    await append(conn, links + state_links(
+                        [request_id], IN_FLIGHT, t.status.value, t.reason, now))
         if not moved:
             raise Conflict(f"{request_id}: lease not held by {owner}")
 

@@ -1,5 +1,6 @@
-"""Request rows of the PostgreSQL store: the columns read, a row as a StoredRequest, new
-requests as the column arrays of one batched insert."""
+"""Request rows of the PostgreSQL store: the columns read, a row as a StoredRequest (and
+an attempt's as a StoredAttempt), new requests as the column arrays of one batched
+insert."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import asyncpg
 
 from proxy import lifecycle
-from proxy.lifecycle import Status
-from proxy.store.records import NewRequest, StoredRequest
+from proxy.lifecycle import Status, Verdict
+from proxy.store.records import NewRequest, StoredAttempt, StoredRequest
 
 _NAMES = ("id", "upstream", "method", "path", "query", "headers", "body", "received_at",
           "status", "attempts", "next_attempt_at", "updated_at", "reason", "lease_owner",
@@ -39,6 +40,13 @@ def row_to_request(r: asyncpg.Record | Mapping[str, Any]) -> StoredRequest:
         held_by=r["held_by"], dedup_key=r["dedup_key"], coalesce_key=r["coalesce_key"],
         reconcile_reads=r["reconcile_reads"], own_faults=r["own_faults"],
         purged_at=r["purged_at"])
+
+
+def row_to_attempt(r: asyncpg.Record) -> StoredAttempt:
+    """An ``attempts`` row selected as queries.sql ``attempts`` selects it."""
+    return StoredAttempt(request_id=r[0], number=r[1], started_at=r[2], duration_s=r[3],
+                         verdict=Verdict(r[4]), http_status=r[5], error=r[6],
+                         response_body=None if r[7] is None else bytes(r[7]))
 
 
 def in_due_order(rows: Sequence[asyncpg.Record]) -> list[StoredRequest]:
