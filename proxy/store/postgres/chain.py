@@ -50,31 +50,40 @@ class PostgresChain:
         return [_entry(r) for r in rows]
 
     async def current_leaves(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
-        live = [e for e in entries if e.purged_at is None]
-        request_ids = sorted({e.ref for e in live if e.kind is Kind.REQUEST})
-        attempt_of = sorted({e.ref.rpartition("/")[0] for e in live if e.kind is Kind.ATTEMPT})
-        audit_ids = sorted({int(e.ref) for e in live if e.kind is Kind.AUDIT
+        """The records the entries name, one query per kind: every request entry's row
+        (a tombstone's too, ``chain.request_leaf_now``), every attempt entry's attempt
+        and, for an attempt's tombstone, its request's row."""
+        attempt_of = sorted({e.ref.rpartition("/")[0] for e in entries
+                             if e.kind is Kind.ATTEMPT})
+        request_ids = sorted({e.ref for e in entries if e.kind is Kind.REQUEST}
+                             | {e.ref.rpartition("/")[0] for e in entries
+                                if e.kind is Kind.ATTEMPT and e.purged_at is not None})
+        audit_ids = sorted({int(e.ref) for e in entries if e.kind is Kind.AUDIT
                             and e.ref.isdigit()})
-        leaves: dict[tuple[Kind, str], bytes] = {}
         with translated():
-            # One snapshot: a record and its request's row read as of the same moment.
+            # One snapshot: an attempt and its request's row as of the same moment.
             async with self._db.pool.acquire() as conn, conn.transaction(
                     isolation="repeatable_read", readonly=True):
-                if request_ids:
-                    for row in await conn.fetch(Q["requests_by_ids"], request_ids):
-                        r = row_to_request(row)
-                        leaves[(Kind.REQUEST, r.id)] = chain.request_link(r).leaf
-                if attempt_of:
-                    for row in await conn.fetch(Q["attempts_of_requests"], attempt_of):
-                        a = row_to_attempt(row)
-                        link = chain.attempt_link(a.request_id, a)
-                        leaves[(Kind.ATTEMPT, link.ref)] = link.leaf
-                if audit_ids:
-                    for row in await conn.fetch(Q["audit_by_ids"], audit_ids):
-                        e = AuditEntry(*row)
-                        leaves[(Kind.AUDIT, str(e.id))] = chain.audit_link(e).leaf
-        return [chain.state_leaf_of(e) if e.kind is Kind.STATE else leaves.get((e.kind, e.ref))
-                for e in entries]
+                rows = {r.id: r for r in map(row_to_request, await conn.fetch(
+                    Q["requests_by_ids"], request_ids))} if request_ids else {}
+                attempts = {chain.attempt_ref(a.request_id, a.number): a
+                            for a in map(row_to_attempt, await conn.fetch(
+                                Q["attempts_of_requests"], attempt_of))} if attempt_of else {}
+                audits = {str(e.id): chain.audit_link(e).leaf
+                          for e in (AuditEntry(*r) for r in await conn.fetch(
+                              Q["audit_by_ids"], audit_ids))} if audit_ids else {}
+
+        def leaf(e: ChainEntry) -> bytes | None:
+            if e.kind is Kind.REQUEST:
+                return chain.request_leaf_now(e, rows.get(e.ref))
+            if e.kind is Kind.ATTEMPT:
+                return chain.attempt_leaf_now(e, attempts.get(e.ref),
+                                              rows.get(e.ref.rpartition("/")[0]))
+            if e.kind is Kind.STATE:
+                return chain.state_leaf_of(e)
+            return audits.get(e.ref)
+
+        return [leaf(e) for e in entries]
 
     async def checkpoint(self, at: float, note: str | None = None) -> Checkpoint:
         with translated():
@@ -94,7 +103,11 @@ class PostgresChain:
                 return await mark_purged_in(conn, kind, refs, at)
 
     async def tombstones(self, kind: Kind, refs: Sequence[str]) -> dict[str, float]:
-        _refuse()
+        if not refs:
+            return {}
+        with translated():
+            rows = await self._db.pool.fetch(Q["tombstones"], kind.value, sorted(set(refs)))
+        return {r["ref"]: r["purged_at"] for r in rows}
 
     async def record_verification(self, result: Verification) -> None:
         b = result.broken

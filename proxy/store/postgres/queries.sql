@@ -415,7 +415,8 @@ SELECT max(id) AS last, count(*) AS size
 -- Within the window ($1, $2]: final requests settled before $3, bodies not yet dropped, no
 -- callback still to send, lose their bodies (attempts' answers, callback payloads too)
 -- and get purged_at $4. Locked as they are picked (SKIP LOCKED: one another instance
--- moves right now is left for the next run), so none changes state in between.
+-- moves right now is left for the next run), so none changes state in between. One row
+-- per request and attempt number (null: none), for the hash chain's tombstones.
 WITH picked AS (
   SELECT id FROM requests r
    WHERE id > $1 AND id <= $2 AND status IN {FINAL} AND updated_at < $3
@@ -425,15 +426,16 @@ WITH picked AS (
      FOR UPDATE SKIP LOCKED),
 req AS (UPDATE requests SET body = ''::bytea, purged_at = $4
          WHERE id IN (SELECT id FROM picked) RETURNING id),
-att AS (UPDATE attempts SET response_body = NULL WHERE request_id IN (SELECT id FROM req)),
+att AS (UPDATE attempts SET response_body = NULL WHERE request_id IN (SELECT id FROM req)
+        RETURNING request_id, number),
 cb AS (UPDATE callbacks SET payload = ''::bytea WHERE request_id IN (SELECT id FROM req))
-SELECT id FROM req
+SELECT req.id, att.number FROM req LEFT JOIN att ON att.request_id = req.id
 
 -- purge_rows --
 -- As purge_bodies (purged bodies or not), and not a request that keeps a later one (in
 -- intake order) with its ordering key waiting: deleting it would release what waits
 -- behind it. The request goes with its attempts and callbacks (the counts follow by the
--- delete trigger).
+-- delete trigger). Rows as purge_bodies returns them.
 WITH picked AS (
   SELECT id FROM requests r
    WHERE id > $1 AND id <= $2 AND status IN {FINAL} AND updated_at < $3
@@ -443,9 +445,11 @@ WITH picked AS (
        SELECT 1 FROM requests l WHERE l.ordering_key = r.ordering_key AND l.seq > r.seq
          AND l.status IN {BLOCKS_LATER}))
      FOR UPDATE SKIP LOCKED),
-att AS (DELETE FROM attempts WHERE request_id IN (SELECT id FROM picked)),
-cb AS (DELETE FROM callbacks WHERE request_id IN (SELECT id FROM picked))
-DELETE FROM requests WHERE id IN (SELECT id FROM picked) RETURNING id
+att AS (DELETE FROM attempts WHERE request_id IN (SELECT id FROM picked)
+        RETURNING request_id, number),
+cb AS (DELETE FROM callbacks WHERE request_id IN (SELECT id FROM picked)),
+req AS (DELETE FROM requests WHERE id IN (SELECT id FROM picked) RETURNING id)
+SELECT req.id, att.number FROM req LEFT JOIN att ON att.request_id = req.id
 
 -- count_purgeable_bodies --
 -- What purge_bodies would take walking every window below $1 (the same conditions).
@@ -490,6 +494,11 @@ SELECT id, at, actor, action, target, detail FROM audit_log WHERE id = ANY($1::b
 -- A purged record keeps its entry: the leaf is no longer checked, the head still links.
 UPDATE chain SET purged_at = $3
  WHERE kind = $1 AND ref = ANY($2::text[]) AND purged_at IS NULL
+
+-- tombstones --
+-- On the index chain_ref (kind, ref).
+SELECT ref, purged_at FROM chain
+ WHERE kind = $1 AND ref = ANY($2::text[]) AND purged_at IS NOT NULL
 
 -- insert_checkpoint --
 -- The head as committed now (a writer appending meanwhile is not waited for).
