@@ -21,6 +21,14 @@ from proxy.store.protocols import Coordination
 
 log = logging.getLogger("tenang.relay")
 
+# The shared bucket saves up a twentieth of a second of sends at most, so no second
+# holds more than 1.05 x per_second (issue 13: at most 55/s at per_second = 50, with room
+# for arrivals bunched by a slow machine). A second's worth saved up, as a lane alone
+# keeps, let three instances send 96 in the first second of a backlog at 50/s; a tenth
+# of a second's, 57 to 60 on a loaded machine. Instances asking every few milliseconds
+# spend it long before it fills.
+SHARED_BURST_S = 0.05
+
 
 class Pacer(Protocol):
     async def take(self, wanted: int) -> int:
@@ -70,7 +78,8 @@ class SharedPacer:
         self._name = upstream.name
         self._store = store
         self._clock = clock
-        self._ramp = TokenBucket(upstream.rate.per_second, clock=clock)
+        per_second = upstream.rate.per_second
+        self._ramp = TokenBucket(per_second, burst=per_second * SHARED_BURST_S, clock=clock)
         self._rate = self._ramp.per_second
 
     def _burst(self) -> float:

@@ -136,13 +136,10 @@ async def test_three_instances_together_send_at_the_upstreams_rate(
         return max(sum(1 for t in times[i:] if t < start + seconds)
                    for i, start in enumerate(times))
 
-    # The bucket holds at most a burst of per_second (full at first, and again whenever
-    # the senders lag, as on a loaded machine) and refills at per_second: past the burst
-    # the three together send at the rate (issue 13: at most 55/s in total), and no
-    # stretch of time holds more than a burst plus the rate. Windows of 2 s, because
-    # arrivals jitter by a fraction of a second. Three lanes pacing themselves send
-    # about 170/s here.
-    overall = (backlog - per_second) / (times[-1] - times[0])
-    assert overall <= 55, overall
-    assert busiest(2.0) <= per_second + 2 * 55, busiest(2.0)
+    # The shared bucket saves up a twentieth of a second of sends (SHARED_BURST_S), so
+    # the three together send at the rate (issue 13: at most 55/s in total) in every
+    # second, the first of the backlog too. Three lanes pacing themselves send about
+    # 170/s here. The same with `tenang serve` processes: test_pg_rate_and_probe.py.
+    overall = (backlog - 1) / (times[-1] - times[0])
+    assert busiest(1.0) <= 55, busiest(1.0)
     assert overall >= 40, f"{overall}/s: paced below the rate"
