@@ -46,7 +46,10 @@ FAULT_PATHS = ("antrean/add", "antrean/updatewaktu", "SEP/2.0/insert", "bed/upda
                "HistoriPelayanan")
 
 
-def tenang_config(work: Path, port: int, admin_port: int, sim: str) -> Path:
+def tenang_config(work: Path, port: int, admin_port: int, sim: str, *,
+                  reset_timeout_s: float = 0.3, per_second: float = 100000.0) -> Path:
+    """The soak's config: every upstream retries fast, its breaker opens after 5 failures
+    and probes ``reset_timeout_s`` later, and ``per_second`` hardly paces it by default."""
     upstreams = "".join(f"""
 [[upstreams]]
 name = "{name}"
@@ -64,10 +67,10 @@ max_delay_s = 0.5
 
 [upstreams.breaker]
 fail_max = 5
-reset_timeout_s = 0.3
+reset_timeout_s = {reset_timeout_s}
 
 [upstreams.rate]
-per_second = 100000.0
+per_second = {per_second}
 max_concurrency = 16
 """ for name, prefix in SERVICES)
     path = work / "tenang.toml"

@@ -21,12 +21,8 @@ import asyncio
 import contextlib
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -34,22 +30,14 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bench.chaos import ADMIN_TOKEN, SECRET_ENV, tenang_config
 from bench.chaos_account import Accountant, Figures
-from bench.chaos_load import CONS_ID, SECRET, Ledger, Simrs
-from bench.intake_bench import free_port
-from proxy.store.postgres import INCOMPLETE
+from bench.chaos_load import Ledger, Simrs
+from tests.cluster_support import Cluster, busy, cluster_of, sim_control, until
 from tests.pg_support import fresh_schema
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 WRITES = int(os.environ.get("TENANG_PG_INSTANCES_WRITES", "1000"))
-# Only tests set it: `serve` on PostgreSQL before breakers, rates, backpressure and
-# notifications are shared (proxy.store.postgres.INCOMPLETE). The queue, which these
-# tests are about, is shared already.
-ALLOW_INCOMPLETE = "TENANG_TEST_ALLOW_INCOMPLETE_PG"
-START_S = 30.0
 FINAL_S = 180.0
 
 
@@ -76,123 +64,10 @@ class SpreadSimrs(Simrs):
         pass
 
 
-@dataclass
-class Instance:
-    name: str
-    proc: subprocess.Popen[bytes]
-    gateway: str
-    admin: str
-    log: Path
-
-
-class Cluster:
-    """The simulator and three Tenang instances, each a subprocess logging to ``work``."""
-
-    def __init__(self, work: Path, pg_url: str) -> None:
-        self.work, self.pg_url = work, pg_url
-        self.sim_url = f"http://127.0.0.1:{free_port()}"
-        self.sim: subprocess.Popen[bytes] | None = None
-        self.instances: list[Instance] = []
-        self.kills: list[float] = []
-
-    def start_sim(self) -> None:
-        with (self.work / "sim.log").open("ab") as out:
-            self.sim = subprocess.Popen(
-                [sys.executable, "-m", "proxy", "simulate-bpjs", "--listen",
-                 self.sim_url.removeprefix("http://"), "--cons-id", CONS_ID,
-                 "--secret", SECRET, "--seed", "13", "--aplicare-autocreate",
-                 "--timeout-hang-s", "3"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-
-    def start_instance(self, name: str) -> Instance:
-        folder = self.work / name
-        folder.mkdir()
-        port, admin = free_port(), free_port()
-        config = tenang_config(folder, port, admin, self.sim_url)
-        text = config.read_text()
-        assert 'url = "sqlite:///./tenang.db"' in text
-        config.write_text(text.replace('url = "sqlite:///./tenang.db"',
-                                       f'url = "{self.pg_url}"'))
-        env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET}
-        if INCOMPLETE is not None:
-            env[ALLOW_INCOMPLETE] = "1"
-        log = folder / "tenang.log"
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        instance = Instance(name, proc, f"http://127.0.0.1:{port}",
-                            f"http://127.0.0.1:{admin}", log)
-        self.instances.append(instance)
-        return instance
-
-    def kill(self, instance: Instance) -> None:
-        instance.proc.send_signal(signal.SIGKILL)  # no shutdown, no cleanup
-        instance.proc.wait(timeout=10)
-        self.kills.append(time.time())
-
-    def stop_all(self) -> None:
-        procs = [i.proc for i in self.instances] + ([self.sim] if self.sim else [])
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def tails(self) -> str:
-        return "\n".join(f"--- {i.name}\n" + "\n".join(
-            i.log.read_text(errors="replace").splitlines()[-30:]) for i in self.instances)
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
-    """Poll ``check`` until it holds, failing with ``what`` past the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
-        await asyncio.sleep(0.05)  # the polling interval of a deadline loop
-
-
-async def answers(http: aiohttp.ClientSession, url: str) -> bool:
-    try:
-        async with http.get(url) as resp:
-            return resp.status < 500
-    except (aiohttp.ClientError, OSError):
-        return False
-
-
-async def sim_control(http: aiohttp.ClientSession, sim: str, method: str, path: str,
-                      body: Any = None) -> Any:
-    async with http.request(method, f"{sim}/_sim/{path}", json=body) as resp:
-        assert resp.status < 400, await resp.text()
-        return await resp.json()
-
-
-def up(c: Cluster, http: aiohttp.ClientSession, url: str) -> Callable[[], Awaitable[bool]]:
-    async def check() -> bool:
-        for i in c.instances:
-            assert i.proc.poll() is None, c.tails()
-        return await answers(http, url)
-    return check
-
-
 @pytest.fixture
 async def cluster(tmp_path: Path, pg_url: str) -> AsyncIterator[Cluster]:
-    c = Cluster(tmp_path, pg_url)
-    try:
-        c.start_sim()
-        # One instance first: it migrates the empty schema, the others find it done.
-        for name in ("a", "b", "c"):
-            c.start_instance(name)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-            for url in [f"{c.sim_url}/_sim/mode"] + [f"{i.admin}/healthz"
-                                                     for i in c.instances]:
-                await until(f"{url} answering", up(c, http, url), START_S)
+    async with cluster_of(tmp_path, pg_url, "a", "b", "c") as c:
         yield c
-    finally:
-        c.stop_all()
 
 
 async def store_rows(pg_url: str) -> dict[str, tuple[str, str]]:
@@ -214,15 +89,6 @@ async def leased_by(pg_url: str, pid: int) -> list[str]:
         return [r["id"] for r in rows]
     finally:
         await conn.close()
-
-
-async def busy(http: aiohttp.ClientSession, admin: str) -> int:
-    """Requests pending or in flight, in the shared store (any instance answers)."""
-    async with http.get(f"{admin}/api/v1/summary",
-                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as resp:
-        doc = await resp.json()
-    return sum(u["counts"].get("pending", 0) + u["counts"].get("in_flight", 0)
-               for u in doc["upstreams"].values())
 
 
 async def accepted(admin: str) -> float:
