@@ -4,8 +4,9 @@
                   [--upstream NAME] [--status S] --output PATH
     tenang audit verify --export PATH [--config FILE]
 
-The export reads the SQLite file read-only (Tenang may be serving or stopped) and
-writes PATH and PATH.manifest.json, both only once complete (``proxy.ops.export``).
+The export reads the store read-only (the SQLite file, or one snapshot of the
+PostgreSQL database; Tenang may be serving or stopped) and writes PATH and
+PATH.manifest.json, both only once complete (``proxy.ops.export``).
 Verification exits 0 when the export matches its manifest, 1 naming each difference,
 2 when either cannot be read.
 
@@ -21,14 +22,13 @@ import time
 from datetime import date
 from pathlib import Path
 
-from proxy.config import ConfigError, load_config
+from proxy.config import load_config
 from proxy.lifecycle import Status
 from proxy.ops.export import ExportFilter, Format, check_output, write_export
 from proxy.ops.export_manifest import ManifestError, describe, manifest_path, verify_export
 from proxy.ops.request_log import parse_day
-from proxy.store import export_reader
+from proxy.store import export_chain, export_reader
 from proxy.store.errors import StoreError
-from proxy.store.sqlite.export_reader import chain_head_at, chain_head_of
 
 
 def _day(text: str) -> date:
@@ -65,8 +65,6 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 def export_main(args: argparse.Namespace) -> int:
     """Run `tenang export`; ConfigError / ValueError reach the CLI's handler (exit 2)."""
     config = load_config(args.config)
-    if config.store.is_postgres:
-        raise ConfigError("store.url: tenang export reads SQLite stores only (so far)")
     filters = ExportFilter(args.since, args.until, args.upstream,
                            None if args.status is None else Status(args.status))
     known = [u.name for u in config.upstreams]
@@ -80,11 +78,11 @@ def export_main(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"tenang: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    db = config.store.sqlite_path
+    db = config.store.url if config.store.is_postgres else config.store.sqlite_path
     try:
         pages = export_reader(config.store)(filters.request_filter())
         manifest = write_export(pages, Format(args.format), output, filters, time.time(),
-                                lambda: chain_head_of(db, config.store.busy_timeout_ms))
+                                export_chain(config.store).head)
     except StoreError as exc:
         print(f"tenang: cannot read the database {db}: {exc.reason} ({exc})", file=sys.stderr)
         return 1
@@ -101,11 +99,7 @@ def audit_main(args: argparse.Namespace) -> int:
     export: Path = args.export
     chain_at = None
     if args.config is not None:
-        config = load_config(args.config)
-        if config.store.is_postgres:
-            raise ConfigError("store.url: the hash chain is kept on SQLite stores only (so "
-                              "far)")
-        chain_at = chain_head_at(config.store.sqlite_path, config.store.busy_timeout_ms)
+        chain_at = export_chain(load_config(args.config).store).head_at
     try:
         differences = verify_export(export, chain_at)
     except ManifestError as exc:

@@ -54,7 +54,8 @@ def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
 
     Keyword arguments override upstream keys (None removes one); ``retry``/``breaker``/
     ``rate`` dicts merge;
-    ``env`` adds environment variables (secrets), ``relay``/``server`` set those sections.
+    ``env`` adds environment variables (secrets), ``relay``/``server``/``store`` set those
+    sections.
     """
     up: dict[str, Any] = {
         "name": "antrean", "prefix": "/antreanrs", "target": base_url + "/antreanrs",
@@ -67,6 +68,7 @@ def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
     }
     relay = upstream.pop("relay", {})
     server = upstream.pop("server", {})
+    store = upstream.pop("store", {})
     env: dict[str, str] = upstream.pop("env", {})
     for key, value in upstream.items():
         if value is None:
@@ -77,7 +79,7 @@ def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
             up[key] = value
     raw = {
         "server": {"listen": "127.0.0.1:0", "admin_listen": "127.0.0.1:0", **server},
-        "store": {"url": "sqlite:///./tenang.db"},
+        "store": {"url": "sqlite:///./tenang.db", **store},
         "relay": {"poll_interval_s": 0.05, "lease_margin_s": 1.0, "shutdown_grace_s": 2.0,
                   **relay},
         "upstreams": [up],

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from proxy.config import ConfigError, StoreConfig
 from proxy.store import postgres
 from proxy.store.backend import Backend
+from proxy.store.chain import ChainHead
 from proxy.store.errors import StoreUnavailable
 from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
 
@@ -47,16 +49,45 @@ def open_store(config: StoreConfig) -> Backend:
 
 def export_reader(config: StoreConfig) -> ExportPages:
     """What an export (``tenang export``, the UI's export page) reads through: a
-    read-only connection of its own, beside a serving Tenang or without one. SQLite only
-    so far: for another backend reading raises StoreUnavailable saying so."""
+    read-only connection of its own, beside a serving Tenang or without one (SQLite or
+    PostgreSQL; for another backend reading raises StoreUnavailable saying so)."""
     if config.url.partition("://")[0] == "sqlite":
         from proxy.store.sqlite.export_reader import histories
 
         return functools.partial(histories, config.sqlite_path,
                                  busy_timeout_ms=config.busy_timeout_ms)
+    if config.is_postgres:
+        from proxy.store.postgres import export_reader as pg_export
+
+        return functools.partial(pg_export.histories, config)
     scheme = config.url.partition("://")[0]
 
     def unsupported(f: RequestFilter) -> Iterator[list[tuple[StoredRequest, list[StoredAttempt]]]]:
-        raise StoreUnavailable(f"exports read SQLite stores only so far, not {scheme}://")
+        raise StoreUnavailable(f"exports read SQLite and PostgreSQL stores, not {scheme}://")
 
     return unsupported
+
+
+@dataclass(frozen=True, slots=True)
+class ExportChain:
+    """The hash chain as an export's manifest needs it, read without opening the store:
+    its head once the last row is written (``head``), and the head at a seq
+    (``head_at``, None: no such entry) for `tenang audit verify --export`."""
+
+    head: Callable[[], ChainHead]
+    head_at: Callable[[int], bytes | None]
+
+
+def export_chain(config: StoreConfig) -> ExportChain:
+    """``ExportChain`` of the store at ``config.url`` (SQLite or PostgreSQL)."""
+    if config.is_postgres:
+        from proxy.store.postgres import export_reader as pg_export
+
+        return ExportChain(functools.partial(pg_export.chain_head_of, config),
+                           pg_export.chain_head_at(config))
+    from proxy.store.sqlite import export_reader as sqlite_export
+
+    return ExportChain(
+        functools.partial(sqlite_export.chain_head_of, config.sqlite_path,
+                          config.busy_timeout_ms),
+        sqlite_export.chain_head_at(config.sqlite_path, config.busy_timeout_ms))

@@ -1,6 +1,6 @@
 """`tenang export` and `tenang audit verify --export`, run as the command they are, on a
-real SQLite store holding requests over several WIB days, two upstreams and every kind
-of ending, seeded through the store's own verbs."""
+real SQLite store and a real PostgreSQL one holding requests over several WIB days, two
+upstreams and every kind of ending, seeded through the store's own verbs."""
 
 from __future__ import annotations
 
@@ -17,13 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from proxy.bpjs.service_day import WIB
+from proxy.config import StoreConfig, load_config
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status, Transition, Verdict
+from proxy.store.backend import Backend
+from proxy.store.postgres.backend import postgres_backend
 from proxy.store.records import AttemptRecord, NewAudit, NewRequest
 from proxy.store.sqlite import sqlite_backend
+from tests.pg_support import schema_now
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TENANG_ADMIN_TOKEN": "test-admin-token"}
@@ -74,8 +79,7 @@ def body_of(spec: Spec) -> bytes:
                        "nik": "3171234567890123"}).encode()
 
 
-async def _seed(db: Path) -> dict[Spec, str]:
-    store = sqlite_backend(db)
+async def _seed(store: Backend) -> dict[Spec, str]:
     await store.open()
     ids: dict[Spec, str] = {}
     try:
@@ -109,13 +113,22 @@ async def _seed(db: Path) -> dict[Spec, str]:
     return ids
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[Spec, str]]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def seeded(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[Spec, str]]:
+    """A seeded store and its config: the SQLite file ./data/tenang.db, or a schema of
+    its own in the PostgreSQL test database."""
     folder = tmp_path_factory.mktemp("export")
-    ids = asyncio.run(_seed(folder / "data" / "tenang.db"))
-    (folder / "tenang.toml").write_text("""
+    if request.param == "sqlite":
+        url = "sqlite:///./data/tenang.db"
+        store = sqlite_backend(folder / "data" / "tenang.db")
+    else:
+        url = schema_now()
+        store = postgres_backend(StoreConfig(url=url, pool_min=1, pool_max=2))
+    ids = asyncio.run(_seed(store))
+    (folder / "tenang.toml").write_text(f"""
 [store]
-url = "sqlite:///./data/tenang.db"
+url = "{url}"
 
 [[upstreams]]
 name = "antrean"
@@ -301,6 +314,10 @@ def test_a_manifest_naming_a_chain_head_is_not_passed_unchecked(
 
 
 def chain_end(config: Path) -> tuple[int, bytes]:
+    """The last chain entry, read with the database's own client."""
+    url = load_config(config).store.url
+    if not url.startswith("sqlite:"):
+        return asyncio.run(pg_chain_end(url))
     conn = sqlite3.connect(config.parent / "data" / "tenang.db")
     try:
         seq, head = conn.execute("SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1"
@@ -308,6 +325,16 @@ def chain_end(config: Path) -> tuple[int, bytes]:
     finally:
         conn.close()
     return seq, bytes(head)
+
+
+async def pg_chain_end(url: str) -> tuple[int, bytes]:
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow("SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1")
+    finally:
+        await conn.close()
+    assert row is not None
+    return row["seq"], bytes(row["head"])
 
 
 @pytest.mark.parametrize("args, message", [

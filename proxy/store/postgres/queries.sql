@@ -519,3 +519,17 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 -- last_verification --
 SELECT at, ok, head_seq, checked, from_seq, broken_seq, broken_kind, broken_ref, problem
   FROM verifications ORDER BY id DESC LIMIT 1
+
+-- chain_head_at --
+-- An export manifest's chain position, checked by `tenang audit verify --export`.
+SELECT head FROM chain WHERE seq = $1
+
+-- export_requests --
+-- An export's rows, oldest first, through one server-side cursor (export_reader): $1 a
+-- status, $2 an upstream, $3..$4 an id range and $5..$6 the exact receive times, each
+-- null when not asked for. The id range walks the primary key (or requests_status).
+SELECT {COLUMNS} FROM requests
+ WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR upstream = $2)
+   AND ($3::text IS NULL OR id >= $3) AND ($4::text IS NULL OR id < $4)
+   AND ($5::float8 IS NULL OR received_at >= $5) AND ($6::float8 IS NULL OR received_at < $6)
+ ORDER BY id
