@@ -26,7 +26,7 @@ ACTIONS = frozenset({
     "login", "login_failed", "login_refused", "logout", "retry", "cancel", "bulk_retry",
     "bulk_retry_done", "bulk_retry_resumed", "maintenance_schedule", "maintenance_cancel",
     "export_csv", "export", "user_add", "user_replace", "user_remove", "view_full",
-    "list_full", "chain_verify",
+    "list_full", "chain_verify", "chain_on", "chain_off",
 })
 _POSITIVE = re.compile(r"[1-9][0-9]{0,17}")  # an SQLite integer, never 0 or negative
 
@@ -100,6 +100,7 @@ class ChainView:
     checkpoint_seq: int | None
     checkpoint_at: float | None
     running: bool
+    off_since: float | None  # the chain is off ([audit] chain = false) since then
 
 
 def _chain_view(status: ChainStatus) -> ChainView:
@@ -109,7 +110,8 @@ def _chain_view(status: ChainStatus) -> ChainView:
         head_seq=v.head_seq if v else None, checked=v.checked if v else None,
         broken=v.broken.describe() if v and v.broken else "",
         checkpoint_head=c.head.hex() if c else "", checkpoint_seq=c.seq if c else None,
-        checkpoint_at=c.at if c else None, running=status.running)
+        checkpoint_at=c.at if c else None, running=status.running,
+        off_since=status.off_since)
 
 
 async def verify_chain_now(request: web.Request) -> web.StreamResponse:

@@ -87,6 +87,9 @@ def _check_config_command(config_path: Path) -> int:
             print(f"note: {note}")
     for warning in unsigned_warnings(cfg):
         print(f"warning: {warning}")
+    if not cfg.audit.chain:
+        print("warning: audit.chain = false: the hash chain is off; nothing stored while "
+              "it is off can be verified (`tenang audit verify` exits 3)")
     return 0
 
 

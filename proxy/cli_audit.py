@@ -9,7 +9,10 @@ it in the store; keep a copy off the machine (mail it, print it, put it in the a
 file): a checkpoint nobody could change is what proves the chain before it was not
 rewritten. ``verify --config`` walks the chain (``proxy.ops.audit_chain``) and exits 0
 when it is intact, 1 naming the first broken record, 2 when the checkpoint named is
-unknown or the store cannot be read; each run is recorded (the admin UI shows the last).
+unknown or the store cannot be read, 3 when the chain is switched off (``[audit] chain =
+false``: what is stored meanwhile is in no chain, so nothing proves it; the chain up to
+the switch is still checked and reported); each run is recorded (the admin UI shows the
+last). Periods the chain was off and is on again are named too (exit 0 if intact).
 ``verify --export`` checks an auditor's export against its manifest, and with
 ``--config`` its chain head against the store's chain (``proxy.cli_export``).
 Tenang may be serving meanwhile: SQLite lets these in between its commits.
@@ -26,7 +29,13 @@ from pathlib import Path
 from proxy import cli_export
 from proxy.config import load_config
 from proxy.loop import run
-from proxy.ops.audit_chain import UnknownCheckpoint, verify_chain
+from proxy.ops.audit_chain import (
+    OffPeriod,
+    UnknownCheckpoint,
+    off_periods,
+    off_since,
+    verify_chain,
+)
 from proxy.shapes import iso_utc
 from proxy.store import open_store
 from proxy.store.chain import Checkpoint, Verification, parse_hash
@@ -98,16 +107,19 @@ def _verify(config_path: Path, from_checkpoint: str | None) -> int:
         raise ValueError(f"--from-checkpoint {from_checkpoint!r}: a chain hash is 64 hex "
                          "digits") from None
 
-    async def walk() -> Verification:
-        backend = open_store(load_config(config_path).store)
+    config = load_config(config_path)
+
+    async def walk() -> tuple[Verification, list[OffPeriod]]:
+        backend = open_store(config.store)
         await backend.open()
         try:
-            return await verify_chain(backend.chain, time.time(), from_head=from_head)
+            result = await verify_chain(backend.chain, time.time(), from_head=from_head)
+            return result, await off_periods(backend.audit)
         finally:
             await backend.close()
 
     try:
-        result = run(walk())
+        result, periods = run(walk())
     except UnknownCheckpoint:
         print(f"tenang: no checkpoint with head {from_checkpoint} in this store "
               "(was the chain rewritten, or is this another store?)", file=sys.stderr)
@@ -121,4 +133,15 @@ def _verify(config_path: Path, from_checkpoint: str | None) -> int:
     start = f"checkpoint seq {result.from_seq}" if result.from_seq else "the start"
     print(f"tenang: hash chain intact: {result.checked} entries checked from {start} to "
           f"seq {result.head_seq}")
+    for p in periods:
+        if p.until is not None:
+            print(f"tenang: note: the hash chain was off from {iso_utc(p.since)} to "
+                  f"{iso_utc(p.until)}: what was stored then is not in it")
+    if not config.audit.chain:
+        off = off_since(periods)
+        since = "" if off is None else f" since {iso_utc(off)}"
+        print(f"tenang: the hash chain is OFF{since} ([audit] chain = false in "
+              f"{config_path}): nothing stored while it is off can be verified",
+              file=sys.stderr)
+        return 3
     return 0

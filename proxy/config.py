@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from proxy.bpjs.presets import UNFORWARDABLE, Override, forwarded_headers
 from proxy.config_auth import auth_problems, secret_problems
 from proxy.config_ops import (
+    AuditConfig,
     MaintenanceConfig,
     MetricsConfig,
     NotifyConfig,
@@ -105,6 +106,8 @@ class StoreConfig:
     connect_timeout_s: float = 5.0
     statement_timeout_s: float = 30.0
     password: str | None = field(default=None, metadata={"derived": True}, repr=False)
+    # From ``[audit] chain``: whether the store extends the hash chain as it writes.
+    chain: bool = field(default=True, metadata={"derived": True})
 
     @property
     def is_postgres(self) -> bool:
@@ -267,6 +270,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
 
 T = TypeVar("T")
@@ -523,7 +527,8 @@ def _resolve(cfg: Config, base_dir: Path, env: Mapping[str, str]) -> Config:
     )
     return dataclasses.replace(
         cfg,
-        store=_resolve_store(cfg.store, base_dir, env),
+        store=dataclasses.replace(_resolve_store(cfg.store, base_dir, env),
+                                  chain=cfg.audit.chain),
         server=dataclasses.replace(cfg.server,
                                    results_token=_secret(env, cfg.server.results_token_env)),
         admin=dataclasses.replace(cfg.admin, token=env.get(cfg.admin.token_env) or None),

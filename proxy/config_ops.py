@@ -102,6 +102,17 @@ class RetentionConfig:
         return time(int(hours), int(minutes))
 
 
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """The audit trail's own settings (issue 14)."""
+
+    # The hash chain over what is stored (``proxy.store.chain``): tamper evidence. Off,
+    # nothing stored meanwhile can be verified; the store records each switch (an audit
+    # entry "chain_off" or "chain_on", itself in the chain), and `tenang audit verify`
+    # and the admin UI say plainly that the chain is off.
+    chain: bool = True
+
+
 _HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 
 

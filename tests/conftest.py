@@ -54,8 +54,8 @@ def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
 
     Keyword arguments override upstream keys (None removes one); ``retry``/``breaker``/
     ``rate`` dicts merge;
-    ``env`` adds environment variables (secrets), ``relay``/``server``/``store`` set those
-    sections.
+    ``env`` adds environment variables (secrets), ``relay``/``server``/``store``/``audit``
+    set those sections.
     """
     up: dict[str, Any] = {
         "name": "antrean", "prefix": "/antreanrs", "target": base_url + "/antreanrs",
@@ -69,6 +69,7 @@ def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
     relay = upstream.pop("relay", {})
     server = upstream.pop("server", {})
     store = upstream.pop("store", {})
+    audit = upstream.pop("audit", {})
     env: dict[str, str] = upstream.pop("env", {})
     for key, value in upstream.items():
         if value is None:
@@ -83,6 +84,7 @@ def make_config(tmp_path: Path, base_url: str, /, **upstream: Any) -> Config:
         "relay": {"poll_interval_s": 0.05, "lease_margin_s": 1.0, "shutdown_grace_s": 2.0,
                   **relay},
         "upstreams": [up],
+        "audit": audit,
     }
     return parse_config(raw, tmp_path, {"TENANG_ADMIN_TOKEN": ADMIN_TOKEN,
                                         TEST_SECRET_ENV: TEST_SECRET, **env})

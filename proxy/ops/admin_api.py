@@ -240,7 +240,7 @@ def create_admin_app(backend: Backend, token: str, breakers: dict[str, AsyncBrea
     app[AUTH] = Auth(backend.accounts, backend.sessions, backend.audit, settings, clock)
     app[BULK] = BulkRetries(app[OPS], backend.schedules, settings.bulk_batch,
                             settings.bulk_interval_s, clock)
-    app[CHAIN_CHECKS] = ChainChecks(backend.chain, clock)
+    app[CHAIN_CHECKS] = ChainChecks(backend.chain, clock, backend.audit)
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/requests", list_requests)

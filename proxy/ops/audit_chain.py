@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from proxy.store import chain
 from proxy.store.chain import ChainHead, Checkpoint, Verification, Walk
 from proxy.store.errors import StoreError
-from proxy.store.protocols import Chain
+from proxy.store.protocols import AuditLog, Chain
 
 log = logging.getLogger(__name__)
 
 PAGE = 1000  # entries read, re-read and hashed per step
 KNOWN_CHECKPOINTS = 10_000  # stored checkpoints checked along the way (newest)
+KNOWN_SWITCHES = 1_000  # [audit] chain switches looked at (newest)
 
 
 class UnknownCheckpoint(LookupError):
@@ -93,21 +94,54 @@ async def _anchor(store: Chain, start: ChainHead) -> chain.Break | None:
 
 
 @dataclass(frozen=True, slots=True)
+class OffPeriod:
+    """A time the chain was switched off (``[audit] chain = false``): what was stored
+    then is in no chain entry, so verification cannot speak for it."""
+
+    since: float
+    until: float | None  # None: still off
+
+
+async def off_periods(audit: AuditLog) -> list[OffPeriod]:
+    """Every period the chain was off, oldest first, from the store's switch entries."""
+    entries = await audit.audit_entries(target=chain.SWITCH_TARGET, limit=KNOWN_SWITCHES)
+    periods: list[OffPeriod] = []
+    for e in reversed(entries):  # newest first as read
+        if e.actor != chain.SWITCH_ACTOR:
+            continue
+        if e.action == chain.SWITCHED_OFF and (not periods or periods[-1].until is not None):
+            periods.append(OffPeriod(e.at, None))
+        elif e.action == chain.SWITCHED_ON and periods and periods[-1].until is None:
+            periods[-1] = OffPeriod(periods[-1].since, e.at)
+    return periods
+
+
+def off_since(periods: list[OffPeriod]) -> float | None:
+    """When the chain was switched off, if it is off now."""
+    return periods[-1].since if periods and periods[-1].until is None else None
+
+
+@dataclass(frozen=True, slots=True)
 class ChainStatus:
-    """What the admin UI shows: the last verification and the last checkpoint."""
+    """What the admin UI shows: the last verification and the last checkpoint, and since
+    when the chain is off (None: it is on)."""
 
     last_verification: Verification | None
     last_checkpoint: Checkpoint | None
     running: bool
+    off_since: float | None = None
 
 
 class ChainChecks:
     """The admin UI's side: its status, and one verification at a time in the
     background (a long chain takes a while; the page does not wait for it)."""
 
-    def __init__(self, store: Chain, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Chain, clock: Callable[[], float] = time.time,
+                 audit: AuditLog | None = None) -> None:
+        """``audit``: where the chain's switches are read (None: assumed on)."""
         self._store = store
         self._clock = clock
+        self._audit = audit
         self._task: asyncio.Task[Verification | None] | None = None
 
     @property
@@ -116,8 +150,9 @@ class ChainChecks:
 
     async def status(self) -> ChainStatus:
         checkpoints = await self._store.checkpoints(limit=1)
+        off = None if self._audit is None else off_since(await off_periods(self._audit))
         return ChainStatus(await self._store.last_verification(),
-                           checkpoints[0] if checkpoints else None, self.running)
+                           checkpoints[0] if checkpoints else None, self.running, off)
 
     async def purged_requests(self, request_ids: Sequence[str]) -> dict[str, float]:
         """Of ``request_ids``, the purged ones (their tombstones), with when."""

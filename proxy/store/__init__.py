@@ -32,7 +32,7 @@ def open_store(config: StoreConfig) -> Backend:
     if scheme == "sqlite":
         from proxy.store.sqlite import sqlite_backend
 
-        return sqlite_backend(config.sqlite_path, config.busy_timeout_ms)
+        return sqlite_backend(config.sqlite_path, config.busy_timeout_ms, config.chain)
     if scheme == "memory":
         from proxy.store.memory import memory_backend
 

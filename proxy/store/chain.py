@@ -71,6 +71,13 @@ HASH_SIZE = 32
 # The reason of the state entry a take-over records: the request stays in flight, under
 # a new lease holder, after its earlier one died mid-delivery.
 TAKEN_OVER = "lease taken over"
+# ``[audit] chain``: a store opened with the chain switched the other way than it last
+# was appends one audit entry (actor SWITCH_ACTOR, target SWITCH_TARGET) with one of
+# these actions, itself linked: the last entry before the gap, or the first after it.
+SWITCH_ACTOR = "tenang"
+SWITCH_TARGET = "chain"
+SWITCHED_ON = "chain_on"
+SWITCHED_OFF = "chain_off"
 
 
 class Kind(StrEnum):

@@ -1,19 +1,22 @@
 """The hash chain on the audit page (/audit), over real HTTP: the last verification and
 checkpoint shown to auditors and admins, "verify now" (CSRF, in the background, audited),
-a broken chain named, and no card for the roles without the audit permission."""
+a broken chain named, a chain switched off ([audit] chain = false) said so, and no card
+for the roles without the audit permission."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
 
 from proxy.app import Tenang
+from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.store.chain import Break, Verification
-from tests.admin_ui.conftest import Browser, submit
-from tests.conftest import wait_until
+from tests.admin_ui.conftest import Browser, bpjs_ui_config, submit
+from tests.conftest import StartTenang, wait_until
 
 Login = Callable[[str], Awaitable[Browser]]
 
@@ -83,3 +86,26 @@ async def test_viewers_and_operators_neither_see_nor_run_it(
     status, _, _ = await b.post("/audit/verify")
     assert status == 403
     assert await ui.backend.chain.last_verification() is None
+
+
+async def test_a_chain_switched_off_is_said_on_the_card_and_in_the_trail(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        browsers: Callable[[str], Browser]) -> None:
+    on = await start_tenang(bpjs_ui_config(tmp_path, bpjs_sim), relay_enabled=False)
+    b = browsers(on.admin_url)
+    assert await b.login("audi") == 303
+    _, page, _ = await b.get("/audit")
+    assert 'id="chain-off"' not in card(page)
+    await on.stop()
+
+    off = await start_tenang(bpjs_ui_config(tmp_path, bpjs_sim, audit={"chain": False}),
+                             relay_enabled=False)
+    b = browsers(off.admin_url)
+    assert await b.login("audi") == 303
+    status, page, _ = await b.get("/audit")
+    assert status == 200
+    shown = re.search(r'<p class="bad" id="chain-off">(.*?)</p>', card(page), re.S)
+    # The UI's default language is Indonesian.
+    assert shown and "MATI sejak" in shown.group(1) and "WIB" in shown.group(1)
+    assert "[audit] chain = false" in shown.group(1)
+    assert "rantai hash dimatikan" in page  # the switch's row in the audit trail

@@ -23,9 +23,10 @@ from proxy.store.sqlite.retention import SqliteRetention
 from proxy.store.sqlite.schedules import SqliteSchedules
 
 
-def sqlite_backend(path: Path, busy_timeout_ms: int = 5_000) -> Backend:
-    """The backend on the database file at ``path`` (not yet opened)."""
-    return sqlite_backend_on(SqliteDb(path, busy_timeout_ms))
+def sqlite_backend(path: Path, busy_timeout_ms: int = 5_000, chain: bool = True) -> Backend:
+    """The backend on the database file at ``path`` (not yet opened); ``chain``: extend
+    the hash chain (``[audit] chain``)."""
+    return sqlite_backend_on(SqliteDb(path, busy_timeout_ms, chain))
 
 
 def sqlite_backend_on(db: SqliteDb) -> Backend:

@@ -25,13 +25,15 @@ def chained_states(c: ChainedConnection, request_ids: Iterable[str], before: str
                    after: str, reason: str | None, at: float) -> None:
     """Add one state change per request (``before`` -> ``after``) to the transaction's
     chain links, in id order (as every backend does: the same moves, the same chain)."""
-    c.add_links([chain.state_link(rid, before, after, reason, at)
-                 for rid in sorted(request_ids)])
+    c.add_links(chain.state_link(rid, before, after, reason, at)
+                for rid in sorted(request_ids))
 
 
 def chained_audit(c: ChainedConnection, audit_id: int, at: float, actor: str, action: str,
                   target: str | None, detail: str | None) -> None:
-    c.add_links([chain.audit_link(AuditEntry(audit_id, at, actor, action, target, detail))])
+    if c.chain_on:  # off, nothing to encode or hash
+        c.add_links([chain.audit_link(AuditEntry(audit_id, at, actor, action, target,
+                                                 detail))])
 
 
 def mark_purged_in(c: ChainedConnection, kind: Kind, refs: Sequence[str], at: float) -> int:

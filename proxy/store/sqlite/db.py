@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from proxy.store.errors import StoreUnavailable
+from proxy.store.sqlite.chain_switch import note_chain_switch
 from proxy.store.sqlite.queries import QUERIES
 from proxy.store.sqlite.rows import count_inserted
 from proxy.store.sqlite.schema import migrate
@@ -31,6 +32,8 @@ from proxy.store.sqlite.writer import (
 )
 
 T = TypeVar("T")
+
+CHAIN_SQL = (QUERIES["chain_head"], QUERIES["append_chain"])
 
 # SQLite's defaults: checkpoint at 1000 pages of 4 KiB in the WAL (wal_autocheckpoint).
 WAL_LIMIT = 1000 * 4096
@@ -48,9 +51,11 @@ def sqlite_free_bytes(db_path: Path) -> int:
 
 
 class SqliteDb:
-    def __init__(self, path: Path, busy_timeout_ms: int = 5_000) -> None:
+    def __init__(self, path: Path, busy_timeout_ms: int = 5_000, chain: bool = True) -> None:
+        """``chain``: extend the hash chain as the store writes (``[audit] chain``)."""
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
+        self._chain = chain
         self._writer: SqliteWriter | None = None
         self._reader: aiosqlite.Connection | None = None
         self._snapshot_lock = asyncio.Lock()
@@ -63,6 +68,8 @@ class SqliteDb:
             conn = connect_writer(self.path, self._busy_timeout_ms)
             try:
                 migrate(conn)
+                conn.head_sql, conn.append_sql = CHAIN_SQL
+                note_chain_switch(conn, self._chain, time.time())
             finally:
                 conn.close()
             self._reader = await aiosqlite.connect(self.path)
@@ -73,7 +80,7 @@ class SqliteDb:
             raise translate(exc) from exc
         writer = SqliteWriter(lambda: connect_writer(self.path, self._busy_timeout_ms),
                               QUERIES["insert_request"], count_inserted,
-                              (QUERIES["chain_head"], QUERIES["append_chain"]))
+                              CHAIN_SQL, self._chain)
         writer.start(asyncio.get_running_loop())
         self._writer = writer
 

@@ -81,8 +81,8 @@ class SqliteQueue:
             held = c.execute(QUERIES["hold_behind_stuck"],
                              (now, HELD_BEHIND, upstream, upstream)).fetchall()
             # Each held request has its own reason (the request it waits behind).
-            c.add_links([chain.state_link(rid, PENDING, HELD, reason, now)
-                         for rid, reason in sorted((r[0], r[12]) for r in held)])
+            c.add_links(chain.state_link(rid, PENDING, HELD, reason, now)
+                        for rid, reason in sorted((r[0], r[12]) for r in held))
             return held
 
         held = (row_to_request(r) for r in await self._db.write(op))
@@ -132,7 +132,7 @@ class SqliteQueue:
             if n and callback is not None:
                 queue_callback(c, request_id, callback, now)
             if n:
-                if a is not None:
+                if a is not None and c.chain_on:
                     c.add_links([chain.attempt_link(request_id, a)])
                 chained_states(c, [request_id], IN_FLIGHT, t.status.value, t.reason, now)
             return n

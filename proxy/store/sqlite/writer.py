@@ -20,7 +20,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,9 +38,14 @@ class ChainedConnection(sqlite3.Connection):
     links: list[chain.Link]
     head_sql: str
     append_sql: str
+    # False with ``[audit] chain = false``: links are dropped, the chain is not extended.
+    chain_on: bool
 
-    def add_links(self, links: Sequence[chain.Link]) -> None:
-        self.links.extend(links)
+    def add_links(self, links: Iterable[chain.Link]) -> None:
+        """``links`` may be a generator: with the chain off it is never run, so nothing
+        is encoded or hashed for it."""
+        if self.chain_on:
+            self.links.extend(links)
 
 
 Op = Callable[[ChainedConnection], Any]
@@ -88,11 +93,13 @@ class SqliteWriter:
 
     def __init__(self, connect: Callable[[], ChainedConnection], insert_sql: str,
                  after_insert: AfterInsert | None = None,
-                 chain_sql: tuple[str, str] = ("", "")) -> None:
+                 chain_sql: tuple[str, str] = ("", ""), chain_on: bool = True) -> None:
         """``chain_sql``: the statements that read the chain's head and append entries
-        (``link_pending``); a writer whose jobs add no links needs neither."""
+        (``link_pending``); a writer whose jobs add no links needs neither. ``chain_on``
+        False: no job's links are computed or kept (``[audit] chain = false``)."""
         self._connect = connect
         self._chain_sql = chain_sql
+        self._chain_on = chain_on
         self._insert_sql = insert_sql
         self._after_insert = after_insert
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -139,6 +146,7 @@ class SqliteWriter:
             self._fail_all(translate(exc))
             return
         conn.head_sql, conn.append_sql = self._chain_sql
+        conn.chain_on = self._chain_on
         try:
             while True:
                 first = self._jobs.get()
@@ -184,9 +192,10 @@ class SqliteWriter:
                 conn.executemany(self._insert_sql, rows)
                 if self._after_insert is not None:
                     self._after_insert(conn, rows)
-                for j in inserts:
-                    if j.links is not None:
-                        conn.add_links(j.links())
+                if conn.chain_on:
+                    for j in inserts:
+                        if j.links is not None:
+                            conn.links.extend(j.links())
             results: list[Result] = [(j, j.op(conn), None) for j in ops if j.op is not None]
             link_pending(conn)
             conn.execute("COMMIT")
@@ -216,8 +225,8 @@ class SqliteWriter:
                         conn.execute(self._insert_sql, job.insert or ())
                         if self._after_insert is not None:
                             self._after_insert(conn, [job.insert or ()])
-                        if job.links is not None:
-                            conn.add_links(job.links())
+                        if job.links is not None and conn.chain_on:
+                            conn.links.extend(job.links())
                 except Exception as exc:
                     if not conn.in_transaction:
                         # SQLite gave up the whole transaction (e.g. disk full).
@@ -300,6 +309,7 @@ def connect_writer(path: Path, busy_timeout_ms: int) -> ChainedConnection:
                            timeout=busy_timeout_ms / 1000, factory=ChainedConnection)
     conn.links = []
     conn.head_sql = conn.append_sql = ""
+    conn.chain_on = True
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
