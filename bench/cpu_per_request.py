@@ -29,19 +29,12 @@ from intake_bench import (
     SECRET,
     SECRET_ENV,
     free_port,
+    process_cpu_s,
     stop,
     tenang_config,
     wait_http,
     write_script,
 )
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def process_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-
 
 HELLO = Path("hello-world")  # stands for the baseline among the checkouts
 

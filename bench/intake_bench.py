@@ -1,10 +1,13 @@
-"""Durable-accept benchmark: Tenang's intake against a plain aiohttp hello-world.
+"""Durable-accept benchmark: Tenang's intake against a plain aiohttp hello-world, and
+with the hash chain on against off.
 
 Runs wrk (with a Lua script POSTing an Antrean ``updatewaktu``-like JSON body) first
 against a plain aiohttp server that answers 202 with a small JSON body, then against
 ``python -m proxy serve`` whose upstream is a stand-in in "down" mode (the BPJS-outage
-case: every request is queued in SQLite). Prints req/s and p99 for both, the ratio, and a
-JSON summary line, and checks that every 2xx wrk counted is a row in the database.
+case: every request is queued in SQLite), and against a second Tenang alike but with
+``[audit] chain = false`` (issue 14: intake with the chain on within 10 % of without).
+Prints req/s and p99 for each, the ratios, each Tenang's CPU per request, and a JSON
+summary line, and checks that every 2xx wrk counted is a row in the database.
 
     .venv/bin/python bench/intake_bench.py [--duration 10] [--connections 64] [--threads 1]
 
@@ -45,6 +48,8 @@ MAX_SKEW_S = 600.0  # upstreams.max_skew_s default: how long one signed header s
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 15.0
 TARGET_OPEN_LOOP_P99_MS = 10.0  # at --open-loop-rate (2,000 req/s)
+TARGET_CHAIN_RATIO = 0.9  # intake req/s with the hash chain on, over off (issue 14)
+TICKS = os.sysconf("SC_CLK_TCK")
 
 # ~150 bytes, shaped like an Antrean "update waktu antrean" call. Every request is for
 # its own booking (the placeholder becomes a counter), as at a real front desk: many calls
@@ -195,6 +200,12 @@ def open_loop_round(url: str, args: argparse.Namespace) -> dict[str, Any]:
                      args.open_loop_connections, warmup_s=1.0)
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU time (utime + stime) of process ``pid`` so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
 def cpu_ticks() -> list[int]:
     """Aggregate CPU counters from /proc/stat (Linux), [] elsewhere."""
     try:
@@ -204,22 +215,26 @@ def cpu_ticks() -> list[int]:
         return []
 
 
-def measure(url: str, script: Path, args: argparse.Namespace) -> tuple[dict[str, Any], int]:
-    """Warm up, then measure. Returns the measured stats and the 2xx count of both runs."""
+def measure(url: str, script: Path, args: argparse.Namespace, pid: int
+            ) -> tuple[dict[str, Any], int]:
+    """Warm up, then measure. Returns the measured stats (with the server process
+    ``pid``'s CPU per request) and the 2xx count of both runs."""
     warm = wrk(url, script, args.warmup, args) if args.warmup > 0 else {"ok": 0}
-    before = cpu_ticks()
+    before, cpu_before = cpu_ticks(), process_cpu_s(pid)
     stats = wrk(url, script, args.duration, args)
-    after = cpu_ticks()
+    after, cpu_after = cpu_ticks(), process_cpu_s(pid)
     # Steal time: CPU the hypervisor gave to other guests; high values make runs noisy.
     delta = [b - a for a, b in zip(before, after, strict=True)]
     stats["steal_pct"] = round(100 * delta[7] / sum(delta), 1) if len(delta) > 7 else None
+    stats["cpu_us"] = (cpu_after - cpu_before) / max(1, stats["requests"]) * 1e6
     return stats, warm["ok"] + stats["ok"]
 
 
 def tenang_config(work: Path, port: int, admin_port: int, upstream_port: int,
-                  preset: str = "antrean") -> Path:
+                  preset: str = "antrean", chain: bool = True) -> Path:
     path = work / "tenang.toml"
-    path.write_text(server_store_toml(port, admin_port) + f"""
+    audit = "" if chain else "\n[audit]\nchain = false\n"
+    path.write_text(server_store_toml(port, admin_port) + audit + f"""
 [[upstreams]]
 name = "antrean"
 prefix = "/antreanrs"
@@ -236,6 +251,32 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+# The Tenangs measured: name -> [audit] chain. "tenang" is the product as shipped.
+TENANGS = {"tenang": True, "nochain": False}
+LABELS = {"hello": "aiohttp hello-world", "tenang": "tenang (durable 202)",
+          "nochain": "tenang, chain off"}
+
+
+def start_tenang(work: Path, up_port: int, chain: bool, env: dict[str, str]
+                 ) -> tuple[subprocess.Popen[bytes], int, int, Any]:
+    """A ``tenang serve`` in ``work`` (its own config, database and log); the process,
+    its intake and admin ports, and its open log file."""
+    work.mkdir()
+    port, admin_port = free_port(), free_port()
+    config = tenang_config(work, port, admin_port, up_port, chain=chain)
+    log = (work / "tenang.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config", str(config)],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, port, admin_port, log
+
+
+def order(names: list[str], round_no: int) -> list[str]:
+    """The hello-world first, then the Tenangs, their order swapped every other round so
+    that neither always follows the other (drift and warm caches hit both alike)."""
+    tenangs = names[1:]
+    return [names[0], *(tenangs if round_no % 2 == 0 else tenangs[::-1])]
+
+
 def run(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found on PATH (apt-get install wrk)")
@@ -244,88 +285,114 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tenang-bench-") as tmp:
         work = Path(tmp)
         script = work / "post.lua"
-        hello_port, port, admin_port, up_port = (free_port() for _ in range(4))
-        config = tenang_config(work, port, admin_port, up_port)
-        log = (work / "tenang.log").open("wb")
+        hello_port, up_port = free_port(), free_port()
         env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET}
-        # Both servers run side by side and are measured in alternating rounds, so drift
-        # in this shared VM's speed hits both alike; medians are compared.
+        # Every server runs side by side and is measured in alternating rounds, so drift
+        # in this shared VM's speed hits them alike; medians are compared.
         hello = subprocess.Popen([py, __file__, "--serve-hello", str(hello_port)],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        # BPJS is down for the whole run: intake alone is measured, the relay only probes.
+        # BPJS is down for the whole run: intake alone is measured, the relays only probe.
         upstream = subprocess.Popen(
             [py, "-m", "proxy", "simulate-bpjs", "--listen", f"127.0.0.1:{up_port}",
              "--cons-id", CONS_ID, "--secret", SECRET, "--mode", "down"],
             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        tenang = subprocess.Popen([py, "-m", "proxy", "serve", "--config", str(config)],
-                                  cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        tenangs = {name: start_tenang(work / name, up_port, chain, env)
+                   for name, chain in TENANGS.items()}
+        pids = {"hello": hello.pid, **{n: t[0].pid for n, t in tenangs.items()}}
         targets = {"hello": f"http://127.0.0.1:{hello_port}{PATH}",
-                   "tenang": f"http://127.0.0.1:{port}{PATH}"}
-        runs: dict[str, list[dict[str, Any]]] = {"hello": [], "tenang": []}
+                   **{n: f"http://127.0.0.1:{t[1]}{PATH}" for n, t in tenangs.items()}}
+        runs: dict[str, list[dict[str, Any]]] = {n: [] for n in targets}
         opens: dict[str, list[dict[str, Any]]] = {"hello": [], "tenang": []}
-        accepted = 0
+        accepted = dict.fromkeys(TENANGS, 0)
+        rows: dict[str, int] = {}
+
+        def count(name: str, ok: int) -> None:
+            if name in accepted:
+                accepted[name] += ok
+
         try:
             wait_http(f"http://127.0.0.1:{hello_port}/", hello)
-            wait_http(f"http://127.0.0.1:{admin_port}/healthz", tenang)
+            for proc, _, admin_port, _ in tenangs.values():
+                wait_http(f"http://127.0.0.1:{admin_port}/healthz", proc)
             for name, url in targets.items():
                 if args.warmup > 0:
-                    ok = wrk(url, script, args.warmup, args)["ok"]
-                    accepted += ok if name == "tenang" else 0
-            for _ in range(args.rounds):
-                for name, url in targets.items():
-                    stats, ok = measure(url, script, args)
+                    count(name, wrk(url, script, args.warmup, args)["ok"])
+            for round_no in range(args.rounds):
+                for name in order(list(targets), round_no):
+                    stats, ok = measure(targets[name], script, args, pids[name])
                     runs[name].append(stats)
-                    accepted += ok if name == "tenang" else 0
-                    if args.open_loop_rate > 0:
-                        opened = open_loop_round(url, args)
+                    count(name, ok)
+                    if args.open_loop_rate > 0 and name in opens:
+                        opened = open_loop_round(targets[name], args)
                         opens[name].append(opened)
-                        accepted += opened["ok"] if name == "tenang" else 0
-            with sqlite3.connect(work / "tenang.db") as db:
-                rows = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+                        count(name, opened["ok"])
+            for name in TENANGS:
+                with sqlite3.connect(work / name / "tenang.db") as db:
+                    rows[name] = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
         finally:
-            stop(tenang)
+            for proc, _, _, log in tenangs.values():
+                stop(proc)
+                log.close()
             stop(upstream)
             stop(hello)
-            log.close()
-        tenang_log = (work / "tenang.log").read_text(errors="replace")
+        logs = {n: (work / n / "tenang.log").read_text(errors="replace") for n in TENANGS}
 
-    base = {k: median([r[k] for r in runs["hello"]]) for k in ("rps", "p50_ms", "p99_ms")}
-    prox = {k: median([r[k] for r in runs["tenang"]]) for k in ("rps", "p50_ms", "p99_ms")}
+    med = {n: {k: median([r[k] for r in rs]) for k in ("rps", "p50_ms", "p99_ms", "cpu_us")}
+           for n, rs in runs.items()}
+    base, prox, bare = med["hello"], med["tenang"], med["nochain"]
     errors = {n: sum(r["status_errors"] + r["socket_errors"] for r in rs)
               for n, rs in runs.items()}
     ratios = [t["rps"] / h["rps"] for h, t in zip(runs["hello"], runs["tenang"], strict=True)]
     ratio = prox["rps"] / base["rps"]
-    durable = rows >= accepted
+    chain_ratios = [t["rps"] / b["rps"]
+                    for t, b in zip(runs["tenang"], runs["nochain"], strict=True)]
+    chain_ratio = prox["rps"] / bare["rps"]
+    chain_cpu = prox["cpu_us"] / bare["cpu_us"] - 1
+    durable = all(rows[n] >= accepted[n] for n in TENANGS)
     meets = ratio >= TARGET_RATIO and prox["p99_ms"] <= TARGET_P99_MS
+    chain_meets = chain_ratio >= TARGET_CHAIN_RATIO
     print(f"wrk -t{args.threads} -c{args.connections}, {args.rounds} alternating rounds of "
           f"{args.duration:g} s, POST {PATH}, {len(BODY)}-byte body; medians")
-    print(f"{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>9}")
-    for name, label, s in (("hello", "aiohttp hello-world", base),
-                           ("tenang", "tenang (durable 202)", prox)):
-        print(f"{label:<22}{s['rps']:>10.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}"
-              f"{errors[name]:>9}")
+    print(f"{'target':<22}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>9}"
+          f"{'CPU us/req':>12}")
+    for name, s in med.items():
+        print(f"{LABELS[name]:<22}{s['rps']:>10.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}"
+              f"{errors[name]:>9}{s['cpu_us']:>12.0f}")
     print(f"per-round ratios: {', '.join(f'{r:.2f}' for r in ratios)}")
     print(f"ratio tenang/hello-world: {ratio:.2f} (target >= {TARGET_RATIO}); "
           f"tenang p99 {prox['p99_ms']:.2f} ms (target <= {TARGET_P99_MS:g} ms): "
           f"{'MET' if meets else 'MISSED'}")
+    print(f"hash chain: on/off req/s {chain_ratio:.2f} (per round: "
+          f"{', '.join(f'{r:.2f}' for r in chain_ratios)}), CPU per request "
+          f"{chain_cpu:+.0%} (target: throughput within 10 %, ratio >= "
+          f"{TARGET_CHAIN_RATIO}): {'MET' if chain_meets else 'MISSED'}")
     open_summary = report_open_loop(opens, args) if args.open_loop_rate > 0 else {}
-    print(f"durability: {rows} rows in requests, {accepted} 2xx answers (incl. warm-up): "
-          f"{'OK' if durable else 'FAIL'}")
+    for name in TENANGS:
+        print(f"durability ({LABELS[name]}): {rows[name]} rows in requests, "
+              f"{accepted[name]} 2xx answers (incl. warm-up): "
+              f"{'OK' if rows[name] >= accepted[name] else 'FAIL'}")
     summary = {
         "connections": args.connections, "threads": args.threads, "rounds": args.rounds,
         "duration_s": args.duration, "event_loop": event_loop_name(),
         "hello_rps": round(base["rps"], 1), "hello_p99_ms": round(base["p99_ms"], 2),
         "tenang_rps": round(prox["rps"], 1), "tenang_p99_ms": round(prox["p99_ms"], 2),
         "ratio": round(ratio, 3), "round_ratios": [round(r, 3) for r in ratios],
-        "targets_met": meets, "rows": rows, "accepted_2xx": accepted, "durable": durable,
+        "targets_met": meets, "rows": rows["tenang"], "accepted_2xx": accepted["tenang"],
+        "durable": durable,
+        "chain_off_rps": round(bare["rps"], 1), "chain_ratio": round(chain_ratio, 3),
+        "chain_round_ratios": [round(r, 3) for r in chain_ratios],
+        "cpu_us_per_request": {n: round(m["cpu_us"], 1) for n, m in med.items()},
+        "chain_target_met": chain_meets,
         "nproc": os.cpu_count(), "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version, "loadavg_1m_before": round(load_before, 2),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
         "steal_pct": [r["steal_pct"] for rs in runs.values() for r in rs],
         **open_summary,
     }
     print(json.dumps(summary))
     if not durable:
-        print(tenang_log[-3000:], file=sys.stderr)
+        for name, text in logs.items():
+            print(f"--- {name} ---\n{text[-3000:]}", file=sys.stderr)
     return 0 if durable else 1
 
 
