@@ -62,7 +62,7 @@ import json.encoder as json_encoder
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from proxy.store.records import AttemptRecord, AuditEntry, NewRequest, StoredRequest
 
@@ -87,9 +87,9 @@ class Kind(StrEnum):
     AUDIT = "audit"
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """An entry about to join the chain: the writer numbers and links it at commit."""
+class Link(NamedTuple):
+    """An entry about to join the chain: the writer numbers and links it at commit. (A
+    tuple, not a frozen dataclass: one is made per stored record, at a third the cost.)"""
 
     kind: Kind
     ref: str
@@ -154,27 +154,65 @@ class Verification:
 
 _ENCODER = json.JSONEncoder(ensure_ascii=True, sort_keys=True, separators=(",", ":"),
                             allow_nan=False)
-# The same, for the dicts below that are built with their keys already in sorted order
-# (it is on the intake path: sorting costs; tests/unit/test_chain_encoding.py holds every
-# one of them to ``encode``).
+# The record-specific encodings below write the reference's bytes directly (keys in
+# sorted order, each value as the reference encoder writes it): they are on the intake
+# path, where building a dict and walking it costs about as much again.
+# tests/unit/test_chain_encoding.py holds every one of them to ``encode``.
 _IN_ORDER = json.JSONEncoder(ensure_ascii=True, sort_keys=False, separators=(",", ":"),
                              allow_nan=False)
 # JSONEncoder.encode builds its C encoder anew on every call; built once here it costs
-# half (about 4 us less per stored request). Same options, same bytes.
+# half. Same options, same bytes.
 _MAKE_C_ENCODER = getattr(json_encoder, "c_make_encoder", None)
 _C_ENCODER = None if _MAKE_C_ENCODER is None else _MAKE_C_ENCODER(
     None, _IN_ORDER.default, json_encoder.encode_basestring_ascii, None, ":", ",", False,
     False, False)
+_quoted = json_encoder.encode_basestring_ascii  # a JSON string, ASCII, as the encoders write
 
 
-def _in_order(doc: dict[str, Any]) -> bytes:
+def _value(v: Any) -> str:
+    """Any value exactly as the reference encoder writes it (the general case)."""
     if _C_ENCODER is None:
-        return _IN_ORDER.encode(doc).encode("ascii")
-    return "".join(_C_ENCODER(doc, 0)).encode("ascii")
+        return _IN_ORDER.encode(v)
+    return "".join(_C_ENCODER(v, 0))
 
 
-def _b64(data: bytes | None) -> str | None:
-    return None if data is None else base64.b64encode(data).decode("ascii")
+def _text(v: str | None) -> str:
+    if type(v) is str:
+        return _quoted(v)
+    return "null" if v is None else _value(v)
+
+
+def _number(v: float | int | None) -> str:
+    if type(v) is float and v - v == 0.0:  # finite: NaN and infinities are refused
+        return float.__repr__(v)  # the shortest repr, as the reference writes floats
+    if type(v) is int:
+        return int.__repr__(v)
+    return "null" if v is None else _value(v)
+
+
+def _b64(data: bytes | None) -> str:
+    # The base64 alphabet needs no escape: quoted as it is.
+    return "null" if data is None else '"' + base64.b64encode(data).decode("ascii") + '"'
+
+
+# Stored headers repeat (content type, cons id, user key; one timestamp and signature per
+# second and caller): each [name, value] pair's encoding is kept, up to a bound.
+_PAIRS: dict[tuple[str, str], str] = {}
+_PAIRS_MAX = 4096
+
+
+def _headers(headers: Sequence[tuple[str, str]]) -> str:
+    out = []
+    for pair in headers:
+        encoded = _PAIRS.get(pair) if type(pair) is tuple else None
+        if encoded is None:
+            encoded = _value(pair)
+            if type(pair) is tuple:
+                if len(_PAIRS) >= _PAIRS_MAX:
+                    _PAIRS.clear()
+                _PAIRS[pair] = encoded
+        out.append(encoded)
+    return "[" + ",".join(out) + "]"
 
 
 def encode(kind: Kind, fields: Mapping[str, Any]) -> bytes:
@@ -193,13 +231,14 @@ def linked(previous: bytes, leaf: bytes) -> bytes:
 
 
 def request_encoding(r: NewRequest | StoredRequest) -> bytes:
-    # Keys in sorted order; headers as stored, a tuple of pairs (JSON arrays).
-    return _in_order({
-        "body": _b64(r.body), "coalesce_key": r.coalesce_key, "endpoint": r.endpoint,
-        "expires_at": r.expires_at, "headers": r.headers, "id": r.id, "kind": "request",
-        "method": r.method, "ordering_key": r.ordering_key, "path": r.path,
-        "query": r.query, "received_at": r.received_at, "upstream": r.upstream,
-    })
+    # Keys in sorted order; headers as stored, a sequence of pairs (JSON arrays).
+    return (f'{{"body":{_b64(r.body)},"coalesce_key":{_text(r.coalesce_key)},'
+            f'"endpoint":{_text(r.endpoint)},"expires_at":{_number(r.expires_at)},'
+            f'"headers":{_headers(r.headers)},"id":{_text(r.id)},"kind":"request",'
+            f'"method":{_text(r.method)},"ordering_key":{_text(r.ordering_key)},'
+            f'"path":{_text(r.path)},"query":{_text(r.query)},'
+            f'"received_at":{_number(r.received_at)},"upstream":{_text(r.upstream)}}}'
+            ).encode("ascii")
 
 
 def attempt_ref(request_id: str, number: int) -> str:
@@ -207,23 +246,24 @@ def attempt_ref(request_id: str, number: int) -> str:
 
 
 def attempt_encoding(request_id: str, a: AttemptRecord) -> bytes:
-    return _in_order({
-        "duration_s": a.duration_s, "error": a.error, "http_status": a.http_status,
-        "kind": "attempt", "number": a.number, "request_id": request_id,
-        "response_body": _b64(a.response_body), "started_at": a.started_at,
-        "verdict": a.verdict.value,
-    })
+    return (f'{{"duration_s":{_number(a.duration_s)},"error":{_text(a.error)},'
+            f'"http_status":{_number(a.http_status)},"kind":"attempt",'
+            f'"number":{_number(a.number)},"request_id":{_text(request_id)},'
+            f'"response_body":{_b64(a.response_body)},"started_at":{_number(a.started_at)},'
+            f'"verdict":{_text(a.verdict.value)}}}').encode("ascii")
 
 
 def state_encoding(request_id: str, before: str | None, after: str, reason: str | None,
                    at: float) -> bytes:
-    return _in_order({"at": at, "from": before, "kind": "state", "reason": reason,
-                      "request_id": request_id, "to": after})
+    return (f'{{"at":{_number(at)},"from":{_text(before)},"kind":"state",'
+            f'"reason":{_text(reason)},"request_id":{_text(request_id)},'
+            f'"to":{_text(after)}}}').encode("ascii")
 
 
 def audit_encoding(e: AuditEntry) -> bytes:
-    return _in_order({"action": e.action, "actor": e.actor, "at": e.at,
-                      "detail": e.detail, "id": e.id, "kind": "audit", "target": e.target})
+    return (f'{{"action":{_text(e.action)},"actor":{_text(e.actor)},"at":{_number(e.at)},'
+            f'"detail":{_text(e.detail)},"id":{_number(e.id)},"kind":"audit",'
+            f'"target":{_text(e.target)}}}').encode("ascii")
 
 
 def request_link(r: NewRequest | StoredRequest) -> Link:
@@ -247,21 +287,27 @@ def audit_link(e: AuditEntry) -> Link:
 
 def extend(head: ChainHead, links: Iterable[Link]) -> list[ChainEntry]:
     """``links`` numbered and linked after ``head``, in order."""
-    return [ChainEntry(seq, kind, ref, leaf, h, record=record)
+    return [ChainEntry(seq, Kind(kind), ref, leaf, h, record=record)
             for seq, kind, ref, leaf, h, record in extend_rows(head, links)]
 
 
+# A kind as plain text: a driver binds a str subclass (the enum) by the slow path of
+# adapting it (sqlite3: about 0.4 us more per row).
+_KIND_TEXT = {k: k.value for k in Kind}
+
+
 def extend_rows(head: ChainHead, links: Iterable[Link]
-                ) -> list[tuple[int, Kind, str, bytes, bytes, bytes | None]]:
-    """``extend`` as plain rows (seq, kind, ref, leaf, head, record): what a writer
-    inserts at commit, with nothing built it does not insert."""
+                ) -> list[tuple[int, str, str, bytes, bytes, bytes | None]]:
+    """``extend`` as plain rows (seq, kind, ref, leaf, head, record), the kind as its
+    text: what a writer inserts at commit, with nothing built it does not insert."""
     seq, previous = head.seq, head.head
     out = []
     sha256 = hashlib.sha256
-    for link in links:
+    text = _KIND_TEXT
+    for kind, ref, leaf, record in links:
         seq += 1
-        previous = sha256(previous + link.leaf).digest()
-        out.append((seq, link.kind, link.ref, link.leaf, previous, link.record))
+        previous = sha256(previous + leaf).digest()
+        out.append((seq, text[kind], ref, leaf, previous, record))
     return out
 
 

@@ -5,8 +5,12 @@ and the chain links as documented, so an auditor's own implementation agrees."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
+import itertools
 import json
+
+import pytest
 
 from proxy.lifecycle import Verdict
 from proxy.store import chain
@@ -69,3 +73,58 @@ def test_leaves_and_heads_are_sha256_as_documented() -> None:
         assert entry.head == hashlib.sha256(previous + link.leaf).digest()
         previous = entry.head
     assert links[1].ref == f"{REQUEST.id}/2" and links[2].ref == "7"
+
+
+# Values the direct encoders must write exactly as the reference does: absent fields,
+# escapes (quotes, backslashes, controls, non-ASCII, beyond the BMP), integral, tiny and
+# huge floats, integers where floats are usual, empty and repeated headers.
+TEXTS = ["", "plain", 'a "quoted" \\ back/slash', "\x00\x1f\x7f tab\t nl\n",
+         "é ü 漢字 \U0001f600", "</script>"]
+NUMBERS = [0.0, -0.0, 1.0, 1764590400.123456, 1e-7, 1.7976931348623157e308, 5e-324,
+           0.1 + 0.2, 12, 0, -3]
+
+
+def test_the_direct_encoders_equal_the_reference_for_awkward_values() -> None:
+    for text, number in itertools.product(TEXTS, NUMBERS):
+        headers = ((text, text), ("X-n", str(number)), (text, text))
+        for r in (dataclasses.replace(REQUEST, path=text, query=text, headers=headers,
+                                      received_at=number, expires_at=number,
+                                      endpoint=text, ordering_key=text, coalesce_key=text,
+                                      body=text.encode()),
+                  dataclasses.replace(REQUEST, endpoint=None, ordering_key=None,
+                                      expires_at=None, headers=(), body=b"")):
+            assert chain.request_encoding(r) == chain.encode(Kind.REQUEST, {
+                "id": r.id, "upstream": r.upstream, "method": r.method, "path": r.path,
+                "query": r.query, "headers": [list(p) for p in r.headers],
+                "body": base64.b64encode(r.body).decode(), "received_at": r.received_at,
+                "endpoint": r.endpoint, "ordering_key": r.ordering_key,
+                "expires_at": r.expires_at, "coalesce_key": r.coalesce_key})
+        for a in (dataclasses.replace(ATTEMPT, started_at=number, duration_s=number,
+                                      error=text, response_body=text.encode()),
+                  dataclasses.replace(ATTEMPT, http_status=None, error=None,
+                                      response_body=None)):
+            assert chain.attempt_encoding(text, a) == chain.encode(Kind.ATTEMPT, {
+                "request_id": text, "number": a.number, "started_at": a.started_at,
+                "duration_s": a.duration_s, "verdict": a.verdict.value,
+                "http_status": a.http_status, "error": a.error,
+                "response_body": None if a.response_body is None
+                else base64.b64encode(a.response_body).decode()})
+        for before, reason in ((text, text), (None, None)):
+            assert chain.state_encoding(text, before, text, reason, number) == chain.encode(
+                Kind.STATE, {"request_id": text, "from": before, "to": text,
+                             "reason": reason, "at": number})
+        for target, detail in ((text, text), (None, None)):
+            e = AuditEntry(7, number, text, text, target, detail)
+            assert chain.audit_encoding(e) == chain.encode(Kind.AUDIT, {
+                "id": 7, "at": number, "actor": text, "action": text, "target": target,
+                "detail": detail})
+
+
+def test_a_value_json_cannot_carry_is_refused_as_by_the_reference() -> None:
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ValueError):
+            chain.encode(Kind.STATE, {"at": bad})
+        with pytest.raises(ValueError):
+            chain.request_encoding(dataclasses.replace(REQUEST, received_at=bad))
+        with pytest.raises(ValueError):
+            chain.state_encoding("r", None, "pending", None, bad)

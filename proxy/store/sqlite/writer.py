@@ -262,7 +262,7 @@ def link_pending(conn: ChainedConnection) -> None:
     row = conn.execute(conn.head_sql).fetchone()
     head = chain.ChainHead(0, chain.GENESIS) if row is None else chain.ChainHead(row[0],
                                                                                  row[1])
-    rows = chain.extend_rows(head, conn.links)  # Kind is a str: bound as its value
+    rows = chain.extend_rows(head, conn.links)
     conn.links.clear()
     conn.executemany(conn.append_sql, rows)
 
