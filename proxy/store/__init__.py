@@ -36,7 +36,7 @@ def open_store(config: StoreConfig) -> Backend:
     if scheme == "memory":
         from proxy.store.memory import memory_backend
 
-        return memory_backend()
+        return memory_backend(chain=config.chain)
     if config.is_postgres:
         if postgres.INCOMPLETE is not None:
             raise ConfigError(f"store.url: {postgres.INCOMPLETE}")

@@ -80,6 +80,19 @@ SWITCHED_ON = "chain_on"
 SWITCHED_OFF = "chain_off"
 
 
+def switch_action(last: str | None, on: bool) -> str | None:
+    """The switch entry's action to record as a store opens with the chain ``on`` (or
+    off), after ``last``, the newest switch entry's action (None: there is none, and the
+    chain was on, the default). None when nothing changed."""
+    if (last is None or last == SWITCHED_ON) == on:
+        return None
+    return SWITCHED_ON if on else SWITCHED_OFF
+
+
+def switch_detail(on: bool) -> str:
+    return "[audit] chain = true" if on else "[audit] chain = false"
+
+
 class Kind(StrEnum):
     REQUEST = "request"
     ATTEMPT = "attempt"

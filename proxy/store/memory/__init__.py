@@ -21,9 +21,11 @@ from proxy.store.memory.schedules import MemorySchedules
 from proxy.store.memory.state import MemoryState
 
 
-def memory_backend(state: MemoryState | None = None) -> Backend:
-    """Every role on ``state`` (a new, empty one by default)."""
+def memory_backend(state: MemoryState | None = None, chain: bool = True) -> Backend:
+    """Every role on ``state`` (a new, empty one by default); ``chain``: extend the hash
+    chain (``[audit] chain``)."""
     s = MemoryState() if state is None else state
+    s.chain_on = chain
     return Backend(
         intake=MemoryIntake(s), queue=MemoryQueue(s), log=MemoryLog(s),
         operator=MemoryOperator(s), accounts=MemoryAccounts(s), sessions=MemorySessions(s),

@@ -8,6 +8,7 @@ transaction would be. This object is also the backend's ``Engine``.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,11 +57,26 @@ class MemoryState:
     verifications: list[Verification] = field(default_factory=list)
     bulk_leases: dict[int, tuple[str, float]] = field(default_factory=dict)  # owner, until
     closed: bool = False
+    chain_on: bool = True  # [audit] chain: False, links are dropped (``link``)
 
     # --- Engine --------------------------------------------------------------------------
 
     async def open(self) -> None:
         self.closed = False
+        self.note_chain_switch(time.time())
+
+    def note_chain_switch(self, at: float) -> None:
+        """Opened with the chain switched the other way than it was last: the audit
+        entry saying so, linked either way (as on every backend)."""
+        last = next((e.action for e in reversed(self.audit)
+                     if e.target == chain.SWITCH_TARGET and e.actor == chain.SWITCH_ACTOR
+                     and e.action in (chain.SWITCHED_ON, chain.SWITCHED_OFF)), None)
+        action = chain.switch_action(last, self.chain_on)
+        if action is not None:
+            entry = AuditEntry(len(self.audit) + 1, at, chain.SWITCH_ACTOR, action,
+                               chain.SWITCH_TARGET, chain.switch_detail(self.chain_on))
+            self.audit.append(entry)
+            self.hash_chain.extend(chain.extend(self.head(), [chain.audit_link(entry)]))
 
     async def close(self) -> None:
         self.closed = True
@@ -98,7 +114,8 @@ class MemoryState:
 
     def link(self, links: list[chain.Link]) -> None:
         """Extend the chain (inside the caller's move: no await between them)."""
-        self.hash_chain.extend(chain.extend(self.head(), links))
+        if self.chain_on:
+            self.hash_chain.extend(chain.extend(self.head(), links))
 
     def mark_purged(self, kind: chain.Kind, refs: Iterable[str], at: float) -> int:
         """Tombstones: the entries of ``kind`` for ``refs`` marked purged at ``at``

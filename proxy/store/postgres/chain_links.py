@@ -25,10 +25,12 @@ from proxy.store import chain
 from proxy.store.postgres.statements import Q
 
 
-async def append(conn: PoolConnectionProxy, links: Sequence[chain.Link]) -> None:
+async def append(conn: PoolConnectionProxy, links: Sequence[chain.Link], *,
+                 force: bool = False) -> None:
     """Link ``links``, in order, after the chain's head, in ``conn``'s transaction (which
-    must be open; make this its last statement). Nothing for no links."""
-    if not links:
+    must be open; make this its last statement). Nothing for no links, nor with the chain
+    off (``[audit] chain = false``: ``pool.ChainedConnection``) unless ``force``."""
+    if not links or not (force or getattr(conn, "chain_on", True)):
         return
     await conn.execute(Q["chain_append"], [link.kind.value for link in links],
                        [link.ref for link in links], [link.leaf for link in links],

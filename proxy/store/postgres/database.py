@@ -11,6 +11,7 @@ import asyncpg
 
 from proxy.config import StoreConfig
 from proxy.store.errors import StoreUnavailable
+from proxy.store.postgres.chain_switch import note_chain_switch
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.group_insert import GroupInsert
 from proxy.store.postgres.migrations import migrate, require_current
@@ -47,6 +48,7 @@ class Database:
                         await migrate(conn)
                     else:
                         await require_current(conn)
+                    await note_chain_switch(conn, self._config.chain, time.time())
         except BaseException:
             await pool.close()
             raise

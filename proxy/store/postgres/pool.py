@@ -3,6 +3,9 @@ from the environment, the pool size and the time limits."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
 import asyncpg
 
 from proxy.config import StoreConfig
@@ -24,6 +27,27 @@ def server_settings(config: StoreConfig, search_path: str | None = None) -> dict
     return settings
 
 
+if TYPE_CHECKING:
+    _Connection = asyncpg.Connection[asyncpg.Record]
+else:
+    _Connection = asyncpg.Connection  # not subscriptable at run time
+
+
+class ChainedConnection(_Connection):
+    """A pool connection that knows whether the store keeps the hash chain (``[audit]
+    chain``): with it off, ``chain_links.append`` drops the links."""
+
+    chain_on: bool = True
+
+
+def _chain_setting(on: bool) -> Callable[[_Connection], Coroutine[Any, Any, None]]:
+    async def init(conn: _Connection) -> None:
+        if isinstance(conn, ChainedConnection):
+            conn.chain_on = on
+
+    return init
+
+
 async def create_pool(config: StoreConfig, *, search_path: str | None = None) -> asyncpg.Pool:
     """An open pool of ``pool_min``..``pool_max`` connections to ``config.url``.
 
@@ -37,7 +61,8 @@ async def create_pool(config: StoreConfig, *, search_path: str | None = None) ->
             min_size=config.pool_min, max_size=config.pool_max,
             timeout=config.connect_timeout_s,
             command_timeout=config.statement_timeout_s + _CLIENT_MARGIN_S,
-            server_settings=server_settings(config, search_path))
+            server_settings=server_settings(config, search_path),
+            connection_class=ChainedConnection, init=_chain_setting(config.chain))
     return pool
 
 

@@ -258,6 +258,16 @@ DELETE FROM sessions WHERE expires_at <= $1
 INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)
 RETURNING id
 
+-- last_chain_switch --
+-- The newest "chain_on" / "chain_off" entry ([audit] chain): $1 target, $2 actor.
+SELECT action FROM audit_log WHERE target = $1 AND actor = $2 AND action IN ($3, $4)
+ ORDER BY id DESC LIMIT 1
+
+-- lock_chain_head --
+-- Taken first by a store noting a switch of [audit] chain, so that two instances opening
+-- at once record it once (the lock every append takes, held to COMMIT).
+SELECT seq FROM chain_head WHERE id = 1 FOR UPDATE
+
 -- audit_entries --
 -- Newest first; $1 a target or null for all, $2 below this id or null.
 SELECT id, at, actor, action, target, detail FROM audit_log

@@ -11,23 +11,23 @@ from proxy.store.records import AuditEntry
 from proxy.store.sqlite.queries import QUERIES
 from proxy.store.sqlite.writer import ChainedConnection, link_pending
 
-ACTOR, TARGET = chain.SWITCH_ACTOR, chain.SWITCH_TARGET
-ON, OFF = chain.SWITCHED_ON, chain.SWITCHED_OFF
-
 
 def note_chain_switch(c: ChainedConnection, on: bool, at: float) -> bool:
     """Record a switch of the chain to ``on`` if it is one; True when it was. Runs its own
     transaction on ``c`` (the connection that opened the store, before the writer)."""
     c.execute("BEGIN IMMEDIATE")
     try:
-        last = c.execute(QUERIES["last_chain_switch"], (TARGET, ON, OFF)).fetchone()
-        if (last is None or last[0] == ON) == on:
+        last = c.execute(QUERIES["last_chain_switch"], (chain.SWITCH_TARGET, chain.SWITCH_ACTOR,
+                                                       chain.SWITCHED_ON, chain.SWITCHED_OFF)
+                         ).fetchone()
+        action = chain.switch_action(None if last is None else last[0], on)
+        if action is None:
             c.execute("COMMIT")
             return False
-        action, detail = (ON, "[audit] chain = true") if on else (OFF, "[audit] chain = false")
-        audit_id = c.execute(QUERIES["insert_audit"],
-                             (at, ACTOR, action, TARGET, detail)).fetchone()[0]
-        c.links = [chain.audit_link(AuditEntry(audit_id, at, ACTOR, action, TARGET, detail))]
+        entry = (at, chain.SWITCH_ACTOR, action, chain.SWITCH_TARGET, chain.switch_detail(on))
+        audit_id = c.execute(QUERIES["insert_audit"], entry).fetchone()[0]
+        # Linked whichever way it goes (add_links would drop it with the chain off).
+        c.links = [chain.audit_link(AuditEntry(audit_id, *entry))]
         link_pending(c)
         c.execute("COMMIT")
         return True

@@ -361,7 +361,8 @@ INSERT INTO chain (seq, kind, ref, leaf, head, record) VALUES (?,?,?,?,?,?)
 
 -- last_chain_switch --
 -- The last "chain_on" / "chain_off" entry ([audit] chain), on the audit_log_target index.
-SELECT action, at FROM audit_log WHERE target=? AND action IN (?,?) ORDER BY id DESC LIMIT 1
+SELECT action, at FROM audit_log WHERE target=? AND actor=? AND action IN (?,?)
+ORDER BY id DESC LIMIT 1
 
 -- chain_head_at --
 -- An export manifest's chain position, checked by `tenang audit verify --export`.
