@@ -2,7 +2,7 @@
 (SQLite, whose file one process holds, and memory).
 
 With one instance there is no one to agree with: the relay keeps its own in-process
-breaker and token bucket on these stores (``shared`` is False) and never calls the verbs
+breaker, token bucket and slot count on these stores (``shared`` is False) and never calls the verbs
 below. They still keep the contract (the contract suite runs them), in plain dicts, with
 the same arithmetic as the PostgreSQL statements; nothing survives a restart, like the
 in-process breaker and bucket themselves.
@@ -29,6 +29,7 @@ class InProcessCoordination:
     def __init__(self) -> None:
         self._breakers: dict[str, BreakerRecord] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # upstream: (tokens, at)
+        self._slots: dict[str, dict[int, tuple[str, float]]] = {}  # upstream: slot: lease
 
     @property
     def shared(self) -> bool:
@@ -69,3 +70,25 @@ class InProcessCoordination:
         if upstream in self._buckets:
             tokens, at = self._buckets[upstream]
             self._buckets[upstream] = (min(burst, tokens + count), at)
+
+    async def take_send_slots(self, upstream: str, owner: str, wanted: int, limit: int,
+                              now: float, until: float) -> list[int]:
+        held = self._slots.setdefault(upstream, {})
+        free = [n for n in range(limit) if n not in held or held[n][1] <= now][:max(0, wanted)]
+        for n in free:
+            held[n] = (owner, until)
+        return free
+
+    async def renew_send_slots(self, upstream: str, owner: str, slots: list[int],
+                               until: float) -> int:
+        held = self._slots.get(upstream, {})
+        mine = [n for n in slots if n in held and held[n][0] == owner]
+        for n in mine:
+            held[n] = (owner, until)
+        return len(mine)
+
+    async def return_send_slots(self, upstream: str, owner: str, slots: list[int]) -> None:
+        held = self._slots.get(upstream, {})
+        for n in slots:
+            if n in held and held[n][0] == owner:
+                del held[n]

@@ -300,15 +300,16 @@ class Schedules(Protocol):
 
 class Coordination(Protocol):
     """What the Tenang instances sharing one store agree on per upstream (the relay, the
-    breakers): the circuit breaker's state and the send rate.
+    breakers): the circuit breaker's state, the send rate and the sends in flight.
 
     A breaker move is a compare-and-set on the record's generation, so of several
     instances moving one breaker at once exactly one wins; the half-open probe is a
-    lease, so all instances together send one probe; the send rate is one token bucket.
-    Times are the callers' clocks, like the queue's leases (instances keep NTP time).
-    ``shared`` is False on a store only one instance can open (SQLite, memory): their
-    verbs keep the same state in process, and the relay keeps its own in-process breaker
-    and bucket there, never calling them."""
+    lease, so all instances together send one probe; the send rate is one token bucket;
+    ``rate.max_concurrency`` is that many numbered send slots, each leased to the
+    instance sending under it. Times are the callers' clocks, like the queue's leases
+    (instances keep NTP time). ``shared`` is False on a store only one instance can open
+    (SQLite, memory): their verbs keep the same state in process, and the relay keeps its
+    own in-process breaker, bucket and slot count there, never calling them."""
 
     @property
     def shared(self) -> bool:
@@ -336,6 +337,20 @@ class Coordination(Protocol):
 
     async def return_send_tokens(self, upstream: str, count: int, burst: float) -> None:
         """Put back ``count`` tokens taken but not used (at most ``burst`` kept)."""
+
+    async def take_send_slots(self, upstream: str, owner: str, wanted: int, limit: int,
+                              now: float, until: float) -> list[int]:
+        """Lease up to ``wanted`` of the upstream's ``limit`` send slots (numbered from 0)
+        to ``owner`` until ``until``: those free, or whose lease ended by ``now``; their
+        numbers. However many instances take at once, at most ``limit`` are held."""
+
+    async def renew_send_slots(self, upstream: str, owner: str, slots: list[int],
+                               until: float) -> int:
+        """Extend to ``until`` the leases of those of ``slots`` ``owner`` still holds; how
+        many (one taken over after its lease ran out is not taken back)."""
+
+    async def return_send_slots(self, upstream: str, owner: str, slots: list[int]) -> None:
+        """Free those of ``slots`` ``owner`` still holds."""
 
 
 class Retention(Protocol):

@@ -1,6 +1,7 @@
 """Store contract: the Coordination role. A breaker move is a compare-and-set (of moves
 from one generation exactly one wins), the half-open probe is one lease at a time, and
-the send rate is one token bucket that concurrent takes never overdraw."""
+the send rate is one token bucket that concurrent takes never overdraw, and the sends in
+flight are ``limit`` leased slots that concurrent takers never hold more of."""
 
 from __future__ import annotations
 
@@ -97,3 +98,44 @@ async def test_concurrent_first_reads_of_a_new_breaker_all_get_it(store: Backend
     found = await asyncio.gather(*(store.coordination.breaker("antrean-first")
                                    for _ in range(16)))
     assert {(b.state, b.generation) for b in found} == {(found[0].state, found[0].generation)}
+
+
+async def test_send_slots_are_leased_up_to_the_limit_and_come_back_when_returned(
+        store: Backend) -> None:
+    c = store.coordination
+    assert await c.take_send_slots(UP, "a", 3, 4, T0, T0 + 10) == [0, 1, 2]
+    assert await c.take_send_slots(UP, "b", 3, 4, T0, T0 + 10) == [3], "the limit is all"
+    assert await c.take_send_slots(UP, "b", 1, 4, T0 + 1, T0 + 11) == []
+    await c.return_send_slots(UP, "b", [0, 1])  # not b's: nothing comes back
+    assert await c.take_send_slots(UP, "b", 1, 4, T0 + 1, T0 + 11) == []
+    await c.return_send_slots(UP, "a", [1])
+    assert await c.take_send_slots(UP, "b", 2, 4, T0 + 1, T0 + 11) == [1]
+    assert await c.take_send_slots(UP, "b", 5, 2, T0 + 1, T0 + 11) == [], \
+        "a lower limit takes only slots below it"
+    assert await c.take_send_slots("other", "a", 9, 2, T0, T0 + 10) == [0, 1], \
+        "one set of slots per upstream"
+
+
+async def test_a_dead_owners_slots_come_back_after_their_lease_and_only_then(
+        store: Backend) -> None:
+    c = store.coordination
+    assert await c.take_send_slots(UP, "dead", 2, 2, T0, T0 + 10) == [0, 1]
+    assert await c.take_send_slots(UP, "alive", 2, 2, T0 + 9.9, T0 + 20) == []
+    assert await c.renew_send_slots(UP, "alive", [0, 1], T0 + 30) == 0, "not alive's"
+    assert await c.take_send_slots(UP, "alive", 2, 2, T0 + 10, T0 + 20) == [0, 1]
+    assert await c.renew_send_slots(UP, "dead", [0, 1], T0 + 30) == 0, \
+        "a slot taken over is not taken back"
+    await c.return_send_slots(UP, "dead", [0, 1])
+    assert await c.take_send_slots(UP, "third", 1, 2, T0 + 15, T0 + 25) == [], \
+        "nor freed by its old owner"
+    assert await c.renew_send_slots(UP, "alive", [0], T0 + 40) == 1
+    assert await c.take_send_slots(UP, "third", 2, 2, T0 + 25, T0 + 35) == [1], \
+        "the renewed slot is still held past its first lease"
+
+
+async def test_concurrent_takes_never_hold_more_slots_than_the_limit(store: Backend) -> None:
+    c = store.coordination
+    takes = await asyncio.gather(*(c.take_send_slots(UP, f"i{i}", 2, 5, T0, T0 + 10)
+                                   for i in range(12)))
+    held = [n for taken in takes for n in taken]
+    assert sorted(held) == [0, 1, 2, 3, 4]

@@ -1,5 +1,16 @@
-"""The Coordination role on PostgreSQL: one breaker and one send rate per upstream for
-every instance on the database (schema v3's breakers and send_rates rows)."""
+"""The Coordination role on PostgreSQL: one breaker, one send rate and one set of send
+slots per upstream for every instance on the database (schema v3's breakers and
+send_rates rows, v8's send_slots).
+
+``rate.max_concurrency`` across instances is slot leases, one row per slot number: a
+take is one UPDATE of free rows below the limit (FOR UPDATE SKIP LOCKED, as claims do),
+so concurrent takers never hold more than the limit and never wait on one another, and
+a return is one UPDATE. The other way, counting in-flight requests under an advisory
+lock at each claim, would also have to count live attempts (stored in flight by
+intake's group insert, which cannot wait for a count), serialise every claim of an
+upstream on the lock, and scan the requests table per claim; a slot row is touched only
+by the send holding it. Each slot is a lease renewed with the requests' leases, so a
+killed instance's slots come back when their lease runs out, as its requests do."""
 
 from __future__ import annotations
 
@@ -18,6 +29,7 @@ def _breaker(r: asyncpg.Record | None) -> BreakerRecord | None:
 class PostgresCoordination:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._slots_made: set[tuple[str, int]] = set()  # (upstream, limit) whose rows exist
 
     @property
     def shared(self) -> bool:
@@ -60,3 +72,24 @@ class PostgresCoordination:
     async def return_send_tokens(self, upstream: str, count: int, burst: float) -> None:
         with translated():
             await self._db.pool.execute(Q["return_send_tokens"], upstream, count, burst)
+
+    async def take_send_slots(self, upstream: str, owner: str, wanted: int, limit: int,
+                              now: float, until: float) -> list[int]:
+        with translated():
+            if (upstream, limit) not in self._slots_made:
+                await self._db.pool.execute(Q["make_send_slots"], upstream, limit)
+                self._slots_made.add((upstream, limit))
+            rows = await self._db.pool.fetch(Q["take_send_slots"], upstream, owner, wanted,
+                                             limit, now, until)
+        return sorted(int(r[0]) for r in rows)
+
+    async def renew_send_slots(self, upstream: str, owner: str, slots: list[int],
+                               until: float) -> int:
+        with translated():
+            done = await self._db.pool.execute(Q["renew_send_slots"], upstream, owner,
+                                               slots, until)
+        return int(done.rsplit(" ", 1)[1])  # "UPDATE n"
+
+    async def return_send_slots(self, upstream: str, owner: str, slots: list[int]) -> None:
+        with translated():
+            await self._db.pool.execute(Q["return_send_slots"], upstream, owner, slots)

@@ -414,6 +414,37 @@ RETURNING granted
 -- return_send_tokens --
 UPDATE send_rates SET tokens = least($3, tokens + $2) WHERE upstream = $1
 
+-- make_send_slots --
+-- The upstream's slots 0..$2-1 (made once per limit an instance uses; never dropped, a
+-- lower limit just takes fewer of them).
+INSERT INTO send_slots (upstream, slot) SELECT $1, generate_series(0, $2 - 1)
+ON CONFLICT (upstream, slot) DO NOTHING
+
+-- take_send_slots --
+-- Up to $3 of upstream $1's slots below $4 that are free at $5, leased to $2 until $6.
+-- SKIP LOCKED: a slot another instance is taking right now is left to it; READ COMMITTED
+-- re-checks `until` on each row locked, so a slot taken and committed meanwhile is not
+-- taken twice. At most $4 slots exist below the limit, so at most $4 sends are out.
+WITH free AS (
+    SELECT slot FROM send_slots
+     WHERE upstream = $1 AND slot < $4 AND until <= $5
+     ORDER BY slot
+     LIMIT $3
+     FOR UPDATE SKIP LOCKED)
+UPDATE send_slots s SET owner = $2, until = $6
+  FROM free
+ WHERE s.upstream = $1 AND s.slot = free.slot
+RETURNING s.slot
+
+-- renew_send_slots --
+-- Only slots still $2's: one whose lease ran out and was taken by another is not taken back.
+UPDATE send_slots SET until = $4
+ WHERE upstream = $1 AND owner = $2 AND slot = ANY($3::integer[])
+
+-- return_send_slots --
+UPDATE send_slots SET owner = NULL, until = 0
+ WHERE upstream = $1 AND owner = $2 AND slot = ANY($3::integer[])
+
 -- retention_window --
 -- The next batch of retention's walk: up to $3 requests by id after $1, all received
 -- before the cutoff (ids below $2, minted from the receive time). Its last id and size: a

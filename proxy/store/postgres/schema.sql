@@ -333,3 +333,16 @@ BEGIN
     UPDATE chain_head SET seq = last_seq + n, head = last_head WHERE id = 1;
     RETURN last_seq + n;
 END $$;
+
+-- version 8 --
+-- The send slots of each upstream (rate.max_concurrency), shared by the instances: slot
+-- N is held by `owner` until `until` (a lease renewed while the send lasts, so a killed
+-- instance's slots come back once it runs out); free when `until` is past. Rows 0..limit-1
+-- are made on first use; a claim takes only slots below its limit.
+CREATE TABLE send_slots (
+    upstream  text NOT NULL,
+    slot      integer NOT NULL,
+    owner     text,
+    until     double precision NOT NULL DEFAULT 0,
+    PRIMARY KEY (upstream, slot)
+);
