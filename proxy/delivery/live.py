@@ -1,25 +1,30 @@
 """A live attempt: a deadline-mode send made while the SIMRS waits for BPJS's answer.
 
-Such a send needs four things that used to be spread over intake and the relay: the
-breaker's permit (it may be the half-open breaker's only probe), the lease written into
-the row before it is stored (so no lane claims it meanwhile, and registered with the
-lane, so its take-over never records it as an interrupted send), the SIMRS's own signed
-headers (used for this send only, never stored) and the future that carries the recorded
-result back to the waiting SIMRS. ``LiveAttempt`` holds them together, and the gateway
-enters and leaves it (a plain ``with``: entering and leaving never wait, and it costs
-every deadline-mode intake less)::
+Such a send needs five things that used to be spread over intake and the relay: the
+breaker's permit (it may be the half-open breaker's only probe), one of the lane's send
+slots (``rate.max_concurrency`` counts live sends too; on a shared store, those of every
+instance), the lease written into the row before it is stored (so no lane claims it
+meanwhile, and registered with the lane, so its take-over never records it as an
+interrupted send), the SIMRS's own signed headers (used for this send only, never
+stored) and the future that carries the recorded result back to the waiting SIMRS.
+``LiveAttempt`` holds them together, and the gateway enters and leaves it (``async
+with``: on a shared store taking and returning the slot are store calls)::
 
-    with relay.live(upstream) as live:
-        call = live.lease(call)             # unchanged when the breaker said no
+    async with relay.live(upstream) as live:
+        call = live.lease(call)             # unchanged when the breaker or slots said no
         ...store it; return early on a duplicate or a store error...
-        live.start(stored, headers)         # the permit passes to the lane's delivery
+        live.start(stored, headers)         # permit and slot pass to the lane's delivery
         result = await live.result(deadline_s)
 
-The permit is handed back exactly once: on leaving, if it was never started (refused,
-duplicate, store error, a bug, the SIMRS's request cancelled), and otherwise by the
-delivery itself, which settles it with the send's result or gives it back on every
-other way out (its ``Grant``); the send belongs to the lane, so it outlives the SIMRS's
-wait and counts as in flight at shutdown.
+With no free slot the request is not refused: like one the breaker holds back, it is
+stored for the relay, which sends it as soon as a slot comes back.
+
+The permit and the slot are handed back exactly once: on leaving, if it was never
+started (refused, duplicate, store error, a bug, the SIMRS's request cancelled), and
+otherwise by the delivery itself, which settles the permit with the send's result or
+gives it back on every other way out (its ``Grant``), and frees the slot when it ends;
+the send belongs to the lane, so it outlives the SIMRS's wait and counts as in flight at
+shutdown.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from multidict import CIMultiDict
 from proxy import lifecycle
 from proxy.delivery.upstream import Reply
 from proxy.policies.breaker import Permit
+from proxy.store.errors import StoreError
 from proxy.store.records import NewRequest, StoredRequest
 
 if TYPE_CHECKING:
@@ -56,33 +62,54 @@ class LiveAttempt:
     Not entered through a relay (``NOT_LIVE``), or refused by the breaker, it is not
     ``permitted``: ``lease`` changes nothing and the request is left to the relay."""
 
-    __slots__ = ("_lane", "_leased", "_permit", "_started", "answer", "headers")
+    __slots__ = ("_lane", "_leased", "_permit", "_slot", "_started", "answer", "headers")
 
     def __init__(self, lane: Lane | None) -> None:
         self._lane = lane
         self._permit: Permit | None = None
+        self._slot: list[int] = []  # the send slot held, until started or left
         self._started = False
         self._leased: str | None = None  # the id ``lease`` registered with the lane
         self.headers: CIMultiDict[str] | None = None  # the SIMRS's own, once started
         self.answer: asyncio.Future[LiveResult] | None = None
 
-    def __enter__(self) -> LiveAttempt:
-        if self._lane is not None:
-            self._permit = self._lane.d.breaker.try_acquire()
+    async def __aenter__(self) -> LiveAttempt:
+        lane = self._lane
+        if lane is None:
+            return self
+        permit = lane.d.breaker.try_acquire()
+        if permit is None:
+            return self
+        now = lane.clock()
+        try:
+            self._slot = await lane.slots.take(1, now, now + lane.lease_s)
+        except StoreError:
+            pass  # no slot known to be ours: sent by the relay like any queued request
+        except BaseException:
+            lane.d.breaker.cancel(permit)
+            raise
+        if self._slot:
+            self._permit = permit
+        else:
+            lane.d.breaker.cancel(permit)  # every slot is busy: the relay sends it later
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None,
+    async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         permit, self._permit = self._permit, None
         self._forget_lease()
-        if permit is not None and not self._started and self._lane is not None:
-            # Never sent: the permit may be the half-open breaker's only probe, and kept
-            # unused no send to this upstream would happen again.
-            self._lane.d.breaker.cancel(permit)
+        if permit is None or self._started or self._lane is None:
+            return
+        # Never sent: the permit may be the half-open breaker's only probe, and kept
+        # unused no send to this upstream would happen again; the slot would narrow the
+        # upstream for every instance until its lease ran out.
+        self._lane.d.breaker.cancel(permit)
+        await self._lane.release(self._slot)
 
     @property
     def permitted(self) -> bool:
-        """The breaker allows this send now (entered, not yet left)."""
+        """The breaker allows this send now and a slot is free for it (entered, not yet
+        left)."""
         return self._permit is not None
 
     def lease(self, call: NewRequest) -> NewRequest:
@@ -106,13 +133,13 @@ class LiveAttempt:
 
     def start(self, request: StoredRequest, headers: CIMultiDict[str]) -> None:
         """Send ``request`` (stored leased to us) now with the SIMRS's own ``headers``.
-        From here the permit and the lease belong to the lane's delivery."""
+        From here the permit, the slot and the lease belong to the lane's delivery."""
         lane, permit = self._lane, self._permit
         if lane is None or permit is None or self._started:
             raise RuntimeError("a live attempt starts once, and only with a permit")
         self.headers = headers
         self.answer = asyncio.get_running_loop().create_future()
-        lane.spawn(lane.d.deliver(request, permit, self), request.id)
+        lane.spawn(lane.d.deliver(request, permit, self), request.id, self._slot.pop())
         self._started = True
         self._forget_lease()  # delivering now, in the same step: no moment unowned
 

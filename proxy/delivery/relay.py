@@ -2,7 +2,8 @@
 
 Each lane asks the breaker for permission before claiming (one probe while half-open),
 paces claims (``pacing``: its own token bucket, or the store's one for all instances)
-and caps concurrent sends. Nothing sleeps between attempts in memory: the schedule is
+and caps concurrent sends (``concurrency``: its own count, or the store's slots for all
+instances). Nothing sleeps between attempts in memory: the schedule is
 ``next_attempt_at`` in the store, and lanes wake on new work, on their next due time,
 or after ``poll_interval_s`` at the latest.
 """
@@ -16,13 +17,15 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
 
 import aiohttp
 
 from proxy.bpjs.presets import orders_requests
 from proxy.config import Config, UpstreamConfig
 from proxy.delivery.attempt import Deliverer
+from proxy.delivery.concurrency import Slots, slots_for
 from proxy.delivery.live import LiveAttempt
 from proxy.delivery.outcome_log import DeliveryLog
 from proxy.delivery.pacing import Pacer, pacer_for
@@ -36,12 +39,13 @@ log = logging.getLogger("tenang.relay")
 
 class Lane:
     def __init__(self, deliverer: Deliverer, config: Config, clock: Callable[[], float],
-                 pacer: Pacer) -> None:
+                 pacer: Pacer, slots: Slots) -> None:
         self.d = deliverer
         self.up: UpstreamConfig = deliverer.upstream
         self.relay_cfg = config.relay
         self.clock = clock
         self.pacer = pacer
+        self.slots = slots
         self.ordered = orders_requests(self.up.preset, self.up.overrides)
         self.wakeup = asyncio.Event()
         self.in_flight: set[asyncio.Task[None]] = set()
@@ -54,6 +58,7 @@ class Lane:
         # breaker, for tokens or for a free slot would only spin.
         self.waiting_for_work = False
         self._next_takeover = 0.0
+        self._wait_s = 0.0  # how long a step that started nothing waits
 
     @property
     def lease_s(self) -> float:
@@ -61,9 +66,10 @@ class Lane:
 
     @property
     def free_slots(self) -> int:
-        """Sends this lane may still start (``rate.max_concurrency`` less those in
-        flight, live ones included)."""
-        return self.up.rate.max_concurrency - len(self.in_flight)
+        """``rate.max_concurrency`` less the slots this instance holds (sends in flight,
+        live ones included, and those being claimed or stored). Other instances on a
+        shared store may hold the rest."""
+        return self.up.rate.max_concurrency - self.slots.held
 
     async def run(self) -> None:
         while not self.stopping:
@@ -89,25 +95,42 @@ class Lane:
                 for held in await self.d.store.refresh_holds(self.up.name, now):
                     self.d.observer.finished(self.up.name, held.id, held.status,
                                              held.reason or "")
-        capacity = self.free_slots
-        if capacity <= 0:
-            await asyncio.wait(self.in_flight, return_when=asyncio.FIRST_COMPLETED)
+        slots = await self.slots.take(self.relay_cfg.claim_batch, now, now + self.lease_s)
+        if not slots:
+            # Woken when one of ours comes back; another instance's is seen by asking again.
+            await self._idle(self.slots.wait_s(self.relay_cfg.poll_interval_s))
             return 0
+        try:
+            try:
+                started = await self._claim_and_start(now, slots)
+            finally:
+                # Those not handed to a send (spawn takes them out), before any wait: a
+                # slot kept idle is one no live attempt, nor another instance, can use.
+                await self.release(slots, wake=False)
+            if started is not None:
+                return started
+            await self._idle(self._wait_s)
+            return 0
+        finally:
+            self.waiting_for_work = False
+
+    async def _claim_and_start(self, now: float, slots: list[int]) -> int | None:
+        """Claim up to ``len(slots)`` requests and start each under one of ``slots``;
+        how many, or None when none could be (the lane then waits ``_wait_s``)."""
         permit = self.d.breaker.try_acquire()
         if permit is None:
             probe_at = self.d.breaker.probe_at
-            await self._idle(max(0.0, (probe_at or 0) - self.clock()) or 0.05)
-            return 0
+            self._wait_s = max(0.0, (probe_at or 0) - self.clock()) or 0.05
+            return None
         try:
-            want = await self.pacer.take(
-                1 if permit.probe else min(capacity, self.relay_cfg.claim_batch))
+            want = await self.pacer.take(1 if permit.probe else len(slots))
         except BaseException:
             self.d.breaker.cancel(permit)
             raise
         if want == 0:
             self.d.breaker.cancel(permit)
-            await self._idle(self.pacer.wait_s())
-            return 0
+            self._wait_s = self.pacer.wait_s()
+            return None
         # A probe prefers a request with no own-fault history: one refused for its own
         # credentials would only re-open the breaker and starve the rest.
         try:
@@ -122,14 +145,11 @@ class Lane:
         if not claimed:
             self.d.breaker.cancel(permit)
             await self.pacer.give_back(surplus)
-            self.waiting_for_work = True
-            try:
-                await self._idle(await self._until_due(now))
-            finally:
-                self.waiting_for_work = False
-            return 0
+            self.waiting_for_work = True  # from here: new work committed meanwhile wakes it
+            self._wait_s = await self._until_due(now)
+            return None
         for request in claimed:
-            self.spawn(self.d.deliver(request, permit), request.id)
+            self.spawn(self.d.deliver(request, permit), request.id, slots.pop())
         # After spawning: the claimed are sent even if Tenang stops during this await.
         await self.pacer.give_back(surplus)
         return len(claimed)
@@ -147,6 +167,7 @@ class Lane:
             # Recording one as interrupted would throw its real result away and send it
             # again.
             await self.d.store.renew_leases(self.d.owner, sorted(alive), now + self.lease_s)
+        await self.slots.renew(now + self.lease_s)  # and the slots they are sent under
         for request in await self.d.store.take_over_expired(
                 self.up.name, now, self.d.owner, now + self.lease_s):
             if request.id in self.ours():
@@ -173,9 +194,26 @@ class Lane:
                 await self.wakeup.wait()
         self.wakeup.clear()
 
-    def spawn(self, coro: object, request_id: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro,  # type: ignore[arg-type]
-                                                       name=f"deliver-{request_id}")
+    async def release(self, slots: list[int], *, wake: bool = True) -> None:
+        """Give ``slots`` back (once: the list is emptied); ``wake``: the lane, which may
+        be waiting for one (not when it gives back its own, unused)."""
+        if slots:
+            back = slots[:]
+            slots.clear()
+            if wake:
+                self.wakeup.set()
+            await self.slots.give_back(back)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], request_id: str, slot: int) -> None:
+        """Run the delivery ``coro`` as a task of this lane, holding ``slot`` until it
+        ends, however it ends."""
+        async def holding() -> None:
+            try:
+                await coro
+            finally:
+                await self.release([slot])
+
+        task = asyncio.create_task(holding(), name=f"deliver-{request_id}")
         self.in_flight.add(task)
         self.delivering.add(request_id)
         task.add_done_callback(lambda t: self._done(t, request_id))
@@ -201,8 +239,9 @@ class Relay:
                  rng: random.Random | None = None, owner: str | None = None,
                  observer: Observer = NULL_OBSERVER,
                  coordination: Coordination | None = None) -> None:
-        """``coordination``: the store's, when other instances share it (pacing is then
-        the store's one bucket per upstream); by default each lane paces itself."""
+        """``coordination``: the store's, when other instances share it (pacing and send
+        slots are then the store's, one bucket and one set of slots per upstream); by
+        default each lane paces and counts itself."""
         self.config = config
         self.owner = owner or instance_owner()
         self.lanes = {
@@ -211,7 +250,8 @@ class Relay:
                                     lease_margin_s=config.relay.lease_margin_s,
                                     outcomes=DeliveryLog(up.name, config.relay.log_summary_s,
                                                          config.relay.log_each_delivery)),
-                          config, clock, pacer_for(up, coordination, clock))
+                          config, clock, pacer_for(up, coordination, clock),
+                          slots_for(up, coordination, self.owner))
             for up in config.upstreams
         }
         self._tasks: list[asyncio.Task[None]] = []

@@ -169,7 +169,7 @@ class Gateway:
         # Deadline mode sends live while the SIMRS waits, if the breaker allows it now.
         live = self.relay.live(up.name) if rule.mode is Mode.DEADLINE and \
             self.relay is not None else NOT_LIVE
-        with live:  # leaving it unsent hands the permit back
+        async with live:  # leaving it unsent hands the permit and the slot back
             call = live.lease(call)
             try:
                 original = await self._store(call, up)

@@ -109,8 +109,8 @@ async def test_many_live_inserts_ending_every_way_give_back_every_slot_and_permi
                 assert status in (200, 202)
             else:
                 await insert_gone_early(simrs, t_sep(card(n)))
-    # A burst past the lane's slots, some slow: live sends are not refused for a full
-    # lane, and each still gives its slot back.
+    # A burst past the lane's slots, some slow: with every slot busy a live insert is
+    # not refused but stored for the relay (202), and each send gives its slot back.
     await bpjs_sim.fault("SEP/2.0/insert", "delay-then-answer", delay_ms=800, times=4)
     burst = await asyncio.gather(*(simrs.call("POST", SEP_INSERT, t_sep(card(n + i)))
                                    for i in range(1, 3 * SLOTS + 1)))
@@ -179,7 +179,7 @@ async def started(relay: Relay, tenang: Tenang, sim: RunningSimulator, n: int,
                   box: list[LiveAttempt]) -> None:
     """What the gateway does with a live attempt, waiting as long as it takes."""
     call, headers = sep_call(sim, n)
-    with relay.live("vclaim") as live:
+    async with relay.live("vclaim") as live:
         box.append(live)
         call = live.lease(call)
         await enqueue(tenang.backend.intake, call)
@@ -198,7 +198,7 @@ async def test_a_live_attempt_cancelled_before_it_is_sent_hands_the_probe_back(
     held: list[bool] = []
 
     async def cancelled_while_storing() -> None:
-        with relay.live("vclaim") as live:
+        async with relay.live("vclaim") as live:
             held.append(live.permitted and breaker.probing)
             entered.set()
             await hold.wait()  # the SIMRS's request is cancelled here (store, backpressure)
