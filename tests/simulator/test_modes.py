@@ -108,6 +108,15 @@ async def test_latency_applies_in_up_mode(simrs: Simrs) -> None:
     assert time.monotonic() - started >= 0.2
 
 
+async def test_state_counts_the_most_requests_answered_at_once(simrs: Simrs) -> None:
+    await simrs.sim.set_mode(latency_ms=200)
+    await asyncio.gather(*(simrs.get("antrean", "ref/poli") for _ in range(3)))
+    await simrs.get("antrean", "ref/poli")
+    assert (await simrs.sim.snapshot())["concurrency"] == {"now": 0, "most": 3}
+    await simrs.sim.reset()
+    assert (await simrs.sim.snapshot())["concurrency"] == {"now": 0, "most": 0}
+
+
 async def test_flaky_fails_the_error_rate_share_before_applying(simrs: Simrs) -> None:
     await simrs.sim.set_mode("flaky", error_rate=1.0, flaky_style="html")
     reply = await simrs.post("vclaim", "SEP/2.0/insert", t_sep())

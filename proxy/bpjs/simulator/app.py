@@ -114,6 +114,11 @@ def _flaky(state: SimulatorState) -> Failure | None:
 
 async def handle_bpjs(request: web.Request) -> web.Response:
     state = request.app[STATE]
+    with state.answering_one():
+        return await _handle(request, state)
+
+
+async def _handle(request: web.Request, state: SimulatorState) -> web.Response:
     body = parse_body(await request.read())
     service, subpath = split_service(request.path)
     entry = state.new_entry(request.method, request.path, request.query_string, service,

@@ -11,7 +11,8 @@
 - ``POST /_sim/reset``   forget records, log and faults; restore start-up settings.
 - ``GET  /_sim/log``     every request received, refused ones included; filters
   ``?path_contains=&outcome=&method=``.
-- ``GET  /_sim/state``   SEPs, bookings with their task ids, beds, settings, faults.
+- ``GET  /_sim/state``   SEPs, bookings with their task ids, beds, settings, faults, and
+  ``concurrency``: requests being answered now and the most at once since start/reset.
 
 Bad input answers 400 ``{"error": "..."}`` naming the key.
 """

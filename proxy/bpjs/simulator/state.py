@@ -10,7 +10,7 @@ import contextlib
 import itertools
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypedDict
 
 from aiohttp import web
@@ -56,6 +56,10 @@ class SimulatorState:
         self._seq = itertools.count(1)
         self._fault_ids = itertools.count(1)
         self._stopping = asyncio.Event()
+        # BPJS requests being answered now, and the most at once since start or reset:
+        # what a client's concurrency limit looks like from BPJS's side.
+        self.answering = 0
+        self.most_answering = 0
 
     def reset(self) -> None:
         """Forget records, log and faults; restore start-up settings and the RNG seed."""
@@ -64,6 +68,17 @@ class SimulatorState:
         self.records = Records()
         self.log.clear()
         self.faults.clear()
+        self.most_answering = self.answering
+
+    @contextlib.contextmanager
+    def answering_one(self) -> Iterator[None]:
+        """Count one BPJS request from its arrival to its answer (or dropped connection)."""
+        self.answering += 1
+        self.most_answering = max(self.most_answering, self.answering)
+        try:
+            yield
+        finally:
+            self.answering -= 1
 
     # -- log ---------------------------------------------------------------------------
 
@@ -121,7 +136,8 @@ class SimulatorState:
 
     def snapshot(self) -> dict[str, Any]:
         return {**self.records.snapshot(), "settings": self.settings.as_dict(),
-                "faults": [f.as_dict() for f in self.faults]}
+                "faults": [f.as_dict() for f in self.faults],
+                "concurrency": {"now": self.answering, "most": self.most_answering}}
 
 
 STATE = web.AppKey("bpjs_simulator_state", SimulatorState)
