@@ -113,11 +113,14 @@ class SharedSlots:
             return
         held = sorted(self._held)
         renewed = await self._store.renew_send_slots(self._name, self._owner, held, until)
-        if renewed < len(held):
-            # This instance stalled past a lease and another took the slot: for a while
-            # one more send than the limit is out. Not ours to take back.
-            log.warning("%d of %d send slots of %s were taken over after their lease",
-                        len(held) - renewed, len(held), self._name)
+        # Not renewed and still held (not given back meanwhile): this instance stalled
+        # past a lease and another took the slot, so for a while one send more than the
+        # limit is out. Not ours to take back; forgotten so it is not renewed again.
+        lost = self._held.intersection(held).difference(renewed)
+        if lost:
+            self._held.difference_update(lost)
+            log.warning("send slots %s of %s were taken over after their lease",
+                        sorted(lost), self._name)
 
     def wait_s(self, poll_interval_s: float) -> float:
         return min(SHARED_RETRY_S, poll_interval_s)

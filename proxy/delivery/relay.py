@@ -59,6 +59,7 @@ class Lane:
         self.waiting_for_work = False
         self._next_takeover = 0.0
         self._wait_s = 0.0  # how long a step that started nothing waits
+        self._found_work = True  # the last claim found something due
 
     @property
     def lease_s(self) -> float:
@@ -95,7 +96,10 @@ class Lane:
                 for held in await self.d.store.refresh_holds(self.up.name, now):
                     self.d.observer.finished(self.up.name, held.id, held.status,
                                              held.reason or "")
-        slots = await self.slots.take(self.relay_cfg.claim_batch, now, now + self.lease_s)
+        # A lane that found nothing last time holds one slot while it looks, not a batch:
+        # meanwhile the others stay free for live attempts (and other instances).
+        slots = await self.slots.take(self.relay_cfg.claim_batch if self._found_work else 1,
+                                      now, now + self.lease_s)
         if not slots:
             # Woken when one of ours comes back; another instance's is seen by asking again.
             await self._idle(self.slots.wait_s(self.relay_cfg.poll_interval_s))
@@ -145,9 +149,11 @@ class Lane:
         if not claimed:
             self.d.breaker.cancel(permit)
             await self.pacer.give_back(surplus)
+            self._found_work = False
             self.waiting_for_work = True  # from here: new work committed meanwhile wakes it
             self._wait_s = await self._until_due(now)
             return None
+        self._found_work = True
         for request in claimed:
             self.spawn(self.d.deliver(request, permit), request.id, slots.pop())
         # After spawning: the claimed are sent even if Tenang stops during this await.

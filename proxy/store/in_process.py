@@ -80,12 +80,12 @@ class InProcessCoordination:
         return free
 
     async def renew_send_slots(self, upstream: str, owner: str, slots: list[int],
-                               until: float) -> int:
+                               until: float) -> list[int]:
         held = self._slots.get(upstream, {})
-        mine = [n for n in slots if n in held and held[n][0] == owner]
+        mine = sorted(n for n in set(slots) if n in held and held[n][0] == owner)
         for n in mine:
             held[n] = (owner, until)
-        return len(mine)
+        return mine
 
     async def return_send_slots(self, upstream: str, owner: str, slots: list[int]) -> None:
         held = self._slots.get(upstream, {})

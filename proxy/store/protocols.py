@@ -345,9 +345,9 @@ class Coordination(Protocol):
         numbers. However many instances take at once, at most ``limit`` are held."""
 
     async def renew_send_slots(self, upstream: str, owner: str, slots: list[int],
-                               until: float) -> int:
-        """Extend to ``until`` the leases of those of ``slots`` ``owner`` still holds; how
-        many (one taken over after its lease ran out is not taken back)."""
+                               until: float) -> list[int]:
+        """Extend to ``until`` the leases of those of ``slots`` ``owner`` still holds;
+        their numbers (one taken over after its lease ran out is not taken back)."""
 
     async def return_send_slots(self, upstream: str, owner: str, slots: list[int]) -> None:
         """Free those of ``slots`` ``owner`` still holds."""

@@ -84,11 +84,11 @@ class PostgresCoordination:
         return sorted(int(r[0]) for r in rows)
 
     async def renew_send_slots(self, upstream: str, owner: str, slots: list[int],
-                               until: float) -> int:
+                               until: float) -> list[int]:
         with translated():
-            done = await self._db.pool.execute(Q["renew_send_slots"], upstream, owner,
-                                               slots, until)
-        return int(done.rsplit(" ", 1)[1])  # "UPDATE n"
+            rows = await self._db.pool.fetch(Q["renew_send_slots"], upstream, owner, slots,
+                                             until)
+        return sorted(int(r[0]) for r in rows)
 
     async def return_send_slots(self, upstream: str, owner: str, slots: list[int]) -> None:
         with translated():

@@ -440,6 +440,7 @@ RETURNING s.slot
 -- Only slots still $2's: one whose lease ran out and was taken by another is not taken back.
 UPDATE send_slots SET until = $4
  WHERE upstream = $1 AND owner = $2 AND slot = ANY($3::integer[])
+RETURNING slot
 
 -- return_send_slots --
 UPDATE send_slots SET owner = NULL, until = 0
