@@ -3,9 +3,9 @@ simulator (issue 13, scope 3): one breaker and one send rate per upstream for al
 them.
 
 Each instance is a whole ``Tenang`` (gateway, relay, admin API) in this process, with a
-PostgreSQL backend of its own (its own pool, its own lease owner) handed in directly:
-``serve`` still refuses PostgreSQL until everything instances must share is shared
-(``proxy.store.postgres.INCOMPLETE``)."""
+PostgreSQL backend of its own (its own pool, its own lease owner) handed in directly, so
+a test can start their relays together on one backlog and read the simulator's state
+(tests/integration/test_pg_instances.py runs three `tenang serve` processes)."""
 
 from __future__ import annotations
 
@@ -143,3 +143,50 @@ async def test_three_instances_together_send_at_the_upstreams_rate(
     overall = (backlog - 1) / (times[-1] - times[0])
     assert busiest(1.0) <= 55, busiest(1.0)
     assert overall >= 40, f"{overall}/s: paced below the rate"
+
+
+async def add(http: aiohttp.ClientSession, tenang: Tenang, kodebooking: str) -> int:
+    """An Antrean add in deadline mode: 200 answered live, 202 stored for the relay."""
+    async with http.post(f"{tenang.gateway_url}/antreanrs/antrean/add",
+                         json=booking(kodebooking)) as resp:
+        assert resp.status in (200, 202), await resp.text()
+        return resp.status
+
+
+async def test_three_instances_together_never_have_more_than_max_concurrency_sends_out(
+        instances: Instances, bpjs_sim: RunningSimulator,
+        http: aiohttp.ClientSession) -> None:
+    slots = 2
+    tenangs = await instances(3, relay_enabled=False, rate={"max_concurrency": slots},
+                              routes=[{"match": "POST antrean/add", "mode": "deadline",
+                                       "deadline_ms": 3000}])
+    await bpjs_sim.set_mode(latency_ms=100)  # each send is out 0.1 s: they overlap
+    # A burst over the three while no relay runs: the first to find a free slot go out
+    # live, the rest are stored for the relays.
+    burst = [f"KB-SLOT-{i:03d}" for i in range(45)]
+    answers = list(await asyncio.gather(*(add(http, tenangs[i % 3], kb)
+                                          for i, kb in enumerate(burst))))
+    for tenang in tenangs:  # three relays on the backlog, each with slots to spare alone
+        assert tenang.relay is not None
+        tenang.relay.start()
+    # More live adds while the relays replay: live and queued sends take the same slots.
+    later = [f"KB-SLOT-{i:03d}" for i in range(45, 60)]
+    for i, kb in enumerate(later):
+        answers.append(await add(http, tenangs[i % 3], kb))
+
+    async def all_delivered() -> bool:
+        return await succeeded(http, tenangs[0]) == len(burst) + len(later)
+
+    await wait_until(all_delivered, timeout_s=60, what="every add to be delivered")
+    assert_applied_once(bpjs_sim, burst + later)
+    # As BPJS counts them: three instances counting their own slots would reach 6.
+    assert bpjs_sim.state.most_answering == slots
+    print(f"live {answers.count(200)}, queued {answers.count(202)}, most at BPJS "
+          f"{bpjs_sim.state.most_answering}")
+    assert 200 in answers and 202 in answers, answers  # live sends and replays both ran
+
+    def all_given_back() -> bool:  # (an idle lane holds one for a moment while it looks)
+        return all(t.relay is not None and t.relay.lanes["antrean"].slots.held == 0
+                   for t in tenangs)
+
+    await wait_until(all_given_back, what="every send slot given back")
