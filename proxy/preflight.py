@@ -10,7 +10,6 @@ from pathlib import Path
 
 from proxy.config import Config, ConfigError, HostPort, StoreConfig
 from proxy.loop import run
-from proxy.store import postgres
 from proxy.store.errors import StoreError
 
 
@@ -69,10 +68,7 @@ def check_data_dir(config: Config) -> None:
 
 def check_store(config: Config) -> None:
     """What `serve` and `check-config` need of the store before anything starts: a
-    backend that implements every role (not a half-working one), and a writable data
-    directory."""
-    if config.store.is_postgres and postgres.INCOMPLETE is not None:
-        raise ConfigError(f"store.url: {postgres.INCOMPLETE}")
+    writable data directory (SQLite)."""
     check_data_dir(config)
 
 

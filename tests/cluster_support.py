@@ -24,12 +24,8 @@ import aiohttp
 from bench.chaos import ADMIN_TOKEN, SECRET_ENV, tenang_config
 from bench.chaos_load import CONS_ID, SECRET
 from bench.intake_bench import free_port
-from proxy.store.postgres import INCOMPLETE
 
 REPO = Path(__file__).resolve().parents[1]
-# Only tests set it: `serve` on PostgreSQL before everything instances must share is
-# shared (proxy.store.postgres.INCOMPLETE).
-ALLOW_INCOMPLETE = "TENANG_TEST_ALLOW_INCOMPLETE_PG"
 START_S = 30.0
 ADMIN_HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -72,8 +68,6 @@ class Cluster:
         config.write_text(text.replace('url = "sqlite:///./tenang.db"',
                                        f'url = "{self.pg_url}"'))
         env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET}
-        if INCOMPLETE is not None:
-            env[ALLOW_INCOMPLETE] = "1"
         log = folder / "tenang.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(

@@ -9,8 +9,7 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from proxy.config import ConfigError, StoreConfig
-from proxy.store import postgres
+from proxy.config import StoreConfig
 from proxy.store.backend import Backend
 from proxy.store.chain import ChainHead
 from proxy.store.errors import StoreUnavailable
@@ -25,9 +24,9 @@ class UnknownStoreScheme(ValueError):
 
 
 def open_store(config: StoreConfig) -> Backend:
-    """The backend named by ``config.url`` (not yet opened): ``sqlite:///PATH``, or
-    ``memory://`` (nothing durable: tests and demos only). ``postgresql://`` is refused
-    with ``postgres.INCOMPLETE`` until that backend fills every role."""
+    """The backend named by ``config.url`` (not yet opened): ``sqlite:///PATH``,
+    ``postgresql://USER@HOST:PORT/DB`` (several instances on one database), or
+    ``memory://`` (nothing durable: tests and demos only)."""
     scheme = config.url.partition("://")[0]
     if scheme == "sqlite":
         from proxy.store.sqlite import sqlite_backend
@@ -38,13 +37,11 @@ def open_store(config: StoreConfig) -> Backend:
 
         return memory_backend(chain=config.chain)
     if config.is_postgres:
-        if postgres.INCOMPLETE is not None:
-            raise ConfigError(f"store.url: {postgres.INCOMPLETE}")
         from proxy.store.postgres.backend import postgres_backend
 
         return postgres_backend(config)
     raise UnknownStoreScheme(f"store.url: no backend for {scheme!r} URLs "
-                             '(supported: "sqlite:///PATH")')
+                             '(supported: "sqlite:///PATH", "postgresql://...")')
 
 
 def export_reader(config: StoreConfig) -> ExportPages:

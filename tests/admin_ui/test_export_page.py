@@ -22,7 +22,6 @@ from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import StoreConfig
 from proxy.lifecycle import Status, Verdict
 from proxy.ops.export_manifest import verify_export
-from proxy.store import postgres
 from tests.admin_ui.conftest import Browser, bpjs_ui_config, submit
 from tests.admin_ui.helpers import settle
 from tests.pg_support import schema_now
@@ -41,10 +40,8 @@ def form(**fields: str) -> dict[str, str]:
 
 @pytest.fixture
 async def pg_ui(tmp_path: Path, bpjs_sim: RunningSimulator,
-                start_tenang: Callable[..., Awaitable[Tenang]],
-                monkeypatch: pytest.MonkeyPatch) -> Tenang:
+                start_tenang: Callable[..., Awaitable[Tenang]]) -> Tenang:
     """The ``ui`` fixture's Tenang on a PostgreSQL store (a schema of its own)."""
-    monkeypatch.setattr(postgres, "INCOMPLETE", None)  # until the backend is selectable
     config = bpjs_ui_config(tmp_path, bpjs_sim)
     store = StoreConfig(url=schema_now(), pool_min=1, pool_max=4)
     return await start_tenang(dataclasses.replace(config, store=store), relay_enabled=False)

@@ -21,15 +21,13 @@ import pytest
 import proxy.ids
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.ops.retention import DAY_S
-from proxy.store import postgres
 from tests.conftest import ADMIN_TOKEN, StartTenang, make_config
 from tests.integration.test_admin_api import api, wait_status
 from tests.integration.test_purge_chain import MARK, write
 from tests.pg_support import schema_now
 
 REPO = Path(__file__).resolve().parents[2]
-# The commands refuse a PostgreSQL store until its INCOMPLETE is cleared (another change).
-ENV = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, "TENANG_TEST_ALLOW_INCOMPLETE_PG": "1"}
+ENV = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN}
 AGE_S = 400 * DAY_S
 
 
@@ -57,7 +55,6 @@ async def traffic(tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Star
                   http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
                   ) -> tuple[str, dict[str, str]]:
     """A stopped Tenang's PostgreSQL schema after real traffic; its request ids by role."""
-    monkeypatch.setattr(postgres, "INCOMPLETE", None)
     monkeypatch.setattr(proxy.ids, "_last", 0)  # old ids must sort before today's
     url = schema_now()
     config = make_config(tmp_path, bpjs_sim.url, max_skew_s=0.0,

@@ -1,9 +1,7 @@
 """`tenang migrate` and the PostgreSQL store as an operator meets it: migrate brings a
 database (or a SQLite file) to this Tenang's schema and says so, twice changes nothing,
-an unreachable server ends it with one line; while the backend is incomplete,
-check-config and serve refuse a postgresql:// store instead of half-working. Once it is
-selectable: check-config connects (one line and exit 2 when it cannot), `tenang user
-add` writes into it."""
+an unreachable server ends it with one line; check-config connects (one line and exit 2
+when it cannot), `tenang user add` writes into it."""
 
 from __future__ import annotations
 
@@ -18,8 +16,6 @@ import asyncpg
 import pytest
 
 from proxy.cli import main
-from proxy.store import postgres
-from proxy.store.postgres import INCOMPLETE
 from proxy.store.postgres.migrations import LATEST, schema_version
 from proxy.store.sqlite.schema import MIGRATIONS as SQLITE_MIGRATIONS
 from tests.integration.test_start_stop import one_line_error, tenang, write_config
@@ -73,34 +69,9 @@ def test_migrate_against_no_server_ends_with_one_line(tmp_path: Path) -> None:
         "store unavailable (database locked or closed) (")
 
 
-@pytest.mark.skipif(INCOMPLETE is None, reason="the PostgreSQL store is complete")
-@pytest.mark.parametrize("command", ["check-config", "serve"])
-def test_an_incomplete_postgresql_store_is_refused(tmp_path: Path, command: str) -> None:
-    config = write_config(tmp_path, store="postgresql://tenang@127.0.0.1:5432/tenang")
-
-    result = tenang(command, "--config", str(config))
-
-    assert result.returncode == 2
-    assert one_line_error(result) == f"tenang: configuration error: store.url: {INCOMPLETE}"
-    assert not (tmp_path / "postgresql:").exists()
-
-
-def test_user_add_refuses_an_incomplete_postgresql_store(tmp_path: Path) -> None:
-    """Not a SQLite file at a path spelled like the URL."""
-    config = write_config(tmp_path, store="postgresql://tenang@127.0.0.1:5432/tenang")
-
-    result = tenang("user", "add", "ani", "--role", "admin", "--config", str(config),
-                    "--password-stdin", stdin="correct horse battery\n")
-
-    assert result.returncode == 2
-    assert "store.url: postgresql store: not yet complete" in one_line_error(result)
-
-
 @pytest.fixture
-def complete(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The commands as they run once the backend is selectable (``INCOMPLETE`` cleared),
-    in this process; cli.main's log handler is put back after."""
-    monkeypatch.setattr(postgres, "INCOMPLETE", None)
+def restored_logging() -> Iterator[None]:
+    """cli.main, run in this process, installs its log handler: put back after."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
@@ -109,7 +80,7 @@ def complete(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def test_check_config_on_an_unreachable_server_ends_with_one_line_and_exit_2(
-        tmp_path: Path, complete: None, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, restored_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
     url = "postgresql://tenang@no-such-host.invalid:5432/tenang"
     config = write_config(tmp_path, store=url, extra="connect_timeout_s = 2.0\n")
 
@@ -124,7 +95,7 @@ def test_check_config_on_an_unreachable_server_ends_with_one_line_and_exit_2(
 
 
 def test_check_config_connects_and_says_what_start_will_do_to_the_schema(
-        tmp_path: Path, complete: None, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, restored_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
     url = schema_now()
     config = write_config(tmp_path, store=url)
 
@@ -135,7 +106,7 @@ def test_check_config_connects_and_says_what_start_will_do_to_the_schema(
 
 
 def test_user_add_writes_the_user_into_the_postgresql_store(
-        tmp_path: Path, complete: None, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, restored_logging: None, monkeypatch: pytest.MonkeyPatch) -> None:
     url = schema_now()
     config = write_config(tmp_path, store=url)
     monkeypatch.setattr("sys.stdin", io.StringIO("correct horse battery\n"))

@@ -9,19 +9,14 @@ import asyncio
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.store.postgres import INCOMPLETE
 from tests.bpjs_support import booking
 from tests.conftest import admin_headers, wait_until
 from tests.integration.test_crash import TenangProcess, free_port, wait_healthy
 from tests.integration.test_crash import write_config as crash_config
 from tests.pg_support import fresh_schema
 from tests.signing import bpjs_headers
-
-pytestmark = pytest.mark.skipif(
-    INCOMPLETE is not None, reason="postgresql:// is not selectable yet (INCOMPLETE)")
 
 
 def on_postgres(config: Path, url: str) -> None:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from proxy.config import ConfigError, StoreConfig
+from proxy.config import StoreConfig
 from proxy.store import UnknownStoreScheme, open_store
 from proxy.store.memory.state import MemoryState
+from proxy.store.postgres.database import Database
 from proxy.store.sqlite.db import SqliteDb
 
 
@@ -26,6 +27,7 @@ def test_an_unknown_scheme_is_named_in_the_error() -> None:
         open_store(StoreConfig(url="mysql://db/tenang"))
 
 
-def test_postgresql_is_refused_until_that_backend_fills_every_role() -> None:
-    with pytest.raises(ConfigError, match=r"store\.url: postgresql store: not yet complete"):
-        open_store(StoreConfig(url="postgresql://tenang@db:5432/tenang"))
+
+def test_a_postgresql_url_opens_the_postgresql_backend_shared_by_instances() -> None:
+    backend = open_store(StoreConfig(url="postgresql://tenang@db:5432/tenang"))
+    assert isinstance(backend.engine, Database) and backend.coordination.shared
