@@ -274,7 +274,7 @@ async def test_a_live_attempt_stored_after_its_lease_ran_out_is_sent_once_and_an
                               clock=clock)
     relay, lane, breaker = parts(simrs.tenang)
     call, headers = sep_call(bpjs_sim, 1, now=clock())
-    with relay.live("vclaim") as live:
+    async with relay.live("vclaim") as live:
         call = live.lease(call)
         await enqueue(simrs.tenang.backend.intake, call)
         clock.advance(lane.lease_s + 1)  # the commit outlasted the lease
