@@ -5,10 +5,7 @@ the count from the store at most SHARED_REFRESH_S old (fake clocks step past it)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from proxy.config import Config, StoreConfig
 from proxy.ids import new_request_id
@@ -19,20 +16,6 @@ from proxy.store.records import NewRequest
 from tests.conftest import FakeClock, make_config, wait_until
 
 CAP = 10
-
-
-@pytest.fixture
-async def dbs(pg_config: StoreConfig) -> AsyncIterator[tuple[Database, Database]]:
-    made: list[Database] = []
-    try:
-        for _ in range(2):
-            db = Database(pg_config)
-            await db.open()
-            made.append(db)
-        yield made[0], made[1]
-    finally:
-        for db in made:
-            await db.close()
 
 
 def shared_config(tmp_path: Path, store: StoreConfig) -> Config:

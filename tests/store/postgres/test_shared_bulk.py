@@ -6,35 +6,16 @@ every request is retried once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-
-from proxy.config import StoreConfig
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status
 from proxy.ops.bulk import BulkRetries, filter_to_json
 from proxy.ops.operations import Operations
 from proxy.store.backend import Backend
-from proxy.store.postgres.backend import postgres_backend
 from proxy.store.records import NewRequest, RequestFilter
 from tests.admin_ui.helpers import settle
 from tests.conftest import FakeClock, wait_until
 from tests.store_support import enqueue
-
-
-@pytest.fixture
-async def backends(pg_config: StoreConfig) -> AsyncIterator[list[Backend]]:
-    made: list[Backend] = []
-    try:
-        for _ in range(2):
-            backend = postgres_backend(pg_config)
-            await backend.open()
-            made.append(backend)
-        yield made
-    finally:
-        for backend in made:
-            await backend.close()
 
 
 def bulk(backend: Backend, owner: str, clock: FakeClock) -> BulkRetries:
@@ -44,7 +25,7 @@ def bulk(backend: Backend, owner: str, clock: FakeClock) -> BulkRetries:
 
 
 async def test_a_job_of_a_dead_instance_is_resumed_by_one_other_after_its_lease(
-        backends: list[Backend]) -> None:
+        backends: tuple[Backend, Backend]) -> None:
     b_store, c_store = backends
     ids = []
     for n in range(3):

@@ -5,36 +5,17 @@ end), and its cancellation releases it the same way. Nothing is cached for good.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from proxy.app import build_breakers
-from proxy.config import StoreConfig
 from proxy.config_ops import MaintenanceConfig
 from proxy.ops.maintenance import Maintenance
 from proxy.store.backend import Backend
-from proxy.store.postgres.backend import postgres_backend
 from tests.conftest import FakeClock, make_config
 
 
-@pytest.fixture
-async def backends(pg_config: StoreConfig) -> AsyncIterator[list[Backend]]:
-    made: list[Backend] = []
-    try:
-        for _ in range(2):
-            backend = postgres_backend(pg_config)
-            await backend.open()
-            made.append(backend)
-        yield made
-    finally:
-        for backend in made:
-            await backend.close()
-
-
 async def test_a_window_scheduled_on_one_instance_holds_the_others_breaker(
-        tmp_path: Path, backends: list[Backend]) -> None:
+        tmp_path: Path, backends: tuple[Backend, Backend]) -> None:
     cfg = make_config(tmp_path, "http://127.0.0.1:9")
     clock = FakeClock()
     breakers_b = build_breakers(cfg, clock=clock)

@@ -5,11 +5,7 @@ instance that paged is gone the other pages the rest (its recovery, the next out
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 
-import pytest
-
-from proxy.config import StoreConfig
 from proxy.config_ops import NotifyConfig, WebhookConfig
 from proxy.lifecycle import Status
 from proxy.observe.notify import Notifier
@@ -24,20 +20,6 @@ __all__ = ["http_receiver"]  # fixture used below
 
 UP = "antrean"
 CONFIG = NotifyConfig(breaker_open_after_s=60.0, window_s=600.0, retry_attempts=1)
-
-
-@pytest.fixture
-async def dbs(pg_config: StoreConfig) -> AsyncIterator[tuple[Database, Database]]:
-    made: list[Database] = []
-    try:
-        for _ in range(2):
-            db = Database(pg_config)
-            await db.open()
-            made.append(db)
-        yield made[0], made[1]
-    finally:
-        for db in made:
-            await db.close()
 
 
 def notifier(db: Database, receiver: HttpReceiver, clock: FakeClock) -> Notifier:

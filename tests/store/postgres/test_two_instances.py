@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
 
-from proxy.config import StoreConfig
 from proxy.ids import new_request_id
 from proxy.lifecycle import Status, Transition, Verdict
 from proxy.store.postgres.database import Database
@@ -40,17 +38,10 @@ class Instance:
 
 
 @pytest.fixture
-async def instances(pg_config: StoreConfig) -> AsyncIterator[tuple[Instance, Instance]]:
-    made: list[Instance] = []
-    try:
-        for owner in ("tenang-a", "tenang-b"):
-            db = Database(pg_config)
-            await db.open()  # the second finds the schema migrated by the first
-            made.append(Instance(owner, db, PostgresIntake(db), PostgresQueue(db)))
-        yield made[0], made[1]
-    finally:
-        for instance in made:
-            await instance.db.close()
+def instances(dbs: tuple[Database, Database]) -> tuple[Instance, Instance]:
+    a, b = dbs
+    return (Instance("tenang-a", a, PostgresIntake(a), PostgresQueue(a)),
+            Instance("tenang-b", b, PostgresIntake(b), PostgresQueue(b)))
 
 
 def request(n: int, key: str | None) -> NewRequest:
