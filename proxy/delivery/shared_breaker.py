@@ -27,11 +27,10 @@ round trip) and a ``SharedBreaker`` keeps it in step with the store's record
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
+from proxy.periodic import Periodic
 from proxy.policies.breaker import AsyncBreaker, BreakerState
 from proxy.store.errors import StoreError
 from proxy.store.protocols import Coordination
@@ -57,13 +56,14 @@ class SharedBreaker:
         self._cache_s = cache_s
         self._seen = 0  # the store generation this instance's state follows
         self._moved = False  # a move made here the store has not settled yet
-        self._poke = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Periodic(f"breaker {breaker.name}", self.sync, self._wait_s, log,
+                              expected=StoreError,
+                              failed=f"breaker {breaker.name}: shared state not synced")
         breaker.share(self._moved_here)
 
     def _moved_here(self) -> None:
         self._moved = True
-        self._poke.set()
+        self._loop.poke()
 
     async def start(self) -> None:
         """Take on the store's state before anything is sent (an instance started into
@@ -73,27 +73,10 @@ class SharedBreaker:
         except StoreError as exc:
             log.warning("breaker %s: cannot read the shared state yet: %s",
                         self.breaker.name, exc)
-        self._task = asyncio.create_task(self._run(), name=f"breaker-{self.breaker.name}")
+        self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sync()
-            except StoreError as exc:
-                log.warning("breaker %s: shared state not synced: %s", self.breaker.name, exc)
-            except Exception:
-                log.exception("breaker %s: unexpected error; carrying on", self.breaker.name)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._wait_s()):
-                    await self._poke.wait()
-            self._poke.clear()
+        await self._loop.stop()
 
     def _wait_s(self) -> float:
         """The cache time, or less when the probe falls due sooner."""

@@ -10,8 +10,6 @@ enough to ask on every check, and a background task applies starts and ends.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -21,6 +19,7 @@ from datetime import datetime
 from proxy.bpjs.service_day import WIB
 from proxy.config_ops import MaintenanceConfig
 from proxy.errors import TenangError
+from proxy.periodic import Periodic
 from proxy.policies.breaker import AsyncBreaker
 from proxy.store.errors import StoreError
 from proxy.store.protocols import Schedules
@@ -72,8 +71,9 @@ class Maintenance:
         self._clock = clock
         self._on_change = on_change
         self._cache: list[MaintenanceWindow] = []
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._loop = Periodic("maintenance", self._reload, self._wait_s, log,
+                              expected=StoreError, failed="maintenance windows not refreshed",
+                              level=logging.ERROR)
 
     # --- the interface the admin API and UI use ---------------------------------------
 
@@ -140,12 +140,16 @@ class Maintenance:
     # --- applying windows -----------------------------------------------------------
 
     async def tick(self) -> None:
-        """Reload the relevant windows from the store and apply them to the breakers."""
+        """Reload the relevant windows from the store and apply them to the breakers; the
+        background task then reloads again and waits for the next start or end."""
+        await self._reload()
+        self._loop.poke()
+
+    async def _reload(self) -> None:
         now = self._clock()
         self._cache = await self._store.maintenance_windows(
             in_force_after=now - self._config.ramp_s)
         self.apply(now)
-        self._wake.set()
 
     def apply(self, now: float) -> None:
         """Force open the breakers of upstreams in a window; release those whose window
@@ -176,36 +180,21 @@ class Maintenance:
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="maintenance")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the background task. Idempotent. Forced breakers stay as they are: the
         process is going away, and the next start applies the windows again."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except StoreError as exc:
-                log.error("maintenance windows not refreshed: %s", exc)
-            except Exception:
-                # A bug here must not stop windows from ending, or a breaker stays open.
-                log.exception("maintenance task: unexpected error; carrying on")
-            now = self._clock()
-            wait = self._config.check_interval_s
-            boundary = self.next_boundary(now)
-            if boundary is not None:
-                wait = min(wait, max(boundary - now, MIN_WAIT_S))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._wake.wait()
+    def _wait_s(self) -> float:
+        """Until the next check, or the next start or end of a window if sooner."""
+        now = self._clock()
+        wait = self._config.check_interval_s
+        boundary = self.next_boundary(now)
+        if boundary is not None:
+            wait = min(wait, max(boundary - now, MIN_WAIT_S))
+        return wait
 
     def _validate(self, upstream: str, starts_at: float, ends_at: float | None, reason: str,
                   actor: str, now: float) -> None:
