@@ -1,7 +1,8 @@
 """A background task that runs one step over and over: at once, then again after a wait
 its owner computes from what the step left, or sooner when poked. The shared breaker's
 sync (``delivery.shared_breaker``) and the maintenance windows' reload
-(``ops.maintenance``) are such loops.
+(``ops.maintenance``) are such loops, and so is the daily purge's look at the clock
+(``ops.retention``).
 
 A step that fails does not end the loop: an expected failure (the store not answering)
 is logged in one line and the next step tries again; anything else is a bug, logged
@@ -22,13 +23,13 @@ class Periodic:
 
     def __init__(self, name: str, step: Callable[[], Awaitable[None]],
                  wait_s: Callable[[], float], log: logging.Logger, *,
-                 expected: type[Exception], failed: str,
+                 expected: tuple[type[Exception], ...] = (), failed: str = "",
                  level: int = logging.WARNING) -> None:
         self.name = name
         self._step = step
         self._wait_s = wait_s
         self._log = log
-        self._expected = expected
+        self._expected = expected  # none: the step handles its own
         self._failed = failed  # what an expected failure means, for its log line
         self._level = level
         self._poke = asyncio.Event()
@@ -37,6 +38,10 @@ class Periodic:
     def poke(self) -> None:
         """Run the next step now (or right after the one running)."""
         self._poke.set()
+
+    @property
+    def started(self) -> bool:
+        return self._task is not None
 
     def start(self) -> None:
         if self._task is None:

@@ -57,7 +57,7 @@ class SharedBreaker:
         self._seen = 0  # the store generation this instance's state follows
         self._moved = False  # a move made here the store has not settled yet
         self._loop = Periodic(f"breaker {breaker.name}", self.sync, self._wait_s, log,
-                              expected=StoreError,
+                              expected=(StoreError,),
                               failed=f"breaker {breaker.name}: shared state not synced")
         breaker.share(self._moved_here)
 

@@ -72,7 +72,7 @@ class Maintenance:
         self._on_change = on_change
         self._cache: list[MaintenanceWindow] = []
         self._loop = Periodic("maintenance", self._reload, self._wait_s, log,
-                              expected=StoreError, failed="maintenance windows not refreshed",
+                              expected=(StoreError,), failed="maintenance windows not refreshed",
                               level=logging.ERROR)
 
     # --- the interface the admin API and UI use ---------------------------------------

@@ -11,7 +11,6 @@ run is recorded in the audit log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from datetime import datetime, timedelta
 
 from proxy.bpjs.service_day import WIB
 from proxy.config_ops import RetentionConfig
+from proxy.periodic import Periodic
 from proxy.store.errors import StoreError
 from proxy.store.protocols import AuditLog, Retention
 from proxy.store.records import PurgeKind
@@ -126,41 +126,41 @@ class RetentionJob:
         self._config = config
         self._clock = clock
         self._check_interval_s = check_interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._due: float | None = None  # the next run: set at the first look
+        self._loop = Periodic("retention", self._check, self._wait_s, log)
         self.checks = 0  # looks at the clock so far, and runs completed (tests read them)
         self.runs = 0
 
     @property
     def started(self) -> bool:
-        return self._task is not None
+        return self._loop.started
 
     def start(self) -> None:
-        if self._task is None and self._config.enabled:
-            self._task = asyncio.create_task(self._run(), name="retention")
+        if self._config.enabled:
+            self._loop.start()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        due = next_run_at(self._config, self._clock())
-        while True:
-            now = self._clock()
-            self.checks += 1
-            if now < due:
-                await asyncio.sleep(min(self._check_interval_s, due - now))
-                continue
-            try:
-                report = await self._purger.run()
-                for line in report.lines():
-                    log.info("retention: %s", line)
-            except StoreError as exc:
-                log.error("retention: the daily purge stopped: %s (next try at %s)", exc,
-                          wib(next_run_at(self._config, self._clock())))
-            except Exception:
-                log.exception("retention: the daily purge failed; carrying on")
+    def _wait_s(self) -> float:
+        left = 0.0 if self._due is None else self._due - self._clock()
+        return min(self._check_interval_s, max(0.0, left))
+
+    async def _check(self) -> None:
+        """One look at the clock, and the purge if it is due."""
+        now = self._clock()
+        self.checks += 1
+        if self._due is None:
+            self._due = next_run_at(self._config, now)
+        if now < self._due:
+            return
+        try:
+            report = await self._purger.run()
+            for line in report.lines():
+                log.info("retention: %s", line)
+        except StoreError as exc:
+            log.error("retention: the daily purge stopped: %s (next try at %s)", exc,
+                      wib(next_run_at(self._config, self._clock())))
+        finally:  # a bug too waits for the next day, or the purge would run on and on
             self.runs += 1
-            due = next_run_at(self._config, self._clock())
+            self._due = next_run_at(self._config, self._clock())

@@ -27,7 +27,7 @@ async def test_failed_steps_are_logged_and_the_loop_carries_on(
         if len(steps) == 2:
             raise RuntimeError("a bug")
 
-    loop = Periodic("reload", step, lambda: 0.0, log, expected=StoreError,
+    loop = Periodic("reload", step, lambda: 0.0, log, expected=(StoreError,),
                     failed="windows not refreshed", level=logging.ERROR)
     loop.start()
     try:
@@ -52,7 +52,7 @@ async def test_a_poke_during_a_step_runs_another_right_after_it() -> None:
             running.set()
             await release.wait()
 
-    loop = Periodic("sync", step, lambda: HOUR, log, expected=StoreError, failed="not synced")
+    loop = Periodic("sync", step, lambda: HOUR, log, expected=(StoreError,), failed="not synced")
     loop.start()
     try:
         await running.wait()
