@@ -20,6 +20,7 @@ from proxy.app import Tenang
 from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
 from proxy.bpjs.simulator.serve import config_from_args as simulator_config
 from proxy.bpjs.simulator.serve import serve as serve_simulator
+from proxy.cli_config import config_arg
 from proxy.config import Config, ConfigError, load_config, settable_keys
 from proxy.config_routes import unmatched_routes
 from proxy.intake.credentials import unsigned_warnings
@@ -107,11 +108,6 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def _config_arg(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--config", type=Path, required=True,
-                     help="path to the TOML config (see config.example.toml)")
-
-
 def _parser() -> argparse.ArgumentParser:
     common = _common()
     p = argparse.ArgumentParser(prog="tenang", description="Durable BPJS proxy for SIMRS.")
@@ -121,9 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the proxy", parents=[common],
                            epilog=_env_epilog(),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-    _config_arg(serve)
-    _config_arg(sub.add_parser("check-config", parents=[common],
-                               help="validate a config file and its data directory, and exit"))
+    config_arg(serve)
+    config_arg(sub.add_parser("check-config", parents=[common],
+                              help="validate a config file and its data directory, and exit"))
     demo = sub.add_parser("demo", help="run Tenang against the BPJS simulator (flaky)",
                           parents=[common])
     demo.add_argument("--dir", type=Path, default=None,

@@ -22,6 +22,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from proxy.cli_config import config_arg
 from proxy.config import load_config
 from proxy.lifecycle import Status
 from proxy.ops.export import ExportFilter, Format, check_output, write_export
@@ -45,8 +46,7 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
         "export", parents=[common],
         help="write the requests of a range of days, with attempts and results, for "
              "auditors (and a manifest beside it)")
-    export.add_argument("--config", type=Path, required=True,
-                        help="path to the TOML config (see config.example.toml)")
+    config_arg(export)
     export.add_argument("--since", type=_day, required=True,
                         help="first day, in WIB (dd/mm/yyyy or yyyy-mm-dd)")
     export.add_argument("--until", type=_day, required=True,
@@ -78,7 +78,7 @@ def export_main(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"tenang: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    db = config.store.url if config.store.is_postgres else config.store.sqlite_path
+    db = config.store.location
     try:
         pages = export_reader(config.store)(filters.request_filter())
         manifest = write_export(pages, Format(args.format), output, filters, time.time(),

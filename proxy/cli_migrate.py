@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
-from pathlib import Path
 
+from proxy.cli_config import config_arg
 from proxy.config import Config, StoreConfig, load_config
 from proxy.loop import run
 from proxy.preflight import check_data_dir
@@ -23,8 +23,7 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                   common: argparse.ArgumentParser) -> None:
     cmd = sub.add_parser("migrate", parents=[common],
                          help="apply the store's schema migrations, and exit")
-    cmd.add_argument("--config", type=Path, required=True,
-                     help="path to the TOML config (see config.example.toml)")
+    config_arg(cmd)
 
 
 async def _migrate_postgres(store: StoreConfig) -> int:
@@ -61,7 +60,7 @@ def _migrate_sqlite(config: Config) -> int:
 def main(args: argparse.Namespace) -> int:
     """Run `tenang migrate`; ConfigError propagates to the CLI's handler (exit 2)."""
     config = load_config(args.config)
-    where = config.store.url if config.store.is_postgres else str(config.store.sqlite_path)
+    where = config.store.location
     try:
         if config.store.is_postgres:
             version = run(_migrate_postgres(config.store))

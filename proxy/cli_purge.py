@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from proxy.cli_config import config_arg
 from proxy.config import Config, load_config
 from proxy.loop import run
 from proxy.ops.retention import Purger, PurgeReport
@@ -23,8 +23,7 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     cmd = sub.add_parser("purge", parents=[common],
                          help="drop what [retention] no longer keeps (old final requests' "
                               "bodies, then rows), and exit")
-    cmd.add_argument("--config", type=Path, required=True,
-                     help="path to the TOML config (see config.example.toml)")
+    config_arg(cmd)
     cmd.add_argument("--dry-run", action="store_true",
                      help="count what would be purged; change nothing")
 
@@ -43,7 +42,7 @@ def main(args: argparse.Namespace) -> int:
     """Run `tenang purge`; ConfigError propagates to the CLI's handler (exit 2)."""
     config = load_config(args.config)
     check_store(config)
-    where = config.store.url if config.store.is_postgres else str(config.store.sqlite_path)
+    where = config.store.location
     if not config.retention.enabled:
         print(f"tenang: nothing to purge in {where}: [retention] sets neither "
               "bodies_after_days nor rows_after_days (everything is kept)")
