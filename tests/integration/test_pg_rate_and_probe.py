@@ -115,8 +115,11 @@ async def test_three_instances_together_send_at_most_55_a_second(
           f"second {busiest_second(times)}, {paced:.1f}/s once all was written "
           f"({len(later)} sends)")
     assert busiest_second(times) <= 55, busiest_second(times)
-    # Three instances pacing themselves alone would send about 150/s.
-    assert len(later) >= PER_SECOND and paced >= 40, f"{paced:.1f}/s: below the rate"
+    # Three instances pacing themselves alone would send about 150/s. Below the rate is
+    # not wrong, only slow: the bucket saves up a twentieth of a second, so sends a
+    # stalled machine did not take in time are lost (43-49/s at load 12, 38 at load 14
+    # on 2 cores); a third of the rate (each instance pacing at per_second / 3) is wrong.
+    assert len(later) >= PER_SECOND and paced >= 30, f"{paced:.1f}/s: below the rate"
 
 
 async def probes_during_an_outage(http: aiohttp.ClientSession, c: Cluster, tag: str) -> int:
