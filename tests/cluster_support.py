@@ -7,7 +7,6 @@ identity), each instance's config the chaos soak's (bench/chaos.py) on the datab
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -24,6 +23,7 @@ import aiohttp
 from bench.chaos import ADMIN_TOKEN, SECRET_ENV, tenang_config
 from bench.chaos_load import CONS_ID, SECRET
 from bench.intake_bench import free_port
+from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 START_S = 30.0
@@ -83,7 +83,7 @@ class Cluster:
         started = [self.start_instance(name) for name in names]
         for instance in started:
             url = f"{instance.admin}/healthz"
-            await until(f"{url} answering", up(self, http, url), START_S)
+            await wait_until(up(self, http, url), START_S, what=f"{url} answering")
         return started
 
     def kill(self, instance: Instance) -> None:
@@ -117,21 +117,13 @@ async def cluster_of(work: Path, pg_url: str, *names: str,
         c.start_sim()
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             url = f"{c.sim_url}/_sim/mode"
-            await until(f"{url} answering", up(c, http, url), START_S)
+            await wait_until(up(c, http, url), START_S, what=f"{url} answering")
             # All at once: the first to connect migrates the empty schema, the others
             # find it done (or wait on its lock).
             await c.start(http, *names)
         yield c
     finally:
         c.stop_all()
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], timeout_s: float) -> None:
-    """Poll ``check`` until it holds, failing with ``what`` past the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not await check():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
-        await asyncio.sleep(0.05)  # the polling interval of a deadline loop
 
 
 async def answers(http: aiohttp.ClientSession, url: str) -> bool:

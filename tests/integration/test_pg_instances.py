@@ -32,7 +32,8 @@ import pytest
 
 from bench.chaos_account import Accountant, Figures
 from bench.chaos_load import Ledger, Simrs
-from tests.cluster_support import Cluster, busy, cluster_of, sim_control, until
+from tests.cluster_support import Cluster, busy, cluster_of, sim_control
+from tests.conftest import wait_until
 from tests.pg_support import fresh_schema
 
 pytestmark = pytest.mark.slow
@@ -112,7 +113,7 @@ async def load(c: Cluster, http: aiohttp.ClientSession, ledger: Ledger, writes: 
             if work.done():
                 work.result()  # a load error ends the test loudly
             return len(ledger.acks) >= writes and done()
-        await until(f"{writes} writes acknowledged", enough, FINAL_S)
+        await wait_until(enough, FINAL_S, what=f"{writes} writes acknowledged")
     finally:
         chaos.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -128,7 +129,7 @@ async def account(c: Cluster, http: aiohttp.ClientSession, ledger: Ledger) -> Fi
 
     async def settled() -> bool:
         return await busy(http, live.admin) == 0
-    await until("every request final", settled, FINAL_S)
+    await wait_until(settled, FINAL_S, what="every request final")
     state = await sim_control(http, c.sim_url, "GET", "state")
     log = await sim_control(http, c.sim_url, "GET", "log")
     return Accountant(ledger.acks, state, log, await store_rows(c.pg_url), c.kills).run()
@@ -175,7 +176,7 @@ async def test_killing_one_of_three_loses_nothing_and_sends_nothing_twice(
             async def holds_leases() -> bool:
                 orphaned[:] = await leased_by(cluster.pg_url, victim.proc.pid)
                 return len(orphaned) > 0 and len(ledger.acks) >= WRITES // 3
-            await until("the victim holding leases", holds_leases, FINAL_S)
+            await wait_until(holds_leases, FINAL_S, what="the victim holding leases")
             cluster.kill(victim)
             # What it still held when it died: only the others can finish these.
             orphaned[:] = await leased_by(cluster.pg_url, victim.proc.pid)

@@ -28,7 +28,8 @@ import pytest
 
 from bench.chaos_load import CONS_ID, SECRET
 from tests.bpjs_support import OUTAGE, booking
-from tests.cluster_support import Cluster, Instance, busy, cluster_of, sim_control, summary, until
+from tests.cluster_support import Cluster, Instance, busy, cluster_of, sim_control, summary
+from tests.conftest import wait_until
 from tests.pg_support import fresh_schema
 from tests.signing import bpjs_headers
 
@@ -92,7 +93,7 @@ async def delivered(http: aiohttp.ClientSession, c: Cluster, total: int) -> None
     async def done() -> bool:
         return (await busy(http, c.instances[0].admin) == 0
                 and await succeeded(http, c) == total)
-    await until(f"{total} writes delivered", done, DELIVERED_S)
+    await wait_until(done, DELIVERED_S, what=f"{total} writes delivered")
 
 
 async def breakers(http: aiohttp.ClientSession, c: Cluster) -> set[str]:
@@ -114,12 +115,13 @@ async def test_three_instances_together_send_at_most_55_a_second(
     print(f"{BACKLOG} sends from 3 instances at per_second = {PER_SECOND:g}: busiest "
           f"second {busiest_second(times)}, {paced:.1f}/s once all was written "
           f"({len(later)} sends)")
-    assert busiest_second(times) <= 55, busiest_second(times)
-    # Three instances pacing themselves alone would send about 150/s. Below the rate is
-    # not wrong, only slow: the bucket saves up a twentieth of a second, so sends a
-    # stalled machine did not take in time are lost (43-49/s at load 12, 38 at load 14
-    # on 2 cores); a third of the rate (each instance pacing at per_second / 3) is wrong.
-    assert len(later) >= PER_SECOND and paced >= 30, f"{paced:.1f}/s: below the rate"
+    # Reaching the rate, never past 55. The average can be below it, not wrong, only
+    # slow: the bucket saves up a twentieth of a second, so sends a stalled machine did
+    # not take in time are lost (43-49/s at load 12 on 2 cores, 26-31/s at load 20,
+    # where a second's burst caught up at 59/s with 82 in one second). Three instances
+    # pacing themselves alone send about 150/s; each at a third of the rate, about 17.
+    assert 40 <= busiest_second(times) <= 55, busiest_second(times)
+    assert len(later) >= PER_SECOND  # the backlog outlasted the writing: pacing held it
 
 
 async def probes_during_an_outage(http: aiohttp.ClientSession, c: Cluster, tag: str) -> int:
@@ -133,7 +135,7 @@ async def probes_during_an_outage(http: aiohttp.ClientSession, c: Cluster, tag: 
 
     async def all_open() -> bool:
         return "closed" not in await breakers(http, c)
-    await until("the breaker open on every instance", all_open, OUTAGE_S / 2)
+    await wait_until(all_open, OUTAGE_S / 2, what="the breaker open on every instance")
     opened = time.time()
     # The outage itself, not a wait for something to happen: how long BPJS stays down.
     await asyncio.sleep(started + OUTAGE_S - time.time())
@@ -147,7 +149,7 @@ async def probes_during_an_outage(http: aiohttp.ClientSession, c: Cluster, tag: 
 
     async def all_closed() -> bool:
         return await breakers(http, c) == {"closed"}
-    await until("the breaker closed on every instance", all_closed, DELIVERED_S)
+    await wait_until(all_closed, DELIVERED_S, what="the breaker closed on every instance")
     return len(probes)
 
 
