@@ -55,7 +55,8 @@ class Database:
         self._pool = pool
         # Intake may use half the pool for its batches; the relay, the admin side and
         # the callback sender keep the rest.
-        self._inserts = GroupInsert(pool, parallel=self._config.pool_max // 2)
+        self._inserts = GroupInsert(pool, parallel=self._config.pool_max // 2,
+                                    chained=self._config.chain)
 
     async def close(self) -> None:
         pool, inserts = self._pool, self._inserts

@@ -2,11 +2,11 @@
 
 Every request waiting to be stored joins the next batch: one ``insert_requests``
 statement (one round trip, one commit, one WAL flush, one count update) for all of them,
-and the hash chain's entries of those stored in the same transaction (``chain_links``:
-one more statement, no second commit), several batches at once on the pool
-(``parallel`` connections at most), so a 202 still means committed and intake is not one
-round trip per request. A batch that fails for a reason of one row (not a lost
-connection) is retried row by row, so only that row fails.
+which also appends the hash chain's entries of those stored (their leaves computed here
+as each request arrives; queries.sql says how the statement locks the chain's head),
+several batches at once on the pool (``parallel`` connections at most), so a 202 still
+means committed and intake is not one round trip per request. A batch that fails for a
+reason of one row (not a lost connection) is retried row by row, so only that row fails.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import asyncpg
 
 from proxy.store import chain
 from proxy.store.errors import StoreUnavailable
-from proxy.store.postgres.chain_links import append
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.rows import insert_arrays
 from proxy.store.postgres.statements import Q
@@ -31,8 +30,9 @@ MAX_BATCH = 1024
 @dataclass(slots=True)
 class _Waiting:
     request: NewRequest
-    # Computed as the request arrives, not in a burst of a whole batch at commit.
-    link: chain.Link
+    # Computed as the request arrives, not in a burst of a whole batch at commit; None
+    # with the chain off ([audit] chain = false).
+    link: chain.Link | None
     stored: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -41,8 +41,9 @@ class GroupInsert:
     """Inserts of new requests, batched. ``insert`` resolves once the row is committed
     (True) or its dedup key was found taken (False)."""
 
-    def __init__(self, pool: asyncpg.Pool, parallel: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, parallel: int, *, chained: bool = True) -> None:
         self._pool = pool
+        self._chained = chained
         self._parallel = max(1, parallel)
         self._waiting: list[_Waiting] = []
         self._running: set[asyncio.Task[None]] = set()
@@ -52,7 +53,7 @@ class GroupInsert:
     async def insert(self, request: NewRequest) -> bool:
         if self._closed:
             raise StoreUnavailable("store is closed")
-        waiting = _Waiting(request, chain.request_link(request))
+        waiting = _Waiting(request, chain.request_link(request) if self._chained else None)
         self._waiting.append(waiting)
         self._kick()
         return await waiting.stored
@@ -96,12 +97,10 @@ class GroupInsert:
 
     async def _insert(self, batch: Sequence[_Waiting]) -> set[str]:
         with translated():
-            async with self._pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(Q["insert_requests"],
-                                        *insert_arrays([w.request for w in batch]))
-                stored = {r["id"] for r in rows}
-                await append(conn, [w.link for w in batch if w.request.id in stored])
-        return stored
+            rows = await self._pool.fetch(Q["insert_requests"],
+                                          *insert_arrays([w.request for w in batch],
+                                                         [w.link for w in batch if w.link]))
+        return {r["id"] for r in rows}
 
     async def close(self) -> None:
         """Commit what is waiting, then refuse new inserts."""

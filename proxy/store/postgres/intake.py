@@ -9,7 +9,7 @@ from __future__ import annotations
 from proxy import lifecycle
 from proxy.store import chain
 from proxy.store.errors import DuplicateKey
-from proxy.store.postgres.chain_links import append
+from proxy.store.postgres.chain_links import chain_on
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.log import PostgresLog
@@ -52,9 +52,9 @@ class PostgresIntake:
                     if lifecycle.still_matches(original, settled_window_s, now):
                         return True, original
                     await conn.execute(Q["clear_dedup_key"], original.id)
-                stored = await conn.fetch(Q["insert_requests"], *insert_arrays([request]))
-                if stored:
-                    await append(conn, [chain.request_link(request)])
+                links = [chain.request_link(request)] if chain_on(conn) else []
+                stored = await conn.fetch(Q["insert_requests"],
+                                          *insert_arrays([request], links))
                 # Nothing stored: another resubmission took the key in between; decide
                 # again against that one.
                 return bool(stored), None

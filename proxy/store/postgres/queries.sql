@@ -6,18 +6,32 @@
 
 -- insert_requests --
 -- A batch of new requests in one statement (intake's group commit): one round trip, one
--- commit and one count update for the lot. A taken dedup key inserts nothing for that row
--- (nor for a second row of the batch with the same key); the ids returned are those
--- stored, and intake resolves the others one by one.
-INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at, status,
-                      next_attempt_at, updated_at, endpoint, ordering_key, expires_at,
-                      dedup_key, coalesce_key, lease_owner, lease_expires_at)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::bytea[], $8::float8[], $9::text[], $10::float8[], $11::float8[],
-                     $12::text[], $13::text[], $14::float8[], $15::text[], $16::text[],
-                     $17::text[], $18::float8[])
-ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
-RETURNING id
+-- commit and one count update for the lot, and the hash chain's entries of those stored
+-- ($19 their ids, $20 their leaves, in batch order) appended in it. A taken dedup key
+-- inserts nothing for that row (nor for a second row of the batch with the same key),
+-- and adds no entry; the ids returned are those stored, and intake resolves the others
+-- one by one. The append reads every row the insert returned first (so every dedup wait
+-- is over before the chain's head is locked), then locks the head until COMMIT; the
+-- insert's count trigger runs after it, on intake's own counter slots (schema v9).
+WITH stored AS (
+    INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at,
+                          status, next_attempt_at, updated_at, endpoint, ordering_key,
+                          expires_at, dedup_key, coalesce_key, lease_owner, lease_expires_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::bytea[], $8::float8[], $9::text[], $10::float8[],
+                         $11::float8[], $12::text[], $13::text[], $14::float8[], $15::text[],
+                         $16::text[], $17::text[], $18::float8[])
+    ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+    RETURNING id),
+linked AS (
+    SELECT tenang_chain_append(array_agg('request'::text ORDER BY l.n),
+                               array_agg(l.ref ORDER BY l.n),
+                               array_agg(l.leaf ORDER BY l.n),
+                               array_agg(NULL::bytea ORDER BY l.n)) AS seq
+      FROM unnest($19::text[], $20::bytea[]) WITH ORDINALITY AS l (ref, leaf, n)
+      JOIN stored ON stored.id = l.ref
+    HAVING count(*) > 0)
+SELECT stored.id, (SELECT seq FROM linked) AS chain_seq FROM stored
 
 -- request_by_dedup_key_locked --
 -- The holder of a dedup key, locked until the resubmission is decided: two racing

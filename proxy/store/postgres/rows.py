@@ -12,6 +12,7 @@ import asyncpg
 
 from proxy import lifecycle
 from proxy.lifecycle import Status, Verdict
+from proxy.store import chain
 from proxy.store.records import NewRequest, StoredAttempt, StoredRequest
 
 _NAMES = ("id", "upstream", "method", "path", "query", "headers", "body", "received_at",
@@ -58,12 +59,15 @@ def in_due_order(rows: Sequence[asyncpg.Record]) -> list[StoredRequest]:
 _HEADERS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def insert_arrays(requests: Sequence[NewRequest]) -> list[list[Any]]:
-    """The 18 column arrays of ``insert_requests`` for ``requests``, in their order
-    (which is the order their seq is allotted in)."""
+def insert_arrays(requests: Sequence[NewRequest],
+                  links: Sequence[chain.Link]) -> list[list[Any]]:
+    """The 20 arrays of ``insert_requests`` for ``requests``, in their order (which is the
+    order their seq is allotted in): 18 columns, then the ids and leaves of their hash
+    chain entries (``links``: one per request, none with the chain off)."""
     rows = [(r.id, r.upstream, r.method, r.path, r.query, _HEADERS.encode(r.headers), r.body,
              r.received_at, lifecycle.initial_status(r.lease_owner is not None).value,
              r.received_at, r.received_at, r.endpoint, r.ordering_key, r.expires_at,
              r.dedup_key, r.coalesce_key, r.lease_owner, r.lease_expires_at)
             for r in requests]
-    return [list(column) for column in zip(*rows, strict=True)]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    return [*columns, [link.ref for link in links], [link.leaf for link in links]]

@@ -346,3 +346,24 @@ CREATE TABLE send_slots (
     until     double precision NOT NULL DEFAULT 0,
     PRIMARY KEY (upstream, slot)
 );
+
+-- version 9 --
+-- Intake stores a batch and appends its chain entries in one statement (queries.sql
+-- insert_requests: one round trip, as before the chain). Inside that statement the
+-- chain's head is locked before the insert's count trigger runs, so the counter rows
+-- an intake adds to must be ones no transaction waiting for the head can hold: intake
+-- counts into slots 64..127, every other change (whose transaction locks the head last,
+-- after its counters) into 0..63. Readers sum every slot, as before.
+CREATE FUNCTION tenang_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO request_counts AS c (upstream, status, sep, slot, n)
+    SELECT upstream, status, tenang_is_sep(endpoint, path), 64 + pg_backend_pid() % 64,
+           count(*)
+      FROM new_rows GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (upstream, status, sep, slot) DO UPDATE SET n = c.n + EXCLUDED.n;
+    RETURN NULL;
+END $$;
+DROP TRIGGER requests_counted_insert ON requests;
+CREATE TRIGGER requests_counted_insert AFTER INSERT ON requests
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION tenang_count_inserted();
