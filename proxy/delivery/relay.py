@@ -30,7 +30,7 @@ from proxy.delivery.live import LiveAttempt
 from proxy.delivery.outcome_log import DeliveryLog
 from proxy.delivery.pacing import Pacer, pacer_for
 from proxy.observe.observer import NULL_OBSERVER, Observer
-from proxy.policies.breaker import AsyncBreaker
+from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.store.errors import StoreError
 from proxy.store.protocols import Coordination, RequestQueue
 
@@ -96,21 +96,8 @@ class Lane:
                 for held in await self.d.store.refresh_holds(self.up.name, now):
                     self.d.observer.finished(self.up.name, held.id, held.status,
                                              held.reason or "")
-        # A lane that found nothing last time holds one slot while it looks, not a batch:
-        # meanwhile the others stay free for live attempts (and other instances).
-        slots = await self.slots.take(self.relay_cfg.claim_batch if self._found_work else 1,
-                                      now, now + self.lease_s)
-        if not slots:
-            # Woken when one of ours comes back; another instance's is seen by asking again.
-            await self._idle(self.slots.wait_s(self.relay_cfg.poll_interval_s))
-            return 0
         try:
-            try:
-                started = await self._claim_and_start(now, slots)
-            finally:
-                # Those not handed to a send (spawn takes them out), before any wait: a
-                # slot kept idle is one no live attempt, nor another instance, can use.
-                await self.release(slots, wake=False)
+            started = await self._claim_and_start(now)
             if started is not None:
                 return started
             await self._idle(self._wait_s)
@@ -118,16 +105,21 @@ class Lane:
         finally:
             self.waiting_for_work = False
 
-    async def _claim_and_start(self, now: float, slots: list[int]) -> int | None:
-        """Claim up to ``len(slots)`` requests and start each under one of ``slots``;
-        how many, or None when none could be (the lane then waits ``_wait_s``)."""
+    async def _claim_and_start(self, now: float) -> int | None:
+        """Claim requests and start each under a send slot of its own: how many, or None
+        when none could be (the lane then waits ``_wait_s``). The breaker's permit, the
+        send rate's tokens and the slots are taken in that order, cheapest first: a lane
+        held back by the rate (the busy case) asks nothing of the slots."""
         permit = self.d.breaker.try_acquire()
         if permit is None:
             probe_at = self.d.breaker.probe_at
             self._wait_s = max(0.0, (probe_at or 0) - self.clock()) or 0.05
             return None
+        # A lane that found nothing last time looks under one token and one slot, not a
+        # batch: meanwhile the other slots stay free for live attempts (and instances).
+        batch = self.relay_cfg.claim_batch if self._found_work else 1
         try:
-            want = await self.pacer.take(1 if permit.probe else len(slots))
+            want = await self.pacer.take(1 if permit.probe else batch)
         except BaseException:
             self.d.breaker.cancel(permit)
             raise
@@ -135,11 +127,34 @@ class Lane:
             self.d.breaker.cancel(permit)
             self._wait_s = self.pacer.wait_s()
             return None
+        try:
+            slots = await self.slots.take(want, now, now + self.lease_s)
+        except BaseException:
+            self.d.breaker.cancel(permit)
+            await self.pacer.give_back(want)
+            raise
+        if not slots:
+            self.d.breaker.cancel(permit)
+            await self.pacer.give_back(want)
+            # Woken when one of ours comes back; another instance's is seen by asking again.
+            self._wait_s = self.slots.wait_s(self.relay_cfg.poll_interval_s)
+            return None
+        try:
+            return await self._claim(now, permit, want, slots)
+        finally:
+            # Those not handed to a send (spawn takes them out), before any wait: a slot
+            # kept idle is one no live attempt, nor another instance, can use.
+            await self.release(slots, wake=False)
+
+    async def _claim(self, now: float, permit: Permit, want: int,
+                     slots: list[int]) -> int | None:
+        """Claim up to ``len(slots)`` (of ``want`` tokens taken) and start them."""
         # A probe prefers a request with no own-fault history: one refused for its own
         # credentials would only re-open the breaker and starve the rest.
         try:
-            claimed = await self.d.store.claim_due(self.up.name, now, want, self.d.owner,
-                                                   now + self.lease_s, probe=permit.probe)
+            claimed = await self.d.store.claim_due(self.up.name, now, len(slots),
+                                                   self.d.owner, now + self.lease_s,
+                                                   probe=permit.probe)
         except BaseException:
             # Nothing claimed: a probe kept here would stop every send to this upstream.
             self.d.breaker.cancel(permit)
