@@ -1,6 +1,7 @@
-"""Three Tenang instances on one PostgreSQL database, over real HTTP to the BPJS
-simulator (issue 13, scope 3): one breaker and one send rate per upstream for all of
-them.
+"""Tenang instances on one PostgreSQL database, over real HTTP to the BPJS simulator
+(issue 13, scope 3): one breaker, one send rate and one set of send slots
+(``max_concurrency``) per upstream for all of them; a killed instance's slots come back
+after their lease.
 
 Each instance is a whole ``Tenang`` (gateway, relay, admin API) in this process, with a
 PostgreSQL backend of its own (its own pool, its own lease owner) handed in directly, so
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from proxy.app import Tenang
@@ -23,35 +25,45 @@ from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config, StoreConfig
 from proxy.delivery.shared_breaker import CACHE_S
 from proxy.store.postgres.backend import postgres_backend
-from tests.bpjs_support import OUTAGE, assert_applied_once, booking
+from tests.bpjs_support import OUTAGE, applied, assert_applied_once, booking
 from tests.conftest import admin_headers, make_config, wait_until
+from tests.integration.test_crash import TenangProcess, free_port, wait_healthy
+from tests.integration.test_crash import write_config as crash_config
 from tests.pg_support import fresh_schema
 
 Instances = Callable[..., Awaitable[list[Tenang]]]
 
 
 @pytest.fixture
-async def instances(tmp_path: Path, bpjs_sim: RunningSimulator) -> AsyncIterator[Instances]:
-    """``await instances(n, **upstream)``: n started instances on one fresh schema
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh schema for the instances of one test."""
+    async with fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture
+async def instances(tmp_path: Path, bpjs_sim: RunningSimulator,
+                    pg_url: str) -> AsyncIterator[Instances]:
+    """``await instances(n, **upstream)``: n started instances on ``pg_url``
     (``relay_enabled=False``: their relays not yet started)."""
     started: list[Tenang] = []
-    async with fresh_schema() as url:
-        async def start(n: int, *, relay_enabled: bool = True,
-                        **upstream: Any) -> list[Tenang]:
-            for i in range(n):
-                config: Config = make_config(tmp_path / f"i{i}", bpjs_sim.url, **upstream)
-                backend = postgres_backend(StoreConfig(url=url, pool_min=1, pool_max=8,
-                                                       statement_timeout_s=10.0))
-                tenang = Tenang(config, backend, relay_enabled=relay_enabled)
-                await tenang.start()
-                started.append(tenang)
-            return list(started)
 
-        try:
-            yield start
-        finally:
-            for tenang in started:
-                await tenang.stop()
+    async def start(n: int, *, relay_enabled: bool = True, **upstream: Any) -> list[Tenang]:
+        for _ in range(n):
+            config: Config = make_config(tmp_path / f"i{len(started)}", bpjs_sim.url,
+                                         **upstream)
+            backend = postgres_backend(StoreConfig(url=pg_url, pool_min=1, pool_max=8,
+                                                   statement_timeout_s=10.0))
+            tenang = Tenang(config, backend, relay_enabled=relay_enabled)
+            await tenang.start()
+            started.append(tenang)
+        return list(started)
+
+    try:
+        yield start
+    finally:
+        for tenang in started:
+            await tenang.stop()
 
 
 async def write(http: aiohttp.ClientSession, tenang: Tenang, kodebooking: str) -> None:
@@ -190,3 +202,67 @@ async def test_three_instances_together_never_have_more_than_max_concurrency_sen
                    for t in tenangs)
 
     await wait_until(all_given_back, what="every send slot given back")
+
+
+async def slot_leases_of(pg_url: str, pid: int) -> list[float]:
+    """Until when process ``pid``'s send slots are leased (lease owners are host:pid:random)."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        rows = await conn.fetch("SELECT until FROM send_slots WHERE owner LIKE $1",
+                                f"%:{pid}:%")
+        return sorted(float(r["until"]) for r in rows)
+    finally:
+        await conn.close()
+
+
+async def test_a_killed_instances_send_slots_come_back_after_their_lease(
+        tmp_path: Path, bpjs_sim: RunningSimulator, http: aiohttp.ClientSession,
+        instances: Instances, pg_url: str) -> None:
+    slots = 2
+    port, admin_port = free_port(), free_port()
+    config = crash_config(tmp_path, bpjs_sim.url, port, admin_port)
+    text = config.read_text()
+    config.write_text(text.replace("max_concurrency = 16", f"max_concurrency = {slots}")
+                      .replace("timeout_s = 1.0", "timeout_s = 3.0")  # leases of 4 s
+                      .replace('url = "sqlite:///./tenang.db"', f'url = "{pg_url}"'))
+    victim = TenangProcess(config, tmp_path / "victim.log")
+    first = [f"KB-KILL-{i}" for i in range(4)]
+    try:
+        victim.start()
+        await wait_healthy(http, victim, f"http://127.0.0.1:{admin_port}")
+        assert victim.proc is not None
+        pid = victim.proc.pid
+        # Each send is out 2.5 s (within timeout_s): both are still out when it dies.
+        await bpjs_sim.set_mode(latency_ms=2500)
+        for kb in first:
+            async with http.post(f"http://127.0.0.1:{port}/antreanrs/antrean/add",
+                                 json=booking(kb)) as resp:
+                assert resp.status == 202, await resp.text()
+
+        async def holds_every_slot() -> bool:
+            victim.check_alive()
+            return len(await slot_leases_of(pg_url, pid)) == slots
+
+        await wait_until(holds_every_slot, what="the victim sending under both slots")
+    finally:
+        victim.kill()  # SIGKILL: no slot is given back
+    killed_at = time.time()
+    leases = await slot_leases_of(pg_url, pid)  # as the dead instance last renewed them
+    assert len(leases) == slots and min(leases) > killed_at, (leases, killed_at)
+    await bpjs_sim.set_mode(latency_ms=0)
+
+    [other] = await instances(1, timeout_s=3.0, rate={"max_concurrency": slots})
+    later = [f"KB-KILL-{i}" for i in range(4, 6)]
+    for kb in later:  # due at once: only the dead instance's slots hold them back
+        await write(http, other, kb)
+
+    async def all_delivered() -> bool:
+        return await succeeded(http, other) == len(first) + len(later)
+
+    await wait_until(all_delivered, timeout_s=30, what="every add to be delivered")
+    sent_after = [e["time"] for e in bpjs_sim.state.log if e["time"] > killed_at]
+    assert min(sent_after) >= min(leases), (min(sent_after) - killed_at, leases)
+    assert dict(applied(bpjs_sim)) == {f"{kb}/add": 1 for kb in first + later}
+    assert bpjs_sim.state.most_answering <= slots
+    print(f"killed with {slots} slots leased for {min(leases) - killed_at:.2f} s more; "
+          f"first send after the kill {min(sent_after) - killed_at:.2f} s later")
