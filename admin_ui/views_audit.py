@@ -12,7 +12,7 @@ from aiohttp import web
 from admin_ui.guard import error_page
 from admin_ui.i18n import Translator
 from admin_ui.render import render, translator
-from proxy.app_keys import CHAIN_CHECKS, CLOCK, OPS, PRINCIPAL
+from proxy.app_keys import CHAIN_CHECKS, CLOCK, OPS, PRINCIPAL, RETENTION
 from proxy.ids import is_request_id
 from proxy.ops.audit_chain import ChainStatus
 from proxy.store.records import AuditEntry
@@ -77,7 +77,7 @@ async def audit_log(request: web.Request) -> web.Response:
     t = translator(request)
     # Entries about requests retention purged since: said on the row (their detail page
     # says what is left), one look-up for the page.
-    purged = await request.app[CHAIN_CHECKS].purged_requests(
+    purged = await request.app[RETENTION].purged(
         sorted({e.target for e in page if e.target and is_request_id(e.target)}))
     return render(request, "audit.html", {
         "rows": [_row(e, t, purged) for e in page], "target": target,

@@ -15,7 +15,7 @@ from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
 from admin_ui.row_keys import RowKeys, page_keys, request_keys
-from proxy.app_keys import CHAIN_CHECKS, CLOCK, OPS, PRINCIPAL
+from proxy.app_keys import CLOCK, OPS, PRINCIPAL, RETENTION
 from proxy.lifecycle import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, Status
 from proxy.observe.redact import masked_headers
 from proxy.ops.auth import Permission
@@ -149,7 +149,7 @@ async def request_detail(request: web.Request) -> web.Response:
 async def _purged_row(request: web.Request, request_id: str) -> web.Response:
     """A request whose row retention deleted: gone (410), when, and that its hash stays
     in the chain. Raises NotFound for an id the chain holds no tombstone of."""
-    purged = await request.app[CHAIN_CHECKS].purged_requests([request_id])
+    purged = await request.app[RETENTION].purged([request_id])
     if request_id not in purged:
         raise NotFound(request_id)
     return render(request, "purged.html", {

@@ -2,7 +2,8 @@
 (default 1,000,000), against the same load without a purge, in the same run.
 
 Builds a store of N succeeded requests, each with one attempt and its BPJS answer, final
-for 400 days (``bench/scale_store.py``, by SQL), and starts Tenang on it with the BPJS
+for 400 days (``bench/scale_store.py``, by SQL), with the hash chain they would have made
+(4 entries each: the purge marks their tombstones), and starts Tenang on it with the BPJS
 simulator down (intake alone is measured, as in ``bench/intake_bench.py``). Then rounds
 alternate, each under the same open-loop load (``bench/open_loop.py``: signed Antrean
 calls at ``--rate``, latency from the intended send time), measured in windows of
@@ -51,6 +52,9 @@ from bench.intake_bench import (
 from bench.open_loop import open_loop
 from bench.scale_store import build
 from proxy.lifecycle import Status, Verdict
+from proxy.store import chain
+from proxy.store.sqlite.queries import QUERIES, REQUEST_COLUMNS
+from proxy.store.sqlite.rows import row_to_attempt, row_to_request
 
 DAY_S = 86_400.0
 AGE_DAYS = 400  # the seeded requests settled this long ago
@@ -77,14 +81,43 @@ def seed(db: Path, n: int) -> float:
             (Verdict.SUCCESS.value, ANSWER))
         conn.execute("UPDATE requests SET attempts=1")
         conn.execute("COMMIT")
+        seed_chain(conn)
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()
     return time.monotonic() - started
 
 
-def write_configs(work: Path, port: int, admin_port: int, upstream_port: int
-                  ) -> dict[str, Path]:
+def seed_chain(conn: sqlite3.Connection) -> None:
+    """The hash chain those requests would have made (``proxy.store.chain``), so the
+    purge marks their tombstones as it would on a real store: per request, in id order,
+    its entry, its claim (pending -> in_flight), its attempt and its outcome, with real
+    leaves and heads (``tenang audit verify`` checks the purged store: ``--verify``)."""
+    head = chain.ChainHead(0, chain.GENESIS)
+    columns = ", ".join("r." + c.strip() for c in REQUEST_COLUMNS.split(","))
+    rows = conn.execute(
+        f"SELECT {columns}, a.number, a.started_at, a.duration_s, "
+        "a.verdict, a.http_status, a.error, a.response_body FROM requests r "
+        "JOIN attempts a ON a.request_id = r.id ORDER BY r.id")
+    conn.execute("BEGIN")
+    while batch := rows.fetchmany(10_000):
+        links = []
+        for row in batch:
+            r = row_to_request(row[:-7])
+            a = row_to_attempt((r.id, *row[-7:]))
+            links += [chain.request_link(r),
+                      chain.state_link(r.id, "pending", "in_flight", None, r.received_at),
+                      chain.attempt_link(r.id, a),
+                      chain.state_link(r.id, "in_flight", "succeeded", "delivered",
+                                       r.updated_at)]
+        entries = chain.extend_rows(head, links)
+        conn.executemany(QUERIES["append_chain"], entries)
+        head = chain.ChainHead(entries[-1][0], entries[-1][4])
+    conn.execute("COMMIT")
+
+
+def write_configs(work: Path, port: int, admin_port: int, upstream_port: int,
+                  batch_size: int = 500) -> dict[str, Path]:
     """The serving Tenang's config (no [retention]: its daily job stays out of the way)
     and one per purge round (bodies, then rows), all on the same database."""
     upstream = f"""
@@ -101,8 +134,11 @@ timeout_s = 5.0
     paths = {"serve": work / "tenang.toml", "bodies": work / "purge-bodies.toml",
              "rows": work / "purge-rows.toml"}
     paths["serve"].write_text(base + upstream)
-    paths["bodies"].write_text(base + "\n[retention]\nbodies_after_days = 30\n" + upstream)
-    paths["rows"].write_text(base + "\n[retention]\nrows_after_days = 365\n" + upstream)
+    batch = f"batch_size = {batch_size}\n"
+    paths["bodies"].write_text(base + "\n[retention]\nbodies_after_days = 30\n" + batch
+                               + upstream)
+    paths["rows"].write_text(base + "\n[retention]\nrows_after_days = 365\n" + batch
+                             + upstream)
     return paths
 
 
@@ -150,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="tenang-purge-bench-") as tmp:
         work = Path(tmp)
         port, admin_port, up_port = (free_port() for _ in range(3))
-        configs = write_configs(work, port, admin_port, up_port)
+        configs = write_configs(work, port, admin_port, up_port, args.batch_size)
         seeded_s = seed(work / "tenang.db", args.n)
         size_mb = (work / "tenang.db").stat().st_size / 1e6
         print(f"seeded {args.n} final requests with attempts in {seeded_s:.1f} s "
@@ -192,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
     purges = [r for r in rounds if r["kind"].startswith("purge")]
     result = {
         "n": args.n, "rate": args.rate, "window_s": args.window,
+        "batch_size": args.batch_size,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "without": without, "during_purge": during,
@@ -213,6 +250,8 @@ def main() -> int:
     p.add_argument("--window", type=float, default=5.0, help="seconds per measured window")
     p.add_argument("--windows", type=int, default=4, help="windows per round without purge")
     p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=500,
+                   help="[retention] batch_size of the purges")
     p.add_argument("--smoke", action="store_true",
                    help="N = 20,000, 1 s windows: the machinery, in under 30 s")
     args = p.parse_args()

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from proxy.ops.maintenance import Maintenance
     from proxy.ops.operations import Operations
     from proxy.policies.breaker import AsyncBreaker
-    from proxy.store.protocols import Engine, RequestLog
+    from proxy.store.protocols import Engine, RequestLog, Retention
 
 # --- the admin app ----------------------------------------------------------------------
 STORE: web.AppKey[RequestLog] = web.AppKey("store")
@@ -42,6 +42,8 @@ AUTH: web.AppKey[Auth] = web.AppKey("auth")
 BULK: web.AppKey[BulkRetries] = web.AppKey("bulk_retries")
 # The hash chain's verifications started from the UI, and its status (``ops.audit_chain``).
 CHAIN_CHECKS: web.AppKey[ChainChecks] = web.AppKey("chain_checks")
+# What retention purged (its tombstones): the UI's detail and audit pages say so.
+RETENTION: web.AppKey[Retention] = web.AppKey("retention")
 # The clock Tenang(clock=...) runs on: handlers read the time here, never time.time().
 CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("clock")
 # Set only when this Tenang runs maintenance windows.

@@ -23,6 +23,7 @@ from proxy.app_keys import (
     CLOCK,
     OPS,
     PRINCIPAL,
+    RETENTION,
     SETTINGS,
     STORE,
     TOKEN,
@@ -241,6 +242,7 @@ def create_admin_app(backend: Backend, token: str, breakers: dict[str, AsyncBrea
     app[BULK] = BulkRetries(app[OPS], backend.schedules, settings.bulk_batch,
                             settings.bulk_interval_s, clock)
     app[CHAIN_CHECKS] = ChainChecks(backend.chain, clock, backend.audit)
+    app[RETENTION] = backend.retention
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/requests", list_requests)

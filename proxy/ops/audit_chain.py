@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from proxy.store import chain
@@ -153,10 +153,6 @@ class ChainChecks:
         off = None if self._audit is None else off_since(await off_periods(self._audit))
         return ChainStatus(await self._store.last_verification(),
                            checkpoints[0] if checkpoints else None, self.running, off)
-
-    async def purged_requests(self, request_ids: Sequence[str]) -> dict[str, float]:
-        """Of ``request_ids``, the purged ones (their tombstones), with when."""
-        return await self._store.tombstones(chain.Kind.REQUEST, request_ids)
 
     def start(self) -> bool:
         """Start a verification unless one is running; False when one already was."""

@@ -379,6 +379,11 @@ class Retention(Protocol):
         """How many requests ``purge`` would purge with these arguments walking from the
         oldest (a dry run: nothing is written)."""
 
+    async def purged(self, request_ids: Sequence[str]) -> dict[str, float]:
+        """Of ``request_ids``, those a purge reached (bodies dropped or row deleted), with
+        when: their tombstones. How the admin UI tells a purged request from one that
+        never was."""
+
 
 class Chain(Protocol):
     """The hash chain over requests, attempts, state changes and audit entries
@@ -413,10 +418,6 @@ class Chain(Protocol):
         being removed: the leaf is no longer checked, the head still is); returns how
         many entries were marked. Retention's ``purge`` marks its own, in its
         transaction; marked without a purge, a record is reported by verification."""
-
-    async def tombstones(self, kind: Kind, refs: Sequence[str]) -> dict[str, float]:
-        """Of ``refs``, those whose entry of ``kind`` is marked purged, with when: how the
-        admin UI tells a purged request from one that never was."""
 
     async def record_verification(self, result: Verification) -> None:
         """Keep the outcome of a verification (the UI shows the last one)."""

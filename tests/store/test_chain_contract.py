@@ -145,8 +145,7 @@ async def test_a_purge_leaves_tombstones_that_keep_their_place_and_verify(
         (Kind.REQUEST, old.id), (Kind.ATTEMPT, f"{old.id}/1")}
     assert (await verify_chain(store.chain, NOW + 1)).ok
     # What the admin UI asks to tell a purged request from one that never was.
-    assert await store.chain.tombstones(Kind.REQUEST, [old.id, kept.id, "nope"]) == {
-        old.id: NOW}
+    assert await store.retention.purged([old.id, kept.id, "nope"]) == {old.id: NOW}
 
     assert await purge_all(store, PurgeKind.ROWS) == 1
     assert await store.log.get(old.id) is None

@@ -182,3 +182,13 @@ async def test_counting_what_would_go_changes_nothing(store: Backend, kind: Purg
         assert got is not None and got.body == r.body and got.purged_at is None
     assert await purge_all(store, kind) == len(rows)
     assert await store.retention.count_purgeable(kind, CUTOFF) == 0
+
+
+async def test_purged_names_the_requests_whose_bodies_a_purge_dropped(store: Backend) -> None:
+    """What the admin UI asks to tell a purged request from one that never was."""
+    old = await in_state(store, 1, Status.SUCCEEDED)
+    kept = await in_state(store, 2, Status.SUCCEEDED, at=CUTOFF + 1)
+    assert await store.retention.purged([old.id, kept.id]) == {}
+    await purge_all(store, PurgeKind.BODIES)
+    assert await store.retention.purged([old.id, kept.id, "01KNOSUCHREQUEST"]) == {
+        old.id: NOW}

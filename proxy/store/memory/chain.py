@@ -56,12 +56,6 @@ class MemoryChain:
         self._s.live()
         return self._s.mark_purged(kind, refs, at)
 
-    async def tombstones(self, kind: Kind, refs: Sequence[str]) -> dict[str, float]:
-        self._s.live()
-        wanted = set(refs)
-        return {e.ref: e.purged_at for e in self._s.hash_chain
-                if e.kind is kind and e.ref in wanted and e.purged_at is not None}
-
     async def record_verification(self, result: Verification) -> None:
         self._s.live()
         self._s.verifications.append(result)

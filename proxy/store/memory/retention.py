@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from proxy import lifecycle
 from proxy.store.admin_filter import id_ceiling
@@ -63,6 +64,12 @@ class MemoryRetention:
                                   for a in s.attempts.get(request_id, [])]
         for k in callbacks:
             s.callbacks[k] = dataclasses.replace(s.callbacks[k], payload=b"")
+
+    async def purged(self, request_ids: Sequence[str]) -> dict[str, float]:
+        self._s.live()
+        wanted = set(request_ids)
+        return {e.ref: e.purged_at for e in self._s.hash_chain
+                if e.kind is Kind.REQUEST and e.ref in wanted and e.purged_at is not None}
 
     async def count_purgeable(self, kind: PurgeKind, before: float) -> int:
         self._s.live()

@@ -102,13 +102,6 @@ class PostgresChain:
             async with self._db.pool.acquire() as conn:
                 return await mark_purged_in(conn, kind, refs, at)
 
-    async def tombstones(self, kind: Kind, refs: Sequence[str]) -> dict[str, float]:
-        if not refs:
-            return {}
-        with translated():
-            rows = await self._db.pool.fetch(Q["tombstones"], kind.value, sorted(set(refs)))
-        return {r["ref"]: r["purged_at"] for r in rows}
-
     async def record_verification(self, result: Verification) -> None:
         b = result.broken
         with translated():

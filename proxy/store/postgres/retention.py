@@ -55,6 +55,14 @@ class PostgresRetention:
                 ids = await tombstone(conn, rows, now)
         return PurgeBatch(len(ids), last if window["size"] == limit else None)
 
+    async def purged(self, request_ids: Sequence[str]) -> dict[str, float]:
+        if not request_ids:
+            return {}
+        with translated():
+            rows = await self._db.pool.fetch(Q["tombstones"], Kind.REQUEST.value,
+                                             sorted(set(request_ids)))
+        return {r["ref"]: r["purged_at"] for r in rows}
+
     async def count_purgeable(self, kind: PurgeKind, before: float) -> int:
         sql = Q["count_purgeable_bodies"] if kind is PurgeKind.BODIES \
             else Q["count_purgeable_rows"]

@@ -144,15 +144,6 @@ class SqliteChain:
         wanted = list(refs)
         return await self._db.write(lambda c: mark_purged_in(c, kind, wanted, at))
 
-    async def tombstones(self, kind: Kind, refs: Sequence[str]) -> dict[str, float]:
-        found: dict[str, float] = {}
-        wanted = sorted(set(refs))
-        for start in range(0, len(wanted), _PAGE):
-            part = wanted[start:start + _PAGE]
-            found.update((r[0], r[1]) for r in await self._db.read(
-                with_ids(QUERIES["tombstones"], len(part)), (kind.value, *part)))
-        return found
-
     async def record_verification(self, result: Verification) -> None:
         b = result.broken
         params = (result.at, int(result.ok), result.head_seq, result.checked, result.from_seq,

@@ -77,6 +77,15 @@ class SqliteRetention:
 
         return await self._db.write(batch)
 
+    async def purged(self, request_ids: Sequence[str]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        wanted = sorted(set(request_ids))
+        for start in range(0, len(wanted), _COUNT_WINDOW):
+            part = wanted[start:start + _COUNT_WINDOW]
+            found.update((r[0], r[1]) for r in await self._db.read(
+                with_ids(QUERIES["tombstones"], len(part)), (Kind.REQUEST.value, *part)))
+        return found
+
     async def count_purgeable(self, kind: PurgeKind, before: float) -> int:
         ceiling = id_ceiling(before)
         total, after_id = 0, ""
