@@ -9,6 +9,11 @@ the child's own (``/usr/bin/time``), so each run is measured alone. Constant mem
 
     .venv/bin/python bench/export_bench.py               # 100k and 1M (minutes)
     .venv/bin/python bench/export_bench.py --smoke       # 10k, a few seconds (CI)
+    .venv/bin/python bench/export_bench.py --postgres postgresql://USER@HOST/DB
+
+``--postgres`` exports from PostgreSQL instead: each built store is copied into a schema
+of its own in that database (`tenang migrate-store`, not measured), exported from there
+(one server-side cursor), and the schema dropped afterwards.
 """
 
 from __future__ import annotations
@@ -88,19 +93,29 @@ def measured(argv: list[str]) -> Run:
     return Run(took, kib / 1024, done.returncode, stderr)
 
 
-def config(folder: Path, db: Path) -> Path:
+def config(folder: Path, url: str) -> Path:
     path = folder / "tenang.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{db}"\n\n[[upstreams]]\nname = "{UPSTREAM}"\n'
+    path.write_text(f'[store]\nurl = "{url}"\n\n[[upstreams]]\nname = "{UPSTREAM}"\n'
                     'prefix = "/antreanrs"\ntarget = "http://127.0.0.1:9/antreanrs"\n',
                     encoding="utf-8")
     return path
+
+
+def on_postgres(db: Path, dsn: str, schema: str) -> str:
+    """The SQLite store ``db`` copied into a new schema of ``dsn``; that schema's URL."""
+    subprocess.run(["psql", dsn, "-qc", f"CREATE SCHEMA {schema}"], check=True)
+    url = f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
+    subprocess.run([sys.executable, "-m", "proxy", "migrate-store", "--from",
+                    f"sqlite:///{db}", "--to", url], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
+    return url
 
 
 def wib_day(ts: float) -> str:
     return datetime.fromtimestamp(ts, WIB).strftime("%d/%m/%Y")
 
 
-def bench(n: int, folder: Path, fmt: str) -> dict[str, float]:
+def bench(n: int, folder: Path, fmt: str, postgres: str | None = None) -> dict[str, float]:
     db = folder / f"export-{n}.db"
     built = build(db, n, span_s=SPAN_S, tag=str(n))
     started = time.monotonic()
@@ -110,7 +125,9 @@ def bench(n: int, folder: Path, fmt: str) -> dict[str, float]:
     for stale in (out, Path(f"{out}.manifest.json")):
         stale.unlink(missing_ok=True)
     now = time.time()
-    cfg = str(config(folder, db))
+    schema = f"export_bench_{n}"
+    url = f"sqlite:///{db}" if postgres is None else on_postgres(db, postgres, schema)
+    cfg = str(config(folder, url))
     run = measured(["export", "--config", cfg, "--since",
                     wib_day(now - SPAN_S - 60), "--until", wib_day(now), "--format", fmt,
                     "--output", str(out)])
@@ -131,6 +148,9 @@ def bench(n: int, folder: Path, fmt: str) -> dict[str, float]:
           f"{check.peak_rss_mb:.1f} MB", flush=True)
     for path in (db, out, Path(f"{out}.manifest.json")):
         path.unlink(missing_ok=True)
+    if postgres is not None:
+        subprocess.run(["psql", postgres, "-qc", f"DROP SCHEMA {schema} CASCADE"], check=True,
+                       stderr=subprocess.DEVNULL)
     return {"n": n, "export_s": run.seconds, "rss_mb": run.peak_rss_mb,
             "verify_s": check.seconds, "verify_rss_mb": check.peak_rss_mb}
 
@@ -143,10 +163,12 @@ def main() -> int:
     p.add_argument("--smoke", action="store_true",
                    help=f"10,000 rows only; fails above {SMOKE_RSS_LIMIT_MB:.0f} MB peak RSS")
     p.add_argument("--dir", type=Path, default=None, help="where the stores are built")
+    p.add_argument("--postgres", metavar="DSN", default=None,
+                   help="export from a copy of each store in this PostgreSQL database")
     args = p.parse_args()
     sizes = [10_000] if args.smoke else args.sizes
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        results = [bench(n, Path(tmp), args.format) for n in sizes]
+        results = [bench(n, Path(tmp), args.format, args.postgres) for n in sizes]
     if args.smoke and results[0]["rss_mb"] > SMOKE_RSS_LIMIT_MB:
         print(f"FAIL: peak RSS {results[0]['rss_mb']:.1f} MB", file=sys.stderr)
         return 1

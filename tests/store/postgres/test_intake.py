@@ -1,6 +1,7 @@
 """Intake on PostgreSQL commits in groups: requests arriving together share one insert
 statement (one commit), their intake order is their arrival order, a row that cannot be
-stored fails alone, and resubmissions of one key racing from two instances store one."""
+stored fails alone, and resubmissions of one key racing from two instances store one;
+the hash chain holds an entry for each request stored, and none for the others."""
 
 from __future__ import annotations
 
@@ -65,6 +66,10 @@ async def test_a_row_that_cannot_be_stored_fails_alone(db: Database) -> None:
     assert isinstance(results[1], StoreError)
     async with db.pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM requests") == 3
+        # The failed row took no chain entry with it; its neighbours have theirs.
+        refs = [r["ref"] for r in await conn.fetch("SELECT ref FROM chain ORDER BY seq")]
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM requests ORDER BY seq")]
+    assert refs == ids and len(refs) == 3
 
 
 async def test_resubmissions_racing_from_two_instances_store_one(
@@ -84,7 +89,9 @@ async def test_resubmissions_racing_from_two_instances_store_one(
         assert len(stored) == 1
         async with first.pool.acquire() as conn:
             ids = [r["id"] for r in await conn.fetch("SELECT id FROM requests")]
+            refs = [r["ref"] for r in await conn.fetch("SELECT ref FROM chain")]
         assert len(ids) == 1 and originals == set(ids)
+        assert refs == ids  # one chain entry: the copies matched, they were not stored
     finally:
         await first.close()
         await second.close()
