@@ -11,7 +11,8 @@ Each listener here has, from ``[server]``:
 - ``body_timeout_s``: the whole body within this long of its head, however it trickles.
   Past it the handler's read raises ``BodyTimeout`` (a 408; intake stores nothing) and
   the connection is closed.
-- ``keepalive_timeout_s``: an idle connection between requests is closed after this.
+- ``keepalive_timeout_s``: an idle connection between requests is closed after this
+  (never one whose head is under way: that is ``header_timeout_s``'s, even if longer).
 - ``max_connections``: open connections per listener; one more is answered 503 with
   ``Retry-After`` and closed at once, so the server keeps answering the ones it has.
 
@@ -187,6 +188,17 @@ class GuardedHandler(web.RequestHandler):
                                 content_type="application/json")
         response.force_close()
         return response
+
+    def _process_keepalive(self) -> None:
+        """aiohttp arms its keep-alive timer at the connect too, and at
+        keepalive_timeout_s it closed a connection whose first head was still arriving,
+        silently, before a longer header_timeout_s could answer 408. A head under way
+        (or due, on a new connection) is the head timer's; idle time between requests
+        stays aiohttp's (re-armed after each answer)."""
+        if self._head_timer is not None:
+            self._keepalive_handle = None
+            return
+        super()._process_keepalive()
 
     def _arm_head(self) -> None:
         self._head_timer = self._loop.call_later(self._limits.header_timeout_s,

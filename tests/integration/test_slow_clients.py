@@ -91,6 +91,25 @@ async def test_a_connection_that_never_sends_is_closed_near_header_timeout(
     writer.close()
 
 
+@pytest.mark.parametrize("port", ["gateway", "admin"])
+async def test_a_first_head_slower_than_keepalive_timeout_gets_its_header_timeout(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        port: str) -> None:
+    """keepalive_timeout_s bounds idle time between requests; a head under way is the
+    header timeout's, even when that is the longer one: answered 408 when it passes,
+    never closed silently at the keep-alive timeout (aiohttp arms that one at connect)."""
+    idle_s = 0.2
+    tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url,
+                                            server=limits(keepalive_timeout_s=idle_s)),
+                                relay_enabled=False)
+    reader, writer = await connect(getattr(tenang, f"{port}_url"))
+    writer.write(b"POST /antreanrs/antrean/add HTTP/1.1\r\nHost: tenang\r\n")
+    took, answer = await until_closed(reader, HEAD_S + SLACK_S)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert HEAD_S * 0.9 <= took <= HEAD_S + SLACK_S
+    writer.close()
+
+
 async def test_a_trickled_body_gets_408_near_body_timeout_and_nothing_is_stored(
         tenang: Tenang) -> None:
     reader, writer = await connect(tenang.gateway_url)
@@ -184,7 +203,9 @@ async def test_beyond_max_connections_a_new_connection_gets_503_and_the_server_g
 async def test_normal_writes_keep_their_latency_while_200_slow_sockets_are_open(
         tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
         http: aiohttp.ClientSession) -> None:
-    server = limits(header_timeout_s=60.0, body_timeout_s=60.0, max_connections=1024)
+    # The slow sockets must outlast the whole test, its 60 s allowance for setting them
+    # up on a loaded machine included.
+    server = limits(header_timeout_s=600.0, body_timeout_s=600.0, max_connections=1024)
     tenang = await start_tenang(make_config(tmp_path, bpjs_sim.url, server=server),
                                 relay_enabled=False)
     slow = []
