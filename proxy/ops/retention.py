@@ -13,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from proxy.bpjs.service_day import WIB
 from proxy.config_ops import RetentionConfig
 from proxy.periodic import Periodic
-from proxy.store.errors import StoreError
+from proxy.store.errors import StoreError, StoreLocked
 from proxy.store.protocols import AuditLog, Retention
 from proxy.store.records import PurgeKind
 
@@ -36,6 +38,31 @@ CHECK_INTERVAL_S = 30.0
 # process, or in a serving Tenang beside `tenang purge`) find it free between batches
 # instead of queueing, or sleeping in SQLite's busy handler, behind a run of them.
 REST_PER_BATCH = 1.0
+# A write that finds the database locked past busy_timeout_ms (a serving Tenang's group
+# commit on a slow disk, beside `tenang purge`) wrote nothing: it is tried again after a
+# wait that doubles up to LOCKED_WAIT_MAX_S, for LOCKED_PATIENCE_S in all, instead of
+# ending the purge half-way with "database is locked".
+LOCKED_FIRST_WAIT_S = 0.1
+LOCKED_WAIT_MAX_S = 5.0
+LOCKED_PATIENCE_S = 300.0
+
+T = TypeVar("T")
+
+
+async def patiently(write: Callable[[], Awaitable[T]], what: str) -> T:
+    """``write()``, tried again while the database stays locked by another writer."""
+    waited, delay = 0.0, LOCKED_FIRST_WAIT_S
+    while True:
+        try:
+            return await write()
+        except StoreLocked as exc:
+            if waited >= LOCKED_PATIENCE_S:
+                raise
+            log.warning("retention: %s: %s (another writer holds the database); waiting "
+                        "%.1f s, then trying again", what, exc, delay)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, LOCKED_WAIT_MAX_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,16 +125,18 @@ class Purger:
                     counts[kind] = await self._walk(kind, before, now)
             report = PurgeReport(dry_run, counts, limits)
             if not dry_run and self._audit is not None and limits:
-                await self._audit.audit(actor, "purge", None, "; ".join(report.lines()),
-                                        self._clock())
+                await patiently(partial(self._audit.audit, actor, "purge", None,
+                                        "; ".join(report.lines()), self._clock()),
+                                "recording the purge")
             return report
 
     async def _walk(self, kind: PurgeKind, before: float, now: float) -> int:
         total, after_id = 0, None
         while True:
             started = time.monotonic()
-            batch = await self._store.purge(kind, before, after_id, self._config.batch_size,
-                                            now)
+            batch = await patiently(
+                partial(self._store.purge, kind, before, after_id, self._config.batch_size,
+                        now), f"a {kind.value} batch")
             total += batch.purged
             if batch.after_id is None:
                 return total

@@ -16,6 +16,11 @@ class StoreUnavailable(StoreError):
     reason = "store unavailable (database locked or closed)"
 
 
+class StoreLocked(StoreUnavailable):
+    """Another process held the database's write lock past the busy timeout (SQLite):
+    nothing was written, and trying again once it lets go may well succeed."""
+
+
 class StoreFull(StoreError):
     reason = "store full (no space left on the disk holding the queue)"
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import aiohttp
@@ -43,6 +45,12 @@ prefix = "/antreanrs"
 target = "https://example.test/antreanrs"
 """, encoding="utf-8")
     return path
+
+
+def with_busy_timeout(config: Path, ms: int) -> Path:
+    text = config.read_text().replace("[store]\n", f"[store]\nbusy_timeout_ms = {ms}\n")
+    config.write_text(text, encoding="utf-8")
+    return config
 
 
 def purge_command(config: Path, *flags: str) -> list[str]:
@@ -165,3 +173,30 @@ async def test_a_purge_beside_a_serving_tenang(
     assert (await tenang.backend.log.get(ids["ancient"])) is None
     held = await tenang.backend.log.get(ids["ancient_held"])
     assert held is not None and held.body == b'{"nik":"3201"}'
+
+
+async def test_a_purge_waits_out_a_write_lock_held_past_its_busy_timeout(
+        tmp_path: Path) -> None:
+    """A serving Tenang's group commit can hold SQLite's write lock past the purge's
+    busy_timeout_ms (a slow fsync on a loaded disk, a long burst): the purge says it is
+    waiting and goes on once the lock is free, instead of ending 'database is locked'."""
+    config = with_busy_timeout(write_config(tmp_path), 100)
+    ids = await seed(tmp_path / "tenang.db")
+    with closing(sqlite3.connect(tmp_path / "tenang.db", isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")  # the other writer's lock
+        proc = await asyncio.create_subprocess_exec(
+            *purge_command(config), cwd=REPO, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        said = b""
+        async with asyncio.timeout(60):
+            while b"waiting" not in said:
+                line = await proc.stderr.readline()
+                assert line, f"the purge ended without waiting: {said.decode()}"
+                said += line
+        assert b"database is locked" in said
+        holder.execute("ROLLBACK")
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, (said + err).decode()
+    assert "rows: purged whole rows of 1 requests" in out.decode()
+    assert (await bodies(tmp_path / "tenang.db", ids))["ancient"] is None

@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from proxy.store import chain
-from proxy.store.errors import DuplicateKey, StoreError, StoreFull, StoreUnavailable
+from proxy.store.errors import (
+    DuplicateKey,
+    StoreError,
+    StoreFull,
+    StoreLocked,
+    StoreUnavailable,
+)
 
 
 class ChainedConnection(sqlite3.Connection):
@@ -68,7 +74,7 @@ def translate(exc: sqlite3.Error) -> StoreError:
     if code == sqlite3.SQLITE_FULL or "disk is full" in text or "disk full" in text:
         return StoreFull(str(exc))
     if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in text:
-        return StoreUnavailable(str(exc))
+        return StoreLocked(str(exc))
     if code == sqlite3.SQLITE_CANTOPEN or "unable to open" in text:
         return StoreUnavailable(str(exc))
     if isinstance(exc, sqlite3.IntegrityError) and "requests.dedup_key" in text:
