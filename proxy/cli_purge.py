@@ -12,7 +12,7 @@ import sys
 from proxy.cli_config import config_arg
 from proxy.config import Config, load_config
 from proxy.loop import run
-from proxy.ops.retention import Purger, PurgeReport
+from proxy.ops.retention import Purger, PurgeReport, patiently
 from proxy.preflight import check_store
 from proxy.store import open_store
 from proxy.store.errors import StoreError
@@ -30,7 +30,9 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 async def _purge(config: Config, dry_run: bool) -> PurgeReport:
     backend = open_store(config.store)
-    await backend.open()
+    # Opening writes too (a SQLite store notes a switch of [audit] chain): beside a
+    # serving Tenang it may find the lock held past busy_timeout_ms, like any batch.
+    await patiently(backend.open, "opening the store")
     try:
         purger = Purger(backend.retention, config.retention, audit=backend.audit)
         return await purger.run(dry_run=dry_run, actor="tenang purge")
