@@ -15,7 +15,7 @@ from admin_ui.i18n import Translator
 from admin_ui.labels import preset_endpoint_names
 from admin_ui.render import render, translator
 from admin_ui.row_keys import RowKeys, page_keys, request_keys
-from proxy.app_keys import CLOCK, OPS, PRINCIPAL, RETENTION
+from proxy.app_keys import CLOCK, FULL_VIEWS, OPS, PRINCIPAL, RETENTION
 from proxy.lifecycle import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, Status
 from proxy.observe.redact import masked_headers
 from proxy.ops.auth import Permission
@@ -49,7 +49,8 @@ async def request_log(request: web.Request) -> web.Response:
     page = await list_page(log, Query(form.filter, limit, cursor))
     who = request[PRINCIPAL]
     rows = await shown_page(request.app[OPS].audit_log, who, page.items, via="ui log",
-                            at=request.app[CLOCK]())
+                            at=request.app[CLOCK](), seen=request.app[FULL_VIEWS],
+                            text=form.filter.text)
     return render(request, "requests.html", {
         "form": form, "page": page, "rows": rows, "cursor": cursor, "limit": limit,
         "keys": await page_keys(log, rows), "endpoints": ENDPOINT_CHOICES,

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from proxy.ops.audit_chain import ChainChecks
     from proxy.ops.auth import Auth, Principal
     from proxy.ops.bulk import BulkRetries
+    from proxy.ops.disclosure import FullViews
     from proxy.ops.export import PageSource
     from proxy.ops.maintenance import Maintenance
     from proxy.ops.operations import Operations
@@ -42,6 +43,8 @@ AUTH: web.AppKey[Auth] = web.AppKey("auth")
 BULK: web.AppKey[BulkRetries] = web.AppKey("bulk_retries")
 # The hash chain's verifications started from the UI, and its status (``ops.audit_chain``).
 CHAIN_CHECKS: web.AppKey[ChainChecks] = web.AppKey("chain_checks")
+# Which requests each principal was shown in full lately (``ops.disclosure``).
+FULL_VIEWS: web.AppKey[FullViews] = web.AppKey("full_views")
 # What retention purged (its tombstones): the UI's detail and audit pages say so.
 RETENTION: web.AppKey[Retention] = web.AppKey("retention")
 # The clock Tenang(clock=...) runs on: handlers read the time here, never time.time().

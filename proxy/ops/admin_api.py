@@ -21,6 +21,7 @@ from proxy.app_keys import (
     BULK,
     CHAIN_CHECKS,
     CLOCK,
+    FULL_VIEWS,
     OPS,
     PRINCIPAL,
     RETENTION,
@@ -42,7 +43,7 @@ from proxy.ops.auth import (
     Principal,
 )
 from proxy.ops.bulk import BulkRetries
-from proxy.ops.disclosure import shown_detail, shown_page
+from proxy.ops.disclosure import FullViews, shown_detail, shown_page
 from proxy.ops.operations import Operations, Waker
 from proxy.ops.request_log import BadParameter, list_page, read_query
 from proxy.policies.breaker import AsyncBreaker
@@ -123,9 +124,11 @@ async def get_request(request: web.Request) -> web.Response:
 
 async def list_requests(request: web.Request) -> web.Response:
     """The request log through the listing service, with every filter the UI has."""
-    page = await list_page(request.app[STORE], read_query(request.query))
+    query = read_query(request.query)
+    page = await list_page(request.app[STORE], query)
     items = await shown_page(request.app[OPS].audit_log, request[PRINCIPAL], page.items,
-                             via="api list", at=request.app[CLOCK]())
+                             via="api list", at=request.app[CLOCK](),
+                             seen=request.app[FULL_VIEWS], text=query.filter.text)
     return web.json_response({"items": [request_brief(r) for r in items],
                               "next_cursor": page.next_cursor, "capped": page.capped})
 
@@ -243,6 +246,7 @@ def create_admin_app(backend: Backend, token: str, breakers: dict[str, AsyncBrea
                             settings.bulk_interval_s, clock)
     app[CHAIN_CHECKS] = ChainChecks(backend.chain, clock, backend.audit)
     app[RETENTION] = backend.retention
+    app[FULL_VIEWS] = FullViews()
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/requests", list_requests)

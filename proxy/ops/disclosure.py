@@ -9,23 +9,33 @@ log before anything is shown (an audit write that fails fails the view):
 - a request's detail (UI page, API lookup): one ``view_full`` entry naming the viewer,
   the request and the page or call. The API's answer to a retry or cancel shows the
   detail too; the action's own entry (who, which request, when) covers it;
-- a page of the request log (UI or API) with at least one request on it: one
-  ``list_full`` entry naming the viewer, the call, how many requests and which ids;
+- a page of the request log (UI or API) showing requests this viewer was not shown in
+  full in the last ``FullViews.window_s`` (an hour): one ``list_full`` entry naming the
+  viewer, the call, and those requests' ids. The UI's log refreshes itself and scripts
+  poll the API: the same page again, seen already, writes nothing, so the trail says who
+  saw which patient's request first, not how often a page was reloaded;
 - the CSV export keeps its own ``export_csv`` entry (it names the filter).
 
 Masking works on copies of the records; what is stored is never changed.
+
+A search of the log (``q``) by a viewer or operator matches what they are shown: a page
+keeps only the requests whose masked path, query or body holds the text. Matched in the
+store alone, a full NIK or card number typed into the search would tell them which
+requests carry it, though they are shown only its last four digits.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.observe.patient_data import mask_body, mask_text
 from proxy.ops.auth import Permission, Principal
+from proxy.store.admin_filter import matches
 from proxy.store.protocols import AuditLog
-from proxy.store.records import StoredAttempt, StoredRequest
+from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
 
 VIEW_FULL = "view_full"
 LIST_FULL = "list_full"
@@ -78,11 +88,44 @@ async def shown_detail(log: AuditLog, who: Principal, r: StoredRequest,
     return shown.request(r), [shown.attempt(a) for a in attempts]
 
 
+class FullViews:
+    """Which requests each principal was shown in full lately (in this process), so a
+    page of the log is audited for what it discloses anew, not each time it is shown.
+    Bounded: past ``max_ids`` remembered, the oldest are forgotten (and audited again)."""
+
+    def __init__(self, window_s: float = 3600.0, max_ids: int = 100_000) -> None:
+        self.window_s = window_s
+        self._max_ids = max_ids
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()  # oldest first
+
+    def unseen(self, who: str, ids: Sequence[str], now: float) -> list[str]:
+        """Of ``ids``, those ``who`` was not shown in full since ``now - window_s``; all
+        of ``ids`` count as shown at ``now`` from here on."""
+        while self._seen and (len(self._seen) > self._max_ids
+                              or next(iter(self._seen.values())) <= now - self.window_s):
+            self._seen.popitem(last=False)
+        fresh = [i for i in ids if (who, i) not in self._seen]
+        for i in ids:
+            self._seen[(who, i)] = now
+            self._seen.move_to_end((who, i))
+        return fresh
+
+
 async def shown_page(log: AuditLog, who: Principal, rows: Sequence[StoredRequest], *,
-                     via: str, at: float) -> list[StoredRequest]:
-    """One page of the request log as ``who`` may see it; a full page is audited first."""
+                     via: str, at: float, seen: FullViews,
+                     text: str | None = None) -> list[StoredRequest]:
+    """One page of the request log as ``who`` may see it. In full: audited first for the
+    requests ``seen`` says ``who`` was not shown lately. Masked, and searched for
+    ``text`` (the listing's ``q``): only the requests whose masked copy holds it."""
     shown = disclosure_for(who)
-    if shown.full and rows:
-        ids = ", ".join(r.id for r in rows)
-        await log.audit(who.name, LIST_FULL, None, f"{via}: {len(rows)} requests: {ids}", at)
-    return [shown.request(r) for r in rows]
+    if shown.full:
+        fresh = seen.unseen(who.name, [r.id for r in rows], at)
+        if fresh:
+            await log.audit(who.name, LIST_FULL, None,
+                            f"{via}: {len(fresh)} requests: {', '.join(fresh)}", at)
+        return list(rows)
+    masked = [shown.request(r) for r in rows]
+    if not text:
+        return masked
+    searched = RequestFilter(text=text)
+    return [r for r in masked if matches(searched, r)]
