@@ -9,16 +9,19 @@ from typing import Any
 
 from proxy.bpjs.service_day import WIB
 
+SQLITE_URL = "sqlite:///./tenang.db"
 
-def server_store_toml(port: int, admin_port: int) -> str:
-    """Both ports on loopback, the store a SQLite file in the working directory."""
+
+def server_store_toml(port: int, admin_port: int, store_url: str = SQLITE_URL) -> str:
+    """Both ports on loopback; the store ``store_url``, by default a SQLite file in the
+    working directory."""
     return f"""\
 [server]
 listen = "127.0.0.1:{port}"
 admin_listen = "127.0.0.1:{admin_port}"
 
 [store]
-url = "sqlite:///./tenang.db"
+url = "{store_url}"
 """
 
 

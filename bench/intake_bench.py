@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import server_store_toml
+from bench.common import SQLITE_URL, server_store_toml
 from proxy.bpjs.signature import signed_headers
 from proxy.loop import event_loop_name, new_event_loop
 
@@ -159,10 +159,19 @@ def wrk(url: str, script: Path, seconds: float, args: argparse.Namespace) -> dic
 def run_wrk(url: str, script: Path, seconds: float, args: argparse.Namespace
             ) -> dict[str, Any]:
     """One wrk run of ``script`` (as written by the caller); its WRKJSON summary."""
+    cmd = wrk_command(url, script, seconds, args.threads, args.connections)
+    return wrk_stats(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
+
+
+def wrk_command(url: str, script: Path, seconds: float, threads: int, connections: int
+                ) -> list[str]:
     # wrk takes whole seconds only.
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{max(1, round(seconds))}s",
-           "--timeout", "5s", "--latency", "-s", str(script), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+            "--timeout", "5s", "--latency", "-s", str(script), url]
+
+
+def wrk_stats(out: str) -> dict[str, Any]:
+    """The WRKJSON summary line of a wrk run's output (the Lua script's ``done``)."""
     match = re.search(r"^WRKJSON (.*)$", out, re.MULTILINE)
     if match is None:
         raise SystemExit(f"no summary from wrk:\n{out}")
@@ -231,10 +240,11 @@ def measure(url: str, script: Path, args: argparse.Namespace, pid: int
 
 
 def tenang_config(work: Path, port: int, admin_port: int, upstream_port: int,
-                  preset: str = "antrean", chain: bool = True) -> Path:
+                  preset: str = "antrean", chain: bool = True,
+                  store_url: str = SQLITE_URL) -> Path:
     path = work / "tenang.toml"
     audit = "" if chain else "\n[audit]\nchain = false\n"
-    path.write_text(server_store_toml(port, admin_port) + audit + f"""
+    path.write_text(server_store_toml(port, admin_port, store_url) + audit + f"""
 [[upstreams]]
 name = "antrean"
 prefix = "/antreanrs"

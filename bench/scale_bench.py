@@ -15,6 +15,11 @@ each with its own BPJS simulator (down), and measures on both in the same run:
 
     .venv/bin/python bench/scale_bench.py            # N = 1,000,000, ~4 min
     .venv/bin/python bench/scale_bench.py --smoke    # N = 20,000, short rounds (CI)
+    .venv/bin/python bench/scale_bench.py --store postgresql://USER@HOST/DB
+
+With ``--store`` a PostgreSQL DSN, both Tenang serve PostgreSQL instead: each store, once
+built, is copied by ``tenang migrate-store`` into a schema of its own in that database
+(dropped at the end), and the same figures are taken against the same targets.
 """
 
 from __future__ import annotations
@@ -25,15 +30,19 @@ import os
 import platform
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.scale_probe import Instance, http_get, intake, latencies, proc_cpu_s, rss_mb
+from bench.pg_store import is_postgres, pg_schema, pg_value
+from bench.scale_probe import REPO, Instance, http_get, intake, latencies, proc_cpu_s, rss_mb
 from bench.scale_store import build
+from proxy import lifecycle
 
 TARGETS = {"intake_ratio": 0.8, "delivery_ratio": 0.8, "idle_cpu_pct": 2.0,
            "summary_ms": 50.0, "metrics_ms": 50.0, "startup_s": 3.0, "rss_mb": 200.0}
@@ -93,10 +102,26 @@ def alternate(insts: list[Instance], rounds: int, measure: Any) -> dict[str, lis
 
 
 def queued(inst: Instance) -> int:
+    # Both stores keep request_counts (SQLite's writer, PostgreSQL's triggers).
+    sql = ("SELECT COALESCE(SUM(n), 0) FROM request_counts WHERE status IN "
+           f"{lifecycle.sql_in(lifecycle.QUEUED)}")
+    if is_postgres(inst.store_url):
+        return int(pg_value(inst.store_url, sql))
     with sqlite3.connect(inst.db) as db:
-        return int(db.execute(
-            "SELECT IFNULL(SUM(n), 0) FROM request_counts WHERE status IN "
-            "('pending','in_flight','held')").fetchone()[0])
+        return int(db.execute(sql).fetchone()[0])
+
+
+def copy_to_postgres(inst: Instance, url: str) -> float:
+    """``inst``'s built SQLite store copied into ``url`` (`tenang migrate-store`, as an
+    operator moves a store); seconds taken. ``inst`` serves ``url`` from then on."""
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "proxy", "migrate-store", "--from",
+                           f"sqlite:///{inst.db}", "--to", url], cwd=REPO,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"migrate-store into {url} failed:\n{done.stdout}{done.stderr}")
+    inst.store_url = url
+    return time.monotonic() - t0
 
 
 def cap_check(inst: Instance, args: argparse.Namespace) -> dict[str, Any]:
@@ -114,17 +139,25 @@ def cap_check(inst: Instance, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    pg = is_postgres(args.store)
     result: dict[str, Any] = {"n": args.n, "small": SMALL, "nproc": os.cpu_count(),
                               "python": platform.python_version(),
+                              "store": "postgresql" if pg else "sqlite",
                               "sqlite": sqlite3.sqlite_version,
                               "loadavg_before": round(os.getloadavg()[0], 2)}
-    with tempfile.TemporaryDirectory(prefix="tenang-scale-", dir=args.tmp) as tmp:
+    with tempfile.TemporaryDirectory(prefix="tenang-scale-", dir=args.tmp) as tmp, \
+            ExitStack() as schemas:
         work = Path(tmp)
         insts = [Instance("1k", SMALL, work / "small"), Instance("N", args.n, work / "big")]
         for inst in insts:
             took = build(inst.db, inst.n, tag=inst.name)
             print(f"built {inst.n} pending in {took:.1f} s", flush=True)
             result[f"build_s_{inst.name}"] = round(took, 1)
+            if pg:
+                url = schemas.enter_context(pg_schema(args.store, f"scale{inst.name}"))
+                took = copy_to_postgres(inst, url)
+                print(f"copied into PostgreSQL in {took:.1f} s", flush=True)
+                result[f"copy_s_{inst.name}"] = round(took, 1)
         try:
             for inst in insts:
                 inst.start_sim()
@@ -184,7 +217,7 @@ def verdicts(r: dict[str, Any]) -> dict[str, tuple[float, float, bool]]:
 
 def report(r: dict[str, Any]) -> bool:
     rows = verdicts(r)
-    print(f"\n{'':<22}{'N=' + str(r['n']):>14}{'1k':>12}  target")
+    print(f"\n{r['store'] + ':':<22}{'N=' + str(r['n']):>14}{'1k':>12}  target")
     for name, (big, small, ok) in rows.items():
         print(f"{name:<22}{big:>14.2f}{small:>12.2f}  {'met' if ok else 'MISSED'}")
     cap = r["cap"]
@@ -220,6 +253,9 @@ def main() -> int:
     p.add_argument("--idle", type=float, default=10.0, help="idle CPU window, seconds")
     p.add_argument("--samples", type=int, default=5, help="latency samples per endpoint")
     p.add_argument("--tmp", default=None, help="directory for the stores (default: $TMPDIR)")
+    p.add_argument("--store", default="sqlite",
+                   help="sqlite (default), or a PostgreSQL DSN: both stores are served "
+                        "from schemas of the bench's own in that database")
     args = p.parse_args()
     if args.smoke:
         args.n, args.rounds, args.duration, args.window = 20_000, 1, 2.0, 2.0

@@ -20,9 +20,15 @@ from typing import Any
 
 import aiohttp
 
+from bench.common import SQLITE_URL
 from bench.drain_bench import ADD_PATH, CONS_ID, SECRET, SECRET_ENV, booking, sim_call
 from bench.intake_bench import LUA, free_port, run_wrk, stop, wait_http
+from bench.pg_store import is_postgres
 from proxy.bpjs.simulator.client import signed_headers
+from proxy.store.postgres import INCOMPLETE
+
+# Set only while proxy.store.postgres.INCOMPLETE refuses `serve` on PostgreSQL.
+ALLOW_INCOMPLETE = "TENANG_TEST_ALLOW_INCOMPLETE_PG"
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-admin-token"
@@ -37,6 +43,9 @@ class Instance:
     sim: subprocess.Popen[bytes] | None = None
     tenang: subprocess.Popen[bytes] | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    # The store Tenang serves: the SQLite file ``db`` (relative to the config), or a
+    # PostgreSQL URL (scale_bench copies ``db`` there once it is built).
+    store_url: str = SQLITE_URL
 
     def __post_init__(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
@@ -79,8 +88,11 @@ class Instance:
         config = self.work / "tenang.toml"
         config.write_text(CONFIG.format(gateway=self.ports["gateway"], admin=self.ports["admin"],
                                         sim=self.ports["sim"], cons_id=CONS_ID,
-                                        secret_env=SECRET_ENV, max_pending=max_pending))
+                                        secret_env=SECRET_ENV, max_pending=max_pending,
+                                        store_url=self.store_url))
         env = {**os.environ, "TENANG_ADMIN_TOKEN": self.token, SECRET_ENV: SECRET}
+        if INCOMPLETE is not None and is_postgres(self.store_url):
+            env[ALLOW_INCOMPLETE] = "1"  # until `serve` on PostgreSQL is no longer refused
         with (self.work / "tenang.log").open("ab") as log:
             self.tenang = subprocess.Popen(
                 [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
@@ -109,7 +121,7 @@ listen = "127.0.0.1:{gateway}"
 admin_listen = "127.0.0.1:{admin}"
 
 [store]
-url = "sqlite:///./tenang.db"
+url = "{store_url}"
 
 [[upstreams]]
 name = "antrean"

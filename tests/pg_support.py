@@ -20,12 +20,11 @@ import secrets
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-DSN_ENV = "TENANG_TEST_PG_DSN"
+from bench.pg_store import DSN_ENV, with_search_path
 
 
 def pg_dsn() -> str:
@@ -37,14 +36,6 @@ def pg_dsn() -> str:
             pytest.fail(f"{message}: .ci/run must provide PostgreSQL")
         pytest.skip(message)
     return dsn
-
-
-def with_search_path(dsn: str, schema: str) -> str:
-    """``dsn`` with its connections' search_path set to ``schema`` (asyncpg passes unknown
-    query parameters on as server settings)."""
-    parts = urlsplit(dsn)
-    query = "&".join(p for p in (parts.query, f"search_path={schema}") if p)
-    return urlunsplit(parts._replace(query=query))
 
 
 async def _execute(dsn: str, sql: str) -> None:
