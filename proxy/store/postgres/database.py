@@ -49,6 +49,9 @@ class Database:
                     else:
                         await require_current(conn)
                     await note_chain_switch(conn, self._config.chain, time.time())
+                    # The migration set statement_timeout and took an advisory lock, and
+                    # the pool resets no session on release (pool.py): undo all of it.
+                    await conn.reset()
         except BaseException:
             await pool.close()
             raise

@@ -1,16 +1,19 @@
 """The PostgreSQL schema's migrations: from an empty schema to the newest version, again
 without change, from several instances starting at once, and refusing a schema that
-does not match this Tenang when start-up migrations are off."""
+does not match this Tenang when start-up migrations are off; the connection migrated on
+is reset before intake uses it."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import asyncpg
 import pytest
 
 from proxy.config import StoreConfig
 from proxy.store.errors import StoreError
+from proxy.store.postgres.database import Database
 from proxy.store.postgres.migrations import (
     LATEST,
     VERSION_TABLE,
@@ -116,3 +119,20 @@ async def test_the_migration_lock_is_released(pg_config: StoreConfig) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_the_connection_a_store_migrated_on_serves_like_any_other(
+        pg_config: StoreConfig) -> None:
+    """The pool resets no session on release (pool.py): the connection the migration ran
+    on (statement_timeout 0, the advisory lock) comes back to intake as configured."""
+    db = Database(dataclasses.replace(pg_config, pool_min=1, pool_max=1))
+    await db.open()
+    try:
+        async with db.pool.acquire() as conn:
+            assert await conn.fetchval("SHOW statement_timeout") == "10s"
+            assert await conn.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = "
+                "pg_backend_pid()") == 0
+            assert not conn.is_in_transaction()
+    finally:
+        await db.close()
