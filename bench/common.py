@@ -12,9 +12,10 @@ from proxy.bpjs.service_day import WIB
 SQLITE_URL = "sqlite:///./tenang.db"
 
 
-def server_store_toml(port: int, admin_port: int, store_url: str = SQLITE_URL) -> str:
+def server_store_toml(port: int, admin_port: int, store_url: str = SQLITE_URL,
+                      store_settings: str = "") -> str:
     """Both ports on loopback; the store ``store_url``, by default a SQLite file in the
-    working directory."""
+    working directory, with ``store_settings`` (TOML lines, e.g. the pool size)."""
     return f"""\
 [server]
 listen = "127.0.0.1:{port}"
@@ -22,7 +23,7 @@ admin_listen = "127.0.0.1:{admin_port}"
 
 [store]
 url = "{store_url}"
-"""
+{store_settings}"""
 
 
 def today() -> str:

@@ -241,10 +241,11 @@ def measure(url: str, script: Path, args: argparse.Namespace, pid: int
 
 def tenang_config(work: Path, port: int, admin_port: int, upstream_port: int,
                   preset: str = "antrean", chain: bool = True,
-                  store_url: str = SQLITE_URL) -> Path:
+                  store_url: str = SQLITE_URL, store_settings: str = "") -> Path:
     path = work / "tenang.toml"
     audit = "" if chain else "\n[audit]\nchain = false\n"
-    path.write_text(server_store_toml(port, admin_port, store_url) + audit + f"""
+    path.write_text(server_store_toml(port, admin_port, store_url, store_settings) + audit
+                    + f"""
 [[upstreams]]
 name = "antrean"
 prefix = "/antreanrs"

@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,7 @@ from bench.intake_bench import (
     wrk_command,
     wrk_stats,
 )
-from bench.pg_store import default_dsn, is_postgres, pg_schema, pg_value
+from bench.pg_store import default_dsn, is_postgres, pg_row, pg_schema, pg_value
 from bench.scale_probe import ALLOW_INCOMPLETE, proc_cpu_s
 from proxy.store.postgres import INCOMPLETE
 
@@ -73,7 +74,7 @@ class Target:
     work: list[Path] = field(default_factory=list)
     accepted: int = 0  # 2xx answers, warm-up included
 
-    def start(self, root: Path, count: int, upstream_port: int) -> None:
+    def start(self, root: Path, count: int, upstream_port: int, pool_max: int) -> None:
         env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET}
         if INCOMPLETE is not None and is_postgres(self.store_url):
             env[ALLOW_INCOMPLETE] = "1"
@@ -81,8 +82,9 @@ class Target:
             work = root / f"{self.name}-{i}"
             work.mkdir()
             port, admin_port = free_port(), free_port()
+            pool = f"pool_max = {pool_max}\n" if is_postgres(self.store_url) else ""
             config = tenang_config(work, port, admin_port, upstream_port,
-                                   store_url=self.store_url)
+                                   store_url=self.store_url, store_settings=pool)
             with (work / "tenang.log").open("ab") as log:
                 self.procs.append(subprocess.Popen(
                     [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
@@ -96,6 +98,16 @@ class Target:
             return int(pg_value(self.store_url, "SELECT count(*) FROM requests"))
         with sqlite3.connect(self.work[0] / "tenang.db") as db:
             return int(db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+
+    def rows_per_commit(self, since: float, until: float) -> float | None:
+        """Mean rows per intake commit over requests received in [since, until): on
+        PostgreSQL a row's xmin names the transaction that inserted it."""
+        if not is_postgres(self.store_url):
+            return None
+        rows, commits = pg_row(self.store_url, "SELECT count(*), count(DISTINCT xmin::text) "
+                               "FROM requests WHERE received_at >= $1 AND received_at < $2",
+                               since, until)
+        return round(rows / commits, 1) if commits else None
 
     def log_tail(self) -> str:
         return "\n".join(f"--- {w.name}\n" + (w / "tenang.log").read_text(
@@ -133,9 +145,11 @@ def load_round(target: Target, script: Path, seconds: float, args: argparse.Name
     database = urlsplit(target.store_url).path.lstrip("/")
     ticks, tenang_s = cpu_ticks(), sum(proc_cpu_s(p.pid) for p in target.procs)
     pg_s = pg_backend_cpu_s(database) if is_postgres(target.store_url) else 0.0
+    started = time.time()
     runs = [subprocess.Popen(wrk_command(url, script, seconds, 1, c), stdout=subprocess.PIPE,
                              text=True) for url, c in zip(target.gateways, shares, strict=True)]
     outs = [run.communicate()[0] for run in runs]
+    ended = time.time()
     if any(run.returncode for run in runs):
         raise SystemExit(f"wrk failed against {target.name}:\n{outs}")
     delta = [b - a for a, b in zip(ticks, cpu_ticks(), strict=True)]
@@ -149,6 +163,7 @@ def load_round(target: Target, script: Path, seconds: float, args: argparse.Name
         "errors": sum(s["status_errors"] + s["socket_errors"] for s in stats),
         "p99_ms": max(s["p99_ms"] for s in stats),
         "per_instance_rps": [round(s["ok"] / (s["duration_us"] / 1e6)) for s in stats],
+        "rows_per_commit": target.rows_per_commit(started, ended),
         "tenang_cpu_us": 1e6 * tenang_s / max(ok, 1),
         "pg_cpu_us": 1e6 * pg_s / max(ok, 1),
         "busy_pct": round(100 * (1 - (delta[3] + delta[4]) / sum(delta)), 1) if delta else None,
@@ -180,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             for target, count in zip(targets, (1, 1, 3), strict=True):
                 stack.callback(target.stop)
-                target.start(work, count, up_port)
+                target.start(work, count, up_port, args.pool_max)
             for target in targets:
                 if args.warmup > 0:
                     target.accepted += load_round(target, script, args.warmup, args)["ok"]
@@ -193,7 +208,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"  round {r + 1} {target.name}: {stats['rps']:.0f} writes/s "
                           f"{stats['per_instance_rps']}, p99 {stats['p99_ms']:.1f} ms, "
                           f"{stats['errors']} errors, tenang {stats['tenang_cpu_us']:.0f} "
-                          f"us/req, pg {stats['pg_cpu_us']:.0f} us/req, machine busy "
+                          f"us/req, pg {stats['pg_cpu_us']:.0f} us/req, "
+                          f"{stats['rows_per_commit']} rows/commit, machine busy "
                           f"{stats['busy_pct']} %", flush=True)
             for target in targets:
                 rows[target.name], accepted[target.name] = target.rows(), target.accepted
@@ -214,7 +230,8 @@ def report(runs: dict[str, list[dict[str, Any]]], rows: dict[str, int],
     pg3_vs_pg1 = med["pg3"]["rps"] / med["pg1"]["rps"]
     met1, met3 = pg1_vs_sqlite >= TARGET_PG1_VS_SQLITE, pg3_vs_pg1 >= TARGET_PG3_VS_PG1
     durable = {name: rows[name] >= accepted[name] for name in rows}
-    print(f"wrk, {args.connections} connections in all, {args.rounds} alternating rounds of "
+    print(f"wrk, {args.connections} connections in all, pool_max {args.pool_max}, "
+          f"{args.rounds} alternating rounds of "
           f"{args.duration:g} s, POST {PATH} (signed); medians; load average before "
           f"{' '.join(f'{x:.2f}' for x in load_before)}, {os.cpu_count()} CPUs")
     print(f"{'target':<28}{'writes/s':>10}{'p99 ms':>9}{'errors':>8}"
@@ -234,7 +251,8 @@ def report(runs: dict[str, list[dict[str, Any]]], rows: dict[str, int],
         print(f"durability {name}: {rows[name]} rows, {accepted[name]} 2xx answers "
               f"(incl. warm-up): {'OK' if durable[name] else 'FAIL'}")
     print(json.dumps({
-        "connections": args.connections, "rounds": args.rounds, "duration_s": args.duration,
+        "connections": args.connections, "pool_max": args.pool_max, "rounds": args.rounds,
+        "duration_s": args.duration,
         "medians": med, "runs": runs, "pg1_vs_sqlite": round(pg1_vs_sqlite, 3),
         "pg3_vs_pg1": round(pg3_vs_pg1, 3), "targets_met": {"pg1": met1, "pg3": met3},
         "rows": rows, "accepted_2xx": accepted, "durable": durable,
@@ -252,6 +270,9 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per target")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per target")
     p.add_argument("--connections", type=int, default=64, help="in all, split over instances")
+    p.add_argument("--pool-max", type=int, default=10,
+                   help="[store] pool_max of each PostgreSQL instance (intake batches use "
+                        "half)")
     args = p.parse_args()
     return run(args)
 

@@ -42,10 +42,11 @@ def _base(url: str) -> str:
 
 
 async def _run(dsn: str, sql: str, *args: Any, search_path: str | None = None) -> Any:
+    """The first row of ``sql``'s answer (None without one)."""
     settings = {"search_path": search_path} if search_path else None
     conn = await asyncpg.connect(_base(dsn), server_settings=settings, timeout=10)
     try:
-        return await conn.fetchval(sql, *args)
+        return await conn.fetchrow(sql, *args)
     finally:
         await conn.close()
 
@@ -61,7 +62,12 @@ def pg_schema(dsn: str, tag: str) -> Iterator[str]:
         asyncio.run(_run(dsn, f"DROP SCHEMA IF EXISTS {name} CASCADE"))
 
 
-def pg_value(url: str, sql: str, *args: Any) -> Any:
-    """One value read from the schema ``url`` names (as made by ``pg_schema``)."""
+def pg_row(url: str, sql: str, *args: Any) -> tuple[Any, ...]:
+    """One row read from the schema ``url`` names (as made by ``pg_schema``)."""
     query = dict(p.split("=", 1) for p in urlsplit(url).query.split("&") if "=" in p)
-    return asyncio.run(_run(url, sql, *args, search_path=query.get("search_path")))
+    return tuple(asyncio.run(_run(url, sql, *args, search_path=query.get("search_path"))))
+
+
+def pg_value(url: str, sql: str, *args: Any) -> Any:
+    """The one value of ``sql``'s one row."""
+    return pg_row(url, sql, *args)[0]
