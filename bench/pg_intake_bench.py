@@ -56,8 +56,7 @@ from bench.intake_bench import (
     wrk_stats,
 )
 from bench.pg_store import default_dsn, is_postgres, pg_row, pg_schema, pg_value
-from bench.scale_probe import ALLOW_INCOMPLETE, proc_cpu_s
-from proxy.store.postgres import INCOMPLETE
+from bench.scale_probe import proc_cpu_s
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_PG1_VS_SQLITE = 0.5
@@ -76,8 +75,6 @@ class Target:
 
     def start(self, root: Path, count: int, upstream_port: int, pool_max: int) -> None:
         env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET}
-        if INCOMPLETE is not None and is_postgres(self.store_url):
-            env[ALLOW_INCOMPLETE] = "1"
         for i in range(count):
             work = root / f"{self.name}-{i}"
             work.mkdir()

@@ -23,12 +23,7 @@ import aiohttp
 from bench.common import SQLITE_URL
 from bench.drain_bench import ADD_PATH, CONS_ID, SECRET, SECRET_ENV, booking, sim_call
 from bench.intake_bench import LUA, free_port, run_wrk, stop, wait_http
-from bench.pg_store import is_postgres
 from proxy.bpjs.simulator.client import signed_headers
-from proxy.store.postgres import INCOMPLETE
-
-# Set only while proxy.store.postgres.INCOMPLETE refuses `serve` on PostgreSQL.
-ALLOW_INCOMPLETE = "TENANG_TEST_ALLOW_INCOMPLETE_PG"
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "bench-admin-token"
@@ -91,8 +86,6 @@ class Instance:
                                         secret_env=SECRET_ENV, max_pending=max_pending,
                                         store_url=self.store_url))
         env = {**os.environ, "TENANG_ADMIN_TOKEN": self.token, SECRET_ENV: SECRET}
-        if INCOMPLETE is not None and is_postgres(self.store_url):
-            env[ALLOW_INCOMPLETE] = "1"  # until `serve` on PostgreSQL is no longer refused
         with (self.work / "tenang.log").open("ab") as log:
             self.tenang = subprocess.Popen(
                 [sys.executable, "-m", "proxy", "serve", "--config", str(config)],
