@@ -49,7 +49,8 @@ def rows(n: int, now: float, span_s: float, tag: str,
         body = head + code.encode() + tail
         yield (next_request_id(at), UPSTREAM, "POST", PATH, "", HEADERS, body, at,
                status.value, at, at, "antrean.add", f"{UPSTREAM}:kodebooking={code}", None,
-               f"{UPSTREAM}:antrean.add:kodebooking={code}", None, None, None)
+               f"{UPSTREAM}:antrean.add:kodebooking={code}", None, None, None,
+               None)  # key_id: stored in plaintext, as before encryption at rest
 
 
 def build(path: Path, n: int, *, span_s: float = 6 * 3600.0, tag: str = "S",

@@ -108,6 +108,11 @@ class StoreConfig:
     password: str | None = field(default=None, metadata={"derived": True}, repr=False)
     # From ``[audit] chain``: whether the store extends the hash chain as it writes.
     chain: bool = field(default=True, metadata={"derived": True})
+    # Encryption at rest (proxy.store.sealing): the environment variable holding the
+    # keyring ("ID:BASE64KEY[,ID:BASE64KEY...]", current key first). Empty: bodies are
+    # stored as received. Set but missing from the environment: Tenang refuses to start.
+    encryption_key_env: str = ""
+    encryption_keys: str | None = field(default=None, metadata={"derived": True}, repr=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -464,6 +469,12 @@ def _validate_store(store: StoreConfig) -> None:
 def _resolve_store(store: StoreConfig, base_dir: Path, env: Mapping[str, str]) -> StoreConfig:
     """A relative SQLite path resolved against the config's folder; the PostgreSQL
     password read from the environment."""
+    if store.encryption_key_env:
+        keys = _secret(env, store.encryption_key_env)
+        _check(keys is not None, "store.encryption_key_env",
+               f"environment variable {store.encryption_key_env} is not set (encryption at "
+               "rest is on: Tenang never falls back to storing bodies in plaintext)")
+        store = dataclasses.replace(store, encryption_keys=keys)
     if store.is_postgres:
         return dataclasses.replace(store, password=_secret(env, store.password_env))
     path = store.sqlite_path

@@ -9,11 +9,12 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from proxy.config import StoreConfig
+from proxy.config import ConfigError, StoreConfig
 from proxy.store.backend import Backend
 from proxy.store.chain import ChainHead
 from proxy.store.errors import StoreUnavailable
 from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
+from proxy.store.sealing import Keyring, KeyringError
 
 # An export's rows: pages of requests with their attempts, oldest first (proxy.ops.export).
 ExportPages = Callable[[RequestFilter], Iterator[list[tuple[StoredRequest, list[StoredAttempt]]]]]
@@ -21,6 +22,21 @@ ExportPages = Callable[[RequestFilter], Iterator[list[tuple[StoredRequest, list[
 
 class UnknownStoreScheme(ValueError):
     """``store.url`` names a backend this build has none for."""
+
+
+def keyring(config: StoreConfig) -> Keyring:
+    """The keys bodies are sealed with (``proxy.store.sealing``): from the environment
+    variable ``encryption_key_env`` names; none when it is unset (encryption off).
+    ConfigError naming the variable when its value is malformed."""
+    if not config.encryption_key_env:
+        return Keyring.from_text(None, "this Tenang's config (no store.encryption_key_env)")
+    source = f"store.encryption_key_env ({config.encryption_key_env})"
+    if not config.encryption_keys:
+        raise ConfigError(f"{source}: the environment variable is not set")
+    try:
+        return Keyring.from_text(config.encryption_keys, source)
+    except KeyringError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def open_store(config: StoreConfig) -> Backend:
@@ -31,7 +47,8 @@ def open_store(config: StoreConfig) -> Backend:
     if scheme == "sqlite":
         from proxy.store.sqlite import sqlite_backend
 
-        return sqlite_backend(config.sqlite_path, config.busy_timeout_ms, config.chain)
+        return sqlite_backend(config.sqlite_path, config.busy_timeout_ms, config.chain,
+                              keyring(config))
     if scheme == "memory":
         from proxy.store.memory import memory_backend
 
@@ -39,7 +56,7 @@ def open_store(config: StoreConfig) -> Backend:
     if config.is_postgres:
         from proxy.store.postgres.backend import postgres_backend
 
-        return postgres_backend(config)
+        return postgres_backend(config, keyring(config))
     raise UnknownStoreScheme(f"store.url: no backend for {scheme!r} URLs "
                              '(supported: "sqlite:///PATH", "postgresql://...")')
 
@@ -52,11 +69,11 @@ def export_reader(config: StoreConfig) -> ExportPages:
         from proxy.store.sqlite.export_reader import histories
 
         return functools.partial(histories, config.sqlite_path,
-                                 busy_timeout_ms=config.busy_timeout_ms)
+                                 busy_timeout_ms=config.busy_timeout_ms, keys=keyring(config))
     if config.is_postgres:
         from proxy.store.postgres import export_reader as pg_export
 
-        return functools.partial(pg_export.histories, config)
+        return functools.partial(pg_export.histories, config, keys=keyring(config))
     scheme = config.url.partition("://")[0]
 
     def unsupported(f: RequestFilter) -> Iterator[list[tuple[StoredRequest, list[StoredAttempt]]]]:

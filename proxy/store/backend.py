@@ -23,6 +23,7 @@ from proxy.store.protocols import (
     RequestQueue,
     Retention,
     Schedules,
+    Sealing,
     Sessions,
 )
 
@@ -42,6 +43,7 @@ class Backend:
     retention: Retention
     chain: Chain
     notices: Notices
+    sealing: Sealing
     engine: Engine
 
     async def open(self) -> None:

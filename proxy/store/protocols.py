@@ -29,6 +29,7 @@ from proxy.store.records import (
     PurgeKind,
     RequestFilter,
     RequestPage,
+    ResealBatch,
     Session,
     StoredAttempt,
     StoredCallback,
@@ -460,10 +461,31 @@ class Engine(Protocol):
         it cannot be measured); backpressure keeps a floor of it for the relay."""
 
 
+class Sealing(Protocol):
+    """Encryption at rest (``proxy.store.sealing``): what `tenang rekey` walks to put every
+    stored body, response body and callback payload under the current key, plaintext
+    ones (stored before encryption was on) included. Sealing on write and opening on
+    read are every other verb's own business: no consumer ever sees a sealed value."""
+
+    async def reseal(self, after_id: str | None, limit: int) -> ResealBatch:
+        """One batch, one transaction: of the next ``limit`` requests by id after
+        ``after_id`` (None: from the oldest), every value of theirs not sealed under the
+        current key is re-sealed under it (opened with the key it is under). A value
+        changed meanwhile (purged, resealed by another walk) is left as it now is."""
+
+    async def sealed_counts(self) -> Mapping[str | None, int]:
+        """Stored values (non-empty bodies, response bodies, callback payloads) per key
+        id, None for plaintext: a full read, for `tenang rekey`'s report."""
+
+    async def retire_keys(self, key_ids: Sequence[str], now: float) -> None:
+        """Note that no value is left under ``key_ids``: a start without them is then
+        allowed (``Keyring.check``)."""
+
+
 ROLES: Mapping[str, type] = {
     "intake": Intake, "queue": RequestQueue, "log": RequestLog, "operator": Operator,
     "accounts": Accounts, "sessions": Sessions, "audit": AuditLog, "outbox": Outbox,
     "schedules": Schedules, "coordination": Coordination, "retention": Retention,
-    "chain": Chain, "notices": Notices,
+    "chain": Chain, "notices": Notices, "sealing": Sealing,
     "engine": Engine,
 }

@@ -260,6 +260,17 @@ class PurgeBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class ResealBatch:
+    """How one ``Sealing.reseal`` batch ended: the requests it read, the values (bodies,
+    response bodies, callback payloads) it re-encrypted under the current key, and the
+    id to continue after (None: it read the last request)."""
+
+    requests: int
+    resealed: int
+    after_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredCallback:
     id: int
     request_id: str

@@ -204,6 +204,7 @@ def test_a_chain_rewritten_after_a_checkpoint_fails_at_that_checkpoint(
         # Changed the body AND recomputed every leaf and head after it: only the
         # checkpoint (kept off the machine, and in the store) can tell.
         from proxy.store import chain
+        from proxy.store.sealing import PLAINTEXT
         from proxy.store.sqlite.rows import row_to_request
 
         target = ids["retried"]
@@ -212,7 +213,7 @@ def test_a_chain_rewritten_after_a_checkpoint_fails_at_that_checkpoint(
         from proxy.store.sqlite.queries import QUERIES
 
         row = conn.execute(QUERIES["get_request"], (target,)).fetchone()
-        leaf = chain.request_link(row_to_request(row)).leaf
+        leaf = chain.request_link(row_to_request(row, PLAINTEXT)).leaf
         conn.execute("UPDATE chain SET leaf=? WHERE kind='request' AND ref=?", (leaf, target))
         previous = chain.GENESIS
         for s, entry_leaf in conn.execute("SELECT seq, leaf FROM chain ORDER BY seq").fetchall():

@@ -33,6 +33,7 @@ from proxy.store.records import (
     Session,
     StoredRequest,
 )
+from proxy.store.sealing import PLAINTEXT, Keyring, SealingError
 from proxy.store.sqlite import sqlite_backend
 from tests.integration.test_start_stop import Serving, one_line_error, tenang, write_config
 from tests.pg_support import fresh_schema
@@ -62,12 +63,12 @@ def task(booking: int, number: int, at: float) -> NewRequest:
         dedup_key=f"{UP}:updatewaktu:kodebooking={code}:taskid={number}")
 
 
-async def seed(path: Path, now: float) -> None:
+async def seed(path: Path, now: float, keys: Keyring = PLAINTEXT) -> None:
     """A single-node store with a row in every table: tasks 1..7 of five bookings
     interleaved (as SIMRS sends them), one delivered with its attempt and callback, one
     left in flight by the Tenang that was stopped, a user with a session, audit entries,
     a maintenance window and a bulk job."""
-    backend = sqlite_backend(path)
+    backend = sqlite_backend(path, keys=keys)
     await backend.engine.open()
     try:
         at = now - 600
@@ -119,8 +120,8 @@ async def read_back(backend: Backend) -> dict[str, object]:
         await backend.engine.close()
 
 
-def pg(url: str) -> Backend:
-    return postgres_backend(StoreConfig(url=url, pool_min=1, pool_max=4))
+def pg(url: str, keys: Keyring = PLAINTEXT) -> Backend:
+    return postgres_backend(StoreConfig(url=url, pool_min=1, pool_max=4), keys)
 
 
 def printed_counts(stdout: str) -> dict[str, tuple[int, int]]:
@@ -179,7 +180,7 @@ async def test_every_table_arrives_and_the_queue_carries_on(tmp_path: Path,
         "attempts": (1, 1), "callbacks": (1, 1), "audit_log": (2, 2),
         "maintenance_windows": (1, 1), "bulk_jobs": (1, 1),
         "chain": (chained.seq, chained.seq), "checkpoints": (1, 1),
-        "verifications": (1, 1)}, result.stdout
+        "verifications": (1, 1), "sealing_keys": (0, 0)}, result.stdout
     assert set(printed_counts(result.stdout)) == {t.name for t in TABLES}
     assert "queue counts" in result.stdout and "MISMATCH" not in result.stdout
     assert await out_of_seq_order(pg_url) == 0
@@ -215,6 +216,30 @@ async def sqlite_chain_head(db: Path) -> ChainHead:
         return ChainHead(point.seq, point.head)
     finally:
         await backend.engine.close()
+
+
+async def test_an_encrypted_store_arrives_still_encrypted_and_reads_back_the_same(
+        tmp_path: Path, pg_url: str) -> None:
+    keys = Keyring.from_text("k1:" + "QUFB" * 10 + "QUE=", "TEST_KEYS")  # 32 bytes of "A"
+    db, now = tmp_path / "tenang.db", time.time()
+    await seed(db, now, keys)
+    before = await read_back(sqlite_backend(db, keys=keys))
+
+    result = migrate_store(db, pg_url)
+
+    assert result.returncode == 0, result.stderr
+    assert printed_counts(result.stdout)["sealing_keys"] == (1, 1)
+    conn = await asyncpg.connect(pg_url)
+    try:
+        stored = await conn.fetch("SELECT key_id, body FROM requests UNION ALL "
+                                  "SELECT key_id, payload FROM callbacks")
+    finally:
+        await conn.close()
+    assert {r["key_id"] for r in stored} == {"k1"}
+    assert not [r for r in stored if b"kodebooking" in r["body"] or b"status" in r["body"]]
+    assert await read_back(pg(pg_url, keys)) == before
+    with pytest.raises(SealingError, match="key id 'k1'"):
+        await read_back(pg(pg_url))  # the copy needs its key as the file did
 
 
 async def queue_carries_on(backend: Backend, now: float) -> None:

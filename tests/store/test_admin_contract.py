@@ -22,6 +22,20 @@ def admin(store: Backend) -> Backend:
     return store
 
 
+def sealed(store: Backend) -> bool:
+    """Whether ``store`` encrypts bodies at rest (proxy.store.sealing)."""
+    keys = getattr(store.engine, "keys", None)
+    return keys is not None and keys.enabled
+
+
+@pytest.fixture
+def plain(store: Backend) -> Backend:
+    """A backend that searches bodies: an encrypted body cannot be matched in SQL."""
+    if sealed(store):
+        pytest.skip("encrypted bodies are not searched (test_sealed_bodies_are_not_searched)")
+    return store
+
+
 async def settle(store: Backend, request_id: str, status: Status, at: float,
                  upstream: str = UP) -> None:
     """Move a pending request to ``status`` the way the relay would; others stay pending."""
@@ -235,31 +249,31 @@ async def test_find_requests_by_receive_time_range(admin: Backend) -> None:
     assert [r.id for r in page.items] == [rows[2].id, rows[1].id]
 
 
-async def test_a_time_range_pages_with_a_cursor(admin: Backend) -> None:
-    rows = await put(admin, *(req(i, body=b"needle") for i in range(1, 9)))
+async def test_a_time_range_pages_with_a_cursor(plain: Backend) -> None:
+    rows = await put(plain, *(req(i, body=b"needle") for i in range(1, 9)))
     f = RequestFilter(received_from=T0 + 2, received_to=T0 + 7)
     scanning = RequestFilter(received_from=T0 + 2, received_to=T0 + 7, text="needle")
 
     for flt in (f, scanning):
-        first = await admin.log.find_requests(flt, limit=2, cursor=None)
-        second = await admin.log.find_requests(flt, limit=2, cursor=first.next_cursor)
-        third = await admin.log.find_requests(flt, limit=2, cursor=second.next_cursor)
+        first = await plain.log.find_requests(flt, limit=2, cursor=None)
+        second = await plain.log.find_requests(flt, limit=2, cursor=first.next_cursor)
+        third = await plain.log.find_requests(flt, limit=2, cursor=second.next_cursor)
         assert [r.id for r in first.items] == [rows[5].id, rows[4].id]
         assert [r.id for r in second.items] == [rows[3].id, rows[2].id]
         assert [r.id for r in third.items] == [rows[1].id]
         assert third.next_cursor is None
 
 
-async def test_find_requests_free_text_over_body_path_and_query(admin: Backend) -> None:
+async def test_find_requests_free_text_over_body_path_and_query(plain: Backend) -> None:
     by_card = req(1, body=b'{"noKartu": "0001234567890", "tglSep": "2024-01-01"}')
     by_booking = req(2, body=b'{"kodebooking": "KB-20240101-0007"}')
     by_path = req(3, path="/vclaim-rest/SEP/0301R0011117V000008", body=b"")
     binary = req(4, body=b"\xff\xfe noSep=0301R0011117V000008")
     percent = req(5, body=b'{"note": "100% ok_done"}')
-    await put(admin, by_card, by_booking, by_path, binary, percent)
+    await put(plain, by_card, by_booking, by_path, binary, percent)
 
     async def found(text: str) -> list[str]:
-        page = await admin.log.find_requests(RequestFilter(text=text), limit=10, cursor=None)
+        page = await plain.log.find_requests(RequestFilter(text=text), limit=10, cursor=None)
         return [r.id for r in page.items]
 
     assert await found("0001234567890") == [by_card.id]
@@ -271,15 +285,15 @@ async def test_find_requests_free_text_over_body_path_and_query(admin: Backend) 
     assert await found("nothing like it") == []
 
 
-async def test_a_scan_stops_at_the_window_and_says_where_to_go_on(admin: Backend) -> None:
-    rows = await put(admin, *(req(i, body=b"x" if i % 4 else b"needle") for i in range(1, 13)))
+async def test_a_scan_stops_at_the_window_and_says_where_to_go_on(plain: Backend) -> None:
+    rows = await put(plain, *(req(i, body=b"x" if i % 4 else b"needle") for i in range(1, 13)))
     newest_first = list(reversed(rows))  # ids 12..1; needles at 12, 8, 4
 
-    first = await admin.log.find_requests(RequestFilter(text="needle"), limit=10, cursor=None,
+    first = await plain.log.find_requests(RequestFilter(text="needle"), limit=10, cursor=None,
                                           scan_window=5)
-    second = await admin.log.find_requests(RequestFilter(text="needle"), limit=10,
+    second = await plain.log.find_requests(RequestFilter(text="needle"), limit=10,
                                            cursor=first.next_cursor, scan_window=5)
-    third = await admin.log.find_requests(RequestFilter(text="needle"), limit=10,
+    third = await plain.log.find_requests(RequestFilter(text="needle"), limit=10,
                                           cursor=second.next_cursor, scan_window=5)
 
     assert [r.id for r in first.items] == [newest_first[0].id, newest_first[4].id]
@@ -289,26 +303,26 @@ async def test_a_scan_stops_at_the_window_and_says_where_to_go_on(admin: Backend
     assert third.items == [] and third.next_cursor is None and not third.capped
 
 
-async def test_a_full_page_inside_the_window_is_not_capped(admin: Backend) -> None:
-    rows = await put(admin, *(req(i, body=b"needle") for i in range(1, 9)))
+async def test_a_full_page_inside_the_window_is_not_capped(plain: Backend) -> None:
+    rows = await put(plain, *(req(i, body=b"needle") for i in range(1, 9)))
 
-    page = await admin.log.find_requests(RequestFilter(text="needle"), limit=2, cursor=None,
+    page = await plain.log.find_requests(RequestFilter(text="needle"), limit=2, cursor=None,
                                          scan_window=4)
 
     assert [r.id for r in page.items] == [rows[7].id, rows[6].id]
     assert page.next_cursor == rows[6].id and not page.capped
 
 
-async def test_count_requests_counts_every_match(admin: Backend) -> None:
-    rows = await put(admin, *(req(i, body=b"needle" if i % 2 else b"hay") for i in range(1, 9)))
+async def test_count_requests_counts_every_match(plain: Backend) -> None:
+    rows = await put(plain, *(req(i, body=b"needle" if i % 2 else b"hay") for i in range(1, 9)))
     for r in rows[:3]:
-        await settle(admin, r.id, Status.DEAD, T0 + 20)
+        await settle(plain, r.id, Status.DEAD, T0 + 20)
 
-    assert await admin.log.count_requests(RequestFilter()) == 8
-    assert await admin.log.count_requests(RequestFilter(text="needle")) == 4
-    assert await admin.log.count_requests(RequestFilter(status=Status.DEAD)) == 3
-    assert await admin.log.count_requests(RequestFilter(status=Status.DEAD, text="needle")) == 2
-    assert await admin.log.count_requests(RequestFilter(upstream=OTHER)) == 0
+    assert await plain.log.count_requests(RequestFilter()) == 8
+    assert await plain.log.count_requests(RequestFilter(text="needle")) == 4
+    assert await plain.log.count_requests(RequestFilter(status=Status.DEAD)) == 3
+    assert await plain.log.count_requests(RequestFilter(status=Status.DEAD, text="needle")) == 2
+    assert await plain.log.count_requests(RequestFilter(upstream=OTHER)) == 0
 
 
 async def test_attempt_buckets_count_verdicts_per_bucket(admin: Backend) -> None:
@@ -370,3 +384,22 @@ def test_request_filter_knows_which_conditions_need_a_scan() -> None:
     assert not RequestFilter(status=Status.DEAD, received_from=T0).needs_scan
     for change in ({"upstream": UP}, {"endpoint": "x"}, {"text": "y"}):
         assert dataclasses.replace(RequestFilter(), **change).needs_scan  # type: ignore[arg-type]
+
+
+async def test_sealed_bodies_are_not_searched_but_path_and_query_are(admin: Backend) -> None:
+    if not sealed(admin):
+        pytest.skip("bodies are stored in plaintext on this backend: they are searched")
+    in_body = req(1, body=b'{"noKartu": "0001234567890", "nul": "\x00"}')
+    in_path = req(2, path="/vclaim-rest/SEP/0301R0011117V000008", body=b"\x00\xff")
+    in_query = req(3, query="nokartu=0001234567890")
+    await put(admin, in_body, in_path, in_query)
+
+    async def found(text: str) -> list[str]:
+        page = await admin.log.find_requests(RequestFilter(text=text), limit=10, cursor=None)
+        return [r.id for r in page.items]
+
+    assert await found("0001234567890") == [in_query.id]
+    assert await found("0301r0011117v000008") == [in_path.id]
+    assert await admin.log.count_requests(RequestFilter(text="noKartu")) == 1
+    got = await admin.log.get(in_body.id)
+    assert got is not None and got.body == in_body.body

@@ -18,6 +18,7 @@ from proxy.store.memory.outbox import MemoryOutbox
 from proxy.store.memory.queue import MemoryQueue
 from proxy.store.memory.retention import MemoryRetention
 from proxy.store.memory.schedules import MemorySchedules
+from proxy.store.memory.sealing import MemorySealing
 from proxy.store.memory.state import MemoryState
 
 
@@ -31,7 +32,7 @@ def memory_backend(state: MemoryState | None = None, chain: bool = True) -> Back
         operator=MemoryOperator(s), accounts=MemoryAccounts(s), sessions=MemorySessions(s),
         audit=MemoryAudit(s), outbox=MemoryOutbox(s), schedules=MemorySchedules(s),
         coordination=InProcessCoordination(), retention=MemoryRetention(s),
-        chain=MemoryChain(s), notices=LocalNotices(), engine=s)
+        chain=MemoryChain(s), notices=LocalNotices(), sealing=MemorySealing(s), engine=s)
 
 
 __all__ = ["MemoryIntake", "MemoryQueue", "MemoryState", "memory_backend"]

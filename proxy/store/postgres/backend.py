@@ -16,16 +16,18 @@ from proxy.store.postgres.outbox import PostgresOutbox
 from proxy.store.postgres.queue import PostgresQueue
 from proxy.store.postgres.retention import PostgresRetention
 from proxy.store.postgres.schedules import PostgresSchedules
+from proxy.store.postgres.sealing import PostgresSealing
+from proxy.store.sealing import PLAINTEXT, Keyring
 
 
-def postgres_backend(config: StoreConfig) -> Backend:
+def postgres_backend(config: StoreConfig, keys: Keyring = PLAINTEXT) -> Backend:
     """The backend on ``config.url`` (not yet opened: ``open`` creates the pool and
-    migrates, or checks, the schema)."""
-    db = Database(config)
+    migrates, or checks, the schema), sealing bodies with ``keys``."""
+    db = Database(config, keys)
     return Backend(
         intake=PostgresIntake(db), queue=PostgresQueue(db), log=PostgresLog(db),
         operator=PostgresOperator(db), accounts=PostgresAccounts(db),
         sessions=PostgresSessions(db), audit=PostgresAudit(db), outbox=PostgresOutbox(db),
         schedules=PostgresSchedules(db), coordination=PostgresCoordination(db),
         retention=PostgresRetention(db), chain=PostgresChain(db), notices=PostgresNotices(db),
-        engine=db)
+        sealing=PostgresSealing(db), engine=db)

@@ -20,6 +20,7 @@ from proxy.store.postgres.errors import translated
 from proxy.store.postgres.rows import row_to_attempt, row_to_request
 from proxy.store.postgres.statements import Q
 from proxy.store.records import AuditEntry
+from proxy.store.sealing import BROKEN_LEAF, opened
 
 
 def _entry(r: asyncpg.Record) -> ChainEntry:
@@ -60,20 +61,28 @@ class PostgresChain:
                                 if e.kind is Kind.ATTEMPT and e.purged_at is not None})
         audit_ids = sorted({int(e.ref) for e in entries if e.kind is Kind.AUDIT
                             and e.ref.isdigit()})
+        broken: set[str] = set()  # refs whose sealed value no longer opens: changed
+        keys = self._db.keys
         with translated():
             # One snapshot: an attempt and its request's row as of the same moment.
             async with self._db.pool.acquire() as conn, conn.transaction(
                     isolation="repeatable_read", readonly=True):
-                rows = {r.id: r for r in map(row_to_request, await conn.fetch(
-                    Q["requests_by_ids"], request_ids))} if request_ids else {}
-                attempts = {chain.attempt_ref(a.request_id, a.number): a
-                            for a in map(row_to_attempt, await conn.fetch(
-                                Q["attempts_of_requests"], attempt_of))} if attempt_of else {}
+                found = await conn.fetch(Q["requests_by_ids"], request_ids) \
+                    if request_ids else []
+                rows = {r.id: r for r in opened(found, lambda row: row_to_request(row, keys),
+                                                 lambda row: str(row["id"]), broken)}
+                found = await conn.fetch(Q["attempts_of_requests"], attempt_of) \
+                    if attempt_of else []
+                attempts = {chain.attempt_ref(a.request_id, a.number): a for a in opened(
+                    found, lambda row: row_to_attempt(row, keys),
+                    lambda row: chain.attempt_ref(row[0], row[1]), broken)}
                 audits = {str(e.id): chain.audit_link(e).leaf
                           for e in (AuditEntry(*r) for r in await conn.fetch(
                               Q["audit_by_ids"], audit_ids))} if audit_ids else {}
 
         def leaf(e: ChainEntry) -> bytes | None:
+            if e.ref in broken and e.kind in (Kind.REQUEST, Kind.ATTEMPT):
+                return BROKEN_LEAF
             if e.kind is Kind.REQUEST:
                 return chain.request_leaf_now(e, rows.get(e.ref))
             if e.kind is Kind.ATTEMPT:

@@ -14,14 +14,26 @@ from proxy.store.errors import StoreUnavailable
 from proxy.store.postgres.chain_switch import note_chain_switch
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.group_insert import GroupInsert
-from proxy.store.postgres.migrations import migrate, require_current
+from proxy.store.postgres.migrations import Conn, migrate, require_current
 from proxy.store.postgres.pool import create_pool
 from proxy.store.postgres.statements import Q
+from proxy.store.sealing import PLAINTEXT, KeyRecord, Keyring
+
+
+async def _check_keys(conn: Conn, keys: Keyring) -> None:
+    """Refuse ``keys`` unless they fit the key ids this store has sealed under
+    (``Keyring.check``: SealingError), then record the current one if it is new. Each
+    instance sharing the store checks its own keyring at start."""
+    keys.check(KeyRecord(r[0], bytes(r[1]), r[2]) for r in await conn.fetch(Q["sealing_keys"]))
+    record = keys.check_record()
+    if record is not None:
+        await conn.execute(Q["add_sealing_key"], record.key_id, record.check, time.time())
 
 
 class Database:
-    def __init__(self, config: StoreConfig) -> None:
+    def __init__(self, config: StoreConfig, keys: Keyring = PLAINTEXT) -> None:
         self._config = config
+        self.keys = keys  # every role object seals and opens bodies with these
         self._pool: asyncpg.Pool | None = None
         self._inserts: GroupInsert | None = None
 
@@ -49,6 +61,7 @@ class Database:
                     else:
                         await require_current(conn)
                     await note_chain_switch(conn, self._config.chain, time.time())
+                    await _check_keys(conn, self.keys)
                     # The migration set statement_timeout and took an advisory lock, and
                     # the pool resets no session on release (pool.py): undo all of it.
                     await conn.reset()
@@ -59,7 +72,7 @@ class Database:
         # Intake may use half the pool for its batches; the relay, the admin side and
         # the callback sender keep the rest.
         self._inserts = GroupInsert(pool, parallel=self._config.pool_max // 2,
-                                    chained=self._config.chain)
+                                    chained=self._config.chain, keys=self.keys)
 
     async def close(self) -> None:
         pool, inserts = self._pool, self._inserts

@@ -28,6 +28,7 @@ from proxy.store.postgres.pool import connect
 from proxy.store.postgres.rows import row_to_attempt, row_to_request
 from proxy.store.postgres.statements import Q
 from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
+from proxy.store.sealing import PLAINTEXT, Keyring
 
 PAGE_SIZE = 500
 
@@ -42,12 +43,13 @@ def _params(f: RequestFilter) -> tuple[Any, ...]:
             f.received_from, f.received_to)
 
 
-def histories(config: StoreConfig, f: RequestFilter, *,
-              page_size: int = PAGE_SIZE) -> Iterator[list[History]]:
+def histories(config: StoreConfig, f: RequestFilter, *, page_size: int = PAGE_SIZE,
+              keys: Keyring = PLAINTEXT) -> Iterator[list[History]]:
     """The requests ``f`` matches (status, upstream, receive-time range; its other
     fields are not export filters and must be unset), oldest first, each with its
-    attempts in order, ``page_size`` requests a page. Raises StoreError subclasses; the
-    connection closes when the iterator ends or is closed."""
+    attempts in order, ``page_size`` requests a page, bodies opened with ``keys``.
+    Raises StoreError subclasses; the connection closes when the iterator ends or is
+    closed."""
     if f.endpoint is not None or f.text is not None:
         raise ValueError("an export filters by status, upstream and receive time only")
     loop = asyncio.new_event_loop()
@@ -62,11 +64,11 @@ def histories(config: StoreConfig, f: RequestFilter, *,
             wait(conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
             cursor = wait(conn.cursor(Q["export_requests"], *_params(f)))
             while rows := wait(cursor.fetch(page_size)):
-                requests = [row_to_request(r) for r in rows]
+                requests = [row_to_request(r, keys) for r in rows]
                 attempts: dict[str, list[StoredAttempt]] = {}
                 for row in wait(conn.fetch(Q["attempts_of_requests"],
                                            [r.id for r in requests])):
-                    a = row_to_attempt(row)
+                    a = row_to_attempt(row, keys)
                     attempts.setdefault(a.request_id, []).append(a)
                 yield [(r, attempts.get(r.id, [])) for r in requests]
                 if len(rows) < page_size:

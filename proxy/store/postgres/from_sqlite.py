@@ -72,6 +72,9 @@ TABLES: tuple[Table, ...] = (
     Table("chain", "seq"),
     Table("checkpoints", "id", identity="id"),
     Table("verifications", "id", identity="id"),
+    # Sealed values are copied as they are (their associated data names the row, not the
+    # backend), with the key ids they need.
+    Table("sealing_keys", "key_id"),
 )
 # SQLite's tables that are not copied, and why. A table in neither list stops the copy:
 # a new table must be decided on, not silently left behind.

@@ -28,6 +28,7 @@ from proxy.store.postgres.errors import translated
 from proxy.store.postgres.rows import insert_arrays
 from proxy.store.postgres.statements import Q
 from proxy.store.records import NewRequest
+from proxy.store.sealing import PLAINTEXT, Keyring
 
 MAX_BATCH = 1024
 
@@ -46,9 +47,11 @@ class GroupInsert:
     """Inserts of new requests, batched. ``insert`` resolves once the row is committed
     (True) or its dedup key was found taken (False)."""
 
-    def __init__(self, pool: asyncpg.Pool, parallel: int, *, chained: bool = True) -> None:
+    def __init__(self, pool: asyncpg.Pool, parallel: int, *, chained: bool = True,
+                 keys: Keyring = PLAINTEXT) -> None:
         self._pool = pool
         self._chained = chained
+        self._keys = keys  # bodies are sealed under these
         self._parallel = max(1, parallel)
         self._waiting: list[_Waiting] = []
         self._running: set[asyncio.Task[None]] = set()
@@ -107,7 +110,8 @@ class GroupInsert:
         with translated():
             rows = await self._pool.fetch(Q["insert_requests"],
                                           *insert_arrays([w.request for w in batch],
-                                                         [w.link for w in batch if w.link]))
+                                                         [w.link for w in batch if w.link],
+                                                         self._keys))
         return {r["id"] for r in rows}
 
     async def close(self) -> None:

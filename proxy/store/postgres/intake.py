@@ -48,13 +48,13 @@ class PostgresIntake:
                 found = await conn.fetchrow(Q["request_by_dedup_key_locked"],
                                             request.dedup_key)
                 if found is not None:
-                    original = row_to_request(found)
+                    original = row_to_request(found, self._db.keys)
                     if lifecycle.still_matches(original, settled_window_s, now):
                         return True, original
                     await conn.execute(Q["clear_dedup_key"], original.id)
                 links = [chain.request_link(request)] if chain_on(conn) else []
                 stored = await conn.fetch(Q["insert_requests"],
-                                          *insert_arrays([request], links))
+                                          *insert_arrays([request], links, self._db.keys))
                 # Nothing stored: another resubmission took the key in between; decide
                 # again against that one.
                 return bool(stored), None

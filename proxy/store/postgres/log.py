@@ -41,7 +41,7 @@ class PostgresLog:
             rows = await self._db.pool.fetch(
                 f"SELECT {columns()} FROM requests WHERE {w.sql()} ORDER BY id DESC "
                 f"LIMIT {int(limit) + 1}", *w.params)
-        items = [row_to_request(r) for r in rows[:limit]]
+        items = [row_to_request(r, self._db.keys) for r in rows[:limit]]
         if len(rows) > limit:
             return RequestPage(items, items[-1].id)
         if boundary is not None:
@@ -70,12 +70,12 @@ class PostgresLog:
     async def get(self, request_id: str) -> StoredRequest | None:
         with translated():
             row = await self._db.pool.fetchrow(Q["get"], request_id)
-        return None if row is None else row_to_request(row)
+        return None if row is None else row_to_request(row, self._db.keys)
 
     async def attempts(self, request_id: str) -> list[StoredAttempt]:
         with translated():
             rows = await self._db.pool.fetch(Q["attempts"], request_id)
-        return [row_to_attempt(r) for r in rows]
+        return [row_to_attempt(r, self._db.keys) for r in rows]
 
     async def summary(self) -> dict[str, UpstreamSummary]:
         with translated():
@@ -141,7 +141,8 @@ def _filtered(f: RequestFilter, cursor: str | None, lowest: str | None = None) -
     """The whole filter: ``_indexed``, then what is checked row by row. Text is matched
     in path, query and body with ASCII-only case folding; the body's bytes are read as
     Latin-1 (every byte a character, so no body fails to decode) and the pattern's UTF-8
-    bytes likewise, which makes it a byte-wise substring match."""
+    bytes likewise, which makes it a byte-wise substring match. An encrypted body (key_id
+    set) cannot be searched in SQL, and is not read (CASE: its bytes are no text)."""
     w = _indexed(f, cursor, lowest)
     if f.upstream is not None:
         w.add("upstream = {}", f.upstream)
@@ -155,6 +156,7 @@ def _filtered(f: RequestFilter, cursor: str | None, lowest: str | None = None) -
     if f.text:
         pattern = "%" + _ascii_lower(like_escape(f.text)) + "%"
         w.add('(lower(path COLLATE "C") LIKE {0} OR lower(query COLLATE "C") LIKE {0} '
-              "OR lower(convert_from(body, 'LATIN1') COLLATE \"C\") LIKE {1})",
+              "OR CASE WHEN key_id IS NULL THEN lower(convert_from(body, 'LATIN1') "
+              'COLLATE "C") LIKE {1} ELSE false END)',
               pattern, pattern.encode("utf-8").decode("latin-1"))
     return w

@@ -13,6 +13,7 @@ from proxy.store.postgres.database import Database
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.statements import Q
 from proxy.store.records import AuditEntry, NewAudit, NewCallback
+from proxy.store.sealing import payload_aad
 
 
 class PostgresOperator:
@@ -23,7 +24,7 @@ class PostgresOperator:
         self, request_id: str, expected: Status, transition: Transition, now: float,
         callback: NewCallback | None = None, audit: NewAudit | None = None,
     ) -> None:
-        t = transition
+        t, keys = transition, self._db.keys
         lifecycle.ensure_allowed(expected, t.status)
         with translated():
             async with self._db.pool.acquire() as conn, conn.transaction():
@@ -31,8 +32,10 @@ class PostgresOperator:
                     Q["transition"], t.status.value, t.reason, t.next_attempt_at, now,
                     t.reconcile_reads, t.own_faults, request_id, expected.value,
                     t.retried_at, callback.url if callback else None,
-                    callback.payload if callback else None, audit.actor if audit else None,
-                    audit.action if audit else None, audit.detail if audit else None)
+                    None if callback is None else keys.seal(callback.payload,
+                                                            payload_aad(request_id)),
+                    audit.actor if audit else None, audit.action if audit else None,
+                    audit.detail if audit else None, keys.current if callback else None)
                 assert row is not None
                 moved = row["moved"]
                 if moved:

@@ -11,12 +11,14 @@ from proxy.store.postgres.errors import translated
 from proxy.store.postgres.statements import Q
 from proxy.store.records import CallbackStatus, StoredCallback
 from proxy.store.rules import finished_status
+from proxy.store.sealing import Keyring, payload_aad
 
 
-def _callback(r: asyncpg.Record) -> StoredCallback:
+def _callback(r: asyncpg.Record, keys: Keyring) -> StoredCallback:
     return StoredCallback(
         id=r["id"], request_id=r["request_id"], upstream=r["upstream"], url=r["url"],
-        payload=bytes(r["payload"]), status=CallbackStatus(r["status"]),
+        payload=keys.open(bytes(r["payload"]), r["key_id"], payload_aad(r["request_id"])),
+        status=CallbackStatus(r["status"]),
         attempts=r["attempts"], next_attempt_at=r["next_attempt_at"],
         lease_expires_at=r["lease_expires_at"], last_error=r["last_error"],
         created_at=r["created_at"], updated_at=r["updated_at"])
@@ -31,7 +33,8 @@ class PostgresOutbox:
         with translated():
             rows = await self._db.pool.fetch(Q["claim_callbacks"], now, limit, lease_until)
         # RETURNING gives no order: restore "oldest due first".
-        return sorted((_callback(r) for r in rows), key=lambda c: (c.next_attempt_at, c.id))
+        return sorted((_callback(r, self._db.keys) for r in rows),
+                      key=lambda c: (c.next_attempt_at, c.id))
 
     async def finish_callback(self, callback_id: int, delivered: bool, error: str | None,
                               next_attempt_at: float | None, now: float) -> None:

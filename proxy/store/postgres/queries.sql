@@ -7,7 +7,7 @@
 -- insert_requests --
 -- A batch of new requests in one statement (intake's group commit): one round trip, one
 -- commit and one count update for the lot, and the hash chain's entries of those stored
--- ($19 their ids, $20 their leaves, in batch order) appended in it. A taken dedup key
+-- ($20 their ids, $21 their leaves, in batch order) appended in it. A taken dedup key
 -- inserts nothing for that row (nor for a second row of the batch with the same key),
 -- and adds no entry; the ids returned are those stored, and intake resolves the others
 -- one by one. The append reads every row the insert returned first (so every dedup wait
@@ -16,11 +16,12 @@
 WITH stored AS (
     INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at,
                           status, next_attempt_at, updated_at, endpoint, ordering_key,
-                          expires_at, dedup_key, coalesce_key, lease_owner, lease_expires_at)
+                          expires_at, dedup_key, coalesce_key, lease_owner, lease_expires_at,
+                          key_id)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::bytea[], $8::float8[], $9::text[], $10::float8[],
                          $11::float8[], $12::text[], $13::text[], $14::float8[], $15::text[],
-                         $16::text[], $17::text[], $18::float8[])
+                         $16::text[], $17::text[], $18::float8[], $19::text[])
     ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
     RETURNING id),
 linked AS (
@@ -28,7 +29,7 @@ linked AS (
                                array_agg(l.ref ORDER BY l.n),
                                array_agg(l.leaf ORDER BY l.n),
                                array_agg(NULL::bytea ORDER BY l.n)) AS seq
-      FROM unnest($19::text[], $20::bytea[]) WITH ORDINALITY AS l (ref, leaf, n)
+      FROM unnest($20::text[], $21::bytea[]) WITH ORDINALITY AS l (ref, leaf, n)
       JOIN stored ON stored.id = l.ref
     HAVING count(*) > 0)
 SELECT stored.id, (SELECT seq FROM linked) AS chain_seq FROM stored
@@ -150,9 +151,9 @@ RETURNING id
 
 -- queue_callbacks --
 -- Outcome callbacks, in the transaction of the moves they report (the outbox).
-INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at,
+INSERT INTO callbacks (request_id, upstream, url, payload, key_id, status, next_attempt_at,
                        created_at, updated_at)
-SELECT r.id, r.upstream, c.url, c.payload, 'pending', $4, $4, $4
+SELECT r.id, r.upstream, c.url, c.payload, $5, 'pending', $4, $4, $4
   FROM unnest($1::text[], $2::text[], $3::bytea[]) AS c (request_id, url, payload)
   JOIN requests r ON r.id = c.request_id
 
@@ -168,13 +169,13 @@ WITH moved AS (
     RETURNING id, upstream),
 attempt AS (
     INSERT INTO attempts (request_id, number, upstream, started_at, duration_s, verdict,
-                          http_status, error, response_body)
-    SELECT id, $9, upstream, $10, $11, $12, $13, $14, $15 FROM moved
+                          http_status, error, response_body, key_id)
+    SELECT id, $9, upstream, $10, $11, $12, $13, $14, $15, $18 FROM moved
      WHERE $9::integer IS NOT NULL),
 callback AS (
-    INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at,
-                           created_at, updated_at)
-    SELECT id, upstream, $16, $17, 'pending', $4, $4, $4 FROM moved
+    INSERT INTO callbacks (request_id, upstream, url, payload, key_id, status,
+                           next_attempt_at, created_at, updated_at)
+    SELECT id, upstream, $16, $17, $19, 'pending', $4, $4, $4 FROM moved
      WHERE $16::text IS NOT NULL)
 SELECT count(*) FROM moved
 
@@ -189,9 +190,9 @@ WITH moved AS (
      WHERE id = $7 AND status = $8
     RETURNING id, upstream),
 callback AS (
-    INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at,
-                           created_at, updated_at)
-    SELECT id, upstream, $10, $11, 'pending', $4, $4, $4 FROM moved
+    INSERT INTO callbacks (request_id, upstream, url, payload, key_id, status,
+                           next_attempt_at, created_at, updated_at)
+    SELECT id, upstream, $10, $11, $15, 'pending', $4, $4, $4 FROM moved
      WHERE $10::text IS NOT NULL),
 audit AS (
     INSERT INTO audit_log (at, actor, action, target, detail)
@@ -203,7 +204,8 @@ SELECT (SELECT count(*) FROM moved) AS moved, (SELECT id FROM audit) AS audit_id
 SELECT {COLUMNS} FROM requests WHERE id = $1
 
 -- attempts --
-SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body
+SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body,
+       key_id
   FROM attempts WHERE request_id = $1 ORDER BY number
 
 -- counts --
@@ -302,7 +304,8 @@ UPDATE callbacks c
    SET status = 'sending', attempts = c.attempts + 1, lease_expires_at = $3, updated_at = $1
   FROM due WHERE c.id = due.id
 RETURNING c.id, c.request_id, c.upstream, c.url, c.payload, c.status, c.attempts,
-          c.next_attempt_at, c.lease_expires_at, c.last_error, c.created_at, c.updated_at
+          c.next_attempt_at, c.lease_expires_at, c.last_error, c.created_at, c.updated_at,
+          c.key_id
 
 -- finish_callback --
 UPDATE callbacks
@@ -540,7 +543,8 @@ SELECT {COLUMNS} FROM requests WHERE id = ANY($1::text[])
 
 -- attempts_of_requests --
 -- The attempts of a page of requests (an export's page, the chain's leaves).
-SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body
+SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body,
+       key_id
   FROM attempts WHERE request_id = ANY($1::text[]) ORDER BY request_id, number
 
 -- audit_by_ids --
@@ -589,3 +593,47 @@ SELECT {COLUMNS} FROM requests
    AND ($3::text IS NULL OR id >= $3) AND ($4::text IS NULL OR id < $4)
    AND ($5::float8 IS NULL OR received_at >= $5) AND ($6::float8 IS NULL OR received_at < $6)
  ORDER BY id
+-- sealing_keys --
+-- The key ids this store has sealed under (proxy.store.sealing.KeyRecord).
+SELECT key_id, check_value, retired_at FROM sealing_keys
+
+-- add_sealing_key --
+INSERT INTO sealing_keys (key_id, check_value, added_at) VALUES ($1, $2, $3)
+ON CONFLICT (key_id) DO UPDATE SET retired_at = NULL
+
+-- retire_sealing_keys --
+UPDATE sealing_keys SET retired_at = $2 WHERE key_id = ANY($1::text[]) AND retired_at IS NULL
+
+-- reseal_requests --
+-- One rekey batch, its rows locked until the batch commits (a purge waits, then sees the
+-- re-sealed value; the walk never rewrites a value another transaction changed).
+SELECT id, body, key_id FROM requests WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE
+
+-- reseal_attempts --
+SELECT request_id, number, response_body, key_id FROM attempts
+ WHERE request_id = ANY($1::text[]) AND response_body IS NOT NULL FOR UPDATE
+
+-- reseal_callbacks --
+SELECT id, request_id, payload, key_id FROM callbacks WHERE request_id = ANY($1::text[])
+   FOR UPDATE
+
+-- resealed_requests --
+UPDATE requests r SET body = v.body, key_id = $3
+  FROM unnest($1::text[], $2::bytea[]) AS v (id, body) WHERE r.id = v.id
+
+-- resealed_attempts --
+UPDATE attempts a SET response_body = v.body, key_id = $4
+  FROM unnest($1::text[], $2::integer[], $3::bytea[]) AS v (request_id, number, body)
+ WHERE a.request_id = v.request_id AND a.number = v.number
+
+-- resealed_callbacks --
+UPDATE callbacks c SET payload = v.payload, key_id = $3
+  FROM unnest($1::bigint[], $2::bytea[]) AS v (id, payload) WHERE c.id = v.id
+
+-- sealed_counts --
+-- Values per key id (NULL: plaintext): a full scan, for `tenang rekey`'s report only.
+SELECT key_id, count(*) FROM requests WHERE length(body) > 0 GROUP BY key_id
+UNION ALL
+SELECT key_id, count(*) FROM attempts WHERE length(response_body) > 0 GROUP BY key_id
+UNION ALL
+SELECT key_id, count(*) FROM callbacks WHERE length(payload) > 0 GROUP BY key_id

@@ -21,6 +21,7 @@ from proxy.store.postgres.errors import translated
 from proxy.store.postgres.rows import in_due_order, row_to_request
 from proxy.store.postgres.statements import Q
 from proxy.store.records import AttemptRecord, NewCallback, StoredRequest
+from proxy.store.sealing import payload_aad, response_aad
 
 PENDING, IN_FLIGHT, HELD = Status.PENDING.value, Status.IN_FLIGHT.value, Status.HELD.value
 
@@ -44,7 +45,7 @@ class PostgresQueue:
                                             lease_until, False)
                 await append(conn, state_links((r["id"] for r in rows), PENDING, IN_FLIGHT,
                                                None, now))
-        return in_due_order(rows)
+        return in_due_order(rows, self._db.keys)
 
     async def take_over_expired(self, upstream: str, now: float, owner: str,
                                 lease_until: float) -> list[StoredRequest]:
@@ -54,7 +55,7 @@ class PostgresQueue:
                                         lease_until)
                 await append(conn, state_links((r["id"] for r in rows), IN_FLIGHT, IN_FLIGHT,
                                                chain.TAKEN_OVER, now))
-        return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
+        return sorted((row_to_request(r, self._db.keys) for r in rows), key=lambda r: r.id)
 
     async def renew_leases(self, owner: str, request_ids: Sequence[str],
                            until: float) -> set[str]:
@@ -85,11 +86,11 @@ class PostgresQueue:
                     links += [chain.state_link(r["id"], PENDING, HELD, r["reason"], now)
                               for r in sorted(rows, key=lambda r: r["id"])]
                 await append(conn, links)
-        return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
+        return sorted((row_to_request(r, self._db.keys) for r in rows), key=lambda r: r.id)
 
     async def live_coalesced(self, coalesce_key: str) -> list[StoredRequest]:
         with translated():
-            return [row_to_request(r)
+            return [row_to_request(r, self._db.keys)
                     for r in await self._db.pool.fetch(Q["live_coalesced"], coalesce_key)]
 
     async def supersede(self, older: Sequence[str], newest: str, now: float,
@@ -105,9 +106,11 @@ class PostgresQueue:
                                     transition.reason, now)
                 queued = [(i, (callbacks or {})[i]) for i in cancelled if i in (callbacks or {})]
                 if queued:
+                    keys = self._db.keys
                     await conn.execute(Q["queue_callbacks"], [i for i, _ in queued],
                                        [c.url for _, c in queued],
-                                       [c.payload for _, c in queued], now)
+                                       [keys.seal(c.payload, payload_aad(i))
+                                        for i, c in queued], now, keys.current)
                 await append(conn, links)
         order = {request_id: n for n, request_id in enumerate(older)}
         return sorted(cancelled, key=order.__getitem__)
@@ -116,8 +119,10 @@ class PostgresQueue:
         self, request_id: str, owner: str, attempt: AttemptRecord | None,
         transition: Transition, now: float, callback: NewCallback | None = None,
     ) -> None:
-        a, t = attempt, transition
+        a, t, keys = attempt, transition, self._db.keys
         lifecycle.ensure_allowed(Status.IN_FLIGHT, t.status)
+        body = None if a is None or a.response_body is None else keys.seal(
+            a.response_body, response_aad(request_id, a.number))
         with translated():
             async with self._db.pool.acquire() as conn, conn.transaction():
                 moved = await conn.fetchval(
@@ -126,9 +131,11 @@ class PostgresQueue:
                     a.number if a else None, a.started_at if a else None,
                     a.duration_s if a else None, a.verdict.value if a else None,
                     a.http_status if a else None, a.error if a else None,
-                    a.response_body if a else None,
-                    callback.url if callback else None,
-                    callback.payload if callback else None)
+                    body, callback.url if callback else None,
+                    None if callback is None else keys.seal(callback.payload,
+                                                            payload_aad(request_id)),
+                    None if body is None else keys.current,
+                    keys.current if callback else None)
                 if moved:
                     links = [] if a is None else [chain.attempt_link(request_id, a)]
                     await append(conn, links + state_links(

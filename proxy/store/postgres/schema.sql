@@ -367,3 +367,18 @@ DROP TRIGGER requests_counted_insert ON requests;
 CREATE TRIGGER requests_counted_insert AFTER INSERT ON requests
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION tenang_count_inserted();
+
+-- version 10 --
+-- Encryption at rest (proxy.store.sealing), SQLite's v13: the key id each sealed value is
+-- encrypted under (NULL: plaintext), and the key ids this store has sealed under, each
+-- with a check value (a wrong key is refused at start) and when `tenang rekey` left
+-- nothing under it.
+ALTER TABLE requests ADD COLUMN key_id text;
+ALTER TABLE attempts ADD COLUMN key_id text;
+ALTER TABLE callbacks ADD COLUMN key_id text;
+CREATE TABLE sealing_keys (
+    key_id      text PRIMARY KEY,
+    check_value bytea NOT NULL,
+    added_at    double precision NOT NULL,
+    retired_at  double precision
+);

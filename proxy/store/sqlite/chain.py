@@ -15,6 +15,7 @@ from typing import Any
 from proxy.store import chain
 from proxy.store.chain import Break, ChainEntry, ChainHead, Checkpoint, Kind, Verification
 from proxy.store.records import AuditEntry, StoredAttempt, StoredRequest
+from proxy.store.sealing import BROKEN_LEAF, opened
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.queries import QUERIES, with_ids, with_where
 from proxy.store.sqlite.rows import row_to_attempt, row_to_request
@@ -96,16 +97,19 @@ class SqliteChain:
         rows: dict[str, StoredRequest] = {}
         attempts: dict[str, StoredAttempt] = {}
         audits: dict[str, bytes] = {}
+        broken: set[str] = set()  # refs whose sealed value no longer opens: changed
+        keys = self._db.keys
         if request_ids:
-            for row in await self._db.read(with_ids(QUERIES["requests_by_ids"],
-                                                    len(request_ids)), tuple(request_ids)):
-                r = row_to_request(row)
-                rows[r.id] = r
+            found = await self._db.read(with_ids(QUERIES["requests_by_ids"],
+                                                 len(request_ids)), tuple(request_ids))
+            rows = {r.id: r for r in opened(found, lambda row: row_to_request(row, keys),
+                                             lambda row: str(row[0]), broken)}
         if attempt_of:
-            for row in await self._db.read(with_ids(QUERIES["export_attempts"],
-                                                    len(attempt_of)), tuple(attempt_of)):
-                a = row_to_attempt(row)
-                attempts[chain.attempt_ref(a.request_id, a.number)] = a
+            found = await self._db.read(with_ids(QUERIES["export_attempts"],
+                                                 len(attempt_of)), tuple(attempt_of))
+            attempts = {chain.attempt_ref(a.request_id, a.number): a for a in opened(
+                found, lambda row: row_to_attempt(row, keys),
+                lambda row: chain.attempt_ref(row[0], row[1]), broken)}
         if audit_ids:
             for row in await self._db.read(with_ids(QUERIES["audit_by_ids"], len(audit_ids)),
                                            tuple(audit_ids)):
@@ -113,6 +117,8 @@ class SqliteChain:
                 audits[str(e.id)] = chain.audit_link(e).leaf
 
         def leaf(e: ChainEntry) -> bytes | None:
+            if e.ref in broken and e.kind in (Kind.REQUEST, Kind.ATTEMPT):
+                return BROKEN_LEAF
             if e.kind is Kind.REQUEST:
                 return chain.request_leaf_now(e, rows.get(e.ref))
             if e.kind is Kind.ATTEMPT:

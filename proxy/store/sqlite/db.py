@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from proxy.store.errors import StoreUnavailable
+from proxy.store.sealing import PLAINTEXT, KeyRecord, Keyring
 from proxy.store.sqlite.chain_switch import note_chain_switch
 from proxy.store.sqlite.queries import QUERIES
 from proxy.store.sqlite.rows import count_inserted
@@ -50,10 +51,25 @@ def sqlite_free_bytes(db_path: Path) -> int:
     return shutil.disk_usage(db_path.parent).free - WAL_LIMIT
 
 
+def check_keys(conn: sqlite3.Connection, keys: Keyring, now: float) -> None:
+    """Refuse ``keys`` unless they fit the key ids this store has sealed under
+    (``Keyring.check``: SealingError), then record the current one if it is new."""
+    keys.check(KeyRecord(r[0], bytes(r[1]), r[2])
+               for r in conn.execute(QUERIES["sealing_keys"]).fetchall())
+    record = keys.check_record()
+    if record is not None:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(QUERIES["add_sealing_key"], (record.key_id, record.check, now))
+        conn.execute("COMMIT")
+
+
 class SqliteDb:
-    def __init__(self, path: Path, busy_timeout_ms: int = 5_000, chain: bool = True) -> None:
-        """``chain``: extend the hash chain as the store writes (``[audit] chain``)."""
+    def __init__(self, path: Path, busy_timeout_ms: int = 5_000, chain: bool = True,
+                 keys: Keyring = PLAINTEXT) -> None:
+        """``chain``: extend the hash chain as the store writes (``[audit] chain``);
+        ``keys``: what every role object seals and opens bodies with."""
         self.path = path
+        self.keys = keys  # every role object seals and opens bodies with these
         self._busy_timeout_ms = busy_timeout_ms
         self._chain = chain
         self._writer: SqliteWriter | None = None
@@ -70,6 +86,7 @@ class SqliteDb:
                 migrate(conn)
                 conn.head_sql, conn.append_sql = CHAIN_SQL
                 note_chain_switch(conn, self._chain, time.time())
+                check_keys(conn, self.keys, time.time())
             finally:
                 conn.close()
             self._reader = await aiosqlite.connect(self.path)

@@ -25,6 +25,7 @@ from proxy.store.admin_filter import id_ceiling, id_floor
 from proxy.store.chain import GENESIS, ChainHead
 from proxy.store.errors import StoreUnavailable
 from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
+from proxy.store.sealing import PLAINTEXT, Keyring
 from proxy.store.sqlite.queries import QUERIES, with_ids, with_where
 from proxy.store.sqlite.rows import row_to_attempt, row_to_request
 from proxy.store.sqlite.writer import translate
@@ -52,10 +53,11 @@ def _where(f: RequestFilter, after: str | None) -> tuple[list[str], list[Any]]:
     return [c for c, _ in used], [v for _, v in used]
 
 
-def _attempts(conn: sqlite3.Connection, ids: list[str]) -> dict[str, list[StoredAttempt]]:
+def _attempts(conn: sqlite3.Connection, ids: list[str],
+              keys: Keyring) -> dict[str, list[StoredAttempt]]:
     found: dict[str, list[StoredAttempt]] = {}
     for row in conn.execute(with_ids(QUERIES["export_attempts"], len(ids)), ids):
-        found.setdefault(row[0], []).append(row_to_attempt(row))
+        found.setdefault(row[0], []).append(row_to_attempt(row, keys))
     return found
 
 
@@ -75,11 +77,13 @@ def open_read_only(path: Path, busy_timeout_ms: int = 5_000) -> sqlite3.Connecti
 
 
 def histories(path: Path, f: RequestFilter, *, page_size: int = PAGE_SIZE,
-              busy_timeout_ms: int = 5_000) -> Iterator[list[History]]:
+              busy_timeout_ms: int = 5_000,
+              keys: Keyring = PLAINTEXT) -> Iterator[list[History]]:
     """The requests ``f`` matches (status, upstream, receive-time range; its other
     fields are not export filters and must be unset), oldest first, each with its
-    attempts in order, ``page_size`` requests a page. Raises StoreError subclasses;
-    the connection closes when the iterator ends or is closed."""
+    attempts in order, ``page_size`` requests a page, bodies opened with ``keys``.
+    Raises StoreError subclasses; the connection closes when the iterator ends or is
+    closed."""
     if f.endpoint is not None or f.text is not None:
         raise ValueError("an export filters by status, upstream and receive time only")
     conn = open_read_only(path, busy_timeout_ms)
@@ -92,8 +96,8 @@ def histories(path: Path, f: RequestFilter, *, page_size: int = PAGE_SIZE,
                                 (*params, page_size)).fetchall()
             if not rows:
                 return
-            requests = [row_to_request(r) for r in rows]
-            attempts = _attempts(conn, [r.id for r in requests])
+            requests = [row_to_request(r, keys) for r in rows]
+            attempts = _attempts(conn, [r.id for r in requests], keys)
             yield [(r, attempts.get(r.id, [])) for r in requests]
             if len(rows) < page_size:
                 return

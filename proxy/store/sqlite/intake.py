@@ -21,7 +21,7 @@ class SqliteIntake:
 
     async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
                                now: float) -> StoredRequest | None:
-        row = insert_row(request)
+        row = insert_row(request, self._db.keys)
 
         def links() -> Sequence[chain.Link]:
             return [chain.request_link(request)]
@@ -39,7 +39,7 @@ class SqliteIntake:
         def op(c: ChainedConnection) -> StoredRequest | None:
             found = c.execute(QUERIES["request_by_dedup_key"], (request.dedup_key,)).fetchone()
             if found is not None:
-                original = row_to_request(found)
+                original = row_to_request(found, self._db.keys)
                 if lifecycle.still_matches(original, settled_window_s, now):
                     return original
                 c.execute(QUERIES["release_dedup_key"], (original.id,))

@@ -29,11 +29,11 @@ from proxy.store.sqlite.rows import row_to_attempt, row_to_request
 
 async def get_request(db: SqliteDb, request_id: str) -> StoredRequest | None:
     rows = await db.read(QUERIES["get_request"], (request_id,))
-    return row_to_request(rows[0]) if rows else None
+    return row_to_request(rows[0], db.keys) if rows else None
 
 
 async def get_attempts(db: SqliteDb, request_id: str) -> list[StoredAttempt]:
-    return [row_to_attempt(r)
+    return [row_to_attempt(r, db.keys)
             for r in await db.read(QUERIES["request_attempts"], (request_id,))]
 
 
@@ -79,8 +79,9 @@ def _residual(f: RequestFilter) -> tuple[list[str], list[Any]]:
         params.append(f.received_to)
     if f.text:
         # The body is a BLOB, and LIKE never matches a BLOB: compare its bytes as text.
+        # An encrypted body (key_id set) cannot be searched in SQL: only plaintext ones.
         where.append("(path LIKE ? ESCAPE '\\' OR query LIKE ? ESCAPE '\\' "
-                     "OR CAST(body AS TEXT) LIKE ? ESCAPE '\\')")
+                     "OR (key_id IS NULL AND CAST(body AS TEXT) LIKE ? ESCAPE '\\'))")
         params.extend(["%" + like_escape(f.text) + "%"] * 3)
     return where, params
 
@@ -124,7 +125,7 @@ class SqliteLog:
         rest, rest_params = _residual(f)
         rows = await self._db.read(with_where(QUERIES["find_requests"], where + rest),
                                    (*params, *rest_params, limit + 1))
-        items = [row_to_request(r) for r in rows[:limit]]
+        items = [row_to_request(r, self._db.keys) for r in rows[:limit]]
         if len(rows) > limit:
             return RequestPage(items, items[-1].id)
         if boundary is not None:

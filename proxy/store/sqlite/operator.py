@@ -31,7 +31,7 @@ class SqliteOperator:
                  t.reconcile_reads, t.own_faults, request_id, expected.value),
             ).rowcount
             if n and callback is not None:
-                queue_callback(c, request_id, callback, now)
+                queue_callback(c, request_id, callback, now, self._db.keys)
             if n:
                 chained_states(c, [request_id], expected.value, t.status.value, t.reason, now)
             if n and audit is not None:

@@ -23,7 +23,7 @@ class SqliteOutbox:
         rows = await self._db.write(lambda c: c.execute(
             QUERIES["claim_callbacks"], (lease_until, now, now, now, limit)).fetchall())
         # RETURNING gives no order: restore "oldest due first".
-        return sorted((row_to_callback(r) for r in rows),
+        return sorted((row_to_callback(r, self._db.keys) for r in rows),
                       key=lambda cb: (cb.next_attempt_at, cb.id))
 
     async def finish_callback(self, callback_id: int, delivered: bool,

@@ -22,10 +22,10 @@ REQUEST_COLUMNS: Final = (
     "id, upstream, method, path, query, headers, body, received_at, status, attempts, "
     "next_attempt_at, updated_at, reason, lease_owner, lease_expires_at, retried_at, "
     "endpoint, ordering_key, expires_at, held_by, dedup_key, coalesce_key, reconcile_reads, "
-    "own_faults, purged_at")
+    "own_faults, purged_at, key_id")
 CALLBACK_COLUMNS: Final = (
     "id, request_id, upstream, url, payload, status, attempts, next_attempt_at, "
-    "lease_expires_at, last_error, created_at, updated_at")
+    "lease_expires_at, last_error, created_at, updated_at, key_id")
 WINDOW_COLUMNS: Final = (
     "id, upstream, starts_at, ends_at, reason, created_by, created_at, cancelled_at")
 JOB_COLUMNS: Final = (

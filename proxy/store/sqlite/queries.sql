@@ -10,8 +10,8 @@
 -- Batched by the writer's group commit (executemany); count_requests_inserted follows.
 INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at, status,
                       next_attempt_at, updated_at, endpoint, ordering_key, expires_at,
-                      dedup_key, coalesce_key, lease_owner, lease_expires_at)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                      dedup_key, coalesce_key, lease_owner, lease_expires_at, key_id)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 
 -- count_requests_inserted --
 -- New rows are counted once per group commit, one upsert per (upstream, status, endpoint,
@@ -37,7 +37,8 @@ SELECT IFNULL(SUM(n), 0) FROM request_counts WHERE upstream=? AND status IN {QUE
 SELECT {REQUEST_COLUMNS} FROM requests WHERE id=?
 
 -- request_attempts --
-SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body
+SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body,
+       key_id
 FROM attempts WHERE request_id=? ORDER BY number
 
 -- claim_due --
@@ -131,14 +132,14 @@ WHERE id=? AND status='in_flight' AND lease_owner=?
 
 -- insert_attempt --
 INSERT INTO attempts (request_id, number, upstream, started_at, duration_s, verdict,
-                      http_status, error, response_body)
-SELECT id, ?, upstream, ?, ?, ?, ?, ?, ? FROM requests WHERE id=?
+                      http_status, error, response_body, key_id)
+SELECT id, ?, upstream, ?, ?, ?, ?, ?, ?, ? FROM requests WHERE id=?
 
 -- queue_callback --
 -- In the transaction of the final state it reports (the outbox).
-INSERT INTO callbacks (request_id, upstream, url, payload, status, next_attempt_at,
+INSERT INTO callbacks (request_id, upstream, url, payload, key_id, status, next_attempt_at,
                        created_at, updated_at)
-SELECT id, upstream, ?, ?, 'pending', ?, ?, ? FROM requests WHERE id=?
+SELECT id, upstream, ?, ?, ?, 'pending', ?, ?, ? FROM requests WHERE id=?
 
 -- transition --
 -- In the transaction of the move: its audit entry, its callback, its state in the chain.
@@ -348,7 +349,8 @@ SELECT {REQUEST_COLUMNS} FROM requests WHERE {where} ORDER BY id LIMIT ?
 -- export_attempts --
 -- The attempts of one export page, on the attempts' primary key (and of one page of the
 -- chain, whose leaves verification recomputes).
-SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body
+SELECT request_id, number, started_at, duration_s, verdict, http_status, error, response_body,
+       key_id
 FROM attempts WHERE request_id IN ({ids}) ORDER BY request_id, number
 
 -- chain_head --
@@ -400,3 +402,47 @@ VALUES (?,?,?,?,?,?,?,?,?)
 -- last_verification --
 SELECT at, ok, head_seq, checked, from_seq, broken_seq, broken_kind, broken_ref, problem
 FROM verifications ORDER BY id DESC LIMIT 1
+
+-- sealing_keys --
+-- The key ids this store has sealed under (proxy.store.sealing.KeyRecord).
+SELECT key_id, check_value, retired_at FROM sealing_keys
+
+-- add_sealing_key --
+INSERT INTO sealing_keys (key_id, check_value, added_at) VALUES (?, ?, ?)
+ON CONFLICT (key_id) DO UPDATE SET retired_at=NULL
+
+-- retire_sealing_keys --
+-- `tenang rekey` found no value left under these (a key id in use again is un-retired by
+-- add_sealing_key at the next start).
+UPDATE sealing_keys SET retired_at=? WHERE key_id IN ({ids}) AND retired_at IS NULL
+
+-- reseal_requests --
+-- One rekey batch: the next requests by id, with their key ids (the walk reads every row:
+-- no index on key_id, which would cost every insert).
+SELECT id, body, key_id FROM requests WHERE id>? ORDER BY id LIMIT ?
+
+-- reseal_attempts --
+SELECT request_id, number, response_body, key_id FROM attempts
+WHERE request_id IN ({ids}) AND response_body IS NOT NULL
+
+-- reseal_callbacks --
+SELECT id, request_id, payload, key_id FROM callbacks WHERE request_id IN ({ids})
+
+-- resealed_request --
+-- Compare-and-set on the key id: a purge or another rekey in between wins.
+UPDATE requests SET body=?, key_id=? WHERE id=? AND key_id IS ?
+
+-- resealed_attempt --
+UPDATE attempts SET response_body=?, key_id=? WHERE request_id=? AND number=? AND key_id IS ?
+
+-- resealed_callback --
+UPDATE callbacks SET payload=?, key_id=? WHERE id=? AND key_id IS ?
+
+-- sealed_counts --
+-- Values per key id (NULL: plaintext) in the three sealed columns: a full scan, for
+-- `tenang rekey`'s report only. Purged (empty) values need no key and are not counted.
+SELECT key_id, COUNT(*) FROM requests WHERE length(body) > 0 GROUP BY key_id
+UNION ALL
+SELECT key_id, COUNT(*) FROM attempts WHERE length(response_body) > 0 GROUP BY key_id
+UNION ALL
+SELECT key_id, COUNT(*) FROM callbacks WHERE length(payload) > 0 GROUP BY key_id

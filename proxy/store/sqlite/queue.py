@@ -17,7 +17,7 @@ from proxy.store.records import AttemptRecord, NewCallback, StoredRequest
 from proxy.store.sqlite.chain import chained_states
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.queries import QUERIES, with_ids
-from proxy.store.sqlite.rows import queue_callback, row_to_request
+from proxy.store.sqlite.rows import attempt_row, queue_callback, row_to_request
 from proxy.store.sqlite.writer import ChainedConnection
 
 PENDING, IN_FLIGHT, HELD = Status.PENDING.value, Status.IN_FLIGHT.value, Status.HELD.value
@@ -28,8 +28,8 @@ class SqliteQueue:
         self._db = db
 
     async def live_coalesced(self, coalesce_key: str) -> list[StoredRequest]:
-        return [row_to_request(r) for r in await self._db.read(QUERIES["live_coalesced"],
-                                                                (coalesce_key,))]
+        rows = await self._db.read(QUERIES["live_coalesced"], (coalesce_key,))
+        return [row_to_request(r, self._db.keys) for r in rows]
 
     async def supersede(self, older: Sequence[str], newest: str, now: float,
                         callbacks: Mapping[str, NewCallback] | None = None) -> list[str]:
@@ -48,7 +48,7 @@ class SqliteQueue:
             for request_id in cancelled:
                 callback = built.get(request_id)
                 if callback is not None:
-                    queue_callback(c, request_id, callback, now)
+                    queue_callback(c, request_id, callback, now, self._db.keys)
             return cancelled
 
         return await self._db.write(op)
@@ -66,7 +66,7 @@ class SqliteQueue:
             return rows
 
         rows = await self._db.write(op)
-        claimed = (row_to_request(r) for r in rows)
+        claimed = (row_to_request(r, self._db.keys) for r in rows)
         return sorted(claimed, key=lambda r: (r.next_attempt_at or 0, r.id))
 
     async def refresh_holds(self, upstream: str, now: float) -> list[StoredRequest]:
@@ -85,7 +85,7 @@ class SqliteQueue:
                         for rid, reason in sorted((r[0], r[12]) for r in held))
             return held
 
-        held = (row_to_request(r) for r in await self._db.write(op))
+        held = (row_to_request(r, self._db.keys) for r in await self._db.write(op))
         return sorted(held, key=lambda r: r.id)
 
     async def take_over_expired(
@@ -99,7 +99,7 @@ class SqliteQueue:
             return rows
 
         rows = await self._db.write(op)
-        return sorted((row_to_request(r) for r in rows), key=lambda r: r.id)
+        return sorted((row_to_request(r, self._db.keys) for r in rows), key=lambda r: r.id)
 
     async def renew_leases(self, owner: str, request_ids: Sequence[str],
                            until: float) -> set[str]:
@@ -124,13 +124,9 @@ class SqliteQueue:
                  t.reconcile_reads, t.own_faults, request_id, owner),
             ).rowcount
             if n and a is not None:
-                c.execute(
-                    QUERIES["insert_attempt"],
-                    (a.number, a.started_at, a.duration_s, a.verdict.value, a.http_status,
-                     a.error, a.response_body, request_id),
-                )
+                c.execute(QUERIES["insert_attempt"], attempt_row(request_id, a, self._db.keys))
             if n and callback is not None:
-                queue_callback(c, request_id, callback, now)
+                queue_callback(c, request_id, callback, now, self._db.keys)
             if n:
                 if a is not None and c.chain_on:
                     c.add_links([chain.attempt_link(request_id, a)])

@@ -12,6 +12,7 @@ from typing import Any
 from proxy import lifecycle
 from proxy.lifecycle import Status, Verdict
 from proxy.store.records import (
+    AttemptRecord,
     BulkJobRecord,
     CallbackStatus,
     Headers,
@@ -22,6 +23,7 @@ from proxy.store.records import (
     StoredCallback,
     StoredRequest,
 )
+from proxy.store.sealing import Keyring, body_aad, payload_aad, response_aad
 from proxy.store.sqlite.queries import QUERIES
 
 _UPSTREAM, _PATH, _STATUS, _ENDPOINT = 1, 3, 8, 11  # positions in an insert_request row
@@ -54,22 +56,24 @@ def _headers_json(headers: Headers) -> str:
     return text
 
 
-def insert_row(r: NewRequest) -> tuple[Any, ...]:
-    """The parameters of ``insert_request`` for ``r``."""
+def insert_row(r: NewRequest, keys: Keyring) -> tuple[Any, ...]:
+    """The parameters of ``insert_request`` for ``r``, its body sealed under ``keys``."""
     return (
-        r.id, r.upstream, r.method, r.path, r.query, _headers_json(r.headers), r.body,
+        r.id, r.upstream, r.method, r.path, r.query, _headers_json(r.headers),
+        keys.seal(r.body, body_aad(r.id)),
         r.received_at, lifecycle.initial_status(r.lease_owner is not None).value,
         r.received_at, r.received_at, r.endpoint, r.ordering_key, r.expires_at,
-        r.dedup_key, r.coalesce_key, r.lease_owner, r.lease_expires_at,
+        r.dedup_key, r.coalesce_key, r.lease_owner, r.lease_expires_at, keys.current,
     )
 
 
-def row_to_request(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
-    """A ``requests`` row selected as ``REQUEST_COLUMNS``."""
+def row_to_request(r: sqlite3.Row | tuple[Any, ...], keys: Keyring) -> StoredRequest:
+    """A ``requests`` row selected as ``REQUEST_COLUMNS``, its body opened with ``keys``."""
     headers = tuple((str(k), str(v)) for k, v in json.loads(r[5]))
     return StoredRequest(
         id=r[0], upstream=r[1], method=r[2], path=r[3], query=r[4], headers=headers,
-        body=bytes(r[6]), received_at=r[7], status=Status(r[8]), attempts=r[9],
+        body=keys.open(bytes(r[6]), r[25], body_aad(r[0])), received_at=r[7],
+        status=Status(r[8]), attempts=r[9],
         next_attempt_at=r[10], updated_at=r[11], reason=r[12], lease_owner=r[13],
         lease_expires_at=r[14], retried_at=r[15], endpoint=r[16], ordering_key=r[17],
         expires_at=r[18], held_by=r[19], dedup_key=r[20], coalesce_key=r[21],
@@ -77,17 +81,27 @@ def row_to_request(r: sqlite3.Row | tuple[Any, ...]) -> StoredRequest:
     )
 
 
-def row_to_attempt(r: sqlite3.Row | tuple[Any, ...]) -> StoredAttempt:
+def row_to_attempt(r: sqlite3.Row | tuple[Any, ...], keys: Keyring) -> StoredAttempt:
     """An ``attempts`` row selected as in ``request_attempts``."""
     return StoredAttempt(request_id=r[0], number=r[1], started_at=r[2], duration_s=r[3],
                          verdict=Verdict(r[4]), http_status=r[5], error=r[6],
-                         response_body=None if r[7] is None else bytes(r[7]))
+                         response_body=None if r[7] is None else keys.open(
+                             bytes(r[7]), r[8], response_aad(r[0], r[1])))
 
 
-def row_to_callback(r: sqlite3.Row | tuple[Any, ...]) -> StoredCallback:
+def attempt_row(request_id: str, a: AttemptRecord, keys: Keyring) -> tuple[Any, ...]:
+    """The parameters of ``insert_attempt``, the response body sealed under ``keys``."""
+    body = None if a.response_body is None else keys.seal(
+        a.response_body, response_aad(request_id, a.number))
+    return (a.number, a.started_at, a.duration_s, a.verdict.value, a.http_status, a.error,
+            body, None if body is None else keys.current, request_id)
+
+
+def row_to_callback(r: sqlite3.Row | tuple[Any, ...], keys: Keyring) -> StoredCallback:
     """A ``callbacks`` row selected as ``CALLBACK_COLUMNS``."""
     return StoredCallback(
-        id=r[0], request_id=r[1], upstream=r[2], url=r[3], payload=bytes(r[4]),
+        id=r[0], request_id=r[1], upstream=r[2], url=r[3],
+        payload=keys.open(bytes(r[4]), r[12], payload_aad(r[1])),
         status=CallbackStatus(r[5]), attempts=r[6], next_attempt_at=r[7],
         lease_expires_at=r[8], last_error=r[9], created_at=r[10], updated_at=r[11])
 
@@ -105,7 +119,9 @@ def row_to_job(r: sqlite3.Row | tuple[Any, ...]) -> BulkJobRecord:
 
 
 def queue_callback(c: sqlite3.Connection, request_id: str, callback: NewCallback,
-                   now: float) -> None:
-    """Queue ``callback`` for ``request_id`` in the caller's transaction (the outbox)."""
-    c.execute(QUERIES["queue_callback"], (callback.url, callback.payload, now, now, now,
-                                          request_id))
+                   now: float, keys: Keyring) -> None:
+    """Queue ``callback`` for ``request_id`` in the caller's transaction (the outbox), its
+    payload (it carries the result) sealed under ``keys``."""
+    c.execute(QUERIES["queue_callback"], (
+        callback.url, keys.seal(callback.payload, payload_aad(request_id)), keys.current,
+        now, now, now, request_id))

@@ -243,6 +243,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE bulk_jobs ADD COLUMN lease_owner TEXT;
     ALTER TABLE bulk_jobs ADD COLUMN lease_until REAL;
     """,
+    # v13: encryption at rest (proxy.store.sealing). The key id each sealed value is
+    # encrypted under (NULL: plaintext, as every row before this version), and the key
+    # ids this store has used, each with a check value (a wrong key is refused at start)
+    # and when `tenang rekey` left nothing under it.
+    """
+    ALTER TABLE requests ADD COLUMN key_id TEXT;
+    ALTER TABLE attempts ADD COLUMN key_id TEXT;
+    ALTER TABLE callbacks ADD COLUMN key_id TEXT;
+    CREATE TABLE sealing_keys (
+        key_id     TEXT PRIMARY KEY,
+        check_value BLOB NOT NULL,
+        added_at   REAL NOT NULL,
+        retired_at REAL
+    );
+    """,
 )
 
 

@@ -13,4 +13,4 @@ async def insert(backend: Backend, request: NewRequest) -> None:
     dedup key raises DuplicateKey, as the writer reports it."""
     db = backend.engine
     assert isinstance(db, SqliteDb)
-    await db.insert(insert_row(request))
+    await db.insert(insert_row(request, db.keys))
