@@ -1,5 +1,5 @@
-"""Command line: `tenang serve | check-config | migrate | migrate-store | purge | demo |
-simulate-bpjs | user | export | audit`
+"""Command line: `tenang serve | check-config | migrate | migrate-store | purge | rekey |
+demo | simulate-bpjs | user | export | audit`
 (also `python -m proxy`).
 
 Exit codes: 0 done, 1 a start that failed at run time (a port in use, a database that
@@ -15,7 +15,15 @@ import signal
 import sys
 from pathlib import Path
 
-from proxy import cli_audit, cli_export, cli_migrate, cli_migrate_store, cli_purge, cli_user
+from proxy import (
+    cli_audit,
+    cli_export,
+    cli_migrate,
+    cli_migrate_store,
+    cli_purge,
+    cli_rekey,
+    cli_user,
+)
 from proxy.app import Tenang
 from proxy.bpjs.simulator.serve import add_arguments as add_simulator_arguments
 from proxy.bpjs.simulator.serve import config_from_args as simulator_config
@@ -27,8 +35,9 @@ from proxy.intake.credentials import unsigned_warnings
 from proxy.loop import run
 from proxy.observe.logs import setup_logging
 from proxy.ops.export_manifest import tenang_version
-from proxy.preflight import StartupError, check_store, no_users_hint, store_note
+from proxy.preflight import StartupError, check_keyring, check_store, no_users_hint, store_note
 from proxy.store.errors import StoreError
+from proxy.store.sealing import SealingError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -68,6 +77,9 @@ def _serve_command(config_path: Path) -> int:
     print(f"tenang: database {db}", flush=True)
     try:
         run(_serve(config, config_path))
+    except SealingError as exc:  # the keyring does not fit: no retry helps
+        print(f"tenang: cannot open the database {db}: {exc}", file=sys.stderr)
+        return 2
     except StoreError as exc:
         print(f"tenang: cannot open the database {db}: {exc.reason}", file=sys.stderr)
         return 1
@@ -78,6 +90,7 @@ def _check_config_command(config_path: Path) -> int:
     cfg = load_config(config_path)
     check_store(cfg)
     note = store_note(cfg.store)  # before "OK": it may find the database unreachable
+    check_keyring(cfg.store)
     names = ", ".join(f"{u.name} ({u.prefix} -> {u.target})" for u in cfg.upstreams)
     print(f"{config_path}: OK; upstreams: {names}")
     print(f"database: {cfg.store.location}{note}")
@@ -142,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_migrate_store.add_arguments(sub, common)
     cli_export.add_arguments(sub, common)
     cli_purge.add_arguments(sub, common)
+    cli_rekey.add_arguments(sub, common)
     cli_audit.add_arguments(sub, common)
     return p
 
@@ -168,6 +182,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli_audit.main(args)
     elif args.command == "purge":
         return cli_purge.main(args)
+    elif args.command == "rekey":
+        return cli_rekey.main(args)
     elif args.command == "simulate-bpjs":
         sim_config, sim_host, sim_port = simulator_config(args)
         run(serve_simulator(sim_config, sim_host, sim_port))

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from proxy.config import Config, ConfigError, HostPort, StoreConfig
 from proxy.loop import run
+from proxy.store import keyring
 from proxy.store.errors import StoreError
+from proxy.store.sealing import KeyRecord, SealingError
 
 
 class StartupError(Exception):
@@ -68,8 +70,55 @@ def check_data_dir(config: Config) -> None:
 
 def check_store(config: Config) -> None:
     """What `serve` and `check-config` need of the store before anything starts: a
-    writable data directory (SQLite)."""
+    writable data directory (SQLite), and a well-formed keyring when encryption at rest
+    is on."""
     check_data_dir(config)
+    keyring(config.store)
+
+
+async def _postgres_key_records(store: StoreConfig) -> list[KeyRecord]:
+    from proxy.store.postgres.pool import connect
+
+    conn = await connect(store)
+    try:
+        if await conn.fetchval("SELECT to_regclass('sealing_keys')") is None:
+            return []
+        return [KeyRecord(r[0], bytes(r[1]), r[2]) for r in await conn.fetch(
+            "SELECT key_id, check_value, retired_at FROM sealing_keys")]
+    finally:
+        await conn.close()
+
+
+def _sqlite_key_records(store: StoreConfig) -> list[KeyRecord]:
+    from proxy.store.sqlite.export_reader import open_read_only
+
+    if not store.sqlite_path.is_file():
+        return []
+    conn = open_read_only(store.sqlite_path, store.busy_timeout_ms)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name='sealing_keys'").fetchone() \
+                is None:
+            return []
+        return [KeyRecord(r[0], bytes(r[1]), r[2]) for r in conn.execute(
+            "SELECT key_id, check_value, retired_at FROM sealing_keys")]
+    finally:
+        conn.close()
+
+
+def check_keyring(store: StoreConfig) -> None:
+    """`check-config`: the keyring (none, when encryption is off) fits the store's data,
+    as the store's own check at start will find (``Keyring.check``): ConfigError naming
+    store.encryption_key_env when a key is wrong or one still needed is missing."""
+    keys = keyring(store)
+    try:
+        records = run(_postgres_key_records(store)) if store.is_postgres else \
+            _sqlite_key_records(store)
+        keys.check(records)
+    except SealingError as exc:
+        raise ConfigError(f"store.encryption_key_env: {exc}") from None
+    except StoreError as exc:
+        raise ConfigError(f"store.url: cannot read {store.location}: {_one_line(exc)}") \
+            from None
 
 
 async def _postgres_schema(store: StoreConfig) -> int:
