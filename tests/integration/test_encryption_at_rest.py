@@ -1,0 +1,307 @@
+"""Encryption at rest as an operator turns it on and rotates it: a running Tenang with
+`[store] encryption_key_env` set takes signed SIMRS calls carrying a NIK and a card
+number over HTTP and delivers them to the BPJS simulator as sent; the database's own
+files (SQLite: the file and its WAL, raw bytes; PostgreSQL: the columns' raw bytes, and
+the table's files and the WAL in the data directory when this user may read it) hold
+neither; the admin API shows the bodies; `tenang rekey` moves every value to a new key
+with `tenang audit verify` green before and after; the old key removed, every request
+still reads; a wrong or missing key stops `check-config` and `serve` with one line."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.config import load_config
+from proxy.store import postgres
+from tests.bpjs_support import booking
+from tests.conftest import ADMIN_TOKEN, StartTenang
+from tests.integration.test_admin_api import api, wait_status
+from tests.integration.test_start_stop import one_line_error
+from tests.pg_support import fresh_schema
+from tests.signing import TEST_CONS_ID, TEST_SECRET, TEST_SECRET_ENV
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS_ENV = "TENANG_TEST_KEYS"
+ALLOW_INCOMPLETE = "TENANG_TEST_ALLOW_INCOMPLETE_PG"
+
+
+def key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+@dataclass
+class Store:
+    """Where the test's store is, and how to read its raw bytes past Tenang."""
+
+    kind: str
+    url: str
+    folder: Path
+    raw: Callable[[], Awaitable[list[bytes]]]  # every place a stored value may be
+    key_ids: Callable[[], Awaitable[set[str | None]]]
+    env: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _sqlite(folder: Path) -> Store:
+    db = folder / "tenang.db"
+
+    async def raw() -> list[bytes]:
+        return [p.read_bytes() for p in (db, Path(f"{db}-wal")) if p.exists()]
+
+    async def key_ids() -> set[str | None]:
+        conn = sqlite3.connect(db)
+        try:
+            return {r[0] for r in conn.execute(
+                "SELECT key_id FROM requests UNION SELECT key_id FROM attempts "
+                "UNION SELECT key_id FROM callbacks")}
+        finally:
+            conn.close()
+
+    return Store("sqlite", f"sqlite:///{db}", folder, raw, key_ids)
+
+
+async def _pg_relations(conn: asyncpg.Connection) -> tuple[str, list[str]]:
+    """The data directory, and the files (relative to it) of the requests, attempts and
+    callbacks tables and of their TOAST tables, after a checkpoint wrote them."""
+    await conn.execute("CHECKPOINT")
+    rels = []
+    for table in ("requests", "attempts", "callbacks"):
+        rels += [r[0] for r in await conn.fetch(
+            "SELECT pg_relation_filepath(c.oid) FROM pg_class c WHERE c.oid = $1::regclass "
+            "OR c.oid = (SELECT reltoastrelid FROM pg_class WHERE oid = $1::regclass)", table)
+            if r[0] is not None]
+    return str(await conn.fetchval("SHOW data_directory")), rels
+
+
+def _pg_files(data_directory: str, rels: list[str], since: float) -> list[Path]:
+    """Those files (every segment, free-space and visibility map) and the WAL segments
+    written since ``since``, when this user may read the data directory (root, or
+    postgres); none otherwise."""
+    data = Path(data_directory)
+    if not os.access(data, os.R_OK | os.X_OK):
+        return []
+    files = [f for rel in rels for f in data.glob(rel + "*")]
+    return files + [f for f in sorted((data / "pg_wal").glob("0*"))
+                    if f.stat().st_mtime >= since - 1]
+
+
+def _postgres(folder: Path, url: str) -> Store:
+    notes: list[str] = []
+    since = time.time()
+
+    async def raw() -> list[bytes]:
+        conn = await asyncpg.connect(url)
+        try:
+            values = [bytes(r[0]) for r in await conn.fetch(
+                "SELECT body FROM requests UNION ALL SELECT response_body FROM attempts "
+                "WHERE response_body IS NOT NULL UNION ALL SELECT payload FROM callbacks")]
+            files = _pg_files(*await _pg_relations(conn), since)
+        finally:
+            await conn.close()
+        if not files:
+            notes.append("data directory not readable: raw column bytes checked only")
+        return values + [f.read_bytes() for f in files]
+
+    async def key_ids() -> set[str | None]:
+        conn = await asyncpg.connect(url)
+        try:
+            return {r[0] for r in await conn.fetch(
+                "SELECT key_id FROM requests UNION SELECT key_id FROM attempts "
+                "UNION SELECT key_id FROM callbacks")}
+        finally:
+            await conn.close()
+
+    return Store("postgres", url, folder, raw, key_ids, {ALLOW_INCOMPLETE: "1"}, notes)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        yield _sqlite(tmp_path)
+        return
+    async with fresh_schema() as url:
+        # serve refuses PostgreSQL until it is complete; the queue (all this needs) is.
+        monkeypatch.setattr(postgres, "INCOMPLETE", None)
+        yield _postgres(tmp_path, url)
+
+
+def config_file(store: Store, target: str) -> Path:
+    path = store.folder / "tenang.toml"
+    path.write_text(f"""
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[store]
+url = "{store.url}"
+encryption_key_env = "{KEYS_ENV}"
+
+[relay]
+poll_interval_s = 0.05
+
+[[upstreams]]
+name = "antrean"
+prefix = "/antreanrs"
+target = "{target}/antreanrs"
+preset = "antrean"
+cons_id = "{TEST_CONS_ID}"
+secret_env = "{TEST_SECRET_ENV}"
+timeout_s = 2.0
+""", encoding="utf-8")
+    return path
+
+
+def environment(store: Store, keys: str | None) -> dict[str, str]:
+    env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, TEST_SECRET_ENV: TEST_SECRET,
+           **store.env}
+    env.pop(KEYS_ENV, None)
+    if keys is not None:
+        env[KEYS_ENV] = keys
+    return env
+
+
+def tenang(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "proxy", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+@dataclass
+class Patient:
+    """Identifiers made for this run only, so a match in shared files (the PostgreSQL
+    WAL holds every test's rows) can only be this test's."""
+
+    nik: str = field(default_factory=lambda: "32" + "".join(secrets.choice("0123456789")
+                                                               for _ in range(14)))
+    card: str = field(default_factory=lambda: "000" + "".join(secrets.choice("0123456789")
+                                                                for _ in range(10)))
+    doctor: str = field(default_factory=lambda: f"dr. Rahasia {secrets.token_hex(4)}")
+
+    def words(self) -> list[bytes]:
+        return [self.nik.encode(), self.card.encode(), self.doctor.encode()]
+
+
+async def send(http: aiohttp.ClientSession, gateway_url: str, patient: Patient,
+               n: int) -> tuple[str, bytes]:
+    raw = json.dumps(booking(f"KB-ENC-{secrets.token_hex(3)}-{n}", nik=patient.nik,
+                             nomorkartu=patient.card, namadokter=patient.doctor)).encode()
+    async with http.post(f"{gateway_url}/antreanrs/antrean/add", data=raw,
+                         headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 202, await resp.text()
+        return resp.headers["X-Tenang-Request-Id"], raw
+
+
+async def assert_no_plaintext(store: Store, patient: Patient) -> None:
+    blobs = await store.raw()
+    assert blobs
+    for blob in blobs:
+        for word in patient.words():
+            assert word not in blob, f"{word!r} found in the {store.kind} store's bytes"
+
+
+async def shown_in_full(http: aiohttp.ClientSession, admin_url: str,
+                        sent: dict[str, bytes]) -> None:
+    for request_id, raw in sent.items():
+        detail = await api(http, "GET", f"{admin_url}/api/v1/requests/{request_id}")
+        assert detail["status"] == "succeeded"
+        assert detail["body"] == raw.decode()  # the admin role sees identifiers in full
+        assert detail["last_response"]
+
+
+async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wrong_key(
+        store: Store, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    first, second = f"k1:{key()}", f"k2:{key()}"
+    config = config_file(store, bpjs_sim.url)
+    patient = Patient()
+
+    running = await start_tenang(load_config(config, environment(store, first)))
+    sent = dict([await send(http, running.gateway_url, patient, n) for n in range(3)])
+    for request_id in sent:
+        await wait_status(http, running.admin_url, request_id, "succeeded")
+    delivered = [e["body"] for e in await bpjs_sim.log("antrean/add")]
+    assert sorted(map(json.dumps, delivered)) == sorted(
+        json.dumps(json.loads(raw)) for raw in sent.values())
+    await assert_no_plaintext(store, patient)  # serving: SQLite's WAL not checkpointed
+    await shown_in_full(http, running.admin_url, sent)
+    await running.stop()
+    await assert_no_plaintext(store, patient)
+    assert await store.key_ids() == {"k1"}
+    if store.kind == "sqlite":  # the hash chain is SQLite's only, so far
+        verified = tenang(environment(store, first), "audit", "verify", "--config",
+                          str(config))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    rotated = tenang(environment(store, f"{second},{first}"), "rekey", "--config",
+                     str(config))
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    # 3 bodies and BPJS's 3 answers (no callback_url: no payloads).
+    assert "re-encrypted 6 values under key id k2" in rotated.stdout
+    assert "no value is left under k1" in rotated.stdout
+    assert await store.key_ids() == {"k2"}
+    await assert_no_plaintext(store, patient)
+    if store.kind == "sqlite":
+        verified = tenang(environment(store, second), "audit", "verify", "--config",
+                          str(config))
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    running = await start_tenang(load_config(config, environment(store, second)))
+    await shown_in_full(http, running.admin_url, sent)  # the old key is gone
+    await running.stop()
+
+    checked = tenang(environment(store, second), "check-config", "--config", str(config))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    refusals = {
+        f"k2:{key()}": "key id 'k2' in store.encryption_key_env (TENANG_TEST_KEYS) is not "
+                       "the key this store was encrypted with under that id (wrong key?)",
+        f"k3:{key()}": "holds values encrypted under key id 'k2', which "
+                       "store.encryption_key_env (TENANG_TEST_KEYS) does not hold",
+        None: "environment variable TENANG_TEST_KEYS is not set",
+        "k2:c2hvcnQ=": "key 1 (k2): 5 bytes, expected 32",
+    }
+    for keys, words in refusals.items():
+        for command in ("check-config", "serve"):
+            result = tenang(environment(store, keys), command, "--config", str(config))
+            assert result.returncode == 2, (command, keys, result.stdout, result.stderr)
+            assert words in one_line_error(result), (command, result.stderr)
+    for note in store.notes:
+        print(f"{store.kind}: {note}")
+
+
+async def test_a_changed_byte_of_an_encrypted_body_fails_verification_naming_it(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTenang,
+        http: aiohttp.ClientSession) -> None:
+    store = _sqlite(tmp_path)
+    keys = f"k1:{key()}"
+    config = config_file(store, bpjs_sim.url)
+    running = await start_tenang(load_config(config, environment(store, keys)))
+    request_id, _ = await send(http, running.gateway_url, Patient(), 1)
+    await wait_status(http, running.admin_url, request_id, "succeeded")
+    await running.stop()
+    conn = sqlite3.connect(tmp_path / "tenang.db")
+    with conn:
+        (body,) = conn.execute("SELECT body FROM requests WHERE id=?", (request_id,)).fetchone()
+        changed = body[:20] + bytes([body[20] ^ 0x01]) + body[21:]
+        conn.execute("UPDATE requests SET body=? WHERE id=?", (changed, request_id))
+    conn.close()
+
+    result = tenang(environment(store, keys), "audit", "verify", "--config", str(config))
+
+    assert result.returncode != 0
+    assert f"request {request_id}: record changed since it was stored" in \
+        result.stdout + result.stderr
