@@ -6,12 +6,15 @@ it is run as ``python -m proxy serve`` with that checkout as the working directo
     python bench/cpu_per_request.py /path/to/old-checkout /path/to/new-checkout [--hello]
 
 ``--hello`` adds intake_bench's aiohttp hello-world to the alternating runs, under the same
-load, as the floor to compare against.
+load, as the floor to compare against. A checkout written ``PATH:sealed`` runs with
+encryption at rest on (``[store] encryption_key_env``, a fresh key per run): ``. .:sealed``
+compares one checkout with and without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import re
 import statistics
@@ -73,7 +76,13 @@ def _measure(pid: int, script: Path, url: str, duration_s: int, label: Path) -> 
     return (after - before) / requests * 1e6
 
 
-def one_run(checkout: Path, duration_s: int, preset: str) -> float:
+SEALED = ":sealed"
+KEYS_ENV = "TENANG_BENCH_KEYS"
+
+
+def one_run(target: Path, duration_s: int, preset: str) -> float:
+    sealed = str(target).endswith(SEALED)
+    checkout = Path(str(target).removesuffix(SEALED)).resolve()
     with tempfile.TemporaryDirectory(prefix="tenang-cpu-") as tmp:
         work = Path(tmp)
         script = work / "post.lua"
@@ -81,6 +90,10 @@ def one_run(checkout: Path, duration_s: int, preset: str) -> float:
         config = tenang_config(work, port, admin_port, up_port, preset)
         env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET,
                "PYTHONPATH": str(checkout)}
+        if sealed:
+            config.write_text(config.read_text().replace(
+                "[store]\n", f'[store]\nencryption_key_env = "{KEYS_ENV}"\n', 1))
+            env[KEYS_ENV] = "bench:" + base64.b64encode(os.urandom(32)).decode()
         server = subprocess.Popen([sys.executable, "-m", "proxy", "serve", "--config",
                                    str(config)], cwd=checkout, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -88,7 +101,7 @@ def one_run(checkout: Path, duration_s: int, preset: str) -> float:
             wait_http(f"http://127.0.0.1:{admin_port}/healthz", server)
             write_script(script)  # signed now, valid for the run
             return _measure(server.pid, script, f"http://127.0.0.1:{port}{PATH}",
-                            duration_s, checkout)
+                            duration_s, target)
         finally:
             stop(server)
 
@@ -109,10 +122,10 @@ def main() -> int:
         for checkout in targets:
             results[checkout].append(
                 hello_run(args.duration) if checkout is HELLO
-                else one_run(checkout.resolve(), args.duration, args.preset))
+                else one_run(checkout, args.duration, args.preset))
             time.sleep(0.5)  # let the previous server's port and files go
     for checkout, values in results.items():
-        rates = RATES.get(checkout.resolve() if checkout is not HELLO else HELLO, [])
+        rates = RATES.get(checkout, [])
         print(f"{checkout}: median {statistics.median(values):.0f} us CPU per request "
               f"(runs: {', '.join(f'{v:.0f}' for v in values)}); median "
               f"{statistics.median(rates):.0f} req/s (runs: "

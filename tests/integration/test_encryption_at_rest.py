@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -181,6 +182,17 @@ def tenang(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+def export(store: Store, config: Path, env: dict[str, str]) -> list[dict[str, str]]:
+    """`tenang export` of every request (JSON Lines), as an auditor runs it."""
+    out = store.folder / "export.jsonl"
+    today = datetime.now(UTC).date()
+    result = tenang(env, "export", "--config", str(config), "--format", "jsonl",
+                    "--since", str(today - timedelta(days=1)),
+                    "--until", str(today + timedelta(days=1)), "--output", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+
 @dataclass
 class Patient:
     """Identifiers made for this run only, so a match in shared files (the PostgreSQL
@@ -259,6 +271,9 @@ async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wr
         verified = tenang(environment(store, second), "audit", "verify", "--config",
                           str(config))
         assert verified.returncode == 0, verified.stdout + verified.stderr
+        exported = export(store, config, environment(store, second))
+        assert sorted(r["body"] for r in exported) == sorted(r.decode() for r in sent.values())
+        assert all(r["last_response"] for r in exported)  # BPJS's answers, decrypted
 
     running = await start_tenang(load_config(config, environment(store, second)))
     await shown_in_full(http, running.admin_url, sent)  # the old key is gone
