@@ -90,10 +90,11 @@ def _check_config_command(config_path: Path) -> int:
     cfg = load_config(config_path)
     check_store(cfg)
     note = store_note(cfg.store)  # before "OK": it may find the database unreachable
-    check_keyring(cfg.store)
+    sealing = check_keyring(cfg.store)
     names = ", ".join(f"{u.name} ({u.prefix} -> {u.target})" for u in cfg.upstreams)
     print(f"{config_path}: OK; upstreams: {names}")
     print(f"database: {cfg.store.location}{note}")
+    print(sealing)
     if not cfg.admin.token:
         print(f"note: {cfg.admin.token_env} is not set; `serve` will refuse to start")
     for i, up in enumerate(cfg.upstreams):

@@ -105,10 +105,11 @@ def _sqlite_key_records(store: StoreConfig) -> list[KeyRecord]:
         conn.close()
 
 
-def check_keyring(store: StoreConfig) -> None:
+def check_keyring(store: StoreConfig) -> str:
     """`check-config`: the keyring (none, when encryption is off) fits the store's data,
     as the store's own check at start will find (``Keyring.check``): ConfigError naming
-    store.encryption_key_env when a key is wrong or one still needed is missing."""
+    store.encryption_key_env when a key is wrong or one still needed is missing.
+    Returns the line `check-config` prints about it."""
     keys = keyring(store)
     try:
         records = run(_postgres_key_records(store)) if store.is_postgres else \
@@ -119,6 +120,11 @@ def check_keyring(store: StoreConfig) -> None:
     except StoreError as exc:
         raise ConfigError(f"store.url: cannot read {store.location}: {_one_line(exc)}") \
             from None
+    if keys.current is None:
+        return "encryption at rest: off (store.encryption_key_env is not set)"
+    previous = sorted(keys.key_ids - {keys.current})
+    return (f"encryption at rest: on, key id {keys.current}"
+            + (f" (previous: {', '.join(previous)})" if previous else ""))
 
 
 async def _postgres_schema(store: StoreConfig) -> int:

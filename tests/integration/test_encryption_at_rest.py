@@ -268,8 +268,10 @@ async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wr
     await shown_in_full(http, running.admin_url, sent)  # the old key is gone
     await running.stop()
 
-    checked = tenang(environment(store, second), "check-config", "--config", str(config))
+    checked = tenang(environment(store, f"{second},k0:{key()}"), "check-config", "--config",
+                     str(config))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "encryption at rest: on, key id k2 (previous: k0)" in checked.stdout
     refusals = {
         f"k2:{key()}": "key id 'k2' in store.encryption_key_env (TENANG_TEST_KEYS) is not "
                        "the key this store was encrypted with under that id (wrong key?)",
