@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from proxy.cli_config import config_arg
 from proxy.config import Config, ConfigError, load_config
 from proxy.loop import run
 from proxy.ops.rekey import RekeyReport, rekey
+from proxy.ops.retention import patiently
 from proxy.preflight import check_store
 from proxy.store import keyring, open_store
 from proxy.store.errors import StoreError
@@ -26,13 +27,14 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     cmd = sub.add_parser("rekey", parents=[common],
                          help="re-encrypt every stored body under the current key of "
                               "[store] encryption_key_env, and exit")
-    cmd.add_argument("--config", type=Path, required=True,
-                     help="path to the TOML config (see config.example.toml)")
+    config_arg(cmd)
 
 
 async def _rekey(config: Config, current: str, previous: list[str]) -> RekeyReport:
     backend = open_store(config.store)
-    await backend.open()
+    # Opening writes (the key check records the current key id): beside a serving
+    # Tenang it may find the lock held past busy_timeout_ms, like any batch.
+    await patiently(backend.open, "opening the store", "rekey")
     try:
         return await rekey(backend.sealing, backend.audit, current, previous)
     finally:

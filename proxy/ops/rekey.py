@@ -3,8 +3,10 @@ under the current encryption key, plaintext ones included (``Sealing.reseal``).
 
 It walks the requests by id in short batches (one transaction each) and rests between
 them as long as a batch took, so a serving Tenang's commits find the write lock free
-half the time. Stopped and run again, it goes over the store anew and re-seals only what
-is not yet under the current key (nothing twice). At the end it counts what is under
+half the time; a batch that finds the database locked past its busy timeout (SQLite)
+is tried again (``patiently``). Stopped and run again, it goes over the store anew and
+re-seals only what is not yet under the current key (nothing twice). At the end it
+counts what is under
 each key id: the previous keys nothing is left under are retired (a start without them
 is then allowed), and the run is recorded in the audit log.
 """
@@ -15,7 +17,9 @@ import asyncio
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from functools import partial
 
+from proxy.ops.retention import patiently
 from proxy.store.protocols import AuditLog, Sealing
 
 ACTOR = "tenang rekey"
@@ -62,7 +66,7 @@ async def rekey(store: Sealing, audit: AuditLog, current: str, previous: Collect
     requests = resealed = 0
     while True:
         started = time.monotonic()
-        done = await store.reseal(after, batch)
+        done = await patiently(partial(store.reseal, after, batch), "a batch", "rekey")
         requests += done.requests
         resealed += done.resealed
         if progress is not None:
@@ -74,11 +78,12 @@ async def rekey(store: Sealing, audit: AuditLog, current: str, previous: Collect
     counts = dict(await store.sealed_counts())
     retired = tuple(sorted(k for k in previous if k != current and not counts.get(k)))
     now = clock()
-    await store.retire_keys(retired, now)
+    await patiently(partial(store.retire_keys, retired, now), "retiring keys", "rekey")
     report = RekeyReport(requests, resealed, current, counts, retired)
-    await audit.audit(ACTOR, "rekey", None,
-                      f"re-encrypted {resealed} values under key id {current}"
-                      + (f"; retired {', '.join(retired)}" if retired else "")
-                      + (f"; {report.left_behind} not under it" if report.left_behind
-                         else ""), now)
+    await patiently(partial(
+        audit.audit, ACTOR, "rekey", None,
+        f"re-encrypted {resealed} values under key id {current}"
+        + (f"; retired {', '.join(retired)}" if retired else "")
+        + (f"; {report.left_behind} not under it" if report.left_behind else ""), now),
+        "its audit entry", "rekey")
     return report

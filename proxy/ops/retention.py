@@ -49,8 +49,9 @@ LOCKED_PATIENCE_S = 300.0
 T = TypeVar("T")
 
 
-async def patiently(write: Callable[[], Awaitable[T]], what: str) -> T:
-    """``write()``, tried again while the database stays locked by another writer."""
+async def patiently(write: Callable[[], Awaitable[T]], what: str, who: str = "retention") -> T:
+    """``write()``, tried again while the database stays locked by another writer
+    (``who``: the walk logging it, e.g. `tenang rekey`'s)."""
     waited, delay = 0.0, LOCKED_FIRST_WAIT_S
     while True:
         try:
@@ -58,8 +59,8 @@ async def patiently(write: Callable[[], Awaitable[T]], what: str) -> T:
         except StoreLocked as exc:
             if waited >= LOCKED_PATIENCE_S:
                 raise
-            log.warning("retention: %s: %s (another writer holds the database); waiting "
-                        "%.1f s, then trying again", what, exc, delay)
+            log.warning("%s: %s: %s (another writer holds the database); waiting "
+                        "%.1f s, then trying again", who, what, exc, delay)
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, LOCKED_WAIT_MAX_S)
