@@ -4,11 +4,13 @@ number over HTTP and delivers them to the BPJS simulator as sent; the database's
 files (SQLite: the file and its WAL, raw bytes; PostgreSQL: the columns' raw bytes, and
 the table's files and the WAL in the data directory when this user may read it) hold
 neither; the admin API shows the bodies; `tenang rekey` moves every value to a new key
-with `tenang audit verify` green before and after; the old key removed, every request
-still reads; a wrong or missing key stops `check-config` and `serve` with one line."""
+while Tenang serves, with `tenang audit verify` green before and after; the old key
+removed, every request still reads; a wrong or missing key stops `check-config` and
+`serve` with one line."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -170,6 +172,16 @@ def environment(store: Store, keys: str | None) -> dict[str, str]:
     return env
 
 
+async def tenang_async(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """``tenang`` beside the test's own event loop (an in-process Tenang keeps serving):
+    its exit code, and its stdout and stderr together."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "proxy", *args, cwd=REPO, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
+    return (proc.returncode if proc.returncode is not None else -1), out.decode()
+
+
 def tenang(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "proxy", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
@@ -250,12 +262,22 @@ async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wr
     verified = tenang(environment(store, first), "audit", "verify", "--config", str(config))
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
-    rotated = tenang(environment(store, f"{second},{first}"), "rekey", "--config",
-                     str(config))
-    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
-    # 3 bodies and BPJS's 3 answers (no callback_url: no payloads).
-    assert "re-encrypted 6 values under key id k2" in rotated.stdout
-    assert "no value is left under k1" in rotated.stdout
+    # Rotation: k2 first, k1 after it, Tenang restarted; rekey runs while it serves.
+    rotating = environment(store, f"{second},{first}")
+    running = await start_tenang(load_config(config, rotating))
+    rekeying = asyncio.create_task(tenang_async(rotating, "rekey", "--config", str(config)))
+    meanwhile = dict([await send(http, running.gateway_url, patient, n) for n in (3, 4)])
+    for request_id in meanwhile:
+        await wait_status(http, running.admin_url, request_id, "succeeded")
+    code, out = await rekeying
+    assert code == 0, out
+    # The 3 bodies and BPJS's 3 answers stored under k1 (no callback_url: no payloads);
+    # what was stored meanwhile went in under k2.
+    assert "re-encrypted 6 values under key id k2" in out
+    assert "no value is left under k1" in out
+    sent |= meanwhile
+    await shown_in_full(http, running.admin_url, sent)
+    await running.stop()
     assert await store.key_ids() == {"k2"}
     await assert_no_plaintext(store, patient)
     verified = tenang(environment(store, second), "audit", "verify", "--config", str(config))
