@@ -165,9 +165,22 @@ async def add(http: aiohttp.ClientSession, tenang: Tenang, kodebooking: str) -> 
         return resp.status
 
 
+async def slot_leases(pg_url: str, pid: int | None = None) -> list[float]:
+    """Until when the send slots held now are leased: every instance's, or process
+    ``pid``'s (lease owners are host:pid:random)."""
+    conn = await asyncpg.connect(pg_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT until FROM send_slots WHERE owner LIKE $1 AND until > $2",
+            "%" if pid is None else f"%:{pid}:%", time.time())
+        return sorted(float(r["until"]) for r in rows)
+    finally:
+        await conn.close()
+
+
 async def test_three_instances_together_never_have_more_than_max_concurrency_sends_out(
         instances: Instances, bpjs_sim: RunningSimulator,
-        http: aiohttp.ClientSession) -> None:
+        http: aiohttp.ClientSession, pg_url: str) -> None:
     slots = 2
     tenangs = await instances(3, relay_enabled=False, rate={"max_concurrency": slots},
                               routes=[{"match": "POST antrean/add", "mode": "deadline",
@@ -197,22 +210,13 @@ async def test_three_instances_together_never_have_more_than_max_concurrency_sen
           f"{bpjs_sim.state.most_answering}")
     assert 200 in answers and 202 in answers, answers  # live sends and replays both ran
 
-    def all_given_back() -> bool:  # (an idle lane holds one for a moment while it looks)
+    async def all_given_back() -> bool:  # (an idle lane holds one a moment while it looks)
         return all(t.relay is not None and t.relay.lanes["antrean"].slots.held == 0
-                   for t in tenangs)
+                   for t in tenangs) and await slot_leases(pg_url) == []
 
-    await wait_until(all_given_back, what="every send slot given back")
+    await wait_until(all_given_back, what="every send slot given back, in the store too")
 
 
-async def slot_leases_of(pg_url: str, pid: int) -> list[float]:
-    """Until when process ``pid``'s send slots are leased (lease owners are host:pid:random)."""
-    conn = await asyncpg.connect(pg_url)
-    try:
-        rows = await conn.fetch("SELECT until FROM send_slots WHERE owner LIKE $1",
-                                f"%:{pid}:%")
-        return sorted(float(r["until"]) for r in rows)
-    finally:
-        await conn.close()
 
 
 async def test_a_killed_instances_send_slots_come_back_after_their_lease(
@@ -241,13 +245,13 @@ async def test_a_killed_instances_send_slots_come_back_after_their_lease(
 
         async def holds_every_slot() -> bool:
             victim.check_alive()
-            return len(await slot_leases_of(pg_url, pid)) == slots
+            return len(await slot_leases(pg_url, pid)) == slots
 
         await wait_until(holds_every_slot, what="the victim sending under both slots")
     finally:
         victim.kill()  # SIGKILL: no slot is given back
     killed_at = time.time()
-    leases = await slot_leases_of(pg_url, pid)  # as the dead instance last renewed them
+    leases = await slot_leases(pg_url, pid)  # as the dead instance last renewed them
     assert len(leases) == slots and min(leases) > killed_at, (leases, killed_at)
     await bpjs_sim.set_mode(latency_ms=0)
 
