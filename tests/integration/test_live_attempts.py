@@ -105,8 +105,13 @@ async def test_many_live_inserts_ending_every_way_give_back_every_slot_and_permi
     _, lane, breaker = parts(simrs.tenang)
     n = 0
     for _ in range(2):
-        for _, fault, waits in WAYS:
+        for way, fault, waits in WAYS:
             n += 1
+            # Each way meets a free slot, as its name says (a send of the way before
+            # may outlast the SIMRS's wait; with no slot free the insert would be queued
+            # at once, and the SIMRS "gone early" would hear its 202 first).
+            await wait_until(lambda: gave_everything_back(lane, breaker),
+                             what=f"the slots and permit back before {way!r}")
             if fault is not None:
                 await bpjs_sim.fault("SEP/2.0/insert", fault[0], delay_ms=fault[1])
             if waits:
