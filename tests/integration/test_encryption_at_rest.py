@@ -28,8 +28,10 @@ import aiohttp
 import asyncpg
 import pytest
 
+from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.config import load_config
+from proxy.config import Config, load_config
+from tests.admin_ui.conftest import Browser, with_ui_users
 from tests.bpjs_support import booking
 from tests.conftest import ADMIN_TOKEN, StartTenang
 from tests.integration.test_admin_api import api, wait_status
@@ -164,6 +166,11 @@ timeout_s = 2.0
     return path
 
 
+def ui_config(path: Path, env: dict[str, str]) -> Config:
+    """The config file as `serve` loads it, with one admin UI user per role."""
+    return with_ui_users(load_config(path, env))
+
+
 def environment(store: Store, keys: str | None) -> dict[str, str]:
     env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, TEST_SECRET_ENV: TEST_SECRET}
     env.pop(KEYS_ENV, None)
@@ -231,13 +238,26 @@ async def assert_no_plaintext(store: Store, patient: Patient) -> None:
             assert word not in blob, f"{word!r} found in the {store.kind} store's bytes"
 
 
-async def shown_in_full(http: aiohttp.ClientSession, admin_url: str,
+async def shown_in_full(http: aiohttp.ClientSession, running: Tenang, patient: Patient,
                         sent: dict[str, bytes]) -> None:
+    """Each request in full: its detail in the JSON API (the admin token) and on the UI's
+    detail page (an admin's login)."""
+    # unsafe=True: aiohttp's cookie jar otherwise ignores cookies from IP addresses.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        browser = Browser(running.admin_url, session)
+        assert await browser.login("adi") == 303
+        await _shown_in_full(http, running, browser, patient, sent)
+
+
+async def _shown_in_full(http: aiohttp.ClientSession, running: Tenang, browser: Browser,
+                         patient: Patient, sent: dict[str, bytes]) -> None:
     for request_id, raw in sent.items():
-        detail = await api(http, "GET", f"{admin_url}/api/v1/requests/{request_id}")
+        detail = await api(http, "GET", f"{running.admin_url}/api/v1/requests/{request_id}")
         assert detail["status"] == "succeeded"
         assert detail["body"] == raw.decode()  # the admin role sees identifiers in full
         assert detail["last_response"]
+        status, page, _ = await browser.get(f"/requests/{request_id}")
+        assert status == 200 and patient.nik in page and patient.card in page
 
 
 async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wrong_key(
@@ -247,7 +267,7 @@ async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wr
     config = config_file(store, bpjs_sim.url)
     patient = Patient()
 
-    running = await start_tenang(load_config(config, environment(store, first)))
+    running = await start_tenang(ui_config(config, environment(store, first)))
     sent = dict([await send(http, running.gateway_url, patient, n) for n in range(3)])
     for request_id in sent:
         await wait_status(http, running.admin_url, request_id, "succeeded")
@@ -255,7 +275,7 @@ async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wr
     assert sorted(map(json.dumps, delivered)) == sorted(
         json.dumps(json.loads(raw)) for raw in sent.values())
     await assert_no_plaintext(store, patient)  # serving: SQLite's WAL not checkpointed
-    await shown_in_full(http, running.admin_url, sent)
+    await shown_in_full(http, running, patient, sent)
     await running.stop()
     await assert_no_plaintext(store, patient)
     assert await store.key_ids() == {"k1"}
@@ -264,7 +284,7 @@ async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wr
 
     # Rotation: k2 first, k1 after it, Tenang restarted; rekey runs while it serves.
     rotating = environment(store, f"{second},{first}")
-    running = await start_tenang(load_config(config, rotating))
+    running = await start_tenang(ui_config(config, rotating))
     rekeying = asyncio.create_task(tenang_async(rotating, "rekey", "--config", str(config)))
     meanwhile = dict([await send(http, running.gateway_url, patient, n) for n in (3, 4)])
     for request_id in meanwhile:
@@ -276,7 +296,7 @@ async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wr
     assert "re-encrypted 6 values under key id k2" in out
     assert "no value is left under k1" in out
     sent |= meanwhile
-    await shown_in_full(http, running.admin_url, sent)
+    await shown_in_full(http, running, patient, sent)
     await running.stop()
     assert await store.key_ids() == {"k2"}
     await assert_no_plaintext(store, patient)
@@ -286,8 +306,8 @@ async def test_encrypted_at_rest_delivered_as_sent_rekeyed_and_refused_with_a_wr
     assert sorted(r["body"] for r in exported) == sorted(r.decode() for r in sent.values())
     assert all(r["last_response"] for r in exported)  # BPJS's answers, decrypted
 
-    running = await start_tenang(load_config(config, environment(store, second)))
-    await shown_in_full(http, running.admin_url, sent)  # the old key is gone
+    running = await start_tenang(ui_config(config, environment(store, second)))
+    await shown_in_full(http, running, patient, sent)  # the old key is gone
     await running.stop()
 
     checked = tenang(environment(store, f"{second},k0:{key()}"), "check-config", "--config",
