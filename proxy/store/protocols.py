@@ -478,8 +478,9 @@ class Sealing(Protocol):
         id, None for plaintext: a full read, for `tenang rekey`'s report."""
 
     async def retire_keys(self, key_ids: Sequence[str], now: float) -> None:
-        """Note that no value is left under ``key_ids``: a start without them is then
-        allowed (``Keyring.check``)."""
+        """The walk is over: note that no value is left under ``key_ids`` (a start
+        without them is then allowed: ``Keyring.check``), and let go of what the walk
+        replaced (SQLite: its WAL checkpointed and truncated)."""
 
 
 ROLES: Mapping[str, type] = {

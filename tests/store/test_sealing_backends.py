@@ -6,6 +6,7 @@ the rekey walk (``proxy.ops.rekey``), and the keyrings a store refuses at open."
 from __future__ import annotations
 
 import base64
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -211,3 +212,36 @@ async def test_a_sealed_value_moved_to_another_row_does_not_open(place: Place) -
         assert isinstance(broken.value, StoreError)  # the admin side's error mapper knows it
     finally:
         await backend.close()
+
+
+async def test_a_store_encrypted_after_the_fact_keeps_no_old_body_in_its_files(
+        tmp_path: Path) -> None:
+    """SQLite moves a row that grows: the walk zeroes the cells the plaintext was in
+    (``secure_delete``, whatever the build's default) and truncates the WAL (PostgreSQL
+    keeps old row versions until VACUUM FULL: README)."""
+    path = tmp_path / "tenang.db"
+    nik = b"32" + secrets.token_hex(7).encode()
+    backend = sqlite_backend(path)
+    await backend.open()
+    try:
+        # About a kilobyte each, as Antrean bodies are: a few to a page.
+        stored = [req(i, body=b'{"nik": "' + nik + b'"}' + b" " * (900 + i))
+                  for i in range(1, 30)]
+        for r in stored:
+            await enqueue(backend.intake, r)
+    finally:
+        await backend.close()
+    assert nik in path.read_bytes()
+
+    backend = sqlite_backend(path, keys=ring(("k1", 1)))
+    await backend.open()
+    try:
+        assert (await rekey(backend.sealing, backend.audit, "k1", [], batch=7)).resealed == 29
+        files = [p for p in (path, Path(f"{path}-wal")) if p.exists()]
+        assert [nik in p.read_bytes() for p in files] == [False] * len(files)
+        for r in stored:
+            got = await backend.log.get(r.id)
+            assert got is not None and got.body == r.body
+    finally:
+        await backend.close()
+    assert nik not in path.read_bytes()

@@ -3,6 +3,11 @@
 A batch's reads and writes are one transaction of the writer (BEGIN IMMEDIATE), and each
 update is a compare-and-set on the key id, so a serving Tenang's writes on the same file
 (its purge, say) are never overwritten with a stale value: the walk can run beside it.
+
+A sealed value is longer than the plaintext it replaces, so SQLite moves the row and
+frees the cells the plaintext was in: the walk's connection sets ``secure_delete`` so
+those are overwritten with zeros, and at the end the WAL is checkpointed and truncated,
+so a store encrypted after the fact keeps no old body in its file or its WAL.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class SqliteSealing:
             return keys.seal(keys.open(value, key_id, aad), aad)
 
         def op(c: ChainedConnection) -> ResealBatch:
+            c.execute("PRAGMA secure_delete=ON")  # this process's writer: the walk's own
             rows = c.execute(QUERIES["reseal_requests"], (after_id or "", limit)).fetchall()
             if not rows:
                 return ResealBatch(0, 0, None)
@@ -69,3 +75,6 @@ class SqliteSealing:
         if ids:
             sql = with_ids(QUERIES["retire_sealing_keys"], len(ids))
             await self._db.write(lambda c: c.execute(sql, (now, *ids)))
+        # The walk is over: the pages it replaced leave the WAL (a reader a serving
+        # Tenang holds open may keep the checkpoint from finishing: then at its next).
+        await self._db.read("PRAGMA wal_checkpoint(TRUNCATE)")
