@@ -11,11 +11,25 @@ store (``Coordination.take_send_slots``), so together they have at most
 Either way a slot is given back exactly once: by the delivery when it ends, or by whoever
 took it when it was not used. A slot lost to a store error on the way back is not lost
 for good: its lease runs out.
+
+Live sends come first (``take_live``). A deadline-mode request finding every slot busy
+(a backlog draining after an outage holds them all for minutes) waits for one up to its
+deadline, the time the SIMRS would have waited for BPJS anyway, instead of being
+answered 202 at once: staff at the counter need the SEP number now. While one of this
+instance's live attempts waits, a slot given back here goes to it (the oldest waiting)
+instead of becoming free, so the relay cannot take it again in between, and the lane
+takes no slot meanwhile (``live_waiting``). A handed-over slot never stops being this
+instance's (on a shared store its lease stays ours), so the count never exceeds
+``max_concurrency``, and it stays ours exactly until the live send ends.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from proxy.config import UpstreamConfig
@@ -47,13 +61,91 @@ class Slots(Protocol):
     def wait_s(self, poll_interval_s: float) -> float:
         """Longest wait after a take that granted nothing (a give-back here wakes it)."""
 
+    @property
+    def live_waiting(self) -> bool:
+        """A live attempt of this instance waits for a slot: the lane must not take one."""
 
-class LocalSlots:
+    async def take_live(self, clock: Callable[[], float], lease_s: float,
+                        budget_s: float) -> list[int]:
+        """One slot for a live send, waiting up to ``budget_s`` for one (ahead of the
+        lane); [] when none came in time."""
+
+
+class LiveFirst:
+    """What both kinds of slots share: this instance's live attempts waiting for a slot,
+    oldest first, and the hand-over of slots given back to them."""
+
+    # How often a waiting live attempt asks again for a slot freed outside this
+    # instance (None: never, every slot comes back through ``give_back`` here).
+    poll_s: float | None = None
+
+    def __init__(self) -> None:
+        self._held: set[int] = set()
+        self._waiters: deque[asyncio.Future[int]] = deque()
+
+    @property
+    def live_waiting(self) -> bool:
+        return any(not f.done() for f in self._waiters)
+
+    async def take(self, wanted: int, now: float, until: float) -> list[int]:
+        raise NotImplementedError
+
+    async def _free(self, slots: list[int]) -> None:
+        raise NotImplementedError
+
+    async def give_back(self, slots: list[int]) -> None:
+        left = []
+        for slot in slots:
+            while self._waiters and self._waiters[0].done():
+                self._waiters.popleft()  # timed out or cancelled meanwhile
+            if self._waiters and slot in self._held:
+                self._waiters.popleft().set_result(slot)  # still ours, now the live send's
+            else:
+                left.append(slot)
+        await self._free(left)
+
+    async def take_live(self, clock: Callable[[], float], lease_s: float,
+                        budget_s: float) -> list[int]:
+        now = clock()
+        taken = [] if self.live_waiting else await self.take(1, now, now + lease_s)
+        if taken or budget_s <= 0:
+            return taken
+        loop = asyncio.get_running_loop()
+        handed: asyncio.Future[int] = loop.create_future()
+        self._waiters.append(handed)
+        deadline = loop.time() + budget_s
+        try:
+            while not handed.done() and (left := deadline - loop.time()) > 0:
+                await asyncio.wait([handed], timeout=left if self.poll_s is None
+                                   else min(left, self.poll_s))
+                if handed.done() or loop.time() >= deadline:
+                    break
+                # Not under the deadline's timeout: a store call cut short could take a
+                # slot nobody knows of (back only after its lease).
+                now = clock()
+                polled = await self.take(1, now, now + lease_s)
+                if polled and not handed.done():
+                    handed.set_result(polled.pop())
+                await self.give_back(polled)  # handed one meanwhile: the next waiter's
+        except BaseException:
+            if handed.done() and not handed.cancelled():
+                await self.give_back([handed.result()])
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(handed)
+            if not handed.done():
+                handed.cancel()
+        # Handed over at the very moment the budget ran out: used, not wasted.
+        return [handed.result()] if handed.done() and not handed.cancelled() else []
+
+
+class LocalSlots(LiveFirst):
     """One instance's own count: nobody else sends to this upstream from this store."""
 
     def __init__(self, limit: int) -> None:
+        super().__init__()
         self._limit = limit
-        self._held: set[int] = set()
 
     @property
     def held(self) -> int:
@@ -64,7 +156,7 @@ class LocalSlots:
         self._held.update(free)
         return free
 
-    async def give_back(self, slots: list[int]) -> None:
+    async def _free(self, slots: list[int]) -> None:
         self._held.difference_update(slots)
 
     async def renew(self, until: float) -> None:
@@ -74,15 +166,17 @@ class LocalSlots:
         return poll_interval_s
 
 
-class SharedSlots:
+class SharedSlots(LiveFirst):
     """The upstream's slots in the store, leased to this instance (``owner``)."""
 
+    poll_s = SHARED_RETRY_S
+
     def __init__(self, upstream: UpstreamConfig, store: Coordination, owner: str) -> None:
+        super().__init__()
         self._name = upstream.name
         self._limit = upstream.rate.max_concurrency
         self._store = store
         self._owner = owner
-        self._held: set[int] = set()
 
     @property
     def held(self) -> int:
@@ -96,7 +190,7 @@ class SharedSlots:
         self._held.update(taken)
         return taken
 
-    async def give_back(self, slots: list[int]) -> None:
+    async def _free(self, slots: list[int]) -> None:
         # Forgotten here first: a return cut short (cancelled, a store error) must not
         # leave the slot renewed for ever; its lease runs out instead.
         self._held.difference_update(slots)

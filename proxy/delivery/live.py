@@ -10,14 +10,18 @@ stored) and the future that carries the recorded result back to the waiting SIMR
 ``LiveAttempt`` holds them together, and the gateway enters and leaves it (``async
 with``: on a shared store taking and returning the slot are store calls)::
 
-    async with relay.live(upstream) as live:
+    async with relay.live(upstream, deadline_s) as live:
         call = live.lease(call)             # unchanged when the breaker or slots said no
         ...store it; return early on a duplicate or a store error...
         live.start(stored, headers)         # permit and slot pass to the lane's delivery
-        result = await live.result(deadline_s)
+        result = await live.result(live.remaining_s(deadline_s))
 
-With no free slot the request is not refused: like one the breaker holds back, it is
-stored for the relay, which sends it as soon as a slot comes back.
+With no free slot it waits for one, up to its own deadline (``budget_s``, the time the
+SIMRS waits for BPJS anyway), ahead of the relay's replays (``Slots.take_live``, see
+proxy/delivery/concurrency.py); the SIMRS then waits for the answer what is left of the
+deadline (``remaining_s``). Only when none comes in time is the request not sent live:
+like one the breaker holds back, it is stored (once, not leased) for the relay, which
+sends it as soon as a slot comes back.
 
 The permit and the slot are handed back exactly once: on leaving, if it was never
 started (refused, duplicate, store error, a bug, the SIMRS's request cancelled), and
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -45,6 +50,10 @@ from proxy.store.records import NewRequest, StoredRequest
 
 if TYPE_CHECKING:
     from proxy.delivery.relay import Lane
+
+
+# A wait for a slot shorter than this was none: a free slot taken at once (a store call).
+WAITED_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +71,14 @@ class LiveAttempt:
     Not entered through a relay (``NOT_LIVE``), or refused by the breaker, it is not
     ``permitted``: ``lease`` changes nothing and the request is left to the relay."""
 
-    __slots__ = ("_lane", "_leased", "_permit", "_slot", "_started", "answer", "headers")
+    __slots__ = ("_budget_s", "_lane", "_leased", "_permit", "_slot", "_started", "answer",
+                 "headers", "waited_s")
 
-    def __init__(self, lane: Lane | None) -> None:
+    def __init__(self, lane: Lane | None, budget_s: float = 0.0) -> None:
+        """``budget_s``: how long it may wait for a send slot (0: not at all)."""
         self._lane = lane
+        self._budget_s = budget_s
+        self.waited_s = 0.0  # spent waiting for a slot, off the SIMRS's deadline
         self._permit: Permit | None = None
         self._slot: list[int] = []  # the send slot held, until started or left
         self._started = False
@@ -80,18 +93,30 @@ class LiveAttempt:
         permit = lane.d.breaker.try_acquire()
         if permit is None:
             return self
-        now = lane.clock()
+        started = time.monotonic()
         try:
-            self._slot = await lane.slots.take(1, now, now + lane.lease_s)
+            self._slot = await lane.slots.take_live(lane.clock, lane.lease_s, self._budget_s)
         except StoreError:
             pass  # no slot known to be ours: sent by the relay like any queued request
         except BaseException:
             lane.d.breaker.cancel(permit)
             raise
-        if self._slot:
+        finally:
+            self.waited_s = time.monotonic() - started
+            if self.waited_s > WAITED_S:
+                lane.wakeup.set()  # the lane left the slots to it: they may be free now
+        if self._slot and self.waited_s > WAITED_S:
+            # The breaker may have moved while it waited (the backlog's sends failing):
+            # a permit of the state before would send to an upstream known down, its
+            # result ignored.
+            lane.d.breaker.cancel(permit)
+            permit = lane.d.breaker.try_acquire()
+            if permit is None:
+                await lane.release(self._slot)
+        if self._slot and permit is not None:
             self._permit = permit
-        else:
-            lane.d.breaker.cancel(permit)  # every slot is busy: the relay sends it later
+        elif permit is not None:
+            lane.d.breaker.cancel(permit)  # no slot in time: the relay sends it later
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -117,14 +142,17 @@ class LiveAttempt:
         so no lane claims it before ``start``."""
         if self._permit is None or self._lane is None:
             return call
-        # The lease counts from the receipt, and the commit may outlast it on a loaded
-        # machine: until the send starts, the lane's take-over must know the row is ours,
-        # or it records a send that never happened as interrupted and sends it again.
+        # The lease counts from now, not the receipt: the wait for a slot may have taken
+        # most of a lease, and another instance would take the row over as soon as it is
+        # committed. The commit may still outlast it on a loaded machine: until the send
+        # starts, the lane's take-over must know the row is ours, or it records a send
+        # that never happened as interrupted and sends it again.
         self._forget_lease()
         self._leased = call.id
         self._lane.leased.add(call.id)
+        since = max(call.received_at, self._lane.clock())
         return dataclasses.replace(call, lease_owner=self._lane.d.owner,
-                                   lease_expires_at=call.received_at + self._lane.lease_s)
+                                   lease_expires_at=since + self._lane.lease_s)
 
     def _forget_lease(self) -> None:
         leased, self._leased = self._leased, None
@@ -142,6 +170,11 @@ class LiveAttempt:
         lane.spawn(lane.d.deliver(request, permit, self), request.id, self._slot.pop())
         self._started = True
         self._forget_lease()  # delivering now, in the same step: no moment unowned
+
+    def remaining_s(self, deadline_s: float) -> float:
+        """What is left of the SIMRS's ``deadline_s`` for BPJS's answer, after the wait
+        for a slot."""
+        return max(0.0, deadline_s - self.waited_s)
 
     def settle(self, result: LiveResult) -> None:
         """The delivery's recorded result (called once it is stored, or it gave up)."""

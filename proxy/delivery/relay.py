@@ -109,7 +109,12 @@ class Lane:
         """Claim requests and start each under a send slot of its own: how many, or None
         when none could be (the lane then waits ``_wait_s``). The breaker's permit, the
         send rate's tokens and the slots are taken in that order, cheapest first: a lane
-        held back by the rate (the busy case) asks nothing of the slots."""
+        held back by the rate (the busy case) asks nothing of the slots. While a live
+        attempt of this instance waits for a slot, the lane takes none: the SIMRS is
+        waiting for that one, nobody for a replay (it is woken when the wait ends)."""
+        if self.slots.live_waiting:
+            self._wait_s = self.relay_cfg.poll_interval_s
+            return None
         permit = self.d.breaker.try_acquire()
         if permit is None:
             probe_at = self.d.breaker.probe_at
@@ -277,10 +282,11 @@ class Relay:
         }
         self._tasks: list[asyncio.Task[None]] = []
 
-    def live(self, upstream: str) -> LiveAttempt:
+    def live(self, upstream: str, budget_s: float = 0.0) -> LiveAttempt:
         """A send to ``upstream`` made while the SIMRS waits (deadline mode), if the
-        breaker allows one when it is entered (``with``; proxy/delivery/live.py)."""
-        return LiveAttempt(self.lanes[upstream])
+        breaker allows one when it is entered (``with``; proxy/delivery/live.py) and a
+        send slot is free or comes back within ``budget_s``."""
+        return LiveAttempt(self.lanes[upstream], budget_s)
 
     def wake(self, upstream: str) -> None:
         """New work for ``upstream`` was committed."""

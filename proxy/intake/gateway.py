@@ -167,7 +167,9 @@ class Gateway:
         if refusal is not None:
             return refuse(up.preset, 503, STORE_REFUSED.format(refusal))
         # Deadline mode sends live while the SIMRS waits, if the breaker allows it now.
-        live = self.relay.live(up.name) if rule.mode is Mode.DEADLINE and \
+        # Every slot busy, it waits for one up to its deadline, ahead of the relay.
+        deadline_s = rule.deadline_ms / 1000
+        live = self.relay.live(up.name, deadline_s) if rule.mode is Mode.DEADLINE and \
             self.relay is not None else NOT_LIVE
         async with live:  # leaving it unsent hands the permit and the slot back
             call = live.lease(call)
@@ -186,7 +188,7 @@ class Gateway:
                     self.relay.wake(up.name)
                 return self._accepted(route, rule, call.id)
             live.start(call.as_stored(), live_headers(sent))
-            live_reply = _live_reply(await live.result(rule.deadline_ms / 1000))
+            live_reply = _live_reply(await live.result(live.remaining_s(deadline_s)))
         if live_reply is None:
             return self._accepted(route, rule, call.id)
         return live_reply.with_id(call.id)

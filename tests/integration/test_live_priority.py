@@ -1,0 +1,115 @@
+"""Live sends come before replays (deadline mode while a backlog drains).
+
+After an outage the relay replays the backlog under every ``rate.max_concurrency`` slot
+for minutes. A SEP insert made at the counter meanwhile must not be answered 202 at
+once: it waits for a slot up to its deadline, takes the next one freed ahead of the
+relay and gets BPJS's live answer (the SEP number). Only a deadline shorter than any
+slot takes to free makes it a 202, and it is then sent once, by the relay. BPJS never
+sees more than ``max_concurrency`` at once. Over real HTTP to the BPJS simulator, on
+SQLite (one instance)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.lifecycle import Status
+from tests.bpjs_support import bpjs_config
+from tests.conftest import wait_until
+from tests.integration.test_live_attempts import card, parts
+from tests.integration.test_modes import SEP_INSERT, Caller, t_sep
+
+SLOTS = 2
+
+
+async def draining(tmp_path: Path, sim: RunningSimulator, start_tenang: Any,
+                   http: aiohttp.ClientSession, *, backlog: int, latency_ms: float,
+                   deadline_ms: int) -> Caller:
+    """Tenang for VClaim (``SLOTS`` send slots, SEP inserts with a ``deadline_ms``
+    deadline) replaying ``backlog`` SEP inserts stored during an outage (a forced-open
+    breaker: each answered 202) to a BPJS taking ``latency_ms`` per answer; returned once
+    the relay holds every slot."""
+    cfg = bpjs_config(tmp_path, sim, "vclaim", timeout_s=latency_ms / 1000 + 3.0,
+                      rate={"max_concurrency": SLOTS},
+                      routes=[{"match": "POST SEP/{v}/insert", "deadline_ms": deadline_ms}])
+    simrs = Caller(http, sim, await start_tenang(cfg), "vclaim")
+    _, lane, breaker = parts(simrs.tenang)
+    breaker.force_open()
+    for n in range(backlog):
+        status, _, _, _ = await simrs.call("POST", SEP_INSERT, t_sep(card(n)))
+        assert status == 202
+    await sim.set_mode(latency_ms=latency_ms)
+    breaker.release()  # BPJS is back: one probe, then the replays under every slot
+    await wait_until(lambda: len(lane.delivering) == SLOTS,
+                     what="the relay replaying under every slot")
+    return simrs
+
+
+async def succeeded(simrs: Caller) -> int:
+    counts = (await simrs.tenang.backend.log.summary())["vclaim"].counts
+    return int(counts.get(Status.SUCCEEDED, 0))
+
+
+async def sent_for(sim: RunningSimulator, no_kartu: str) -> int:
+    return sum(1 for e in await sim.log("SEP/2.0/insert")
+               if no_kartu in str(e["body"]))
+
+
+async def test_a_live_sep_insert_during_a_replay_gets_the_sep_number_ahead_of_the_backlog(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    # 24 replays at 0.3 s, two at a time: 3.6 s to drain, longer than the 3 s deadline,
+    # so an answer within the deadline is one that went ahead of the backlog.
+    backlog, latency_ms, deadline_ms = 24, 300, 3000
+    simrs = await draining(tmp_path, bpjs_sim, start_tenang, http, backlog=backlog,
+                           latency_ms=latency_ms, deadline_ms=deadline_ms)
+    started = time.monotonic()
+    status, headers, doc, sent = await simrs.call("POST", SEP_INSERT, t_sep(card(backlog)))
+    took = time.monotonic() - started
+    replayed = await succeeded(simrs)
+    assert (status, doc["metaData"]["code"]) == (200, "200"), doc
+    sep = bpjs_sim.decrypt(doc, sent)["sep"]["noSep"]
+    assert sep.startswith("0301R001")
+    assert took < deadline_ms / 1000, took
+    assert replayed < backlog + 1, "answered only once the backlog was replayed"
+    print(f"live answer in {took:.2f} s, {replayed - 1} of {backlog} replayed meanwhile")
+
+    await wait_until(lambda: _all_succeeded(simrs, backlog + 1), timeout_s=30,
+                     what="the backlog to drain")
+    request = await simrs.status_of(headers["X-Tenang-Request-Id"])
+    assert (request["status"], request["attempt_count"]) == ("succeeded", 1)
+    assert await sent_for(bpjs_sim, card(backlog)) == 1
+    assert (await bpjs_sim.snapshot())["concurrency"]["most"] <= SLOTS
+
+
+async def test_a_live_sep_insert_finding_no_slot_within_its_deadline_is_queued_and_sent_once(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    # Each replay is out 2 s; the SIMRS waits 0.3 s: no slot frees within it.
+    backlog, latency_ms, deadline_ms = 4, 2000, 300
+    simrs = await draining(tmp_path, bpjs_sim, start_tenang, http, backlog=backlog,
+                           latency_ms=latency_ms, deadline_ms=deadline_ms)
+    started = time.monotonic()
+    status, headers, _, _ = await simrs.call("POST", SEP_INSERT, t_sep(card(backlog)))
+    took = time.monotonic() - started
+    assert status == 202
+    assert took >= deadline_ms / 1000, f"{took:.2f} s: answered 202 without waiting"
+    request_id = headers["X-Tenang-Request-Id"]
+
+    await wait_until(lambda: _all_succeeded(simrs, backlog + 1), timeout_s=30,
+                     what="the backlog and the queued insert to be delivered")
+    request = await simrs.status_of(request_id)
+    assert (request["status"], request["attempt_count"]) == ("succeeded", 1)
+    assert await sent_for(bpjs_sim, card(backlog)) == 1
+    assert (await bpjs_sim.snapshot())["concurrency"]["most"] <= SLOTS
+    _, lane, _ = parts(simrs.tenang)
+    await wait_until(lambda: lane.free_slots == SLOTS and not lane.slots.live_waiting,
+                     what="every slot back")
+
+
+async def _all_succeeded(simrs: Caller, n: int) -> bool:
+    return await succeeded(simrs) == n
