@@ -11,7 +11,8 @@ connections split evenly between them (the total is the same as for one instance
 Accepted writes/s is the 2xx answers per second, summed over the instances. At the end
 every 2xx answer must be a stored row (each store's ``requests`` counted).
 
-Targets: one PostgreSQL instance >= 0.5x SQLite; three instances >= 1.5x one.
+Targets: one PostgreSQL instance >= 0.5x SQLite; three instances >= 1.5x one. `--no-chain`
+runs every target with `[audit] chain = false` (what the hash chain costs).
 
     .venv/bin/python bench/pg_intake_bench.py [--dsn postgresql://...] [--rounds 3]
 
@@ -73,14 +74,15 @@ class Target:
     work: list[Path] = field(default_factory=list)
     accepted: int = 0  # 2xx answers, warm-up included
 
-    def start(self, root: Path, count: int, upstream_port: int, pool_max: int) -> None:
+    def start(self, root: Path, count: int, upstream_port: int, pool_max: int,
+              chain: bool) -> None:
         env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET}
         for i in range(count):
             work = root / f"{self.name}-{i}"
             work.mkdir()
             port, admin_port = free_port(), free_port()
             pool = f"pool_max = {pool_max}\n" if is_postgres(self.store_url) else ""
-            config = tenang_config(work, port, admin_port, upstream_port,
+            config = tenang_config(work, port, admin_port, upstream_port, chain=chain,
                                    store_url=self.store_url, store_settings=pool)
             with (work / "tenang.log").open("ab") as log:
                 self.procs.append(subprocess.Popen(
@@ -192,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             for target, count in zip(targets, (1, 1, 3), strict=True):
                 stack.callback(target.stop)
-                target.start(work, count, up_port, args.pool_max)
+                target.start(work, count, up_port, args.pool_max, not args.no_chain)
             for target in targets:
                 if args.warmup > 0:
                     target.accepted += load_round(target, script, args.warmup, args)["ok"]
@@ -227,7 +229,8 @@ def report(runs: dict[str, list[dict[str, Any]]], rows: dict[str, int],
     pg3_vs_pg1 = med["pg3"]["rps"] / med["pg1"]["rps"]
     met1, met3 = pg1_vs_sqlite >= TARGET_PG1_VS_SQLITE, pg3_vs_pg1 >= TARGET_PG3_VS_PG1
     durable = {name: rows[name] >= accepted[name] for name in rows}
-    print(f"wrk, {args.connections} connections in all, pool_max {args.pool_max}, "
+    print(f"wrk, {args.connections} connections in all, pool_max {args.pool_max}, hash chain "
+          f"{'off' if args.no_chain else 'on'}, "
           f"{args.rounds} alternating rounds of "
           f"{args.duration:g} s, POST {PATH} (signed); medians; load average before "
           f"{' '.join(f'{x:.2f}' for x in load_before)}, {os.cpu_count()} CPUs")
@@ -248,7 +251,8 @@ def report(runs: dict[str, list[dict[str, Any]]], rows: dict[str, int],
         print(f"durability {name}: {rows[name]} rows, {accepted[name]} 2xx answers "
               f"(incl. warm-up): {'OK' if durable[name] else 'FAIL'}")
     print(json.dumps({
-        "connections": args.connections, "pool_max": args.pool_max, "rounds": args.rounds,
+        "connections": args.connections, "pool_max": args.pool_max,
+        "chain": not args.no_chain, "rounds": args.rounds,
         "duration_s": args.duration,
         "medians": med, "runs": runs, "pg1_vs_sqlite": round(pg1_vs_sqlite, 3),
         "pg3_vs_pg1": round(pg3_vs_pg1, 3), "targets_met": {"pg1": met1, "pg3": met3},
@@ -270,6 +274,8 @@ def main() -> int:
     p.add_argument("--pool-max", type=int, default=10,
                    help="[store] pool_max of each PostgreSQL instance (intake batches use "
                         "half)")
+    p.add_argument("--no-chain", action="store_true",
+                   help="[audit] chain = false on every target (what the hash chain costs)")
     args = p.parse_args()
     return run(args)
 
