@@ -8,7 +8,9 @@ it is run as ``python -m proxy serve`` with that checkout as the working directo
 ``--hello`` adds intake_bench's aiohttp hello-world to the alternating runs, under the same
 load, as the floor to compare against. A checkout written ``PATH:sealed`` runs with
 encryption at rest on (``[store] encryption_key_env``, a fresh key per run): ``. .:sealed``
-compares one checkout with and without it.
+compares one checkout with and without it. ``PATH:nochain`` runs it with the hash chain
+off (``[audit] chain = false``; checkouts before that setting refuse it): ``. .:nochain``
+is what the chain costs. Suffixes combine (``.:sealed:nochain``).
 """
 
 from __future__ import annotations
@@ -77,17 +79,28 @@ def _measure(pid: int, script: Path, url: str, duration_s: int, label: Path) -> 
 
 
 SEALED = ":sealed"
+NO_CHAIN = ":nochain"
 KEYS_ENV = "TENANG_BENCH_KEYS"
 
 
+def _options(target: Path) -> tuple[Path, bool, bool]:
+    """A target's checkout, and whether it runs sealed and with the chain on."""
+    name, sealed, chain = str(target), False, True
+    while name.endswith((SEALED, NO_CHAIN)):
+        if name.endswith(SEALED):
+            name, sealed = name.removesuffix(SEALED), True
+        else:
+            name, chain = name.removesuffix(NO_CHAIN), False
+    return Path(name).resolve(), sealed, chain
+
+
 def one_run(target: Path, duration_s: int, preset: str) -> float:
-    sealed = str(target).endswith(SEALED)
-    checkout = Path(str(target).removesuffix(SEALED)).resolve()
+    checkout, sealed, chain = _options(target)
     with tempfile.TemporaryDirectory(prefix="tenang-cpu-") as tmp:
         work = Path(tmp)
         script = work / "post.lua"
         port, admin_port, up_port = (free_port() for _ in range(3))
-        config = tenang_config(work, port, admin_port, up_port, preset)
+        config = tenang_config(work, port, admin_port, up_port, preset, chain=chain)
         env = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN, SECRET_ENV: SECRET,
                "PYTHONPATH": str(checkout)}
         if sealed:
