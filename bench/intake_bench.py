@@ -358,6 +358,9 @@ def run(args: argparse.Namespace) -> int:
     chain_ratios = [t["rps"] / b["rps"]
                     for t, b in zip(runs["tenang"], runs["nochain"], strict=True)]
     chain_ratio = prox["rps"] / bare["rps"]
+    # Each round measures both Tenangs one after the other: the median of those paired
+    # ratios is less swayed by load that changes between rounds than the medians' ratio.
+    chain_paired = median(chain_ratios)
     chain_cpu = prox["cpu_us"] / bare["cpu_us"] - 1
     durable = all(rows[n] >= accepted[n] for n in TENANGS)
     meets = ratio >= TARGET_RATIO and prox["p99_ms"] <= TARGET_P99_MS
@@ -374,9 +377,9 @@ def run(args: argparse.Namespace) -> int:
           f"tenang p99 {prox['p99_ms']:.2f} ms (target <= {TARGET_P99_MS:g} ms): "
           f"{'MET' if meets else 'MISSED'}")
     print(f"hash chain: on/off req/s {chain_ratio:.2f} (per round: "
-          f"{', '.join(f'{r:.2f}' for r in chain_ratios)}), CPU per request "
-          f"{chain_cpu:+.0%} (target: throughput within 10 %, ratio >= "
-          f"{TARGET_CHAIN_RATIO}): {'MET' if chain_meets else 'MISSED'}")
+          f"{', '.join(f'{r:.2f}' for r in chain_ratios)}; their median "
+          f"{chain_paired:.2f}), CPU per request {chain_cpu:+.1%} (target: throughput "
+          f"within 10 %, ratio >= {TARGET_CHAIN_RATIO}): {'MET' if chain_meets else 'MISSED'}")
     open_summary = report_open_loop(opens, args) if args.open_loop_rate > 0 else {}
     for name in TENANGS:
         print(f"durability ({LABELS[name]}): {rows[name]} rows in requests, "
@@ -392,6 +395,7 @@ def run(args: argparse.Namespace) -> int:
         "durable": durable,
         "chain_off_rps": round(bare["rps"], 1), "chain_ratio": round(chain_ratio, 3),
         "chain_round_ratios": [round(r, 3) for r in chain_ratios],
+        "chain_paired_ratio": round(chain_paired, 3),
         "cpu_us_per_request": {n: round(m["cpu_us"], 1) for n, m in med.items()},
         "chain_target_met": chain_meets,
         "nproc": os.cpu_count(), "python": platform.python_version(),
