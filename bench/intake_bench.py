@@ -329,14 +329,16 @@ def run(args: argparse.Namespace) -> int:
                 if args.warmup > 0:
                     count(name, wrk(url, script, args.warmup, args)["ok"])
             for round_no in range(args.rounds):
+                # The wrk runs of a round back to back (the two Tenangs adjacent in
+                # time), then its open-loop runs.
                 for name in order(list(targets), round_no):
                     stats, ok = measure(targets[name], script, args, pids[name])
                     runs[name].append(stats)
                     count(name, ok)
-                    if args.open_loop_rate > 0 and name in opens:
-                        opened = open_loop_round(targets[name], args)
-                        opens[name].append(opened)
-                        count(name, opened["ok"])
+                for name in opens if args.open_loop_rate > 0 else ():
+                    opened = open_loop_round(targets[name], args)
+                    opens[name].append(opened)
+                    count(name, opened["ok"])
             for name in TENANGS:
                 with sqlite3.connect(work / name / "tenang.db") as db:
                     rows[name] = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
