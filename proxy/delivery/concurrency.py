@@ -21,6 +21,17 @@ instead of becoming free, so the relay cannot take it again in between, and the 
 takes no slot meanwhile (``live_waiting``). A handed-over slot never stops being this
 instance's (on a shared store its lease stays ours), so the count never exceeds
 ``max_concurrency``, and it stays ours exactly until the live send ends.
+
+Across instances (a shared store) a slot freed by another instance is not handed over:
+the waiting live attempt asks the store again every ``SHARED_RETRY_S``, and each of its
+takes that finds none marks it waiting in the store for ``LIVE_MARK_S``
+(``Coordination.take_live_send_slot``), so the other instances' replays take no slot of
+the upstream meanwhile and the next one freed is its. The mark is dropped when no live
+attempt of this instance waits any more, or runs out by itself (a killed instance holds
+the others' replays back ``LIVE_MARK_S`` at most). Capping each relay at
+``max_concurrency - 1`` while live traffic was seen would need no store, but holds on one
+instance only: two instances' relays at one slot each still leave a third's live send
+nothing of two.
 """
 
 from __future__ import annotations
@@ -42,6 +53,11 @@ log = logging.getLogger("tenang.relay")
 # coming back wakes nobody here (this instance's own do). A fraction of a typical BPJS
 # answer time; a lane asks only while it has work waiting for a slot.
 SHARED_RETRY_S = 0.05
+# How long a live attempt waiting for a slot keeps the other instances' replays off the
+# upstream's slots after its last poll (it polls every SHARED_RETRY_S while it waits):
+# ten polls, so a loaded instance keeps its mark, and a killed one holds the replays
+# back half a second at most.
+LIVE_MARK_S = 10 * SHARED_RETRY_S
 
 
 class Slots(Protocol):
@@ -93,6 +109,13 @@ class LiveFirst:
     async def _free(self, slots: list[int]) -> None:
         raise NotImplementedError
 
+    async def _take_live_one(self, now: float, until: float) -> list[int]:
+        """One slot for a live send (which then waits for one when none is free)."""
+        return await self.take(1, now, until)
+
+    async def _live_wait_over(self) -> None:
+        """No live attempt of this instance waits any more."""
+
     async def give_back(self, slots: list[int]) -> None:
         left = []
         for slot in slots:
@@ -107,8 +130,10 @@ class LiveFirst:
     async def take_live(self, clock: Callable[[], float], lease_s: float,
                         budget_s: float) -> list[int]:
         now = clock()
-        taken = [] if self.live_waiting else await self.take(1, now, now + lease_s)
-        if taken or budget_s <= 0:
+        if budget_s <= 0:
+            return [] if self.live_waiting else await self.take(1, now, now + lease_s)
+        taken = [] if self.live_waiting else await self._take_live_one(now, now + lease_s)
+        if taken:
             return taken
         loop = asyncio.get_running_loop()
         handed: asyncio.Future[int] = loop.create_future()
@@ -123,7 +148,7 @@ class LiveFirst:
                 # Not under the deadline's timeout: a store call cut short could take a
                 # slot nobody knows of (back only after its lease).
                 now = clock()
-                polled = await self.take(1, now, now + lease_s)
+                polled = await self._take_live_one(now, now + lease_s)
                 if polled and not handed.done():
                     handed.set_result(polled.pop())
                 await self.give_back(polled)  # handed one meanwhile: the next waiter's
@@ -136,6 +161,8 @@ class LiveFirst:
                 self._waiters.remove(handed)
             if not handed.done():
                 handed.cancel()
+            if not self.live_waiting:
+                await self._live_wait_over()
         # Handed over at the very moment the budget ran out: used, not wasted.
         return [handed.result()] if handed.done() and not handed.cancelled() else []
 
@@ -218,6 +245,20 @@ class SharedSlots(LiveFirst):
 
     def wait_s(self, poll_interval_s: float) -> float:
         return min(SHARED_RETRY_S, poll_interval_s)
+
+    async def _take_live_one(self, now: float, until: float) -> list[int]:
+        slot = await self._store.take_live_send_slot(self._name, self._owner, self._limit,
+                                                     now, until, now + LIVE_MARK_S)
+        if slot is None:
+            return []
+        self._held.add(slot)
+        return [slot]
+
+    async def _live_wait_over(self) -> None:
+        try:
+            await self._store.end_live_wait(self._name, self._owner)
+        except StoreError as exc:  # the mark runs out by itself within LIVE_MARK_S
+            log.warning("live wait of %s not ended: %s", self._name, exc)
 
 
 def slots_for(upstream: UpstreamConfig, store: Coordination | None, owner: str) -> Slots:

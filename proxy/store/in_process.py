@@ -30,6 +30,7 @@ class InProcessCoordination:
         self._breakers: dict[str, BreakerRecord] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # upstream: (tokens, at)
         self._slots: dict[str, dict[int, tuple[str, float]]] = {}  # upstream: slot: lease
+        self._live_waits: dict[str, dict[str, float]] = {}  # upstream: owner: until
 
     @property
     def shared(self) -> bool:
@@ -73,11 +74,30 @@ class InProcessCoordination:
 
     async def take_send_slots(self, upstream: str, owner: str, wanted: int, limit: int,
                               now: float, until: float) -> list[int]:
+        waits = self._live_waits.get(upstream, {})
+        if any(other != owner and t > now for other, t in waits.items()):
+            return []
+        return self._take_slots(upstream, owner, wanted, limit, now, until)
+
+    def _take_slots(self, upstream: str, owner: str, wanted: int, limit: int,
+                    now: float, until: float) -> list[int]:
         held = self._slots.setdefault(upstream, {})
         free = [n for n in range(limit) if n not in held or held[n][1] <= now][:max(0, wanted)]
         for n in free:
             held[n] = (owner, until)
         return free
+
+    async def take_live_send_slot(self, upstream: str, owner: str, limit: int, now: float,
+                                  until: float, waiting_until: float) -> int | None:
+        taken = self._take_slots(upstream, owner, 1, limit, now, until)
+        if taken:
+            return taken[0]
+        waits = self._live_waits.setdefault(upstream, {})
+        waits[owner] = max(waits.get(owner, 0.0), waiting_until)
+        return None
+
+    async def end_live_wait(self, upstream: str, owner: str) -> None:
+        self._live_waits.get(upstream, {}).pop(owner, None)
 
     async def renew_send_slots(self, upstream: str, owner: str, slots: list[int],
                                until: float) -> list[int]:

@@ -343,7 +343,18 @@ class Coordination(Protocol):
                               now: float, until: float) -> list[int]:
         """Lease up to ``wanted`` of the upstream's ``limit`` send slots (numbered from 0)
         to ``owner`` until ``until``: those free, or whose lease ended by ``now``; their
-        numbers. However many instances take at once, at most ``limit`` are held."""
+        numbers. However many instances take at once, at most ``limit`` are held. None
+        while another owner's live send waits for a slot (``take_live_send_slot``):
+        replays leave the next slot freed to it."""
+
+    async def take_live_send_slot(self, upstream: str, owner: str, limit: int, now: float,
+                                  until: float, waiting_until: float) -> int | None:
+        """One slot for a live send, as ``take_send_slots`` but whoever waits; None when
+        none is free, and then ``owner`` is marked waiting until ``waiting_until`` (at
+        least: a later mark of its own is kept) unless ``end_live_wait`` comes first."""
+
+    async def end_live_wait(self, upstream: str, owner: str) -> None:
+        """``owner`` has no live send waiting for a slot of ``upstream`` any more."""
 
     async def renew_send_slots(self, upstream: str, owner: str, slots: list[int],
                                until: float) -> list[int]:

@@ -271,3 +271,53 @@ async def test_a_killed_instances_send_slots_come_back_after_their_lease(
     assert bpjs_sim.state.most_answering <= slots
     print(f"killed with {slots} slots leased for {min(leases) - killed_at:.2f} s more; "
           f"first send after the kill {min(sent_after) - killed_at:.2f} s later")
+
+
+def replays_overtaking(sim: RunningSimulator, since: float, live_booking: str) -> int:
+    """How many other adds reached BPJS after ``since`` and before ``live_booking``'s."""
+    adds = [e for e in sim.state.log if e["time"] >= since and "antrean/add" in e["path"]]
+    firsts = [i for i, e in enumerate(adds) if live_booking in str(e["body"])]
+    assert firsts, f"{live_booking} never reached BPJS"
+    return firsts[0]
+
+
+async def test_a_live_send_on_one_instance_goes_ahead_of_the_others_replays(
+        instances: Instances, bpjs_sim: RunningSimulator,
+        http: aiohttp.ClientSession, pg_url: str) -> None:
+    """Two instances replay a backlog under both slots; a third, whose relay does not
+    run, gets a live add: its wait is marked in the store, so the others leave the next
+    slot freed to it, and the SIMRS gets BPJS's answer before the backlog is through."""
+    slots, backlog, deadline_ms = 2, 24, 3000
+    rate = {"max_concurrency": slots}
+    replaying = await instances(2, relay_enabled=False, rate=rate)  # queue-mode adds
+    counter = (await instances(1, relay_enabled=False, rate=rate,
+                               routes=[{"match": "POST antrean/add", "mode": "deadline",
+                                        "deadline_ms": deadline_ms}]))[-1]
+    # 24 replays at 0.3 s, two at a time: 3.6 s, longer than the live add's deadline.
+    await bpjs_sim.set_mode(latency_ms=300)
+    queued = [f"KB-LIVE-{i:02d}" for i in range(backlog)]
+    for kb in queued:
+        await write(http, replaying[0], kb)
+    for tenang in replaying:
+        assert tenang.relay is not None
+        tenang.relay.start()
+
+    await wait_until(lambda: bpjs_sim.state.answering == slots,
+                     what="the two relays replaying under both slots")
+    started, at = time.monotonic(), time.time()
+    assert await add(http, counter, "KB-LIVE-COUNTER") == 200
+    took = time.monotonic() - started
+    assert took < deadline_ms / 1000, took
+    overtook = replays_overtaking(bpjs_sim, at, "KB-LIVE-COUNTER")
+    # None but (rarely) one whose slot was taken before the wait was marked; the relays
+    # taking every slot freed, the live add's polls lose the race for 5 to 13 of them.
+    assert overtook <= 1, f"{overtook} replays reached BPJS first"
+    print(f"live answer in {took:.2f} s on the third instance, {overtook} replays sent "
+          "meanwhile")
+
+    async def all_delivered() -> bool:
+        return await succeeded(http, counter) == backlog + 1
+
+    await wait_until(all_delivered, timeout_s=30, what="the backlog to be delivered")
+    assert_applied_once(bpjs_sim, [*queued, "KB-LIVE-COUNTER"])
+    assert bpjs_sim.state.most_answering <= slots

@@ -1,7 +1,8 @@
 """Store contract: the Coordination role. A breaker move is a compare-and-set (of moves
 from one generation exactly one wins), the half-open probe is one lease at a time, and
 the send rate is one token bucket that concurrent takes never overdraw, and the sends in
-flight are ``limit`` leased slots that concurrent takers never hold more of."""
+flight are ``limit`` leased slots that concurrent takers never hold more of, and that
+other owners' replays leave to a live send marked waiting for one."""
 
 from __future__ import annotations
 
@@ -139,3 +140,33 @@ async def test_concurrent_takes_never_hold_more_slots_than_the_limit(store: Back
                                    for i in range(12)))
     held = [n for taken in takes for n in taken]
     assert sorted(held) == [0, 1, 2, 3, 4]
+
+
+async def test_a_live_send_waiting_for_a_slot_keeps_other_owners_replays_off_them(
+        store: Backend) -> None:
+    c = store.coordination
+    assert await c.take_send_slots(UP, "a", 2, 2, T0, T0 + 10) == [0, 1]
+    assert await c.take_live_send_slot(UP, "b", 2, T0, T0 + 10, T0 + 1) is None, \
+        "none free: b is marked waiting"
+    await c.return_send_slots(UP, "a", [0])
+    assert await c.take_send_slots(UP, "a", 1, 2, T0 + 0.5, T0 + 10) == [], \
+        "a replay leaves the freed slot to the waiting live send"
+    assert await c.take_send_slots("other", "a", 1, 2, T0 + 0.5, T0 + 10) == [0], \
+        "only that upstream's"
+    assert await c.take_live_send_slot(UP, "c", 2, T0 + 0.5, T0 + 10, T0 + 1) == 0, \
+        "a live send takes a free slot whoever waits"
+    await c.return_send_slots(UP, "c", [0])
+    assert await c.take_send_slots(UP, "b", 1, 2, T0 + 0.5, T0 + 10) == [0], \
+        "its own mark holds back none of b's"
+    await c.return_send_slots(UP, "b", [0])
+    assert await c.take_send_slots(UP, "a", 1, 2, T0 + 1, T0 + 10) == [0], \
+        "a mark not renewed runs out by itself (a killed instance's)"
+
+    assert await c.take_live_send_slot(UP, "b", 2, T0 + 2, T0 + 10, T0 + 3) is None
+    assert await c.take_live_send_slot(UP, "b", 2, T0 + 2, T0 + 10, T0 + 2.5) is None
+    await c.return_send_slots(UP, "a", [1])
+    assert await c.take_send_slots(UP, "a", 1, 2, T0 + 2.7, T0 + 10) == [], \
+        "an earlier renewal does not shorten the mark"
+    await c.end_live_wait(UP, "b")
+    assert await c.take_send_slots(UP, "a", 1, 2, T0 + 2.7, T0 + 10) == [1], \
+        "no live send waits any more"

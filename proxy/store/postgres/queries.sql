@@ -438,13 +438,16 @@ INSERT INTO send_slots (upstream, slot) SELECT $1, generate_series(0, $2 - 1)
 ON CONFLICT (upstream, slot) DO NOTHING
 
 -- take_send_slots --
--- Up to $3 of upstream $1's slots below $4 that are free at $5, leased to $2 until $6.
+-- Up to $3 of upstream $1's slots below $4 that are free at $5, leased to $2 until $6,
+-- none while another instance's live send waits for one (live_waits).
 -- SKIP LOCKED: a slot another instance is taking right now is left to it; READ COMMITTED
 -- re-checks `until` on each row locked, so a slot taken and committed meanwhile is not
 -- taken twice. At most $4 slots exist below the limit, so at most $4 sends are out.
 WITH free AS (
     SELECT slot FROM send_slots
      WHERE upstream = $1 AND slot < $4 AND until <= $5
+       AND NOT EXISTS (SELECT 1 FROM live_waits w
+                        WHERE w.upstream = $1 AND w.owner <> $2 AND w.until > $5)
      ORDER BY slot
      LIMIT $3
      FOR UPDATE SKIP LOCKED)
@@ -452,6 +455,30 @@ UPDATE send_slots s SET owner = $2, until = $6
   FROM free
  WHERE s.upstream = $1 AND s.slot = free.slot
 RETURNING s.slot
+
+-- take_live_send_slot --
+-- One of upstream $1's slots below $3 free at $4, leased to $2 until $5 for a live send
+-- (whoever else waits); none free: $2 marks a live send waiting until $6, in the same
+-- statement, so no replay of another instance takes the next one freed.
+WITH free AS (
+    SELECT slot FROM send_slots
+     WHERE upstream = $1 AND slot < $3 AND until <= $4
+     ORDER BY slot
+     LIMIT 1
+     FOR UPDATE SKIP LOCKED),
+taken AS (
+    UPDATE send_slots s SET owner = $2, until = $5
+      FROM free
+     WHERE s.upstream = $1 AND s.slot = free.slot
+    RETURNING s.slot),
+waiting AS (
+    INSERT INTO live_waits AS w (upstream, owner, until)
+    SELECT $1, $2, $6 WHERE NOT EXISTS (SELECT 1 FROM taken)
+    ON CONFLICT (upstream, owner) DO UPDATE SET until = greatest(w.until, excluded.until))
+SELECT slot FROM taken
+
+-- end_live_wait --
+DELETE FROM live_waits WHERE upstream = $1 AND owner = $2
 
 -- renew_send_slots --
 -- Only slots still $2's: one whose lease ran out and was taken by another is not taken back.

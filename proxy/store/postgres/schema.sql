@@ -382,3 +382,15 @@ CREATE TABLE sealing_keys (
     added_at    double precision NOT NULL,
     retired_at  double precision
 );
+
+-- version 11 --
+-- Live sends first across instances: an instance whose live (deadline-mode) send waits
+-- for one of an upstream's send slots marks it here until `until` (renewed while it
+-- waits, dropped when none waits); meanwhile the other instances' replays take no slot
+-- of that upstream, so the next one freed goes to the live send.
+CREATE TABLE live_waits (
+    upstream  text NOT NULL,
+    owner     text NOT NULL,
+    until     double precision NOT NULL,
+    PRIMARY KEY (upstream, owner)
+);

@@ -26,7 +26,7 @@ from proxy.store.postgres.pool import create_pool
 TABLES = {"requests", "attempts", "health", "users", "sessions", "audit_log",
           "maintenance_windows", "callbacks", "bulk_jobs", "request_counts", "breakers",
           "send_rates", "notices", "chain", "chain_head", "checkpoints", "verifications",
-          "send_slots", "sealing_keys", VERSION_TABLE}
+          "send_slots", "sealing_keys", "live_waits", VERSION_TABLE}
 
 
 async def tables(conn: asyncpg.Connection) -> set[str]:
