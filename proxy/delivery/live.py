@@ -23,6 +23,12 @@ deadline (``remaining_s``). Only when none comes in time is the request not sent
 like one the breaker holds back, it is stored (once, not leased) for the relay, which
 sends it as soon as a slot comes back.
 
+It waits before it is stored: a row stored meanwhile would have to be leased to us (or
+the relay would claim it) and, with no slot in time, handed back to the queue by a
+further write. Until it is stored the SIMRS has no answer either, as during the commit
+itself: Tenang killed meanwhile drops the connection, and the SIMRS sends it again (a
+stopping Tenang lets the wait end first: intake stops before the relay).
+
 The permit and the slot are handed back exactly once: on leaving, if it was never
 started (refused, duplicate, store error, a bug, the SIMRS's request cancelled), and
 otherwise by the delivery itself, which settles the permit with the send's result or
@@ -52,7 +58,8 @@ if TYPE_CHECKING:
     from proxy.delivery.relay import Lane
 
 
-# A wait for a slot shorter than this was none: a free slot taken at once (a store call).
+# A wait for a slot shorter than this was none (a free slot taken at once): the lane,
+# which leaves the slots to a waiting live attempt, needs no waking.
 WAITED_S = 0.001
 
 
@@ -105,10 +112,11 @@ class LiveAttempt:
             self.waited_s = time.monotonic() - started
             if self.waited_s > WAITED_S:
                 lane.wakeup.set()  # the lane left the slots to it: they may be free now
-        if self._slot and self.waited_s > WAITED_S:
+        if self._slot:
             # The breaker may have moved while it waited (the backlog's sends failing):
             # a permit of the state before would send to an upstream known down, its
-            # result ignored.
+            # result ignored. Asked again at once (no await between), the same permit
+            # comes back when nothing moved, the half-open probe included.
             lane.d.breaker.cancel(permit)
             permit = lane.d.breaker.try_acquire()
             if permit is None:

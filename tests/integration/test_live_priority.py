@@ -10,11 +10,13 @@ SQLite (one instance)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.lifecycle import Status
@@ -113,3 +115,48 @@ async def test_a_live_sep_insert_finding_no_slot_within_its_deadline_is_queued_a
 
 async def _all_succeeded(simrs: Caller, n: int) -> bool:
     return await succeeded(simrs) == n
+
+
+async def test_a_live_attempt_leaving_its_wait_for_a_slot_leaves_nothing_behind(
+        tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Any,
+        http: aiohttp.ClientSession) -> None:
+    """Cancelled while it waits (the SIMRS's request cancelled), out of budget, or handed
+    a slot it then does not use: every slot comes back to the lane, and no waiter is
+    left for the lane to defer to."""
+    cfg = bpjs_config(tmp_path, bpjs_sim, "vclaim", rate={"max_concurrency": SLOTS})
+    tenang = await start_tenang(cfg, relay_enabled=False)
+    relay, lane, breaker = parts(tenang)
+    now = lane.clock()
+    busy = await lane.slots.take(SLOTS, now, now + lane.lease_s)  # two sends out
+    assert len(busy) == SLOTS
+
+    async def waits(budget_s: float, entered: list[bool]) -> None:
+        async with relay.live("vclaim", budget_s) as live:
+            entered.append(live.permitted)
+
+    cancelled: list[bool] = []
+    task = asyncio.create_task(waits(60.0, cancelled))
+    await wait_until(lambda: lane.slots.live_waiting, what="the attempt to wait for a slot")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancelled == [] and not lane.slots.live_waiting and not breaker.probing
+    await lane.release([busy.pop()])
+    assert lane.free_slots == 1, "a slot given back after the waiter left is free"
+
+    now = lane.clock()
+    busy += await lane.slots.take(1, now, now + lane.lease_s)
+    out_of_budget: list[bool] = []
+    started = time.monotonic()
+    await waits(0.2, out_of_budget)
+    assert out_of_budget == [False] and time.monotonic() - started >= 0.2
+    assert not lane.slots.live_waiting
+
+    handed: list[bool] = []
+    task = asyncio.create_task(waits(60.0, handed))
+    await wait_until(lambda: lane.slots.live_waiting, what="the attempt to wait for a slot")
+    await lane.release([busy.pop()])  # the next slot back goes to the waiting attempt
+    await task
+    assert handed == [True], "handed the slot freed"
+    await lane.release(busy)
+    assert lane.free_slots == SLOTS and not lane.slots.live_waiting and not breaker.probing
