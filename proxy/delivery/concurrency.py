@@ -214,8 +214,13 @@ class SharedSlots(LiveFirst):
             return []
         taken = await self._store.take_send_slots(self._name, self._owner, wanted,
                                                   self._limit, now, until)
-        self._held.update(taken)
-        return taken
+        # A slot of ours whose lease the store saw run out (its renewal came late) may
+        # come back here while its send is still out: it stays that send's (leased to us
+        # anew, which only renews it), not a free one, which the caller would give back
+        # unused and so hand to another instance mid-send.
+        fresh = [slot for slot in taken if slot not in self._held]
+        self._held.update(fresh)
+        return fresh
 
     async def _free(self, slots: list[int]) -> None:
         # Forgotten here first: a return cut short (cancelled, a store error) must not
