@@ -6,6 +6,13 @@ and caps concurrent sends (``concurrency``: its own count, or the store's slots 
 instances). Nothing sleeps between attempts in memory: the schedule is
 ``next_attempt_at`` in the store, and lanes wake on new work, on their next due time,
 or after ``poll_interval_s`` at the latest.
+
+Whatever a lane waits for (a free slot, the breaker's next probe, the rate's next token,
+``poll_interval_s`` itself), the leases of its work in flight (claimed replays, live
+attempts, the send slots they hold) are renewed by a loop of their own
+(``Lane.renewal``), every third of a lease at most, and until the last send has ended
+at shutdown: a send that outlives its lease (a timeout and then a reconciliation read
+take about twice ``timeout_s``) is never taken over by another instance and sent again.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from proxy.delivery.live import LiveAttempt
 from proxy.delivery.outcome_log import DeliveryLog
 from proxy.delivery.pacing import Pacer, pacer_for
 from proxy.observe.observer import NULL_OBSERVER, Observer
+from proxy.periodic import Periodic
 from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.store.errors import StoreError
 from proxy.store.protocols import Coordination, RequestQueue
@@ -60,10 +68,21 @@ class Lane:
         self._next_takeover = 0.0
         self._wait_s = 0.0  # how long a step that started nothing waits
         self._found_work = True  # the last claim found something due
+        self.renewal = Periodic(f"relay-leases-{self.up.name}", self._renew_all,
+                                lambda: self.renew_every_s, log, expected=(StoreError,),
+                                failed=f"relay lane {self.up.name}: leases not renewed "
+                                       "(tried again shortly)")
 
     @property
     def lease_s(self) -> float:
         return self.d.lease_s
+
+    @property
+    def renew_every_s(self) -> float:
+        """How often the leases of this lane's work in flight are renewed: as often as
+        its housekeeping used to (``poll_interval_s``), and at least three times a
+        lease, so one renewal lost to the store still leaves another before it expires."""
+        return min(self.relay_cfg.poll_interval_s, self.lease_s / 3)
 
     @property
     def free_slots(self) -> int:
@@ -184,16 +203,25 @@ class Lane:
         """The requests this lane is sending or about to send live: never dead."""
         return self.delivering | self.leased
 
-    async def _take_over_expired(self, now: float) -> None:
+    async def renew(self, now: float) -> None:
+        """Extend to ``now + lease_s`` the leases of every request this lane is sending
+        or about to send live, and of the send slots they hold (those first: a row
+        renewed is then one whose slot is too)."""
+        await self.slots.renew(now + self.lease_s)
         alive = self.ours()
         if alive:
-            # Our own sends are alive, however long they took (a slow commit), and so
-            # are live requests whose commit outlasted the lease from their receipt:
-            # renew their leases first so the take-over below never sees them as dead.
-            # Recording one as interrupted would throw its real result away and send it
-            # again.
             await self.d.store.renew_leases(self.d.owner, sorted(alive), now + self.lease_s)
-        await self.slots.renew(now + self.lease_s)  # and the slots they are sent under
+
+    async def _renew_all(self) -> None:
+        await self.renew(self.clock())
+
+    async def _take_over_expired(self, now: float) -> None:
+        # Our own sends are alive, however long they took (a slow commit), and so are
+        # live requests whose commit outlasted the lease from their receipt: renewed
+        # first, at this same ``now``, so the take-over below never sees them as dead
+        # (``renewal`` may last have run most of its period ago). Recording one as
+        # interrupted would throw its real result away and send it again.
+        await self.renew(now)
         for request in await self.d.store.take_over_expired(
                 self.up.name, now, self.d.owner, now + self.lease_s):
             if request.id in self.ours():
@@ -296,11 +324,14 @@ class Relay:
 
     def start(self) -> None:
         for name, lane in self.lanes.items():
+            lane.renewal.start()
             self._tasks.append(asyncio.create_task(lane.run(), name=f"relay-lane-{name}"))
 
     async def stop(self) -> None:
         """Stop claiming, let in-flight sends finish within the grace period, then cut the
-        rest short and record them as interrupted. Idempotent."""
+        rest short and record them as interrupted. Idempotent. Their leases and slots are
+        renewed until the last has ended: the grace period may outlast a lease, and
+        another instance must not take over a send still going on here."""
         for lane in self.lanes.values():
             lane.stopping = True
             lane.wakeup.set()
@@ -317,6 +348,7 @@ class Relay:
                 log.warning("%d deliveries cut short at shutdown; their leases expire and "
                             "they are retried as interrupted", len(late))
         for lane in self.lanes.values():
+            await lane.renewal.stop()
             if lane.d.outcomes is not None:
                 lane.d.outcomes.flush()  # the last seconds' summary
 
