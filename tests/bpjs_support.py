@@ -71,6 +71,15 @@ def outcomes(sim: RunningSimulator, outcome: str) -> list[LogEntry]:
     return sim.state.entries(outcome=outcome)
 
 
+def overtaking(sim: RunningSimulator, since: float, path: str, marker: str) -> int:
+    """How many other requests to ``path`` reached BPJS after ``since`` and before the
+    first whose body holds ``marker`` (a live send going ahead of replays: none)."""
+    sent = [e for e in sim.state.log if e["time"] >= since and path in e["path"]]
+    first = next((i for i, e in enumerate(sent) if marker in str(e["body"])), None)
+    assert first is not None, f"{marker} never reached BPJS"
+    return first
+
+
 def assert_applied_once(sim: RunningSimulator, kodebookings: list[str]) -> None:
     """Each booking reached BPJS and was applied exactly once, none refused as a repeat."""
     assert dict(applied(sim)) == {f"{kb}/add": 1 for kb in kodebookings}

@@ -1,12 +1,13 @@
 """Live sends come before replays (deadline mode while a backlog drains).
 
-After an outage the relay replays the backlog under every ``rate.max_concurrency`` slot
-for minutes. A SEP insert made at the counter meanwhile must not be answered 202 at
-once: it waits for a slot up to its deadline, takes the next one freed ahead of the
-relay and gets BPJS's live answer (the SEP number). Only a deadline shorter than any
-slot takes to free makes it a 202, and it is then sent once, by the relay. BPJS never
-sees more than ``max_concurrency`` at once. Over real HTTP to the BPJS simulator, on
-SQLite (one instance)."""
+After an outage (here a BPJS maintenance window) the relay replays the backlog under
+every ``rate.max_concurrency`` slot for minutes. A SEP insert made at the counter
+meanwhile must not be answered 202 at once: it waits for a slot up to its deadline,
+takes the next one freed ahead of the relay and gets BPJS's live answer (the SEP
+number). Only a deadline shorter than any slot takes to free makes it a 202, and it is
+then sent once, by the relay. BPJS never sees more than ``max_concurrency`` at once.
+Over real HTTP to the BPJS simulator, on SQLite (one instance); across PostgreSQL
+instances: tests/integration/test_postgres_instances.py."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import pytest
 
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.lifecycle import Status
-from tests.bpjs_support import bpjs_config
-from tests.conftest import wait_until
+from tests.bpjs_support import bpjs_config, overtaking
+from tests.conftest import admin_headers, wait_until
 from tests.integration.test_live_attempts import card, parts
 from tests.integration.test_modes import SEP_INSERT, Caller, t_sep
 
@@ -32,21 +33,26 @@ async def draining(tmp_path: Path, sim: RunningSimulator, start_tenang: Any,
                    http: aiohttp.ClientSession, *, backlog: int, latency_ms: float,
                    deadline_ms: int) -> Caller:
     """Tenang for VClaim (``SLOTS`` send slots, SEP inserts with a ``deadline_ms``
-    deadline) replaying ``backlog`` SEP inserts stored during an outage (a forced-open
-    breaker: each answered 202) to a BPJS taking ``latency_ms`` per answer; returned once
-    the relay holds every slot."""
+    deadline) replaying ``backlog`` SEP inserts stored during a BPJS maintenance window
+    (each answered 202) to a BPJS taking ``latency_ms`` per answer; returned once the
+    relay has a send out under every slot."""
     cfg = bpjs_config(tmp_path, sim, "vclaim", timeout_s=latency_ms / 1000 + 3.0,
                       rate={"max_concurrency": SLOTS},
                       routes=[{"match": "POST SEP/{v}/insert", "deadline_ms": deadline_ms}])
     simrs = Caller(http, sim, await start_tenang(cfg), "vclaim")
-    _, lane, breaker = parts(simrs.tenang)
-    breaker.force_open()
+    windows = f"{simrs.tenang.admin_url}/api/v1/maintenance"
+    async with http.post(windows, headers=admin_headers(),
+                         json={"upstream": "vclaim", "reason": "BPJS: pemeliharaan"}) as resp:
+        assert resp.status == 201, await resp.text()
+        window = await resp.json()
     for n in range(backlog):
-        status, _, _, _ = await simrs.call("POST", SEP_INSERT, t_sep(card(n)))
-        assert status == 202
+        status, _, doc, _ = await simrs.call("POST", SEP_INSERT, t_sep(card(n)))
+        assert status == 202, (status, doc)
     await sim.set_mode(latency_ms=latency_ms)
-    breaker.release()  # BPJS is back: one probe, then the replays under every slot
-    await wait_until(lambda: len(lane.delivering) == SLOTS,
+    # BPJS is back: one probe, then the replays under every slot.
+    async with http.post(f"{windows}/{window['id']}/cancel", headers=admin_headers()) as resp:
+        assert resp.status == 200, await resp.text()
+    await wait_until(lambda: sim.state.answering == SLOTS,
                      what="the relay replaying under every slot")
     return simrs
 
@@ -69,16 +75,18 @@ async def test_a_live_sep_insert_during_a_replay_gets_the_sep_number_ahead_of_th
     backlog, latency_ms, deadline_ms = 24, 300, 3000
     simrs = await draining(tmp_path, bpjs_sim, start_tenang, http, backlog=backlog,
                            latency_ms=latency_ms, deadline_ms=deadline_ms)
-    started = time.monotonic()
+    started, at = time.monotonic(), time.time()
     status, headers, doc, sent = await simrs.call("POST", SEP_INSERT, t_sep(card(backlog)))
     took = time.monotonic() - started
-    replayed = await succeeded(simrs)
     assert (status, doc["metaData"]["code"]) == (200, "200"), doc
     sep = bpjs_sim.decrypt(doc, sent)["sep"]["noSep"]
     assert sep.startswith("0301R001")
     assert took < deadline_ms / 1000, took
-    assert replayed < backlog + 1, "answered only once the backlog was replayed"
-    print(f"live answer in {took:.2f} s, {replayed - 1} of {backlog} replayed meanwhile")
+    # The first slot back is handed to it; the other may go to a replay that reaches BPJS
+    # while the live insert is being stored.
+    overtook = overtaking(bpjs_sim, at, "SEP/2.0/insert", card(backlog))
+    assert overtook <= 1, f"{overtook} replays reached BPJS first"
+    print(f"live answer in {took:.2f} s, {overtook} replays sent meanwhile")
 
     await wait_until(lambda: _all_succeeded(simrs, backlog + 1), timeout_s=30,
                      what="the backlog to drain")

@@ -25,7 +25,7 @@ from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config, StoreConfig
 from proxy.delivery.shared_breaker import CACHE_S
 from proxy.store.postgres.backend import postgres_backend
-from tests.bpjs_support import OUTAGE, applied, assert_applied_once, booking
+from tests.bpjs_support import OUTAGE, applied, assert_applied_once, booking, overtaking
 from tests.conftest import admin_headers, make_config, wait_until
 from tests.integration.test_crash import TenangProcess, free_port, wait_healthy
 from tests.integration.test_crash import write_config as crash_config
@@ -273,14 +273,6 @@ async def test_a_killed_instances_send_slots_come_back_after_their_lease(
           f"first send after the kill {min(sent_after) - killed_at:.2f} s later")
 
 
-def replays_overtaking(sim: RunningSimulator, since: float, live_booking: str) -> int:
-    """How many other adds reached BPJS after ``since`` and before ``live_booking``'s."""
-    adds = [e for e in sim.state.log if e["time"] >= since and "antrean/add" in e["path"]]
-    firsts = [i for i, e in enumerate(adds) if live_booking in str(e["body"])]
-    assert firsts, f"{live_booking} never reached BPJS"
-    return firsts[0]
-
-
 async def test_a_live_send_on_one_instance_goes_ahead_of_the_others_replays(
         instances: Instances, bpjs_sim: RunningSimulator,
         http: aiohttp.ClientSession, pg_url: str) -> None:
@@ -308,7 +300,7 @@ async def test_a_live_send_on_one_instance_goes_ahead_of_the_others_replays(
     assert await add(http, counter, "KB-LIVE-COUNTER") == 200
     took = time.monotonic() - started
     assert took < deadline_ms / 1000, took
-    overtook = replays_overtaking(bpjs_sim, at, "KB-LIVE-COUNTER")
+    overtook = overtaking(bpjs_sim, at, "antrean/add", "KB-LIVE-COUNTER")
     # None but (rarely) one whose slot was taken before the wait was marked; the relays
     # taking every slot freed, the live add's polls lose the race for 5 to 13 of them.
     assert overtook <= 1, f"{overtook} replays reached BPJS first"
