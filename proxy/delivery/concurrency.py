@@ -212,12 +212,15 @@ class SharedSlots(LiveFirst):
     async def take(self, wanted: int, now: float, until: float) -> list[int]:
         if wanted <= 0:
             return []
-        taken = await self._store.take_send_slots(self._name, self._owner, wanted,
-                                                  self._limit, now, until)
-        # A slot of ours whose lease the store saw run out (its renewal came late) may
-        # come back here while its send is still out: it stays that send's (leased to us
-        # anew, which only renews it), not a free one, which the caller would give back
-        # unused and so hand to another instance mid-send.
+        return self._new(await self._store.take_send_slots(self._name, self._owner, wanted,
+                                                           self._limit, now, until))
+
+    def _new(self, taken: list[int]) -> list[int]:
+        """The slots of ``taken`` not already held here, now held. A slot of ours whose
+        lease the store saw run out (its renewal came late) may come back while its send
+        is still out: it stays that send's (leased to us anew, which only renews it), not
+        a free one, which a lane finding nothing to claim would give back and so hand to
+        another instance mid-send, or a live attempt would send a second request under."""
         fresh = [slot for slot in taken if slot not in self._held]
         self._held.update(fresh)
         return fresh
@@ -254,10 +257,7 @@ class SharedSlots(LiveFirst):
     async def _take_live_one(self, now: float, until: float) -> list[int]:
         slot = await self._store.take_live_send_slot(self._name, self._owner, self._limit,
                                                      now, until, now + LIVE_MARK_S)
-        if slot is None:
-            return []
-        self._held.add(slot)
-        return [slot]
+        return [] if slot is None else self._new([slot])
 
     async def _live_wait_over(self) -> None:
         try:
