@@ -6,7 +6,8 @@ result is recorded. Alone on its store (SQLite) a lane counts its slots in proce
 always has. Instances sharing a store (PostgreSQL) lease the upstream's slots from the
 store (``Coordination.take_send_slots``), so together they have at most
 ``max_concurrency`` sends out, not N times it; the leases are renewed with the requests'
-(the lane's housekeeping), so a killed instance's slots come back after ``lease_s``.
+(``Lane.renewal``, whatever the lane waits for), so a killed instance's slots come back
+after ``lease_s``.
 
 Either way a slot is given back exactly once: by the delivery when it ends, or by whoever
 took it when it was not used. A slot lost to a store error on the way back is not lost
