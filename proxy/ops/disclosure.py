@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 from proxy.observe.patient_data import mask_body, mask_text
 from proxy.ops.auth import Permission, Principal
-from proxy.store.admin_filter import matches
 from proxy.store.protocols import AuditLog
-from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
+from proxy.store.records import StoredAttempt, StoredRequest
+from proxy.store.rules import text_matches
 
 VIEW_FULL = "view_full"
 LIST_FULL = "list_full"
@@ -127,5 +127,4 @@ async def shown_page(log: AuditLog, who: Principal, rows: Sequence[StoredRequest
     masked = [shown.request(r) for r in rows]
     if not text:
         return masked
-    searched = RequestFilter(text=text)
-    return [r for r in masked if matches(searched, r)]
+    return [r for r in masked if text_matches(r, text)]

@@ -10,6 +10,7 @@ from proxy.store.records import (
     RequestFilter,
     StoredRequest,
 )
+from proxy.store.rules import ASCII_LOWER, text_matches
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # as proxy/ids.py (Crockford base32)
 
@@ -37,11 +38,7 @@ def like_escape(text: str) -> str:
 
 
 def _contains(haystack: str, needle: str) -> bool:
-    # SQLite's LIKE folds ASCII letters only; do the same so both backends agree.
-    return needle.translate(_ASCII_LOWER) in haystack.translate(_ASCII_LOWER)
-
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+    return needle.translate(ASCII_LOWER) in haystack.translate(ASCII_LOWER)
 
 
 def in_id_range(f: RequestFilter, r: StoredRequest, cursor: str | None) -> bool:
@@ -63,14 +60,13 @@ def matches(f: RequestFilter, r: StoredRequest) -> bool:
     if f.received_to is not None and r.received_at >= f.received_to:
         return False
     if f.text:
-        body = r.body.decode("utf-8", "replace")
-        return any(_contains(part, f.text) for part in (r.path, r.query, body))
+        return text_matches(r, f.text)
     return True
 
 
 def _contains_prefix(endpoint: str | None, prefix: str) -> bool:
-    return endpoint is not None and endpoint.translate(_ASCII_LOWER).startswith(
-        prefix.translate(_ASCII_LOWER))
+    return endpoint is not None and endpoint.translate(ASCII_LOWER).startswith(
+        prefix.translate(ASCII_LOWER))
 
 
 def is_open_sep(r: StoredRequest) -> bool:

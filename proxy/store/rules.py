@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from proxy.store.records import CallbackStatus
+from proxy.store.records import CallbackStatus, StoredRequest
+
+# SQLite's LIKE folds ASCII letters only; the text search does the same on every backend.
+ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def text_matches(r: StoredRequest, text: str) -> bool:
+    """The request log's ``q``: ``text`` in ``r``'s path, query or body (ASCII
+    case-insensitive), as the SQL backends' LIKE finds it; also what the admin views
+    match a masked copy of a request against (``ops.disclosure``)."""
+    needle = text.translate(ASCII_LOWER)
+    body = r.body.decode("utf-8", "replace")
+    return any(needle in part.translate(ASCII_LOWER) for part in (r.path, r.query, body))
 
 
 def after_login_failure(failures: int, locked_until: float | None, now: float, *,
