@@ -9,10 +9,10 @@ from admin_ui.filters import filter_words, parse, upstream_names
 from admin_ui.fmt import wib
 from admin_ui.guard import error_page
 from admin_ui.render import render, translator
-from proxy.app_keys import BULK, PRINCIPAL
+from proxy.app_keys import BULK, CLOCK, FULL_VIEWS, OPS, PRINCIPAL
 from proxy.ops.admin_input import whole_number
 from proxy.ops.bulk import BulkJob, NotRetryable, describe
-from proxy.ops.disclosure import disclosure_for
+from proxy.ops.disclosure import audited_search, disclosure_for
 
 
 async def preview(request: web.Request) -> web.Response:
@@ -25,6 +25,10 @@ async def preview(request: web.Request) -> web.Response:
     except NotRetryable:
         return render(request, "bulk_preview.html", {"form": form, "count": None},
                       status=400)
+    # The count searched the stored requests: by an identifier, an audited lookup.
+    await audited_search(request.app[OPS].audit_log, request[PRINCIPAL], form.filter.text,
+                         via="bulk dry run", at=request.app[CLOCK](),
+                         seen=request.app[FULL_VIEWS], count=count)
     return render(request, "bulk_preview.html", {"form": form, "count": count})
 
 

@@ -20,7 +20,13 @@ from proxy.lifecycle import CANCELLABLE, OPERATOR_RETRYABLE, InvalidTransition, 
 from proxy.observe.redact import masked_headers
 from proxy.ops.auth import Permission
 from proxy.ops.bulk import describe
-from proxy.ops.disclosure import VIEW_ACTIONS, disclosure_for, shown_detail, shown_page
+from proxy.ops.disclosure import (
+    VIEW_ACTIONS,
+    audited_search,
+    disclosure_for,
+    shown_detail,
+    shown_page,
+)
 from proxy.ops.export import spreadsheet_cell
 from proxy.ops.operations import NotFound
 from proxy.ops.request_log import Query, every_page, list_page
@@ -72,7 +78,8 @@ def _csv_row(r: StoredRequest, k: RowKeys) -> str:
 
 async def request_csv(request: web.Request) -> web.StreamResponse:
     """The filtered log as CSV, newest first, at most EXPORT_MAX rows; audited (the
-    export's own entry: its pages are not audited one by one)."""
+    export's own entry: its pages are not audited one by one, but a masked role's
+    search by an identifier is, page by page, as on the log)."""
     form = _form(request)
     ops = request.app[OPS]
     who = request[PRINCIPAL]
@@ -85,6 +92,9 @@ async def request_csv(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     await response.write(",".join(CSV_COLUMNS).encode() + b"\r\n")
     async for page in every_page(ops.log, form.filter, max_rows=EXPORT_MAX):
+        await audited_search(ops.audit_log, who, form.filter.text, via="csv export",
+                             at=request.app[CLOCK](), seen=request.app[FULL_VIEWS],
+                             ids=[r.id for r in page.items])
         rows = [shown.request(r) for r in page.items]
         keys = await page_keys(ops.log, rows)
         await response.write("".join(_csv_row(r, keys[r.id]) for r in rows)

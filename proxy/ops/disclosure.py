@@ -18,10 +18,18 @@ log before anything is shown (an audit write that fails fails the view):
 
 Masking works on copies of the records; what is stored is never changed.
 
-A search of the log (``q``) by a viewer or operator matches what they are shown: a page
-keeps only the requests whose masked path, query or body holds the text. Matched in the
-store alone, a full NIK or card number typed into the search would tell them which
-requests carry it, though they are shown only its last four digits.
+A search of the log (``q``) matches the stored requests for everyone: the hospital's
+counter staff (viewers) find a patient's requests by the card number the patient hands
+over, and are shown them masked. Such a search tells a masked role which requests carry
+an identifier it is not shown, so it is an audited lookup ("break the glass"), never a
+refusal: a viewer's or operator's search whose text holds a full NIK, card or phone
+number (as ``proxy.observe.patient_data`` recognises them) writes one
+``search_identifier`` entry naming who, the call and the ids found, with the text as
+they are shown it (last four digits). Like full views, the same search again within
+``FullViews.window_s`` (the UI refreshing itself, a script polling) writes nothing until
+it finds a request it did not before. The CSV export and the bulk retry's dry-run count
+search the same way (the dry run names how many it counted). Auditors' and admins'
+searches leave only their full-view entries.
 """
 
 from __future__ import annotations
@@ -35,10 +43,10 @@ from proxy.observe.patient_data import mask_body, mask_text
 from proxy.ops.auth import Permission, Principal
 from proxy.store.protocols import AuditLog
 from proxy.store.records import StoredAttempt, StoredRequest
-from proxy.store.rules import text_matches
 
 VIEW_FULL = "view_full"
 LIST_FULL = "list_full"
+SEARCH_IDENTIFIER = "search_identifier"
 VIEW_ACTIONS = frozenset({VIEW_FULL, LIST_FULL})
 
 
@@ -89,7 +97,8 @@ async def shown_detail(log: AuditLog, who: Principal, r: StoredRequest,
 
 
 class FullViews:
-    """Which requests each principal was shown in full lately (in this process), so a
+    """Which requests each principal was shown in full lately (in this process), and
+    what a masked principal's searches by identifier found (``audited_search``), so a
     page of the log is audited for what it discloses anew, not each time it is shown.
     Bounded: past ``max_ids`` remembered, the oldest are forgotten (and audited again)."""
 
@@ -111,12 +120,44 @@ class FullViews:
         return fresh
 
 
+def searched_identifier(text: str | None) -> str | None:
+    """``text`` as a masked role is shown it when it holds a full patient identifier
+    (the display's own recognisers found something to mask), else None."""
+    if not text:
+        return None
+    masked = mask_text(text)
+    return None if masked == text else masked
+
+
+async def audited_search(log: AuditLog, who: Principal, text: str | None, *, via: str,
+                         at: float, seen: FullViews, ids: Sequence[str] = (),
+                         count: int | None = None) -> None:
+    """A masked role's search by a full identifier, audited for what it finds anew:
+    ``ids`` found (or, for a count alone, ``count``). Nothing for full roles (their
+    full views are audited) nor for a search that names no identifier."""
+    shown = searched_identifier(text)
+    if shown is None or disclosure_for(who).full:
+        return
+    # Remembered per search text (in memory, as typed): the search itself, and each
+    # request it found, or the count it came to.
+    search = f"q\x00{text}\x00"
+    found = {f"{search}{i}": i for i in ids}
+    keys = [search, *found] + ([] if count is None else [f"{search}#{count}"])
+    fresh = seen.unseen(who.name, keys, at)
+    if not fresh:
+        return
+    new = [found[k] for k in fresh if k in found]
+    detail = f"{via}: q={shown}: {len(new) if count is None else count} requests"
+    await log.audit(who.name, SEARCH_IDENTIFIER, None,
+                    detail + (f": {', '.join(new)}" if new else ""), at)
+
+
 async def shown_page(log: AuditLog, who: Principal, rows: Sequence[StoredRequest], *,
                      via: str, at: float, seen: FullViews,
                      text: str | None = None) -> list[StoredRequest]:
-    """One page of the request log as ``who`` may see it. In full: audited first for the
-    requests ``seen`` says ``who`` was not shown lately. Masked, and searched for
-    ``text`` (the listing's ``q``): only the requests whose masked copy holds it."""
+    """One page of the request log (searched for ``text``, the listing's ``q``) as
+    ``who`` may see it. In full: audited first for the requests ``seen`` says ``who``
+    was not shown lately. Masked: a search by a full identifier is audited first."""
     shown = disclosure_for(who)
     if shown.full:
         fresh = seen.unseen(who.name, [r.id for r in rows], at)
@@ -124,7 +165,5 @@ async def shown_page(log: AuditLog, who: Principal, rows: Sequence[StoredRequest
             await log.audit(who.name, LIST_FULL, None,
                             f"{via}: {len(fresh)} requests: {', '.join(fresh)}", at)
         return list(rows)
-    masked = [shown.request(r) for r in rows]
-    if not text:
-        return masked
-    return [r for r in masked if text_matches(r, text)]
+    await audited_search(log, who, text, via=via, at=at, seen=seen, ids=[r.id for r in rows])
+    return [shown.request(r) for r in rows]

@@ -10,8 +10,8 @@ ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstu
 
 def text_matches(r: StoredRequest, text: str) -> bool:
     """The request log's ``q``: ``text`` in ``r``'s path, query or body (ASCII
-    case-insensitive), as the SQL backends' LIKE finds it; also what the admin views
-    match a masked copy of a request against (``ops.disclosure``)."""
+    case-insensitive), as the SQL backends' LIKE finds it (the in-memory backend's
+    filter)."""
     needle = text.translate(ASCII_LOWER)
     body = r.body.decode("utf-8", "replace")
     return any(needle in part.translate(ASCII_LOWER) for part in (r.path, r.query, body))

@@ -14,6 +14,7 @@ import aiohttp
 from proxy.app import Tenang
 from proxy.bpjs.service_day import WIB
 from proxy.lifecycle import Status
+from proxy.ops.disclosure import SEARCH_IDENTIFIER
 from tests.admin_ui.conftest import Browser, submit
 from tests.admin_ui.helpers import settle
 from tests.conftest import wait_until
@@ -121,10 +122,15 @@ async def test_request_log_filters_and_pages(
     assert re.findall(r'href="/requests/([0-9A-Z]{26})"', second) == newest_first[25:]
     _, found, _ = await b.get("/requests?q=KB-007")
     assert re.findall(r'href="/requests/([0-9A-Z]{26})"', found) == [ids[7]]
-    # A viewer is shown the card number masked, so cannot find a request by it either
-    # (tests/admin_ui/test_full_views.py).
+    # Counter staff search by the card number on the patient's card: found, shown
+    # masked, the lookup audited (tests/admin_ui/test_full_views.py).
     _, by_card, _ = await b.get("/requests?q=0000000000007")
-    assert re.findall(r'href="/requests/([0-9A-Z]{26})"', by_card) == []
+    assert re.findall(r'href="/requests/([0-9A-Z]{26})"', by_card) == [ids[7]]
+    assert 'data-key="card">*********0007<' in by_card
+    [lookup] = [e for e in await ui.backend.audit.audit_entries(limit=100)
+                if e.action == SEARCH_IDENTIFIER]
+    assert (lookup.actor, lookup.detail) == ("vera",
+                                             f"ui log: q=*********0007: 1 requests: {ids[7]}")
     _, failed, _ = await b.get("/requests?status=failed&upstream=antrean")
     assert re.findall(r'href="/requests/([0-9A-Z]{26})"', failed) == [ids[5]]
     _, bad, _ = await b.get("/requests?status=bogus&from=kemarin")
