@@ -20,13 +20,13 @@ from proxy.store.records import AuditEntry
 PAGE_SIZE = 100
 MAX_TARGET = 200  # longer than any target the code writes (request ids, user names, ...)
 # Every action the code appends (proxy.ops.auth, proxy.ops.operations, proxy.ops.bulk,
-# proxy.ops.maintenance, proxy.cli_user, the CSV export, the export for auditors): each
-# has an ``audit.action.*`` label. Anything else is shown by its raw name.
+# proxy.ops.maintenance, proxy.ops.disclosure, proxy.cli_user, the CSV export, the export
+# for auditors): each has an ``audit.action.*`` label. Anything else is shown by its raw name.
 ACTIONS = frozenset({
     "login", "login_failed", "login_refused", "logout", "retry", "cancel", "bulk_retry",
     "bulk_retry_done", "bulk_retry_resumed", "maintenance_schedule", "maintenance_cancel",
     "export_csv", "export", "user_add", "user_replace", "user_remove", "view_full",
-    "list_full", "chain_verify", "chain_on", "chain_off",
+    "list_full", "search_identifier", "chain_verify", "chain_on", "chain_off",
 })
 _POSITIVE = re.compile(r"[1-9][0-9]{0,17}")  # an SQLite integer, never 0 or negative
 
