@@ -216,7 +216,8 @@ class Tenang:
         )
         self.relay = Relay(self.config, self.backend.queue, self.session, self.breakers,
                            clock=self.clock, rng=self.rng, owner=self.owner,
-                           observer=self.observer, coordination=self.backend.coordination)
+                           observer=self.observer, coordination=self.backend.coordination,
+                           send_slots=self.backend.send_slots)
         if self.relay_enabled:
             self.relay.start()
         # Outcome callbacks go out on their own task: a slow receiver never holds the relay.

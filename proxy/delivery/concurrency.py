@@ -4,7 +4,7 @@
 A send holds one slot from before its request is claimed (or, live, stored) until its
 result is recorded. Alone on its store (SQLite) a lane counts its slots in process, as it
 always has. Instances sharing a store (PostgreSQL) lease the upstream's slots from the
-store (``Coordination.take_send_slots``), so together they have at most
+store (``SendSlots.take_send_slots``), so together they have at most
 ``max_concurrency`` sends out, not N times it; the leases are renewed with the requests'
 (``Lane.renewal``, whatever the lane waits for), so a killed instance's slots come back
 after ``lease_s``.
@@ -26,7 +26,7 @@ instance's (on a shared store its lease stays ours), so the count never exceeds
 Across instances (a shared store) a slot freed by another instance is not handed over:
 the waiting live attempt asks the store again every ``SHARED_RETRY_S``, and each of its
 takes that finds none marks it waiting in the store for ``LIVE_MARK_S``
-(``Coordination.take_live_send_slot``), so the other instances' replays take no slot of
+(``SendSlots.take_live_send_slot``), so the other instances' replays take no slot of
 the upstream meanwhile and the next one freed is its. The mark is dropped when no live
 attempt of this instance waits any more, or runs out by itself (a killed instance holds
 the others' replays back ``LIVE_MARK_S`` at most). Capping each relay at
@@ -46,7 +46,7 @@ from typing import Protocol
 
 from proxy.config import UpstreamConfig
 from proxy.store.errors import StoreError
-from proxy.store.protocols import Coordination
+from proxy.store.protocols import SendSlots
 
 log = logging.getLogger("tenang.relay")
 
@@ -199,7 +199,7 @@ class SharedSlots(LiveFirst):
 
     poll_s = SHARED_RETRY_S
 
-    def __init__(self, upstream: UpstreamConfig, store: Coordination, owner: str) -> None:
+    def __init__(self, upstream: UpstreamConfig, store: SendSlots, owner: str) -> None:
         super().__init__()
         self._name = upstream.name
         self._limit = upstream.rate.max_concurrency
@@ -267,7 +267,7 @@ class SharedSlots(LiveFirst):
             log.warning("live wait of %s not ended: %s", self._name, exc)
 
 
-def slots_for(upstream: UpstreamConfig, store: Coordination | None, owner: str) -> Slots:
+def slots_for(upstream: UpstreamConfig, store: SendSlots | None, owner: str) -> Slots:
     """The store's slots when other instances share the store; else the lane's own count."""
     if store is not None and store.shared:
         return SharedSlots(upstream, store, owner)

@@ -40,7 +40,7 @@ from proxy.observe.observer import NULL_OBSERVER, Observer
 from proxy.periodic import Periodic
 from proxy.policies.breaker import AsyncBreaker, Permit
 from proxy.store.errors import StoreError
-from proxy.store.protocols import Coordination, RequestQueue
+from proxy.store.protocols import Coordination, RequestQueue, SendSlots
 
 log = logging.getLogger("tenang.relay")
 
@@ -292,10 +292,11 @@ class Relay:
                  breakers: Mapping[str, AsyncBreaker], *, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None, owner: str | None = None,
                  observer: Observer = NULL_OBSERVER,
-                 coordination: Coordination | None = None) -> None:
-        """``coordination``: the store's, when other instances share it (pacing and send
-        slots are then the store's, one bucket and one set of slots per upstream); by
-        default each lane paces and counts itself."""
+                 coordination: Coordination | None = None,
+                 send_slots: SendSlots | None = None) -> None:
+        """``coordination`` and ``send_slots``: the store's, when other instances share it
+        (pacing and send slots are then the store's, one bucket and one set of slots per
+        upstream); by default each lane paces and counts itself."""
         self.config = config
         self.owner = owner or instance_owner()
         self.lanes = {
@@ -305,7 +306,7 @@ class Relay:
                                     outcomes=DeliveryLog(up.name, config.relay.log_summary_s,
                                                          config.relay.log_each_delivery)),
                           config, clock, pacer_for(up, coordination, clock),
-                          slots_for(up, coordination, self.owner))
+                          slots_for(up, send_slots, self.owner))
             for up in config.upstreams
         }
         self._tasks: list[asyncio.Task[None]] = []

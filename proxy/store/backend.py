@@ -24,6 +24,7 @@ from proxy.store.protocols import (
     Retention,
     Schedules,
     Sealing,
+    SendSlots,
     Sessions,
 )
 
@@ -40,6 +41,7 @@ class Backend:
     outbox: Outbox
     schedules: Schedules
     coordination: Coordination
+    send_slots: SendSlots
     retention: Retention
     chain: Chain
     notices: Notices

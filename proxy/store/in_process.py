@@ -1,11 +1,11 @@
-"""The Coordination role kept in process: for the stores only one Tenang instance opens
-(SQLite, whose file one process holds, and memory).
+"""The Coordination and SendSlots roles kept in process: for the stores only one Tenang
+instance opens (SQLite, whose file one process holds, and memory).
 
 With one instance there is no one to agree with: the relay keeps its own in-process
-breaker, token bucket and slot count on these stores (``shared`` is False) and never calls the verbs
-below. They still keep the contract (the contract suite runs them), in plain dicts, with
-the same arithmetic as the PostgreSQL statements; nothing survives a restart, like the
-in-process breaker and bucket themselves.
+breaker, token bucket and slot count on these stores (``shared`` is False) and never
+calls the verbs below. They still keep the contract (the contract suite runs them), in
+plain dicts, with the same arithmetic as the PostgreSQL statements; nothing survives a
+restart, like the in-process breaker and bucket themselves.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ class InProcessCoordination:
     def __init__(self) -> None:
         self._breakers: dict[str, BreakerRecord] = {}
         self._buckets: dict[str, tuple[float, float]] = {}  # upstream: (tokens, at)
-        self._slots: dict[str, dict[int, tuple[str, float]]] = {}  # upstream: slot: lease
-        self._live_waits: dict[str, dict[str, float]] = {}  # upstream: owner: until
 
     @property
     def shared(self) -> bool:
@@ -71,6 +69,16 @@ class InProcessCoordination:
         if upstream in self._buckets:
             tokens, at = self._buckets[upstream]
             self._buckets[upstream] = (min(burst, tokens + count), at)
+
+
+class InProcessSendSlots:
+    def __init__(self) -> None:
+        self._slots: dict[str, dict[int, tuple[str, float]]] = {}  # upstream: slot: lease
+        self._live_waits: dict[str, dict[str, float]] = {}  # upstream: owner: until
+
+    @property
+    def shared(self) -> bool:
+        return False
 
     async def take_send_slots(self, upstream: str, owner: str, wanted: int, limit: int,
                               now: float, until: float) -> list[int]:

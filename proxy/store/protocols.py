@@ -301,16 +301,16 @@ class Schedules(Protocol):
 
 class Coordination(Protocol):
     """What the Tenang instances sharing one store agree on per upstream (the relay, the
-    breakers): the circuit breaker's state, the send rate and the sends in flight.
+    breakers): the circuit breaker's state and the send rate (the sends in flight are
+    ``SendSlots``).
 
     A breaker move is a compare-and-set on the record's generation, so of several
     instances moving one breaker at once exactly one wins; the half-open probe is a
-    lease, so all instances together send one probe; the send rate is one token bucket;
-    ``rate.max_concurrency`` is that many numbered send slots, each leased to the
-    instance sending under it. Times are the callers' clocks, like the queue's leases
-    (instances keep NTP time). ``shared`` is False on a store only one instance can open
-    (SQLite, memory): their verbs keep the same state in process, and the relay keeps its
-    own in-process breaker, bucket and slot count there, never calling them."""
+    lease, so all instances together send one probe; the send rate is one token bucket.
+    Times are the callers' clocks, like the queue's leases (instances keep NTP time).
+    ``shared`` is False on a store only one instance can open (SQLite, memory): their
+    verbs keep the same state in process, and the relay keeps its own in-process breaker
+    and bucket there, never calling them."""
 
     @property
     def shared(self) -> bool:
@@ -338,6 +338,21 @@ class Coordination(Protocol):
 
     async def return_send_tokens(self, upstream: str, count: int, burst: float) -> None:
         """Put back ``count`` tokens taken but not used (at most ``burst`` kept)."""
+
+
+class SendSlots(Protocol):
+    """The sends in flight per upstream across the Tenang instances sharing one store
+    (``proxy.delivery.concurrency``): ``rate.max_concurrency`` is that many numbered send
+    slots, each leased to the instance sending under it, and a live send waiting for one
+    keeps the other instances' replays off the next one freed.
+
+    Times are the callers' clocks, like the queue's leases. ``shared`` is False on a
+    store only one instance can open (SQLite, memory): their verbs keep the same state in
+    process, and each lane keeps its own slot count there, never calling them."""
+
+    @property
+    def shared(self) -> bool:
+        """True when other Tenang instances may use this store at the same time."""
 
     async def take_send_slots(self, upstream: str, owner: str, wanted: int, limit: int,
                               now: float, until: float) -> list[int]:
@@ -497,7 +512,7 @@ class Sealing(Protocol):
 ROLES: Mapping[str, type] = {
     "intake": Intake, "queue": RequestQueue, "log": RequestLog, "operator": Operator,
     "accounts": Accounts, "sessions": Sessions, "audit": AuditLog, "outbox": Outbox,
-    "schedules": Schedules, "coordination": Coordination, "retention": Retention,
-    "chain": Chain, "notices": Notices, "sealing": Sealing,
+    "schedules": Schedules, "coordination": Coordination, "send_slots": SendSlots,
+    "retention": Retention, "chain": Chain, "notices": Notices, "sealing": Sealing,
     "engine": Engine,
 }

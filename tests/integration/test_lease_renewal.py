@@ -98,10 +98,9 @@ async def another_instance_takes_nothing(tenang: Tenang, request_id: str,
     lease_s = lane_of(tenang).lease_s
     assert await store.take_over_expired("vclaim", now, OTHER, now + lease_s) == []
     assert await store.claim_due("vclaim", now, 10, OTHER, now + lease_s) == []
-    coordination = tenang.backend.coordination
-    if coordination.shared:
-        assert await coordination.take_send_slots("vclaim", OTHER, 1, 1, now,
-                                                  now + lease_s) == []
+    slots = tenang.backend.send_slots
+    if slots.shared:
+        assert await slots.take_send_slots("vclaim", OTHER, 1, 1, now, now + lease_s) == []
     assert request_id in lane_of(tenang).delivering, "the send ended before the check"
 
 

@@ -6,7 +6,7 @@ One ``MemoryState`` shared by one object per role.
 from __future__ import annotations
 
 from proxy.store.backend import Backend
-from proxy.store.in_process import InProcessCoordination
+from proxy.store.in_process import InProcessCoordination, InProcessSendSlots
 from proxy.store.local_notices import LocalNotices
 from proxy.store.memory.accounts import MemoryAccounts, MemorySessions
 from proxy.store.memory.audit import MemoryAudit
@@ -31,8 +31,9 @@ def memory_backend(state: MemoryState | None = None, chain: bool = True) -> Back
         intake=MemoryIntake(s), queue=MemoryQueue(s), log=MemoryLog(s),
         operator=MemoryOperator(s), accounts=MemoryAccounts(s), sessions=MemorySessions(s),
         audit=MemoryAudit(s), outbox=MemoryOutbox(s), schedules=MemorySchedules(s),
-        coordination=InProcessCoordination(), retention=MemoryRetention(s),
-        chain=MemoryChain(s), notices=LocalNotices(), sealing=MemorySealing(s), engine=s)
+        coordination=InProcessCoordination(), send_slots=InProcessSendSlots(),
+        retention=MemoryRetention(s), chain=MemoryChain(s), notices=LocalNotices(),
+        sealing=MemorySealing(s), engine=s)
 
 
 __all__ = ["MemoryIntake", "MemoryQueue", "MemoryState", "memory_backend"]

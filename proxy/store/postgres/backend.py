@@ -17,6 +17,7 @@ from proxy.store.postgres.queue import PostgresQueue
 from proxy.store.postgres.retention import PostgresRetention
 from proxy.store.postgres.schedules import PostgresSchedules
 from proxy.store.postgres.sealing import PostgresSealing
+from proxy.store.postgres.send_slots import PostgresSendSlots
 from proxy.store.sealing import PLAINTEXT, Keyring
 
 
@@ -29,5 +30,6 @@ def postgres_backend(config: StoreConfig, keys: Keyring = PLAINTEXT) -> Backend:
         operator=PostgresOperator(db), accounts=PostgresAccounts(db),
         sessions=PostgresSessions(db), audit=PostgresAudit(db), outbox=PostgresOutbox(db),
         schedules=PostgresSchedules(db), coordination=PostgresCoordination(db),
-        retention=PostgresRetention(db), chain=PostgresChain(db), notices=PostgresNotices(db),
-        sealing=PostgresSealing(db), engine=db)
+        send_slots=PostgresSendSlots(db), retention=PostgresRetention(db),
+        chain=PostgresChain(db), notices=PostgresNotices(db), sealing=PostgresSealing(db),
+        engine=db)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from proxy.store.backend import Backend
-from proxy.store.in_process import InProcessCoordination
+from proxy.store.in_process import InProcessCoordination, InProcessSendSlots
 from proxy.store.local_notices import LocalNotices
 from proxy.store.sealing import PLAINTEXT, Keyring
 from proxy.store.sqlite.accounts import SqliteAccounts, SqliteSessions
@@ -38,8 +38,9 @@ def sqlite_backend_on(db: SqliteDb) -> Backend:
         intake=SqliteIntake(db), queue=SqliteQueue(db), log=SqliteLog(db),
         operator=SqliteOperator(db), accounts=SqliteAccounts(db), sessions=SqliteSessions(db),
         audit=SqliteAudit(db), outbox=SqliteOutbox(db), schedules=SqliteSchedules(db),
-        coordination=InProcessCoordination(), retention=SqliteRetention(db),
-        chain=SqliteChain(db), notices=LocalNotices(), sealing=SqliteSealing(db), engine=db)
+        coordination=InProcessCoordination(), send_slots=InProcessSendSlots(),
+        retention=SqliteRetention(db), chain=SqliteChain(db), notices=LocalNotices(),
+        sealing=SqliteSealing(db), engine=db)
 
 
 __all__ = ["SqliteDb", "sqlite_backend", "sqlite_backend_on"]
