@@ -71,7 +71,7 @@ class SqliteDb:
         self.path = path
         self.keys = keys  # every role object seals and opens bodies with these
         self._busy_timeout_ms = busy_timeout_ms
-        self._chain = chain
+        self.chain = chain  # whether role objects compute links for their writes
         self._writer: SqliteWriter | None = None
         self._reader: aiosqlite.Connection | None = None
         self._snapshot_lock = asyncio.Lock()
@@ -85,7 +85,7 @@ class SqliteDb:
             try:
                 migrate(conn)
                 conn.head_sql, conn.append_sql = CHAIN_SQL
-                note_chain_switch(conn, self._chain, time.time())
+                note_chain_switch(conn, self.chain, time.time())
                 check_keys(conn, self.keys, time.time())
             finally:
                 conn.close()
@@ -97,7 +97,7 @@ class SqliteDb:
             raise translate(exc) from exc
         writer = SqliteWriter(lambda: connect_writer(self.path, self._busy_timeout_ms),
                               QUERIES["insert_request"], count_inserted,
-                              CHAIN_SQL, self._chain)
+                              CHAIN_SQL, self.chain)
         writer.start(asyncio.get_running_loop())
         self._writer = writer
 
@@ -155,6 +155,6 @@ class SqliteDb:
 
     def insert(self, row: InsertRow, links: InsertLinks | None = None) -> asyncio.Future[Any]:
         """Insert one request row (``insert_request``) in the group commit's executemany,
-        with what it adds to the chain (``links``, computed on the writer thread); a
+        with what it adds to the chain (``links``, None with the chain off); a
         plain function returning the writer's future, so intake awaits nothing more."""
         return self._w().insert(row, links)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from proxy import lifecycle
 from proxy.store import chain
 from proxy.store.errors import DuplicateKey
@@ -22,9 +20,8 @@ class SqliteIntake:
     async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
                                now: float) -> StoredRequest | None:
         row = insert_row(request, self._db.keys)
-
-        def links() -> Sequence[chain.Link]:
-            return [chain.request_link(request)]
+        # Encoded and hashed here, not in the writer's transaction (writer.InsertLinks).
+        links = [chain.request_link(request)] if self._db.chain else None
 
         try:
             # Most calls resubmit nothing: they join the group commit's one executemany.
@@ -45,7 +42,8 @@ class SqliteIntake:
                 c.execute(QUERIES["release_dedup_key"], (original.id,))
             c.execute(QUERIES["insert_request"], row)
             count_inserted(c, [row])
-            c.add_links(links())
+            if links is not None:
+                c.add_links(links)
             return None
 
         return await self._db.write(op)
