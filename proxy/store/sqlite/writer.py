@@ -280,28 +280,25 @@ def link_pending(conn: ChainedConnection) -> None:
 
 
 # The most rows one multi-row INSERT carries (6 values each: 768 bound parameters, well
-# below SQLite's limit).
+# below SQLite's limit). A group commit's chain rows are one INSERT of exactly their
+# number, so up to this many statements are prepared once and kept (``connect_writer``
+# caches enough of them).
 APPEND_CHUNK = 128
 
 
 def append_rows(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """``sql`` (an INSERT of one row, ``VALUES (?,...)`` last) for every row, as few
-    multi-row INSERTs: chunks of a power of two rows, so at most 8 distinct statements
-    are prepared and cached. ``executemany`` steps once per row, and each step gives up
-    the GIL and takes it back, and inside the open write transaction each wait for the
-    event loop to hand it back delays every 202 of the group. Measured under
+    """``sql`` (an INSERT of one row, ``VALUES (?,...)`` last) for every row, as one
+    multi-row INSERT per APPEND_CHUNK rows. ``executemany`` steps once per row, and each
+    step gives up the GIL and takes it back: inside the open write transaction each wait
+    for the event loop to hand it back delays every 202 of the group. Measured under
     bench/intake_bench.py (groups of ~31): linking and appending took 0.48 ms of each
-    group commit one row a step, 0.30 ms so (bench/RESULTS.md)."""
-    start, size = 0, APPEND_CHUNK
-    while start < len(rows):
-        while size > len(rows) - start:
-            size //= 2
-        params = [v for row in rows[start:start + size] for v in row]
-        conn.execute(_many_rows(sql, size), params)
-        start += size
+    group commit one row a step (bench/RESULTS.md)."""
+    for start in range(0, len(rows), APPEND_CHUNK):
+        part = rows[start:start + APPEND_CHUNK]
+        conn.execute(_many_rows(sql, len(part)), [v for row in part for v in row])
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=4 * APPEND_CHUNK)
 def _many_rows(sql: str, n: int) -> str:
     values = sql[sql.rindex("("):]
     return sql + ("," + values) * (n - 1)
@@ -379,9 +376,15 @@ def _resolve(results: list[Result]) -> None:
             job.future.set_exception(exc)
 
 
+# Prepared statements the writer keeps: the store's own (~100) and append_rows'.
+_CACHED_STATEMENTS = 128 + APPEND_CHUNK
+
+
 def connect_writer(path: Path, busy_timeout_ms: int) -> ChainedConnection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                           timeout=busy_timeout_ms / 1000, factory=ChainedConnection)
+                           timeout=busy_timeout_ms / 1000, factory=ChainedConnection,
+                           # Python's default of 128 is too few beside append_rows'.
+                           cached_statements=_CACHED_STATEMENTS)
     conn.links = []
     conn.begin_wait_s = 0.0  # SQLite's busy handler waits, until _poll_for_the_lock
     conn.head_sql = conn.append_sql = ""

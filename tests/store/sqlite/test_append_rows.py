@@ -1,5 +1,5 @@
 """The writer's chain rows go in as a few multi-row INSERTs (``writer.append_rows``):
-every row, in order, whatever the count, from a handful of distinct statements."""
+every row, in order, whatever the count, one statement per APPEND_CHUNK rows."""
 
 from __future__ import annotations
 
@@ -24,10 +24,6 @@ def test_every_row_is_inserted_in_order(n: int) -> None:
 
     conn.set_trace_callback(None)
     assert conn.execute("SELECT a, b FROM t ORDER BY seq").fetchall() == rows
-    # One statement per power of two in n (at most APPEND_CHUNK rows each), largest first:
-    # so few distinct statements are ever prepared.
+    # One statement per APPEND_CHUNK rows, each of exactly its rows.
     sizes = [s.count("),(") + 1 for s in statements]
-    assert sum(sizes) == n
-    assert len(sizes) == n // APPEND_CHUNK + bin(n % APPEND_CHUNK).count("1")
-    assert sizes == sorted(sizes, reverse=True)
-    assert all(size & (size - 1) == 0 and size <= APPEND_CHUNK for size in sizes)
+    assert sizes == [min(APPEND_CHUNK, n - start) for start in range(0, n, APPEND_CHUNK)]
