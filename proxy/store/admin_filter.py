@@ -32,6 +32,13 @@ def id_ceiling(ts: float) -> str:
     return id_at_ms(int(ts * 1000) + 1)
 
 
+def refuse_unexported_fields(f: RequestFilter) -> None:
+    """An export filters by status, upstream and receive time; the log's other filters
+    would make it a different export than its manifest says."""
+    if f.endpoint is not None or f.text is not None:
+        raise ValueError("an export filters by status, upstream and receive time only")
+
+
 def like_escape(text: str) -> str:
     """``text`` as a literal inside a LIKE pattern using ESCAPE '\\'."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

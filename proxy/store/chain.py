@@ -419,3 +419,21 @@ class Walk:
 def state_leaf_of(entry: ChainEntry) -> bytes | None:
     """A state entry's record is the entry's own: its leaf as it reads now."""
     return None if entry.record is None else digest(entry.record)
+
+
+def leaf_now(entry: ChainEntry, *, unreadable: bytes, broken: set[str] | frozenset[str],
+             requests: Mapping[str, StoredRequest], attempts: Mapping[str, AttemptRecord],
+             audits: Mapping[str, bytes]) -> bytes | None:
+    """What ``Walk.feed`` is given for any entry, from the records as stored now (read
+    by the backend): ``unreadable`` for a request or attempt whose sealed value no longer
+    opens (in ``broken``), so the walk names it as changed."""
+    if entry.ref in broken and entry.kind in PURGEABLE:
+        return unreadable
+    if entry.kind is Kind.REQUEST:
+        return request_leaf_now(entry, requests.get(entry.ref))
+    if entry.kind is Kind.ATTEMPT:
+        return attempt_leaf_now(entry, attempts.get(entry.ref),
+                                requests.get(entry.ref.rpartition("/")[0]))
+    if entry.kind is Kind.STATE:
+        return state_leaf_of(entry)
+    return audits.get(entry.ref)

@@ -80,19 +80,8 @@ class PostgresChain:
                           for e in (AuditEntry(*r) for r in await conn.fetch(
                               Q["audit_by_ids"], audit_ids))} if audit_ids else {}
 
-        def leaf(e: ChainEntry) -> bytes | None:
-            if e.ref in broken and e.kind in (Kind.REQUEST, Kind.ATTEMPT):
-                return BROKEN_LEAF
-            if e.kind is Kind.REQUEST:
-                return chain.request_leaf_now(e, rows.get(e.ref))
-            if e.kind is Kind.ATTEMPT:
-                return chain.attempt_leaf_now(e, attempts.get(e.ref),
-                                              rows.get(e.ref.rpartition("/")[0]))
-            if e.kind is Kind.STATE:
-                return chain.state_leaf_of(e)
-            return audits.get(e.ref)
-
-        return [leaf(e) for e in entries]
+        return [chain.leaf_now(e, unreadable=BROKEN_LEAF, broken=broken, requests=rows,
+                               attempts=attempts, audits=audits) for e in entries]
 
     async def checkpoint(self, at: float, note: str | None = None) -> Checkpoint:
         with translated():

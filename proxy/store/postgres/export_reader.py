@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from proxy.config import StoreConfig
-from proxy.store.admin_filter import id_ceiling, id_floor
+from proxy.store.admin_filter import id_ceiling, id_floor, refuse_unexported_fields
 from proxy.store.chain import GENESIS, ChainHead
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.pool import connect
@@ -50,8 +50,7 @@ def histories(config: StoreConfig, f: RequestFilter, *, page_size: int = PAGE_SI
     attempts in order, ``page_size`` requests a page, bodies opened with ``keys``.
     Raises StoreError subclasses; the connection closes when the iterator ends or is
     closed."""
-    if f.endpoint is not None or f.text is not None:
-        raise ValueError("an export filters by status, upstream and receive time only")
+    refuse_unexported_fields(f)
     loop = asyncio.new_event_loop()
 
     def wait(step: Awaitable[T]) -> T:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from proxy.store.admin_filter import id_ceiling, id_floor
+from proxy.store.admin_filter import id_ceiling, id_floor, refuse_unexported_fields
 from proxy.store.chain import GENESIS, ChainHead
 from proxy.store.errors import StoreUnavailable
 from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
@@ -84,8 +84,7 @@ def histories(path: Path, f: RequestFilter, *, page_size: int = PAGE_SIZE,
     attempts in order, ``page_size`` requests a page, bodies opened with ``keys``.
     Raises StoreError subclasses; the connection closes when the iterator ends or is
     closed."""
-    if f.endpoint is not None or f.text is not None:
-        raise ValueError("an export filters by status, upstream and receive time only")
+    refuse_unexported_fields(f)
     conn = open_read_only(path, busy_timeout_ms)
     try:
         conn.execute("BEGIN")  # one snapshot for the whole export
