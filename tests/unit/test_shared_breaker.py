@@ -10,7 +10,7 @@ import asyncio
 import pytest
 
 from proxy.delivery.shared_breaker import SharedBreaker
-from proxy.policies.breaker import AsyncBreaker, BreakerState
+from proxy.policies.breaker import AsyncBreaker, BreakerState, Permit
 from proxy.store.in_process import InProcessCoordination
 from tests.conftest import FakeClock
 
@@ -101,15 +101,23 @@ async def test_all_instances_together_send_one_probe(clock: FakeClock) -> None:
         "the failed probe re-timed the next one, for all"
 
 
-async def test_a_probe_that_succeeds_closes_the_breaker_for_all(clock: FakeClock) -> None:
+async def probe_leased(clock: FakeClock, opener: int
+                       ) -> tuple[list[SharedBreaker], SharedBreaker, Permit]:
+    """Three instances, the breaker opened by ``opener`` and its reset timeout run out:
+    the instances, the one holding the probe's lease and the probe's permit."""
     shared = instances(clock)
-    fail(shared[1].breaker)
+    fail(shared[opener].breaker)
     await sync(*shared)
     clock.advance(RESET_S)
     await sync(*shared)
     (holder,) = [s for s in shared if s.breaker._probe_lease_until is not None]
     permit = holder.breaker.try_acquire()
     assert permit is not None
+    return shared, holder, permit
+
+
+async def test_a_probe_that_succeeds_closes_the_breaker_for_all(clock: FakeClock) -> None:
+    shared, holder, permit = await probe_leased(clock, opener=1)
     holder.breaker.record(permit, failure=False)
     await sync(holder)
     await sync(*shared)
@@ -118,14 +126,7 @@ async def test_a_probe_that_succeeds_closes_the_breaker_for_all(clock: FakeClock
 
 
 async def test_a_probe_given_back_unsent_stays_with_its_lease_holder(clock: FakeClock) -> None:
-    shared = instances(clock)
-    fail(shared[0].breaker)
-    await sync(*shared)
-    clock.advance(RESET_S)
-    await sync(*shared)
-    (holder,) = [s for s in shared if s.breaker._probe_lease_until is not None]
-    permit = holder.breaker.try_acquire()
-    assert permit is not None
+    shared, holder, permit = await probe_leased(clock, opener=0)
     holder.breaker.cancel(permit)  # nothing was due
     await sync(*shared)
     assert holder.breaker.try_acquire() is not None
