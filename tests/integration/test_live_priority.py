@@ -88,12 +88,7 @@ async def test_a_live_sep_insert_during_a_replay_gets_the_sep_number_ahead_of_th
     assert overtook <= 1, f"{overtook} replays reached BPJS first"
     print(f"live answer in {took:.2f} s, {overtook} replays sent meanwhile")
 
-    await wait_until(lambda: _all_succeeded(simrs, backlog + 1), timeout_s=30,
-                     what="the backlog to drain")
-    request = await simrs.status_of(headers["X-Tenang-Request-Id"])
-    assert (request["status"], request["attempt_count"]) == ("succeeded", 1)
-    assert await sent_for(bpjs_sim, card(backlog)) == 1
-    assert (await bpjs_sim.snapshot())["concurrency"]["most"] <= SLOTS
+    await drained_sent_once(simrs, bpjs_sim, backlog, headers["X-Tenang-Request-Id"])
 
 
 async def test_a_live_sep_insert_finding_no_slot_within_its_deadline_is_queued_and_sent_once(
@@ -108,14 +103,7 @@ async def test_a_live_sep_insert_finding_no_slot_within_its_deadline_is_queued_a
     took = time.monotonic() - started
     assert status == 202
     assert took >= deadline_ms / 1000, f"{took:.2f} s: answered 202 without waiting"
-    request_id = headers["X-Tenang-Request-Id"]
-
-    await wait_until(lambda: _all_succeeded(simrs, backlog + 1), timeout_s=30,
-                     what="the backlog and the queued insert to be delivered")
-    request = await simrs.status_of(request_id)
-    assert (request["status"], request["attempt_count"]) == ("succeeded", 1)
-    assert await sent_for(bpjs_sim, card(backlog)) == 1
-    assert (await bpjs_sim.snapshot())["concurrency"]["most"] <= SLOTS
+    await drained_sent_once(simrs, bpjs_sim, backlog, headers["X-Tenang-Request-Id"])
     _, lane, _ = parts(simrs.tenang)
     await wait_until(lambda: lane.free_slots == SLOTS and not lane.slots.live_waiting,
                      what="every slot back")
@@ -123,6 +111,19 @@ async def test_a_live_sep_insert_finding_no_slot_within_its_deadline_is_queued_a
 
 async def _all_succeeded(simrs: Caller, n: int) -> bool:
     return await succeeded(simrs) == n
+
+
+async def drained_sent_once(simrs: Caller, sim: RunningSimulator, backlog: int,
+                            request_id: str) -> None:
+    """The backlog and the SEP insert after it (``request_id``, the card numbered
+    ``backlog``) all delivered, that insert sent to BPJS exactly once, and BPJS never
+    saw more than ``SLOTS`` at once."""
+    await wait_until(lambda: _all_succeeded(simrs, backlog + 1), timeout_s=30,
+                     what="the backlog and the insert after it to be delivered")
+    request = await simrs.status_of(request_id)
+    assert (request["status"], request["attempt_count"]) == ("succeeded", 1)
+    assert await sent_for(sim, card(backlog)) == 1
+    assert (await sim.snapshot())["concurrency"]["most"] <= SLOTS
 
 
 async def test_a_live_attempt_leaving_its_wait_for_a_slot_leaves_nothing_behind(
