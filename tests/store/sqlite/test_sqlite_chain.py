@@ -13,7 +13,7 @@ import pytest
 
 from proxy.ops.audit_chain import verify_chain
 from proxy.store import chain
-from proxy.store.errors import DuplicateKey
+from proxy.store.errors import DuplicateKey, StoreError
 from proxy.store.sqlite import SqliteDb, sqlite_backend_on
 from proxy.store.sqlite.writer import ChainedConnection
 from tests.store.sqlite import test_sqlite as base
@@ -91,3 +91,30 @@ async def test_a_failing_job_in_a_group_drops_its_links(db_path: Path) -> None:
         assert (await verify_chain(store.chain, T0)).ok
     finally:
         await store.close()
+
+
+async def test_a_chain_append_that_fails_fails_every_enqueue_of_its_group_and_stores_none(
+        db_path: Path, opened: Any) -> None:
+    """The chain is appended after the group's rows, just before COMMIT: when that
+    append fails, no enqueue may return (the gateway's 202) for a row that was rolled
+    back with it. A trigger refusing chain rows stands in for the failing append."""
+    store = await opened(db_path)
+    await store.intake.enqueue_or_match(req(0), 0.0, T0)
+    other = base.raw(db_path)
+    other.execute("CREATE TRIGGER no_chain BEFORE INSERT ON chain "
+                  "BEGIN SELECT RAISE(ABORT, 'chain append refused'); END")
+    try:
+        requests = [req(i / 1000 + 1) for i in range(40)]
+        results = await asyncio.gather(
+            *(store.intake.enqueue_or_match(r, 0.0, T0) for r in requests),
+            return_exceptions=True)
+
+        assert all(isinstance(r, StoreError) for r in results), results
+        assert base.count_rows(db_path) == 1  # only the one stored before
+    finally:
+        other.execute("DROP TRIGGER no_chain")
+        other.close()
+    assert await store.intake.enqueue_or_match(req(2), 0.0, T0) is None
+    assert base.count_rows(db_path) == 2
+    assert [seq for seq, _, _ in chain_rows(db_path)] == [1, 2]
+    assert (await verify_chain(store.chain, T0)).ok
