@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
 from tests.bpjs_support import booking
 from tests.conftest import ADMIN_TOKEN, StartTenang, make_config
@@ -33,11 +34,18 @@ def tenang(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def config_file(folder: Path, db: Path, extra: str = "", name: str = "tenang.toml") -> Path:
-    """A config of the store at ``db`` for the commands; ``extra``: more TOML (sections)."""
+    """A config of the SQLite store at ``db`` for the commands; ``extra``: more TOML
+    (sections)."""
+    return store_config_file(folder, f"sqlite:///{db}", extra, name)
+
+
+def store_config_file(folder: Path, url: str, extra: str = "",
+                      name: str = "tenang.toml") -> Path:
+    """A config of the store at ``url`` for the commands; ``extra``: more TOML (sections)."""
     path = folder / name
     path.write_text(f"""
 [store]
-url = "sqlite:///{db}"
+url = "{url}"
 {extra}
 
 [[upstreams]]
@@ -48,9 +56,10 @@ target = "http://127.0.0.1:9/antreanrs"
     return path
 
 
-async def write(http: aiohttp.ClientSession, gateway_url: str, kodebooking: str) -> str:
+async def write(http: aiohttp.ClientSession, gateway_url: str, kodebooking: str,
+                **extra: str) -> str:
     async with http.post(f"{gateway_url}/antreanrs/antrean/add",
-                         json=booking(kodebooking)) as resp:
+                         json=booking(kodebooking, **extra)) as resp:
         assert resp.status == 202, await resp.text()
         return resp.headers["X-Tenang-Request-Id"]
 
@@ -61,19 +70,28 @@ async def traffic(tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Star
     """A stopped Tenang's database after real traffic; its request ids by role."""
     config = make_config(tmp_path, bpjs_sim.url)
     running = await start_tenang(config)
+    ids = await settle(http, bpjs_sim, running, "KB-CH")
+    await running.stop()
+    return config.store.sqlite_path, ids
+
+
+async def settle(http: aiohttp.ClientSession, bpjs_sim: RunningSimulator, running: Tenang,
+                 tag: str) -> dict[str, str]:
+    """Three requests through ``running``, settled: two refused on their first send, of
+    which an operator retries one (then delivered) and cancels the other; one delivered
+    at once. Their ids by role; ``tag``: the kodebookings' prefix."""
     await bpjs_sim.fault("antrean/add", "reject", times=2)  # the first two sends refused
-    ids = {"retried": await write(http, running.gateway_url, "KB-CH-1"),
-           "cancelled": await write(http, running.gateway_url, "KB-CH-2")}
+    ids = {"retried": await write(http, running.gateway_url, f"{tag}-1"),
+           "cancelled": await write(http, running.gateway_url, f"{tag}-2")}
     for request_id in ids.values():
         await wait_status(http, running.admin_url, request_id, "failed")
-    ids["delivered"] = await write(http, running.gateway_url, "KB-CH-3")
+    ids["delivered"] = await write(http, running.gateway_url, f"{tag}-3")
     await wait_status(http, running.admin_url, ids["delivered"], "succeeded")
     admin = running.admin_url
     await api(http, "POST", f"{admin}/api/v1/requests/{ids['retried']}/retry")
     await api(http, "POST", f"{admin}/api/v1/requests/{ids['cancelled']}/cancel")
     await wait_status(http, admin, ids["retried"], "succeeded")
-    await running.stop()
-    return config.store.sqlite_path, ids
+    return ids
 
 
 def tampered(db: Path, folder: Path, change: Callable[[sqlite3.Connection], object]) -> Path:

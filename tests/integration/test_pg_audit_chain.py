@@ -8,10 +8,6 @@ purge` drops the old bodies, then the old rows, and the chain verifies after eac
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -20,34 +16,10 @@ import pytest
 
 import proxy.ids
 from proxy.bpjs.simulator.harness import RunningSimulator
-from proxy.ops.retention import DAY_S
-from tests.conftest import ADMIN_TOKEN, StartTenang, make_config
-from tests.integration.test_admin_api import api, wait_status
-from tests.integration.test_purge_chain import MARK, write
+from tests.conftest import StartTenang, make_config
+from tests.integration.test_audit_chain import store_config_file, tenang
+from tests.integration.test_purge_chain import BODIES, MARK, ROWS, aged_traffic, verify
 from tests.pg_support import schema_now
-
-REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN}
-AGE_S = 400 * DAY_S
-
-
-def tenang(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "proxy", *args], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=120, check=False)
-
-
-def config_file(folder: Path, url: str, extra: str = "", name: str = "tenang.toml") -> Path:
-    path = folder / name
-    path.write_text(f"""
-[store]
-url = "{url}"
-
-[[upstreams]]
-name = "antrean"
-prefix = "/antreanrs"
-target = "http://127.0.0.1:9/antreanrs"
-{extra}""", encoding="utf-8")
-    return path
 
 
 @pytest.fixture
@@ -59,22 +31,7 @@ async def traffic(tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: Star
     url = schema_now()
     config = make_config(tmp_path, bpjs_sim.url, max_skew_s=0.0,
                          store={"url": url, "pool_min": 1, "pool_max": 4})
-    old = await start_tenang(config, clock=lambda: time.time() - AGE_S)
-    await bpjs_sim.fault("antrean/add", "reject", times=2)  # the first two sends refused
-    ids = {"retried": await write(http, old.gateway_url, "KB-PG-1"),
-           "cancelled": await write(http, old.gateway_url, "KB-PG-2")}
-    for request_id in ids.values():
-        await wait_status(http, old.admin_url, request_id, "failed")
-    ids["delivered"] = await write(http, old.gateway_url, "KB-PG-3")
-    await wait_status(http, old.admin_url, ids["delivered"], "succeeded")
-    await api(http, "POST", f"{old.admin_url}/api/v1/requests/{ids['retried']}/retry")
-    await api(http, "POST", f"{old.admin_url}/api/v1/requests/{ids['cancelled']}/cancel")
-    await wait_status(http, old.admin_url, ids["retried"], "succeeded")
-    await old.stop()
-    today = await start_tenang(config)
-    ids["today"] = await write(http, today.gateway_url, "KB-PG-NEW", keterangan=MARK)
-    await wait_status(http, today.admin_url, ids["today"], "succeeded")
-    await today.stop()
+    ids = await aged_traffic(http, bpjs_sim, start_tenang, config, "KB-PG")
     return url, ids
 
 
@@ -95,13 +52,6 @@ async def flip_one_byte_of_body(url: str, request_id: str) -> None:
     await fetch(url, "UPDATE requests SET body = $2 WHERE id = $1", request_id, changed)
 
 
-def verified(config: Path) -> str:
-    result = tenang("audit", "verify", "--config", str(config))
-    assert result.returncode == 0, result.stderr
-    assert "intact" in result.stdout
-    return result.stdout
-
-
 async def test_an_untouched_store_verifies_and_a_checkpoint_records_its_head(
         traffic: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     url, _ = traffic
@@ -110,9 +60,9 @@ async def test_an_untouched_store_verifies_and_a_checkpoint_records_its_head(
     assert kinds["request"] == 4 and kinds["attempt"] == 5  # 2 refused, 3 delivered
     assert kinds["audit"] >= 2 and kinds["state"] >= 2 * 4 + 2
     [last] = await fetch(url, "SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1")
-    config = config_file(tmp_path, url)
+    config = store_config_file(tmp_path, url)
 
-    assert f"to seq {last['seq']}" in verified(config)
+    assert f"to seq {last['seq']}" in verify(config)
     taken = tenang("audit", "checkpoint", "--config", str(config), "--note", "daily")
     assert taken.returncode == 0, taken.stderr
     point = json.loads(taken.stdout)
@@ -126,7 +76,7 @@ async def test_one_byte_of_one_stored_body_changed_in_its_row_is_named(
         traffic: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     url, ids = traffic
     await flip_one_byte_of_body(url, ids["delivered"])
-    result = tenang("audit", "verify", "--config", str(config_file(tmp_path, url)))
+    result = tenang("audit", "verify", "--config", str(store_config_file(tmp_path, url)))
     assert result.returncode == 1, result.stdout
     assert f"request {ids['delivered']}" in result.stderr and "changed" in result.stderr
 
@@ -135,23 +85,22 @@ async def test_a_purged_store_verifies_after_its_bodies_and_after_its_rows_go(
         traffic: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     url, ids = traffic
     old = {ids["retried"], ids["cancelled"], ids["delivered"]}
-    bodies = config_file(tmp_path, url, "[retention]\nbodies_after_days = 30\n", "bodies.toml")
+    bodies = store_config_file(tmp_path, url, BODIES, "bodies.toml")
     result = tenang("purge", "--config", str(bodies))
     assert result.returncode == 0 and "purged bodies of 3 requests" in result.stdout, result
     marked = await fetch(url, "SELECT kind, ref FROM chain WHERE purged_at IS NOT NULL")
     assert {r["ref"] for r in marked if r["kind"] == "request"} == old
     assert sum(r["kind"] == "attempt" for r in marked) == 4  # 2 refused + 2 delivered
-    verified(config_file(tmp_path, url))
+    verify(store_config_file(tmp_path, url))
 
-    rows = config_file(tmp_path, url, "[retention]\nbodies_after_days = 30\n"
-                       "rows_after_days = 365\n", "rows.toml")
+    rows = store_config_file(tmp_path, url, ROWS, "rows.toml")
     result = tenang("purge", "--config", str(rows))
     assert result.returncode == 0 and "purged whole rows of 3" in result.stdout, result
     assert [r["id"] for r in await fetch(url, "SELECT id FROM requests")] == [ids["today"]]
-    verified(config_file(tmp_path, url))
+    verify(store_config_file(tmp_path, url))
 
     # The body that remains, one byte of it changed in its row: named.
     await flip_one_byte_of_body(url, ids["today"])
-    result = tenang("audit", "verify", "--config", str(config_file(tmp_path, url)))
+    result = tenang("audit", "verify", "--config", str(store_config_file(tmp_path, url)))
     assert result.returncode == 1
     assert f"request {ids['today']}" in result.stderr and "changed" in result.stderr

@@ -19,25 +19,24 @@ import pytest
 
 import proxy.ids
 from proxy.bpjs.simulator.harness import RunningSimulator
+from proxy.config import Config
 from proxy.ops.retention import DAY_S
-from tests.bpjs_support import booking
 from tests.conftest import StartTenang, make_config
-from tests.integration.test_admin_api import api, wait_status
-from tests.integration.test_audit_chain import config_file, one_byte_changed, tampered, tenang
+from tests.integration.test_admin_api import wait_status
+from tests.integration.test_audit_chain import (
+    config_file,
+    one_byte_changed,
+    settle,
+    tampered,
+    tenang,
+    write,
+)
 
 AGE_S = 400 * DAY_S
 BODIES = "[retention]\nbodies_after_days = 30\n"
 ROWS = "[retention]\nbodies_after_days = 30\nrows_after_days = 365\n"
 # In the body of today's request only: where one byte of it is changed in the file.
 MARK = "catatan-hari-ini-4711"
-
-
-async def write(http: aiohttp.ClientSession, gateway_url: str, kodebooking: str,
-                **extra: str) -> str:
-    async with http.post(f"{gateway_url}/antreanrs/antrean/add",
-                         json=booking(kodebooking, **extra)) as resp:
-        assert resp.status == 202, await resp.text()
-        return resp.headers["X-Tenang-Request-Id"]
 
 
 @pytest.fixture
@@ -51,23 +50,23 @@ async def aged(tmp_path: Path, bpjs_sim: RunningSimulator, start_tenang: StartTe
     monkeypatch.setattr(proxy.ids, "_last", 0)
     # The SIMRS signs with today's time: no timestamp check against the old clock.
     config = make_config(tmp_path, bpjs_sim.url, max_skew_s=0.0)
+    ids = await aged_traffic(http, bpjs_sim, start_tenang, config, "KB-OLD")
+    return config.store.sqlite_path, ids
+
+
+async def aged_traffic(http: aiohttp.ClientSession, bpjs_sim: RunningSimulator,
+                       start_tenang: StartTenang, config: Config, tag: str) -> dict[str, str]:
+    """`settle` through a Tenang whose clock runs 400 days behind, then one request
+    (``MARK`` in its body) delivered by one on today's clock; both stopped. The ids by
+    role, today's as "today"; ``tag``: the kodebookings' prefix."""
     old = await start_tenang(config, clock=lambda: time.time() - AGE_S)
-    await bpjs_sim.fault("antrean/add", "reject", times=2)  # the first two sends refused
-    ids = {"retried": await write(http, old.gateway_url, "KB-OLD-1"),
-           "cancelled": await write(http, old.gateway_url, "KB-OLD-2")}
-    for request_id in ids.values():
-        await wait_status(http, old.admin_url, request_id, "failed")
-    ids["delivered"] = await write(http, old.gateway_url, "KB-OLD-3")
-    await wait_status(http, old.admin_url, ids["delivered"], "succeeded")
-    await api(http, "POST", f"{old.admin_url}/api/v1/requests/{ids['retried']}/retry")
-    await api(http, "POST", f"{old.admin_url}/api/v1/requests/{ids['cancelled']}/cancel")
-    await wait_status(http, old.admin_url, ids["retried"], "succeeded")
+    ids = await settle(http, bpjs_sim, old, tag)
     await old.stop()
     today = await start_tenang(config)
-    ids["today"] = await write(http, today.gateway_url, "KB-NEW-1", keterangan=MARK)
+    ids["today"] = await write(http, today.gateway_url, f"{tag}-NEW", keterangan=MARK)
     await wait_status(http, today.admin_url, ids["today"], "succeeded")
     await today.stop()
-    return config.store.sqlite_path, ids
+    return ids
 
 
 def verify(config: Path) -> str:
