@@ -421,6 +421,28 @@ def state_leaf_of(entry: ChainEntry) -> bytes | None:
     return None if entry.record is None else digest(entry.record)
 
 
+class LeafRefs(NamedTuple):
+    """The records a page of entries names, by kind, for a backend to read in one query
+    per kind (sorted, so a page reads the same whichever backend)."""
+
+    attempt_of: list[str]  # request ids whose attempts an attempt entry names
+    request_ids: list[str]  # requests' rows: a request entry's, an attempt tombstone's
+    audit_ids: list[int]
+
+
+def leaf_refs(entries: Iterable[ChainEntry]) -> LeafRefs:
+    """What ``leaf_now`` needs read for ``entries``: every request entry's row (a
+    tombstone's too, ``request_leaf_now``), every attempt entry's attempt and, for an
+    attempt's tombstone, its request's row; every audit entry's row."""
+    page = list(entries)
+    attempt_of = {e.ref.rpartition("/")[0] for e in page if e.kind is Kind.ATTEMPT}
+    request_ids = ({e.ref for e in page if e.kind is Kind.REQUEST}
+                   | {e.ref.rpartition("/")[0] for e in page
+                      if e.kind is Kind.ATTEMPT and e.purged_at is not None})
+    audit_ids = {int(e.ref) for e in page if e.kind is Kind.AUDIT and e.ref.isdigit()}
+    return LeafRefs(sorted(attempt_of), sorted(request_ids), sorted(audit_ids))
+
+
 def leaf_now(entry: ChainEntry, *, unreadable: bytes, broken: set[str] | frozenset[str],
              requests: Mapping[str, StoredRequest], attempts: Mapping[str, AttemptRecord],
              audits: Mapping[str, bytes]) -> bytes | None:

@@ -51,16 +51,8 @@ class PostgresChain:
         return [_entry(r) for r in rows]
 
     async def current_leaves(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
-        """The records the entries name, one query per kind: every request entry's row
-        (a tombstone's too, ``chain.request_leaf_now``), every attempt entry's attempt
-        and, for an attempt's tombstone, its request's row."""
-        attempt_of = sorted({e.ref.rpartition("/")[0] for e in entries
-                             if e.kind is Kind.ATTEMPT})
-        request_ids = sorted({e.ref for e in entries if e.kind is Kind.REQUEST}
-                             | {e.ref.rpartition("/")[0] for e in entries
-                                if e.kind is Kind.ATTEMPT and e.purged_at is not None})
-        audit_ids = sorted({int(e.ref) for e in entries if e.kind is Kind.AUDIT
-                            and e.ref.isdigit()})
+        """The records the entries name (``chain.leaf_refs``), one query per kind."""
+        attempt_of, request_ids, audit_ids = chain.leaf_refs(entries)
         broken: set[str] = set()  # refs whose sealed value no longer opens: changed
         keys = self._db.keys
         with translated():

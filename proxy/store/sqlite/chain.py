@@ -84,16 +84,9 @@ class SqliteChain:
         return out
 
     async def _leaves_of(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
-        """One page's leaves: its requests' rows and attempts, one query each. A
-        tombstone's record is read too (``chain.request_leaf_now``), and for an attempt's
-        tombstone its request's row."""
-        attempt_of = sorted({e.ref.rpartition("/")[0] for e in entries
-                             if e.kind is Kind.ATTEMPT})
-        request_ids = sorted({e.ref for e in entries if e.kind is Kind.REQUEST}
-                             | {e.ref.rpartition("/")[0] for e in entries
-                                if e.kind is Kind.ATTEMPT and e.purged_at is not None})
-        audit_ids = sorted({int(e.ref) for e in entries if e.kind is Kind.AUDIT
-                            and e.ref.isdigit()})
+        """One page's leaves: the records it names (``chain.leaf_refs``), one query per
+        kind."""
+        attempt_of, request_ids, audit_ids = chain.leaf_refs(entries)
         rows: dict[str, StoredRequest] = {}
         attempts: dict[str, StoredAttempt] = {}
         audits: dict[str, bytes] = {}
