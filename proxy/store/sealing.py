@@ -158,6 +158,13 @@ class Keyring:
             raise SealBroken(f"a value encrypted under key id {key_id!r} failed its "
                              "integrity check (changed after it was written)") from None
 
+    def resealed(self, stored: bytes, key_id: str | None, aad: bytes) -> bytes | None:
+        """``stored`` sealed under the current key (a rekey walk's step), or None when it
+        already is or is empty (purged): nothing to write."""
+        if key_id == self.current or not stored:
+            return None
+        return self.seal(self.open(stored, key_id, aad), aad)
+
     def check_record(self) -> KeyRecord | None:
         """The record a store keeps of the current key (None when encryption is off)."""
         if self.current is None:

@@ -24,11 +24,6 @@ class PostgresSealing:
         keys = self._db.keys
         current = keys.current
 
-        def again(value: bytes, key_id: str | None, aad: bytes) -> bytes | None:
-            if key_id == current or not value:
-                return None
-            return keys.seal(keys.open(value, key_id, aad), aad)
-
         with translated():
             async with self._db.pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(Q["reseal_requests"], after_id or "", limit)
@@ -36,14 +31,15 @@ class PostgresSealing:
                     return ResealBatch(0, 0, None)
                 ids = [r[0] for r in rows]
                 requests = [(r[0], new) for r in rows
-                            if (new := again(bytes(r[1]), r[2], body_aad(r[0]))) is not None]
+                            if (new := keys.resealed(bytes(r[1]), r[2], body_aad(r[0])))
+                            is not None]
                 attempts = [(r[0], r[1], new)
                             for r in await conn.fetch(Q["reseal_attempts"], ids)
-                            if (new := again(bytes(r[2]), r[3], response_aad(r[0], r[1])))
+                            if (new := keys.resealed(bytes(r[2]), r[3], response_aad(r[0], r[1])))
                             is not None]
                 callbacks = [(r[0], new)
                              for r in await conn.fetch(Q["reseal_callbacks"], ids)
-                             if (new := again(bytes(r[2]), r[3], payload_aad(r[1])))
+                             if (new := keys.resealed(bytes(r[2]), r[3], payload_aad(r[1])))
                              is not None]
                 if requests:
                     await conn.execute(Q["resealed_requests"], [i for i, _ in requests],

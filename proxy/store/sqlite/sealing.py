@@ -29,13 +29,6 @@ class SqliteSealing:
         keys = self._db.keys
         current = keys.current
 
-        def again(value: bytes, key_id: str | None, aad: bytes) -> bytes | None:
-            """``value`` sealed under the current key, or None when it already is (or is
-            an empty, purged one)."""
-            if key_id == current or not value:
-                return None
-            return keys.seal(keys.open(value, key_id, aad), aad)
-
         def op(c: ChainedConnection) -> ResealBatch:
             c.execute("PRAGMA secure_delete=ON")  # this process's writer: the walk's own
             rows = c.execute(QUERIES["reseal_requests"], (after_id or "", limit)).fetchall()
@@ -44,19 +37,19 @@ class SqliteSealing:
             ids = [r[0] for r in rows]
             done = 0
             for rid, body, key_id in rows:
-                new = again(bytes(body), key_id, body_aad(rid))
+                new = keys.resealed(bytes(body), key_id, body_aad(rid))
                 if new is not None:
                     done += c.execute(QUERIES["resealed_request"],
                                       (new, current, rid, key_id)).rowcount
             in_ids = with_ids(QUERIES["reseal_attempts"], len(ids))
             for rid, number, body, key_id in c.execute(in_ids, ids).fetchall():
-                new = again(bytes(body), key_id, response_aad(rid, number))
+                new = keys.resealed(bytes(body), key_id, response_aad(rid, number))
                 if new is not None:
                     done += c.execute(QUERIES["resealed_attempt"],
                                       (new, current, rid, number, key_id)).rowcount
             in_ids = with_ids(QUERIES["reseal_callbacks"], len(ids))
             for cid, rid, payload, key_id in c.execute(in_ids, ids).fetchall():
-                new = again(bytes(payload), key_id, payload_aad(rid))
+                new = keys.resealed(bytes(payload), key_id, payload_aad(rid))
                 if new is not None:
                     done += c.execute(QUERIES["resealed_callback"],
                                       (new, current, cid, key_id)).rowcount
