@@ -101,6 +101,10 @@ class LiveFirst:
         self._waiters: deque[asyncio.Future[int]] = deque()
 
     @property
+    def held(self) -> int:
+        return len(self._held)
+
+    @property
     def live_waiting(self) -> bool:
         return any(not f.done() for f in self._waiters)
 
@@ -175,10 +179,6 @@ class LocalSlots(LiveFirst):
         super().__init__()
         self._limit = limit
 
-    @property
-    def held(self) -> int:
-        return len(self._held)
-
     async def take(self, wanted: int, now: float, until: float) -> list[int]:
         free = [n for n in range(self._limit) if n not in self._held][:max(0, wanted)]
         self._held.update(free)
@@ -205,10 +205,6 @@ class SharedSlots(LiveFirst):
         self._limit = upstream.rate.max_concurrency
         self._store = store
         self._owner = owner
-
-    @property
-    def held(self) -> int:
-        return len(self._held)
 
     async def take(self, wanted: int, now: float, until: float) -> list[int]:
         if wanted <= 0:
