@@ -7,11 +7,8 @@ is stopped, and verification must name what was changed."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,16 +18,9 @@ import pytest
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
 from tests.bpjs_support import booking
-from tests.conftest import ADMIN_TOKEN, StartTenang, make_config
+from tests.cli_support import tenang
+from tests.conftest import StartTenang, make_config
 from tests.integration.test_admin_api import api, wait_status
-
-REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "TENANG_ADMIN_TOKEN": ADMIN_TOKEN}
-
-
-def tenang(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "proxy", *args], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def config_file(folder: Path, db: Path, extra: str = "", name: str = "tenang.toml") -> Path:

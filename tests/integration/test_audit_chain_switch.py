@@ -13,9 +13,10 @@ import aiohttp
 
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
+from tests.cli_support import tenang
 from tests.conftest import StartTenang, make_config
 from tests.integration.test_admin_api import wait_status
-from tests.integration.test_audit_chain import config_file, tenang, write
+from tests.integration.test_audit_chain import config_file, write
 
 
 def chain_of(db: Path) -> list[tuple[str, str]]:

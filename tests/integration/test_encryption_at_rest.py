@@ -31,6 +31,7 @@ import pytest
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config, load_config
+from tests import cli_support as cli
 from tests.admin_ui.conftest import Browser, with_ui_users
 from tests.bpjs_support import booking
 from tests.conftest import ADMIN_TOKEN, StartTenang
@@ -190,8 +191,7 @@ async def tenang_async(env: dict[str, str], *args: str) -> tuple[int, str]:
 
 
 def tenang(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "proxy", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return cli.tenang(*args, env=env)
 
 
 def export(store: Store, config: Path, env: dict[str, str]) -> list[dict[str, str]]:

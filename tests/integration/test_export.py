@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,10 +26,9 @@ from proxy.store.backend import Backend
 from proxy.store.postgres.backend import postgres_backend
 from proxy.store.records import AttemptRecord, NewAudit, NewRequest
 from proxy.store.sqlite import sqlite_backend
+from tests.cli_support import tenang
 from tests.pg_support import schema_now
 
-REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "TENANG_ADMIN_TOKEN": "test-admin-token"}
 UPSTREAMS = {"antrean": "/antreanrs/antrean/add", "vclaim": "/vclaim-rest/SEP/2.0/insert"}
 OK = {"metadata": {"code": 200, "message": "OK"},
       "response": {"noSep": "0301R0011125V000123"}}  # as the relay stores it: decrypted
@@ -141,11 +138,6 @@ prefix = "/vclaim-rest"
 target = "http://127.0.0.1:9/vclaim-rest"
 """, encoding="utf-8")
     return folder / "tenang.toml", ids
-
-
-def tenang(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "proxy", *args], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def export(config: Path, output: Path, *extra: str, fmt: str = "jsonl",

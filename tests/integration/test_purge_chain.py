@@ -21,6 +21,7 @@ import proxy.ids
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import Config
 from proxy.ops.retention import DAY_S
+from tests.cli_support import tenang
 from tests.conftest import StartTenang, make_config
 from tests.integration.test_admin_api import wait_status
 from tests.integration.test_audit_chain import (
@@ -28,7 +29,6 @@ from tests.integration.test_audit_chain import (
     one_byte_changed,
     settle,
     tampered,
-    tenang,
     write,
 )
 

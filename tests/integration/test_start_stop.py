@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import cli_support as cli
+
 REPO = Path(__file__).resolve().parents[2]
 DEADLINE_S = 30.0  # a failed start takes about a second; a hang takes forever
 READY = re.compile(r"ready on http://127\.0\.0\.1:(\d+) \(admin http://127\.0\.0\.1:(\d+)\)")
@@ -46,9 +48,7 @@ target = "http://127.0.0.1:9/antreanrs"
 
 
 def tenang(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "proxy", *args], cwd=REPO, env=ENV,
-                          input=stdin, capture_output=True, text=True, timeout=DEADLINE_S,
-                          check=False)
+    return cli.tenang(*args, env=ENV, stdin=stdin, timeout_s=DEADLINE_S)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
