@@ -294,6 +294,13 @@ def state_link(request_id: str, before: str | None, after: str, reason: str | No
     return Link(Kind.STATE, request_id, digest(record), record)
 
 
+def state_links(request_ids: Iterable[str], before: str | None, after: str,
+                reason: str | None, at: float) -> list[Link]:
+    """One state change per request (``before`` -> ``after``), in id order, as every
+    backend adds them: the same moves, the same chain."""
+    return [state_link(rid, before, after, reason, at) for rid in sorted(request_ids)]
+
+
 def audit_link(e: AuditEntry) -> Link:
     return Link(Kind.AUDIT, str(e.id), digest(audit_encoding(e)))
 

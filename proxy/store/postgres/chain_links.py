@@ -19,7 +19,7 @@ together, each waits for the one before it; a group commit of up to
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from asyncpg.pool import PoolConnectionProxy
 
@@ -42,13 +42,6 @@ async def append(conn: PoolConnectionProxy, links: Sequence[chain.Link], *,
 def chain_on(conn: PoolConnectionProxy) -> bool:
     """Whether ``conn``'s pool keeps the chain (``[audit] chain``: ``pool.ChainedConnection``)."""
     return bool(getattr(conn, "chain_on", True))
-
-
-def state_links(request_ids: Iterable[str], before: str | None, after: str,
-                reason: str | None, at: float) -> list[chain.Link]:
-    """One state change per request (``before`` -> ``after``), in id order, as every
-    backend adds them: the same moves, the same chain."""
-    return [chain.state_link(rid, before, after, reason, at) for rid in sorted(request_ids)]
 
 
 async def mark_purged_in(conn: PoolConnectionProxy, kind: chain.Kind, refs: Sequence[str],

@@ -8,7 +8,7 @@ from proxy import lifecycle
 from proxy.lifecycle import Status, Transition
 from proxy.store import chain
 from proxy.store.errors import Conflict
-from proxy.store.postgres.chain_links import append, state_links
+from proxy.store.postgres.chain_links import append
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.statements import Q
@@ -39,8 +39,8 @@ class PostgresOperator:
                 assert row is not None
                 moved = row["moved"]
                 if moved:
-                    links = state_links([request_id], expected.value, t.status.value,
-                                        t.reason, now)
+                    links = chain.state_links([request_id], expected.value,
+                                              t.status.value, t.reason, now)
                     if audit is not None:
                         links.append(chain.audit_link(AuditEntry(
                             row["audit_id"], now, audit.actor, audit.action, request_id,

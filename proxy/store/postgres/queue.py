@@ -15,7 +15,7 @@ from proxy import lifecycle
 from proxy.lifecycle import Status, Transition
 from proxy.store import chain
 from proxy.store.errors import Conflict
-from proxy.store.postgres.chain_links import append, state_links
+from proxy.store.postgres.chain_links import append
 from proxy.store.postgres.database import Database
 from proxy.store.postgres.errors import translated
 from proxy.store.postgres.rows import in_due_order, row_to_request
@@ -43,8 +43,8 @@ class PostgresQueue:
                 if not rows:
                     rows = await conn.fetch(Q["claim_due"], upstream, now, limit, owner,
                                             lease_until, False)
-                await append(conn, state_links((r["id"] for r in rows), PENDING, IN_FLIGHT,
-                                               None, now))
+                await append(conn, chain.state_links((r["id"] for r in rows), PENDING,
+                                                     IN_FLIGHT, None, now))
         return in_due_order(rows, self._db.keys)
 
     async def take_over_expired(self, upstream: str, now: float, owner: str,
@@ -53,8 +53,8 @@ class PostgresQueue:
             async with self._db.pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(Q["take_over_expired"], upstream, now, owner,
                                         lease_until)
-                await append(conn, state_links((r["id"] for r in rows), IN_FLIGHT, IN_FLIGHT,
-                                               chain.TAKEN_OVER, now))
+                await append(conn, chain.state_links((r["id"] for r in rows), IN_FLIGHT,
+                                                     IN_FLIGHT, chain.TAKEN_OVER, now))
         return sorted((row_to_request(r, self._db.keys) for r in rows), key=lambda r: r.id)
 
     async def renew_leases(self, owner: str, request_ids: Sequence[str],
@@ -72,8 +72,8 @@ class PostgresQueue:
                 await conn.execute(Q["lock_holds"], upstream)
                 released = await conn.fetch(Q["release_holds"], upstream,
                                             release.next_attempt_at, now, release.reason)
-                links = state_links((r["id"] for r in released), HELD,
-                                    release.status.value, release.reason, now)
+                links = chain.state_links((r["id"] for r in released), HELD,
+                                          release.status.value, release.reason, now)
                 behind = await conn.fetch(Q["behind_stuck"], upstream)
                 rows = []
                 if behind:
@@ -102,8 +102,8 @@ class PostgresQueue:
             async with self._db.pool.acquire() as conn, conn.transaction():
                 rows = await conn.fetch(Q["supersede"], list(older), transition.reason, now)
                 cancelled = [r["id"] for r in rows]
-                links = state_links(cancelled, PENDING, transition.status.value,
-                                    transition.reason, now)
+                links = chain.state_links(cancelled, PENDING, transition.status.value,
+                                          transition.reason, now)
                 queued = [(i, (callbacks or {})[i]) for i in cancelled if i in (callbacks or {})]
                 if queued:
                     keys = self._db.keys
@@ -138,7 +138,7 @@ class PostgresQueue:
                     keys.current if callback else None)
                 if moved:
                     links = [] if a is None else [chain.attempt_link(request_id, a)]
-                    await append(conn, links + state_links(
+                    await append(conn, links + chain.state_links(
                         [request_id], IN_FLIGHT, t.status.value, t.reason, now))
         if not moved:
             raise Conflict(f"{request_id}: lease not held by {owner}")

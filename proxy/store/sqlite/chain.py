@@ -26,8 +26,7 @@ def chained_states(c: ChainedConnection, request_ids: Iterable[str], before: str
                    after: str, reason: str | None, at: float) -> None:
     """Add one state change per request (``before`` -> ``after``) to the transaction's
     chain links, in id order (as every backend does: the same moves, the same chain)."""
-    c.add_links(chain.state_link(rid, before, after, reason, at)
-                for rid in sorted(request_ids))
+    c.add_links(chain.state_links(request_ids, before, after, reason, at))
 
 
 def chained_audit(c: ChainedConnection, audit_id: int, at: float, actor: str, action: str,
