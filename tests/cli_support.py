@@ -21,3 +21,20 @@ def tenang(*args: str, env: Mapping[str, str] = ENV, stdin: str | None = None,
     return subprocess.run([sys.executable, "-m", "proxy", *args], cwd=REPO, env=env,
                           input=stdin, capture_output=True, text=True, timeout=timeout_s,
                           check=False)
+
+
+def store_config_file(folder: Path, url: str, extra: str = "",
+                      name: str = "tenang.toml") -> Path:
+    """A config of the store at ``url`` for the commands; ``extra``: more TOML (sections)."""
+    path = folder / name
+    path.write_text(f"""
+[store]
+url = "{url}"
+{extra}
+
+[[upstreams]]
+name = "antrean"
+prefix = "/antreanrs"
+target = "http://127.0.0.1:9/antreanrs"
+""", encoding="utf-8")
+    return path

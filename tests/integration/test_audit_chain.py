@@ -18,7 +18,7 @@ import pytest
 from proxy.app import Tenang
 from proxy.bpjs.simulator.harness import RunningSimulator
 from tests.bpjs_support import booking
-from tests.cli_support import tenang
+from tests.cli_support import store_config_file, tenang
 from tests.conftest import StartTenang, make_config
 from tests.integration.test_admin_api import api, wait_status
 
@@ -27,23 +27,6 @@ def config_file(folder: Path, db: Path, extra: str = "", name: str = "tenang.tom
     """A config of the SQLite store at ``db`` for the commands; ``extra``: more TOML
     (sections)."""
     return store_config_file(folder, f"sqlite:///{db}", extra, name)
-
-
-def store_config_file(folder: Path, url: str, extra: str = "",
-                      name: str = "tenang.toml") -> Path:
-    """A config of the store at ``url`` for the commands; ``extra``: more TOML (sections)."""
-    path = folder / name
-    path.write_text(f"""
-[store]
-url = "{url}"
-{extra}
-
-[[upstreams]]
-name = "antrean"
-prefix = "/antreanrs"
-target = "http://127.0.0.1:9/antreanrs"
-""", encoding="utf-8")
-    return path
 
 
 async def write(http: aiohttp.ClientSession, gateway_url: str, kodebooking: str,

@@ -26,13 +26,20 @@ from proxy.store.backend import Backend
 from proxy.store.postgres.backend import postgres_backend
 from proxy.store.records import AttemptRecord, NewAudit, NewRequest
 from proxy.store.sqlite import sqlite_backend
-from tests.cli_support import tenang
+from tests.cli_support import store_config_file, tenang
 from tests.pg_support import schema_now
 
 UPSTREAMS = {"antrean": "/antreanrs/antrean/add", "vclaim": "/vclaim-rest/SEP/2.0/insert"}
 OK = {"metadata": {"code": 200, "message": "OK"},
       "response": {"noSep": "0301R0011125V000123"}}  # as the relay stores it: decrypted
 DOWN = {"metaData": {"code": "503", "message": "Service Unavailable"}}
+# The second upstream of the seeded store, beside antrean (store_config_file's).
+VCLAIM = """
+[[upstreams]]
+name = "vclaim"
+prefix = "/vclaim-rest"
+target = "http://127.0.0.1:9/vclaim-rest"
+"""
 REJECTED = {"metadata": {"code": 201, "message": "Data tidak valid"}}
 
 
@@ -123,21 +130,8 @@ def seeded(request: pytest.FixtureRequest,
         url = schema_now()
         store = postgres_backend(StoreConfig(url=url, pool_min=1, pool_max=2))
     ids = asyncio.run(_seed(store))
-    (folder / "tenang.toml").write_text(f"""
-[store]
-url = "{url}"
-
-[[upstreams]]
-name = "antrean"
-prefix = "/antreanrs"
-target = "http://127.0.0.1:9/antreanrs"
-
-[[upstreams]]
-name = "vclaim"
-prefix = "/vclaim-rest"
-target = "http://127.0.0.1:9/vclaim-rest"
-""", encoding="utf-8")
-    return folder / "tenang.toml", ids
+    config = store_config_file(folder, url, VCLAIM)
+    return config, ids
 
 
 def export(config: Path, output: Path, *extra: str, fmt: str = "jsonl",

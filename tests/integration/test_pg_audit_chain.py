@@ -16,9 +16,8 @@ import pytest
 
 import proxy.ids
 from proxy.bpjs.simulator.harness import RunningSimulator
-from tests.cli_support import tenang
+from tests.cli_support import store_config_file, tenang
 from tests.conftest import StartTenang, make_config
-from tests.integration.test_audit_chain import store_config_file
 from tests.integration.test_purge_chain import BODIES, MARK, ROWS, aged_traffic, verify
 from tests.pg_support import schema_now
 
