@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
+from proxy.bpjs.simulator.client import DEFAULT_USER_KEY
 from proxy.lifecycle import Status, Transition
 from proxy.store.backend import Backend
 from proxy.store.memory import memory_backend
@@ -21,6 +22,17 @@ async def enqueue(intake: Intake, request: NewRequest) -> None:
     no bare enqueue: production only ever calls ``enqueue_or_match``)."""
     original = await intake.enqueue_or_match(request, 0.0, request.received_at)
     assert original is None, f"{request.id}: its dedup key is held by {original.id}"
+
+
+def bed_update(request_id: str, received_at: float, tersedia: int) -> NewRequest:
+    """An Aplicare bed update of room R1 as intake stores it: coalesced under the room, so
+    a later one supersedes it."""
+    return NewRequest(
+        id=request_id, upstream="aplicare", method="POST",
+        path="/aplicare/rest/bed/update/0101R001", query="",
+        headers=(("Content-Type", "application/json"), ("user_key", DEFAULT_USER_KEY)),
+        body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": %d}' % tersedia,
+        received_at=received_at, coalesce_key="aplicare:room-r1")
 
 
 async def hand_back(backend: Backend, request_id: str, owner: str, now: float) -> None:

@@ -32,7 +32,7 @@ from proxy.store.memory.state import MemoryState
 from proxy.store.records import NewRequest, StoredRequest
 from tests.bpjs_support import OUTAGE, applied, booking, sep_insert
 from tests.conftest import FakeClock, make_config, wait_until
-from tests.store_support import enqueue, memory_with_queue
+from tests.store_support import bed_update, enqueue, memory_with_queue
 
 T0 = 1_800_000_000.0
 # What a SIMRS's stored request carries for BPJS (the relay signs each attempt itself).
@@ -442,11 +442,7 @@ async def test_an_older_pending_update_superseded_before_a_send_gets_its_callbac
     clock, store = FakeClock(T0), memory_backend(state)
     ids = [new_request_id(T0 + n) for n in range(3)]
     for n, rid in enumerate(ids):
-        await enqueue(store.intake, NewRequest(
-            id=rid, upstream="aplicare", method="POST",
-            path="/aplicare/rest/bed/update/0101R001", query="", headers=HEADERS,
-            body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": %d}' % n,
-            received_at=T0 + n, coalesce_key="aplicare:room-r1"))
+        await enqueue(store.intake, bed_update(rid, T0 + n, n))
     [oldest] = await store.queue.claim_due("aplicare", T0 + 5, 1, "w", T0 + 60)
     breaker = build_breakers(cfg)["aplicare"]
     permit = breaker.try_acquire()
@@ -478,11 +474,7 @@ async def test_a_store_error_before_sending_hands_the_half_open_probe_back(
     breaker = build_breakers(cfg)["aplicare"]
     breaker.force_open()
     breaker.release()  # after an outage: half-open, one probe allowed
-    await enqueue(store.intake, NewRequest(
-        id=new_request_id(T0), upstream="aplicare", method="POST",
-        path="/aplicare/rest/bed/update/0101R001", query="", headers=HEADERS,
-        body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": 3}', received_at=T0,
-        coalesce_key="aplicare:room-r1"))
+    await enqueue(store.intake, bed_update(new_request_id(T0), T0, 3))
     [claimed] = await store.queue.claim_due("aplicare", T0, 1, "w", T0 + 60)
     permit = breaker.try_acquire()
     assert permit is not None and permit.probe

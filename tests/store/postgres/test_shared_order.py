@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 
 from proxy.app import build_breakers
-from proxy.bpjs.simulator.client import DEFAULT_USER_KEY
 from proxy.bpjs.simulator.harness import RunningSimulator
 from proxy.config import StoreConfig
 from proxy.delivery.attempt import Deliverer
@@ -21,12 +20,10 @@ from proxy.ids import new_request_id
 from proxy.lifecycle import SUPERSEDED, Status
 from proxy.store.backend import Backend
 from proxy.store.postgres.backend import postgres_backend
-from proxy.store.records import NewRequest
 from tests.conftest import FakeClock, make_config
-from tests.store_support import enqueue
+from tests.store_support import bed_update, enqueue
 
 T0 = 1_800_000_000.0
-HEADERS = (("Content-Type", "application/json"), ("user_key", DEFAULT_USER_KEY))
 
 
 @pytest.fixture
@@ -46,11 +43,7 @@ async def test_the_update_stored_last_supersedes_whatever_the_ids_say(
     ids = [new_request_id(t) for t in minted_at]
     assert ids[1] > ids[2]
     for n, rid in enumerate(ids):
-        await enqueue(store.intake, NewRequest(
-            id=rid, upstream="aplicare", method="POST",
-            path="/aplicare/rest/bed/update/0101R001", query="", headers=HEADERS,
-            body=b'{"kodekelas": "VIP", "koderuang": "R1", "tersedia": %d}' % n,
-            received_at=T0 + n, coalesce_key="aplicare:room-r1"))
+        await enqueue(store.intake, bed_update(rid, T0 + n, n))
     [first] = await store.queue.claim_due("aplicare", T0 + 5, 1, "w", T0 + 60)
     assert first.id == ids[0]
     breaker = build_breakers(cfg)["aplicare"]
