@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import queue
 import sqlite3
 import threading
@@ -35,6 +36,8 @@ from proxy.store.errors import (
     StoreLocked,
     StoreUnavailable,
 )
+
+log = logging.getLogger("tenang.store")
 
 
 class ChainedConnection(sqlite3.Connection):
@@ -141,13 +144,15 @@ class SqliteWriter:
         return self._loop.create_future()
 
     def insert(self, row: InsertRow, links: InsertLinks | None = None) -> asyncio.Future[Any]:
-        job = _Job(self._future(), insert=row, links=links)
-        self._jobs.put(job)
-        return job.future
+        return self._queued(_Job(self._future(), insert=row, links=links))
 
     def submit(self, op: Op) -> asyncio.Future[Any]:
-        job = _Job(self._future(), op=op)
+        return self._queued(_Job(self._future(), op=op))
+
+    def _queued(self, job: _Job) -> asyncio.Future[Any]:
         self._jobs.put(job)
+        if self._fatal is not None:  # the writer failed between _future() and put
+            self._drain(self._fatal)
         return job.future
 
     def _run(self) -> None:
@@ -158,6 +163,7 @@ class SqliteWriter:
             return
         conn.head_sql, conn.append_sql = self._chain_sql
         conn.chain_on = self._chain_on
+        batch: list[_Job] = []
         try:
             _poll_for_the_lock(conn)
             while True:
@@ -175,12 +181,23 @@ class SqliteWriter:
                         break
                     batch.append(nxt)
                 self._deliver(self._run_batch(conn, batch))
+                batch = []
+        except Exception as exc:
+            # A bug or an I/O error outside a batch's own handling: the thread ends, so
+            # every job in hand or waiting fails now rather than hanging its caller.
+            log.exception("sqlite writer stopped")
+            error = StoreUnavailable(f"store writer stopped: {exc!r}")
+            self._deliver([(job, None, error) for job in batch])
+            self._fail_all(error)
         finally:
             conn.close()
 
     def _fail_all(self, error: StoreError) -> None:
         """The writer cannot work at all: refuse new jobs and fail every waiting one."""
         self._fatal = error
+        self._drain(error)
+
+    def _drain(self, error: StoreError) -> None:
         failed: list[Result] = []
         while True:
             try:

@@ -7,15 +7,15 @@ import asyncio
 import dataclasses
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 from proxy.ops.audit_chain import verify_chain
 from proxy.store import chain
-from proxy.store.errors import DuplicateKey, StoreError
+from proxy.store.errors import DuplicateKey, StoreError, StoreUnavailable
 from proxy.store.sqlite import SqliteDb, sqlite_backend_on
-from proxy.store.sqlite.writer import ChainedConnection
+from proxy.store.sqlite.writer import ChainedConnection, SqliteWriter
 from tests.store.sqlite import test_sqlite as base
 from tests.store.sqlite.test_sqlite import T0, counted, req
 
@@ -118,3 +118,24 @@ async def test_a_chain_append_that_fails_fails_every_enqueue_of_its_group_and_st
     assert base.count_rows(db_path) == 2
     assert [seq for seq, _, _ in chain_rows(db_path)] == [1, 2]
     assert (await verify_chain(store.chain, T0)).ok
+
+
+async def test_a_writer_that_dies_fails_every_enqueue_instead_of_leaving_it_waiting(
+        db_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error the writer thread does not expect (a bug, an I/O error outside a
+    batch's own handling) ends the thread: the group it held and every later enqueue
+    must fail (the gateway answers 503), never wait for an answer that cannot come."""
+    store = await opened(db_path)
+
+    def broken(self: SqliteWriter, conn: ChainedConnection, batch: Any) -> NoReturn:
+        raise RuntimeError("writer bug")
+
+    monkeypatch.setattr(SqliteWriter, "_run_batch", broken)
+    results = await asyncio.wait_for(asyncio.gather(
+        *(store.intake.enqueue_or_match(req(i / 1000 + 1), 0.0, T0) for i in range(20)),
+        return_exceptions=True), timeout=30)
+
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+    with pytest.raises(StoreUnavailable, match="store writer stopped"):
+        await asyncio.wait_for(store.intake.enqueue_or_match(req(3), 0.0, T0), timeout=30)
+    assert base.count_rows(db_path) == 0
