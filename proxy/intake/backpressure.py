@@ -111,8 +111,9 @@ def _no_disk() -> int:
 
 
 class DiskFloor:
-    """Free space on the database's disk, sampled at most once a second and whenever
-    the bytes admitted since reach a quarter of the room above the floor, minus an
+    """Free space on the database's disk, sampled at least once a second and whenever
+    the bytes admitted since (stored or in flight) reach a quarter of the room above the
+    floor, minus an
     estimate of everything admitted that the sample may not show yet."""
 
     def __init__(self, min_free_bytes: int, free_bytes: Callable[[], int],
@@ -129,7 +130,10 @@ class DiskFloor:
     def _refresh(self) -> None:
         now = self.clock()
         room = self._sample - self.min_free_bytes
-        if now - self._sampled_at < REFRESH_S and self._since_sample < max(
+        # In flight counts too: a burst admitted at once against a stale sample (the
+        # disk filled by something else since) would otherwise all be reserved before
+        # any of it is stored and counted.
+        if now - self._sampled_at < REFRESH_S and self._since_sample + self._in_flight < max(
                 SAMPLE_BYTES, room // 4):
             return
         self._sampled_at = now
