@@ -55,7 +55,7 @@ request (its path, headers, times) is no longer checked: the leaf covered the bo
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import json
 import json.encoder as json_encoder
@@ -204,8 +204,27 @@ def _number(v: float | int | None) -> str:
 
 
 def _b64(data: bytes | None) -> str:
-    # The base64 alphabet needs no escape: quoted as it is.
-    return "null" if data is None else '"' + base64.b64encode(data).decode("ascii") + '"'
+    # The base64 alphabet needs no escape: quoted as it is. (binascii: base64.b64encode
+    # is a Python wrapper around it.)
+    if data is None:
+        return "null"
+    return '"' + binascii.b2a_base64(data, newline=False).decode("ascii") + '"'
+
+
+# A request's deadline (``expires_at``) is its service day's end, shared by every request
+# of the day: its repr (with ``received_at``'s, the slowest part of the encoding) is kept.
+# Never for 0.0, which equals -0.0 but is written otherwise.
+_last_time: tuple[float, str] = (float("nan"), "")
+
+
+def _repeated_number(v: float | int | None) -> str:
+    global _last_time
+    if type(v) is float and v == _last_time[0] and v != 0.0:
+        return _last_time[1]
+    encoded = _number(v)
+    if type(v) is float:
+        _last_time = (v, encoded)
+    return encoded
 
 
 # Stored headers repeat (content type, cons id, user key; one timestamp and signature per
@@ -214,7 +233,24 @@ _PAIRS: dict[tuple[str, str], str] = {}
 _PAIRS_MAX = 4096
 
 
+# Whole header sets repeat too (one per caller and second): kept as rows.py keeps their
+# JSON, up to a bound.
+_SETS: dict[tuple[tuple[str, str], ...], str] = {}
+_SETS_MAX = 256
+
+
 def _headers(headers: Sequence[tuple[str, str]]) -> str:
+    if type(headers) is tuple:
+        encoded = _SETS.get(headers)
+        if encoded is None:
+            if len(_SETS) >= _SETS_MAX:
+                _SETS.clear()
+            encoded = _SETS[headers] = _header_pairs(headers)
+        return encoded
+    return _header_pairs(headers)
+
+
+def _header_pairs(headers: Sequence[tuple[str, str]]) -> str:
     out = []
     for pair in headers:
         encoded = _PAIRS.get(pair) if type(pair) is tuple else None
@@ -246,7 +282,7 @@ def linked(previous: bytes, leaf: bytes) -> bytes:
 def request_encoding(r: NewRequest | StoredRequest) -> bytes:
     # Keys in sorted order; headers as stored, a sequence of pairs (JSON arrays).
     return (f'{{"body":{_b64(r.body)},"coalesce_key":{_text(r.coalesce_key)},'
-            f'"endpoint":{_text(r.endpoint)},"expires_at":{_number(r.expires_at)},'
+            f'"endpoint":{_text(r.endpoint)},"expires_at":{_repeated_number(r.expires_at)},'
             f'"headers":{_headers(r.headers)},"id":{_text(r.id)},"kind":"request",'
             f'"method":{_text(r.method)},"ordering_key":{_text(r.ordering_key)},'
             f'"path":{_text(r.path)},"query":{_text(r.query)},'
@@ -279,8 +315,12 @@ def audit_encoding(e: AuditEntry) -> bytes:
             f'"target":{_text(e.target)}}}').encode("ascii")
 
 
+_new_link = tuple.__new__  # Link(...) runs NamedTuple's __new__ in Python: a third slower
+
+
 def request_link(r: NewRequest | StoredRequest) -> Link:
-    return Link(Kind.REQUEST, r.id, digest(request_encoding(r)))
+    return _new_link(Link, (Kind.REQUEST, r.id, hashlib.sha256(request_encoding(r)).digest(),
+                            None))
 
 
 def attempt_link(request_id: str, a: AttemptRecord) -> Link:
