@@ -90,7 +90,7 @@ async def _postgres_key_records(store: StoreConfig) -> list[KeyRecord]:
 
 
 def _sqlite_key_records(store: StoreConfig) -> list[KeyRecord]:
-    from proxy.store.sqlite.export_reader import open_read_only
+    from proxy.store.sqlite.read_only import open_read_only
 
     if not store.sqlite_path.is_file():
         return []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from tests.bpjs_support import booking
 from tests.cli_support import store_config_file, tenang
 from tests.conftest import StartTenang, make_config
 from tests.integration.test_admin_api import api, wait_status
+from tests.sqlite_chain_support import delete_entry, entries, entries_of, relink, set_leaf
 
 
 def config_file(folder: Path, db: Path, extra: str = "", name: str = "tenang.toml") -> Path:
@@ -86,11 +88,9 @@ def one_byte_changed(body: bytes) -> bytes:
 def test_an_untouched_store_verifies_and_a_checkpoint_prints_and_records_the_head(
         traffic: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     db, _ = traffic
-    conn = sqlite3.connect(db)
-    kinds = dict(conn.execute("SELECT kind, COUNT(*) FROM chain GROUP BY kind").fetchall())
-    last_seq, last_head = conn.execute(
-        "SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-    conn.close()
+    stored_chain = entries_of(db)
+    kinds = Counter(e.kind.value for e in stored_chain)
+    last_seq, last_head = stored_chain[-1].seq, stored_chain[-1].head
     assert kinds["request"] == 3 and kinds["attempt"] == 4  # 2 refused, 2 delivered
     # Claims, outcomes, the retry and the cancel (the first state is no entry of its own).
     assert kinds["audit"] >= 2 and kinds["state"] >= 2 * 3 + 2
@@ -153,7 +153,7 @@ def test_a_deleted_chain_entry_is_found_by_its_seq(
         traffic: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     db, _ = traffic
     result = tenang("audit", "verify", "--config", str(tampered(
-        db, tmp_path, lambda conn: conn.execute("DELETE FROM chain WHERE seq=5"))))
+        db, tmp_path, lambda conn: delete_entry(conn, 5))))
     assert result.returncode == 1
     assert "seq 5" in result.stderr and "missing" in result.stderr
 
@@ -205,11 +205,9 @@ def test_a_chain_rewritten_after_a_checkpoint_fails_at_that_checkpoint(
 
         row = conn.execute(QUERIES["get_request"], (target,)).fetchone()
         leaf = chain.request_link(row_to_request(row, PLAINTEXT)).leaf
-        conn.execute("UPDATE chain SET leaf=? WHERE kind='request' AND ref=?", (leaf, target))
-        previous = chain.GENESIS
-        for s, entry_leaf in conn.execute("SELECT seq, leaf FROM chain ORDER BY seq").fetchall():
-            previous = chain.linked(previous, bytes(entry_leaf))
-            conn.execute("UPDATE chain SET head=? WHERE seq=?", (previous, s))
+        [entry] = [e for e in entries(conn) if e.kind == "request" and e.ref == target]
+        set_leaf(conn, entry.seq, leaf)
+        relink(conn)
 
     result = tenang("audit", "verify", "--config", str(tampered(db, tmp_path, rewrite)))
     assert result.returncode == 1

@@ -17,14 +17,11 @@ from tests.cli_support import tenang
 from tests.conftest import StartTenang, make_config
 from tests.integration.test_admin_api import wait_status
 from tests.integration.test_audit_chain import config_file, write
+from tests.sqlite_chain_support import entries_of
 
 
 def chain_of(db: Path) -> list[tuple[str, str]]:
-    conn = sqlite3.connect(db)
-    try:
-        return conn.execute("SELECT kind, ref FROM chain ORDER BY seq").fetchall()
-    finally:
-        conn.close()
+    return [(e.kind.value, e.ref) for e in entries_of(db)]
 
 
 def switches(db: Path) -> list[tuple[int, str, str]]:

@@ -26,6 +26,7 @@ from proxy.store.backend import Backend
 from proxy.store.postgres.backend import postgres_backend
 from proxy.store.records import AttemptRecord, NewAudit, NewRequest
 from proxy.store.sqlite import sqlite_backend
+from proxy.store.sqlite.queries import QUERIES
 from tests.cli_support import store_config_file, tenang
 from tests.pg_support import schema_now
 
@@ -306,8 +307,7 @@ def chain_end(config: Path) -> tuple[int, bytes]:
         return asyncio.run(pg_chain_end(url))
     conn = sqlite3.connect(config.parent / "data" / "tenang.db")
     try:
-        seq, head = conn.execute("SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1"
-                                 ).fetchone()
+        seq, head = conn.execute(QUERIES["chain_head"]).fetchone()
     finally:
         conn.close()
     return seq, bytes(head)

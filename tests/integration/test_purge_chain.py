@@ -31,6 +31,7 @@ from tests.integration.test_audit_chain import (
     tampered,
     write,
 )
+from tests.sqlite_chain_support import forge_tombstone
 
 AGE_S = 400 * DAY_S
 BODIES = "[retention]\nbodies_after_days = 30\n"
@@ -168,7 +169,7 @@ def test_a_tombstone_laid_over_a_record_still_stored_is_named(
     def hide(conn: sqlite3.Connection) -> None:
         (body,) = conn.execute("SELECT body FROM requests WHERE id=?", (target,)).fetchone()
         conn.execute("UPDATE requests SET body=? WHERE id=?", (one_byte_changed(body), target))
-        conn.execute("UPDATE chain SET purged_at=1 WHERE kind='request' AND ref=?", (target,))
+        forge_tombstone(conn, target, 1)
 
     result = tenang("audit", "verify", "--config", str(tampered(db, tmp_path, hide)))
     assert result.returncode == 1

@@ -76,6 +76,13 @@ TABLES: tuple[Table, ...] = (
     # backend), with the key ids they need.
     Table("sealing_keys", "key_id"),
 )
+# SQLite keeps the chain entry of a request stored by intake in the request's row
+# (SQLite schema v14, sqlite.chain_rows); PostgreSQL keeps every entry in its chain
+# table. Those columns are not copied as columns: their entries join the chain table's.
+ROW_CHAIN_COLUMNS = ("chain_seq", "chain_leaf", "chain_head")
+_ROW_ENTRIES = ("SELECT chain_seq, 'request', id, chain_leaf, chain_head, NULL, NULL "
+                "FROM requests WHERE chain_seq IS NOT NULL ORDER BY rowid")
+_ROW_ENTRIES_COUNT = "SELECT count(*) FROM requests WHERE chain_seq IS NOT NULL"
 # SQLite's tables that are not copied, and why. A table in neither list stops the copy:
 # a new table must be decided on, not silently left behind.
 NOT_COPIED: dict[str, str] = {
@@ -180,7 +187,8 @@ async def _check_schemas(src: sqlite3.Connection, conn: Conn) -> dict[str, list[
         raise SchemaMismatch(f"SQLite tables this copy does not know: {', '.join(unknown)}")
     columns: dict[str, list[str]] = {}
     for table in TABLES:
-        mine = _sqlite_columns(src, table.name)
+        mine = [c for c in _sqlite_columns(src, table.name)
+                if table.name != "requests" or c not in ROW_CHAIN_COLUMNS]
         theirs = await _postgres_columns(conn, table.name)
         expected = set(mine) | ({"seq"} if table.name == "requests" else set())
         if theirs != expected:
@@ -203,10 +211,17 @@ def _rows(src: sqlite3.Connection, table: Table, columns: list[str]) -> Iterator
                 yield (*row, seq)
             else:
                 yield row
+    if table.name == "chain":
+        cursor = src.execute(_ROW_ENTRIES)
+        while batch := cursor.fetchmany(BATCH):
+            yield from batch
 
 
 def _sqlite_count(src: sqlite3.Connection, table: str) -> int:
-    return int(src.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    count = int(src.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    if table == "chain":
+        count += int(src.execute(_ROW_ENTRIES_COUNT).fetchone()[0])
+    return count
 
 
 async def _require_empty(conn: Conn) -> None:

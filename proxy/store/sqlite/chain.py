@@ -16,6 +16,7 @@ from proxy.store import chain
 from proxy.store.chain import Break, ChainEntry, ChainHead, Checkpoint, Kind, Verification
 from proxy.store.records import AuditEntry, StoredAttempt, StoredRequest
 from proxy.store.sealing import BROKEN_LEAF, opened
+from proxy.store.sqlite import chain_rows
 from proxy.store.sqlite.db import SqliteDb
 from proxy.store.sqlite.queries import QUERIES, with_ids, with_where
 from proxy.store.sqlite.rows import row_to_attempt, row_to_request
@@ -37,26 +38,23 @@ def chained_audit(c: ChainedConnection, audit_id: int, at: float, actor: str, ac
 
 
 def mark_purged_in(c: ChainedConnection, kind: Kind, refs: Sequence[str], at: float) -> int:
-    """``Chain.mark_purged`` inside the caller's writer job (a purge's transaction)."""
+    """``Chain.mark_purged`` inside the caller's writer job (a purge's transaction). A
+    request's entry kept in its row (``chain_rows``) moves to the chain table, as its
+    tombstone: a row's entry is never a tombstone, so a body emptied by hand with
+    ``purged_at`` set still reads as a changed record."""
     marked = 0
     for start in range(0, len(refs), _PAGE):
         part = list(refs[start:start + _PAGE])
+        if kind is Kind.REQUEST:
+            marked += c.execute(with_ids(QUERIES["tombstone_row_entries"], len(part)),
+                                (at, *part)).rowcount
+            c.execute(with_ids(QUERIES["clear_row_entries"], len(part)), part)
         marked += c.execute(with_ids(QUERIES["mark_purged"], len(part)),
                             (at, kind.value, *part)).rowcount
     return marked
 
 
 _PAGE = 500  # ids per IN (...) list: well below SQLite's limit of bound parameters
-
-
-def _blob(value: Any) -> bytes:
-    # A value written as text by hand (sqlite3 shell) must be checked, not crash the walk.
-    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
-
-
-def _entry(r: Any) -> ChainEntry:
-    return ChainEntry(seq=r[0], kind=Kind(r[1]), ref=r[2], leaf=_blob(r[3]), head=_blob(r[4]),
-                      purged_at=r[5], record=None if r[6] is None else _blob(r[6]))
 
 
 def _checkpoint(r: Any) -> Checkpoint:
@@ -73,8 +71,10 @@ class SqliteChain:
                                                                        bytes(rows[0][1]))
 
     async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
-        return [_entry(r) for r in await self._db.read(QUERIES["chain_entries"],
-                                                       (after_seq, limit))]
+        # A page is read in a thread on a connection of its own, in one read transaction
+        # (chain_rows): the chain table's entries and the rows' must be one snapshot.
+        return await self._db.read_snapshot(
+            lambda conn: chain_rows.entries_after(conn, after_seq, limit))
 
     async def current_leaves(self, entries: Sequence[ChainEntry]) -> list[bytes | None]:
         out: list[bytes | None] = []

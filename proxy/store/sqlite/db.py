@@ -21,11 +21,12 @@ from proxy.store.errors import StoreUnavailable
 from proxy.store.sealing import PLAINTEXT, KeyRecord, Keyring
 from proxy.store.sqlite.chain_switch import note_chain_switch
 from proxy.store.sqlite.queries import QUERIES
+from proxy.store.sqlite.read_only import in_snapshot
 from proxy.store.sqlite.rows import count_inserted
 from proxy.store.sqlite.schema import migrate
 from proxy.store.sqlite.writer import (
     ChainedConnection,
-    InsertLinks,
+    InsertLink,
     InsertRow,
     SqliteWriter,
     connect_writer,
@@ -96,7 +97,8 @@ class SqliteDb:
         except sqlite3.Error as exc:
             raise translate(exc) from exc
         writer = SqliteWriter(lambda: connect_writer(self.path, self._busy_timeout_ms),
-                              QUERIES["insert_request"], count_inserted,
+                              (QUERIES["insert_request"], QUERIES["insert_request_chained"]),
+                              count_inserted,
                               CHAIN_SQL, self.chain)
         writer.start(asyncio.get_running_loop())
         self._writer = writer
@@ -148,13 +150,22 @@ class SqliteDb:
             except sqlite3.Error as exc:
                 raise translate(exc) from exc
 
+    async def read_snapshot(self, read: Callable[[sqlite3.Connection], T]) -> T:
+        """``read`` in a worker thread, on a read-only connection of its own, in one read
+        transaction: for reads of several dependent statements that must see one state."""
+        try:
+            return await asyncio.to_thread(in_snapshot, self.path,
+                                           self._busy_timeout_ms, read)
+        except sqlite3.Error as exc:
+            raise translate(exc) from exc
+
     async def write(self, op: Callable[[ChainedConnection], T]) -> T:
         """Run ``op`` in the writer's next group commit; its result once committed."""
         result: T = await self._w().submit(op)
         return result
 
-    def insert(self, row: InsertRow, links: InsertLinks | None = None) -> asyncio.Future[Any]:
+    def insert(self, row: InsertRow, link: InsertLink | None = None) -> asyncio.Future[Any]:
         """Insert one request row (``insert_request``) in the group commit's executemany,
-        with what it adds to the chain (``links``, None with the chain off); a
-        plain function returning the writer's future, so intake awaits nothing more."""
-        return self._w().insert(row, links)
+        with its request's chain entry (``link``, None with the chain off); a plain
+        function returning the writer's future, so intake awaits nothing more."""
+        return self._w().insert(row, link)

@@ -18,21 +18,22 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Any, TypeVar
 
 from proxy.store.admin_filter import id_ceiling, id_floor, refuse_unexported_fields
 from proxy.store.chain import GENESIS, ChainHead
-from proxy.store.errors import StoreUnavailable
 from proxy.store.records import RequestFilter, StoredAttempt, StoredRequest
 from proxy.store.sealing import PLAINTEXT, Keyring
+from proxy.store.sqlite import chain_rows
 from proxy.store.sqlite.queries import QUERIES, with_ids, with_where
+from proxy.store.sqlite.read_only import in_snapshot, open_read_only
 from proxy.store.sqlite.rows import row_to_attempt, row_to_request
 from proxy.store.sqlite.writer import translate
 
 PAGE_SIZE = 500  # well under SQLite's 32,766 bound parameters (the attempts' IN list)
 
 History = tuple[StoredRequest, list[StoredAttempt]]
+T = TypeVar("T")
 
 def _where(f: RequestFilter, after: str | None) -> tuple[list[str], list[Any]]:
     """One lower and one upper id bound (given two, SQLite may walk from the looser one),
@@ -59,21 +60,6 @@ def _attempts(conn: sqlite3.Connection, ids: list[str],
     for row in conn.execute(with_ids(QUERIES["export_attempts"], len(ids)), ids):
         found.setdefault(row[0], []).append(row_to_attempt(row, keys))
     return found
-
-
-def open_read_only(path: Path, busy_timeout_ms: int = 5_000) -> sqlite3.Connection:
-    """A read-only connection to an existing database file (StoreUnavailable otherwise).
-    Usable from one thread at a time, not only the one that opened it (the UI reads each
-    page in a worker thread)."""
-    if not path.is_file():
-        raise StoreUnavailable(f"no database at {path}")
-    try:
-        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True,
-                               isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        return conn
-    except sqlite3.Error as exc:
-        raise translate(exc) from exc
 
 
 def histories(path: Path, f: RequestFilter, *, page_size: int = PAGE_SIZE,
@@ -109,27 +95,22 @@ def histories(path: Path, f: RequestFilter, *, page_size: int = PAGE_SIZE,
 
 def chain_head_of(path: Path, busy_timeout_ms: int = 5_000) -> ChainHead:
     """The hash chain's head now (read after an export's last page, for its manifest)."""
-    conn = open_read_only(path, busy_timeout_ms)
-    try:
+    def head(conn: sqlite3.Connection) -> ChainHead:
         row = conn.execute(QUERIES["chain_head"]).fetchone()
-    except sqlite3.Error as exc:
-        raise translate(exc) from exc
-    finally:
-        conn.close()
-    return ChainHead(0, GENESIS) if row is None else ChainHead(row[0], bytes(row[1]))
+        return ChainHead(0, GENESIS) if row is None else ChainHead(row[0], bytes(row[1]))
+
+    return _reading(path, busy_timeout_ms, head)
 
 
 def chain_head_at(path: Path, busy_timeout_ms: int = 5_000) -> Callable[[int], bytes | None]:
     """A look-up of the chain's head at a seq (None: no such entry), for
     ``export_manifest.verify_export``."""
-    def at(seq: int) -> bytes | None:
-        conn = open_read_only(path, busy_timeout_ms)
-        try:
-            row = conn.execute(QUERIES["chain_head_at"], (seq,)).fetchone()
-        except sqlite3.Error as exc:
-            raise translate(exc) from exc
-        finally:
-            conn.close()
-        return None if row is None else bytes(row[0])
+    return lambda seq: _reading(path, busy_timeout_ms,
+                                lambda conn: chain_rows.head_at(conn, seq))
 
-    return at
+
+def _reading(path: Path, busy_timeout_ms: int, read: Callable[[sqlite3.Connection], T]) -> T:
+    try:
+        return in_snapshot(path, busy_timeout_ms, read)
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc

@@ -20,12 +20,12 @@ class SqliteIntake:
     async def enqueue_or_match(self, request: NewRequest, settled_window_s: float,
                                now: float) -> StoredRequest | None:
         row = insert_row(request, self._db.keys)
-        # Encoded and hashed here, not in the writer's transaction (writer.InsertLinks).
-        links = [chain.request_link(request)] if self._db.chain else None
+        # Encoded and hashed here, not in the writer's transaction (writer.InsertLink).
+        link = chain.request_link(request) if self._db.chain else None
 
         try:
             # Most calls resubmit nothing: they join the group commit's one executemany.
-            await self._db.insert(row, links)
+            await self._db.insert(row, link)
             return None
         except DuplicateKey:
             if request.dedup_key is None:
@@ -42,8 +42,8 @@ class SqliteIntake:
                 c.execute(QUERIES["release_dedup_key"], (original.id,))
             c.execute(QUERIES["insert_request"], row)
             count_inserted(c, [row])
-            if links is not None:
-                c.add_links(links)
+            if link is not None:
+                c.add_links([link])
             return None
 
         return await self._db.write(op)

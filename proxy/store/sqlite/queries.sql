@@ -13,6 +13,15 @@ INSERT INTO requests (id, upstream, method, path, query, headers, body, received
                       dedup_key, coalesce_key, lease_owner, lease_expires_at, key_id)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 
+-- insert_request_chained --
+-- The group commit's executemany: insert_request with the request's chain entry in the
+-- row (schema v14; writer.number_inserts), NULLs when it has none.
+INSERT INTO requests (id, upstream, method, path, query, headers, body, received_at, status,
+                      next_attempt_at, updated_at, endpoint, ordering_key, expires_at,
+                      dedup_key, coalesce_key, lease_owner, lease_expires_at, key_id,
+                      chain_seq, chain_leaf, chain_head)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+
 -- count_requests_inserted --
 -- New rows are counted once per group commit, one upsert per (upstream, status, endpoint,
 -- path) among them, in the same transaction: a trigger per row cost ~7 us of the writer's
@@ -354,8 +363,15 @@ SELECT request_id, number, started_at, duration_s, verdict, http_status, error, 
 FROM attempts WHERE request_id IN ({ids}) ORDER BY request_id, number
 
 -- chain_head --
--- The last entry (the rowid's end of the table: no scan).
-SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1
+-- The last entry: the chain table's (its rowid's end: no scan) or the last request's
+-- that holds its own (schema v14: their seqs rise with the rowid, so the rowid's end,
+-- past the rows stored with none).
+SELECT seq, head FROM (
+  SELECT * FROM (SELECT seq, head FROM chain ORDER BY seq DESC LIMIT 1)
+  UNION ALL
+  SELECT * FROM (SELECT chain_seq, chain_head FROM requests WHERE chain_seq IS NOT NULL
+                 ORDER BY rowid DESC LIMIT 1)
+) ORDER BY seq DESC LIMIT 1
 
 -- append_chain --
 -- Once per group commit, just before COMMIT (writer.link_pending).
@@ -366,19 +382,39 @@ INSERT INTO chain (seq, kind, ref, leaf, head, record) VALUES (?,?,?,?,?,?)
 SELECT action, at FROM audit_log WHERE target=? AND actor=? AND action IN (?,?)
 ORDER BY id DESC LIMIT 1
 
--- chain_head_at --
--- An export manifest's chain position, checked by `tenang audit verify --export`.
-SELECT head FROM chain WHERE seq=?
-
 -- chain_entries --
 SELECT seq, kind, ref, leaf, head, purged_at, record FROM chain
 WHERE seq>? ORDER BY seq LIMIT ?
+
+-- request_rowids --
+-- The requests' rowid range, for chain_rows.first_row_after to bisect.
+SELECT min(rowid), max(rowid) FROM requests
+
+-- row_entry_from --
+-- The first request row at or after a rowid that holds its own chain entry (schema v14).
+SELECT rowid, chain_seq FROM requests WHERE rowid>=? AND chain_seq IS NOT NULL
+ORDER BY rowid LIMIT 1
+
+-- row_entries --
+-- The entries request rows hold, from a rowid on (their seqs rise with it).
+SELECT rowid, chain_seq, id, chain_leaf, chain_head FROM requests
+WHERE rowid>=? AND chain_seq>? ORDER BY rowid LIMIT ?
 
 -- requests_by_ids --
 SELECT {REQUEST_COLUMNS} FROM requests WHERE id IN ({ids})
 
 -- audit_by_ids --
 SELECT id, at, actor, action, target, detail FROM audit_log WHERE id IN ({ids})
+
+-- tombstone_row_entries --
+-- A request's entry kept in its row (schema v14) moves to the chain table, marked purged.
+INSERT INTO chain (seq, kind, ref, leaf, head, purged_at)
+SELECT chain_seq, 'request', id, chain_leaf, chain_head, ? FROM requests
+WHERE id IN ({ids}) AND chain_seq IS NOT NULL
+
+-- clear_row_entries --
+UPDATE requests SET chain_seq=NULL, chain_leaf=NULL, chain_head=NULL
+WHERE id IN ({ids}) AND chain_seq IS NOT NULL
 
 -- mark_purged --
 -- A purged record keeps its entry: the leaf is no longer checked, the head still links.

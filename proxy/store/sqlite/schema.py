@@ -258,6 +258,18 @@ MIGRATIONS: tuple[str, ...] = (
         retired_at REAL
     );
     """,
+    # v14: a request's chain entry (seq, leaf, head) in its own row, which intake writes
+    # anyway, instead of a row of the chain table: a group commit of 31 wrote 6.6 more
+    # WAL frames with the chain on, 0.7 like this (bench/RESULTS.md). No index: the
+    # writer numbers rows in the order it inserts them, so their seqs rise with the rowid
+    # (chain_entries finds a seq by bisecting the rowids). A request whose row goes
+    # (retention) moves its entry to the chain table, as its tombstone. Entries stored
+    # before stay where they are.
+    """
+    ALTER TABLE requests ADD COLUMN chain_seq INTEGER;
+    ALTER TABLE requests ADD COLUMN chain_leaf BLOB;
+    ALTER TABLE requests ADD COLUMN chain_head BLOB;
+    """,
 )
 
 

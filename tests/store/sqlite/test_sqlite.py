@@ -267,12 +267,15 @@ async def test_a_duplicate_in_a_group_does_not_cost_its_neighbours_a_commit_each
 
 def started_writer(db_path: Path) -> SqliteWriter:
     """The writer alone, on a fresh database with one table ``t (x INTEGER PRIMARY KEY)``
-    whose batched insert is ``INSERT INTO t (x) VALUES (?)``."""
+    whose batched insert is ``INSERT INTO t (x) VALUES (?)`` (and its chain columns,
+    NULL: the jobs add no links)."""
     db_path.parent.mkdir(parents=True)
     setup = connect_writer(db_path, 2_000)
-    setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    setup.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, chain_seq, chain_leaf, chain_head)")
     setup.close()
-    writer = SqliteWriter(lambda: connect_writer(db_path, 2_000), "INSERT INTO t (x) VALUES (?)")
+    writer = SqliteWriter(lambda: connect_writer(db_path, 2_000),
+                          ("INSERT INTO t (x) VALUES (?)",
+                           "INSERT INTO t (x, chain_seq, chain_leaf, chain_head) VALUES (?,?,?,?)"))
     writer.start(asyncio.get_running_loop())
     return writer
 
@@ -465,7 +468,8 @@ async def test_writer_that_cannot_connect_fails_waiters_instead_of_hanging() -> 
     def broken_connect() -> ChainedConnection:
         raise sqlite3.OperationalError("unable to open database file")
 
-    writer = SqliteWriter(broken_connect, QUERIES["insert_request"])
+    writer = SqliteWriter(broken_connect, (QUERIES["insert_request"],
+                                           QUERIES["insert_request_chained"]))
     writer.start(asyncio.get_running_loop())
 
     async def submit_and_wait() -> None:
