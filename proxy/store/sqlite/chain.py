@@ -1,10 +1,11 @@
-"""SQLite ``Chain``: the hash chain's entries (table ``chain``, schema v10), checkpoints
-and verifications.
+"""SQLite ``Chain``: the hash chain's entries (table ``chain``, schema v11, and a
+request's own in its row, v14: ``chain_rows``), checkpoints and verifications.
 
-Entries are appended by the writer (``writer.link_pending``) from the links the other role
-objects' jobs add; ``chained_states`` is how they add a state change. Reads use the
-reader connection (aiosqlite's own thread), a page at a time, so a verification of a
-long chain never holds the event loop for more than a page.
+Entries are appended by the writer (``writer.number_inserts`` for intake's rows,
+``writer.link_pending`` for the links the other role objects' jobs add);
+``chained_states`` is how they add a state change. Reads run a page at a time off the
+event loop (entries on a connection of their own, records on the reader's), so a
+verification of a long chain never holds the event loop for more than a page.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@ inside its own transactions (a request and its counts, a callback)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections import Counter
@@ -29,12 +30,21 @@ from proxy.store.sqlite.queries import QUERIES
 _UPSTREAM, _PATH, _STATUS, _ENDPOINT = 1, 3, 8, 11  # positions in an insert_request row
 
 
-def count_inserted(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Add ``rows`` (just inserted with ``insert_request``) to request_counts. Every
-    insert into ``requests`` must be followed by this, in its transaction."""
+def count_inserted(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Add ``rows`` (just inserted with ``insert_request``) to request_counts; returns
+    the database's ``PRAGMA data_version`` as the statement read it (the writer's
+    ``AfterInsert``). Every insert into ``requests`` must be followed by this, in its
+    transaction."""
     groups = Counter((r[_UPSTREAM], r[_STATUS], r[_ENDPOINT], r[_PATH]) for r in rows)
-    conn.executemany(QUERIES["count_requests_inserted"],
-                     [(*key, n) for key, n in groups.items()])
+    params = [v for key, n in groups.items() for v in (*key, n)]
+    returned = conn.execute(_counts_sql(len(groups)), params).fetchall()
+    return int(returned[0][0])
+
+
+@functools.lru_cache(maxsize=16)
+def _counts_sql(groups: int) -> str:
+    row = "(?, ?, IFNULL(? LIKE 'vclaim.sep%' OR ? LIKE '%/sep/%', 0), ?)"
+    return QUERIES["count_requests_inserted"].replace("{rows}", ",".join([row] * groups))
 
 
 # Built once: json.dumps with non-default options constructs an encoder per call.

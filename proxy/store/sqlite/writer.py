@@ -4,13 +4,14 @@ Handlers and the relay submit operations; the thread takes everything that is wa
 runs it in one transaction, commits once (one fsync), then resolves every waiting
 future with a single hop back to the event loop. Inserts of new requests are batched
 into one ``executemany``. The hash chain (``proxy.store.chain``) is extended in the same
-transaction, just before COMMIT: every job adds its links to the connection
-(``ChainedConnection.links``) and the writer numbers and inserts them all at once, so a
-group commit stays one commit and one fsync. A failing operation does not fail its
-neighbours: the batch is rolled back and replayed in one transaction with a savepoint
-per operation (its links dropped with it), so only the failing one is undone and the
-rest still commit together (one fsync, not one each: a SIMRS resending the same booking
-must not slow intake for everyone else).
+transaction: each new request's entry is numbered into its own row as it is inserted
+(``number_inserts``), and every other job adds its links to the connection
+(``ChainedConnection.links``), which the writer numbers and inserts all at once just
+before COMMIT, so a group commit stays one commit and one fsync. A failing operation
+does not fail its neighbours: the batch is rolled back and replayed in one transaction
+with a savepoint per operation (its links dropped with it), so only the failing one is
+undone and the rest still commit together (one fsync, not one each: a SIMRS resending
+the same booking must not slow intake for everyone else).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class ChainedConnection(sqlite3.Connection):
     head: chain.ChainHead | None
     committed_head: chain.ChainHead | None
     committed_version: int
+    # The transaction numbered its rows after ``committed_head`` before it had proof that
+    # no other connection had committed since (``number_inserts``).
+    head_unproven: bool
 
     def add_links(self, links: Iterable[chain.Link]) -> None:
         """``links`` may be a generator: with the chain off it is never run, so nothing
@@ -76,8 +80,10 @@ InsertRow = tuple[Any, ...]
 # waiting 202 waits for. The writer numbers it and stores it in the row itself
 # (``number_inserts``).
 InsertLink = chain.Link
-# Runs in the same transaction right after rows were inserted (the store counts them).
-AfterInsert = Callable[[ChainedConnection, Sequence[InsertRow]], None]
+# Runs in the same transaction right after rows were inserted (the store counts them),
+# and returns ``PRAGMA data_version`` as its statement read it: the proof
+# ``number_inserts`` needs, without a statement of its own.
+AfterInsert = Callable[[ChainedConnection, Sequence[InsertRow]], int]
 Result = tuple["_Job", Any, BaseException | None]
 
 MAX_BATCH = 2048
@@ -102,6 +108,11 @@ def translate(exc: sqlite3.Error) -> StoreError:
 
 class _TransactionLost(Exception):
     """A failing statement made SQLite roll back the whole transaction."""
+
+
+class _HeadMoved(Exception):
+    """Another connection extended the chain since this one last committed: the rows
+    numbered after the head it kept must be numbered again."""
 
 
 @dataclass(slots=True)
@@ -231,12 +242,18 @@ class SqliteWriter:
             return began
         try:
             if inserts:
-                conn.executemany(self._chained_insert_sql, number_inserts(conn, inserts))
+                proof = self._after_insert is not None
+                conn.executemany(self._chained_insert_sql,
+                                 number_inserts(conn, inserts, proven_after=proof))
                 if self._after_insert is not None:
-                    self._after_insert(conn, rows)
+                    prove_head(conn, self._after_insert(conn, rows))
             results: list[Result] = [(j, j.op(conn), None) for j in ops if j.op is not None]
             link_pending(conn)
             _commit(conn)
+        except _HeadMoved:
+            _rollback(conn)
+            conn.committed_head = None  # read it again
+            return self._run_batch(conn, batch)
         except BaseException as exc:
             _rollback(conn)
             if len(batch) == 1:
@@ -312,14 +329,22 @@ def chain_head_now(conn: ChainedConnection) -> chain.ChainHead:
 _NO_ENTRY = (None, None, None)
 
 
-def number_inserts(conn: ChainedConnection, inserts: Sequence[_Job]) -> list[InsertRow]:
+def number_inserts(conn: ChainedConnection, inserts: Sequence[_Job], *,
+                   proven_after: bool = False) -> list[InsertRow]:
     """The inserted rows with their request entries numbered and linked after the head,
     in order, as their last three values (seq, leaf, head): a request's entry is kept in
     its own row, which intake writes anyway, not in a row of the chain table (measured:
     6.6 more WAL frames per group commit of 31 with a row each, 0.7 in the row;
-    bench/RESULTS.md)."""
+    bench/RESULTS.md).
+
+    ``proven_after``: the caller proves the head before COMMIT (``prove_head``), so the
+    rows may be numbered after the head this connection last committed without reading
+    ``data_version`` first: every statement inside the group commit waits for the GIL,
+    and every 202 of the group waits for the commit."""
     if not conn.chain_on or all(j.link is None for j in inserts):
         return [(j.insert or ()) + _NO_ENTRY for j in inserts]
+    if conn.head is None and proven_after and conn.committed_head is not None:
+        conn.head, conn.head_unproven = conn.committed_head, True
     head = chain_head_now(conn)
     seq, previous = head.seq, head.head
     sha256 = hashlib.sha256
@@ -335,6 +360,15 @@ def number_inserts(conn: ChainedConnection, inserts: Sequence[_Job]) -> list[Ins
     return rows
 
 
+def prove_head(conn: ChainedConnection, data_version: int) -> None:
+    """``data_version`` was read in this transaction: if another connection committed
+    since this one last did, the head ``number_inserts`` assumed may be stale."""
+    if conn.head_unproven:
+        if data_version != conn.committed_version:
+            raise _HeadMoved
+        conn.head_unproven = False
+
+
 def link_pending(conn: ChainedConnection) -> None:
     """Number and link the transaction's links after the chain's current head and insert
     them into the chain table (one multi-row INSERT)."""
@@ -347,6 +381,7 @@ def link_pending(conn: ChainedConnection) -> None:
 
 
 def _commit(conn: ChainedConnection) -> None:
+    assert not conn.head_unproven, "a group numbered after an unproven head"
     conn.execute("COMMIT")
     if conn.head is not None:
         conn.committed_head, conn.head = conn.head, None
@@ -417,7 +452,7 @@ def _begin(conn: ChainedConnection, batch: Sequence[_Job]) -> list[Result] | Non
     gone), every job fails at once with why: nothing was tried, so replaying the batch
     job by job would only wait out the busy timeout once per job."""
     conn.links.clear()
-    conn.head = None
+    conn.head, conn.head_unproven = None, False
     try:
         _begin_immediate(conn)
     except sqlite3.Error as exc:
@@ -428,7 +463,8 @@ def _begin(conn: ChainedConnection, batch: Sequence[_Job]) -> list[Result] | Non
 
 def _rollback(conn: ChainedConnection) -> None:
     conn.links.clear()
-    conn.head = None  # what this transaction linked is undone: the committed head stands
+    # What this transaction linked is undone: the committed head stands.
+    conn.head, conn.head_unproven = None, False
     if conn.in_transaction:
         # If even ROLLBACK fails the connection is unusable; the next BEGIN reports why.
         with contextlib.suppress(sqlite3.Error):
@@ -466,6 +502,7 @@ def connect_writer(path: Path, busy_timeout_ms: int) -> ChainedConnection:
     conn.chain_on = True
     conn.head = conn.committed_head = None
     conn.committed_version = 0
+    conn.head_unproven = False
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
