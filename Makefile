@@ -2,6 +2,11 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
+# Bytecode is cached: with PYTHONDONTWRITEBYTECODE set (as on CI's machines) every
+# `tenang` a test starts compiled its ~190 modules anew (0.3 s a start on a slow core),
+# and pytest rewrote every test module on every run.
+unexport PYTHONDONTWRITEBYTECODE
+
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

@@ -90,9 +90,11 @@ def seed(db: Path, n: int) -> float:
 
 def seed_chain(conn: sqlite3.Connection) -> None:
     """The hash chain those requests would have made (``proxy.store.chain``), so the
-    purge marks their tombstones as it would on a real store: per request, in id order,
+    purge leaves their tombstones as it would on a real store: per request, in id order,
     its entry, its claim (pending -> in_flight), its attempt and its outcome, with real
-    leaves and heads (``tenang audit verify`` checks the purged store: ``--verify``)."""
+    leaves and heads (``tenang audit verify`` checks the purged store: ``--verify``).
+    Each request's entry is kept in its row, as intake keeps it (schema v14: the purge
+    moves it to the chain table), the others in the chain table."""
     head = chain.ChainHead(0, chain.GENESIS)
     columns = ", ".join("r." + c.strip() for c in REQUEST_COLUMNS.split(","))
     rows = conn.execute(
@@ -111,7 +113,12 @@ def seed_chain(conn: sqlite3.Connection) -> None:
                       chain.state_link(r.id, "in_flight", "succeeded", "delivered",
                                        r.updated_at)]
         entries = chain.extend_rows(head, links)
-        conn.executemany(QUERIES["append_chain"], entries)
+        conn.executemany(
+            "UPDATE requests SET chain_seq=?, chain_leaf=?, chain_head=? WHERE id=?",
+            [(seq, leaf, h, ref) for seq, kind, ref, leaf, h, _ in entries
+             if kind == chain.Kind.REQUEST.value])
+        conn.executemany(QUERIES["append_chain"],
+                         [e for e in entries if e[1] != chain.Kind.REQUEST.value])
         head = chain.ChainHead(entries[-1][0], entries[-1][4])
     conn.execute("COMMIT")
 

@@ -3,8 +3,8 @@
 Everything the backend sends to SQLite is in that one file, readable as SQL and diffable
 against another dialect's (``proxy.store.named_sql`` reads it). At load the column lists
 and the status lists (rendered from ``proxy.lifecycle``'s sets, so each is spelled once)
-are filled in; ``{ids}`` and ``{where}`` are left for the call (``with_ids``,
-``with_where``).
+are filled in; ``{ids}``, ``{where}`` and ``{rows}`` are left for the call (``with_ids``,
+``with_where``, ``with_rows``).
 """
 
 from __future__ import annotations
@@ -58,3 +58,9 @@ def with_ids(sql: str, count: int) -> str:
 def with_where(sql: str, clauses: Sequence[str]) -> str:
     """``sql`` with ``{where}`` as the conjunction of ``clauses`` (none: every row)."""
     return sql.replace("{where}", " AND ".join(clauses) if clauses else "1=1")
+
+
+def with_rows(sql: str, row: str, count: int) -> str:
+    """``sql`` with ``{rows}`` as ``count`` copies of the VALUES row ``row`` (one
+    multi-row statement)."""
+    return sql.replace("{rows}", ",".join([row] * count))

@@ -23,13 +23,13 @@ INSERT INTO requests (id, upstream, method, path, query, headers, body, received
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
 
 -- count_requests_inserted --
--- New rows are counted once per group commit, one upsert per (upstream, status, endpoint,
--- path) among them, in the same transaction: a trigger per row cost ~7 us of the writer's
--- time per insert (bench/RESULTS.md). Status changes are counted by a trigger (schema v8).
--- The SEP test is the trigger's, so both agree on every row.
--- One statement for all of a group's counts, {rows} times the VALUES row; it returns the
--- database's data_version, the writer's proof that no other connection has committed
--- since its last commit (writer.number_inserts): one statement fewer per group commit.
+-- New rows are counted once per group commit, one upsert row per (upstream, status,
+-- endpoint, path) among them ({rows}: rows.count_inserted), in the same transaction: a
+-- trigger per row cost ~7 us of the writer's time per insert (bench/RESULTS.md). Status
+-- changes are counted by a trigger (schema v8). One statement for all of a group's
+-- counts, returning the database's data_version: the writer's proof that no other
+-- connection has committed since its last commit (writer.number_inserts), without a
+-- statement of its own.
 INSERT INTO request_counts (upstream, status, sep, n)
 VALUES {rows}
 ON CONFLICT (upstream, status, sep) DO UPDATE SET n = n + excluded.n

@@ -25,7 +25,7 @@ from proxy.store.records import (
     StoredRequest,
 )
 from proxy.store.sealing import Keyring, body_aad, payload_aad, response_aad
-from proxy.store.sqlite.queries import QUERIES
+from proxy.store.sqlite.queries import QUERIES, with_rows
 
 _UPSTREAM, _PATH, _STATUS, _ENDPOINT = 1, 3, 8, 11  # positions in an insert_request row
 
@@ -41,10 +41,14 @@ def count_inserted(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) ->
     return int(returned[0][0])
 
 
+# One group's counts: upstream, status, whether SEP (the trigger's test, so both agree on
+# every row), how many.
+_COUNT_ROW = "(?, ?, IFNULL(? LIKE 'vclaim.sep%' OR ? LIKE '%/sep/%', 0), ?)"
+
+
 @functools.lru_cache(maxsize=16)
 def _counts_sql(groups: int) -> str:
-    row = "(?, ?, IFNULL(? LIKE 'vclaim.sep%' OR ? LIKE '%/sep/%', 0), ?)"
-    return QUERIES["count_requests_inserted"].replace("{rows}", ",".join([row] * groups))
+    return with_rows(QUERIES["count_requests_inserted"], _COUNT_ROW, groups)
 
 
 # Built once: json.dumps with non-default options constructs an encoder per call.
