@@ -15,7 +15,8 @@ calls at ``--rate``, latency from the intended send time), measured in windows o
   second deletes their rows (``rows_after_days``): each is a purge of N rows.
 
 Reports each round's windows (p99, p50, max), the purge's duration and rows per second,
-and checks that every 202 was a stored row.
+checks that every 202 was a stored row, and runs `tenang audit verify` on the purged
+store (its tombstones and the requests stored meanwhile).
 
     .venv/bin/python bench/purge_bench.py            # N = 1,000,000
     .venv/bin/python bench/purge_bench.py --smoke    # N = 20,000, under 30 s
@@ -53,6 +54,7 @@ from bench.open_loop import open_loop
 from bench.scale_store import build
 from proxy.lifecycle import Status, Verdict
 from proxy.store import chain
+from proxy.store.sealing import PLAINTEXT
 from proxy.store.sqlite.queries import QUERIES, REQUEST_COLUMNS
 from proxy.store.sqlite.rows import row_to_attempt, row_to_request
 
@@ -92,7 +94,7 @@ def seed_chain(conn: sqlite3.Connection) -> None:
     """The hash chain those requests would have made (``proxy.store.chain``), so the
     purge leaves their tombstones as it would on a real store: per request, in id order,
     its entry, its claim (pending -> in_flight), its attempt and its outcome, with real
-    leaves and heads (``tenang audit verify`` checks the purged store: ``--verify``).
+    leaves and heads (``tenang audit verify`` checks the purged store at the end).
     Each request's entry is kept in its row, as intake keeps it (schema v14: the purge
     moves it to the chain table), the others in the chain table."""
     head = chain.ChainHead(0, chain.GENESIS)
@@ -105,8 +107,8 @@ def seed_chain(conn: sqlite3.Connection) -> None:
     while batch := rows.fetchmany(10_000):
         links = []
         for row in batch:
-            r = row_to_request(row[:-7])
-            a = row_to_attempt((r.id, *row[-7:]))
+            r = row_to_request(row[:-7], PLAINTEXT)
+            a = row_to_attempt((r.id, *row[-7:], None), PLAINTEXT)
             links += [chain.request_link(r),
                       chain.state_link(r.id, "pending", "in_flight", None, r.received_at),
                       chain.attempt_link(r.id, a),
@@ -229,6 +231,10 @@ def run(args: argparse.Namespace) -> int:
             stop(tenang)
             stop(upstream)
             log.close()
+        # The purged store's chain, tombstones and the requests stored meanwhile, checked.
+        verified = subprocess.run([py, "-m", "proxy", "audit", "verify", "--config",
+                                   str(configs["serve"])], cwd=REPO, env=env,
+                                  capture_output=True, text=True, check=False)
 
     without, during = summary(rounds, "without"), summary(rounds, "purge")
     accepted = without["ok"] + during["ok"]
@@ -244,9 +250,11 @@ def run(args: argparse.Namespace) -> int:
                    for r in purges],
         "accepted": accepted, "stored": stored, "old_rows_left": old_left,
         "every_202_stored": stored >= accepted,
+        "verify_exit": verified.returncode,
+        "verify": (verified.stdout + verified.stderr).strip().splitlines()[-1:],
     }
     print(json.dumps(result, indent=2))
-    ok = result["every_202_stored"] and old_left == 0
+    ok = result["every_202_stored"] and old_left == 0 and verified.returncode == 0
     return 0 if ok else 1
 
 
