@@ -168,9 +168,11 @@ async def test_killing_one_of_three_loses_nothing_and_sends_nothing_twice(
     victim = cluster.instances[1]
     orphaned: list[str] = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        # Slow answers: the victim's deliveries are in flight long enough to be cut.
+        # Slow answers: the victim's deliveries are in flight long enough to be cut. At
+        # 150 ms they could all end between seeing the victim's leases and killing it on
+        # a slow 2-core VM (CI, 1 run in 2 there), leaving it nothing to orphan.
         await sim_control(http, cluster.sim_url, "POST", "mode",
-                          {"mode": "up", "latency_ms": 150})
+                          {"mode": "up", "latency_ms": 600})
 
         async def kill_mid_load() -> None:
             async def holds_leases() -> bool:
